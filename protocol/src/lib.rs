@@ -1,0 +1,17 @@
+//! The dustwatch wire contract v1, shared by devices (sensors-sim) and the aggregator.
+//!
+//! One definition of topics, payloads and validation limits serves both sides, so a device and the
+//! aggregator cannot disagree on the format. This crate knows nothing about servers or simulators.
+
+pub mod hj212;
+pub mod payload;
+pub mod registry;
+pub mod topic;
+pub mod validate;
+
+pub use payload::{
+    CityLevel, Command, Event, EventKind, Flag, Level, Metric, Reading, Status, StatusState,
+};
+pub use registry::{Phase, Registry, SiteInfo, SiteKind};
+pub use topic::{Topic, TopicError, TopicRoot};
+pub use validate::{RejectReason, Rejected, MAX_PAYLOAD_BYTES};

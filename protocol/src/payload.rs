@@ -1,0 +1,339 @@
+//! JSON payloads of contract v1.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+/// One averaging interval of a monitor: values are means over the interval, absent = not measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Reading {
+    /// End of the interval, Unix milliseconds UTC (event time).
+    pub ts: i64,
+    /// Rises by one per message within a boot.
+    pub seq: u64,
+    /// Rises at each device restart.
+    pub boot: u32,
+    /// Length of the averaging interval in seconds.
+    pub interval_s: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pm25: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pm10: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tsp: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise_dba: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temp_c: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rh_pct: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pressure_kpa: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wind_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wind_deg: Option<f64>,
+    /// HJ 212 data flags per metric name; absent means `N` (normal).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub flags: BTreeMap<String, Flag>,
+}
+
+impl Reading {
+    pub fn get(&self, metric: Metric) -> Option<f64> {
+        match metric {
+            Metric::Pm25 => self.pm25,
+            Metric::Pm10 => self.pm10,
+            Metric::Tsp => self.tsp,
+            Metric::NoiseDba => self.noise_dba,
+            Metric::TempC => self.temp_c,
+            Metric::RhPct => self.rh_pct,
+            Metric::PressureKpa => self.pressure_kpa,
+            Metric::WindMs => self.wind_ms,
+            Metric::WindDeg => self.wind_deg,
+        }
+    }
+
+    pub fn set(&mut self, metric: Metric, value: Option<f64>) {
+        let slot = match metric {
+            Metric::Pm25 => &mut self.pm25,
+            Metric::Pm10 => &mut self.pm10,
+            Metric::Tsp => &mut self.tsp,
+            Metric::NoiseDba => &mut self.noise_dba,
+            Metric::TempC => &mut self.temp_c,
+            Metric::RhPct => &mut self.rh_pct,
+            Metric::PressureKpa => &mut self.pressure_kpa,
+            Metric::WindMs => &mut self.wind_ms,
+            Metric::WindDeg => &mut self.wind_deg,
+        };
+        *slot = value;
+    }
+
+    /// The data flag of a metric (`N` when absent).
+    pub fn flag(&self, metric: Metric) -> Flag {
+        self.flags.get(metric.name()).copied().unwrap_or(Flag::N)
+    }
+
+    /// A value that counts for means and exceedances: present and flagged `N`.
+    pub fn valid(&self, metric: Metric) -> Option<f64> {
+        self.get(metric).filter(|_| self.flag(metric).is_valid())
+    }
+}
+
+/// The metrics a reading carries, with their JSON field names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    Pm25,
+    Pm10,
+    Tsp,
+    NoiseDba,
+    TempC,
+    RhPct,
+    PressureKpa,
+    WindMs,
+    WindDeg,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 9] = [
+        Metric::Pm25,
+        Metric::Pm10,
+        Metric::Tsp,
+        Metric::NoiseDba,
+        Metric::TempC,
+        Metric::RhPct,
+        Metric::PressureKpa,
+        Metric::WindMs,
+        Metric::WindDeg,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Pm25 => "pm25",
+            Metric::Pm10 => "pm10",
+            Metric::Tsp => "tsp",
+            Metric::NoiseDba => "noise_dba",
+            Metric::TempC => "temp_c",
+            Metric::RhPct => "rh_pct",
+            Metric::PressureKpa => "pressure_kpa",
+            Metric::WindMs => "wind_ms",
+            Metric::WindDeg => "wind_deg",
+        }
+    }
+
+    pub fn unit(self) -> &'static str {
+        match self {
+            Metric::Pm25 | Metric::Pm10 | Metric::Tsp => "µg/m³",
+            Metric::NoiseDba => "dB(A)",
+            Metric::TempC => "°C",
+            Metric::RhPct => "%",
+            Metric::PressureKpa => "kPa",
+            Metric::WindMs => "m/s",
+            Metric::WindDeg => "°",
+        }
+    }
+
+    /// Accepted input range (inclusive). Wide enough for any real instrument, narrow enough to
+    /// reject garbage: laser PM sensors cap near 1,000 µg/m³ and beta-gauge TSP near 20 mg/m³.
+    pub fn range(self) -> (f64, f64) {
+        match self {
+            Metric::Pm25 | Metric::Pm10 => (0.0, 10_000.0),
+            Metric::Tsp => (0.0, 20_000.0),
+            Metric::NoiseDba => (0.0, 150.0),
+            Metric::TempC => (-60.0, 70.0),
+            Metric::RhPct => (0.0, 100.0),
+            Metric::PressureKpa => (50.0, 110.0),
+            Metric::WindMs => (0.0, 75.0),
+            Metric::WindDeg => (0.0, 360.0),
+        }
+    }
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Metric {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Metric::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| format!("unknown metric `{s}`"))
+    }
+}
+
+/// HJ 212 data flags. Only `N` counts as valid data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum Flag {
+    /// Normal.
+    #[default]
+    N,
+    /// Instrument stopped.
+    F,
+    /// Maintenance.
+    M,
+    /// Manually set value.
+    S,
+    /// Instrument fault.
+    D,
+    /// Calibration.
+    C,
+    /// Over the measuring range.
+    T,
+    /// Communication fault.
+    B,
+}
+
+impl Flag {
+    pub fn is_valid(self) -> bool {
+        self == Flag::N
+    }
+    pub fn letter(self) -> char {
+        match self {
+            Flag::N => 'N',
+            Flag::F => 'F',
+            Flag::M => 'M',
+            Flag::S => 'S',
+            Flag::D => 'D',
+            Flag::C => 'C',
+            Flag::T => 'T',
+            Flag::B => 'B',
+        }
+    }
+    pub fn from_letter(c: char) -> Option<Flag> {
+        Some(match c {
+            'N' => Flag::N,
+            'F' => Flag::F,
+            'M' => Flag::M,
+            'S' => Flag::S,
+            'D' => Flag::D,
+            'C' => Flag::C,
+            'T' => Flag::T,
+            'B' => Flag::B,
+            _ => return None,
+        })
+    }
+}
+
+/// Something that happened on a site, reported by its device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub ts: i64,
+    pub seq: u64,
+    pub boot: u32,
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    SprinklerOn,
+    SprinklerOff,
+    CoverOn,
+    CoverOff,
+    Reboot,
+}
+
+impl EventKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::SprinklerOn => "sprinkler_on",
+            EventKind::SprinklerOff => "sprinkler_off",
+            EventKind::CoverOn => "cover_on",
+            EventKind::CoverOff => "cover_off",
+            EventKind::Reboot => "reboot",
+        }
+    }
+}
+
+/// Retained device status; the last will carries only `{"state":"offline"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub state: StatusState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fw: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_s: Option<u32>,
+    /// Event time of the status when the device knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ts: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusState {
+    Online,
+    Offline,
+}
+
+/// A command from the office to a device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Command {
+    SetInterval { interval_s: u32 },
+    Sprinkle { duration_s: u32 },
+    Reboot,
+}
+
+/// City heavy-pollution warning level, ordered from none to red.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    #[default]
+    None,
+    Blue,
+    Yellow,
+    Orange,
+    Red,
+}
+
+impl Level {
+    pub const ALL: [Level; 5] = [
+        Level::None,
+        Level::Blue,
+        Level::Yellow,
+        Level::Orange,
+        Level::Red,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::None => "none",
+            Level::Blue => "blue",
+            Level::Yellow => "yellow",
+            Level::Orange => "orange",
+            Level::Red => "red",
+        }
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Level {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Level::ALL
+            .into_iter()
+            .find(|l| l.name() == s)
+            .ok_or_else(|| format!("unknown level `{s}` (none, blue, yellow, orange, red)"))
+    }
+}
+
+/// Payload of `dust/v1/city/level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CityLevel {
+    pub level: Level,
+    /// Event time from which the level is in force, Unix ms.
+    pub ts: i64,
+}
