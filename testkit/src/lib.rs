@@ -1,0 +1,149 @@
+//! Real things on free ports for integration tests, cleaned up on drop.
+//!
+//! - [`embedded_broker`]: rumqttd in this process (always available).
+//! - [`Mosquitto`]: the reference external broker, started as a child process when installed.
+//!   When `DUSTWATCH_REQUIRE_MOSQUITTO` is set (CI sets it), a missing Mosquitto is a failure,
+//!   never a skip.
+
+use dustwatch_broker::{BrokerConfig, EmbeddedBroker};
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("the OS hands out a free loopback port")
+}
+
+/// Start an embedded rumqttd on a free port. It lives until the test process exits.
+pub fn embedded_broker() -> EmbeddedBroker {
+    EmbeddedBroker::start(&BrokerConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..Default::default()
+    })
+    .expect("embedded broker starts on a free port")
+}
+
+/// A broker a test can talk to: its name (for messages) and port.
+#[derive(Debug, Clone)]
+pub struct BrokerUnderTest {
+    pub name: &'static str,
+    pub port: u16,
+}
+
+/// Where the mosquitto binary is, if installed.
+pub fn mosquitto_binary() -> Option<PathBuf> {
+    ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+/// True when CI demands Mosquitto-backed tests to run.
+pub fn mosquitto_required() -> bool {
+    std::env::var_os("DUSTWATCH_REQUIRE_MOSQUITTO").is_some_and(|v| v != "0")
+}
+
+/// A Mosquitto child process on a loopback port with test-friendly limits.
+pub struct Mosquitto {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Mosquitto {
+    /// Start Mosquitto on a free port. Returns None (skip) when it is not installed, and panics
+    /// when it is required but missing.
+    pub fn start() -> Option<Mosquitto> {
+        let Some(_) = mosquitto_binary() else {
+            if mosquitto_required() {
+                panic!("DUSTWATCH_REQUIRE_MOSQUITTO is set but mosquitto is not installed");
+            }
+            eprintln!("mosquitto not installed: skipping the Mosquitto part of this test");
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("temp dir for mosquitto config");
+        let mut m = Mosquitto {
+            child: None,
+            port: free_port(),
+            dir,
+        };
+        m.spawn();
+        Some(m)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn under_test(&self) -> BrokerUnderTest {
+        BrokerUnderTest {
+            name: "mosquitto",
+            port: self.port,
+        }
+    }
+
+    fn spawn(&mut self) {
+        let conf = self.dir.path().join("mosquitto.conf");
+        let mut f = std::fs::File::create(&conf).expect("write mosquitto.conf");
+        // Queue and inflight limits off: the default max_queued_messages 1000 drops QoS 1
+        // messages to a busy subscriber. Log to stdout: as root it drops to user mosquitto.
+        write!(
+            f,
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+             max_queued_messages 0\nmax_queued_bytes 0\nmax_inflight_messages 0\n\
+             log_dest stdout\nlog_type error\nlog_type warning\n",
+            port = self.port
+        )
+        .expect("write mosquitto.conf");
+        let bin = mosquitto_binary().expect("checked in start");
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn mosquitto");
+        self.child = Some(child);
+        wait_port(self.port);
+    }
+
+    /// Kill the broker (as a crash would); the port stays reserved for [`Mosquitto::restart`].
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Start again on the same port (sessions are gone: persistence is off).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Wait until something accepts on 127.0.0.1:port (at most 10 s).
+pub fn wait_port(port: u16) {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("nothing listens on {addr} after 10 s");
+}
