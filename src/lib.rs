@@ -1,0 +1,9 @@
+//! dustwatch: the aggregator. A reading travels broker -> ingest -> store -> rules -> web.
+
+pub mod app;
+pub mod aqi;
+pub mod config;
+pub mod ingest;
+pub mod metrics;
+pub mod store;
+pub mod web;

@@ -1,1 +1,186 @@
-fn main(){}
+//! The `dustwatch` command line: parses flags and wires the pieces together; nothing else.
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use dustwatch::app::Aggregator;
+use dustwatch::config::Config;
+use dustwatch_broker::EmbeddedBroker;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+
+/// dustwatch: construction-site dust monitoring. Devices publish readings over MQTT; the
+/// aggregator stores them, judges them against the warning rules and serves the dashboard.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Settings shared by every subcommand. Precedence: flag, then `DUSTWATCH_*` environment
+/// variable, then the config file, then the default.
+#[derive(Debug, Args)]
+struct Common {
+    /// TOML config file (every setting and its default: dustwatch.example.toml).
+    #[arg(long, global = true, env = "DUSTWATCH_CONFIG")]
+    config: Option<PathBuf>,
+    /// HTTP listen address of the dashboard [default: 127.0.0.1:8080].
+    #[arg(long, global = true, env = "DUSTWATCH_HTTP")]
+    http: Option<SocketAddr>,
+    /// Listen address of the embedded MQTT broker (demo, broker) [default: 127.0.0.1:1883].
+    #[arg(long, global = true, env = "DUSTWATCH_MQTT_LISTEN")]
+    mqtt_listen: Option<SocketAddr>,
+    /// Data directory holding the SQLite store [default: ./dustwatch-data].
+    #[arg(long, global = true, env = "DUSTWATCH_DATA")]
+    data: Option<PathBuf>,
+    /// Site registry TOML file with [[site]] tables [default: none].
+    #[arg(long, global = true, env = "DUSTWATCH_REGISTRY")]
+    registry: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run everything in one process: embedded broker, simulated fleet, aggregator, dashboard.
+    Demo {
+        /// Simulator scenario, shipped name or path [default: huiji-red-alert].
+        #[arg(long, env = "DUSTWATCH_SCENARIO")]
+        scenario: Option<String>,
+        /// Simulated seconds per real second [default: 60].
+        #[arg(long)]
+        speed: Option<f64>,
+        /// Simulator seed [default: 1].
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Run the aggregator against an MQTT broker (Mosquitto, EMQX, the embedded one, ...).
+    Serve {
+        /// Broker URL [default: mqtt://127.0.0.1:1883].
+        #[arg(long, env = "DUSTWATCH_BROKER")]
+        broker: Option<String>,
+        /// MQTT client id; the persistent session is keyed by it [default: dustwatch-aggregator].
+        #[arg(long, env = "DUSTWATCH_CLIENT_ID")]
+        client_id: Option<String>,
+    },
+    /// Run only the embedded MQTT broker.
+    Broker,
+}
+
+fn apply(common: &Common, config: &mut Config) {
+    if let Some(a) = common.http {
+        config.http.listen = a;
+    }
+    if let Some(a) = common.mqtt_listen {
+        config.broker.listen = a;
+    }
+    if let Some(d) = &common.data {
+        config.store.data_dir = d.clone();
+    }
+    if let Some(r) = &common.registry {
+        config.registry.file = Some(r.clone());
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rumqttd=warn,rumqttc=warn".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let mut config = Config::load(cli.common.config.as_deref())?;
+    apply(&cli.common, &mut config);
+
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::info!("Ctrl-C: stopping");
+            on_signal.cancel();
+        }
+    });
+
+    match cli.command {
+        Command::Serve { broker, client_id } => {
+            if let Some(b) = broker {
+                config.mqtt.url = b;
+            }
+            if let Some(c) = client_id {
+                config.mqtt.client_id = c;
+            }
+            let agg = Aggregator::start(&config, Vec::new(), shutdown.clone()).await?;
+            print_urls(&agg, &config.mqtt.url);
+            agg.wait().await?;
+        }
+        Command::Broker => {
+            let broker = EmbeddedBroker::start(&config.broker)?;
+            println!("MQTT broker listening on mqtt://{}", broker.addr());
+            shutdown.cancelled().await;
+        }
+        Command::Demo {
+            scenario,
+            speed,
+            seed,
+        } => {
+            if let Some(s) = scenario {
+                config.demo.scenario = s;
+            }
+            if let Some(s) = speed {
+                config.demo.speed = s;
+            }
+            if let Some(s) = seed {
+                config.demo.seed = s;
+            }
+            demo(config, shutdown).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn demo(mut config: Config, shutdown: CancellationToken) -> Result<()> {
+    let broker = EmbeddedBroker::start(&config.broker)?;
+    let addr = broker.addr();
+    config.mqtt.url = format!("mqtt://{addr}");
+    config.mqtt.username = config.broker.username.clone();
+    config.mqtt.password = config.broker.password.clone();
+    let scenario = sensors_sim::Scenario::load(&config.demo.scenario)
+        .with_context(|| format!("loading scenario `{}`", config.demo.scenario))?;
+    let sites = scenario.registry().sites;
+    let agg = Aggregator::start(&config, sites, shutdown.clone()).await?;
+    print_urls(&agg, &config.mqtt.url);
+
+    let options = sensors_sim::SimOptions {
+        host: addr.ip().to_string(),
+        port: addr.port(),
+        username: config.broker.username.clone(),
+        password: config.broker.password.clone(),
+        topic_root: dustwatch_protocol::TopicRoot::new(&config.mqtt.topic_root),
+        speed: sensors_sim::Speed::Factor(config.demo.speed),
+        seed: config.demo.seed,
+        ..Default::default()
+    };
+    let sim = sensors_sim::Sim::new(scenario, options);
+    let sim_shutdown = shutdown.clone();
+    let sim_task = tokio::spawn(async move { sim.run(sim_shutdown).await });
+    agg.wait().await?;
+    match sim_task.await {
+        Ok(Ok(summary)) => tracing::info!(?summary, "simulator stopped"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "simulator stopped with an error"),
+        Err(e) => tracing::warn!(error = %e, "simulator task failed"),
+    }
+    Ok(())
+}
+
+fn print_urls(agg: &Aggregator, broker: &str) {
+    println!("dustwatch is running");
+    println!("  dashboard   http://{}/", agg.http_addr);
+    println!("  sites API   http://{}/api/sites", agg.http_addr);
+    println!("  metrics     http://{}/metrics", agg.http_addr);
+    println!("  MQTT broker {broker}");
+    println!("  write token {}", agg.write_token);
+    println!("Press Ctrl-C to stop.");
+}

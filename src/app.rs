@@ -1,0 +1,148 @@
+//! Wiring: the pieces of a running aggregator, startable from a test without the CLI
+//! (mini-redis's `server::run(listener, shutdown)` pattern).
+
+use crate::config::{load_registry, Config, ConfigError};
+use crate::ingest::{self, IngestError};
+use crate::metrics::Metrics;
+use crate::store::{SqliteReader, SqliteStore, StoreError, StoreWriter};
+use crate::web;
+use dustwatch_protocol::SiteInfo;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    #[error("cannot listen on {addr}: {source}; pass --http to pick another address")]
+    HttpBind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("task failed: {0}")]
+    Join(String),
+}
+
+/// A running aggregator: ingest, store writer and HTTP server.
+pub struct Aggregator {
+    pub http_addr: SocketAddr,
+    pub metrics: Arc<Metrics>,
+    pub reader: Arc<SqliteReader>,
+    pub write_token: Arc<String>,
+    ingest: ingest::Ingest,
+    http: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Aggregator {
+    /// Open the store, register `extra_sites` (and the registry file's), start ingest against
+    /// `config.mqtt.url` and the HTTP server on `config.http.listen` (port 0 = a free port).
+    pub async fn start(
+        config: &Config,
+        extra_sites: Vec<SiteInfo>,
+        shutdown: CancellationToken,
+    ) -> Result<Aggregator, AppError> {
+        let registry = match &config.registry.file {
+            Some(path) => Some(load_registry(path)?),
+            None => None,
+        };
+        let strict = registry.as_ref().is_some_and(|r| r.strict);
+        let mut sites = extra_sites;
+        if let Some(r) = registry {
+            sites.extend(r.sites);
+        }
+        let store_config = config.store.clone();
+        let (store, reader) = tokio::task::spawn_blocking(move || {
+            let mut store = SqliteStore::open(store_config, strict)?;
+            store.upsert_sites(&sites)?;
+            let reader = store.reader()?;
+            Ok::<_, StoreError>((store, reader))
+        })
+        .await
+        .map_err(|e| AppError::Join(e.to_string()))??;
+        let reader = Arc::new(reader);
+        let metrics = Arc::new(Metrics::default());
+
+        let listener = TcpListener::bind(config.http.listen)
+            .await
+            .map_err(|source| AppError::HttpBind {
+                addr: config.http.listen,
+                source,
+            })?;
+        let http_addr = listener.local_addr().map_err(|source| AppError::HttpBind {
+            addr: config.http.listen,
+            source,
+        })?;
+
+        let ingest = ingest::start(
+            &config.mqtt,
+            &config.ingest,
+            Box::new(store) as Box<dyn StoreWriter>,
+            None,
+            metrics.clone(),
+            shutdown.clone(),
+        )?;
+
+        let write_token = Arc::new(
+            config
+                .http
+                .write_token
+                .clone()
+                .unwrap_or_else(generate_token),
+        );
+        let state = web::AppState {
+            reader: reader.clone(),
+            metrics: metrics.clone(),
+            offline_after_ms: config.time.offline_after_s * 1000,
+            write_token: write_token.clone(),
+        };
+        let router = web::router(state);
+        let http_shutdown = shutdown.clone();
+        let http = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
+                .await
+        });
+        Ok(Aggregator {
+            http_addr,
+            metrics,
+            reader,
+            write_token,
+            ingest,
+            http,
+        })
+    }
+
+    /// Wait until every task stopped (after the shutdown token is cancelled).
+    pub async fn wait(self) -> Result<(), AppError> {
+        self.ingest
+            .task
+            .await
+            .map_err(|e| AppError::Join(e.to_string()))?;
+        match self.http.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(AppError::Join(format!("http server: {e}"))),
+            Err(e) => Err(AppError::Join(e.to_string())),
+        }
+    }
+}
+
+/// A random bearer token for write actions when none is configured.
+fn generate_token() -> String {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded from the OS; two of them give 128 unpredictable bits.
+    (0..2)
+        .map(|_| {
+            let mut h = RandomState::new().build_hasher();
+            h.write_u64(std::process::id().into());
+            format!("{:016x}", h.finish())
+        })
+        .collect()
+}

@@ -1,0 +1,169 @@
+//! Settings: one serde struct per component, loaded from TOML (`--config FILE`), then overridden by
+//! `DUSTWATCH_*` environment variables and command-line flags (the CLI applies those). Every field
+//! has a documented default, so an empty file is a valid configuration.
+
+use crate::ingest::{IngestConfig, MqttConfig};
+use crate::store::sqlite::StoreConfig;
+use dustwatch_broker::BrokerConfig;
+use dustwatch_protocol::Registry;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The external broker `serve` connects to.
+    pub mqtt: MqttConfig,
+    /// The embedded broker of `demo` and `broker`.
+    pub broker: BrokerConfig,
+    pub ingest: IngestConfig,
+    pub store: StoreConfig,
+    pub http: HttpConfig,
+    pub registry: RegistryConfig,
+    pub demo: DemoConfig,
+    pub time: TimeConfig,
+}
+
+/// The dashboard server (`[http]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Listen address. Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// Bearer token for write actions. Default: generated at start and printed.
+    pub write_token: Option<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            write_token: None,
+        }
+    }
+}
+
+/// The site registry (`[registry]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistryConfig {
+    /// A registry TOML file with `[[site]]` tables. Default none: every site is unregistered
+    /// until the office registers it (the demo registers the scenario's sites).
+    pub file: Option<PathBuf>,
+}
+
+/// The one-command demo (`[demo]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DemoConfig {
+    /// Simulator scenario, a shipped name or a path. Default `huiji-red-alert`.
+    pub scenario: String,
+    /// Simulated seconds per real second. Default 60.
+    pub speed: f64,
+    /// Simulator seed. Default 1.
+    pub seed: u64,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        DemoConfig {
+            scenario: "huiji-red-alert".into(),
+            speed: 60.0,
+            seed: 1,
+        }
+    }
+}
+
+/// Time settings (`[time]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeConfig {
+    /// IANA time zone of local days (reports, sprinkling counts). Default `Asia/Shanghai`.
+    pub zone: String,
+    /// A site whose newest reading is this far behind the newest event time seen is offline.
+    /// Default 900 s.
+    pub offline_after_s: i64,
+}
+
+impl Default for TimeConfig {
+    fn default() -> Self {
+        TimeConfig {
+            zone: "Asia/Shanghai".into(),
+            offline_after_s: 900,
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+}
+
+impl Config {
+    /// Load from a TOML file; a missing `path` gives the defaults.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            None => Ok(Config::default()),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.display().to_string(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: p.display().to_string(),
+                    message: e.to_string(),
+                })
+            }
+        }
+    }
+}
+
+/// Load a registry file.
+pub fn load_registry(path: &Path) -> Result<Registry, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let registry: Registry = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    for site in &registry.sites {
+        if let Err(e) = dustwatch_protocol::topic::check_site_id(&site.id) {
+            return Err(ConfigError::Parse {
+                path: path.display().to_string(),
+                message: format!("site `{}`: {e}", site.id),
+            });
+        }
+    }
+    Ok(registry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        let c: Config = toml::from_str("").expect("empty config parses");
+        assert_eq!(c, Config::default());
+        assert_eq!(c.http.listen.port(), 8080);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_a_line() {
+        let err = toml::from_str::<Config>("[http]\nlisten = \"127.0.0.1:9000\"\nlsiten = 1\n")
+            .expect_err("typo must be refused");
+        let msg = err.to_string();
+        assert!(msg.contains("lsiten"), "{msg}");
+        assert!(msg.contains("line 3"), "{msg}");
+    }
+}

@@ -1,0 +1,117 @@
+//! From an MQTT message to a store record: topic and payload are checked against the contract;
+//! anything wrong becomes a dead letter with its reason, so nothing is dropped silently.
+
+use crate::store::{DeadLetter, Record};
+use dustwatch_protocol::{
+    CityLevel, Event, Reading, RejectReason, Rejected, Status, Topic, TopicRoot,
+};
+
+/// Decode one message. `None` means the message is not ingest's business (a command, our own
+/// alerts, an empty retained clear) and only needs its acknowledgement.
+pub fn decode(root: &TopicRoot, topic: &str, payload: &[u8]) -> Option<Record> {
+    let parsed = match root.parse(topic) {
+        Ok(t) => t,
+        Err(e) => {
+            return Some(dead(
+                topic,
+                payload,
+                Rejected::new(RejectReason::BadTopic, e.to_string()),
+            ))
+        }
+    };
+    let result = match parsed {
+        Topic::Reading { site, device } => {
+            Reading::decode(payload).map(|reading| Record::Reading {
+                site: site.to_string(),
+                device: device.to_string(),
+                reading,
+            })
+        }
+        Topic::Event { site, device } => Event::decode(payload).map(|event| Record::Event {
+            site: site.to_string(),
+            device: device.to_string(),
+            event,
+        }),
+        Topic::Status { .. } | Topic::CityLevel if payload.is_empty() => return None,
+        Topic::Status { site, device } => Status::decode(payload).map(|status| Record::Status {
+            site: site.to_string(),
+            device: device.to_string(),
+            status,
+        }),
+        Topic::CityLevel => CityLevel::decode(payload).map(|level| Record::CityLevel {
+            level,
+            source: "mqtt".to_string(),
+        }),
+        Topic::Hj212 { .. } => Err(Rejected::new(
+            RejectReason::BadFrame,
+            "HJ 212 over MQTT is not supported by this build",
+        )),
+        Topic::Cmd { .. } | Topic::Alert { .. } | Topic::DailyReport { .. } => return None,
+    };
+    Some(result.unwrap_or_else(|rejected| dead(topic, payload, rejected)))
+}
+
+fn dead(topic: &str, payload: &[u8], rejected: Rejected) -> Record {
+    Record::DeadLetter(DeadLetter {
+        topic: topic.chars().take(256).collect(),
+        // Oversized payloads are kept truncated: the reason says how big they were.
+        payload: payload[..payload.len().min(dustwatch_protocol::MAX_PAYLOAD_BYTES)].to_vec(),
+        reason: rejected.reason,
+        detail: rejected.detail,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(topic: &str, payload: &[u8]) -> Option<RejectReason> {
+        match decode(&TopicRoot::default(), topic, payload) {
+            Some(Record::DeadLetter(d)) => Some(d.reason),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn good_reading_becomes_a_record() {
+        let r = decode(
+            &TopicRoot::default(),
+            "dust/v1/s1/d1/reading",
+            br#"{"ts":1483516800000,"seq":1,"boot":1,"interval_s":60,"pm10":80}"#,
+        );
+        assert!(matches!(r, Some(Record::Reading { ref site, .. }) if site == "s1"));
+    }
+
+    #[test]
+    fn bad_messages_become_dead_letters_with_reasons() {
+        assert_eq!(
+            reason("dust/v1/bad id/d1/reading", b"{}"),
+            Some(RejectReason::BadTopic)
+        );
+        assert_eq!(
+            reason("dust/v1/s1/d1/reading", b"{oops"),
+            Some(RejectReason::MalformedJson)
+        );
+        assert_eq!(
+            reason(
+                "dust/v1/s1/d1/event",
+                br#"{"ts":1483516800000,"seq":1,"boot":1,"kind":"dance"}"#
+            ),
+            Some(RejectReason::WrongType)
+        );
+        let big = vec![b' '; 10_000];
+        match decode(&TopicRoot::default(), "dust/v1/s1/d1/reading", &big) {
+            Some(Record::DeadLetter(d)) => {
+                assert_eq!(d.reason, RejectReason::Oversized);
+                assert!(d.payload.len() <= dustwatch_protocol::MAX_PAYLOAD_BYTES);
+            }
+            other => panic!("expected a dead letter, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn empty_retained_clear_is_ignored() {
+        assert!(decode(&TopicRoot::default(), "dust/v1/s1/d1/status", b"").is_none());
+        assert!(decode(&TopicRoot::default(), "dust/v1/s1/d1/cmd", b"{}").is_none());
+    }
+}

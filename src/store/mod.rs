@@ -1,0 +1,168 @@
+//! The embedded store: what a reading becomes once it is accepted, and the traits the rest of the
+//! aggregator uses to write and read it. SQLite (`sqlite.rs`) is the implementation; the traits keep
+//! a long-term store or a clustered engine a swap away.
+
+pub mod hot;
+pub mod schema;
+pub mod sqlite;
+
+use dustwatch_protocol::{CityLevel, Event, Metric, Reading, RejectReason, SiteInfo, Status};
+use serde::Serialize;
+use thiserror::Error;
+
+pub use sqlite::{SqliteReader, SqliteStore};
+
+/// One accepted message, ready to be stored. Rejected messages become dead letters, so every
+/// message the broker delivered has exactly one record.
+#[derive(Debug, Clone)]
+pub enum Record {
+    Reading {
+        site: String,
+        device: String,
+        reading: Reading,
+    },
+    Event {
+        site: String,
+        device: String,
+        event: Event,
+    },
+    Status {
+        site: String,
+        device: String,
+        status: Status,
+    },
+    CityLevel {
+        level: CityLevel,
+        source: String,
+    },
+    DeadLetter(DeadLetter),
+}
+
+/// A rejected message, kept raw so nothing is lost and the reason can be inspected.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub reason: RejectReason,
+    pub detail: String,
+}
+
+/// What writing one batch did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Readings stored for the first time.
+    pub stored: u64,
+    /// Readings and events already stored (redelivery, duplicate publish).
+    pub duplicates: u64,
+    /// Dead letters written, by reason (including rejections decided by the store, e.g. strict
+    /// registry).
+    pub rejected: Vec<(RejectReason, u64)>,
+    /// Records of other kinds stored (events, status, city level).
+    pub other: u64,
+    /// Per record of the batch: true when it was stored for the first time (not a duplicate,
+    /// not rejected). Downstream consumers (rules) look only at fresh records.
+    pub fresh: Vec<bool>,
+}
+
+/// The newest reading of a site, kept hot (never found by scanning).
+#[derive(Debug, Clone, Serialize)]
+pub struct Latest {
+    pub device: String,
+    pub reading: Reading,
+    /// Wall-clock time the aggregator received it, Unix ms.
+    pub received_ms: i64,
+}
+
+/// A site as the store knows it: the registry entry, or a placeholder for an unregistered one.
+#[derive(Debug, Clone, Serialize)]
+pub struct SiteRow {
+    #[serde(flatten)]
+    pub info: SiteInfo,
+    pub registered: bool,
+}
+
+/// One step of an aggregated series.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SeriesPoint {
+    /// Start of the step, Unix ms.
+    pub ts: i64,
+    pub mean: f64,
+    pub min: f64,
+    pub max: f64,
+    pub count: u64,
+}
+
+/// A device's current status row.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceRow {
+    pub site: String,
+    pub device: String,
+    pub state: Option<String>,
+    pub fw: Option<String>,
+    pub boot: Option<u32>,
+    pub interval_s: Option<u32>,
+    pub last_seen_ms: Option<i64>,
+}
+
+/// Row counts, for metrics and tests.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Counts {
+    pub readings: u64,
+    pub events: u64,
+    pub dead_letters: u64,
+    pub sites: u64,
+    pub devices: u64,
+}
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("stored row is corrupt: {0}")]
+    Corrupt(String),
+    #[error("step must be between 1 s and 31 days, got {0} s")]
+    BadStep(i64),
+}
+
+/// The write side: owned by the single writer task.
+pub trait StoreWriter: Send {
+    /// Write a batch atomically: either every record is durable when this returns Ok, or none.
+    fn write_batch(&mut self, batch: &[Record]) -> Result<BatchOutcome, StoreError>;
+    /// Insert or update registry sites (marks them registered).
+    fn upsert_sites(&mut self, sites: &[SiteInfo]) -> Result<(), StoreError>;
+    /// Delete raw rows and rollups older than the retention, relative to event time `now_ms`.
+    fn apply_retention(&mut self, now_ms: i64) -> Result<u64, StoreError>;
+}
+
+/// The read side: shared by the web and the rules.
+pub trait StoreReader: Send + Sync {
+    fn sites(&self) -> Result<Vec<SiteRow>, StoreError>;
+    fn devices(&self, site: Option<&str>) -> Result<Vec<DeviceRow>, StoreError>;
+    /// Latest reading per site, as persisted at the last commit (used to warm the hot copy).
+    fn latest(&self) -> Result<Vec<(String, Latest)>, StoreError>;
+    /// A site's series of one metric in [from, to) aggregated to `step_s` seconds; only valid
+    /// (flag N) values count.
+    fn series(
+        &self,
+        site: &str,
+        metric: Metric,
+        from_ms: i64,
+        to_ms: i64,
+        step_s: i64,
+    ) -> Result<Vec<SeriesPoint>, StoreError>;
+    /// Raw readings of a site in [from, to), oldest first.
+    fn readings(
+        &self,
+        site: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(String, Reading)>, StoreError>;
+    fn counts(&self) -> Result<Counts, StoreError>;
+    /// The city level timeline, oldest first.
+    fn city_levels(&self) -> Result<Vec<CityLevel>, StoreError>;
+}

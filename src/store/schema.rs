@@ -1,0 +1,148 @@
+//! The SQLite schema. Raw readings are clustered by (site, ts) so a site's series is one range
+//! scan; a unique index on (site, device, boot, seq) deduplicates redeliveries. Rollups are wide
+//! (count, sum, min, max per metric) so one row per site and bucket carries every metric.
+
+use dustwatch_protocol::Metric;
+
+/// Schema version stored in `PRAGMA user_version`.
+pub const VERSION: i64 = 1;
+
+const BASE: &str = "
+CREATE TABLE IF NOT EXISTS sites (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    street TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    lat REAL,
+    lon REAL,
+    reference TEXT,
+    registered INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS devices (
+    site TEXT NOT NULL,
+    device TEXT NOT NULL,
+    state TEXT,
+    fw TEXT,
+    boot INTEGER,
+    interval_s INTEGER,
+    last_seen_ms INTEGER,
+    PRIMARY KEY (site, device)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS readings (
+    site TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    device TEXT NOT NULL,
+    boot INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    interval_s INTEGER NOT NULL,
+    pm25 REAL, pm10 REAL, tsp REAL, noise_dba REAL, temp_c REAL, rh_pct REAL,
+    pressure_kpa REAL, wind_ms REAL, wind_deg REAL,
+    flags TEXT,
+    received_ms INTEGER NOT NULL,
+    PRIMARY KEY (site, ts, device, boot, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS readings_dedup ON readings (site, device, boot, seq);
+CREATE TABLE IF NOT EXISTS latest (
+    site TEXT PRIMARY KEY,
+    device TEXT NOT NULL,
+    reading TEXT NOT NULL,
+    received_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    site TEXT NOT NULL,
+    device TEXT NOT NULL,
+    boot INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    received_ms INTEGER NOT NULL,
+    PRIMARY KEY (site, device, boot, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS events_by_time ON events (site, ts);
+CREATE TABLE IF NOT EXISTS status_history (
+    id INTEGER PRIMARY KEY,
+    site TEXT NOT NULL,
+    device TEXT NOT NULL,
+    received_ms INTEGER NOT NULL,
+    ts INTEGER,
+    state TEXT NOT NULL,
+    fw TEXT,
+    boot INTEGER,
+    interval_s INTEGER
+);
+CREATE TABLE IF NOT EXISTS city_levels (
+    ts INTEGER PRIMARY KEY,
+    level TEXT NOT NULL,
+    source TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY,
+    received_ms INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    payload BLOB NOT NULL
+);
+";
+
+/// Rollup tables and their bucket widths.
+pub const ROLLUPS: [(&str, i64); 2] = [("rollup_1m", 60_000), ("rollup_1h", 3_600_000)];
+
+/// The full DDL, rollup tables included.
+pub fn ddl() -> String {
+    let mut sql = BASE.to_string();
+    for (table, _) in ROLLUPS {
+        sql.push_str(&format!(
+            "CREATE TABLE IF NOT EXISTS {table} (site TEXT NOT NULL, bucket INTEGER NOT NULL, {cols}, \
+             PRIMARY KEY (site, bucket)) WITHOUT ROWID;\n",
+            cols = rollup_columns()
+                .iter()
+                .map(|c| format!("{c} REAL"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    sql
+}
+
+/// Column names of one metric in a rollup table: count, sum, min, max.
+pub fn rollup_cols(m: Metric) -> [String; 4] {
+    let n = m.name();
+    [
+        format!("n_{n}"),
+        format!("s_{n}"),
+        format!("lo_{n}"),
+        format!("hi_{n}"),
+    ]
+}
+
+fn rollup_columns() -> Vec<String> {
+    Metric::ALL.into_iter().flat_map(rollup_cols).collect()
+}
+
+/// Upsert that merges a batch's partial aggregate into a bucket.
+pub fn rollup_upsert(table: &str) -> String {
+    let cols = rollup_columns();
+    let placeholders = (0..cols.len() + 2)
+        .map(|i| format!("?{}", i + 1))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let merge = Metric::ALL
+        .into_iter()
+        .map(|m| {
+            let [n, s, lo, hi] = rollup_cols(m);
+            format!(
+                "{n} = {n} + excluded.{n}, {s} = {s} + excluded.{s}, \
+                 {lo} = min(coalesce({lo}, excluded.{lo}), coalesce(excluded.{lo}, {lo})), \
+                 {hi} = max(coalesce({hi}, excluded.{hi}), coalesce(excluded.{hi}, {hi}))"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "INSERT INTO {table} (site, bucket, {cols}) VALUES ({placeholders}) \
+         ON CONFLICT (site, bucket) DO UPDATE SET {merge}",
+        cols = cols.join(", ")
+    )
+}

@@ -1,0 +1,905 @@
+//! SQLite implementation of the store: one writer connection owned by the writer task, a small
+//! pool of read-only connections for the web. WAL mode lets readers run beside the writer.
+
+use super::hot::Hot;
+use super::schema::{self, ROLLUPS};
+use super::{
+    BatchOutcome, Counts, DeviceRow, Latest, Record, SeriesPoint, SiteRow, StoreError, StoreReader,
+    StoreWriter,
+};
+use dustwatch_protocol::{
+    CityLevel, Flag, Level, Metric, Phase, Reading, RejectReason, SiteInfo, SiteKind, StatusState,
+};
+use rusqlite::{params, Connection, OpenFlags, Transaction};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+/// Settings of the embedded store (`[store]` in the config file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Directory holding `dustwatch.db`. Default `./dustwatch-data`.
+    pub data_dir: PathBuf,
+    /// Raw readings older than this (in event time) are deleted. Default 30 days.
+    pub raw_retention_days: u32,
+    /// 1-minute and 1-hour rollups are kept this long. Default 730 days (2 years).
+    pub rollup_retention_days: u32,
+    /// `normal` survives a crash of the process (kill -9); `full` also a power loss, at a cost in
+    /// commit latency. Default `normal`.
+    pub synchronous: Synchronous,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Synchronous {
+    Normal,
+    Full,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            data_dir: PathBuf::from("./dustwatch-data"),
+            raw_retention_days: 30,
+            rollup_retention_days: 730,
+            synchronous: Synchronous::Normal,
+        }
+    }
+}
+
+const DB_FILE: &str = "dustwatch.db";
+const DAY_MS: i64 = 86_400_000;
+/// Dead letters kept; older ones are deleted so a flood of garbage cannot fill the disk.
+const MAX_DEAD_LETTERS: i64 = 200_000;
+
+fn db_path(dir: &Path) -> PathBuf {
+    dir.join(DB_FILE)
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// The writer side.
+pub struct SqliteStore {
+    conn: Connection,
+    config: StoreConfig,
+    hot: Arc<Hot>,
+    known: Known,
+}
+
+/// What the writer remembers between batches so it does not ask SQLite on every reading.
+#[derive(Default)]
+struct Known {
+    strict: bool,
+    /// site id -> registered
+    sites: HashMap<String, bool>,
+    devices: HashMap<(String, String), DeviceState>,
+    latest: HashMap<String, Latest>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+struct DeviceState {
+    state: Option<String>,
+    fw: Option<String>,
+    boot: Option<u32>,
+    interval_s: Option<u32>,
+}
+
+/// Partial aggregate of one metric in one bucket.
+#[derive(Debug, Clone, Copy, Default)]
+struct Agg {
+    n: u64,
+    sum: f64,
+    lo: Option<f64>,
+    hi: Option<f64>,
+}
+
+impl Agg {
+    fn add(&mut self, v: f64) {
+        self.n += 1;
+        self.sum += v;
+        self.lo = Some(self.lo.map_or(v, |x| x.min(v)));
+        self.hi = Some(self.hi.map_or(v, |x| x.max(v)));
+    }
+}
+
+type RollupDelta = HashMap<(String, i64), [Agg; 9]>;
+
+impl Known {
+    fn load(&mut self, conn: &Connection) -> Result<(), StoreError> {
+        let mut stmt = conn.prepare("SELECT id, registered FROM sites")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))?;
+        for row in rows {
+            let (id, reg) = row?;
+            self.sites.insert(id, reg);
+        }
+        let mut stmt =
+            conn.prepare("SELECT site, device, state, fw, boot, interval_s FROM devices")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                (r.get::<_, String>(0)?, r.get::<_, String>(1)?),
+                DeviceState {
+                    state: r.get(2)?,
+                    fw: r.get(3)?,
+                    boot: r.get(4)?,
+                    interval_s: r.get(5)?,
+                },
+            ))
+        })?;
+        for row in rows {
+            let (k, v) = row?;
+            self.devices.insert(k, v);
+        }
+        drop(stmt);
+        for (site, latest) in read_latest(conn)? {
+            self.latest.insert(site, latest);
+        }
+        Ok(())
+    }
+
+    /// Make sure the site is known; returns false when a strict registry refuses it.
+    fn admit_site(&mut self, tx: &Transaction, site: &str) -> Result<bool, StoreError> {
+        if self.sites.contains_key(site) {
+            return Ok(true);
+        }
+        if self.strict {
+            return Ok(false);
+        }
+        // Unknown sites are shown to the office as unregistered; nothing is dropped.
+        tx.execute(
+            "INSERT OR IGNORE INTO sites (id, name, street, kind, phase, registered) \
+             VALUES (?1, ?1, '', 'construction', 'idle', 0)",
+            params![site],
+        )?;
+        self.sites.insert(site.to_string(), false);
+        Ok(true)
+    }
+
+    fn admit_device(
+        &mut self,
+        tx: &Transaction,
+        site: &str,
+        device: &str,
+    ) -> Result<(), StoreError> {
+        let key = (site.to_string(), device.to_string());
+        if !self.devices.contains_key(&key) {
+            tx.execute(
+                "INSERT OR IGNORE INTO devices (site, device) VALUES (?1, ?2)",
+                params![site, device],
+            )?;
+            self.devices.insert(key, DeviceState::default());
+        }
+        Ok(())
+    }
+}
+
+impl SqliteStore {
+    /// Open (or create) the store under `config.data_dir`.
+    pub fn open(config: StoreConfig, strict: bool) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StoreError::DataDir {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+        let conn = Connection::open(db_path(&config.data_dir))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        let sync = match config.synchronous {
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+        };
+        conn.pragma_update(None, "synchronous", sync)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(&schema::ddl())?;
+        conn.pragma_update(None, "user_version", schema::VERSION)?;
+        let mut store = SqliteStore {
+            conn,
+            config,
+            hot: Arc::new(Hot::default()),
+            known: Known {
+                strict,
+                ..Default::default()
+            },
+        };
+        store.known.load(&store.conn)?;
+        store.hot.update(store.known.latest.clone());
+        Ok(store)
+    }
+
+    /// The hot state this writer maintains; share it with readers.
+    pub fn hot(&self) -> Arc<Hot> {
+        self.hot.clone()
+    }
+
+    /// A reader on the same database sharing this writer's hot state.
+    pub fn reader(&self) -> Result<SqliteReader, StoreError> {
+        SqliteReader::open(&self.config.data_dir, self.hot.clone())
+    }
+
+    fn dead_letter(
+        tx: &Transaction,
+        received: i64,
+        topic: &str,
+        payload: &[u8],
+        reason: RejectReason,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        tx.prepare_cached(
+            "INSERT INTO dead_letters (received_ms, topic, reason, detail, payload) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![received, topic, reason.label(), detail, payload])?;
+        Ok(())
+    }
+}
+
+fn flags_json(r: &Reading) -> Option<String> {
+    // Absent flags mean N; store only the abnormal ones to keep rows small.
+    let abnormal: BTreeMap<&String, &Flag> =
+        r.flags.iter().filter(|(_, f)| **f != Flag::N).collect();
+    if abnormal.is_empty() {
+        None
+    } else {
+        serde_json::to_string(&abnormal).ok()
+    }
+}
+
+fn bucket(ts: i64, width: i64) -> i64 {
+    // ts is the END of the interval: (b, b + width] belongs to bucket b.
+    (ts - 1).div_euclid(width) * width
+}
+
+impl StoreWriter for SqliteStore {
+    fn write_batch(&mut self, batch: &[Record]) -> Result<BatchOutcome, StoreError> {
+        let received = now_ms();
+        let mut out = BatchOutcome::default();
+        let mut rejected: BTreeMap<RejectReason, u64> = BTreeMap::new();
+        let mut deltas: [RollupDelta; 2] = [HashMap::new(), HashMap::new()];
+        let mut new_latest: HashMap<String, Latest> = HashMap::new();
+        let mut seen: HashMap<(String, String), i64> = HashMap::new();
+
+        let known = &mut self.known;
+        let result = (|| -> Result<(), StoreError> {
+            let tx = self.conn.transaction()?;
+            for record in batch {
+                // Set true below once the record is stored for the first time.
+                out.fresh.push(false);
+                let fresh = out.fresh.len() - 1;
+                match record {
+                    Record::Reading {
+                        site,
+                        device,
+                        reading: r,
+                    } => {
+                        if !known.admit_site(&tx, site)? {
+                            Self::dead_letter(
+                                &tx,
+                                received,
+                                &format!("{site}/{device}/reading"),
+                                &r.encode(),
+                                RejectReason::UnknownSite,
+                                "site is not in the strict registry",
+                            )?;
+                            *rejected.entry(RejectReason::UnknownSite).or_default() += 1;
+                            continue;
+                        }
+                        known.admit_device(&tx, site, device)?;
+                        let n = tx
+                            .prepare_cached(
+                                "INSERT OR IGNORE INTO readings (site, ts, device, boot, seq, \
+                                 interval_s, pm25, pm10, tsp, noise_dba, temp_c, rh_pct, \
+                                 pressure_kpa, wind_ms, wind_deg, flags, received_ms) \
+                                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, \
+                                 ?14, ?15, ?16, ?17)",
+                            )?
+                            .execute(params![
+                                site,
+                                r.ts,
+                                device,
+                                r.boot,
+                                r.seq,
+                                r.interval_s,
+                                r.pm25,
+                                r.pm10,
+                                r.tsp,
+                                r.noise_dba,
+                                r.temp_c,
+                                r.rh_pct,
+                                r.pressure_kpa,
+                                r.wind_ms,
+                                r.wind_deg,
+                                flags_json(r),
+                                received
+                            ])?;
+                        if n == 0 {
+                            out.duplicates += 1;
+                            continue;
+                        }
+                        out.stored += 1;
+                        out.fresh[fresh] = true;
+                        for (i, (_, width)) in ROLLUPS.iter().enumerate() {
+                            let aggs = deltas[i]
+                                .entry((site.clone(), bucket(r.ts, *width)))
+                                .or_default();
+                            for (j, m) in Metric::ALL.into_iter().enumerate() {
+                                if let Some(v) = r.valid(m) {
+                                    aggs[j].add(v);
+                                }
+                            }
+                        }
+                        let newer = new_latest
+                            .get(site)
+                            .or_else(|| known.latest.get(site))
+                            .is_none_or(|l| l.reading.ts <= r.ts);
+                        if newer {
+                            new_latest.insert(
+                                site.clone(),
+                                Latest {
+                                    device: device.clone(),
+                                    reading: r.clone(),
+                                    received_ms: received,
+                                },
+                            );
+                        }
+                        seen.insert((site.clone(), device.clone()), received);
+                    }
+                    Record::Event {
+                        site,
+                        device,
+                        event,
+                    } => {
+                        if !known.admit_site(&tx, site)? {
+                            *rejected.entry(RejectReason::UnknownSite).or_default() += 1;
+                            Self::dead_letter(
+                                &tx,
+                                received,
+                                &format!("{site}/{device}/event"),
+                                &serde_json::to_vec(event).unwrap_or_default(),
+                                RejectReason::UnknownSite,
+                                "site is not in the strict registry",
+                            )?;
+                            continue;
+                        }
+                        known.admit_device(&tx, site, device)?;
+                        let n = tx
+                            .prepare_cached(
+                                "INSERT OR IGNORE INTO events (site, device, boot, seq, ts, kind, \
+                                 received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                            )?
+                            .execute(params![
+                                site,
+                                device,
+                                event.boot,
+                                event.seq,
+                                event.ts,
+                                event.kind.name(),
+                                received
+                            ])?;
+                        if n == 0 {
+                            out.duplicates += 1;
+                        } else {
+                            out.other += 1;
+                            out.fresh[fresh] = true;
+                        }
+                        seen.insert((site.clone(), device.clone()), received);
+                    }
+                    Record::Status {
+                        site,
+                        device,
+                        status,
+                    } => {
+                        if !known.admit_site(&tx, site)? {
+                            *rejected.entry(RejectReason::UnknownSite).or_default() += 1;
+                            Self::dead_letter(
+                                &tx,
+                                received,
+                                &format!("{site}/{device}/status"),
+                                &serde_json::to_vec(status).unwrap_or_default(),
+                                RejectReason::UnknownSite,
+                                "site is not in the strict registry",
+                            )?;
+                            continue;
+                        }
+                        known.admit_device(&tx, site, device)?;
+                        let state = match status.state {
+                            StatusState::Online => "online",
+                            StatusState::Offline => "offline",
+                        };
+                        let new = DeviceState {
+                            state: Some(state.to_string()),
+                            // The last will carries only the state: keep what we knew.
+                            fw: status.fw.clone().or_else(|| {
+                                known
+                                    .devices
+                                    .get(&(site.clone(), device.clone()))
+                                    .and_then(|d| d.fw.clone())
+                            }),
+                            boot: status.boot.or_else(|| {
+                                known
+                                    .devices
+                                    .get(&(site.clone(), device.clone()))
+                                    .and_then(|d| d.boot)
+                            }),
+                            interval_s: status.interval_s.or_else(|| {
+                                known
+                                    .devices
+                                    .get(&(site.clone(), device.clone()))
+                                    .and_then(|d| d.interval_s)
+                            }),
+                        };
+                        let key = (site.clone(), device.clone());
+                        // A retained status is redelivered at every reconnect: history keeps
+                        // changes only.
+                        if known.devices.get(&key) != Some(&new) {
+                            tx.prepare_cached(
+                                "INSERT INTO status_history (site, device, received_ms, ts, \
+                                 state, fw, boot, interval_s) \
+                                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                            )?
+                            .execute(params![
+                                site,
+                                device,
+                                received,
+                                status.ts,
+                                state,
+                                new.fw,
+                                new.boot,
+                                new.interval_s
+                            ])?;
+                            tx.prepare_cached(
+                                "UPDATE devices SET state = ?3, fw = ?4, boot = ?5, \
+                                 interval_s = ?6 WHERE site = ?1 AND device = ?2",
+                            )?
+                            .execute(params![
+                                site,
+                                device,
+                                state,
+                                new.fw,
+                                new.boot,
+                                new.interval_s
+                            ])?;
+                            known.devices.insert(key, new);
+                        }
+                        out.other += 1;
+                    }
+                    Record::CityLevel { level, source } => {
+                        tx.prepare_cached(
+                            "INSERT OR REPLACE INTO city_levels (ts, level, source) \
+                             VALUES (?1, ?2, ?3)",
+                        )?
+                        .execute(params![
+                            level.ts,
+                            level.level.name(),
+                            source
+                        ])?;
+                        out.other += 1;
+                        out.fresh[fresh] = true;
+                    }
+                    Record::DeadLetter(d) => {
+                        Self::dead_letter(
+                            &tx, received, &d.topic, &d.payload, d.reason, &d.detail,
+                        )?;
+                        *rejected.entry(d.reason).or_default() += 1;
+                    }
+                }
+            }
+            for (i, (table, _)) in ROLLUPS.iter().enumerate() {
+                let mut stmt = tx.prepare_cached(&schema::rollup_upsert(table))?;
+                for ((site, b), aggs) in &deltas[i] {
+                    let mut values: Vec<rusqlite::types::Value> =
+                        vec![site.clone().into(), (*b).into()];
+                    for a in aggs {
+                        values.push((a.n as f64).into());
+                        values.push(a.sum.into());
+                        values.push(a.lo.into());
+                        values.push(a.hi.into());
+                    }
+                    stmt.execute(rusqlite::params_from_iter(values))?;
+                }
+            }
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT OR REPLACE INTO latest (site, device, reading, received_ms) \
+                     VALUES (?1, ?2, ?3, ?4)",
+                )?;
+                for (site, l) in &new_latest {
+                    let json = serde_json::to_string(&l.reading)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    stmt.execute(params![site, l.device, json, l.received_ms])?;
+                }
+                let mut stmt = tx.prepare_cached(
+                    "UPDATE devices SET last_seen_ms = ?3 WHERE site = ?1 AND device = ?2",
+                )?;
+                for ((site, device), at) in &seen {
+                    stmt.execute(params![site, device, at])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            // The transaction rolled back: forget in-memory registrations made inside it.
+            self.known = Known {
+                strict: self.known.strict,
+                ..Default::default()
+            };
+            self.known.load(&self.conn)?;
+            return Err(e);
+        }
+        self.hot
+            .update(new_latest.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.known.latest.extend(new_latest);
+        out.rejected = rejected.into_iter().collect();
+        Ok(out)
+    }
+
+    fn upsert_sites(&mut self, sites: &[SiteInfo]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        for s in sites {
+            tx.execute(
+                "INSERT INTO sites (id, name, street, kind, phase, lat, lon, reference, registered) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1) \
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, street = excluded.street, \
+                 kind = excluded.kind, phase = excluded.phase, lat = excluded.lat, \
+                 lon = excluded.lon, reference = excluded.reference, registered = 1",
+                params![
+                    s.id,
+                    s.name,
+                    s.street,
+                    s.kind.name(),
+                    s.phase.name(),
+                    s.lat,
+                    s.lon,
+                    s.reference
+                ],
+            )?;
+        }
+        tx.commit()?;
+        for s in sites {
+            self.known.sites.insert(s.id.clone(), true);
+        }
+        Ok(())
+    }
+
+    fn apply_retention(&mut self, now_ms: i64) -> Result<u64, StoreError> {
+        let raw_cut = now_ms - i64::from(self.config.raw_retention_days) * DAY_MS;
+        let rollup_cut = now_ms - i64::from(self.config.rollup_retention_days) * DAY_MS;
+        let tx = self.conn.transaction()?;
+        let mut deleted = 0u64;
+        // Per site, so each delete is a range on the primary key instead of a full scan.
+        for site in self.known.sites.keys() {
+            deleted += tx.execute(
+                "DELETE FROM readings WHERE site = ?1 AND ts < ?2",
+                params![site, raw_cut],
+            )? as u64;
+            deleted += tx.execute(
+                "DELETE FROM events WHERE site = ?1 AND ts < ?2",
+                params![site, raw_cut],
+            )? as u64;
+            for (table, _) in ROLLUPS {
+                deleted += tx.execute(
+                    &format!("DELETE FROM {table} WHERE site = ?1 AND bucket < ?2"),
+                    params![site, rollup_cut],
+                )? as u64;
+            }
+        }
+        deleted += tx.execute(
+            "DELETE FROM dead_letters WHERE id <= (SELECT max(id) FROM dead_letters) - ?1",
+            params![MAX_DEAD_LETTERS],
+        )? as u64;
+        tx.commit()?;
+        Ok(deleted)
+    }
+}
+
+fn read_latest(conn: &Connection) -> Result<Vec<(String, Latest)>, StoreError> {
+    let mut stmt = conn.prepare("SELECT site, device, reading, received_ms FROM latest")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, i64>(3)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (site, device, json, received_ms) = row?;
+        let reading: Reading =
+            serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        out.push((
+            site,
+            Latest {
+                device,
+                reading,
+                received_ms,
+            },
+        ));
+    }
+    Ok(out)
+}
+
+/// The read side: a small pool of read-only connections.
+pub struct SqliteReader {
+    path: PathBuf,
+    pool: Mutex<Vec<Connection>>,
+    hot: Arc<Hot>,
+}
+
+/// Connections kept idle in the pool.
+const POOL_SIZE: usize = 4;
+
+impl SqliteReader {
+    pub fn open(dir: &Path, hot: Arc<Hot>) -> Result<SqliteReader, StoreError> {
+        let reader = SqliteReader {
+            path: db_path(dir),
+            pool: Mutex::new(Vec::new()),
+            hot,
+        };
+        let conn = reader.connect()?;
+        reader.put(conn);
+        Ok(reader)
+    }
+
+    pub fn hot(&self) -> &Arc<Hot> {
+        &self.hot
+    }
+
+    fn connect(&self) -> Result<Connection, StoreError> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(conn)
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = {
+            let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+            pool.pop()
+        };
+        let conn = match conn {
+            Some(c) => c,
+            None => self.connect()?,
+        };
+        let result = f(&conn);
+        self.put(conn);
+        result
+    }
+
+    fn put(&self, conn: Connection) {
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < POOL_SIZE {
+            pool.push(conn);
+        }
+    }
+}
+
+fn parse_enum<T: for<'de> Deserialize<'de>>(s: &str) -> Result<T, StoreError> {
+    serde_json::from_value(serde_json::Value::String(s.to_string()))
+        .map_err(|e| StoreError::Corrupt(format!("`{s}`: {e}")))
+}
+
+impl StoreReader for SqliteReader {
+    fn sites(&self) -> Result<Vec<SiteRow>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id, name, street, kind, phase, lat, lon, reference, registered \
+                 FROM sites ORDER BY street, id",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, Option<f64>>(5)?,
+                    r.get::<_, Option<f64>>(6)?,
+                    r.get::<_, Option<String>>(7)?,
+                    r.get::<_, bool>(8)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, name, street, kind, phase, lat, lon, reference, registered) = row?;
+                out.push(SiteRow {
+                    info: SiteInfo {
+                        id,
+                        name,
+                        street,
+                        kind: parse_enum::<SiteKind>(&kind)?,
+                        phase: parse_enum::<Phase>(&phase)?,
+                        lat,
+                        lon,
+                        reference,
+                    },
+                    registered,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn devices(&self, site: Option<&str>) -> Result<Vec<DeviceRow>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT site, device, state, fw, boot, interval_s, last_seen_ms FROM devices \
+                 WHERE ?1 IS NULL OR site = ?1 ORDER BY site, device",
+            )?;
+            let rows = stmt.query_map(params![site], |r| {
+                Ok(DeviceRow {
+                    site: r.get(0)?,
+                    device: r.get(1)?,
+                    state: r.get(2)?,
+                    fw: r.get(3)?,
+                    boot: r.get(4)?,
+                    interval_s: r.get(5)?,
+                    last_seen_ms: r.get(6)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn latest(&self) -> Result<Vec<(String, Latest)>, StoreError> {
+        self.with(read_latest)
+    }
+
+    fn series(
+        &self,
+        site: &str,
+        metric: Metric,
+        from_ms: i64,
+        to_ms: i64,
+        step_s: i64,
+    ) -> Result<Vec<SeriesPoint>, StoreError> {
+        if !(1..=31 * 86_400).contains(&step_s) {
+            return Err(StoreError::BadStep(step_s));
+        }
+        let step_ms = step_s * 1000;
+        // Read the coarsest rollup whose buckets tile the step; raw only for sub-minute steps.
+        let source = ROLLUPS
+            .iter()
+            .rev()
+            .find(|(_, width)| step_ms % width == 0)
+            .copied();
+        let mut points: BTreeMap<i64, Agg> = BTreeMap::new();
+        self.with(|c| {
+            match source {
+                Some((table, _)) => {
+                    let [n, s, lo, hi] = schema::rollup_cols(metric);
+                    let mut stmt = c.prepare(&format!(
+                        "SELECT bucket, {n}, {s}, {lo}, {hi} FROM {table} \
+                         WHERE site = ?1 AND bucket >= ?2 AND bucket < ?3 AND {n} > 0 \
+                         ORDER BY bucket"
+                    ))?;
+                    let mut rows = stmt.query(params![site, from_ms, to_ms])?;
+                    while let Some(r) = rows.next()? {
+                        let b: i64 = r.get(0)?;
+                        let n: f64 = r.get(1)?;
+                        let agg = points.entry(b.div_euclid(step_ms) * step_ms).or_default();
+                        agg.n += n as u64;
+                        agg.sum += r.get::<_, f64>(2)?;
+                        let (l, h): (f64, f64) = (r.get(3)?, r.get(4)?);
+                        agg.lo = Some(agg.lo.map_or(l, |x| x.min(l)));
+                        agg.hi = Some(agg.hi.map_or(h, |x| x.max(h)));
+                    }
+                }
+                None => {
+                    let col = metric.name();
+                    let mut stmt = c.prepare(&format!(
+                        "SELECT ts, {col}, flags FROM readings \
+                         WHERE site = ?1 AND ts > ?2 AND ts <= ?3 AND {col} IS NOT NULL"
+                    ))?;
+                    let mut rows = stmt.query(params![site, from_ms, to_ms])?;
+                    while let Some(r) = rows.next()? {
+                        let ts: i64 = r.get(0)?;
+                        let v: f64 = r.get(1)?;
+                        let flags: Option<String> = r.get(2)?;
+                        if flags.is_some_and(|f| flag_invalid(&f, metric)) {
+                            continue;
+                        }
+                        points.entry(bucket(ts, step_ms)).or_default().add(v);
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(points
+            .into_iter()
+            .filter(|(_, a)| a.n > 0)
+            .map(|(ts, a)| SeriesPoint {
+                ts,
+                mean: a.sum / a.n as f64,
+                min: a.lo.unwrap_or(f64::NAN),
+                max: a.hi.unwrap_or(f64::NAN),
+                count: a.n,
+            })
+            .collect())
+    }
+
+    fn readings(
+        &self,
+        site: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(String, Reading)>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT device, ts, boot, seq, interval_s, pm25, pm10, tsp, noise_dba, temp_c, \
+                 rh_pct, pressure_kpa, wind_ms, wind_deg, flags FROM readings \
+                 WHERE site = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts",
+            )?;
+            let mut rows = stmt.query(params![site, from_ms, to_ms])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                let flags: Option<String> = r.get(14)?;
+                let reading = Reading {
+                    ts: r.get(1)?,
+                    boot: r.get(2)?,
+                    seq: r.get(3)?,
+                    interval_s: r.get(4)?,
+                    pm25: r.get(5)?,
+                    pm10: r.get(6)?,
+                    tsp: r.get(7)?,
+                    noise_dba: r.get(8)?,
+                    temp_c: r.get(9)?,
+                    rh_pct: r.get(10)?,
+                    pressure_kpa: r.get(11)?,
+                    wind_ms: r.get(12)?,
+                    wind_deg: r.get(13)?,
+                    flags: match flags {
+                        Some(f) => serde_json::from_str(&f)
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                        None => BTreeMap::new(),
+                    },
+                };
+                out.push((r.get(0)?, reading));
+            }
+            Ok(out)
+        })
+    }
+
+    fn counts(&self) -> Result<Counts, StoreError> {
+        self.with(|c| {
+            let one = |sql: &str| -> Result<u64, StoreError> {
+                Ok(c.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
+            };
+            Ok(Counts {
+                readings: one("SELECT count(*) FROM readings")?,
+                events: one("SELECT count(*) FROM events")?,
+                dead_letters: one("SELECT count(*) FROM dead_letters")?,
+                sites: one("SELECT count(*) FROM sites")?,
+                devices: one("SELECT count(*) FROM devices")?,
+            })
+        })
+    }
+
+    fn city_levels(&self) -> Result<Vec<CityLevel>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT ts, level FROM city_levels ORDER BY ts")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (ts, level) = row?;
+                let level = Level::from_str(&level).map_err(StoreError::Corrupt)?;
+                out.push(CityLevel { level, ts });
+            }
+            Ok(out)
+        })
+    }
+}
+
+fn flag_invalid(flags_json: &str, metric: Metric) -> bool {
+    serde_json::from_str::<BTreeMap<String, Flag>>(flags_json)
+        .ok()
+        .and_then(|m| m.get(metric.name()).copied())
+        .is_some_and(|f| !f.is_valid())
+}

@@ -1,0 +1,85 @@
+//! The HTTP server (axum): JSON API, Prometheus metrics, health, and the pages.
+
+mod api;
+mod html;
+mod overview;
+pub mod sites;
+
+use crate::metrics::Metrics;
+use crate::store::{SqliteReader, StoreError};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use std::sync::Arc;
+use thiserror::Error;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub reader: Arc<SqliteReader>,
+    pub metrics: Arc<Metrics>,
+    pub offline_after_ms: i64,
+    pub write_token: Arc<String>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(overview::page))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .route("/api/sites", get(api::sites))
+        .route("/api/sites/:id/series", get(api::series))
+        .with_state(state)
+}
+
+async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Errors a handler answers with; the message is meant for the caller.
+#[derive(Debug, Error)]
+pub enum WebError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            WebError::NotFound(_) => StatusCode::NOT_FOUND,
+            WebError::Store(_) | WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        (
+            status,
+            axum::Json(serde_json::json!({"error": self.to_string()})),
+        )
+            .into_response()
+    }
+}
+
+/// Run blocking store work off the async workers.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, WebError> + Send + 'static,
+) -> Result<T, WebError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| WebError::Internal(e.to_string()))?
+}

@@ -1,0 +1,159 @@
+//! Ingest end to end in-process: a real broker (embedded rumqttd; Mosquitto where installed),
+//! the aggregator started as a library, HTTP over a real socket.
+
+mod support;
+
+use dustwatch::app::Aggregator;
+use dustwatch::config::Config;
+use dustwatch::store::StoreReader;
+use dustwatch_protocol::{RejectReason, TopicRoot};
+use std::sync::atomic::Ordering::Relaxed;
+use support::*;
+use tokio_util::sync::CancellationToken;
+
+fn config(broker_port: u16, data: &std::path::Path) -> Config {
+    let mut c = Config::default();
+    c.mqtt.url = format!("mqtt://127.0.0.1:{broker_port}");
+    c.mqtt.client_id = format!("ingest-test-{broker_port}");
+    c.http.listen = "127.0.0.1:0".parse().expect("literal");
+    c.store.data_dir = data.to_path_buf();
+    c
+}
+
+async fn good_and_bad_input_is_sorted(broker_port: u16) {
+    let data = tempfile::tempdir().expect("temp dir");
+    let shutdown = CancellationToken::new();
+    let agg = Aggregator::start(&config(broker_port, data.path()), vec![], shutdown.clone())
+        .await
+        .expect("aggregator starts");
+    let m = agg.metrics.clone();
+    tokio::task::spawn_blocking({
+        let m = m.clone();
+        move || {
+            eventually(30, "subscribed", || {
+                (m.mqtt_subscribed.load(Relaxed) == 1).then_some(())
+            })
+        }
+    })
+    .await
+    .expect("wait");
+
+    let root = TopicRoot::default();
+    let t0 = 1_483_228_800_000i64;
+    let r = |seq: u64| reading(t0 + seq as i64 * 60_000, seq, 1).encode();
+    let msgs: Vec<(String, Vec<u8>)> = vec![
+        (root.reading("s1", "d1"), r(1)),
+        (root.reading("s1", "d1"), r(2)),
+        (root.reading("s1", "d2"), r(3)),
+        // duplicate publish of seq 2
+        (root.reading("s1", "d1"), r(2)),
+        (root.reading("s1", "d1"), b"{\"ts\":".to_vec()),
+        (
+            root.reading("s1", "d1"),
+            br#"{"ts":1483228800000,"seq":9,"boot":1,"interval_s":60,"pm10":NaN}"#.to_vec(),
+        ),
+        (
+            root.reading("s1", "d1"),
+            br#"{"ts":1483228800000,"seq":9,"boot":1,"interval_s":60,"pm10":-5}"#.to_vec(),
+        ),
+        ("dust/v1/s.1/d1/reading".to_string(), r(4)),
+        (root.reading("s1", "d1"), vec![b' '; 8000]),
+        (
+            root.event("s1", "d1"),
+            br#"{"ts":1483228860000,"seq":5,"boot":1,"kind":"sprinkler_on"}"#.to_vec(),
+        ),
+        (
+            root.status("s1", "d1"),
+            br#"{"state":"online","fw":"1.0.0","boot":1,"interval_s":60}"#.to_vec(),
+        ),
+    ];
+    let total = msgs.len() as u64;
+    publish_all(broker_port, &format!("pub-{broker_port}"), msgs).await;
+
+    let reader = agg.reader.clone();
+    let counts = tokio::task::spawn_blocking(move || {
+        eventually(30, "all messages committed", || {
+            let c = reader.counts().ok()?;
+            (c.readings + c.dead_letters + c.events >= total - 2).then_some(c)
+        })
+    })
+    .await
+    .expect("wait");
+    assert_eq!(counts.readings, 3, "three distinct readings");
+    assert_eq!(counts.events, 1);
+    assert_eq!(counts.dead_letters, 5, "five rejected messages kept raw");
+    // Stats are updated right after the commit the counts saw.
+    tokio::task::spawn_blocking({
+        let m = m.clone();
+        move || {
+            eventually(10, "duplicate counted", || {
+                (m.duplicates.load(Relaxed) == 1).then_some(())
+            })
+        }
+    })
+    .await
+    .expect("wait");
+    for reason in [
+        RejectReason::MalformedJson,
+        RejectReason::NonFinite,
+        RejectReason::OutOfRange,
+        RejectReason::BadTopic,
+        RejectReason::Oversized,
+    ] {
+        assert_eq!(m.rejected(reason), 1, "{reason}");
+    }
+
+    let port = agg.http_addr.port();
+    let (code, body) = tokio::task::spawn_blocking(move || http_get(port, "/api/sites"))
+        .await
+        .expect("get");
+    assert_eq!(code, 200);
+    let sites: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let s1 = &sites[0];
+    assert_eq!(s1["id"], "s1");
+    assert_eq!(s1["status"], "unregistered");
+    assert_eq!(s1["latest"]["reading"]["seq"], 3, "newest by event time");
+
+    let (code, body) = tokio::task::spawn_blocking(move || {
+        http_get(
+            port,
+            "/api/sites/s1/series?metric=pm25&from=1483228800000&to=1483229100000&step=60",
+        )
+    })
+    .await
+    .expect("get");
+    assert_eq!(code, 200, "{body}");
+    let series: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let points = series["points"].as_array().expect("points");
+    assert_eq!(points.len(), 3, "{body}");
+    assert_eq!(points[0]["mean"], 1.0);
+    assert_eq!(points[0]["count"], 1);
+
+    let (code, metrics) = tokio::task::spawn_blocking(move || http_get(port, "/metrics"))
+        .await
+        .expect("get");
+    assert_eq!(code, 200);
+    assert_eq!(
+        metric(&metrics, "dustwatch_rejected_total{reason=\"non_finite\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&metrics, "dustwatch_readings_stored_total"),
+        Some(3.0)
+    );
+
+    shutdown.cancel();
+    agg.wait().await.expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_broker_good_and_bad_input() {
+    let broker = embedded_broker();
+    good_and_bad_input_is_sorted(broker.addr().port()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mosquitto_good_and_bad_input() {
+    let Some(m) = Mosquitto::start() else { return };
+    good_and_bad_input_is_sorted(m.port()).await;
+}

@@ -1,0 +1,162 @@
+//! Support for the aggregator's integration tests: real brokers (via dustwatch-testkit), the
+//! real `dustwatch` binary as a child process, HTTP over real sockets, a plain MQTT publisher.
+#![allow(dead_code, unused_imports)] // each test binary uses a different part of this module
+
+pub use dustwatch_testkit::{embedded_broker, free_port, wait_port, Mosquitto};
+
+use dustwatch_protocol::{Reading, TopicRoot};
+use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// GET a path; returns status and body.
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    match ureq::get(&format!("http://127.0.0.1:{port}{path}"))
+        .timeout(Duration::from_secs(10))
+        .call()
+    {
+        Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+        Err(e) => panic!("GET {path} on port {port}: {e}"),
+    }
+}
+
+/// Value of an unlabelled metric (or a full `name{labels}` key) in Prometheus text.
+pub fn metric(body: &str, name: &str) -> Option<f64> {
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Poll `f` until it returns Some, at most `secs` seconds.
+pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {secs} s waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The real `dustwatch serve` binary as a child process.
+pub struct AggregatorProcess {
+    child: Child,
+    pub http_port: u16,
+}
+
+impl AggregatorProcess {
+    pub fn serve(broker_port: u16, data: &Path) -> AggregatorProcess {
+        let http_port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_dustwatch"))
+            .args([
+                "serve",
+                "--broker",
+                &format!("mqtt://127.0.0.1:{broker_port}"),
+                "--http",
+                &format!("127.0.0.1:{http_port}"),
+                "--data",
+            ])
+            .arg(data)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn dustwatch serve");
+        let p = AggregatorProcess { child, http_port };
+        p.wait_subscribed();
+        p
+    }
+
+    /// Wait until the broker confirmed our subscriptions.
+    pub fn wait_subscribed(&self) {
+        wait_port(self.http_port);
+        eventually(30, "aggregator subscribed", || {
+            let (_, body) = http_get(self.http_port, "/metrics");
+            (metric(&body, "dustwatch_mqtt_subscribed") == Some(1.0)).then_some(())
+        });
+    }
+
+    pub fn metrics(&self) -> String {
+        http_get(self.http_port, "/metrics").1
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for AggregatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A reading with values derived from its sequence number, so content can be checked.
+pub fn reading(ts: i64, seq: u64, boot: u32) -> Reading {
+    Reading {
+        ts,
+        seq,
+        boot,
+        interval_s: 60,
+        pm25: Some((seq % 500) as f64),
+        pm10: Some((seq % 700) as f64 + 1.0),
+        noise_dba: Some(55.0),
+        ..Default::default()
+    }
+}
+
+/// Publish `payloads` (topic, bytes) at QoS 1 and return once the broker acknowledged each.
+pub async fn publish_all(port: u16, client_id: &str, payloads: Vec<(String, Vec<u8>)>) {
+    let mut opts = MqttOptions::new(client_id, "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(30));
+    opts.set_inflight(100);
+    let (client, mut eventloop) = AsyncClient::new(opts, 1000);
+    let total = payloads.len();
+    let publisher = tokio::spawn(async move {
+        for (topic, payload) in payloads {
+            client
+                .publish(topic, QoS::AtLeastOnce, false, payload)
+                .await
+                .expect("queue publish");
+        }
+        client
+    });
+    let mut acked = 0;
+    while acked < total {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::PubAck(_))) => acked += 1,
+            Ok(_) => {}
+            Err(e) => panic!("publisher lost the broker: {e}"),
+        }
+    }
+    let client = publisher.await.expect("publisher task");
+    let _ = client.disconnect().await;
+    while let Ok(ev) = eventloop.poll().await {
+        if matches!(ev, Event::Outgoing(Outgoing::Disconnect)) {
+            break;
+        }
+    }
+}
+
+/// Readings for `devices` devices of site `site`, `per_device` each, as (topic, payload).
+pub fn fleet_payloads(site: &str, devices: usize, per_device: u64) -> Vec<(String, Vec<u8>)> {
+    let root = TopicRoot::default();
+    let t0 = 1_483_228_800_000; // 2017-01-01T00:00:00Z
+    let mut out = Vec::new();
+    for seq in 0..per_device {
+        for d in 0..devices {
+            let r = reading(t0 + seq as i64 * 60_000, seq, 1);
+            out.push((root.reading(site, &format!("dev{d}")), r.encode()));
+        }
+    }
+    out
+}
