@@ -1,0 +1,1 @@
+//! The benchmark (`sensors-sim bench`); filled in below.

@@ -1,0 +1,98 @@
+//! The city's warning-level feed: the scenario's level timeline published retained on
+//! `dust/v1/city/level` at the right simulated times, as the office's feed would.
+
+use crate::net::{Connection, NetEvent};
+use crate::Shared;
+use dustwatch_protocol::{CityLevel, Level};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The level changes to publish: the one in force at the start, then each later change.
+pub fn timeline(levels: &[(i64, Level)], start: i64, end: Option<i64>) -> Vec<CityLevel> {
+    let first = levels
+        .iter()
+        .rev()
+        .find(|(t, _)| *t <= start)
+        .map(|(t, l)| CityLevel { level: *l, ts: *t })
+        .unwrap_or(CityLevel {
+            level: Level::None,
+            ts: start,
+        });
+    let mut out = vec![first];
+    out.extend(
+        levels
+            .iter()
+            .filter(|(t, _)| *t > start && end.is_none_or(|e| *t < e))
+            .map(|(t, l)| CityLevel { level: *l, ts: *t }),
+    );
+    out
+}
+
+/// Publish the timeline; returns once every change in the span is acknowledged.
+pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let plan = &shared.plan;
+    let topic = shared.root.city_level();
+    let items = timeline(&plan.levels, plan.start_ms, plan.end_ms);
+    let client_id = format!("{}-city", shared.client_prefix);
+    let mut backoff = shared.backoff_min;
+    let mut next = 0;
+    while next < items.len() {
+        let item = items[next];
+        // Due when the simulated clock (or, at --speed max, the slowest device) reaches it.
+        if shared.clock.is_max() {
+            while slowest(&shared) < item.ts {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                }
+            }
+        } else {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = shared.clock.sleep_until(item.ts) => {}
+            }
+        }
+        let payload = serde_json::to_vec(&item).unwrap_or_default();
+        let mut conn = Connection::open(&shared.endpoint, &client_id, None);
+        let mut acked = false;
+        while !acked {
+            let ev = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                ev = conn.events.recv() => ev,
+            };
+            match ev {
+                Some(NetEvent::Connected) => {
+                    let _ = conn
+                        .client
+                        .try_publish(topic.as_str(), rumqttc::QoS::AtLeastOnce, true, payload.clone());
+                }
+                Some(NetEvent::Acked(_)) => acked = true,
+                Some(NetEvent::Lost(_)) | None => {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(shared.backoff_max);
+                    conn = Connection::open(&shared.endpoint, &client_id, None);
+                }
+                Some(_) => {}
+            }
+        }
+        let _ = conn.client.try_disconnect();
+        backoff = shared.backoff_min;
+        shared.stats.city_levels.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(level = %item.level, ts = item.ts, "city level published");
+        next += 1;
+    }
+}
+
+fn slowest(shared: &Shared) -> i64 {
+    shared
+        .progress
+        .iter()
+        .map(|p| p.load(Ordering::Relaxed))
+        .min()
+        .unwrap_or(i64::MAX)
+}

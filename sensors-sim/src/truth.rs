@@ -1,0 +1,214 @@
+//! Ground truth: every violation and fault a run injected, with the exact simulated window, so an
+//! aggregator's alerts can be scored against it. Kinds are documented in the crate README.
+
+use crate::faults::{FaultKind, SPIKE_MS};
+use crate::physics::is_day;
+use crate::scenario::Plan;
+use chrono::{DateTime, Duration as ChronoDuration, NaiveTime, SecondsFormat, TimeZone, Utc};
+use dustwatch_protocol::{Phase, SiteKind};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use thiserror::Error;
+
+/// One injected behaviour.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TruthRecord {
+    pub site: String,
+    /// The device for device faults; `null` for site behaviour (work, sprinkling, cover).
+    pub device: Option<String>,
+    pub kind: String,
+    /// Window start, RFC 3339 UTC (inclusive).
+    pub start: String,
+    /// Window end, RFC 3339 UTC (exclusive); equal to `start` for instants (`reboot`).
+    pub end: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+}
+
+/// The truth file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Truth {
+    pub scenario: String,
+    pub seed: u64,
+    pub timezone: String,
+    pub start: String,
+    pub end: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub records: Vec<TruthRecord>,
+}
+
+#[derive(Debug, Error)]
+pub enum TruthError {
+    #[error("cannot write the truth file {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+fn rfc3339(ms: i64) -> String {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+fn record(site: &str, device: Option<&str>, kind: &str, start: i64, end: i64) -> TruthRecord {
+    TruthRecord {
+        site: site.to_string(),
+        device: device.map(str::to_string),
+        kind: kind.to_string(),
+        start: rfc3339(start),
+        end: rfc3339(end),
+        start_ms: start,
+        end_ms: end,
+    }
+}
+
+/// Windows where `pred` holds, scanning whole minutes of `[start, end)`. Schedules, levels and
+/// work hours change on whole minutes, so the windows are exact.
+fn windows(start: i64, end: i64, mut pred: impl FnMut(i64) -> bool) -> Vec<(i64, i64)> {
+    let mut out = Vec::new();
+    let mut open: Option<i64> = None;
+    let mut t = start;
+    while t < end {
+        match (pred(t), open) {
+            (true, None) => open = Some(t),
+            (false, Some(s)) => {
+                out.push((s, t));
+                open = None;
+            }
+            _ => {}
+        }
+        t += 60_000;
+    }
+    if let Some(s) = open {
+        out.push((s, end));
+    }
+    out
+}
+
+/// Everything the plan injects in `[plan.start_ms, end_ms)`.
+pub fn compute(plan: &Plan, end_ms: i64) -> Truth {
+    let start = plan.start_ms;
+    let mut records = Vec::new();
+    for site in &plan.sites {
+        let id = site.info.id.as_str();
+        if site.info.kind == SiteKind::Construction {
+            let hour_at = |t: i64| {
+                f64::from(Plan::second_of_day(t, plan.utc_offset_s(t))) / 3600.0
+            };
+            let working = |t: i64| {
+                let sod = Plan::second_of_day(t, plan.utc_offset_s(t));
+                site.working(&plan.rules, plan.level_at(t), sod)
+            };
+            for (s, e) in windows(start, end_ms, |t| working(t) && plan.level_at(t) >= plan.rules.stop_all_at) {
+                records.push(record(id, None, "work_during_restriction", s, e));
+            }
+            if site.info.phase == Phase::Earthwork {
+                for (s, e) in windows(start, end_ms, |t| {
+                    working(t) && plan.level_at(t) >= plan.rules.stop_earthwork_at
+                }) {
+                    records.push(record(id, None, "earthwork_during_restriction", s, e));
+                }
+            }
+            for (s, e) in windows(start, end_ms, |t| working(t) && !is_day(hour_at(t))) {
+                records.push(record(id, None, "night_work", s, e));
+                // Working machines are 62-76 dB(A), above the 55 dB(A) night limit (GB 12523).
+                records.push(record(id, None, "noise_night", s, e));
+            }
+            if !site.covered {
+                records.push(record(id, None, "uncovered_soil", start, end_ms));
+            }
+            if (site.sprinkle.len() as u32) < plan.rules.min_sprinkling_runs {
+                for (s, e) in local_days(plan, start, end_ms) {
+                    records.push(record(id, None, "too_few_sprinkling_runs", s, e));
+                }
+            }
+        }
+    }
+    for dev in &plan.devices {
+        let (site, d) = (dev.site.info.id.as_str(), Some(dev.id.as_str()));
+        for f in &dev.faults {
+            if f.start >= end_ms {
+                continue;
+            }
+            let (s, e) = (f.start.max(start), f.end.min(end_ms));
+            let mut add = |kind: &str, s: i64, e: i64| records.push(record(site, d, kind, s, e));
+            match f.kind {
+                FaultKind::Offline => add("offline", s, e),
+                FaultKind::OutOfOrderBackfill => {
+                    add("offline", s, e);
+                    add("out_of_order_backfill", s, e);
+                }
+                FaultKind::PowerLoss => {
+                    add("data_gap", s, e);
+                    if f.end < end_ms {
+                        add("reboot", f.end, f.end);
+                    }
+                }
+                FaultKind::Stuck => add("sensor_stuck", s, e),
+                FaultKind::Drift => add("sensor_drift", s, e),
+                FaultKind::Spikes => {
+                    for (a, b) in f.spikes().filter(|(a, _)| *a < end_ms) {
+                        add("spike", a, b.min(end_ms).min(a + SPIKE_MS));
+                    }
+                }
+                FaultKind::Negative | FaultKind::Nan => add("invalid_value", s, e),
+                FaultKind::Malformed => add("malformed_payload", s, e),
+                FaultKind::Duplicate => add("duplicate_publish", s, e),
+                FaultKind::ClockSkew => add("clock_skew", s, e),
+            }
+        }
+    }
+    records.sort_by(|a, b| (a.start_ms, &a.site, &a.kind).cmp(&(b.start_ms, &b.site, &b.kind)));
+    Truth {
+        scenario: plan.name.clone(),
+        seed: plan.seed,
+        timezone: plan.tz.name().to_string(),
+        start: rfc3339(start),
+        end: rfc3339(end_ms),
+        start_ms: start,
+        end_ms,
+        records,
+    }
+}
+
+/// Local days lying wholly inside `[start, end)` (a day is judged once it closes).
+fn local_days(plan: &Plan, start: i64, end: i64) -> Vec<(i64, i64)> {
+    let tz = plan.tz;
+    let Some(first) = tz.timestamp_millis_opt(start).single() else {
+        return Vec::new();
+    };
+    let mut day = first.date_naive();
+    let mut out = Vec::new();
+    loop {
+        let midnight = |d: chrono::NaiveDate| {
+            tz.from_local_datetime(&d.and_time(NaiveTime::MIN))
+                .earliest()
+                .map(|t: DateTime<_>| t.timestamp_millis())
+        };
+        let (Some(s), Some(e)) = (midnight(day), midnight(day + ChronoDuration::days(1))) else {
+            break;
+        };
+        if s >= end {
+            break;
+        }
+        if s >= start && e <= end {
+            out.push((s, e));
+        }
+        day += ChronoDuration::days(1);
+    }
+    out
+}
+
+impl Truth {
+    pub fn write(&self, path: &Path) -> Result<(), TruthError> {
+        let text = serde_json::to_string_pretty(self).unwrap_or_default();
+        std::fs::write(path, text).map_err(|source| TruthError::Write {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+}
