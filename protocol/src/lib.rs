@@ -9,6 +9,7 @@ pub mod registry;
 pub mod topic;
 pub mod validate;
 
+pub use hj212::{Hj212Error, PmUnit};
 pub use payload::{
     CityLevel, Command, Event, EventKind, Flag, Level, Metric, Reading, Status, StatusState,
 };

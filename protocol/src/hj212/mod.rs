@@ -1,0 +1,41 @@
+//! HJ 212-2017, the protocol Chinese site monitors use to report to the authorities' platforms
+//! (domain.md section 5).
+//!
+//! - `frame`: `##` + length + data segment + CRC + CRLF ([`decode`], [`encode`]).
+//! - `segment`: the data segment fields ([`Frame`]); `cp`: the CP items ([`Cp`], [`FactorData`]).
+//! - `codes`: CN, factor codes, CP field suffixes, reply codes; `num`: decimal values; `time`:
+//!   DataTime and QN.
+//! - `split`: PNUM/PNO packets ([`encode_packets`], [`Reassembler`]).
+//! - `reading`: frames ↔ [`crate::Reading`] ([`to_reading`], [`from_reading`]); `reply`: 9014,
+//!   9011 and 9012 replies.
+//!
+//! Every rejection is an [`Hj212Error`] with a counter label; no input makes the decoder panic.
+
+mod codes;
+mod cp;
+mod crc;
+mod error;
+mod frame;
+mod num;
+mod reading;
+mod reply;
+mod segment;
+mod split;
+mod time;
+
+#[cfg(test)]
+mod tests;
+
+pub use codes::{Cn, Factor, Field, QnRtn};
+pub use cp::{Cp, FactorData, PARAMS};
+pub use crc::crc16;
+pub use error::Hj212Error;
+pub use frame::{
+    decode, encode, unwrap_segment, wrap_segment, FRAME_OVERHEAD, MAX_FRAME_LEN, MAX_SEGMENT_LEN,
+};
+pub use num::Num;
+pub use reading::{from_reading, to_reading, DeviceProfile, PmUnit};
+pub use reply::{data_reply, execution_result, request_reply, ST_SYSTEM};
+pub use segment::{Frame, Packet, FLAG_REPLY, FLAG_SPLIT, FLAG_V2017, MAX_PACKETS};
+pub use split::{encode_packets, Reassembler};
+pub use time::{qn_from_unix_ms, DataTime, CHINA_UTC_OFFSET_MIN};
