@@ -13,6 +13,6 @@ pub use hj212::{Hj212Error, PmUnit};
 pub use payload::{
     CityLevel, Command, Event, EventKind, Flag, Level, Metric, Reading, Status, StatusState,
 };
-pub use registry::{Phase, Registry, SiteInfo, SiteKind};
+pub use registry::{DeviceInfo, Phase, Registry, SiteInfo, SiteKind};
 pub use topic::{Topic, TopicError, TopicRoot};
 pub use validate::{RejectReason, Rejected, MAX_PAYLOAD_BYTES};

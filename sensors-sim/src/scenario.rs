@@ -302,6 +302,7 @@ impl Scenario {
         Registry {
             strict: false,
             sites,
+            devices: Vec::new(),
         }
     }
 
