@@ -1,0 +1,288 @@
+//! Chart data from the store: what each chart needs, read through `StoreReader` with steps chosen
+//! so the store returns a few points per pixel at most (rollups do the heavy lifting).
+
+use super::aqi_calendar::AqiCalendar;
+use super::heatmap::Heatmap;
+use super::ranking::Ranking;
+use super::site_series::{AlertPeriod, LevelPeriod, LimitLine, SiteSeries};
+use crate::aqi;
+use crate::store::{StoreError, StoreReader};
+use chrono::NaiveDate;
+use dustwatch_protocol::{EventKind, Metric, SiteInfo};
+use std::collections::BTreeMap;
+
+/// What a chart shows besides the store's data: the active profile's limits and the alert periods
+/// (from the rules), and the local time zone.
+#[derive(Debug, Clone)]
+pub struct Overlays {
+    pub limits: Vec<LimitLine>,
+    pub alerts: Vec<AlertPeriod>,
+    pub tz: chrono_tz::Tz,
+}
+
+impl Default for Overlays {
+    fn default() -> Self {
+        Overlays {
+            limits: default_limits(),
+            alerts: Vec::new(),
+            tz: chrono_tz::Asia::Shanghai,
+        }
+    }
+}
+
+/// The time range and pixel size of one chart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub size: (u32, u32),
+}
+
+/// GB 3095-2012 grade II 24-hour limits, the lines drawn when no rule profile says otherwise.
+pub fn default_limits() -> Vec<LimitLine> {
+    [
+        (Metric::Pm25, 75.0),
+        (Metric::Pm10, 150.0),
+        (Metric::Tsp, 300.0),
+    ]
+    .into_iter()
+    .map(|(metric, value)| LimitLine {
+        metric,
+        value,
+        label: format!(
+            "{} limit {value:.0}",
+            super::site_series::metric_label(metric)
+        ),
+    })
+    .collect()
+}
+
+/// The limit of one metric among `limits`, or the GB 3095 default.
+pub fn limit_of(limits: &[LimitLine], metric: Metric) -> f64 {
+    limits
+        .iter()
+        .chain(default_limits().iter())
+        .find(|l| l.metric == metric)
+        .map_or(
+            match metric {
+                // GB 12523-2011 night limit: the strictest construction noise limit.
+                Metric::NoiseDba => 55.0,
+                _ => 150.0,
+            },
+            |l| l.value,
+        )
+}
+
+/// Store step (seconds, a whole number of minutes or hours) giving at most ~4 points per pixel.
+pub fn step_for(from_ms: i64, to_ms: i64, width: u32) -> i64 {
+    let raw = ((to_ms - from_ms) / 1000) / (i64::from(width.max(1)) * 4);
+    if raw <= 60 {
+        60
+    } else if raw < 3600 {
+        (raw + 59) / 60 * 60
+    } else {
+        (raw + 3599) / 3600 * 3600
+    }
+}
+
+/// A site's PM chart over [from, to).
+pub fn site_series(
+    reader: &dyn StoreReader,
+    site: &SiteInfo,
+    frame: Frame,
+    overlays: &Overlays,
+) -> Result<SiteSeries, StoreError> {
+    let Frame {
+        from_ms,
+        to_ms,
+        size,
+    } = frame;
+    let step = step_for(from_ms, to_ms, size.0);
+    let metrics = [Metric::Pm25, Metric::Pm10, Metric::Tsp];
+    let mut lines = Vec::new();
+    for m in metrics {
+        lines.push((m, reader.series(&site.id, m, from_ms, to_ms, step)?));
+    }
+    let sprinkles = reader
+        .events(&site.id, from_ms, to_ms)?
+        .into_iter()
+        .filter(|(_, e)| e.kind == EventKind::SprinklerOn)
+        .map(|(_, e)| e.ts)
+        .collect();
+    let levels = reader.city_levels()?;
+    let mut city = Vec::new();
+    for (i, l) in levels.iter().enumerate() {
+        let end = levels.get(i + 1).map_or(to_ms, |n| n.ts);
+        if end > from_ms && l.ts < to_ms {
+            city.push(LevelPeriod {
+                from_ms: l.ts,
+                to_ms: end,
+                level: l.level,
+            });
+        }
+    }
+    Ok(SiteSeries {
+        title: format!("{} ({})", super::latin(&site.name), site.id),
+        from_ms,
+        to_ms,
+        step_ms: step * 1000,
+        tz: overlays.tz,
+        lines,
+        limits: overlays.limits.clone(),
+        alerts: overlays.alerts.clone(),
+        city,
+        sprinkles,
+        size,
+    })
+}
+
+/// Sites × hours of one metric's hourly mean.
+pub fn heatmap(
+    reader: &dyn StoreReader,
+    title: &str,
+    sites: &[SiteInfo],
+    metric: Metric,
+    frame: Frame,
+    overlays: &Overlays,
+) -> Result<Heatmap, StoreError> {
+    let Frame {
+        from_ms,
+        to_ms,
+        size,
+    } = frame;
+    let from = from_ms.div_euclid(3_600_000) * 3_600_000;
+    let hours: Vec<i64> = (from..to_ms).step_by(3_600_000).collect();
+    let mut values = Vec::with_capacity(sites.len());
+    for s in sites {
+        let series = reader.series(&s.id, metric, from, to_ms, 3600)?;
+        let by_ts: BTreeMap<i64, f64> = series.iter().map(|p| (p.ts, p.mean)).collect();
+        values.push(hours.iter().map(|h| by_ts.get(h).copied()).collect());
+    }
+    Ok(Heatmap {
+        title: title.to_string(),
+        rows: sites
+            .iter()
+            .map(|s| format!("{} {}", s.id, super::latin(&s.name)))
+            .collect(),
+        hours,
+        values,
+        limit: limit_of(&overlays.limits, metric),
+        unit: format!(
+            "{} hourly mean, {}",
+            super::site_series::metric_label(metric),
+            metric.unit()
+        ),
+        tz: overlays.tz,
+        size,
+    })
+}
+
+/// How a ranking scores a site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RankBy {
+    /// Minutes whose 1-minute mean is above the metric's limit.
+    ExceedMinutes,
+    /// Mean over the range.
+    Mean,
+}
+
+pub fn ranking(
+    reader: &dyn StoreReader,
+    title: &str,
+    sites: &[SiteInfo],
+    metric: Metric,
+    by: RankBy,
+    frame: Frame,
+    overlays: &Overlays,
+) -> Result<Ranking, StoreError> {
+    let Frame {
+        from_ms,
+        to_ms,
+        size,
+    } = frame;
+    let limit = limit_of(&overlays.limits, metric);
+    let mut entries = Vec::with_capacity(sites.len());
+    for s in sites {
+        let value = match by {
+            RankBy::ExceedMinutes => reader
+                .series(&s.id, metric, from_ms, to_ms, 60)?
+                .iter()
+                .filter(|p| p.mean > limit)
+                .count() as f64,
+            RankBy::Mean => {
+                let pts = reader.series(&s.id, metric, from_ms, to_ms, 3600)?;
+                let n: u64 = pts.iter().map(|p| p.count).sum();
+                if n == 0 {
+                    continue;
+                }
+                pts.iter().map(|p| p.mean * p.count as f64).sum::<f64>() / n as f64
+            }
+        };
+        entries.push((format!("{} {}", s.id, super::latin(&s.name)), value));
+    }
+    entries.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let label = super::site_series::metric_label(metric);
+    Ok(Ranking {
+        title: title.to_string(),
+        entries,
+        unit: match by {
+            RankBy::ExceedMinutes => {
+                format!("minutes of {label} above {limit:.0} {}", metric.unit())
+            }
+            RankBy::Mean => format!("mean {label}, {}", metric.unit()),
+        },
+        size,
+    })
+}
+
+/// Daily AQI per local day over [from, to) for one site or the mean of several.
+pub fn aqi_calendar(
+    reader: &dyn StoreReader,
+    title: &str,
+    sites: &[SiteInfo],
+    frame: Frame,
+    overlays: &Overlays,
+) -> Result<AqiCalendar, StoreError> {
+    let Frame {
+        from_ms,
+        to_ms,
+        size,
+    } = frame;
+    let tz = overlays.tz;
+    let day_of = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms).map(|t| t.with_timezone(&tz).date_naive())
+    };
+    // (date) -> per metric (sum, count) of hourly means, summed over sites.
+    let mut daily: BTreeMap<NaiveDate, [(f64, u64); 2]> = BTreeMap::new();
+    for s in sites {
+        for (i, m) in [Metric::Pm25, Metric::Pm10].into_iter().enumerate() {
+            for p in reader.series(&s.id, m, from_ms, to_ms, 3600)? {
+                if let Some(d) = day_of(p.ts) {
+                    let e = &mut daily.entry(d).or_default()[i];
+                    e.0 += p.mean * p.count as f64;
+                    e.1 += p.count;
+                }
+            }
+        }
+    }
+    let mut days = Vec::new();
+    if let (Some(mut d), Some(last)) = (day_of(from_ms), day_of(to_ms - 1)) {
+        while d <= last && days.len() < 400 {
+            let v = daily.get(&d).and_then(|[a, b]| {
+                let mean = |(s, n): (f64, u64)| (n > 0).then(|| s / n as f64);
+                aqi::aqi(mean(*a), mean(*b))
+            });
+            days.push((d, v));
+            match d.succ_opt() {
+                Some(n) => d = n,
+                None => break,
+            }
+        }
+    }
+    Ok(AqiCalendar {
+        title: title.to_string(),
+        days,
+        size,
+    })
+}

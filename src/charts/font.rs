@@ -1,0 +1,28 @@
+//! The chart font: DejaVu Sans shipped in the repository (assets/fonts, Bitstream Vera licence),
+//! registered with plotters' `ab_glyph` backend once, so text renders the same on a fresh machine
+//! without fontconfig.
+
+use std::sync::OnceLock;
+
+static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
+
+/// The family name charts ask for.
+pub const FAMILY: &str = "sans-serif";
+
+/// Register the shipped font (idempotent, cheap after the first call).
+pub fn ensure() -> Result<(), super::ChartError> {
+    REGISTERED
+        .get_or_init(|| {
+            for style in [
+                plotters::style::FontStyle::Normal,
+                plotters::style::FontStyle::Bold,
+            ] {
+                plotters::style::register_font(FAMILY, style, FONT)
+                    .map_err(|_| "the shipped DejaVu Sans font does not parse".to_string())?;
+            }
+            Ok(())
+        })
+        .clone()
+        .map_err(super::ChartError::Font)
+}

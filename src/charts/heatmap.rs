@@ -1,0 +1,111 @@
+//! Street heatmap: one row per site, one cell per hour, coloured by the hourly mean relative to
+//! the limit (the AQI colour steps, so green is far below and maroon far above).
+
+use super::{clip, font, hex, time_label, Chart, ChartError};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+#[derive(Debug, Clone)]
+pub struct Heatmap {
+    pub title: String,
+    /// Row labels (site names or ids), top to bottom.
+    pub rows: Vec<String>,
+    /// Start of each hour column, Unix ms.
+    pub hours: Vec<i64>,
+    /// `values[row][hour]`: the hourly mean, absent when no valid data.
+    pub values: Vec<Vec<Option<f64>>>,
+    /// The value that counts as 100 % (a limit); colours step at fractions of it.
+    pub limit: f64,
+    pub unit: String,
+    pub tz: chrono_tz::Tz,
+    pub size: (u32, u32),
+}
+
+/// Colour of a value relative to the limit.
+pub fn cell_colour(v: Option<f64>, limit: f64) -> RGBColor {
+    let Some(v) = v else {
+        return RGBColor(235, 235, 235);
+    };
+    let r = if limit > 0.0 { v / limit } else { 0.0 };
+    hex(match r {
+        r if r < 0.5 => "#00E400",
+        r if r < 0.8 => "#FFFF00",
+        r if r < 1.0 => "#FF7E00",
+        r if r < 1.5 => "#FF0000",
+        r if r < 2.0 => "#99004C",
+        _ => "#7E0023",
+    })
+}
+
+const LEFT: i32 = 170;
+const TOP: i32 = 30;
+const BOTTOM: i32 = 24;
+const RIGHT: i32 = 10;
+
+impl Chart for Heatmap {
+    fn size(&self) -> (u32, u32) {
+        self.size
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), ChartError>
+    where
+        DB::ErrorType: 'static,
+    {
+        root.fill(&WHITE)?;
+        let (w, h) = (self.size.0 as i32, self.size.1 as i32);
+        let text = |size: u32| (font::FAMILY, size).into_font().color(&BLACK);
+        root.draw(&Text::new(
+            format!("{} ({}; 100 % = {:.0})", self.title, self.unit, self.limit),
+            (8, 6),
+            text(15),
+        ))?;
+        let n_cols = self.hours.len().max(1) as i32;
+        // Never more rows than pixels: rows beyond that are dropped, and said so.
+        let max_rows = ((h - TOP - BOTTOM) / 4).max(1) as usize;
+        let rows = self.rows.len().min(max_rows);
+        if rows == 0 {
+            root.draw(&Text::new("no sites", (LEFT, TOP + 10), text(13)))?;
+            return Ok(());
+        }
+        let cw = ((w - LEFT - RIGHT) as f64 / n_cols as f64).max(1.0);
+        let ch = ((h - TOP - BOTTOM) as f64 / rows as f64).max(1.0);
+        for (r, label) in self.rows.iter().take(rows).enumerate() {
+            let y0 = TOP + (r as f64 * ch) as i32;
+            let y1 = TOP + ((r + 1) as f64 * ch) as i32;
+            if ch >= 10.0 {
+                root.draw(&Text::new(
+                    clip(label, 24),
+                    (6, y0 + (ch as i32 / 2) - 6),
+                    text(11),
+                ))?;
+            }
+            let row = self.values.get(r);
+            for c in 0..self.hours.len() {
+                let v = row.and_then(|vals| vals.get(c)).copied().flatten();
+                let x0 = LEFT + (c as f64 * cw) as i32;
+                let x1 = LEFT + ((c + 1) as f64 * cw) as i32;
+                root.draw(&Rectangle::new(
+                    [(x0, y0), ((x1 - 1).max(x0), (y1 - 1).max(y0))],
+                    cell_colour(v, self.limit).filled(),
+                ))?;
+            }
+        }
+        // Hour labels, at most one per 40 px.
+        let every = ((40.0 / cw).ceil() as usize).max(1);
+        for (c, ts) in self.hours.iter().enumerate().step_by(every) {
+            root.draw(&Text::new(
+                time_label(*ts, self.tz, "%H"),
+                (LEFT + (c as f64 * cw) as i32, h - BOTTOM + 6),
+                text(10),
+            ))?;
+        }
+        if rows < self.rows.len() {
+            root.draw(&Text::new(
+                format!("+{} more", self.rows.len() - rows),
+                (6, h - BOTTOM + 6),
+                text(10),
+            ))?;
+        }
+        Ok(())
+    }
+}

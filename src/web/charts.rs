@@ -1,0 +1,233 @@
+//! Chart endpoints: `GET /charts/sites/{id}.svg|.png` (query `from`, `to`, `metric`, `w`, `h`) and
+//! `GET /charts/aqi/{id}.svg|.png` (the site's AQI calendar, query `days`). Rendering runs off the
+//! async workers.
+
+use super::api::parse_time;
+use super::{blocking, AppState, WebError};
+use crate::charts::data::{self, Frame, Overlays};
+use crate::charts::site_series::AlertPeriod;
+use crate::charts::{self, Format};
+use crate::store::{AlertFilter, StoreReader};
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use dustwatch_protocol::{Metric, SiteInfo};
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+pub struct ChartQuery {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// Only this metric (default: PM2.5, PM10 and TSP).
+    pub metric: Option<String>,
+    pub w: Option<u32>,
+    pub h: Option<u32>,
+    /// AQI calendar length.
+    pub days: Option<i64>,
+}
+
+/// Split `name.svg` / `name.png`.
+pub fn split_file(file: &str) -> Result<(&str, Format), WebError> {
+    if let Some(id) = file.strip_suffix(".svg") {
+        Ok((id, Format::Svg))
+    } else if let Some(id) = file.strip_suffix(".png") {
+        Ok((id, Format::Png))
+    } else {
+        Err(WebError::NotFound(format!(
+            "`{file}`: charts are .svg or .png"
+        )))
+    }
+}
+
+/// The image response.
+pub fn image(format: Format, bytes: Vec<u8>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, format.content_type()),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+/// Overlays for a site's chart: the time zone and the alert periods in [from, to).
+pub fn overlays(state: &AppState, site: &str, from: i64, to: i64) -> Result<Overlays, WebError> {
+    let alerts = state.reader.alerts(&AlertFilter {
+        site: Some(site.to_string()),
+        from_ts: Some(from),
+        to_ts: Some(to),
+        limit: Some(500),
+        ..Default::default()
+    })?;
+    Ok(Overlays {
+        alerts: alerts
+            .into_iter()
+            .map(|a| AlertPeriod {
+                from_ms: a.opened_ts,
+                to_ms: a.cleared_ts.or(a.closed_ts).unwrap_or(to),
+                severity: a.severity,
+            })
+            .collect(),
+        tz: state.tz,
+        ..Default::default()
+    })
+}
+
+/// The fleet's event-time "now" (newest reading anywhere), or the wall clock before any data.
+pub fn fleet_now(state: &AppState) -> i64 {
+    state
+        .reader
+        .hot()
+        .all()
+        .values()
+        .map(|l| l.reading.ts)
+        .max()
+        .unwrap_or_else(|| chrono::Utc::now().timestamp_millis())
+}
+
+pub fn find_site(state: &AppState, id: &str) -> Result<SiteInfo, WebError> {
+    state
+        .reader
+        .sites()?
+        .into_iter()
+        .find(|s| s.info.id == id)
+        .map(|s| s.info)
+        .ok_or_else(|| WebError::NotFound(format!("site `{id}`")))
+}
+
+fn size(q: &ChartQuery, default: (u32, u32)) -> (u32, u32) {
+    (
+        q.w.unwrap_or(default.0).clamp(200, 3000),
+        q.h.unwrap_or(default.1).clamp(120, 2000),
+    )
+}
+
+pub async fn site_chart(
+    State(state): State<AppState>,
+    Path(file): Path<String>,
+    Query(q): Query<ChartQuery>,
+) -> Result<Response, WebError> {
+    let (id, format) = split_file(&file)?;
+    let id = id.to_string();
+    let metric: Option<Metric> = match q.metric.as_deref() {
+        Some(m) => Some(m.parse().map_err(WebError::BadRequest)?),
+        None => None,
+    };
+    let to = match q.to.as_deref() {
+        Some(t) => parse_time(t)?,
+        None => {
+            state
+                .reader
+                .hot()
+                .latest(&id)
+                .map_or_else(|| fleet_now(&state), |l| l.reading.ts)
+                + 1
+        }
+    };
+    let from = match q.from.as_deref() {
+        Some(t) => parse_time(t)?,
+        None => to - 86_400_000,
+    };
+    if from >= to || to - from > 400 * 86_400_000 {
+        return Err(WebError::BadRequest(
+            "`from` must be before `to`, at most 400 days apart".into(),
+        ));
+    }
+    let size = size(&q, (900, 360));
+    let bytes = blocking(move || {
+        let site = find_site(&state, &id)?;
+        let ov = overlays(&state, &id, from, to)?;
+        let mut chart = data::site_series(
+            state.reader.as_ref(),
+            &site,
+            Frame {
+                from_ms: from,
+                to_ms: to,
+                size,
+            },
+            &ov,
+        )?;
+        if let Some(m) = metric {
+            chart.lines.retain(|(lm, _)| *lm == m);
+            chart.limits.retain(|l| l.metric == m);
+        }
+        charts::render(&chart, format).map_err(|e| WebError::Internal(e.to_string()))
+    })
+    .await?;
+    Ok(image(format, bytes))
+}
+
+pub async fn aqi_chart(
+    State(state): State<AppState>,
+    Path(file): Path<String>,
+    Query(q): Query<ChartQuery>,
+) -> Result<Response, WebError> {
+    let (id, format) = split_file(&file)?;
+    let id = id.to_string();
+    let days = q.days.unwrap_or(35).clamp(1, 366);
+    let size = size(&q, (560, 240));
+    let bytes = blocking(move || {
+        let site = find_site(&state, &id)?;
+        let to = fleet_now(&state) + 1;
+        let chart = data::aqi_calendar(
+            state.reader.as_ref(),
+            &format!("Daily AQI (HJ 633) — {}", charts::latin(&site.name)),
+            std::slice::from_ref(&site),
+            Frame {
+                from_ms: to - days * 86_400_000,
+                to_ms: to,
+                size,
+            },
+            &Overlays {
+                tz: state.tz,
+                ..Default::default()
+            },
+        )?;
+        charts::render(&chart, format).map_err(|e| WebError::Internal(e.to_string()))
+    })
+    .await?;
+    Ok(image(format, bytes))
+}
+
+/// `GET /api/sites/{id}/series.csv`: the same query as the JSON series, as CSV.
+pub async fn series_csv(
+    state: State<AppState>,
+    path: Path<String>,
+    query: Query<super::api::SeriesQuery>,
+) -> Result<Response, WebError> {
+    let axum::Json(s) = super::api::series(state, path, query).await?;
+    let mut out = String::from("ts_ms,time_utc,metric,unit,mean,min,max,count\n");
+    for p in &s.points {
+        let t = chrono::DateTime::from_timestamp_millis(p.ts)
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{},{t},{},{},{},{},{},{}\n",
+            p.ts,
+            s.metric.name(),
+            s.unit,
+            p.mean,
+            p.min,
+            p.max,
+            p.count
+        ));
+    }
+    // The site id is validated ([A-Za-z0-9_-]) by the store; keep the file name safe anyway.
+    let safe: String = s
+        .site
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{safe}-{}.csv\"", s.metric.name()),
+            ),
+        ],
+        out,
+    )
+        .into_response())
+}
