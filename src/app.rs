@@ -2,6 +2,7 @@
 //! (mini-redis's `server::run(listener, shutdown)` pattern).
 
 use crate::config::{load_registry, Config, ConfigError};
+use crate::export::{self, ExportError};
 use crate::ingest::{self, IngestError};
 use crate::metrics::Metrics;
 use crate::store::{SqliteReader, SqliteStore, StoreError, StoreWriter};
@@ -21,6 +22,8 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Ingest(#[from] IngestError),
+    #[error(transparent)]
+    Export(#[from] ExportError),
     #[error("cannot listen on {addr}: {source}; pass --http to pick another address")]
     HttpBind {
         addr: SocketAddr,
@@ -38,6 +41,7 @@ pub struct Aggregator {
     pub write_token: Arc<String>,
     ingest: ingest::Ingest,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
+    export: Option<export::Exporter>,
 }
 
 impl Aggregator {
@@ -57,9 +61,14 @@ impl Aggregator {
         if let Some(r) = registry {
             sites.extend(r.sites);
         }
+        if let Some(influx) = &config.influx {
+            influx.validate()?;
+        }
         let store_config = config.store.clone();
+        let outbox = config.influx.is_some();
         let (store, reader) = tokio::task::spawn_blocking(move || {
             let mut store = SqliteStore::open(store_config, strict)?;
+            store.set_outbox(outbox);
             store.upsert_sites(&sites)?;
             let reader = store.reader()?;
             Ok::<_, StoreError>((store, reader))
@@ -79,6 +88,16 @@ impl Aggregator {
             addr: config.http.listen,
             source,
         })?;
+
+        let export = match &config.influx {
+            Some(influx) => Some(export::start(
+                influx,
+                &config.store.data_dir,
+                metrics.clone(),
+                shutdown.clone(),
+            )?),
+            None => None,
+        };
 
         let ingest = ingest::start(
             &config.mqtt,
@@ -116,6 +135,7 @@ impl Aggregator {
             write_token,
             ingest,
             http,
+            export,
         })
     }
 
@@ -125,6 +145,12 @@ impl Aggregator {
             .task
             .await
             .map_err(|e| AppError::Join(e.to_string()))?;
+        if let Some(export) = self.export {
+            export
+                .task
+                .await
+                .map_err(|e| AppError::Join(e.to_string()))?;
+        }
         match self.http.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(AppError::Join(format!("http server: {e}"))),

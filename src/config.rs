@@ -2,6 +2,7 @@
 //! `DUSTWATCH_*` environment variables and command-line flags (the CLI applies those). Every field
 //! has a documented default, so an empty file is a valid configuration.
 
+use crate::export::InfluxConfig;
 use crate::ingest::{IngestConfig, MqttConfig};
 use crate::store::sqlite::StoreConfig;
 use dustwatch_broker::BrokerConfig;
@@ -24,6 +25,9 @@ pub struct Config {
     pub registry: RegistryConfig,
     pub demo: DemoConfig,
     pub time: TimeConfig,
+    /// Export to InfluxDB 2 (or any v2 write API server). Default absent: export off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub influx: Option<InfluxConfig>,
 }
 
 /// The dashboard server (`[http]`).

@@ -3,6 +3,7 @@
 pub mod app;
 pub mod aqi;
 pub mod config;
+pub mod export;
 pub mod ingest;
 pub mod metrics;
 pub mod store;

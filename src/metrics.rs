@@ -86,6 +86,18 @@ pub struct Metrics {
     pub commit_seconds: Histogram,
     /// From a reading's event time to its commit (end-to-end delay when device clocks are right).
     pub event_to_commit_seconds: Histogram,
+    /// InfluxDB export: 1 when configured.
+    pub export_enabled: AtomicI64,
+    /// Lines the long-term store accepted.
+    pub export_lines: AtomicU64,
+    /// Export writes that failed and will be retried.
+    pub export_errors: AtomicU64,
+    /// Lines the long-term store refused as malformed (400/422), skipped.
+    pub export_dropped: AtomicU64,
+    /// Outbox rows committed but not yet exported.
+    pub export_backlog: AtomicI64,
+    /// Wall-clock time of the last successful export write, Unix ms (0 = none yet).
+    pub export_last_success_ms: AtomicI64,
 }
 
 impl Metrics {
@@ -206,6 +218,38 @@ impl Metrics {
                 0.0
             },
         );
+        if self.export_enabled.load(Relaxed) == 1 {
+            counter(
+                &mut out,
+                "dustwatch_export_lines_total",
+                "Lines written to the long-term store (InfluxDB).",
+                self.export_lines.load(Relaxed),
+            );
+            counter(
+                &mut out,
+                "dustwatch_export_errors_total",
+                "Export writes that failed and are retried with backoff.",
+                self.export_errors.load(Relaxed),
+            );
+            counter(
+                &mut out,
+                "dustwatch_export_dropped_lines_total",
+                "Lines the long-term store refused as malformed (skipped; still in SQLite).",
+                self.export_dropped.load(Relaxed),
+            );
+            gauge(
+                &mut out,
+                "dustwatch_export_backlog",
+                "Records committed to SQLite and not yet exported.",
+                self.export_backlog.load(Relaxed) as f64,
+            );
+            gauge(
+                &mut out,
+                "dustwatch_export_last_success_timestamp_seconds",
+                "Wall-clock time of the last successful export write (0 = none yet).",
+                self.export_last_success_ms.load(Relaxed) as f64 / 1000.0,
+            );
+        }
         self.batch_seconds.render(
             &mut out,
             "dustwatch_store_batch_seconds",

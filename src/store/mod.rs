@@ -3,6 +3,7 @@
 //! a long-term store or a clustered engine a swap away.
 
 pub mod hot;
+pub mod outbox;
 pub mod schema;
 pub mod sqlite;
 

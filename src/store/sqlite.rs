@@ -2,6 +2,7 @@
 //! pool of read-only connections for the web. WAL mode lets readers run beside the writer.
 
 use super::hot::Hot;
+use super::outbox::{self, OutboxKind};
 use super::schema::{self, ROLLUPS};
 use super::{
     BatchOutcome, Counts, DeviceRow, Latest, Record, SeriesPoint, SiteRow, StoreError, StoreReader,
@@ -55,7 +56,7 @@ const DAY_MS: i64 = 86_400_000;
 /// Dead letters kept; older ones are deleted so a flood of garbage cannot fill the disk.
 const MAX_DEAD_LETTERS: i64 = 200_000;
 
-fn db_path(dir: &Path) -> PathBuf {
+pub fn db_path(dir: &Path) -> PathBuf {
     dir.join(DB_FILE)
 }
 
@@ -69,6 +70,8 @@ pub struct SqliteStore {
     config: StoreConfig,
     hot: Arc<Hot>,
     known: Known,
+    /// Append fresh readings, events and city levels to the outbox (export enabled).
+    outbox: bool,
 }
 
 /// What the writer remembers between batches so it does not ask SQLite on every reading.
@@ -193,6 +196,7 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", sync)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(&schema::ddl())?;
+        outbox::create(&conn)?;
         conn.pragma_update(None, "user_version", schema::VERSION)?;
         let mut store = SqliteStore {
             conn,
@@ -202,10 +206,17 @@ impl SqliteStore {
                 strict,
                 ..Default::default()
             },
+            outbox: false,
         };
         store.known.load(&store.conn)?;
         store.hot.update(store.known.latest.clone());
         Ok(store)
+    }
+
+    /// Append every fresh reading, event and city level to the outbox from now on (for the
+    /// InfluxDB exporter). Off by default: nothing consumes the outbox then.
+    pub fn set_outbox(&mut self, on: bool) {
+        self.outbox = on;
     }
 
     /// The hot state this writer maintains; share it with readers.
@@ -261,6 +272,7 @@ impl StoreWriter for SqliteStore {
         let mut seen: HashMap<(String, String), i64> = HashMap::new();
 
         let known = &mut self.known;
+        let use_outbox = self.outbox;
         let result = (|| -> Result<(), StoreError> {
             let tx = self.conn.transaction()?;
             for record in batch {
@@ -319,6 +331,17 @@ impl StoreWriter for SqliteStore {
                         }
                         out.stored += 1;
                         out.fresh[fresh] = true;
+                        if use_outbox {
+                            outbox::push(
+                                &tx,
+                                OutboxKind::Reading,
+                                Some(site),
+                                Some(device),
+                                Some(r.boot),
+                                Some(r.seq),
+                                r.ts,
+                            )?;
+                        }
                         for (i, (_, width)) in ROLLUPS.iter().enumerate() {
                             let aggs = deltas[i]
                                 .entry((site.clone(), bucket(r.ts, *width)))
@@ -382,6 +405,17 @@ impl StoreWriter for SqliteStore {
                         } else {
                             out.other += 1;
                             out.fresh[fresh] = true;
+                            if use_outbox {
+                                outbox::push(
+                                    &tx,
+                                    OutboxKind::Event,
+                                    Some(site),
+                                    Some(device),
+                                    Some(event.boot),
+                                    Some(event.seq),
+                                    event.ts,
+                                )?;
+                            }
                         }
                         seen.insert((site.clone(), device.clone()), received);
                     }
@@ -476,6 +510,17 @@ impl StoreWriter for SqliteStore {
                         ])?;
                         out.other += 1;
                         out.fresh[fresh] = true;
+                        if use_outbox {
+                            outbox::push(
+                                &tx,
+                                OutboxKind::CityLevel,
+                                None,
+                                None,
+                                None,
+                                None,
+                                level.ts,
+                            )?;
+                        }
                     }
                     Record::DeadLetter(d) => {
                         Self::dead_letter(

@@ -4,6 +4,9 @@
 //! - [`Mosquitto`]: the reference external broker, started as a child process when installed.
 //!   When `DUSTWATCH_REQUIRE_MOSQUITTO` is set (CI sets it), a missing Mosquitto is a failure,
 //!   never a skip.
+//! - [`VictoriaMetrics`]: a server taking the InfluxDB v2 write API, as a child process with a
+//!   temporary data directory when installed (Debian `victoria-metrics`); required when
+//!   `DUSTWATCH_REQUIRE_VM` is set.
 
 use dustwatch_broker::{BrokerConfig, EmbeddedBroker};
 use std::io::Write;
@@ -146,4 +149,118 @@ pub fn wait_port(port: u16) {
         std::thread::sleep(Duration::from_millis(20));
     }
     panic!("nothing listens on {addr} after 10 s");
+}
+
+/// Where the victoria-metrics binary is, if installed.
+pub fn victoria_metrics_binary() -> Option<PathBuf> {
+    [
+        "/usr/bin/victoria-metrics",
+        "/usr/local/bin/victoria-metrics",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+}
+
+/// True when CI demands VictoriaMetrics-backed tests to run.
+pub fn victoria_metrics_required() -> bool {
+    std::env::var_os("DUSTWATCH_REQUIRE_VM").is_some_and(|v| v != "0")
+}
+
+/// A VictoriaMetrics child process on a loopback port with a temporary data directory. It takes
+/// InfluxDB line protocol at `/api/v2/write` (org and bucket ignored, metric name
+/// `<measurement>_<field>`) and gives it back at `/api/v1/export`.
+pub struct VictoriaMetrics {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl VictoriaMetrics {
+    /// Start on a free port. Returns None (skip) when not installed; panics when it is required
+    /// but missing.
+    pub fn start() -> Option<VictoriaMetrics> {
+        if victoria_metrics_binary().is_none() {
+            if victoria_metrics_required() {
+                panic!("DUSTWATCH_REQUIRE_VM is set but victoria-metrics is not installed");
+            }
+            eprintln!("victoria-metrics not installed: skipping this test");
+            return None;
+        }
+        let mut vm = VictoriaMetrics {
+            child: None,
+            port: free_port(),
+            dir: tempfile::tempdir().expect("temp dir for victoria-metrics"),
+        };
+        vm.spawn();
+        Some(vm)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Base URL, e.g. for `[influx] url`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let bin = victoria_metrics_binary().expect("checked in start");
+        // Test data is stamped in 2017: keep everything (default retention is one month).
+        let child = Command::new(bin)
+            .arg(format!("-httpListenAddr=127.0.0.1:{}", self.port))
+            .arg(format!(
+                "-storageDataPath={}",
+                self.dir.path().join("data").display()
+            ))
+            .arg("-retentionPeriod=100y")
+            .arg("-loggerLevel=ERROR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn victoria-metrics");
+        self.child = Some(child);
+        wait_port(self.port);
+    }
+
+    /// Stop gracefully (SIGTERM: VictoriaMetrics flushes what it accepted), keeping the data
+    /// directory and the port for [`VictoriaMetrics::restart`].
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGKILL, as a crash would (samples not yet flushed may be lost).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Start again on the same port with the same data.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+}
+
+impl Drop for VictoriaMetrics {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
