@@ -349,6 +349,29 @@ pub fn render_to_dir(
     Ok(written)
 }
 
+/// `dustwatch render`: open the store in `data_dir` read-only and render `dashboard` into `out`,
+/// with the range of every panel ending at the newest stored reading.
+pub fn render_from_store(
+    data_dir: &Path,
+    dashboard_file: &Path,
+    out: &Path,
+    tz: chrono_tz::Tz,
+) -> Result<Vec<PathBuf>, DashboardError> {
+    let d = load(dashboard_file)?;
+    let reader = crate::store::SqliteReader::open(data_dir, Default::default())?;
+    let now = reader
+        .latest()?
+        .iter()
+        .map(|(_, l)| l.reading.ts)
+        .max()
+        .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
+    let overlays = Overlays {
+        tz,
+        ..Default::default()
+    };
+    render_to_dir(&reader, &d, now, &overlays, out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,10 @@
 
 pub mod app;
 pub mod aqi;
+pub mod bench;
+pub mod charts;
 pub mod config;
+pub mod dashboard;
 pub mod export;
 pub mod ingest;
 pub mod metrics;

@@ -66,6 +66,21 @@ enum Command {
     },
     /// Run only the embedded MQTT broker.
     Broker,
+    /// Render a dashboard definition's panels to PNG and SVG files (from the store in --data).
+    Render {
+        /// Dashboard definition, e.g. dashboards/office.toml.
+        #[arg(long)]
+        dashboard: PathBuf,
+        /// Output directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Performance figures with ratios to their targets, from one run.
+    Bench {
+        /// What to measure: `charts` (charts, overview, live updates).
+        #[arg(default_value = "charts")]
+        what: String,
+    },
 }
 
 fn apply(common: &Common, config: &mut Config) {
@@ -115,6 +130,31 @@ async fn main() -> Result<()> {
             let agg = Aggregator::start(&config, Vec::new(), shutdown.clone()).await?;
             print_urls(&agg, &config.mqtt.url);
             agg.wait().await?;
+        }
+        Command::Render { dashboard, out } => {
+            let tz: chrono_tz::Tz = config
+                .time
+                .zone
+                .parse()
+                .map_err(|_| anyhow::anyhow!("unknown time zone `{}`", config.time.zone))?;
+            let files = dustwatch::dashboard::render_from_store(
+                &config.store.data_dir,
+                &dashboard,
+                &out,
+                tz,
+            )?;
+            for f in files {
+                println!("{}", f.display());
+            }
+        }
+        Command::Bench { what } => {
+            anyhow::ensure!(what == "charts", "unknown bench `{what}` (charts)");
+            let dir = std::env::temp_dir().join(format!("dustwatch-bench-{}", std::process::id()));
+            let figures = dustwatch::bench::run(&dir).await;
+            let _ = std::fs::remove_dir_all(&dir);
+            for f in figures? {
+                println!("{f}");
+            }
         }
         Command::Broker => {
             let broker = EmbeddedBroker::start(&config.broker)?;

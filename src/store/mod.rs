@@ -164,6 +164,13 @@ pub trait StoreReader: Send + Sync {
         to_ms: i64,
     ) -> Result<Vec<(String, Reading)>, StoreError>;
     fn counts(&self) -> Result<Counts, StoreError>;
+    /// Device events of a site with event time in [from, to), oldest first, as (device, event).
+    fn events(
+        &self,
+        site: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(String, Event)>, StoreError>;
     /// The city level timeline, oldest first.
     fn city_levels(&self) -> Result<Vec<CityLevel>, StoreError>;
 }

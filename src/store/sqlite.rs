@@ -927,6 +927,35 @@ impl StoreReader for SqliteReader {
         })
     }
 
+    fn events(
+        &self,
+        site: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(String, dustwatch_protocol::Event)>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT device, ts, seq, boot, kind FROM events \
+                 WHERE site = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts",
+            )?;
+            let mut rows = stmt.query(params![site, from_ms, to_ms])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                let kind: String = r.get(4)?;
+                out.push((
+                    r.get(0)?,
+                    dustwatch_protocol::Event {
+                        ts: r.get(1)?,
+                        seq: r.get(2)?,
+                        boot: r.get(3)?,
+                        kind: parse_enum(&kind)?,
+                    },
+                ));
+            }
+            Ok(out)
+        })
+    }
+
     fn city_levels(&self) -> Result<Vec<CityLevel>, StoreError> {
         self.with(|c| {
             let mut stmt = c.prepare("SELECT ts, level FROM city_levels ORDER BY ts")?;

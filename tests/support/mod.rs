@@ -160,3 +160,64 @@ pub fn fleet_payloads(site: &str, devices: usize, per_device: u64) -> Vec<(Strin
     }
     out
 }
+
+pub mod browser;
+
+/// The real `dustwatch demo` (embedded broker, simulated fleet, aggregator, dashboard) as a child
+/// process on free ports, with a known write token.
+pub struct DemoProcess {
+    child: Child,
+    pub http_port: u16,
+    pub token: String,
+    _dir: tempfile::TempDir,
+}
+
+impl DemoProcess {
+    pub fn start(speed: f64) -> DemoProcess {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let token = "demo-test-token".to_string();
+        let config = dir.path().join("dustwatch.toml");
+        std::fs::write(&config, format!("[http]\nwrite_token = \"{token}\"\n")).expect("config");
+        let http_port = free_port();
+        let mqtt_port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_dustwatch"))
+            .arg("--config")
+            .arg(&config)
+            .args([
+                "demo",
+                "--speed",
+                &speed.to_string(),
+                "--http",
+                &format!("127.0.0.1:{http_port}"),
+                "--mqtt-listen",
+                &format!("127.0.0.1:{mqtt_port}"),
+                "--data",
+            ])
+            .arg(dir.path().join("data"))
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn dustwatch demo");
+        let p = DemoProcess {
+            child,
+            http_port,
+            token,
+            _dir: dir,
+        };
+        wait_port(http_port);
+        p
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.http_port)
+    }
+}
+
+impl Drop for DemoProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
