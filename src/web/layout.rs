@@ -80,7 +80,7 @@ pub fn page(title: &str, active: &str, body: &str, script: &str) -> Html<String>
     Html(format!(
         "<!doctype html><html lang=en><head><meta charset=utf-8>\
          <meta name=viewport content=\"width=device-width, initial-scale=1\">\
-         <title>{title} — dustwatch</title><style>{CSS}</style><script>{JS}</script></head>\
+         <link rel=icon href=\"data:,\"><title>{title} — dustwatch</title><style>{CSS}</style><script>{JS}</script></head>\
          <body><header><a class=brand href=\"/\">dustwatch</a>{nav}\
          <span id=city-level class=level title=\"city warning level\"></span>\
          <span id=live class=muted></span></header><main>{body}</main><script>{script}</script></body></html>",
