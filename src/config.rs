@@ -3,6 +3,7 @@
 //! has a documented default, so an empty file is a valid configuration.
 
 use crate::export::InfluxConfig;
+use crate::ingest::hj212_tcp::Hj212Config;
 use crate::ingest::{IngestConfig, MqttConfig};
 use crate::store::sqlite::StoreConfig;
 use dustwatch_broker::BrokerConfig;
@@ -20,11 +21,14 @@ pub struct Config {
     /// The embedded broker of `demo` and `broker`.
     pub broker: BrokerConfig,
     pub ingest: IngestConfig,
+    /// The native HJ 212 TCP listener (off unless `listen` is set).
+    pub hj212: Hj212Config,
     pub store: StoreConfig,
     pub http: HttpConfig,
     pub registry: RegistryConfig,
     pub demo: DemoConfig,
     pub time: TimeConfig,
+    pub rules: RulesConfig,
     /// Export to InfluxDB 2 (or any v2 write API server). Default absent: export off.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub influx: Option<InfluxConfig>,
@@ -78,6 +82,14 @@ impl Default for DemoConfig {
             seed: 1,
         }
     }
+}
+
+/// The rule profile (`[rules]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// Rule profile TOML file. Default: the built-in `rules/default.toml`.
+    pub profile: Option<PathBuf>,
 }
 
 /// Time settings (`[time]`).
@@ -146,6 +158,22 @@ pub fn load_registry(path: &Path) -> Result<Registry, ConfigError> {
                 path: path.display().to_string(),
                 message: format!("site `{}`: {e}", site.id),
             });
+        }
+    }
+    let mut mns = std::collections::HashSet::new();
+    for d in &registry.devices {
+        let bad = |message: String| ConfigError::Parse {
+            path: path.display().to_string(),
+            message: format!("device `{}` of site `{}`: {message}", d.id, d.site),
+        };
+        dustwatch_protocol::topic::check_site_id(&d.site).map_err(|e| bad(e.to_string()))?;
+        if !dustwatch_protocol::topic::is_valid_id(&d.id) {
+            return Err(bad("the id is not 1-64 characters of [A-Za-z0-9_-]".into()));
+        }
+        if let Some(mn) = &d.mn {
+            if mn.is_empty() || !mns.insert(mn.as_str()) {
+                return Err(bad(format!("MN `{mn}` is empty or listed twice")));
+            }
         }
     }
     Ok(registry)

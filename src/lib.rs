@@ -9,5 +9,8 @@ pub mod dashboard;
 pub mod export;
 pub mod ingest;
 pub mod metrics;
+pub mod publish;
+pub mod report;
+pub mod rules;
 pub mod store;
 pub mod web;

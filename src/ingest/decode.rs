@@ -1,14 +1,21 @@
 //! From an MQTT message to a store record: topic and payload are checked against the contract;
 //! anything wrong becomes a dead letter with its reason, so nothing is dropped silently.
 
+use super::hj212::MqttFrames;
 use crate::store::{DeadLetter, Record};
 use dustwatch_protocol::{
     CityLevel, Event, Reading, RejectReason, Rejected, Status, Topic, TopicRoot,
 };
 
 /// Decode one message. `None` means the message is not ingest's business (a command, our own
-/// alerts, an empty retained clear) and only needs its acknowledgement.
-pub fn decode(root: &TopicRoot, topic: &str, payload: &[u8]) -> Option<Record> {
+/// alerts, an empty retained clear, a packet of a split HJ 212 frame still incomplete) and only
+/// needs its acknowledgement.
+pub fn decode(
+    root: &TopicRoot,
+    hj212: &mut MqttFrames,
+    topic: &str,
+    payload: &[u8],
+) -> Option<Record> {
     let parsed = match root.parse(topic) {
         Ok(t) => t,
         Err(e) => {
@@ -42,10 +49,7 @@ pub fn decode(root: &TopicRoot, topic: &str, payload: &[u8]) -> Option<Record> {
             level,
             source: "mqtt".to_string(),
         }),
-        Topic::Hj212 { .. } => Err(Rejected::new(
-            RejectReason::BadFrame,
-            "HJ 212 over MQTT is not supported by this build",
-        )),
+        Topic::Hj212 { site, device } => return hj212.decode(topic, site, device, payload),
         Topic::Cmd { .. } | Topic::Alert { .. } | Topic::DailyReport { .. } => return None,
     };
     Some(result.unwrap_or_else(|rejected| dead(topic, payload, rejected)))
@@ -65,8 +69,12 @@ fn dead(topic: &str, payload: &[u8], rejected: Rejected) -> Record {
 mod tests {
     use super::*;
 
+    fn frames() -> MqttFrames {
+        MqttFrames::new(Default::default(), Default::default())
+    }
+
     fn reason(topic: &str, payload: &[u8]) -> Option<RejectReason> {
-        match decode(&TopicRoot::default(), topic, payload) {
+        match decode(&TopicRoot::default(), &mut frames(), topic, payload) {
             Some(Record::DeadLetter(d)) => Some(d.reason),
             _ => None,
         }
@@ -76,6 +84,7 @@ mod tests {
     fn good_reading_becomes_a_record() {
         let r = decode(
             &TopicRoot::default(),
+            &mut frames(),
             "dust/v1/s1/d1/reading",
             br#"{"ts":1483516800000,"seq":1,"boot":1,"interval_s":60,"pm10":80}"#,
         );
@@ -100,7 +109,12 @@ mod tests {
             Some(RejectReason::WrongType)
         );
         let big = vec![b' '; 10_000];
-        match decode(&TopicRoot::default(), "dust/v1/s1/d1/reading", &big) {
+        match decode(
+            &TopicRoot::default(),
+            &mut frames(),
+            "dust/v1/s1/d1/reading",
+            &big,
+        ) {
             Some(Record::DeadLetter(d)) => {
                 assert_eq!(d.reason, RejectReason::Oversized);
                 assert!(d.payload.len() <= dustwatch_protocol::MAX_PAYLOAD_BYTES);
@@ -111,7 +125,19 @@ mod tests {
 
     #[test]
     fn empty_retained_clear_is_ignored() {
-        assert!(decode(&TopicRoot::default(), "dust/v1/s1/d1/status", b"").is_none());
-        assert!(decode(&TopicRoot::default(), "dust/v1/s1/d1/cmd", b"{}").is_none());
+        assert!(decode(
+            &TopicRoot::default(),
+            &mut frames(),
+            "dust/v1/s1/d1/status",
+            b""
+        )
+        .is_none());
+        assert!(decode(
+            &TopicRoot::default(),
+            &mut frames(),
+            "dust/v1/s1/d1/cmd",
+            b"{}"
+        )
+        .is_none());
     }
 }

@@ -4,6 +4,8 @@
 //! bounded by the queue size at any input rate.
 
 pub mod decode;
+pub mod hj212;
+pub mod hj212_tcp;
 pub mod writer;
 
 use crate::metrics::Metrics;
@@ -17,7 +19,7 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use writer::{Ack, Committed, Item};
+use writer::{Ack, CommittedSink, Item};
 
 /// How ingest connects to the broker (`[mqtt]` in the config file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,6 +77,8 @@ pub enum IngestError {
     BadUrl { url: String, reason: String },
     #[error("store writer thread could not start: {0}")]
     Writer(std::io::Error),
+    #[error("HJ 212 listener could not start: {0}")]
+    Hj212Listener(std::io::Error),
 }
 
 /// Parse `mqtt://host:port` (also `tcp://`, or bare `host:port`) into host and port.
@@ -104,6 +108,16 @@ pub fn parse_broker_url(url: &str) -> Result<(String, u16), IngestError> {
 /// Handles to a running ingest.
 pub struct Ingest {
     pub task: tokio::task::JoinHandle<()>,
+    /// The HJ 212 TCP listener, when configured.
+    pub hj212: Option<hj212_tcp::Hj212Listener>,
+}
+
+/// HJ 212 ingest: the registry's `[[device]]` tables, and the bound TCP listener with its
+/// settings when `[hj212] listen` is set.
+#[derive(Default)]
+pub struct Hj212Setup {
+    pub devices: Arc<hj212::Hj212Devices>,
+    pub listener: Option<(tokio::net::TcpListener, hj212_tcp::Hj212Config)>,
 }
 
 /// Start ingest: the MQTT loop as a task and the store writer on its own thread. Stops when
@@ -112,9 +126,10 @@ pub fn start(
     mqtt: &MqttConfig,
     config: &IngestConfig,
     store: Box<dyn StoreWriter>,
-    committed: Option<mpsc::Sender<Committed>>,
+    committed: Option<CommittedSink>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
+    hj212: Hj212Setup,
 ) -> Result<Ingest, IngestError> {
     let (host, port) = parse_broker_url(&mqtt.url)?;
     let mut options = MqttOptions::new(mqtt.client_id.clone(), host, port);
@@ -140,11 +155,30 @@ pub fn start(
         .spawn(move || writer::run(store, item_rx, ack_tx, committed, writer_metrics, batch_max))
         .map_err(IngestError::Writer)?;
 
+    let hj212_listener = match hj212.listener {
+        Some((listener, config)) => Some(
+            hj212_tcp::spawn(
+                listener,
+                config,
+                hj212.devices.clone(),
+                item_tx.clone(),
+                metrics.clone(),
+                shutdown.clone(),
+            )
+            .map_err(IngestError::Hj212Listener)?,
+        ),
+        None => None,
+    };
+    let frames = hj212::MqttFrames::new(hj212.devices, metrics.clone());
+
     let root = TopicRoot::new(&mqtt.topic_root);
     let task = tokio::spawn(mqtt_loop(
-        client, eventloop, root, item_tx, ack_rx, writer, metrics, shutdown,
+        client, eventloop, root, frames, item_tx, ack_rx, writer, metrics, shutdown,
     ));
-    Ok(Ingest { task })
+    Ok(Ingest {
+        task,
+        hj212: hj212_listener,
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -152,6 +186,7 @@ async fn mqtt_loop(
     client: AsyncClient,
     mut eventloop: rumqttc::EventLoop,
     root: TopicRoot,
+    mut frames: hj212::MqttFrames,
     item_tx: mpsc::Sender<Item>,
     mut ack_rx: mpsc::UnboundedReceiver<Vec<Ack>>,
     writer: std::thread::JoinHandle<()>,
@@ -191,9 +226,9 @@ async fn mqtt_loop(
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     metrics.received.fetch_add(1, Relaxed);
-                    let record = decode::decode(&root, &p.topic, &p.payload);
+                    let record = decode::decode(&root, &mut frames, &p.topic, &p.payload);
                     let ack = (p.qos != QoS::AtMostOnce).then_some(Ack { generation, publish: p });
-                    let item = Item { record, ack, received: Instant::now() };
+                    let item = Item { record, ack, on_commit: None, received: Instant::now() };
                     // Waits while the queue is full: the broker holds the rest meanwhile.
                     if item_tx.send(item).await.is_err() {
                         tracing::error!("store writer stopped; ingest ends");

@@ -7,7 +7,7 @@ use rumqttc::Publish;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// One received message on its way to the store.
 #[derive(Debug)]
@@ -15,6 +15,9 @@ pub struct Item {
     /// What to store; `None` for messages that only need their acknowledgement.
     pub record: Option<Record>,
     pub ack: Option<Ack>,
+    /// Told once the record is committed (the HJ 212 TCP listener sends its 9014 reply then);
+    /// dropped unsent if the writer stops first.
+    pub on_commit: Option<oneshot::Sender<()>>,
     pub received: Instant,
 }
 
@@ -28,6 +31,9 @@ pub struct Ack {
 /// Records committed for the first time, in commit order, for downstream consumers (rules).
 pub type Committed = Vec<Record>;
 
+/// Where committed records go next; may block (backpressure).
+pub type CommittedSink = Box<dyn FnMut(Committed) + Send>;
+
 /// How often retention runs, in wall-clock time.
 const RETENTION_EVERY: Duration = Duration::from_secs(600);
 
@@ -36,7 +42,7 @@ pub fn run(
     mut store: Box<dyn StoreWriter>,
     mut rx: mpsc::Receiver<Item>,
     acks: mpsc::UnboundedSender<Vec<Ack>>,
-    committed: Option<mpsc::Sender<Committed>>,
+    mut committed: Option<CommittedSink>,
     metrics: Arc<Metrics>,
     batch_max: usize,
 ) {
@@ -94,20 +100,26 @@ pub fn run(
         }
         metrics.newest_event_ms.store(newest, Relaxed);
 
-        let owed: Vec<Ack> = items.drain(..).filter_map(|i| i.ack).collect();
+        let mut owed: Vec<Ack> = Vec::with_capacity(items.len());
+        for item in items.drain(..) {
+            if let Some(notice) = item.on_commit {
+                let _ = notice.send(());
+            }
+            owed.extend(item.ack);
+        }
         // The ack channel is unbounded but never holds more than the ingest queue plus one
         // batch: an ack exists only for a message that went through the bounded queue.
         if !owed.is_empty() && acks.send(owed).is_err() {
             tracing::debug!("ingest loop gone; acknowledgements dropped (broker will redeliver)");
         }
-        if let Some(tx) = &committed {
+        if let Some(sink) = committed.as_mut() {
             let fresh: Committed = records
                 .into_iter()
                 .zip(outcome.fresh)
                 .filter_map(|(r, f)| f.then_some(r))
                 .collect();
-            if !fresh.is_empty() && tx.blocking_send(fresh).is_err() {
-                tracing::debug!("committed-records consumer gone");
+            if !fresh.is_empty() {
+                sink(fresh);
             }
         }
         if last_retention.elapsed() >= RETENTION_EVERY && newest > 0 {

@@ -2,6 +2,7 @@
 //! aggregator uses to write and read it. SQLite (`sqlite.rs`) is the implementation; the traits keep
 //! a long-term store or a clustered engine a swap away.
 
+pub mod alerts;
 pub mod hot;
 pub mod outbox;
 pub mod schema;
@@ -11,6 +12,7 @@ use dustwatch_protocol::{CityLevel, Event, Metric, Reading, RejectReason, SiteIn
 use serde::Serialize;
 use thiserror::Error;
 
+pub use alerts::{AlertChange, AlertFilter, AlertRow, AlertStore, DayRow};
 pub use sqlite::{SqliteReader, SqliteStore};
 
 /// One accepted message, ready to be stored. Rejected messages become dead letters, so every
@@ -173,4 +175,10 @@ pub trait StoreReader: Send + Sync {
     ) -> Result<Vec<(String, Event)>, StoreError>;
     /// The city level timeline, oldest first.
     fn city_levels(&self) -> Result<Vec<CityLevel>, StoreError>;
+    /// Alerts, newest first.
+    fn alerts(&self, filter: &AlertFilter) -> Result<Vec<AlertRow>, StoreError>;
+    /// Recorded changes of one alert, oldest first.
+    fn alert_history(&self, id: i64) -> Result<Vec<AlertChange>, StoreError>;
+    /// Daily figures for local dates in [from, to] (`YYYY-MM-DD`).
+    fn days(&self, from: &str, to: &str) -> Result<Vec<DayRow>, StoreError>;
 }

@@ -76,6 +76,52 @@ CREATE TABLE IF NOT EXISTS city_levels (
     level TEXT NOT NULL,
     source TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY,
+    site TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    state TEXT NOT NULL,
+    acknowledged INTEGER NOT NULL,
+    ack_by TEXT,
+    ack_comment TEXT,
+    opened_ts INTEGER NOT NULL,
+    updated_ts INTEGER NOT NULL,
+    cleared_ts INTEGER,
+    closed_ts INTEGER,
+    offences INTEGER NOT NULL,
+    level TEXT NOT NULL,
+    evidence TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_by_site ON alerts (site, opened_ts);
+CREATE INDEX IF NOT EXISTS alerts_by_state ON alerts (state);
+CREATE TABLE IF NOT EXISTS alert_history (
+    id INTEGER PRIMARY KEY,
+    alert_id INTEGER NOT NULL,
+    change TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    acknowledged INTEGER NOT NULL,
+    evidence TEXT NOT NULL,
+    recorded_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alert_history_by_alert ON alert_history (alert_id, id);
+CREATE TABLE IF NOT EXISTS daily_stats (
+    site TEXT NOT NULL,
+    date TEXT NOT NULL,
+    exceedance_minutes INTEGER NOT NULL,
+    data_minutes INTEGER NOT NULL,
+    activity_minutes INTEGER NOT NULL,
+    night_activity_minutes INTEGER NOT NULL,
+    sprinkling_runs INTEGER NOT NULL,
+    alerts_opened INTEGER NOT NULL,
+    alerts_closed INTEGER NOT NULL,
+    level_max TEXT NOT NULL,
+    closed INTEGER NOT NULL,
+    PRIMARY KEY (site, date)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY,
     received_ms INTEGER NOT NULL,

@@ -1,6 +1,7 @@
 //! SQLite implementation of the store: one writer connection owned by the writer task, a small
 //! pool of read-only connections for the web. WAL mode lets readers run beside the writer.
 
+use super::alerts::{self, AlertChange, AlertFilter, AlertRow, DayRow};
 use super::hot::Hot;
 use super::outbox::{self, OutboxKind};
 use super::schema::{self, ROLLUPS};
@@ -58,6 +59,23 @@ const MAX_DEAD_LETTERS: i64 = 200_000;
 
 pub fn db_path(dir: &Path) -> PathBuf {
     dir.join(DB_FILE)
+}
+
+/// A read-write connection in WAL mode with the schema in place. WAL with `synchronous=NORMAL`
+/// survives a crash of the process; busy_timeout lets the alert writer and the reading writer
+/// take turns.
+pub(super) fn open_writer(dir: &Path) -> Result<Connection, StoreError> {
+    std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let conn = Connection::open(db_path(dir))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.execute_batch(&schema::ddl())?;
+    conn.pragma_update(None, "user_version", schema::VERSION)?;
+    Ok(conn)
 }
 
 fn now_ms() -> i64 {
@@ -732,6 +750,18 @@ fn parse_enum<T: for<'de> Deserialize<'de>>(s: &str) -> Result<T, StoreError> {
 }
 
 impl StoreReader for SqliteReader {
+    fn alerts(&self, filter: &AlertFilter) -> Result<Vec<AlertRow>, StoreError> {
+        self.with(|c| alerts::query_alerts(c, filter))
+    }
+
+    fn alert_history(&self, id: i64) -> Result<Vec<AlertChange>, StoreError> {
+        self.with(|c| alerts::query_history(c, id))
+    }
+
+    fn days(&self, from: &str, to: &str) -> Result<Vec<DayRow>, StoreError> {
+        self.with(|c| alerts::query_days(c, from, to))
+    }
+
     fn sites(&self) -> Result<Vec<SiteRow>, StoreError> {
         self.with(|c| {
             let mut stmt = c.prepare(

@@ -1,8 +1,16 @@
 //! The HTTP server (axum): JSON API, Prometheus metrics, health, and the pages.
 
+mod alerts;
+mod alerts_api;
 mod api;
+mod charts;
+mod dashboards;
 mod html;
-mod overview;
+mod layout;
+pub mod live;
+pub mod overview;
+mod reports;
+mod site_page;
 pub mod sites;
 
 use crate::metrics::Metrics;
@@ -21,6 +29,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub offline_after_ms: i64,
     pub write_token: Arc<String>,
+    pub rules: crate::rules::RulesHandle,
+    pub publisher: crate::publish::Publisher,
+    pub tz: chrono_tz::Tz,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -30,6 +41,25 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/sites", get(api::sites))
         .route("/api/sites/:id/series", get(api::series))
+        .route("/api/alerts", get(alerts_api::list))
+        .route("/api/alerts/:id", get(alerts_api::one))
+        .route("/api/alerts/:id/ack", axum::routing::post(alerts_api::ack))
+        .route(
+            "/api/city/level",
+            get(alerts_api::get_level).put(alerts_api::put_level),
+        )
+        .route("/api/rankings", get(reports::rankings))
+        .route("/reports/daily/:date", get(reports::daily))
+        // Pages, charts, CSV and live updates (issue 5).
+        .route("/sites/:id", get(site_page::page))
+        .route("/alerts", get(alerts::page))
+        .route("/events", get(live::events))
+        .route("/charts/sites/:file", get(charts::site_chart))
+        .route("/charts/aqi/:file", get(charts::aqi_chart))
+        .route("/api/sites/:id/series.csv", get(charts::series_csv))
+        .route("/dashboards", get(dashboards::list))
+        .route("/dashboards/:name", get(dashboards::page))
+        .route("/dashboards/:name/:file", get(dashboards::panel))
         .with_state(state)
 }
 
@@ -51,6 +81,8 @@ pub enum WebError {
     BadRequest(String),
     #[error("not found: {0}")]
     NotFound(String),
+    #[error("{0}")]
+    Unauthorized(String),
     #[error("store: {0}")]
     Store(#[from] StoreError),
     #[error("internal: {0}")]
@@ -62,6 +94,7 @@ impl IntoResponse for WebError {
         let status = match &self {
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::NotFound(_) => StatusCode::NOT_FOUND,
+            WebError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             WebError::Store(_) | WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status.is_server_error() {

@@ -1,0 +1,369 @@
+//! HJ 212-2017 frames to store records, for both ways frames arrive: the `.../hj212` MQTT topic
+//! (one frame per message, the topic names the device) and the native TCP listener
+//! (`hj212_tcp.rs`, the frame's MN names the device through the registry's `[[device]]` tables).
+//!
+//! **Deduplication key.** HJ 212 has no sequence number or boot counter, so a frame's key is
+//! derived from what identifies it on the wire: `boot = 0` and
+//! `seq = DataTime as the decimal number yyyyMMddHHmmss × 10 + a digit for its CN`
+//! (1 real-time 2011, 5 minute 2051, 6 hour 2061, 3 day 2031). So 2011 data of 2017-01-02 15:00:00
+//! has `seq = 201701021500001`. The key does not depend on the device's registry settings (unit,
+//! clock offset), a frame sent again (a device retrying after a lost 9014 reply, an MQTT
+//! redelivery) stores nothing twice, and real-time and minute data with the same DataTime do not
+//! collide.
+
+use crate::metrics::Metrics;
+use crate::store::{DeadLetter, Record};
+use dustwatch_protocol::hj212::{self, Cn, DeviceProfile, Frame, Hj212Error, Reassembler};
+use dustwatch_protocol::{DeviceInfo, RejectReason, Rejected};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Incomplete split frames kept per MQTT ingest (all devices together) and, by default, per TCP
+/// connection.
+pub const MQTT_MAX_PENDING_SPLITS: usize = 256;
+
+/// The registry's HJ 212 devices, looked up by MN (TCP) or by (site, device) (MQTT).
+#[derive(Debug, Default)]
+pub struct Hj212Devices {
+    by_mn: HashMap<String, DeviceInfo>,
+    by_id: HashMap<(String, String), DeviceProfile>,
+}
+
+impl Hj212Devices {
+    pub fn new(devices: &[DeviceInfo]) -> Self {
+        let mut d = Hj212Devices::default();
+        for dev in devices {
+            d.by_id
+                .insert((dev.site.clone(), dev.id.clone()), dev.profile());
+            if let Some(mn) = &dev.mn {
+                d.by_mn.insert(mn.clone(), dev.clone());
+            }
+        }
+        d
+    }
+
+    /// The device a TCP frame's MN names, if registered with that MN.
+    pub fn by_mn(&self, mn: &str) -> Option<&DeviceInfo> {
+        self.by_mn.get(mn)
+    }
+
+    /// The settings of (site, device), or the defaults (µg/m³, +08:00, 60 s) when not listed.
+    pub fn profile(&self, site: &str, device: &str) -> DeviceProfile {
+        self.by_id
+            .get(&(site.to_owned(), device.to_owned()))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// True when the frame's PW is the device's (or the device has no password set).
+    pub fn password_ok(device: &DeviceInfo, pw: &str) -> bool {
+        device
+            .password
+            .as_deref()
+            .is_none_or(|expected| constant_time_eq(expected.as_bytes(), pw.as_bytes()))
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Why a frame did not become a reading.
+#[derive(Debug, Clone)]
+pub enum FrameReject {
+    /// The codec refused it (framing, CRC, fields, codes, values).
+    Frame(Hj212Error),
+    /// TCP: no `[[device]]` has this MN.
+    UnknownMn(String),
+    /// TCP: the PW is not the device's.
+    BadPassword(String),
+    /// Decoded, but the reading breaks the contract's limits (range, time).
+    Invalid(Rejected),
+}
+
+impl FrameReject {
+    /// Label of `dustwatch_hj212_rejected_total` (`None` for readings refused by the contract's
+    /// limits, counted under `dustwatch_rejected_total` with their own reason).
+    pub fn label(&self) -> Option<&'static str> {
+        match self {
+            FrameReject::Frame(e) => Some(e.label()),
+            FrameReject::UnknownMn(_) => Some("unknown_mn"),
+            FrameReject::BadPassword(_) => Some("bad_password"),
+            FrameReject::Invalid(_) => None,
+        }
+    }
+
+    /// Count it and turn it into a dead letter keeping the raw frame.
+    pub fn dead_letter(&self, topic: &str, raw: &[u8], metrics: &Metrics) -> Record {
+        if let Some(label) = self.label() {
+            metrics.hj212.reject(label);
+        }
+        let (reason, detail) = match self {
+            FrameReject::Frame(e) => (RejectReason::BadFrame, format!("{}: {e}", e.label())),
+            FrameReject::UnknownMn(mn) => (
+                RejectReason::BadFrame,
+                format!("unknown_mn: MN `{mn}` is not in the registry's [[device]] tables"),
+            ),
+            FrameReject::BadPassword(mn) => (
+                RejectReason::BadFrame,
+                format!("bad_password: PW does not match the registry's for MN `{mn}`"),
+            ),
+            FrameReject::Invalid(r) => (r.reason, r.detail.clone()),
+        };
+        dead_letter(topic, raw, reason, detail)
+    }
+}
+
+impl From<Hj212Error> for FrameReject {
+    fn from(e: Hj212Error) -> Self {
+        FrameReject::Frame(e)
+    }
+}
+
+/// A dead letter with the raw input, truncated like every other dead letter.
+pub fn dead_letter(topic: &str, raw: &[u8], reason: RejectReason, detail: String) -> Record {
+    let keep = raw.len().min(dustwatch_protocol::MAX_PAYLOAD_BYTES);
+    Record::DeadLetter(DeadLetter {
+        topic: topic.chars().take(256).collect(),
+        payload: raw.get(..keep).unwrap_or(raw).to_vec(),
+        reason,
+        detail,
+    })
+}
+
+/// The deduplication key `(boot, seq)` of a data frame (see the module docs).
+pub fn dedup_key(frame: &Frame) -> Option<(u32, u64)> {
+    let digit = match frame.cn {
+        Cn::RealTime => 1,
+        Cn::Minute => 5,
+        Cn::Hour => 6,
+        Cn::Day => 3,
+        _ => return None,
+    };
+    let digits: u64 = frame.cp.data_time?.to_string().parse().ok()?;
+    Some((0, digits * 10 + digit))
+}
+
+/// A whole (reassembled) data frame of (site, device) as a reading record, validated against the
+/// contract's limits.
+pub fn reading_record(
+    site: &str,
+    device: &str,
+    frame: &Frame,
+    profile: &DeviceProfile,
+) -> Result<Record, FrameReject> {
+    if !frame.cn.is_data() {
+        return Err(Hj212Error::NotData {
+            cn: frame.cn.code(),
+        }
+        .into());
+    }
+    let (boot, seq) = dedup_key(frame).ok_or(Hj212Error::MissingField { field: "DataTime" })?;
+    let reading = hj212::to_reading(frame, profile, seq, boot)?;
+    reading.validate().map_err(FrameReject::Invalid)?;
+    Ok(Record::Reading {
+        site: site.to_owned(),
+        device: device.to_owned(),
+        reading,
+    })
+}
+
+/// HJ 212 over MQTT: `dust/v1/{site}/{device}/hj212`, one frame per message. The topic names
+/// the device (its unit and clock offset come from a `[[device]]` table when there is one); the
+/// frame's MN and PW are not checked (the broker authenticates MQTT clients). A payload without
+/// the final CRLF is accepted (MQTT frames messages itself). Packets of a split frame are
+/// reassembled here; they are acknowledged as they arrive, so a crash between two packets of one
+/// frame loses that frame (split frames are rare: a full dust monitor frame is ~400 bytes).
+pub struct MqttFrames {
+    devices: Arc<Hj212Devices>,
+    metrics: Arc<Metrics>,
+    splits: Reassembler,
+}
+
+impl MqttFrames {
+    pub fn new(devices: Arc<Hj212Devices>, metrics: Arc<Metrics>) -> Self {
+        MqttFrames {
+            devices,
+            metrics,
+            splits: Reassembler::new(MQTT_MAX_PENDING_SPLITS),
+        }
+    }
+
+    /// The record of one message; `None` for a packet of a split frame still waiting for the
+    /// others.
+    pub fn decode(
+        &mut self,
+        topic: &str,
+        site: &str,
+        device: &str,
+        payload: &[u8],
+    ) -> Option<Record> {
+        self.metrics
+            .hj212
+            .frames
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match self.decode_inner(site, device, payload) {
+            Ok(Some(record)) => {
+                self.metrics
+                    .hj212
+                    .readings
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Some(record)
+            }
+            Ok(None) => None,
+            Err(reject) => Some(reject.dead_letter(topic, payload, &self.metrics)),
+        }
+    }
+
+    fn decode_inner(
+        &mut self,
+        site: &str,
+        device: &str,
+        payload: &[u8],
+    ) -> Result<Option<Record>, FrameReject> {
+        let frame = if payload.ends_with(b"\r\n") {
+            hj212::decode(payload)?
+        } else {
+            let mut with_crlf = Vec::with_capacity(payload.len() + 2);
+            with_crlf.extend_from_slice(payload);
+            with_crlf.extend_from_slice(b"\r\n");
+            hj212::decode(&with_crlf)?
+        };
+        // The reassembler keys packets by (MN, QN); the topic goes in front of the MN so two
+        // devices reporting the same MN cannot mix their packets.
+        let mn = frame.mn.clone();
+        let keyed = Frame {
+            mn: format!("{site}/{device}/{mn}"),
+            ..frame
+        };
+        let Some(whole) = self.splits.push(keyed)? else {
+            return Ok(None);
+        };
+        let whole = Frame { mn, ..whole };
+        let profile = self.devices.profile(site, device);
+        reading_record(site, device, &whole, &profile).map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dustwatch_protocol::hj212::{from_reading, wrap_segment};
+    use dustwatch_protocol::Reading;
+
+    const SEG: &str = "QN=20170102150000000;ST=39;CN=2011;PW=123456;MN=410108HJ0000000000000001;Flag=4;CP=&&DataTime=20170102150000;a34004-Rtd=245.0,a34004-Flag=N;a34002-Rtd=312.0,a34002-Flag=N&&";
+
+    fn frames() -> MqttFrames {
+        MqttFrames::new(Arc::default(), Arc::default())
+    }
+
+    #[test]
+    fn dedup_key_is_datatime_and_cn() {
+        let f = hj212::decode(&wrap_segment(SEG).unwrap()).unwrap();
+        assert_eq!(dedup_key(&f), Some((0, 201_701_021_500_001)));
+        let minute = Frame {
+            cn: Cn::Minute,
+            ..f.clone()
+        };
+        assert_eq!(dedup_key(&minute), Some((0, 201_701_021_500_005)));
+        let reply = Frame {
+            cn: Cn::DataReply,
+            ..f
+        };
+        assert_eq!(dedup_key(&reply), None);
+    }
+
+    #[test]
+    fn mqtt_frame_with_or_without_crlf_becomes_a_reading() {
+        let mut m = frames();
+        let bytes = wrap_segment(SEG).unwrap();
+        for payload in [&bytes[..], &bytes[..bytes.len() - 2]] {
+            match m.decode("t", "s1", "d1", payload) {
+                Some(Record::Reading {
+                    site,
+                    device,
+                    reading,
+                }) => {
+                    assert_eq!((site.as_str(), device.as_str()), ("s1", "d1"));
+                    assert_eq!(reading.pm25, Some(245.0));
+                    assert_eq!(reading.pm10, Some(312.0));
+                    // 2017-01-02 15:00:00 +08:00
+                    assert_eq!(reading.ts, 1_483_340_400_000);
+                    assert_eq!((reading.boot, reading.seq), (0, 201_701_021_500_001));
+                }
+                other => panic!("expected a reading, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn bad_frames_are_dead_letters_naming_the_label() {
+        let m = Arc::new(Metrics::default());
+        let mut f = MqttFrames::new(Arc::default(), m.clone());
+        let mut bytes = wrap_segment(SEG).unwrap();
+        let n = bytes.len();
+        bytes[n - 3] = if bytes[n - 3] == b'0' { b'1' } else { b'0' };
+        match f.decode("t", "s1", "d1", &bytes) {
+            Some(Record::DeadLetter(d)) => {
+                assert_eq!(d.reason, RejectReason::BadFrame);
+                assert!(d.detail.starts_with("bad_crc: "), "{}", d.detail);
+                assert_eq!(d.payload, bytes);
+            }
+            other => panic!("expected a dead letter, got {other:?}"),
+        }
+        assert_eq!(m.hj212.rejected("bad_crc"), 1);
+        let out_of_range = SEG.replace("245.0", "99999");
+        match f.decode("t", "s1", "d1", &wrap_segment(&out_of_range).unwrap()) {
+            Some(Record::DeadLetter(d)) => assert_eq!(d.reason, RejectReason::OutOfRange),
+            other => panic!("expected a dead letter, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn split_frames_over_mqtt_are_reassembled() {
+        let mut r = Reading {
+            ts: 1_483_340_400_000,
+            interval_s: 60,
+            pm25: Some(1.0),
+            ..Reading::default()
+        };
+        r.pm10 = Some(2.0);
+        let mut frame =
+            from_reading(&r, Cn::RealTime, "MN1", "pw", 39, &DeviceProfile::default()).unwrap();
+        // Long parameters force a split.
+        frame.cp.params.push(("BeginTime".into(), "1".repeat(600)));
+        frame.cp.params.push(("EndTime".into(), "2".repeat(600)));
+        let packets = hj212::encode_packets(&frame).unwrap();
+        assert!(packets.len() > 1);
+        let mut m = frames();
+        let mut out = Vec::new();
+        for p in &packets {
+            out.push(m.decode("t", "s1", "d1", p));
+        }
+        assert!(out[..out.len() - 1].iter().all(Option::is_none));
+        assert!(
+            matches!(out.last(), Some(Some(Record::Reading { reading, .. })) if reading.pm10 == Some(2.0))
+        );
+    }
+
+    #[test]
+    fn passwords_compare_whole() {
+        let d = DeviceInfo {
+            site: "s".into(),
+            id: "d".into(),
+            mn: Some("M".into()),
+            password: Some("123456".into()),
+            unit: Default::default(),
+            utc_offset_min: 480,
+            realtime_interval_s: 60,
+        };
+        assert!(Hj212Devices::password_ok(&d, "123456"));
+        assert!(!Hj212Devices::password_ok(&d, "12345"));
+        assert!(!Hj212Devices::password_ok(&d, "123457"));
+        let open = DeviceInfo {
+            password: None,
+            ..d
+        };
+        assert!(Hj212Devices::password_ok(&open, "anything"));
+    }
+}

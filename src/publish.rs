@@ -1,0 +1,103 @@
+//! The aggregator's own MQTT publisher: alert states, daily reports and city level changes go out
+//! through it (QoS 1, retained where the contract says so). Publishing never blocks the caller.
+
+use crate::ingest::{parse_broker_url, IngestError, MqttConfig};
+use dustwatch_protocol::TopicRoot;
+use rumqttc::{AsyncClient, Event, MqttOptions, QoS};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Messages the publisher can hold while the broker is away.
+const CAPACITY: usize = 10_000;
+
+#[derive(Clone)]
+pub struct Publisher {
+    client: AsyncClient,
+    root: TopicRoot,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Publisher {
+    /// Connect (in the background, with retries) and return the publisher and its task.
+    pub fn start(
+        mqtt: &MqttConfig,
+        shutdown: CancellationToken,
+    ) -> Result<(Publisher, tokio::task::JoinHandle<()>), IngestError> {
+        let (host, port) = parse_broker_url(&mqtt.url)?;
+        let mut options = MqttOptions::new(format!("{}-pub", mqtt.client_id), host, port);
+        options
+            .set_clean_session(false)
+            .set_keep_alive(Duration::from_secs(mqtt.keep_alive_s.max(5)))
+            .set_max_packet_size(1 << 20, 1 << 20);
+        if let (Some(u), Some(p)) = (&mqtt.username, &mqtt.password) {
+            options.set_credentials(u.clone(), p.clone());
+        }
+        let (client, mut eventloop) = AsyncClient::new(options, CAPACITY);
+        let task_client = client.clone();
+        let task = tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(200);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    ev = eventloop.poll() => match ev {
+                        Ok(Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
+                            backoff = Duration::from_millis(200);
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "publisher lost the broker; retrying");
+                            tokio::select! {
+                                _ = shutdown.cancelled() => break,
+                                _ = tokio::time::sleep(backoff) => {}
+                            }
+                            backoff = (backoff * 2).min(Duration::from_secs(30));
+                        }
+                    }
+                }
+            }
+            // Flush what is queued (alert closes at shutdown), then say goodbye.
+            let _ = task_client.try_disconnect();
+            let _ = tokio::time::timeout(Duration::from_secs(3), async {
+                while let Ok(ev) = eventloop.poll().await {
+                    if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        });
+        Ok((
+            Publisher {
+                client,
+                root: TopicRoot::new(&mqtt.topic_root),
+                dropped: Arc::new(AtomicU64::new(0)),
+            },
+            task,
+        ))
+    }
+
+    pub fn root(&self) -> &TopicRoot {
+        &self.root
+    }
+
+    /// Queue a QoS 1 publish; false (and counted) when the queue is full.
+    pub fn publish(&self, topic: String, payload: Vec<u8>, retain: bool) -> bool {
+        match self
+            .client
+            .try_publish(topic, QoS::AtLeastOnce, retain, payload)
+        {
+            Ok(()) => true,
+            Err(e) => {
+                self.dropped.fetch_add(1, Relaxed);
+                tracing::error!(error = %e, "publish queue full; message dropped");
+                false
+            }
+        }
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Relaxed)
+    }
+}

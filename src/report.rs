@@ -1,0 +1,257 @@
+//! The daily "zero report": for one local day and each street/town, every site with exceedance
+//! minutes, alerts opened and closed, sprinkling runs and data completeness, with an explicit
+//! "no incident" line where there was none. Also rankings over a period.
+
+use crate::store::{AlertFilter, DayRow, SiteRow, StoreError, StoreReader};
+use chrono::{NaiveDate, TimeZone};
+use chrono_tz::Tz;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DailyReport {
+    pub date: NaiveDate,
+    pub time_zone: String,
+    /// False while the day is still open in event time (a preliminary report).
+    pub final_: bool,
+    pub streets: Vec<StreetReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StreetReport {
+    pub street: String,
+    pub sites_with_incidents: u32,
+    pub sites: Vec<SiteLine>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SiteLine {
+    pub site: String,
+    pub name: String,
+    pub kind: String,
+    pub exceedance_minutes: u32,
+    pub alerts_opened: u32,
+    pub alerts_closed: u32,
+    pub sprinkling_runs: u32,
+    pub completeness_pct: f64,
+    pub activity_minutes: u32,
+    pub night_activity_minutes: u32,
+    pub level_max: String,
+    /// Rules whose alerts were open during the day.
+    pub alerts: Vec<String>,
+    /// True when nothing happened: the explicit zero line.
+    pub no_incident: bool,
+}
+
+fn day_bounds(tz: Tz, date: NaiveDate) -> (i64, i64) {
+    let start = |d: NaiveDate| {
+        tz.from_local_datetime(&d.and_time(chrono::NaiveTime::MIN))
+            .earliest()
+            .map_or(0, |t| t.timestamp_millis())
+    };
+    (start(date), start(date.succ_opt().unwrap_or(date)))
+}
+
+/// Build the report of `date` from the store.
+pub fn daily(reader: &dyn StoreReader, date: NaiveDate, tz: Tz) -> Result<DailyReport, StoreError> {
+    let d = date.to_string();
+    let days: BTreeMap<String, DayRow> = reader
+        .days(&d, &d)?
+        .into_iter()
+        .map(|r| (r.site.clone(), r))
+        .collect();
+    let (from, to) = day_bounds(tz, date);
+    let alerts = reader.alerts(&AlertFilter {
+        from_ts: Some(from),
+        to_ts: Some(to),
+        ..Default::default()
+    })?;
+    let mut by_street: BTreeMap<String, Vec<SiteLine>> = BTreeMap::new();
+    let sites: Vec<SiteRow> = reader.sites()?;
+    for s in &sites {
+        let day = days.get(&s.info.id);
+        let mut rules: Vec<String> = alerts
+            .iter()
+            .filter(|a| a.site == s.info.id)
+            .map(|a| format!("{} ({})", a.rule, a.severity))
+            .collect();
+        rules.dedup();
+        let line = SiteLine {
+            site: s.info.id.clone(),
+            name: s.info.name.clone(),
+            kind: s.info.kind.name().to_string(),
+            exceedance_minutes: day.map_or(0, |d| d.exceedance_minutes),
+            alerts_opened: day.map_or(0, |d| d.alerts_opened),
+            alerts_closed: day.map_or(0, |d| d.alerts_closed),
+            sprinkling_runs: day.map_or(0, |d| d.sprinkling_runs),
+            completeness_pct: day.map_or(0.0, |d| {
+                (f64::from(d.data_minutes) / 1440.0 * 1000.0).round() / 10.0
+            }),
+            activity_minutes: day.map_or(0, |d| d.activity_minutes),
+            night_activity_minutes: day.map_or(0, |d| d.night_activity_minutes),
+            level_max: day.map_or("none".to_string(), |d| d.level_max.clone()),
+            no_incident: rules.is_empty() && day.is_none_or(|d| d.exceedance_minutes == 0),
+            alerts: rules,
+        };
+        let street = if s.info.street.is_empty() {
+            "(unregistered)".to_string()
+        } else {
+            s.info.street.clone()
+        };
+        by_street.entry(street).or_default().push(line);
+    }
+    let final_ = !days.is_empty() && days.values().all(|d| d.closed);
+    Ok(DailyReport {
+        date,
+        time_zone: tz.name().to_string(),
+        final_,
+        streets: by_street
+            .into_iter()
+            .map(|(street, sites)| StreetReport {
+                sites_with_incidents: sites.iter().filter(|s| !s.no_incident).count() as u32,
+                street,
+                sites,
+            })
+            .collect(),
+    })
+}
+
+pub fn to_csv(r: &DailyReport) -> String {
+    let mut out = String::from(
+        "date,street,site,name,kind,exceedance_minutes,alerts_opened,alerts_closed,sprinkling_runs,\
+         completeness_pct,activity_minutes,night_activity_minutes,level_max,no_incident,alerts\n",
+    );
+    for st in &r.streets {
+        for s in &st.sites {
+            let _ = writeln!(
+                out,
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                r.date,
+                csv(&st.street),
+                csv(&s.site),
+                csv(&s.name),
+                s.kind,
+                s.exceedance_minutes,
+                s.alerts_opened,
+                s.alerts_closed,
+                s.sprinkling_runs,
+                s.completeness_pct,
+                s.activity_minutes,
+                s.night_activity_minutes,
+                s.level_max,
+                s.no_incident,
+                csv(&s.alerts.join("; "))
+            );
+        }
+    }
+    out
+}
+
+/// Quote a CSV field; neutralise leading formula characters (spreadsheet injection).
+pub fn csv(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+/// Sites and streets ranked by exceedance minutes, then alerts, over local dates [from, to].
+#[derive(Debug, Clone, Serialize)]
+pub struct Rankings {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub sites: Vec<Rank>,
+    pub streets: Vec<Rank>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Rank {
+    pub rank: u32,
+    pub id: String,
+    pub name: String,
+    pub street: String,
+    pub exceedance_minutes: u64,
+    pub alerts: u64,
+    pub sites: u32,
+}
+
+pub fn rankings(
+    reader: &dyn StoreReader,
+    from: NaiveDate,
+    to: NaiveDate,
+    tz: Tz,
+) -> Result<Rankings, StoreError> {
+    let sites = reader.sites()?;
+    let days = reader.days(&from.to_string(), &to.to_string())?;
+    let (start, _) = day_bounds(tz, from);
+    let (_, end) = day_bounds(tz, to);
+    let alerts = reader.alerts(&AlertFilter {
+        from_ts: Some(start),
+        to_ts: Some(end),
+        ..Default::default()
+    })?;
+    let mut by_site: BTreeMap<String, Rank> = BTreeMap::new();
+    for s in sites
+        .iter()
+        .filter(|s| s.info.kind != dustwatch_protocol::SiteKind::Reference)
+    {
+        by_site.insert(
+            s.info.id.clone(),
+            Rank {
+                id: s.info.id.clone(),
+                name: s.info.name.clone(),
+                street: s.info.street.clone(),
+                sites: 1,
+                ..Default::default()
+            },
+        );
+    }
+    for d in &days {
+        if let Some(r) = by_site.get_mut(&d.site) {
+            r.exceedance_minutes += u64::from(d.exceedance_minutes);
+        }
+    }
+    for a in alerts
+        .iter()
+        .filter(|a| a.opened_ts >= start && a.opened_ts < end)
+    {
+        if let Some(r) = by_site.get_mut(&a.site) {
+            r.alerts += 1;
+        }
+    }
+    let mut streets: BTreeMap<String, Rank> = BTreeMap::new();
+    for r in by_site.values() {
+        let s = streets.entry(r.street.clone()).or_insert_with(|| Rank {
+            id: r.street.clone(),
+            name: r.street.clone(),
+            street: r.street.clone(),
+            ..Default::default()
+        });
+        s.exceedance_minutes += r.exceedance_minutes;
+        s.alerts += r.alerts;
+        s.sites += 1;
+    }
+    let rank = |v: BTreeMap<String, Rank>| {
+        let mut v: Vec<Rank> = v.into_values().collect();
+        v.sort_by(|a, b| {
+            (b.exceedance_minutes, b.alerts, &a.id).cmp(&(a.exceedance_minutes, a.alerts, &b.id))
+        });
+        for (i, r) in v.iter_mut().enumerate() {
+            r.rank = i as u32 + 1;
+        }
+        v
+    };
+    Ok(Rankings {
+        from,
+        to,
+        sites: rank(by_site),
+        streets: rank(streets),
+    })
+}

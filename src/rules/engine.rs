@@ -1,0 +1,832 @@
+//! The rules engine: per-site state with one owner, driven only by event time. Feed it committed
+//! records in any order; it judges each site minute by minute once the site's event-time clock
+//! has passed that minute, so a live stream, an accelerated simulation, a backfill and a test
+//! give the same answer.
+
+use super::alerts::{AlertBook, Raise, RuleKind, Transition};
+use super::minute::{minute_of, Minute};
+use super::profile::{parse_hhmm, Profile, Severity};
+use super::timeline::LevelTimeline;
+use super::window::{Verdict, WindowState};
+use crate::store::Record;
+use chrono::{NaiveDate, TimeZone};
+use chrono_tz::Tz;
+use dustwatch_protocol::{EventKind, Flag, Level, Metric, Phase, Reading, SiteInfo, SiteKind};
+use serde::Serialize;
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Minutes of per-site history kept for windows and as reference background.
+const HORIZON_MS: i64 = 3 * 3_600_000;
+/// How far a site's clock may run ahead of the fleet's (a device with a fast clock cannot drag
+/// its site's judgement into the future).
+const AHEAD_SLACK_MS: i64 = 10 * 60_000;
+
+/// One site's figures for one local day (the daily report's line).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DayStats {
+    pub site: String,
+    pub date: NaiveDate,
+    pub exceedance_minutes: u32,
+    pub data_minutes: u32,
+    pub activity_minutes: u32,
+    pub night_activity_minutes: u32,
+    pub sprinkling_runs: u32,
+    pub alerts_opened: u32,
+    pub alerts_closed: u32,
+    pub level_max: Level,
+}
+
+impl DayStats {
+    fn new(site: &str, date: NaiveDate) -> DayStats {
+        DayStats {
+            site: site.to_string(),
+            date,
+            exceedance_minutes: 0,
+            data_minutes: 0,
+            activity_minutes: 0,
+            night_activity_minutes: 0,
+            sprinkling_runs: 0,
+            alerts_opened: 0,
+            alerts_closed: 0,
+            level_max: Level::None,
+        }
+    }
+}
+
+/// What the engine produced.
+#[derive(Debug, Clone)]
+pub enum Output {
+    Alert(Transition),
+    /// A site's local day closed in event time.
+    DayClosed(DayStats),
+    /// Every site has closed this local day: the daily report can be published.
+    ReportDue(NaiveDate),
+}
+
+#[derive(Debug, Default)]
+struct DeviceTrack {
+    first_ts: i64,
+    last_ts: i64,
+    last_metric_ts: HashMap<Metric, i64>,
+    /// Per PM metric: last value and how many readings in a row carried it.
+    stuck: HashMap<Metric, (f64, u32)>,
+    flagged_run: u32,
+}
+
+#[derive(Debug, Default)]
+struct ActivityAcc {
+    active: i64,
+    forbidden_work: i64,
+    forbidden_earth: i64,
+    night_active: i64,
+    first_ts: Option<i64>,
+    last_ts: Option<i64>,
+    max_noise: f64,
+    max_pm10_increment: f64,
+}
+
+#[derive(Debug, Default)]
+struct NoiseAcc {
+    energy: f64,
+    minutes: i64,
+}
+
+#[derive(Debug, Default)]
+struct SiteState {
+    minutes: BTreeMap<i64, Minute>,
+    max_ts: i64,
+    /// Minutes before this (ms) have been judged.
+    judged_to: Option<i64>,
+    day: Option<DayStats>,
+    exceeded_minutes: BTreeSet<i64>,
+    sprinkles: BTreeMap<NaiveDate, u32>,
+    windows: Vec<WindowState>,
+    activity: ActivityAcc,
+    noise: NoiseAcc,
+    devices: HashMap<String, DeviceTrack>,
+}
+
+pub struct Engine {
+    profile: Profile,
+    tz: Tz,
+    sites: HashMap<String, SiteState>,
+    info: HashMap<String, SiteInfo>,
+    levels: LevelTimeline,
+    book: AlertBook,
+    /// The fleet's event-time clock (robust median of device clocks, minus lateness).
+    fleet_now: i64,
+    reported_to: Option<NaiveDate>,
+}
+
+impl Engine {
+    pub fn new(profile: Profile, tz: Tz) -> Engine {
+        let book = AlertBook::new(profile.escalate_after, profile.recheck_s);
+        Engine {
+            profile,
+            tz,
+            sites: HashMap::new(),
+            info: HashMap::new(),
+            levels: LevelTimeline::default(),
+            book,
+            fleet_now: i64::MIN,
+            reported_to: None,
+        }
+    }
+
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    pub fn book_mut(&mut self) -> &mut AlertBook {
+        &mut self.book
+    }
+
+    pub fn book(&self) -> &AlertBook {
+        &self.book
+    }
+
+    /// Registry entries; sites not listed are judged as construction sites under the defaults.
+    pub fn set_sites(&mut self, sites: impl IntoIterator<Item = SiteInfo>) {
+        for s in sites {
+            self.info.insert(s.id.clone(), s);
+        }
+    }
+
+    pub fn set_level(&mut self, ts: i64, level: Level) {
+        self.levels.set(ts, level);
+    }
+
+    pub fn levels(&self) -> &LevelTimeline {
+        &self.levels
+    }
+
+    fn site_info(&self, site: &str) -> (SiteKind, Phase, Option<String>) {
+        match self.info.get(site) {
+            Some(i) => {
+                let reference = i.reference.clone().or_else(|| self.default_reference());
+                (i.kind, i.phase, reference)
+            }
+            None => (
+                SiteKind::Construction,
+                Phase::default(),
+                self.default_reference(),
+            ),
+        }
+    }
+
+    fn default_reference(&self) -> Option<String> {
+        let mut refs: Vec<&String> = self
+            .info
+            .values()
+            .filter(|i| i.kind == SiteKind::Reference)
+            .map(|i| &i.id)
+            .collect();
+        refs.sort();
+        refs.first().map(|s| s.to_string())
+    }
+
+    fn local_date(&self, ts: i64) -> NaiveDate {
+        self.tz
+            .timestamp_millis_opt(ts)
+            .single()
+            .map(|t| t.date_naive())
+            .unwrap_or_default()
+    }
+
+    /// Local minutes after midnight.
+    fn local_minute_of_day(&self, ts: i64) -> i64 {
+        use chrono::Timelike;
+        self.tz
+            .timestamp_millis_opt(ts)
+            .single()
+            .map_or(0, |t| i64::from(t.hour() * 60 + t.minute()))
+    }
+
+    fn day_bounds(&self, date: NaiveDate) -> (i64, i64) {
+        let start = |d: NaiveDate| {
+            self.tz
+                .from_local_datetime(&d.and_time(chrono::NaiveTime::MIN))
+                .earliest()
+                .map_or(0, |t| t.timestamp_millis())
+        };
+        (start(date), start(date.succ_opt().unwrap_or(date)))
+    }
+
+    /// Feed committed records; returns what changed.
+    pub fn process(&mut self, records: &[Record]) -> Vec<Output> {
+        let mut out = Vec::new();
+        for record in records {
+            match record {
+                Record::Reading {
+                    site,
+                    device,
+                    reading,
+                } => self.on_reading(site, device, reading, &mut out),
+                Record::Event { site, event, .. } => {
+                    if event.kind == EventKind::SprinklerOn {
+                        let date = self.local_date(event.ts);
+                        let s = self.sites.entry(site.clone()).or_default();
+                        *s.sprinkles.entry(date).or_default() += 1;
+                        if let Some(day) = s.day.as_mut().filter(|d| d.date == date) {
+                            day.sprinkling_runs += 1;
+                        }
+                    }
+                }
+                Record::CityLevel { level, .. } => {
+                    self.levels.set(level.ts, level.level);
+                }
+                Record::Status { .. } | Record::DeadLetter(_) => {}
+            }
+        }
+        self.advance(&mut out);
+        out
+    }
+
+    fn on_reading(&mut self, site: &str, device: &str, r: &Reading, out: &mut Vec<Output>) {
+        let fault = self.profile.fault.as_ref().map(|f| f.get_ref().clone());
+        let gap_after = self
+            .profile
+            .gap
+            .as_ref()
+            .map(|g| g.get_ref().after_s * 1000);
+        let fleet_now = self.fleet_now;
+        let s = self.sites.entry(site.to_string()).or_default();
+        let m = minute_of(r.ts);
+        // Readings older than the judged horizon are stored but cannot change a judged minute.
+        if s.judged_to.is_none_or(|j| m >= j - HORIZON_MS) {
+            s.minutes.entry(m).or_default().add(r);
+        }
+        s.max_ts = s.max_ts.max(r.ts);
+        let d = s
+            .devices
+            .entry(device.to_string())
+            .or_insert_with(|| DeviceTrack {
+                first_ts: r.ts,
+                ..Default::default()
+            });
+        d.first_ts = d.first_ts.min(r.ts);
+        d.last_ts = d.last_ts.max(r.ts);
+        for metric in Metric::ALL {
+            if r.valid(metric).is_some() {
+                let e = d.last_metric_ts.entry(metric).or_insert(r.ts);
+                *e = (*e).max(r.ts);
+            }
+        }
+        let mut transitions = Vec::new();
+        // Data is back: a device gap closes once the device has caught up with the fleet.
+        if let Some(after) = gap_after {
+            if fleet_now == i64::MIN || fleet_now - d.last_ts <= after {
+                transitions.extend(self.book.resolve(site, &format!("gap-{device}"), r.ts));
+            }
+            for metric in Metric::ALL {
+                if d.last_metric_ts
+                    .get(&metric)
+                    .is_some_and(|t| fleet_now == i64::MIN || fleet_now - t <= after)
+                {
+                    transitions.extend(self.book.resolve(
+                        site,
+                        &format!("gap-{device}-{}", metric.name()),
+                        r.ts,
+                    ));
+                }
+            }
+        }
+        if let Some(f) = fault {
+            let sev = f.severity;
+            let mut stuck_on: Option<(Metric, f64, u32)> = None;
+            for metric in [Metric::Pm25, Metric::Pm10, Metric::Tsp] {
+                if let Some(v) = r.get(metric) {
+                    let e = d.stuck.entry(metric).or_insert((v, 0));
+                    if e.0 == v {
+                        e.1 += 1;
+                    } else {
+                        *e = (v, 1);
+                    }
+                    if e.1 >= f.stuck_readings {
+                        stuck_on = Some((metric, v, e.1));
+                    }
+                }
+            }
+            let flagged = [Metric::Pm25, Metric::Pm10, Metric::Tsp]
+                .into_iter()
+                .filter(|m| r.get(*m).is_some() && r.flag(*m) != Flag::N)
+                .map(|m| (m.name(), r.flag(m).letter().to_string()))
+                .collect::<Vec<_>>();
+            d.flagged_run = if flagged.is_empty() {
+                0
+            } else {
+                d.flagged_run + 1
+            };
+            let flagged_run = d.flagged_run;
+            let level = self.levels.at(r.ts);
+            let rule = format!("stuck-{device}");
+            match stuck_on {
+                Some((metric, v, n)) => transitions.extend(self.book.raise(Raise {
+                    site,
+                    rule: &rule,
+                    kind: RuleKind::Fault,
+                    severity: sev,
+                    ts: r.ts,
+                    level,
+                    evidence: json!({"fault": "stuck", "device": device, "metric": metric.name(), "value": v, "readings": n}),
+                })),
+                None => transitions.extend(self.book.clear(site, &rule, r.ts)),
+            }
+            let rule = format!("flag-{device}");
+            if flagged_run >= f.flagged_readings {
+                transitions.extend(self.book.raise(Raise {
+                    site,
+                    rule: &rule,
+                    kind: RuleKind::Fault,
+                    severity: sev,
+                    ts: r.ts,
+                    level,
+                    evidence: json!({"fault": "flag", "device": device, "flags": flagged, "readings": flagged_run}),
+                }));
+            } else if flagged_run == 0 {
+                transitions.extend(self.book.clear(site, &rule, r.ts));
+            }
+        }
+        self.record(site, transitions, out);
+    }
+
+    /// Count transitions into the site's day figures and emit them.
+    fn record(&mut self, site: &str, transitions: Vec<Transition>, out: &mut Vec<Output>) {
+        use super::alerts::Change;
+        if let Some(day) = self.sites.get_mut(site).and_then(|s| s.day.as_mut()) {
+            for t in &transitions {
+                match t.change {
+                    Change::Opened => day.alerts_opened += 1,
+                    Change::Closed => day.alerts_closed += 1,
+                    _ => {}
+                }
+            }
+        }
+        out.extend(transitions.into_iter().map(Output::Alert));
+    }
+
+    /// Move every site's judgement forward to its event-time clock.
+    fn advance(&mut self, out: &mut Vec<Output>) {
+        let lateness = self.profile.allowed_lateness_s * 1000;
+        // The fleet clock is the median of device clocks: robust to a few devices whose clocks
+        // are skewed or that backfill old data.
+        let mut clocks: Vec<i64> = self
+            .sites
+            .values()
+            .flat_map(|s| s.devices.values().map(|d| d.last_ts))
+            .collect();
+        if clocks.is_empty() {
+            return;
+        }
+        let mid = clocks.len() / 2;
+        let (_, median, _) = clocks.select_nth_unstable(mid);
+        self.fleet_now = self.fleet_now.max(*median - lateness);
+        let fleet_now = self.fleet_now;
+        let backfill = self.profile.max_backfill_s * 1000;
+
+        let mut ids: Vec<String> = self.sites.keys().cloned().collect();
+        ids.sort();
+        for id in &ids {
+            let Some(max_ts) = self.sites.get(id).map(|s| s.max_ts) else {
+                continue;
+            };
+            let target = (max_ts - lateness)
+                .min(fleet_now + AHEAD_SLACK_MS)
+                .max(fleet_now - backfill);
+            let target_minute = minute_of(target + 1);
+            self.judge_site(id, target_minute, out);
+            let transitions = if max_ts - lateness >= target - 60_000 {
+                self.book.recheck(id, target)
+            } else {
+                Vec::new()
+            };
+            self.record(id, transitions, out);
+        }
+        self.check_gaps(out);
+        self.check_reports(out);
+    }
+
+    fn check_gaps(&mut self, out: &mut Vec<Output>) {
+        let Some(gap) = self.profile.gap.as_ref().map(|g| g.get_ref().clone()) else {
+            return;
+        };
+        let now = self.fleet_now;
+        let after = gap.after_s * 1000;
+        let level = self.levels.at(now);
+        let mut raises: Vec<(String, String, serde_json::Value)> = Vec::new();
+        for (site, s) in &self.sites {
+            for (device, d) in &s.devices {
+                if now - d.last_ts > after {
+                    raises.push((
+                        site.clone(),
+                        format!("gap-{device}"),
+                        json!({"device": device, "last_ts": d.last_ts, "silent_s": (now - d.last_ts) / 1000}),
+                    ));
+                    continue;
+                }
+                for metric in &gap.metrics {
+                    // Never seen: count from the device's first reading.
+                    let last = d.last_metric_ts.get(metric).copied();
+                    if now - last.unwrap_or(d.first_ts) > after {
+                        raises.push((
+                            site.clone(),
+                            format!("gap-{device}-{}", metric.name()),
+                            json!({"device": device, "metric": metric.name(), "last_ts": last}),
+                        ));
+                    }
+                }
+            }
+        }
+        raises.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        for (site, rule, evidence) in raises {
+            if self.book.is_active(&site, &rule) {
+                continue;
+            }
+            let t = self.book.raise(Raise {
+                site: &site,
+                rule: &rule,
+                kind: RuleKind::Gap,
+                severity: gap.severity,
+                ts: now,
+                level,
+                evidence,
+            });
+            self.record(&site, t.into_iter().collect(), out);
+        }
+    }
+
+    fn check_reports(&mut self, out: &mut Vec<Output>) {
+        let now = self.fleet_now;
+        let today = self.local_date(now);
+        let Some(last) = self.reported_to else {
+            // First clock of this run: days before it are not ours to report.
+            self.reported_to = today.pred_opt();
+            return;
+        };
+        let backfill = self.profile.max_backfill_s * 1000;
+        let mut day = last.succ_opt().unwrap_or(last);
+        while day < today {
+            let (_, end) = self.day_bounds(day);
+            let all_closed = self
+                .sites
+                .values()
+                .all(|s| s.day.as_ref().is_none_or(|d| d.date > day));
+            if all_closed || now - backfill >= end {
+                out.push(Output::ReportDue(day));
+                self.reported_to = Some(day);
+                day = day.succ_opt().unwrap_or(day);
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// Judge `site` minute by minute up to (not including) `to`.
+    fn judge_site(&mut self, id: &str, to: i64, out: &mut Vec<Output>) {
+        let Some(mut s) = self.sites.remove(id) else {
+            return;
+        };
+        let (kind, phase, reference) = self.site_info(id);
+        let mut from = s
+            .judged_to
+            .unwrap_or_else(|| s.minutes.keys().next().copied().unwrap_or(to));
+        if s.windows.len() != self.profile.windows.len() {
+            s.windows = vec![WindowState::default(); self.profile.windows.len()];
+        }
+        // Never walk further back than the horizon (a restart after a long pause).
+        from = from.max(to - HORIZON_MS - 60_000 * 60 * 24);
+        let mut transitions = Vec::new();
+        let mut m = from;
+        while m < to {
+            self.judge_minute(
+                id,
+                &mut s,
+                kind,
+                phase,
+                reference.as_deref(),
+                m,
+                &mut transitions,
+                out,
+            );
+            m += 60_000;
+        }
+        if to > from {
+            s.judged_to = Some(to);
+        }
+        // Forget minutes no window or reference lookup can need any more.
+        let keep_from = s.judged_to.unwrap_or(to) - HORIZON_MS;
+        s.minutes = s.minutes.split_off(&keep_from);
+        s.exceeded_minutes = s.exceeded_minutes.split_off(&(keep_from - 86_400_000));
+        self.sites.insert(id.to_string(), s);
+        self.record(id, transitions, out);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn judge_minute(
+        &mut self,
+        id: &str,
+        s: &mut SiteState,
+        kind: SiteKind,
+        phase: Phase,
+        reference: Option<&str>,
+        m: i64,
+        transitions: &mut Vec<Transition>,
+        out: &mut Vec<Output>,
+    ) {
+        let end = m + 60_000;
+        let date = self.local_date(m);
+        if s.day.as_ref().is_none_or(|d| d.date != date) {
+            if let Some(prev) = s.day.take() {
+                self.close_day(id, kind, prev, s, transitions, out);
+            }
+            let mut day = DayStats::new(id, date);
+            day.sprinkling_runs = s.sprinkles.get(&date).copied().unwrap_or(0);
+            s.day = Some(day);
+        }
+        let level = self.levels.at(end);
+        let empty = Minute::default();
+        let minute = s.minutes.get(&m).unwrap_or(&empty).clone();
+        let ref_minute = reference
+            .filter(|r| *r != id)
+            .and_then(|r| self.sites.get(r))
+            .and_then(|r| r.minutes.get(&m))
+            .cloned();
+        if let Some(day) = s.day.as_mut() {
+            if minute.has_pm() {
+                day.data_minutes += 1;
+            }
+            day.level_max = day.level_max.max(level);
+        }
+
+        // Kind a: windowed means.
+        for (i, rule) in self.profile.windows.iter().enumerate() {
+            let rule = rule.get_ref();
+            if !rule.kinds.contains(&kind) {
+                continue;
+            }
+            let w = &mut s.windows[i];
+            w.acc.add(rule, Some(&minute), ref_minute.as_ref());
+            if end % (rule.window_min * 60_000) != 0 {
+                continue;
+            }
+            let window_start = end - rule.window_min * 60_000;
+            if self.local_date(window_start) != self.local_date(end - 1) {
+                w.today = 0;
+            }
+            match w.judge(rule, phase) {
+                Verdict::Unjudged => {}
+                Verdict::Judged {
+                    value,
+                    site_mean,
+                    ref_mean,
+                    limit,
+                    exceeded,
+                    alert,
+                    cleared,
+                } => {
+                    if exceeded {
+                        for k in 0..rule.window_min {
+                            s.exceeded_minutes.insert(window_start + k * 60_000);
+                        }
+                    }
+                    if alert {
+                        transitions.extend(self.book.raise(Raise {
+                            site: id,
+                            rule: &rule.id,
+                            kind: RuleKind::Window,
+                            severity: rule.severity,
+                            ts: end,
+                            level,
+                            evidence: json!({
+                                "metric": rule.metric.name(), "window_min": rule.window_min,
+                                "window_start": window_start, "window_end": end,
+                                "value": round1(value), "site_mean": round1(site_mean),
+                                "reference_mean": ref_mean.map(round1), "limit": limit,
+                                "exceedances_today": w.today, "daily_budget": rule.daily_budget,
+                            }),
+                        }));
+                    } else if cleared {
+                        transitions.extend(self.book.clear(id, &rule.id, end));
+                    }
+                }
+            }
+        }
+        if let Some(day) = s.day.as_mut() {
+            let (d0, d1) = self.day_bounds(day.date);
+            day.exceedance_minutes = s.exceeded_minutes.range(d0..d1).count() as u32;
+        }
+
+        if kind != SiteKind::Construction {
+            return;
+        }
+        let act = self.profile.activity.get_ref();
+        let noise = minute.mean(Metric::NoiseDba);
+        let active = noise.is_some_and(|n| n >= act.noise_dba);
+        let increment = match (
+            minute.mean(Metric::Pm10),
+            ref_minute.as_ref().and_then(|r| r.mean(Metric::Pm10)),
+        ) {
+            (Some(a), Some(b)) => Some(a - b),
+            _ => None,
+        };
+        let earth = active && increment.is_some_and(|i| i >= act.earthwork_pm10_increment);
+        let in_night = self.profile.night.as_ref().is_some_and(|n| {
+            let n = n.get_ref();
+            in_window(self.local_minute_of_day(m), &n.start, &n.end)
+        });
+        let a = &mut s.activity;
+        if active {
+            a.active += 1;
+            a.first_ts.get_or_insert(m);
+            a.last_ts = Some(end);
+            a.max_noise = a.max_noise.max(noise.unwrap_or(0.0));
+            a.max_pm10_increment = a.max_pm10_increment.max(increment.unwrap_or(0.0));
+            if let Some(day) = s.day.as_mut() {
+                day.activity_minutes += 1;
+                if in_night {
+                    day.night_activity_minutes += 1;
+                }
+            }
+        }
+        if let Some(r) = &self.profile.restriction {
+            let r = r.get_ref();
+            if active && level >= r.all_work_from {
+                a.forbidden_work += 1;
+            }
+            if earth && level >= r.earthwork_from {
+                a.forbidden_earth += 1;
+            }
+        }
+        if active && in_night {
+            a.night_active += 1;
+        }
+        if end % (act.window_min * 60_000) == 0 {
+            let a = std::mem::take(&mut s.activity);
+            let evidence = |what: &str| {
+                json!({"activity": what, "level": level.name(), "active_minutes": a.active,
+                       "window_start": end - act.window_min * 60_000, "window_end": end,
+                       "first_active": a.first_ts, "last_active": a.last_ts,
+                       "max_noise_dba": round1(a.max_noise),
+                       "max_pm10_increment": round1(a.max_pm10_increment)})
+            };
+            if let Some(r) = &self.profile.restriction {
+                let r = r.get_ref();
+                for (rule, count, what) in [
+                    ("work-restriction", a.forbidden_work, "work"),
+                    ("earthwork-restriction", a.forbidden_earth, "earthwork"),
+                ] {
+                    if count >= act.min_active_minutes {
+                        transitions.extend(self.book.raise(Raise {
+                            site: id,
+                            rule,
+                            kind: RuleKind::Restriction,
+                            severity: r.severity,
+                            ts: end,
+                            level,
+                            evidence: evidence(what),
+                        }));
+                    } else if count == 0 {
+                        transitions.extend(self.book.clear(id, rule, end));
+                    }
+                }
+            }
+            if let Some(n) = &self.profile.night {
+                if a.night_active >= act.min_active_minutes {
+                    transitions.extend(self.book.raise(Raise {
+                        site: id,
+                        rule: "night-activity",
+                        kind: RuleKind::Night,
+                        severity: n.get_ref().severity,
+                        ts: end,
+                        level,
+                        evidence: evidence("night work"),
+                    }));
+                } else if a.night_active == 0 {
+                    transitions.extend(self.book.clear(id, "night-activity", end));
+                }
+            }
+        }
+
+        // Kind d: GB 12523 Leq against the day or night limit.
+        if let Some(rule) = &self.profile.noise {
+            let rule = rule.get_ref();
+            if let Some(e) = minute.noise_energy() {
+                s.noise.energy += e;
+                s.noise.minutes += 1;
+            }
+            if end % (rule.window_min * 60_000) == 0 {
+                let acc = std::mem::take(&mut s.noise);
+                if acc.minutes * 2 >= rule.window_min {
+                    let leq = 10.0 * (acc.energy / acc.minutes as f64).log10();
+                    let start = end - rule.window_min * 60_000;
+                    let is_day = in_window(
+                        self.local_minute_of_day(start),
+                        &rule.day_start,
+                        &rule.night_start,
+                    );
+                    let limit = if is_day {
+                        rule.day_limit_dba
+                    } else {
+                        rule.night_limit_dba
+                    };
+                    if leq > limit {
+                        transitions.extend(self.book.raise(Raise {
+                            site: id,
+                            rule: "noise",
+                            kind: RuleKind::Noise,
+                            severity: rule.severity,
+                            ts: end,
+                            level,
+                            evidence: json!({"leq_dba": round1(leq), "limit_dba": limit,
+                                             "period": if is_day {"day"} else {"night"},
+                                             "window_start": start, "window_end": end}),
+                        }));
+                    } else if leq < limit - rule.hysteresis_db {
+                        transitions.extend(self.book.clear(id, "noise", end));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Kind c at the close of a local day, and the day's figures.
+    fn close_day(
+        &mut self,
+        id: &str,
+        kind: SiteKind,
+        mut day: DayStats,
+        s: &SiteState,
+        transitions: &mut Vec<Transition>,
+        out: &mut Vec<Output>,
+    ) {
+        day.sprinkling_runs = s.sprinkles.get(&day.date).copied().unwrap_or(0);
+        let mut judged = Vec::new();
+        if let (Some(rule), SiteKind::Construction) = (&self.profile.sprinkling, kind) {
+            let rule = rule.get_ref();
+            let (start, end) = self.day_bounds(day.date);
+            let level = self.levels.max_in(start, end);
+            // A day without data cannot be judged: the gap rule reports that instead.
+            if level >= rule.from_level && day.data_minutes > 0 {
+                if day.sprinkling_runs < rule.min_runs {
+                    judged.extend(self.book.raise(Raise {
+                        site: id,
+                        rule: "sprinkling",
+                        kind: RuleKind::Sprinkling,
+                        severity: rule.severity,
+                        ts: end,
+                        level,
+                        evidence: json!({"date": day.date.to_string(), "runs": day.sprinkling_runs,
+                                         "min_runs": rule.min_runs, "level_max": level.name()}),
+                    }));
+                } else {
+                    judged.extend(self.book.clear(id, "sprinkling", end));
+                }
+            }
+        }
+        // The day's own figures include what was decided within it (transitions of the day so
+        // far) and at its close.
+        for t in transitions.iter().chain(&judged) {
+            match t.change {
+                super::alerts::Change::Opened => day.alerts_opened += 1,
+                super::alerts::Change::Closed => day.alerts_closed += 1,
+                _ => {}
+            }
+        }
+        out.push(Output::DayClosed(day));
+        transitions.extend(judged);
+    }
+
+    /// The current (not yet closed) day of every site, for live reports.
+    pub fn open_days(&self) -> Vec<DayStats> {
+        self.sites.values().filter_map(|s| s.day.clone()).collect()
+    }
+
+    /// The fleet's event-time clock.
+    pub fn fleet_now(&self) -> i64 {
+        self.fleet_now
+    }
+}
+
+fn round1(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
+}
+
+/// True when `minute` (after local midnight) is inside [start, end), which may wrap midnight.
+fn in_window(minute: i64, start: &str, end: &str) -> bool {
+    let (Some(a), Some(b)) = (parse_hhmm(start), parse_hhmm(end)) else {
+        return false;
+    };
+    if a <= b {
+        (a..b).contains(&minute)
+    } else {
+        minute >= a || minute < b
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send() {
+    fn is_send<T: Send>() {}
+    is_send::<Engine>();
+    let _ = Severity::Info;
+}

@@ -1,0 +1,258 @@
+//! The rules task: one thread owns the engine (per-site state has one owner). It takes committed
+//! batches from the store writer and commands from the web through one bounded channel, persists
+//! what changed, and publishes alert state changes (retained) and daily reports.
+
+use super::alerts::{Alert, Change, Transition};
+use super::engine::{DayStats, Engine, Output};
+use crate::publish::Publisher;
+use crate::store::{AlertRow, AlertStore, DayRow, Record, StoreError};
+use serde_json::json;
+use std::path::Path;
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
+
+#[derive(Debug, Error)]
+pub enum RulesError {
+    #[error("no open alert with id {0}")]
+    NoSuchAlert(i64),
+    #[error("the rules engine has stopped")]
+    Stopped,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub enum Input {
+    Batch(Vec<Record>),
+    Ack {
+        id: i64,
+        by: String,
+        comment: String,
+        reply: oneshot::Sender<Result<AlertRow, RulesError>>,
+    },
+}
+
+/// Talk to the running engine.
+#[derive(Clone)]
+pub struct RulesHandle {
+    tx: mpsc::Sender<Input>,
+}
+
+impl RulesHandle {
+    /// Acknowledge an open alert.
+    pub async fn ack(&self, id: i64, by: String, comment: String) -> Result<AlertRow, RulesError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Input::Ack {
+                id,
+                by,
+                comment,
+                reply,
+            })
+            .await
+            .map_err(|_| RulesError::Stopped)?;
+        rx.await.map_err(|_| RulesError::Stopped)?
+    }
+
+    /// Sender of committed batches, for the store writer (blocking side).
+    pub fn batch_sink(&self) -> impl FnMut(Vec<Record>) + Send + 'static {
+        let tx = self.tx.clone();
+        move |batch| {
+            // Waits when the engine is behind: backpressure up to the broker.
+            if tx.blocking_send(Input::Batch(batch)).is_err() {
+                tracing::debug!("rules engine gone");
+            }
+        }
+    }
+}
+
+pub fn to_row(a: &Alert) -> AlertRow {
+    AlertRow {
+        id: a.id,
+        site: a.site.clone(),
+        rule: a.rule.clone(),
+        kind: a.kind.name().to_string(),
+        severity: a.severity.name().to_string(),
+        state: a.state.name().to_string(),
+        acknowledged: a.acknowledged,
+        ack_by: a.ack_by.clone(),
+        ack_comment: a.ack_comment.clone(),
+        opened_ts: a.opened_ts,
+        updated_ts: a.updated_ts,
+        cleared_ts: a.cleared_ts,
+        closed_ts: a.closed_ts,
+        offences: a.offences,
+        level: a.level.name().to_string(),
+        evidence: a.evidence.clone(),
+    }
+}
+
+fn from_row(r: AlertRow) -> Option<Alert> {
+    use super::alerts::{AlertState, RuleKind};
+    use super::profile::Severity;
+    Some(Alert {
+        id: r.id,
+        kind: RuleKind::parse(&r.kind)?,
+        severity: serde_json::from_value::<Severity>(json!(r.severity)).ok()?,
+        state: match r.state.as_str() {
+            "active" => AlertState::Active,
+            "cleared" => AlertState::Cleared,
+            _ => return None,
+        },
+        level: r.level.parse().ok()?,
+        site: r.site,
+        rule: r.rule,
+        acknowledged: r.acknowledged,
+        ack_by: r.ack_by,
+        ack_comment: r.ack_comment,
+        opened_ts: r.opened_ts,
+        updated_ts: r.updated_ts,
+        cleared_ts: r.cleared_ts,
+        closed_ts: r.closed_ts,
+        offences: r.offences,
+        evidence: r.evidence,
+    })
+}
+
+pub fn day_row(d: &DayStats, closed: bool) -> DayRow {
+    DayRow {
+        site: d.site.clone(),
+        date: d.date.to_string(),
+        exceedance_minutes: d.exceedance_minutes,
+        data_minutes: d.data_minutes,
+        activity_minutes: d.activity_minutes,
+        night_activity_minutes: d.night_activity_minutes,
+        sprinkling_runs: d.sprinkling_runs,
+        alerts_opened: d.alerts_opened,
+        alerts_closed: d.alerts_closed,
+        level_max: d.level_max.name().to_string(),
+        closed,
+    }
+}
+
+/// How often the figures of still-open days are saved (wall clock).
+const OPEN_DAY_SAVE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Called when a daily report is due: builds and publishes it (the report module supplies it).
+pub type ReportFn = Box<dyn FnMut(chrono::NaiveDate) + Send>;
+
+/// Start the engine thread. Returns its handle; the thread ends when every handle and sink is
+/// dropped.
+pub fn start(
+    mut engine: Engine,
+    data_dir: &Path,
+    publisher: Option<Publisher>,
+    mut on_report: Option<ReportFn>,
+    queue: usize,
+) -> Result<(RulesHandle, std::thread::JoinHandle<()>), RulesError> {
+    let mut store = AlertStore::open(data_dir)?;
+    let (open, history, max_id) = store.load()?;
+    engine.book_mut().restore(
+        open.into_iter().filter_map(from_row).collect(),
+        history,
+        max_id,
+    );
+    let (tx, mut rx) = mpsc::channel::<Input>(queue.max(1));
+    let thread = std::thread::Builder::new()
+        .name("rules".into())
+        .spawn(move || {
+            let mut last_open_save = std::time::Instant::now();
+            while let Some(input) = rx.blocking_recv() {
+                match input {
+                    Input::Batch(records) => {
+                        let outputs = engine.process(&records);
+                        // Open days are saved every few seconds, not per batch: they are
+                        // progress figures, and closed days are always saved at once.
+                        let save_open = last_open_save.elapsed() >= OPEN_DAY_SAVE_EVERY;
+                        if save_open {
+                            last_open_save = std::time::Instant::now();
+                        }
+                        if let Err(e) =
+                            persist(&mut store, &engine, &outputs, publisher.as_ref(), save_open)
+                        {
+                            tracing::error!(error = %e, "could not persist rule outputs");
+                        }
+                        for o in &outputs {
+                            if let (Output::ReportDue(date), Some(f)) = (o, on_report.as_mut()) {
+                                f(*date);
+                            }
+                        }
+                    }
+                    Input::Ack {
+                        id,
+                        by,
+                        comment,
+                        reply,
+                    } => {
+                        let result = match engine.book_mut().acknowledge(id, &by, &comment) {
+                            Some(t) => {
+                                let row = to_row(&t.alert);
+                                let outputs = vec![Output::Alert(t)];
+                                persist(&mut store, &engine, &outputs, publisher.as_ref(), false)
+                                    .map(|_| row)
+                                    .map_err(RulesError::from)
+                            }
+                            None => Err(RulesError::NoSuchAlert(id)),
+                        };
+                        let _ = reply.send(result);
+                    }
+                }
+            }
+            if let Err(e) = persist(&mut store, &engine, &[], None, true) {
+                tracing::warn!(error = %e, "could not save the open days at stop");
+            }
+            tracing::info!("rules engine stopped");
+        })
+        .map_err(|e| RulesError::Store(StoreError::Corrupt(format!("rules thread: {e}"))))?;
+    Ok((RulesHandle { tx }, thread))
+}
+
+fn persist(
+    store: &mut AlertStore,
+    engine: &Engine,
+    outputs: &[Output],
+    publisher: Option<&Publisher>,
+    save_open: bool,
+) -> Result<(), StoreError> {
+    let transitions: Vec<&Transition> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Alert(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    let rows: Vec<(String, AlertRow)> = transitions
+        .iter()
+        .map(|t| (t.change.name().to_string(), to_row(&t.alert)))
+        .collect();
+    if !rows.is_empty() {
+        store.apply(&rows)?;
+    }
+    // Closed days are final; open days are saved as they stand so reports and restarts see them.
+    let mut days: Vec<DayRow> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::DayClosed(d) => Some(day_row(d, true)),
+            _ => None,
+        })
+        .collect();
+    if save_open {
+        days.extend(engine.open_days().iter().map(|d| day_row(d, false)));
+    }
+    if !days.is_empty() {
+        store.save_days(&days)?;
+    }
+    if let Some(p) = publisher {
+        for t in transitions.iter().filter(|t| t.change.is_state_change()) {
+            let topic = p.root().alert(&t.alert.site, &t.alert.rule);
+            // A closed alert clears its retained topic, as the contract says.
+            let payload = if t.change == Change::Closed {
+                Vec::new()
+            } else {
+                serde_json::to_vec(&json!({"change": t.change.name(), "alert": to_row(&t.alert)}))
+                    .unwrap_or_default()
+            };
+            p.publish(topic, payload, true);
+        }
+    }
+    Ok(())
+}

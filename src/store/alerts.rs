@@ -1,0 +1,287 @@
+//! Alert and daily-figure persistence. The rules engine owns alert state and writes it here
+//! through its own connection (alert traffic is small; SQLite serialises the two writers); the
+//! web reads it through `StoreReader`. Rows carry plain strings: the store knows no rules.
+
+use super::sqlite::open_writer;
+use super::StoreError;
+use rusqlite::{params, Connection, Row};
+use serde::Serialize;
+use std::path::Path;
+
+/// An alert as stored.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AlertRow {
+    pub id: i64,
+    pub site: String,
+    pub rule: String,
+    pub kind: String,
+    pub severity: String,
+    pub state: String,
+    pub acknowledged: bool,
+    pub ack_by: Option<String>,
+    pub ack_comment: Option<String>,
+    pub opened_ts: i64,
+    pub updated_ts: i64,
+    pub cleared_ts: Option<i64>,
+    pub closed_ts: Option<i64>,
+    pub offences: u32,
+    pub level: String,
+    pub evidence: serde_json::Value,
+}
+
+/// One recorded change of an alert.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AlertChange {
+    pub alert_id: i64,
+    pub change: String,
+    pub ts: i64,
+    pub state: String,
+    pub severity: String,
+    pub acknowledged: bool,
+    pub evidence: serde_json::Value,
+}
+
+/// One site's figures for one local day.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DayRow {
+    pub site: String,
+    pub date: String,
+    pub exceedance_minutes: u32,
+    pub data_minutes: u32,
+    pub activity_minutes: u32,
+    pub night_activity_minutes: u32,
+    pub sprinkling_runs: u32,
+    pub alerts_opened: u32,
+    pub alerts_closed: u32,
+    pub level_max: String,
+    /// False while the day is still open in event time.
+    pub closed: bool,
+}
+
+/// Which alerts to list.
+#[derive(Debug, Clone, Default)]
+pub struct AlertFilter {
+    /// `active`, `cleared`, `closed`, `open` (active or cleared) or none for all.
+    pub state: Option<String>,
+    pub site: Option<String>,
+    pub kind: Option<String>,
+    /// Only alerts open at some time in [from, to) (event time).
+    pub from_ts: Option<i64>,
+    pub to_ts: Option<i64>,
+    pub limit: Option<u32>,
+}
+
+/// The alert writer.
+pub struct AlertStore {
+    conn: Connection,
+}
+
+impl AlertStore {
+    pub fn open(dir: &Path) -> Result<AlertStore, StoreError> {
+        Ok(AlertStore {
+            conn: open_writer(dir)?,
+        })
+    }
+
+    /// Upsert alerts and append their changes, in one transaction.
+    pub fn apply(&mut self, changes: &[(String, AlertRow)]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        let now = chrono::Utc::now().timestamp_millis();
+        for (change, a) in changes {
+            let evidence = a.evidence.to_string();
+            tx.prepare_cached(
+                "INSERT INTO alerts (id, site, rule, kind, severity, state, acknowledged, ack_by, \
+                 ack_comment, opened_ts, updated_ts, cleared_ts, closed_ts, offences, level, evidence) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
+                 ON CONFLICT (id) DO UPDATE SET severity = excluded.severity, state = excluded.state, \
+                 acknowledged = excluded.acknowledged, ack_by = excluded.ack_by, \
+                 ack_comment = excluded.ack_comment, updated_ts = excluded.updated_ts, \
+                 cleared_ts = excluded.cleared_ts, closed_ts = excluded.closed_ts, \
+                 offences = excluded.offences, evidence = excluded.evidence",
+            )?
+            .execute(params![
+                a.id,
+                a.site,
+                a.rule,
+                a.kind,
+                a.severity,
+                a.state,
+                a.acknowledged,
+                a.ack_by,
+                a.ack_comment,
+                a.opened_ts,
+                a.updated_ts,
+                a.cleared_ts,
+                a.closed_ts,
+                a.offences,
+                a.level,
+                evidence
+            ])?;
+            if change != "updated" {
+                tx.prepare_cached(
+                    "INSERT INTO alert_history (alert_id, change, ts, state, severity, acknowledged, \
+                     evidence, recorded_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )?
+                .execute(params![
+                    a.id,
+                    change,
+                    a.updated_ts,
+                    a.state,
+                    a.severity,
+                    a.acknowledged,
+                    evidence,
+                    now
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn save_days(&mut self, days: &[DayRow]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        for d in days {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO daily_stats (site, date, exceedance_minutes, data_minutes, \
+                 activity_minutes, night_activity_minutes, sprinkling_runs, alerts_opened, \
+                 alerts_closed, level_max, closed) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?
+            .execute(params![
+                d.site,
+                d.date,
+                d.exceedance_minutes,
+                d.data_minutes,
+                d.activity_minutes,
+                d.night_activity_minutes,
+                d.sprinkling_runs,
+                d.alerts_opened,
+                d.alerts_closed,
+                d.level_max,
+                d.closed
+            ])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Open alerts, offence totals of closed ones per (site, rule), and the highest id.
+    #[allow(clippy::type_complexity)]
+    pub fn load(&self) -> Result<(Vec<AlertRow>, Vec<(String, String, u32)>, i64), StoreError> {
+        let open = query_alerts(
+            &self.conn,
+            &AlertFilter {
+                state: Some("open".into()),
+                ..Default::default()
+            },
+        )?;
+        let mut stmt = self.conn.prepare(
+            "SELECT site, rule, sum(offences) FROM alerts WHERE state = 'closed' GROUP BY site, rule",
+        )?;
+        let history = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        let max_id: i64 =
+            self.conn
+                .query_row("SELECT coalesce(max(id), 0) FROM alerts", [], |r| r.get(0))?;
+        Ok((open, history, max_id))
+    }
+}
+
+fn alert_from_row(r: &Row<'_>) -> rusqlite::Result<AlertRow> {
+    let evidence: String = r.get(15)?;
+    Ok(AlertRow {
+        id: r.get(0)?,
+        site: r.get(1)?,
+        rule: r.get(2)?,
+        kind: r.get(3)?,
+        severity: r.get(4)?,
+        state: r.get(5)?,
+        acknowledged: r.get(6)?,
+        ack_by: r.get(7)?,
+        ack_comment: r.get(8)?,
+        opened_ts: r.get(9)?,
+        updated_ts: r.get(10)?,
+        cleared_ts: r.get(11)?,
+        closed_ts: r.get(12)?,
+        offences: r.get(13)?,
+        level: r.get(14)?,
+        evidence: serde_json::from_str(&evidence).unwrap_or(serde_json::Value::Null),
+    })
+}
+
+const ALERT_COLS: &str =
+    "id, site, rule, kind, severity, state, acknowledged, ack_by, ack_comment, \
+     opened_ts, updated_ts, cleared_ts, closed_ts, offences, level, evidence";
+
+pub(super) fn query_alerts(c: &Connection, f: &AlertFilter) -> Result<Vec<AlertRow>, StoreError> {
+    let (state_sql, state) = match f.state.as_deref() {
+        None | Some("all") => ("1", None),
+        Some("open") => ("state IN ('active', 'cleared')", None),
+        Some(s) => ("state = ?1", Some(s.to_string())),
+    };
+    let sql = format!(
+        "SELECT {ALERT_COLS} FROM alerts WHERE {state_sql} \
+         AND (?2 IS NULL OR site = ?2) AND (?3 IS NULL OR kind = ?3) \
+         AND (?4 IS NULL OR coalesce(closed_ts, 9223372036854775807) >= ?4) \
+         AND (?5 IS NULL OR opened_ts < ?5) \
+         ORDER BY opened_ts DESC, id DESC LIMIT ?6"
+    );
+    let mut stmt = c.prepare(&sql)?;
+    let rows = stmt.query_map(
+        params![
+            state,
+            f.site,
+            f.kind,
+            f.from_ts,
+            f.to_ts,
+            f.limit.map_or(-1, i64::from)
+        ],
+        alert_from_row,
+    )?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+pub(super) fn query_history(c: &Connection, id: i64) -> Result<Vec<AlertChange>, StoreError> {
+    let mut stmt = c.prepare(
+        "SELECT alert_id, change, ts, state, severity, acknowledged, evidence FROM alert_history \
+         WHERE alert_id = ?1 ORDER BY id",
+    )?;
+    let rows = stmt.query_map(params![id], |r| {
+        let evidence: String = r.get(6)?;
+        Ok(AlertChange {
+            alert_id: r.get(0)?,
+            change: r.get(1)?,
+            ts: r.get(2)?,
+            state: r.get(3)?,
+            severity: r.get(4)?,
+            acknowledged: r.get(5)?,
+            evidence: serde_json::from_str(&evidence).unwrap_or(serde_json::Value::Null),
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+pub(super) fn query_days(c: &Connection, from: &str, to: &str) -> Result<Vec<DayRow>, StoreError> {
+    let mut stmt = c.prepare(
+        "SELECT site, date, exceedance_minutes, data_minutes, activity_minutes, \
+         night_activity_minutes, sprinkling_runs, alerts_opened, alerts_closed, level_max, closed \
+         FROM daily_stats WHERE date >= ?1 AND date <= ?2 ORDER BY date, site",
+    )?;
+    let rows = stmt.query_map(params![from, to], |r| {
+        Ok(DayRow {
+            site: r.get(0)?,
+            date: r.get(1)?,
+            exceedance_minutes: r.get(2)?,
+            data_minutes: r.get(3)?,
+            activity_minutes: r.get(4)?,
+            night_activity_minutes: r.get(5)?,
+            sprinkling_runs: r.get(6)?,
+            alerts_opened: r.get(7)?,
+            alerts_closed: r.get(8)?,
+            level_max: r.get(9)?,
+            closed: r.get(10)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}

@@ -1,0 +1,155 @@
+//! Alerts and the city level over HTTP. Write actions need the bearer token.
+
+use super::{blocking, AppState, WebError};
+use crate::rules::RulesError;
+use crate::store::{AlertChange, AlertFilter, AlertRow, StoreReader};
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use dustwatch_protocol::{CityLevel, Level};
+use serde::{Deserialize, Serialize};
+
+/// Check `Authorization: Bearer <token>` in constant time.
+pub fn authorize(headers: &HeaderMap, token: &str) -> Result<(), WebError> {
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let same = given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same && !token.is_empty() {
+        Ok(())
+    } else {
+        Err(WebError::Unauthorized(
+            "write actions need `Authorization: Bearer <token>` (printed at start)".into(),
+        ))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    pub state: Option<String>,
+    pub site: Option<String>,
+    pub kind: Option<String>,
+    pub limit: Option<u32>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Vec<AlertRow>>, WebError> {
+    if let Some(s) = q.state.as_deref() {
+        if !["active", "cleared", "closed", "open", "all"].contains(&s) {
+            return Err(WebError::BadRequest(format!(
+                "state `{s}`: use active, cleared, closed, open or all"
+            )));
+        }
+    }
+    let filter = AlertFilter {
+        state: q.state,
+        site: q.site,
+        kind: q.kind,
+        limit: Some(q.limit.unwrap_or(1000).min(10_000)),
+        ..Default::default()
+    };
+    let reader = state.reader.clone();
+    Ok(Json(blocking(move || Ok(reader.alerts(&filter)?)).await?))
+}
+
+#[derive(Debug, Serialize)]
+pub struct AlertDetail {
+    #[serde(flatten)]
+    pub alert: AlertRow,
+    pub history: Vec<AlertChange>,
+}
+
+pub async fn one(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<AlertDetail>, WebError> {
+    let reader = state.reader.clone();
+    blocking(move || {
+        let alert = reader
+            .alerts(&AlertFilter::default())?
+            .into_iter()
+            .find(|a| a.id == id)
+            .ok_or_else(|| WebError::NotFound(format!("alert {id}")))?;
+        Ok(Json(AlertDetail {
+            history: reader.alert_history(id)?,
+            alert,
+        }))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AckBody {
+    pub by: String,
+    #[serde(default)]
+    pub comment: String,
+}
+
+pub async fn ack(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Json(body): Json<AckBody>,
+) -> Result<Json<AlertRow>, WebError> {
+    authorize(&headers, &state.write_token)?;
+    let by = body.by.trim();
+    if by.is_empty() || by.len() > 100 || body.comment.len() > 2000 {
+        return Err(WebError::BadRequest(
+            "`by` is required (at most 100 characters); `comment` at most 2000".into(),
+        ));
+    }
+    match state.rules.ack(id, by.to_string(), body.comment).await {
+        Ok(row) => Ok(Json(row)),
+        Err(RulesError::NoSuchAlert(id)) => Err(WebError::NotFound(format!("open alert {id}"))),
+        Err(e) => Err(WebError::Internal(e.to_string())),
+    }
+}
+
+pub async fn get_level(State(state): State<AppState>) -> Result<Json<CityLevel>, WebError> {
+    let reader = state.reader.clone();
+    let levels = blocking(move || Ok(reader.city_levels()?)).await?;
+    Ok(Json(levels.last().copied().unwrap_or(CityLevel {
+        level: Level::None,
+        ts: 0,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LevelBody {
+    pub level: Level,
+    /// Event time from which the level is in force (Unix ms); default now.
+    pub ts: Option<i64>,
+}
+
+/// Publish the level on `dust/v1/city/level` (retained): it comes back through ingest like the
+/// city's own feed, so it is stored and judged the same way.
+pub async fn put_level(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(body): Json<LevelBody>,
+) -> Result<Json<CityLevel>, WebError> {
+    authorize(&headers, &state.write_token)?;
+    let level = CityLevel {
+        level: body.level,
+        ts: body
+            .ts
+            .unwrap_or_else(|| chrono::Utc::now().timestamp_millis()),
+    };
+    let payload = serde_json::to_vec(&level).map_err(|e| WebError::Internal(e.to_string()))?;
+    if !state
+        .publisher
+        .publish(state.publisher.root().city_level(), payload, true)
+    {
+        return Err(WebError::Internal("MQTT publish queue is full".into()));
+    }
+    Ok(Json(level))
+}

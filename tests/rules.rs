@@ -1,0 +1,444 @@
+//! The rulebook in event time: fixed timestamps, no sleeps, no wall clock. Each test drives the
+//! engine with readings as a device would send them and checks the alert transitions.
+
+use chrono::{TimeZone, Utc};
+use dustwatch::rules::{Change, Engine, Output, Profile, RuleKind};
+use dustwatch::store::Record;
+use dustwatch_protocol::{
+    CityLevel, Event, EventKind, Flag, Level, Phase, Reading, SiteInfo, SiteKind,
+};
+
+const MIN: i64 = 60_000;
+
+/// 2017-01-05 08:00 Asia/Shanghai (00:00 UTC), a working morning.
+fn t0() -> i64 {
+    Utc.with_ymd_and_hms(2017, 1, 5, 0, 0, 0)
+        .single()
+        .expect("valid date")
+        .timestamp_millis()
+}
+
+fn site(id: &str, kind: SiteKind, phase: Phase) -> SiteInfo {
+    SiteInfo {
+        id: id.into(),
+        name: id.into(),
+        street: "Yingbin Road".into(),
+        kind,
+        phase,
+        lat: None,
+        lon: None,
+        reference: Some("ref".into()),
+    }
+}
+
+fn engine() -> Engine {
+    let mut e = Engine::new(Profile::default_profile(), chrono_tz::Asia::Shanghai);
+    e.set_sites([
+        site("s1", SiteKind::Construction, Phase::Earthwork),
+        site("ref", SiteKind::Reference, Phase::Idle),
+    ]);
+    e
+}
+
+struct Sim {
+    e: Engine,
+    seq: u64,
+    out: Vec<Output>,
+}
+
+impl Sim {
+    fn new() -> Sim {
+        Sim {
+            e: engine(),
+            seq: 0,
+            out: Vec::new(),
+        }
+    }
+
+    fn reading(&mut self, site: &str, ts: i64, pm10: f64, noise: f64) -> Record {
+        self.seq += 1;
+        Record::Reading {
+            site: site.into(),
+            device: "d1".into(),
+            reading: Reading {
+                ts,
+                seq: self.seq,
+                boot: 1,
+                interval_s: 60,
+                pm25: Some(pm10 * 0.5),
+                pm10: Some(pm10),
+                tsp: Some(pm10 * 1.2),
+                noise_dba: Some(noise),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// One minute of site and reference readings, ending at `ts`.
+    fn minute(&mut self, ts: i64, site_pm10: f64, noise: f64) {
+        let a = self.reading("s1", ts, site_pm10, noise);
+        let b = self.reading("ref", ts, 100.0, 45.0);
+        let out = self.e.process(&[a, b]);
+        self.out.extend(out);
+    }
+
+    /// Minutes from `from` for `n` minutes with a per-minute signal.
+    fn run(&mut self, from: i64, n: i64, f: impl Fn(i64) -> (f64, f64)) {
+        for i in 0..n {
+            let (pm10, noise) = f(i);
+            self.minute(from + (i + 1) * MIN, pm10, noise);
+        }
+    }
+
+    fn level(&mut self, ts: i64, level: Level) {
+        let out = self.e.process(&[Record::CityLevel {
+            level: CityLevel { level, ts },
+            source: "test".into(),
+        }]);
+        self.out.extend(out);
+    }
+
+    fn changes(&self, rule: &str) -> Vec<Change> {
+        self.out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Alert(t)
+                    if t.alert.site == "s1"
+                        && t.alert.rule == rule
+                        && t.change.is_state_change() =>
+                {
+                    Some(t.change)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+const QUIET: (f64, f64) = (110.0, 45.0);
+
+#[test]
+fn window_rule_raises_clears_and_closes_after_recheck() {
+    let mut s = Sim::new();
+    // One clean hour, one hour at +200 over the reference, then clean for 3 hours.
+    s.run(t0(), 60, |_| QUIET);
+    s.run(t0() + 60 * MIN, 60, |_| (300.0, 45.0));
+    s.run(t0() + 120 * MIN, 180, |_| QUIET);
+    s.run(t0() + 300 * MIN, 10, |_| QUIET);
+    assert_eq!(
+        s.changes("pm10-hourly"),
+        vec![Change::Opened, Change::Cleared, Change::Closed]
+    );
+    let opened = s
+        .out
+        .iter()
+        .find_map(|o| match o {
+            Output::Alert(t) if t.change == Change::Opened && t.alert.rule == "pm10-hourly" => {
+                Some(t.alert.clone())
+            }
+            _ => None,
+        })
+        .expect("opened");
+    assert_eq!(opened.kind, RuleKind::Window);
+    assert_eq!(opened.evidence["value"], 200.0);
+    assert_eq!(opened.evidence["window_end"], t0() + 120 * MIN);
+}
+
+#[test]
+fn hysteresis_does_not_flap() {
+    let mut s = Sim::new();
+    // Hourly increments alternate 160 (above raise 150) and 130 (between clear 120 and raise).
+    for h in 0..8 {
+        let inc = if h % 2 == 0 { 160.0 } else { 130.0 };
+        s.run(t0() + h * 60 * MIN, 60, |_| (100.0 + inc, 45.0));
+    }
+    assert_eq!(
+        s.changes("pm10-hourly"),
+        vec![Change::Opened],
+        "no flapping"
+    );
+}
+
+#[test]
+fn daily_budget_allows_the_profile_number_of_exceedances() {
+    // Hebei: at most 2 hourly exceedances of +80 a day.
+    let text = include_str!("../rules/hebei-db13-2934.toml");
+    let mut e = Engine::new(
+        Profile::parse(text, "hebei").expect("valid"),
+        chrono_tz::Asia::Shanghai,
+    );
+    e.set_sites([
+        site("s1", SiteKind::Construction, Phase::Earthwork),
+        site("ref", SiteKind::Reference, Phase::Idle),
+    ]);
+    let mut s = Sim {
+        e,
+        seq: 0,
+        out: Vec::new(),
+    };
+    // Three separate exceeding hours with clean hours between.
+    for h in 0..6 {
+        let pm10 = if h % 2 == 0 { 200.0 } else { 110.0 };
+        s.run(t0() + h * 60 * MIN, 60, |_| (pm10, 45.0));
+    }
+    let changes = s.changes("pm10-increment-hourly");
+    assert_eq!(
+        changes.first(),
+        Some(&Change::Opened),
+        "third exceedance raises"
+    );
+    let opened_at = s
+        .out
+        .iter()
+        .find_map(|o| match o {
+            Output::Alert(t)
+                if t.change == Change::Opened && t.alert.rule == "pm10-increment-hourly" =>
+            {
+                Some(t.alert.opened_ts)
+            }
+            _ => None,
+        })
+        .expect("opened");
+    assert_eq!(
+        opened_at,
+        t0() + 5 * 60 * MIN,
+        "after the third exceeding hour"
+    );
+}
+
+#[test]
+fn level_change_in_the_middle_of_a_window_judges_each_minute_under_its_level() {
+    let mut s = Sim::new();
+    // Red from minute 12 of a 15-minute activity window: only 3 minutes of work at red.
+    s.level(t0() + 12 * MIN, Level::Red);
+    s.run(t0(), 15, |_| (110.0, 75.0));
+    assert!(s.changes("work-restriction").is_empty(), "3 minutes < 5");
+    // The next window is entirely at red: work is flagged with evidence.
+    s.run(t0() + 15 * MIN, 15, |_| (110.0, 75.0));
+    s.run(t0() + 30 * MIN, 6, |_| QUIET);
+    assert_eq!(s.changes("work-restriction"), vec![Change::Opened]);
+    let ev = s
+        .out
+        .iter()
+        .find_map(|o| match o {
+            Output::Alert(t) if t.alert.rule == "work-restriction" => {
+                Some(t.alert.evidence.clone())
+            }
+            _ => None,
+        })
+        .expect("evidence");
+    assert_eq!(ev["level"], "red");
+    assert_eq!(ev["active_minutes"], 15);
+    // Work stops: the condition clears.
+    s.run(t0() + 36 * MIN, 25, |_| QUIET);
+    assert_eq!(
+        s.changes("work-restriction"),
+        vec![Change::Opened, Change::Cleared]
+    );
+}
+
+#[test]
+fn earthwork_is_flagged_from_yellow() {
+    let mut s = Sim::new();
+    s.level(t0() - MIN, Level::Yellow);
+    // Loud and dusty (PM10 +200 over the reference): earthwork.
+    s.run(t0(), 15, |_| (300.0, 72.0));
+    s.run(t0() + 15 * MIN, 10, |_| QUIET);
+    assert_eq!(s.changes("earthwork-restriction"), vec![Change::Opened]);
+    assert!(
+        s.changes("work-restriction").is_empty(),
+        "other work is allowed at yellow"
+    );
+}
+
+#[test]
+fn late_and_out_of_order_data_gives_the_same_answer() {
+    let build = |order: &dyn Fn(Vec<Record>) -> Vec<Record>| {
+        let mut s = Sim::new();
+        let mut recs = Vec::new();
+        for i in 0..200 {
+            let pm10 = if (60..120).contains(&i) { 300.0 } else { 110.0 };
+            recs.push(s.reading("s1", t0() + (i + 1) * MIN, pm10, 45.0));
+            recs.push(s.reading("ref", t0() + (i + 1) * MIN, 100.0, 45.0));
+        }
+        for chunk in order(recs).chunks(7) {
+            let out = s.e.process(chunk);
+            s.out.extend(out);
+        }
+        s.changes("pm10-hourly")
+    };
+    let in_order = build(&|r| r);
+    // Swap neighbours within 4 minutes: late by less than the allowed lateness.
+    let shuffled = build(&|mut r: Vec<Record>| {
+        for i in (0..r.len().saturating_sub(8)).step_by(8) {
+            r.swap(i, i + 7);
+        }
+        r
+    });
+    assert_eq!(in_order, vec![Change::Opened, Change::Cleared]);
+    assert_eq!(shuffled, in_order);
+}
+
+#[test]
+fn data_gap_opens_and_backfill_closes_it() {
+    let mut s = Sim::new();
+    let other = |s: &mut Sim, ts: i64| {
+        let r = s.reading("s2", ts, 110.0, 45.0);
+        let out = s.e.process(&[r]);
+        s.out.extend(out);
+    };
+    for i in 0..10 {
+        s.minute(t0() + (i + 1) * MIN, 110.0, 45.0);
+        other(&mut s, t0() + (i + 1) * MIN);
+    }
+    // s1 goes silent for an hour while the reference and s2 keep reporting.
+    for i in 10..70 {
+        let r = s.reading("ref", t0() + (i + 1) * MIN, 100.0, 45.0);
+        let out = s.e.process(&[r]);
+        s.out.extend(out);
+        other(&mut s, t0() + (i + 1) * MIN);
+    }
+    assert_eq!(
+        s.changes("gap-d1"),
+        vec![Change::Opened],
+        "only s1 went silent"
+    );
+    // The device backfills the missing hour, oldest first.
+    for i in 10..70 {
+        let r = s.reading("s1", t0() + (i + 1) * MIN, 110.0, 45.0);
+        let out = s.e.process(&[r]);
+        s.out.extend(out);
+    }
+    let s1_gap: Vec<Change> = s
+        .out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Alert(t) if t.alert.site == "s1" && t.alert.rule == "gap-d1" => Some(t.change),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        s1_gap,
+        vec![Change::Opened, Change::Cleared, Change::Closed]
+    );
+}
+
+#[test]
+fn sprinkling_is_judged_at_the_local_day_boundary() {
+    let mut s = Sim::new();
+    s.level(t0() - 10 * MIN, Level::Yellow);
+    // One sprinkling run on 2017-01-05 (local).
+    let out = s.e.process(&[Record::Event {
+        site: "s1".into(),
+        device: "d1".into(),
+        event: Event {
+            ts: t0() + 30 * MIN,
+            seq: 999_999,
+            boot: 1,
+            kind: EventKind::SprinklerOn,
+        },
+    }]);
+    s.out.extend(out);
+    // Local midnight Asia/Shanghai is 16:00 UTC: run to 15:59 UTC, nothing judged yet.
+    s.run(t0(), 16 * 60 - 1, |_| QUIET);
+    assert!(s.changes("sprinkling").is_empty());
+    // Past local midnight (+ lateness): the day closes with 1 run < 2.
+    s.run(t0() + (16 * 60 - 1) * MIN, 10, |_| QUIET);
+    assert_eq!(s.changes("sprinkling"), vec![Change::Opened]);
+    let closed_day = s.out.iter().find_map(|o| match o {
+        Output::DayClosed(d) if d.site == "s1" => Some(d.clone()),
+        _ => None,
+    });
+    let d = closed_day.expect("the local day closed");
+    assert_eq!(d.date.to_string(), "2017-01-05");
+    assert_eq!(d.sprinkling_runs, 1);
+}
+
+#[test]
+fn noise_night_limit_applies_after_22_local() {
+    let mut s = Sim::new();
+    // 22:00 local = 14:00 UTC. 60 dB(A) is fine by day (70) and too loud at night (55).
+    let night = t0() + 14 * 60 * MIN;
+    s.run(night - 60 * MIN, 60, |_| (110.0, 60.0));
+    assert!(
+        s.changes("noise").is_empty(),
+        "60 dB(A) by day is within 70"
+    );
+    s.run(night, 40, |_| (110.0, 60.0));
+    assert_eq!(s.changes("noise").first(), Some(&Change::Opened));
+    assert_eq!(
+        s.changes("night-activity"),
+        Vec::<Change>::new(),
+        "60 < 65: not work"
+    );
+    s.run(night + 40 * MIN, 40, |_| (110.0, 40.0));
+    assert_eq!(s.changes("noise"), vec![Change::Opened, Change::Cleared]);
+}
+
+#[test]
+fn night_work_goes_on_the_patrol_list() {
+    let mut s = Sim::new();
+    let night = t0() + 14 * 60 * MIN; // 22:00 local
+    s.run(night, 15, |_| (110.0, 75.0));
+    s.run(night + 15 * MIN, 6, |_| QUIET);
+    assert_eq!(s.changes("night-activity"), vec![Change::Opened]);
+    s.run(night + 21 * MIN, 20, |_| QUIET);
+    assert_eq!(
+        s.changes("night-activity"),
+        vec![Change::Opened, Change::Cleared]
+    );
+}
+
+#[test]
+fn stuck_sensor_and_bad_flags_are_faults() {
+    let mut s = Sim::new();
+    s.run(t0(), 25, |_| (123.0, 45.0));
+    assert_eq!(s.changes("stuck-d1"), vec![Change::Opened]);
+    s.run(t0() + 25 * MIN, 1, |_| (124.0, 45.0));
+    assert_eq!(s.changes("stuck-d1"), vec![Change::Opened, Change::Cleared]);
+
+    let mut s = Sim::new();
+    for i in 0..5 {
+        s.seq += 1;
+        let mut r = Reading {
+            ts: t0() + (i + 1) * MIN,
+            seq: s.seq,
+            boot: 1,
+            interval_s: 60,
+            pm10: Some(100.0 + i as f64),
+            ..Default::default()
+        };
+        r.flags.insert("pm10".into(), Flag::D);
+        let out = s.e.process(&[Record::Reading {
+            site: "s1".into(),
+            device: "d1".into(),
+            reading: r,
+        }]);
+        s.out.extend(out);
+    }
+    assert_eq!(s.changes("flag-d1"), vec![Change::Opened]);
+}
+
+#[test]
+fn repeated_offences_escalate() {
+    let mut s = Sim::new();
+    // Exceed, clear, exceed again during the re-check: the same alert, escalated.
+    s.run(t0(), 60, |_| (300.0, 45.0));
+    s.run(t0() + 60 * MIN, 60, |_| QUIET);
+    s.run(t0() + 120 * MIN, 70, |_| (300.0, 45.0));
+    let alerts: Vec<_> = s
+        .out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Alert(t) if t.alert.rule == "pm10-hourly" => Some(t.clone()),
+            _ => None,
+        })
+        .collect();
+    let changes: Vec<Change> = alerts.iter().map(|t| t.change).collect();
+    assert_eq!(
+        changes,
+        vec![Change::Opened, Change::Cleared, Change::Reactivated]
+    );
+    assert_eq!(alerts[0].alert.id, alerts[2].alert.id);
+    assert!(alerts[2].alert.severity > alerts[0].alert.severity);
+}
