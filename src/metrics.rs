@@ -86,6 +86,8 @@ pub struct Metrics {
     pub commit_seconds: Histogram,
     /// From a reading's event time to its commit (end-to-end delay when device clocks are right).
     pub event_to_commit_seconds: Histogram,
+    /// HJ 212 ingest (MQTT topic and TCP listener).
+    pub hj212: Hj212Metrics,
     /// InfluxDB export: 1 when configured.
     pub export_enabled: AtomicI64,
     /// Lines the long-term store accepted.
@@ -250,6 +252,7 @@ impl Metrics {
                 self.export_last_success_ms.load(Relaxed) as f64 / 1000.0,
             );
         }
+        self.hj212.render(&mut out);
         self.batch_seconds.render(
             &mut out,
             "dustwatch_store_batch_seconds",
@@ -266,5 +269,143 @@ impl Metrics {
             "From a reading's event time to its commit.",
         );
         out
+    }
+}
+
+/// Labels of `dustwatch_hj212_rejected_total`: every `Hj212Error::label()` of the codec, then the
+/// TCP listener's identity checks, then `other` (a label this list does not know yet).
+pub const HJ212_REJECT_LABELS: [&str; 25] = [
+    "bad_header",
+    "bad_length",
+    "length_mismatch",
+    "truncated",
+    "oversized",
+    "bad_crc",
+    "missing_crlf",
+    "trailing_bytes",
+    "bad_byte",
+    "malformed",
+    "missing_field",
+    "duplicate_field",
+    "unknown_field",
+    "bad_field",
+    "unknown_cn",
+    "unknown_factor",
+    "non_numeric",
+    "bad_datatime",
+    "bad_flag",
+    "not_data",
+    "split_fragment",
+    "split_mismatch",
+    "unknown_mn",
+    "bad_password",
+    "other",
+];
+
+/// HJ 212 counters: frames in, readings out, rejections by reason, the TCP listener's connections.
+#[derive(Debug, Default)]
+pub struct Hj212Metrics {
+    rejected: [AtomicU64; HJ212_REJECT_LABELS.len()],
+    /// Frames (or packets) received, MQTT and TCP.
+    pub frames: AtomicU64,
+    /// Frames that became readings (before deduplication).
+    pub readings: AtomicU64,
+    /// 9014/9011 replies written to TCP devices.
+    pub replies: AtomicU64,
+    /// TCP connections open now.
+    pub connections_open: AtomicI64,
+    /// TCP connections accepted.
+    pub connections: AtomicU64,
+    /// TCP connections refused because `max_connections` were open.
+    pub connections_refused: AtomicU64,
+    /// TCP connections closed for idling, a frame arriving too slowly, or a reply not read.
+    pub timeouts: AtomicU64,
+    /// TCP connections closed after too many bad frames in a row.
+    pub closed_for_errors: AtomicU64,
+}
+
+impl Hj212Metrics {
+    fn index(label: &str) -> usize {
+        HJ212_REJECT_LABELS
+            .iter()
+            .position(|l| *l == label)
+            .unwrap_or(HJ212_REJECT_LABELS.len() - 1)
+    }
+
+    pub fn reject(&self, label: &str) {
+        if let Some(c) = self.rejected.get(Self::index(label)) {
+            c.fetch_add(1, Relaxed);
+        }
+    }
+
+    pub fn rejected(&self, label: &str) -> u64 {
+        self.rejected
+            .get(Self::index(label))
+            .map_or(0, |c| c.load(Relaxed))
+    }
+
+    fn render(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP dustwatch_hj212_rejected_total HJ 212 frames rejected, by reason (kept as dead letters).\n\
+             # TYPE dustwatch_hj212_rejected_total counter"
+        );
+        for (label, c) in HJ212_REJECT_LABELS.iter().zip(&self.rejected) {
+            let _ = writeln!(
+                out,
+                "dustwatch_hj212_rejected_total{{reason=\"{label}\"}} {}",
+                c.load(Relaxed)
+            );
+        }
+        let counters: [(&str, &str, &AtomicU64); 7] = [
+            (
+                "dustwatch_hj212_frames_total",
+                "HJ 212 frames and packets received (MQTT and TCP).",
+                &self.frames,
+            ),
+            (
+                "dustwatch_hj212_readings_total",
+                "HJ 212 frames that became readings (before deduplication).",
+                &self.readings,
+            ),
+            (
+                "dustwatch_hj212_replies_total",
+                "9014/9011 replies written to HJ 212 TCP devices.",
+                &self.replies,
+            ),
+            (
+                "dustwatch_hj212_connections_total",
+                "HJ 212 TCP connections accepted.",
+                &self.connections,
+            ),
+            (
+                "dustwatch_hj212_connections_refused_total",
+                "HJ 212 TCP connections refused at max_connections.",
+                &self.connections_refused,
+            ),
+            (
+                "dustwatch_hj212_timeouts_total",
+                "HJ 212 TCP connections closed by the idle, read or write timeout.",
+                &self.timeouts,
+            ),
+            (
+                "dustwatch_hj212_closed_for_errors_total",
+                "HJ 212 TCP connections closed after too many bad frames in a row.",
+                &self.closed_for_errors,
+            ),
+        ];
+        for (name, help, c) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                c.load(Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP dustwatch_hj212_connections HJ 212 TCP connections open.\n\
+             # TYPE dustwatch_hj212_connections gauge\ndustwatch_hj212_connections {}",
+            self.connections_open.load(Relaxed)
+        );
     }
 }
