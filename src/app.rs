@@ -6,7 +6,9 @@ use crate::export::{self, ExportError};
 use crate::ingest::hj212::Hj212Devices;
 use crate::ingest::{self, IngestError};
 use crate::metrics::Metrics;
-use crate::store::{SqliteReader, SqliteStore, StoreError, StoreWriter};
+use crate::publish::Publisher;
+use crate::rules::{self, Engine, Profile, ProfileError, RulesError, RulesHandle};
+use crate::store::{SqliteReader, SqliteStore, StoreError, StoreReader, StoreWriter};
 use crate::web;
 use dustwatch_protocol::SiteInfo;
 use std::net::SocketAddr;
@@ -25,6 +27,12 @@ pub enum AppError {
     Ingest(#[from] IngestError),
     #[error(transparent)]
     Export(#[from] ExportError),
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    #[error(transparent)]
+    Rules(#[from] RulesError),
+    #[error("unknown time zone `{0}` (an IANA name such as Asia/Shanghai)")]
+    TimeZone(String),
     #[error("cannot listen on {addr}: {source}; pass --http to pick another address")]
     HttpBind {
         addr: SocketAddr,
@@ -47,7 +55,10 @@ pub struct Aggregator {
     pub write_token: Arc<String>,
     /// Where the HJ 212 TCP listener is bound, when `[hj212] listen` is set.
     pub hj212_addr: Option<SocketAddr>,
+    pub rules: RulesHandle,
     ingest: ingest::Ingest,
+    rules_thread: std::thread::JoinHandle<()>,
+    publisher_task: tokio::task::JoinHandle<()>,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
     export: Option<export::Exporter>,
 }
@@ -109,6 +120,51 @@ impl Aggregator {
             None => None,
         };
 
+        let tz: chrono_tz::Tz = config
+            .time
+            .zone
+            .parse()
+            .map_err(|_| AppError::TimeZone(config.time.zone.clone()))?;
+        let profile = match &config.rules.profile {
+            Some(p) => Profile::load(p)?,
+            None => Profile::default_profile(),
+        };
+        let (publisher, publisher_task) = Publisher::start(&config.mqtt, shutdown.clone())?;
+        let mut engine = Engine::new(profile, tz);
+        {
+            let reader = reader.clone();
+            let (sites, levels) = tokio::task::spawn_blocking(move || {
+                Ok::<_, StoreError>((reader.sites()?, reader.city_levels()?))
+            })
+            .await
+            .map_err(|e| AppError::Join(e.to_string()))??;
+            engine.set_sites(sites.into_iter().filter(|s| s.registered).map(|s| s.info));
+            for l in levels {
+                engine.set_level(l.ts, l.level);
+            }
+        }
+        let report_reader = reader.clone();
+        let report_publisher = publisher.clone();
+        let on_report: rules::task::ReportFn =
+            Box::new(
+                move |date| match crate::report::daily(report_reader.as_ref(), date, tz) {
+                    Ok(report) => {
+                        let topic = report_publisher.root().daily_report(&date.to_string());
+                        let payload = serde_json::to_vec(&report).unwrap_or_default();
+                        report_publisher.publish(topic, payload, true);
+                        tracing::info!(%date, "daily report published");
+                    }
+                    Err(e) => tracing::error!(error = %e, %date, "daily report failed"),
+                },
+            );
+        let (rules_handle, rules_thread) = rules::task::start(
+            engine,
+            &config.store.data_dir,
+            Some(publisher.clone()),
+            Some(on_report),
+            64,
+        )?;
+
         let hj212 = ingest::Hj212Setup {
             devices: Arc::new(Hj212Devices::new(&hj212_devices)),
             listener: match config.hj212.listen {
@@ -125,7 +181,7 @@ impl Aggregator {
             &config.mqtt,
             &config.ingest,
             Box::new(store) as Box<dyn StoreWriter>,
-            None,
+            Some(Box::new(rules_handle.batch_sink())),
             metrics.clone(),
             shutdown.clone(),
             hj212,
@@ -144,6 +200,9 @@ impl Aggregator {
             metrics: metrics.clone(),
             offline_after_ms: config.time.offline_after_s * 1000,
             write_token: write_token.clone(),
+            rules: rules_handle.clone(),
+            publisher,
+            tz,
         };
         let router = web::router(state);
         let http_shutdown = shutdown.clone();
@@ -158,7 +217,10 @@ impl Aggregator {
             reader,
             write_token,
             hj212_addr,
+            rules: rules_handle,
             ingest,
+            rules_thread,
+            publisher_task,
             http,
             export,
         })
@@ -182,7 +244,12 @@ impl Aggregator {
                 .await
                 .map_err(|e| AppError::Join(e.to_string()))?;
         }
-        match self.http.await {
+        // The rules thread ends once the writer and the web let go of their handles.
+        drop(self.rules);
+        let http = self.http.await;
+        let _ = tokio::task::spawn_blocking(move || self.rules_thread.join()).await;
+        let _ = self.publisher_task.await;
+        match http {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(AppError::Join(format!("http server: {e}"))),
             Err(e) => Err(AppError::Join(e.to_string())),

@@ -28,6 +28,7 @@ pub struct Config {
     pub registry: RegistryConfig,
     pub demo: DemoConfig,
     pub time: TimeConfig,
+    pub rules: RulesConfig,
     /// Export to InfluxDB 2 (or any v2 write API server). Default absent: export off.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub influx: Option<InfluxConfig>,
@@ -81,6 +82,14 @@ impl Default for DemoConfig {
             seed: 1,
         }
     }
+}
+
+/// The rule profile (`[rules]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// Rule profile TOML file. Default: the built-in `rules/default.toml`.
+    pub profile: Option<PathBuf>,
 }
 
 /// Time settings (`[time]`).

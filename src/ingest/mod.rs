@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use writer::{Ack, Committed, Item};
+use writer::{Ack, CommittedSink, Item};
 
 /// How ingest connects to the broker (`[mqtt]` in the config file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,7 +126,7 @@ pub fn start(
     mqtt: &MqttConfig,
     config: &IngestConfig,
     store: Box<dyn StoreWriter>,
-    committed: Option<mpsc::Sender<Committed>>,
+    committed: Option<CommittedSink>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
     hj212: Hj212Setup,

@@ -31,6 +31,9 @@ pub struct Ack {
 /// Records committed for the first time, in commit order, for downstream consumers (rules).
 pub type Committed = Vec<Record>;
 
+/// Where committed records go next; may block (backpressure).
+pub type CommittedSink = Box<dyn FnMut(Committed) + Send>;
+
 /// How often retention runs, in wall-clock time.
 const RETENTION_EVERY: Duration = Duration::from_secs(600);
 
@@ -39,7 +42,7 @@ pub fn run(
     mut store: Box<dyn StoreWriter>,
     mut rx: mpsc::Receiver<Item>,
     acks: mpsc::UnboundedSender<Vec<Ack>>,
-    committed: Option<mpsc::Sender<Committed>>,
+    mut committed: Option<CommittedSink>,
     metrics: Arc<Metrics>,
     batch_max: usize,
 ) {
@@ -109,14 +112,14 @@ pub fn run(
         if !owed.is_empty() && acks.send(owed).is_err() {
             tracing::debug!("ingest loop gone; acknowledgements dropped (broker will redeliver)");
         }
-        if let Some(tx) = &committed {
+        if let Some(sink) = committed.as_mut() {
             let fresh: Committed = records
                 .into_iter()
                 .zip(outcome.fresh)
                 .filter_map(|(r, f)| f.then_some(r))
                 .collect();
-            if !fresh.is_empty() && tx.blocking_send(fresh).is_err() {
-                tracing::debug!("committed-records consumer gone");
+            if !fresh.is_empty() {
+                sink(fresh);
             }
         }
         if last_retention.elapsed() >= RETENTION_EVERY && newest > 0 {
