@@ -198,7 +198,11 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<Vec<Figure>> {
     let http = agg.http_addr;
 
     // Fill: 200 sites x 60 minutes.
-    let mut opts = MqttOptions::new("bench-pub", broker.addr().ip().to_string(), broker.addr().port());
+    let mut opts = MqttOptions::new(
+        "bench-pub",
+        broker.addr().ip().to_string(),
+        broker.addr().port(),
+    );
     opts.set_keep_alive(Duration::from_secs(30));
     opts.set_inflight(200);
     let (client, mut eventloop) = AsyncClient::new(opts, 1000);
@@ -209,7 +213,12 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<Vec<Figure>> {
         for i in 0..200 {
             let topic = root.reading(&format!("bench-{i:03}"), "d1");
             client
-                .publish(topic, QoS::AtLeastOnce, false, reading(t0 + m as i64 * 60_000, m, i))
+                .publish(
+                    topic,
+                    QoS::AtLeastOnce,
+                    false,
+                    reading(t0 + m as i64 * 60_000, m, i),
+                )
                 .await?;
         }
     }
@@ -267,10 +276,18 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<Vec<Figure>> {
                     let k = carry.matches("event: sites").count() as u64;
                     if k > 0 {
                         counter.fetch_add(k, std::sync::atomic::Ordering::Relaxed);
-                        carry = carry.rsplit("event: sites").next().unwrap_or("").to_string();
+                        carry = carry
+                            .rsplit("event: sites")
+                            .next()
+                            .unwrap_or("")
+                            .to_string();
                     }
                 }
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -285,22 +302,28 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<Vec<Figure>> {
             let m = 60 + n / 200;
             let topic = root.reading(&format!("bench-{i:03}"), "d1");
             let _ = load_client
-                .publish(topic, QoS::AtLeastOnce, false, reading(t0 + m as i64 * 60_000, m, i))
+                .publish(
+                    topic,
+                    QoS::AtLeastOnce,
+                    false,
+                    reading(t0 + m as i64 * 60_000, m, i),
+                )
                 .await;
         }
     });
-    let under_load = tokio::task::spawn_blocking(move || -> std::io::Result<(Vec<f64>, Vec<f64>)> {
-        let mut page = Vec::new();
-        let mut chart = Vec::new();
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(10) {
-            page.push(get(http, "/")?.1);
-            chart.push(get(http, "/charts/sites/bench-007.svg")?.1);
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok((page, chart))
-    })
-    .await??;
+    let under_load =
+        tokio::task::spawn_blocking(move || -> std::io::Result<(Vec<f64>, Vec<f64>)> {
+            let mut page = Vec::new();
+            let mut chart = Vec::new();
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(10) {
+                page.push(get(http, "/")?.1);
+                chart.push(get(http, "/charts/sites/bench-007.svg")?.1);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Ok((page, chart))
+        })
+        .await??;
     publisher.await?;
     let _ = sse.join();
     let events = sse_events.load(std::sync::atomic::Ordering::Relaxed) as f64;

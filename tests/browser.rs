@@ -52,7 +52,10 @@ fn dashboard_renders_updates_live_and_acknowledges_in_chromium() {
     let cards = b.eval("document.querySelectorAll('.card[data-site]').length");
     let n_sites = api(port, "/api/sites").as_array().map_or(0, |a| a.len());
     assert_eq!(cards.as_u64(), Some(n_sites as u64), "one card per site");
-    b.wait_for(30, "live.updates >= 2 && document.getElementById('live').textContent.includes('live')");
+    b.wait_for(
+        30,
+        "live.updates >= 2 && document.getElementById('live').textContent.includes('live')",
+    );
     let before = b.eval("document.querySelector('.card[data-site] [data-f=age]').textContent");
     b.wait_for(
         30,
@@ -141,7 +144,10 @@ fn dashboard_renders_updates_live_and_acknowledges_in_chromium() {
         "(() => { document.querySelector('#level-form input[name=token]').value = 'wrong';
            document.querySelector('#level-form').requestSubmit(); return true; })()",
     );
-    b.wait_for(30, "document.getElementById('level-msg').textContent.length > 0");
+    b.wait_for(
+        30,
+        "document.getElementById('level-msg').textContent.length > 0",
+    );
     let msg = b.eval("document.getElementById('level-msg').textContent");
     assert!(
         msg.as_str().is_some_and(|m| m.contains("token")),
