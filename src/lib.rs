@@ -12,5 +12,6 @@ pub mod metrics;
 pub mod publish;
 pub mod report;
 pub mod rules;
+pub mod score;
 pub mod store;
 pub mod web;

@@ -39,6 +39,9 @@ struct Common {
     /// Site registry TOML file with [[site]] tables [default: none].
     #[arg(long, global = true, env = "DUSTWATCH_REGISTRY")]
     registry: Option<PathBuf>,
+    /// Rule profile TOML (see rules/) [default: the built-in rules/default.toml].
+    #[arg(long, global = true, env = "DUSTWATCH_RULES")]
+    rules: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -66,6 +69,34 @@ enum Command {
     },
     /// Run only the embedded MQTT broker.
     Broker,
+    /// Rule profiles: `dustwatch rules check FILE`.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+    /// The city warning level: `dustwatch level set red` publishes it (retained) on the broker.
+    Level {
+        #[command(subcommand)]
+        command: LevelCommand,
+    },
+    /// Print the daily zero-report of a local date from the store in --data.
+    Report {
+        /// Local date, YYYY-MM-DD.
+        #[arg(long)]
+        date: chrono::NaiveDate,
+        /// Output format: html, csv or json [default: csv].
+        #[arg(long, default_value = "csv")]
+        format: String,
+    },
+    /// Score stored alerts against a sensors-sim ground-truth file (precision, recall per kind).
+    Score {
+        /// The truth file written by `sensors-sim --truth FILE`.
+        #[arg(long)]
+        truth: PathBuf,
+        /// Output format: table (Markdown) or json [default: table].
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
     /// Render a dashboard definition's panels to PNG and SVG files (from the store in --data).
     Render {
         /// Dashboard definition, e.g. dashboards/office.toml.
@@ -83,7 +114,30 @@ enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum RulesCommand {
+    /// Validate a profile; problems are reported with line, field and reason.
+    Check { file: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+enum LevelCommand {
+    /// Publish a level (none, blue, yellow, orange, red) on `<root>/city/level`, retained.
+    Set {
+        level: dustwatch_protocol::Level,
+        /// Broker URL [default: the config's mqtt.url, mqtt://127.0.0.1:1883].
+        #[arg(long, env = "DUSTWATCH_BROKER")]
+        broker: Option<String>,
+        /// When the level takes effect, RFC 3339 [default: now].
+        #[arg(long)]
+        at: Option<chrono::DateTime<chrono::FixedOffset>>,
+    },
+}
+
 fn apply(common: &Common, config: &mut Config) {
+    if let Some(r) = &common.rules {
+        config.rules.profile = Some(r.clone());
+    }
     if let Some(a) = common.http {
         config.http.listen = a;
     }
@@ -156,6 +210,64 @@ async fn main() -> Result<()> {
                 println!("{f}");
             }
         }
+        Command::Rules {
+            command: RulesCommand::Check { file },
+        } => match dustwatch::rules::Profile::load(&file) {
+            Ok(p) => println!(
+                "{}: profile `{}` is valid ({} window rules)",
+                file.display(),
+                p.name,
+                p.windows.len()
+            ),
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(1);
+            }
+        },
+        Command::Level {
+            command: LevelCommand::Set { level, broker, at },
+        } => {
+            let url = broker.unwrap_or(config.mqtt.url.clone());
+            let ts = at.map_or_else(
+                || chrono::Utc::now().timestamp_millis(),
+                |t| t.timestamp_millis(),
+            );
+            dustwatch::publish::publish_once(
+                &url,
+                &config.mqtt,
+                &dustwatch_protocol::TopicRoot::new(&config.mqtt.topic_root).city_level(),
+                serde_json::to_vec(&dustwatch_protocol::CityLevel { level, ts })?,
+            )
+            .await?;
+            println!("city level {level} published on {url} (in force from {ts})");
+        }
+        Command::Report { date, format } => {
+            let tz: chrono_tz::Tz = config
+                .time
+                .zone
+                .parse()
+                .map_err(|_| anyhow::anyhow!("unknown time zone {}", config.time.zone))?;
+            let reader = open_reader(&config)?;
+            let report = dustwatch::report::daily(&reader, date, tz)?;
+            match format.as_str() {
+                "json" => println!("{}", serde_json::to_string_pretty(&report)?),
+                "csv" => print!("{}", dustwatch::report::to_csv(&report)),
+                "html" => println!("{}", dustwatch::web::report_html(&report)),
+                other => anyhow::bail!("unknown format `{other}` (html, csv, json)"),
+            }
+        }
+        Command::Score { truth, format } => {
+            let text = std::fs::read_to_string(&truth)
+                .with_context(|| format!("reading {}", truth.display()))?;
+            let truth: sensors_sim::Truth = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a sensors-sim truth file", truth.display()))?;
+            let reader = open_reader(&config)?;
+            let scores = dustwatch::score::score(&reader, &truth)?;
+            match format.as_str() {
+                "json" => println!("{}", serde_json::to_string_pretty(&scores)?),
+                _ => print!("{}", dustwatch::score::table(&scores)),
+            }
+        }
         Command::Broker => {
             let broker = EmbeddedBroker::start(&config.broker)?;
             println!("MQTT broker listening on mqtt://{}", broker.addr());
@@ -223,4 +335,18 @@ fn print_urls(agg: &Aggregator, broker: &str) {
     println!("  MQTT broker {broker}");
     println!("  write token {}", agg.write_token);
     println!("Press Ctrl-C to stop.");
+}
+
+/// A read-only view of the store in `config.store.data_dir`.
+fn open_reader(config: &Config) -> Result<dustwatch::store::SqliteReader> {
+    let db = config.store.data_dir.join("dustwatch.db");
+    anyhow::ensure!(
+        db.exists(),
+        "no store at {} (pass --data DIR)",
+        db.display()
+    );
+    Ok(dustwatch::store::SqliteReader::open(
+        &config.store.data_dir,
+        Default::default(),
+    )?)
 }

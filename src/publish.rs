@@ -101,3 +101,51 @@ impl Publisher {
         self.dropped.load(Relaxed)
     }
 }
+
+/// Connect, publish one retained QoS 1 message, wait for the broker's acknowledgement, disconnect.
+/// For command-line tools (`dustwatch level set`).
+pub async fn publish_once(
+    url: &str,
+    mqtt: &MqttConfig,
+    topic: &str,
+    payload: Vec<u8>,
+) -> Result<(), PublishError> {
+    let (host, port) = parse_broker_url(url)?;
+    let mut options = MqttOptions::new(
+        format!("{}-cli-{}", mqtt.client_id, std::process::id()),
+        host,
+        port,
+    );
+    options.set_keep_alive(Duration::from_secs(10));
+    if let (Some(u), Some(p)) = (&mqtt.username, &mqtt.password) {
+        options.set_credentials(u.clone(), p.clone());
+    }
+    let (client, mut eventloop) = AsyncClient::new(options, 10);
+    client
+        .publish(topic, QoS::AtLeastOnce, true, payload)
+        .await
+        .map_err(|e| PublishError::Broker(e.to_string()))?;
+    let wait = async {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(rumqttc::Packet::PubAck(_))) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(PublishError::Broker(format!("{url}: {e}"))),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), wait)
+        .await
+        .map_err(|_| PublishError::Broker(format!("{url}: no acknowledgement within 10 s")))??;
+    let _ = client.disconnect().await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), eventloop.poll()).await;
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    Url(#[from] IngestError),
+    #[error("MQTT: {0}")]
+    Broker(String),
+}

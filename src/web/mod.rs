@@ -10,6 +10,7 @@ mod layout;
 pub mod live;
 pub mod overview;
 mod reports;
+pub use reports::to_html as report_html;
 mod site_page;
 pub mod sites;
 

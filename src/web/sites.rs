@@ -2,7 +2,7 @@
 //! data age, all in event time.
 
 use crate::aqi;
-use crate::store::{Latest, SiteRow, StoreReader};
+use crate::store::{AlertFilter, Latest, SiteRow, StoreReader};
 use crate::web::{AppState, WebError};
 use dustwatch_protocol::SiteInfo;
 use serde::Serialize;
@@ -28,11 +28,17 @@ pub struct SiteView {
     pub aqi_category: Option<aqi::Category>,
     /// Event-time age of the newest reading relative to the newest event time seen anywhere, s.
     pub data_age_s: Option<i64>,
+    /// Alerts not yet closed (active or waiting for the re-check).
+    pub open_alerts: u32,
 }
 
 /// Build every site's view. Blocking (reads the store).
 pub fn site_views(state: &AppState) -> Result<Vec<SiteView>, WebError> {
     let rows: Vec<SiteRow> = state.reader.sites()?;
+    let open = state.reader.alerts(&AlertFilter {
+        state: Some("open".into()),
+        ..Default::default()
+    })?;
     let latest = state.reader.hot().all();
     // The fleet's "now" is the newest event time seen, so an accelerated or replayed stream is
     // judged the same as a live one.
@@ -42,10 +48,18 @@ pub fn site_views(state: &AppState) -> Result<Vec<SiteView>, WebError> {
         .map(|row| {
             let l = latest.get(&row.info.id).cloned();
             let age = l.as_ref().map(|l| (now - l.reading.ts) / 1000);
+            let mine: Vec<_> = open.iter().filter(|a| a.site == row.info.id).collect();
+            let violation = mine.iter().any(|a| {
+                a.state == "active" && matches!(a.severity.as_str(), "violation" | "critical")
+            });
             let status = if !row.registered {
                 SiteStatus::Unregistered
             } else if age.is_none_or(|a| a * 1000 > state.offline_after_ms) {
                 SiteStatus::Offline
+            } else if violation {
+                SiteStatus::Violation
+            } else if !mine.is_empty() {
+                SiteStatus::Warning
             } else {
                 SiteStatus::Ok
             };
@@ -60,6 +74,7 @@ pub fn site_views(state: &AppState) -> Result<Vec<SiteView>, WebError> {
                 aqi,
                 aqi_category: aqi.map(aqi::category),
                 data_age_s: age,
+                open_alerts: mine.len() as u32,
             }
         })
         .collect())
