@@ -64,9 +64,12 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
             };
             match ev {
                 Some(NetEvent::Connected) => {
-                    let _ = conn
-                        .client
-                        .try_publish(topic.as_str(), rumqttc::QoS::AtLeastOnce, true, payload.clone());
+                    let _ = conn.client.try_publish(
+                        topic.as_str(),
+                        rumqttc::QoS::AtLeastOnce,
+                        true,
+                        payload.clone(),
+                    );
                 }
                 Some(NetEvent::Acked(_)) => acked = true,
                 Some(NetEvent::Lost(_)) | None => {

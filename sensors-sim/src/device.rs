@@ -5,7 +5,9 @@
 
 use crate::faults::{transitions, MessageFaults, SampleFaults, Transition};
 use crate::net::{Connection, NetEvent};
-use crate::physics::{ambient_noise, energy_sum, site_increment, sprinkle_reduction, Activity, Run, SiteSource};
+use crate::physics::{
+    ambient_noise, energy_sum, site_increment, sprinkle_reduction, Activity, Run, SiteSource,
+};
 use crate::scenario::{DevicePlan, Plan};
 use crate::sensor::{gauss, round_to, LaserPm};
 use crate::{Shared, Stats};
@@ -73,7 +75,8 @@ pub(crate) struct Device {
 
     off: bool,
     net_blocked: bool,
-    newest_first_pending: bool,
+    /// Outbox length when the current network outage began (start of its backfill).
+    outage_mark: Option<usize>,
     outbox: VecDeque<Msg>,
     inflight: VecDeque<InFlight>,
     conn: Option<Connection>,
@@ -84,7 +87,12 @@ pub(crate) struct Device {
 
 /// Align `t` up to a multiple of `step_ms`.
 fn align_up(t: i64, step_ms: i64) -> i64 {
-    t.div_euclid(step_ms) * step_ms + if t.rem_euclid(step_ms) == 0 { 0 } else { step_ms }
+    t.div_euclid(step_ms) * step_ms
+        + if t.rem_euclid(step_ms) == 0 {
+            0
+        } else {
+            step_ms
+        }
 }
 
 impl Device {
@@ -94,7 +102,12 @@ impl Device {
         let seed = p.seed ^ crate::physics::mix(plan.index as u64 + 1);
         let root = &shared.root;
         let (s, d) = (site.info.id.as_str(), plan.id.as_str());
-        let topics = [root.reading(s, d), root.event(s, d), root.status(s, d), root.cmd(s, d)];
+        let topics = [
+            root.reading(s, d),
+            root.event(s, d),
+            root.status(s, d),
+            root.cmd(s, d),
+        ];
         let reference = site.info.kind == SiteKind::Reference;
         // Reference stations are heated-inlet instruments: no humidity bias, less noise.
         let sensor = if reference {
@@ -106,7 +119,8 @@ impl Device {
         } else {
             LaserPm::default()
         };
-        let station_gain = 1.0 + 0.1 * (crate::physics::unit(p.seed ^ 0x5354, site.index as u64) - 0.5);
+        let station_gain =
+            1.0 + 0.1 * (crate::physics::unit(p.seed ^ 0x5354, site.index as u64) - 0.5);
         let interval_s = p.interval_s;
         let i_ms = i64::from(interval_s) * 1000;
         let first_end = align_up(p.start_ms, i_ms) + i_ms;
@@ -132,7 +146,7 @@ impl Device {
             last_auto: i64::MIN / 2,
             off: false,
             net_blocked: false,
-            newest_first_pending: false,
+            outage_mark: None,
             outbox: VecDeque::new(),
             inflight: VecDeque::new(),
             conn: None,
@@ -187,6 +201,14 @@ impl Device {
         let mut spins = 0u32;
         loop {
             let wake = self.next_wake();
+            if wake.is_none() && self.net_blocked {
+                // The span is over: a network outage still open heals so the buffer is delivered.
+                let newest_first = self
+                    .transitions
+                    .get(self.next_transition)
+                    .is_some_and(|t| t.1 == Transition::NetUp { newest_first: true });
+                self.apply(self.end_ms(), Transition::NetUp { newest_first });
+            }
             if wake.is_none() && self.outbox.is_empty() && self.inflight.is_empty() {
                 break;
             }
@@ -214,7 +236,12 @@ impl Device {
         // Done: this device no longer holds back the --speed max city feed.
         self.shared.progress[self.plan.index].store(i64::MAX, Ordering::Relaxed);
         self.finish(&shutdown).await;
-        let unsent = self.outbox.iter().chain(self.inflight.iter().map(|f| &f.msg)).filter(|m| m.kind == Kind::Reading).count();
+        let unsent = self
+            .outbox
+            .iter()
+            .chain(self.inflight.iter().map(|f| &f.msg))
+            .filter(|m| m.kind == Kind::Reading)
+            .count();
         DeviceReport { unsent }
     }
 
@@ -266,7 +293,11 @@ impl Device {
             })
             .unwrap_or_default(),
         );
-        self.conn = Some(Connection::open(&self.shared.endpoint, &self.client_id, Some(will)));
+        self.conn = Some(Connection::open(
+            &self.shared.endpoint,
+            &self.client_id,
+            Some(will),
+        ));
         self.reconnect_at = None;
     }
 
@@ -296,14 +327,12 @@ impl Device {
                 self.stats.connected.fetch_add(1, Ordering::Relaxed);
                 self.stats.connects.fetch_add(1, Ordering::Relaxed);
                 if let Some(c) = &self.conn {
-                    let _ = c.client.try_subscribe(self.topics[3].clone(), rumqttc::QoS::AtLeastOnce);
+                    let _ = c
+                        .client
+                        .try_subscribe(self.topics[3].clone(), rumqttc::QoS::AtLeastOnce);
                 }
                 let status = self.status(StatusState::Online);
                 self.push_status(status);
-                if self.newest_first_pending {
-                    self.newest_first_pending = false;
-                    self.outbox.make_contiguous().reverse();
-                }
             }
             Some(NetEvent::Sent(pkid)) => {
                 if let Some(f) = self.inflight.iter_mut().find(|f| f.pkid.is_none()) {
@@ -400,6 +429,9 @@ impl Device {
     fn push(&mut self, msg: Msg) {
         if self.outbox.len() >= self.shared.plan.buffer_capacity {
             if let Some(old) = self.outbox.pop_front() {
+                if let Some(m) = self.outage_mark.as_mut() {
+                    *m = m.saturating_sub(1);
+                }
                 if old.kind == Kind::Reading {
                     self.stats.dropped.fetch_add(1, Ordering::Relaxed);
                     self.stats.buffered.fetch_sub(1, Ordering::Relaxed);
@@ -432,16 +464,20 @@ impl Device {
         }
         let Some(conn) = &self.conn else { return };
         while self.inflight.len() < self.shared.window {
-            let Some(msg) = self.outbox.pop_front() else { break };
+            let Some(msg) = self.outbox.pop_front() else {
+                break;
+            };
             let topic = match msg.kind {
                 Kind::Reading => &self.topics[0],
                 Kind::Event => &self.topics[1],
                 Kind::Status => &self.topics[2],
             };
-            match conn
-                .client
-                .try_publish(topic.as_str(), rumqttc::QoS::AtLeastOnce, msg.retain, msg.payload.clone())
-            {
+            match conn.client.try_publish(
+                topic.as_str(),
+                rumqttc::QoS::AtLeastOnce,
+                msg.retain,
+                msg.payload.clone(),
+            ) {
                 Ok(()) => self.inflight.push_back(InFlight { msg, pkid: None }),
                 Err(_) => {
                     // Channel full or closed: keep it; the connection event will tell which.
@@ -477,10 +513,17 @@ impl Device {
             Transition::NetDown => {
                 self.net_blocked = true;
                 self.drop_conn(true);
+                self.outage_mark = Some(self.outbox.len());
             }
             Transition::NetUp { newest_first } => {
                 self.net_blocked = false;
-                self.newest_first_pending = newest_first;
+                if let Some(mark) = self.outage_mark.take() {
+                    if newest_first {
+                        // Some firmware sends the latest first and backfills the rest after.
+                        let from = mark.min(self.outbox.len());
+                        self.outbox.make_contiguous()[from..].reverse();
+                    }
+                }
                 self.reconnect_at = Some(Instant::now());
                 self.backoff = self.shared.backoff_min;
             }
@@ -506,7 +549,8 @@ impl Device {
         self.next_end = start + i_ms;
         self.cur_len = self.interval_s;
         self.push_event(t, EventKind::Reboot);
-        self.reconnect_at = Some(Instant::now());
+        // Booting takes a moment; the broker sees the old connection die before the new one.
+        self.reconnect_at = Some(Instant::now() + self.shared.backoff_min);
         self.backoff = self.shared.backoff_min;
     }
 
@@ -567,16 +611,18 @@ impl Device {
                 sprinkle_reduction(&self.runs, t, &w)
             };
             let inc = site_increment(src, act, &w, hour, level, reduction);
-            let mut pm = [
+            let pm = [
                 (w.pm25 * self.station_gain + inc.pm25),
                 (w.pm10 * self.station_gain + inc.pm10),
                 // TSP about 1.1-1.5 x PM10 (domain.md §6, assumed 1.2 for the background).
                 (w.pm10 * 1.2 * self.station_gain + inc.tsp),
             ];
-            if !self.sample_faults.is_empty() {
-                self.sample_faults.apply(t, &mut pm);
-            }
-            let hygro = [self.hygroscopic, 0.6 * self.hygroscopic, 0.4 * self.hygroscopic];
+            let hygro = [
+                self.hygroscopic,
+                0.6 * self.hygroscopic,
+                0.4 * self.hygroscopic,
+            ];
+            let mut measured = [0.0; 3];
             for m in 0..3 {
                 // TSP is derived by the monitor from the same optics; give it a wider cap.
                 let sensor = if m == 2 {
@@ -588,10 +634,20 @@ impl Device {
                     self.sensor
                 };
                 let s = sensor.measure(pm[m], w.rh_pct, hygro[m], &mut self.rng);
-                sums[m] += s.value;
+                measured[m] = s.value;
                 over[m] |= s.over_range;
             }
-            let level_db = energy_sum(ambient_noise(site.info.kind, hour) + 1.5 * gauss(&mut self.rng), inc.noise_dba);
+            // Sensor faults act on what the sensor outputs (a stuck sensor repeats its output).
+            if !self.sample_faults.is_empty() {
+                self.sample_faults.apply(t, &mut measured);
+            }
+            for m in 0..3 {
+                sums[m] += measured[m];
+            }
+            let level_db = energy_sum(
+                ambient_noise(site.info.kind, hour) + 1.5 * gauss(&mut self.rng),
+                inc.noise_dba,
+            );
             noise_energy += 10f64.powf(level_db / 10.0);
             sums[3] += w.temp_c + 0.1 * gauss(&mut self.rng);
             sums[4] += (w.rh_pct + 0.5 * gauss(&mut self.rng)).clamp(0.0, 100.0);
@@ -651,7 +707,10 @@ impl Device {
         if mf.nan {
             // serde_json writes NaN as null; printf firmware writes a bare NaN token.
             let text = String::from_utf8_lossy(&payload).into_owned();
-            let pm25 = r.pm25.map(|v| format!("\"pm25\":{v:?}")).unwrap_or_default();
+            let pm25 = r
+                .pm25
+                .map(|v| format!("\"pm25\":{v:?}"))
+                .unwrap_or_default();
             payload = text.replacen(&pm25, "\"pm25\":NaN", 1).into_bytes();
         }
         if mf.malformed {

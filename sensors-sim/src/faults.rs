@@ -125,7 +125,12 @@ impl SampleFaults {
         SampleFaults {
             faults: all
                 .iter()
-                .filter(|f| matches!(f.kind, FaultKind::Stuck | FaultKind::Drift | FaultKind::Spikes))
+                .filter(|f| {
+                    matches!(
+                        f.kind,
+                        FaultKind::Stuck | FaultKind::Drift | FaultKind::Spikes
+                    )
+                })
                 .copied()
                 .collect(),
             frozen: None,
@@ -205,7 +210,12 @@ pub fn transitions(all: &[Fault]) -> Vec<(i64, Transition)> {
         match f.kind {
             FaultKind::Offline => {
                 out.push((f.start, Transition::NetDown));
-                out.push((f.end, Transition::NetUp { newest_first: false }));
+                out.push((
+                    f.end,
+                    Transition::NetUp {
+                        newest_first: false,
+                    },
+                ));
             }
             FaultKind::OutOfOrderBackfill => {
                 out.push((f.start, Transition::NetDown));
@@ -255,7 +265,10 @@ mod tests {
     fn spikes_are_one_minute_every_period() {
         let f = fault(FaultKind::Spikes);
         let spikes: Vec<_> = f.spikes().collect();
-        assert_eq!(spikes, vec![(1000, 61_000), (91_000, 151_000), (181_000, 200_000)]);
+        assert_eq!(
+            spikes,
+            vec![(1000, 61_000), (91_000, 151_000), (181_000, 200_000)]
+        );
         assert!(f.in_spike(1000) && !f.in_spike(61_000) && f.in_spike(91_000));
     }
 }

@@ -223,7 +223,9 @@ impl Sim {
 
     /// The scenario resolved with these options (sites, devices, span).
     pub fn plan(&self) -> Result<Plan, SimError> {
-        self.scenario.plan(&self.options.overrides()).map_err(SimError::Plan)
+        self.scenario
+            .plan(&self.options.overrides())
+            .map_err(SimError::Plan)
     }
 
     /// Run until the duration is published and acknowledged, or until `shutdown`.

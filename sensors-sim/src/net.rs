@@ -48,7 +48,11 @@ pub struct Connection {
 
 impl Connection {
     /// Start connecting; progress arrives as [`NetEvent`]s.
-    pub fn open(endpoint: &Endpoint, client_id: &str, will: Option<(String, Vec<u8>)>) -> Connection {
+    pub fn open(
+        endpoint: &Endpoint,
+        client_id: &str,
+        will: Option<(String, Vec<u8>)>,
+    ) -> Connection {
         let mut opts = MqttOptions::new(client_id, endpoint.host.clone(), endpoint.port);
         opts.set_keep_alive(endpoint.keep_alive);
         // A persistent session keeps `cmd` messages queued while the device is away; the device
@@ -91,7 +95,12 @@ async fn drive(mut eventloop: EventLoop, tx: mpsc::Sender<NetEvent>) {
                 if ack.code == ConnectReturnCode::Success {
                     NetEvent::Connected
                 } else {
-                    let _ = tx.send(NetEvent::Lost(format!("connection refused: {:?}", ack.code))).await;
+                    let _ = tx
+                        .send(NetEvent::Lost(format!(
+                            "connection refused: {:?}",
+                            ack.code
+                        )))
+                        .await;
                     return;
                 }
             }

@@ -79,12 +79,14 @@ impl Background {
             - 0.18 * bell(local_hour, 4.0, 2.0);
         let pm25 = base
             * diurnal
-            * (1.0 + 0.08 * smooth_noise(self.seed, ts, 1800.0) + 0.03 * smooth_noise(self.seed ^ 1, ts, 300.0));
+            * (1.0
+                + 0.08 * smooth_noise(self.seed, ts, 1800.0)
+                + 0.03 * smooth_noise(self.seed ^ 1, ts, 300.0));
         // Winter haze: low wind, high humidity (domain.md §6); afternoon mixing raises the wind.
         let wind_base = self.wind.at(t).unwrap_or(3.2 - 2.4 * k);
         let wind_ms = (wind_base * (1.0 + 0.3 * bell(local_hour, 14.0, 3.0))
             + 0.3 * smooth_noise(self.seed ^ 2, ts, 900.0))
-            .max(0.2);
+        .max(0.2);
         // PM2.5/PM10 about 0.55 in the annual means (domain.md §6); haze is fine-particle
         // dominated, so the ratio rises with intensity (assumed up to 0.75).
         let ratio = 0.55 + 0.2 * k;
@@ -92,8 +94,9 @@ impl Background {
         let pm10 = pm25 / ratio * (1.0 + 0.05 * (wind_ms - 4.0).max(0.0).powi(2));
         let daily = (2.0 * std::f64::consts::PI * (local_hour - 9.0) / 24.0).sin();
         let temp_c = -1.0 + 4.0 * daily + 1.5 * smooth_noise(self.seed ^ 3, ts, 7200.0);
-        let rh_pct = (45.0 + 40.0 * k - 12.0 * daily + 5.0 * smooth_noise(self.seed ^ 4, ts, 3600.0))
-            .clamp(15.0, 98.0);
+        let rh_pct = (45.0 + 40.0 * k - 12.0 * daily
+            + 5.0 * smooth_noise(self.seed ^ 4, ts, 3600.0))
+        .clamp(15.0, 98.0);
         let wind_deg = (315.0 + 60.0 * smooth_noise(self.seed ^ 5, ts, 3600.0)).rem_euclid(360.0);
         let pressure_kpa = 102.3 - 0.3 * k + 0.4 * smooth_noise(self.seed ^ 6, ts, 6.0 * 3600.0);
         Weather {
@@ -257,7 +260,8 @@ pub struct Run {
 /// run starting and fades after it ends over 1-3 h, faster when warm, dry and windy (domain.md §6).
 pub fn sprinkle_reduction(runs: &[Run], t: i64, w: &Weather) -> f64 {
     const FULL: f64 = 0.55;
-    let tau_s = (7200.0 * (w.rh_pct / 60.0) / (1.0 + w.wind_ms / 3.0) * (10.0 / (w.temp_c.max(0.0) + 10.0)))
+    let tau_s = (7200.0 * (w.rh_pct / 60.0) / (1.0 + w.wind_ms / 3.0)
+        * (10.0 / (w.temp_c.max(0.0) + 10.0)))
         .clamp(3600.0, 3.0 * 3600.0);
     runs.iter()
         .map(|r| {
@@ -409,10 +413,17 @@ mod tests {
         };
         let w = weather(2.0);
         let inc = site_increment(covered, idle, &w, 3.0, Level::None, 0.0);
-        assert!(inc.pm10 < 0.05 * w.pm10, "covered idle increment {}", inc.pm10);
+        assert!(
+            inc.pm10 < 0.05 * w.pm10,
+            "covered idle increment {}",
+            inc.pm10
+        );
         let calm = site_increment(bare, idle, &weather(1.0), 3.0, Level::None, 0.0).pm10;
         let windy = site_increment(bare, idle, &weather(7.0), 3.0, Level::None, 0.0).pm10;
-        assert!(calm > 5.0 * inc.pm10 && windy > 2.0 * calm, "{calm} {windy}");
+        assert!(
+            calm > 5.0 * inc.pm10 && windy > 2.0 * calm,
+            "{calm} {windy}"
+        );
     }
 
     #[test]

@@ -16,7 +16,10 @@ use thiserror::Error;
 
 /// The scenarios shipped in `sensors-sim/scenarios/`.
 pub const SHIPPED: [(&str, &str); 3] = [
-    ("huiji-red-alert", include_str!("../scenarios/huiji-red-alert.toml")),
+    (
+        "huiji-red-alert",
+        include_str!("../scenarios/huiji-red-alert.toml"),
+    ),
     ("steady", include_str!("../scenarios/steady.toml")),
     ("faults", include_str!("../scenarios/faults.toml")),
 ];
@@ -232,10 +235,11 @@ impl Scenario {
         if let Some((name, text)) = SHIPPED.iter().find(|(n, _)| *n == name_or_path) {
             return Scenario::parse(text, &format!("`{name}` (shipped)"));
         }
-        let text = std::fs::read_to_string(name_or_path).map_err(|source| ScenarioError::NotFound {
-            name: name_or_path.to_string(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(name_or_path).map_err(|source| ScenarioError::NotFound {
+                name: name_or_path.to_string(),
+                source,
+            })?;
         Scenario::parse(&text, name_or_path)
     }
 
@@ -285,7 +289,10 @@ impl Scenario {
 
     /// The scenario's own duration, if it has one.
     pub fn duration(&self) -> Option<Duration> {
-        self.file.duration.as_deref().and_then(|d| parse_duration(d).ok())
+        self.file
+            .duration
+            .as_deref()
+            .and_then(|d| parse_duration(d).ok())
     }
 
     /// The sites, for the aggregator's registry (default devices count and rate).
@@ -323,7 +330,9 @@ impl Scenario {
         let mut steady = f.steady.clone();
         if let Some(rate) = o.rate.or(steady.as_ref().map(|s| s.rate)) {
             if !(rate.is_finite() && rate > 0.0) {
-                return Err(format!("rate {rate} must be a positive number of readings per second"));
+                return Err(format!(
+                    "rate {rate} must be a positive number of readings per second"
+                ));
             }
             interval_s = (1.0 / rate).round().max(1.0) as u32;
         }
@@ -400,11 +409,21 @@ impl Scenario {
                 return Err(format!("site `{}` is listed twice", s.id));
             }
             if let Some(r) = &s.reference {
-                if !specs.iter().any(|x| &x.id == r && x.kind == SiteKind::Reference) {
-                    return Err(format!("site `{}`: reference `{r}` is not a reference site", s.id));
+                if !specs
+                    .iter()
+                    .any(|x| &x.id == r && x.kind == SiteKind::Reference)
+                {
+                    return Err(format!(
+                        "site `{}`: reference `{r}` is not a reference site",
+                        s.id
+                    ));
                 }
             }
-            let ranges = |v: &[String]| v.iter().map(|r| parse_range(r)).collect::<Result<Vec<_>, _>>();
+            let ranges = |v: &[String]| {
+                v.iter()
+                    .map(|r| parse_range(r))
+                    .collect::<Result<Vec<_>, _>>()
+            };
             let site = Arc::new(SitePlan {
                 index,
                 info: SiteInfo {
@@ -430,14 +449,19 @@ impl Scenario {
                 auto_sprinkle_pm10: s.auto_sprinkle_pm10.or(d.auto_sprinkle_pm10),
                 ignore_up_to: s.ignore_restrictions_up_to,
                 night_work_at: s.night_work_at,
-                night_work_hours: parse_range(s.night_work_hours.as_ref().unwrap_or(&d.night_work_hours))?,
+                night_work_hours: parse_range(
+                    s.night_work_hours.as_ref().unwrap_or(&d.night_work_hours),
+                )?,
             });
             let n = s.devices.unwrap_or(d.devices).max(1);
             let ids: Vec<String> = (1..=n).map(|i| format!("m{i}")).collect();
             for fs in &s.faults {
                 if let Some(dev) = &fs.device {
                     if !ids.contains(dev) || !is_valid_id(dev) {
-                        return Err(format!("site `{}`: fault targets unknown device `{dev}`", s.id));
+                        return Err(format!(
+                            "site `{}`: fault targets unknown device `{dev}`",
+                            s.id
+                        ));
                     }
                 }
             }
@@ -511,7 +535,10 @@ fn parse_signed_duration(s: &str) -> Result<i64, String> {
         Some(r) => (-1, r),
         None => (1, s.strip_prefix('+').unwrap_or(s)),
     };
-    Ok(sign * parse_duration(rest).map_err(|e: TimeError| e.to_string())?.as_millis() as i64)
+    Ok(sign
+        * parse_duration(rest)
+            .map_err(|e: TimeError| e.to_string())?
+            .as_millis() as i64)
 }
 
 /// RFC 3339, or an offset from `start` such as `26h` or `1d2h`.
@@ -674,7 +701,11 @@ mod tests {
     #[test]
     fn huiji_has_forty_sites_and_reference_stations() {
         let reg = Scenario::load("huiji-red-alert").expect("loads").registry();
-        let refs = reg.sites.iter().filter(|s| s.kind == SiteKind::Reference).count();
+        let refs = reg
+            .sites
+            .iter()
+            .filter(|s| s.kind == SiteKind::Reference)
+            .count();
         assert_eq!(reg.sites.len() - refs, 40);
         assert!((2..=3).contains(&refs));
         assert!(reg
@@ -682,7 +713,8 @@ mod tests {
             .iter()
             .filter(|s| s.kind != SiteKind::Reference)
             .all(|s| s.reference.is_some()));
-        let streets: std::collections::HashSet<_> = reg.sites.iter().map(|s| s.street.as_str()).collect();
+        let streets: std::collections::HashSet<_> =
+            reg.sites.iter().map(|s| s.street.as_str()).collect();
         assert!(streets.len() >= 8);
     }
 
@@ -703,10 +735,19 @@ mod tests {
     #[test]
     fn unknown_fields_and_bad_times_are_errors() {
         let bad = "name='x'\nstart='2017-01-02T00:00:00+08:00'\nfoo=1\n";
-        assert!(matches!(Scenario::parse(bad, "t"), Err(ScenarioError::Toml { .. })));
+        assert!(matches!(
+            Scenario::parse(bad, "t"),
+            Err(ScenarioError::Toml { .. })
+        ));
         let bad = "name='x'\nstart='yesterday'\n[[site]]\nid='a'\nname='a'\nstreet='s'\n";
-        assert!(matches!(Scenario::parse(bad, "t"), Err(ScenarioError::Invalid { .. })));
-        assert!(matches!(Scenario::load("/nonexistent/x.toml"), Err(ScenarioError::NotFound { .. })));
+        assert!(matches!(
+            Scenario::parse(bad, "t"),
+            Err(ScenarioError::Invalid { .. })
+        ));
+        assert!(matches!(
+            Scenario::load("/nonexistent/x.toml"),
+            Err(ScenarioError::NotFound { .. })
+        ));
     }
 
     #[test]

@@ -96,14 +96,14 @@ pub fn compute(plan: &Plan, end_ms: i64) -> Truth {
     for site in &plan.sites {
         let id = site.info.id.as_str();
         if site.info.kind == SiteKind::Construction {
-            let hour_at = |t: i64| {
-                f64::from(Plan::second_of_day(t, plan.utc_offset_s(t))) / 3600.0
-            };
+            let hour_at = |t: i64| f64::from(Plan::second_of_day(t, plan.utc_offset_s(t))) / 3600.0;
             let working = |t: i64| {
                 let sod = Plan::second_of_day(t, plan.utc_offset_s(t));
                 site.working(&plan.rules, plan.level_at(t), sod)
             };
-            for (s, e) in windows(start, end_ms, |t| working(t) && plan.level_at(t) >= plan.rules.stop_all_at) {
+            for (s, e) in windows(start, end_ms, |t| {
+                working(t) && plan.level_at(t) >= plan.rules.stop_all_at
+            }) {
                 records.push(record(id, None, "work_during_restriction", s, e));
             }
             if site.info.phase == Phase::Earthwork {

@@ -41,10 +41,14 @@ pub struct BrokerUnderTest {
 
 /// Where the mosquitto binary is, if installed.
 pub fn mosquitto_binary() -> Option<PathBuf> {
-    ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
+    [
+        "/usr/sbin/mosquitto",
+        "/usr/bin/mosquitto",
+        "/usr/local/sbin/mosquitto",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
 }
 
 /// True when CI demands Mosquitto-backed tests to run.
@@ -57,12 +61,23 @@ pub struct Mosquitto {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
+    persistent: bool,
 }
 
 impl Mosquitto {
     /// Start Mosquitto on a free port. Returns None (skip) when it is not installed, and panics
     /// when it is required but missing.
     pub fn start() -> Option<Mosquitto> {
+        Self::start_with(false)
+    }
+
+    /// Like [`Mosquitto::start`], with persistence on: a graceful [`Mosquitto::stop`] saves
+    /// sessions, subscriptions and queued QoS 1 messages, and [`Mosquitto::restart`] loads them.
+    pub fn start_persistent() -> Option<Mosquitto> {
+        Self::start_with(true)
+    }
+
+    fn start_with(persistent: bool) -> Option<Mosquitto> {
         let Some(_) = mosquitto_binary() else {
             if mosquitto_required() {
                 panic!("DUSTWATCH_REQUIRE_MOSQUITTO is set but mosquitto is not installed");
@@ -75,6 +90,7 @@ impl Mosquitto {
             child: None,
             port: free_port(),
             dir,
+            persistent,
         };
         m.spawn();
         Some(m)
@@ -96,9 +112,17 @@ impl Mosquitto {
         let mut f = std::fs::File::create(&conf).expect("write mosquitto.conf");
         // Queue and inflight limits off: the default max_queued_messages 1000 drops QoS 1
         // messages to a busy subscriber. Log to stdout: as root it drops to user mosquitto.
+        let persistence = if self.persistent {
+            format!(
+                "persistence true\npersistence_location {}/\nautosave_interval 0\n",
+                self.dir.path().display()
+            )
+        } else {
+            "persistence false\n".to_string()
+        };
         write!(
             f,
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+            "listener {port} 127.0.0.1\nallow_anonymous true\n{persistence}\
              max_queued_messages 0\nmax_queued_bytes 0\nmax_inflight_messages 0\n\
              log_dest stdout\nlog_type error\nlog_type warning\n",
             port = self.port
@@ -125,7 +149,21 @@ impl Mosquitto {
         }
     }
 
-    /// Start again on the same port (sessions are gone: persistence is off).
+    /// Stop gracefully (SIGTERM): a persistent broker saves its state first.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            if let Ok(pid) = i32::try_from(c.id()) {
+                // SAFETY: signalling our own child process by its pid.
+                unsafe {
+                    libc::kill(pid, libc::SIGTERM);
+                }
+            }
+            let _ = c.wait();
+        }
+    }
+
+    /// Start again on the same port. Without persistence sessions are gone; after a graceful
+    /// [`Mosquitto::stop`] a persistent broker restores them. A still-running broker is killed.
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();

@@ -1,0 +1,352 @@
+//! `sensors-sim`: the command line. Parses arguments and wires the library together.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use dustwatch_protocol::TopicRoot;
+use sensors_sim::bench::{self, BenchOptions};
+use sensors_sim::scenario::{DEFAULT_SCENARIO, SHIPPED};
+use sensors_sim::{clock::parse_duration, Scenario, Sim, SimOptions, Speed, Stats};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sensors-sim",
+    version,
+    about = "A fleet of simulated construction-site dust monitors publishing over MQTT"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Measure the scale figures (10,000 devices; --speed max vs a plain rumqttc loop).
+    Bench(BenchArgs),
+    /// List the shipped scenarios.
+    Scenarios,
+    /// Print the registry (sites) of a scenario as TOML, for the aggregator.
+    Registry {
+        #[arg(long, default_value = DEFAULT_SCENARIO)]
+        scenario: String,
+        #[arg(long)]
+        devices: Option<u32>,
+    },
+    /// Run the embedded broker until killed (used by `bench` as its child process).
+    #[command(hide = true)]
+    Broker {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+    },
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// MQTT broker, `mqtt://host:port` (or `host:port`).
+    #[arg(
+        long,
+        default_value = "mqtt://127.0.0.1:1883",
+        env = "SENSORS_SIM_BROKER"
+    )]
+    broker: String,
+    #[arg(long, env = "SENSORS_SIM_USERNAME")]
+    username: Option<String>,
+    #[arg(long, env = "SENSORS_SIM_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// Shipped scenario name (huiji-red-alert, steady, faults) or a TOML path.
+    #[arg(long, default_value = DEFAULT_SCENARIO)]
+    scenario: String,
+    /// Simulated seconds per real second, or `max` (as fast as the broker accepts).
+    #[arg(long, default_value = "60")]
+    speed: Speed,
+    /// Simulated start, RFC 3339 (default: the scenario's).
+    #[arg(long)]
+    start: Option<String>,
+    /// Simulated duration, e.g. `6h` (default: the scenario's; none = until Ctrl-C).
+    #[arg(long)]
+    duration: Option<String>,
+    /// Same seed and options, same payloads.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Write the ground truth (JSON) here when the run ends.
+    #[arg(long)]
+    truth: Option<PathBuf>,
+    /// `steady`: number of devices.
+    #[arg(long)]
+    devices: Option<u32>,
+    /// Readings per second per device (interval = 1/rate s, at least 1 s).
+    #[arg(long)]
+    rate: Option<f64>,
+    #[arg(long, default_value = "dust/v1")]
+    topic_root: String,
+    /// Prefix of MQTT client ids (run two simulators on one broker with different prefixes).
+    #[arg(long, default_value = "sim")]
+    client_prefix: String,
+    /// Unacknowledged publishes per device connection.
+    #[arg(long, default_value_t = 16)]
+    inflight: u16,
+}
+
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// Use this broker instead of starting the embedded one in a child process.
+    #[arg(long)]
+    broker: Option<String>,
+    #[arg(long, default_value_t = 10_000)]
+    devices: u32,
+    /// Seconds of warm-up before the steady phase is measured.
+    #[arg(long, default_value_t = 10)]
+    warmup: u64,
+    /// Seconds measured in the steady phase.
+    #[arg(long, default_value_t = 20)]
+    measure: u64,
+    #[arg(long, default_value_t = 50)]
+    connections: u32,
+    #[arg(long, default_value_t = 200_000)]
+    messages: u64,
+    /// Also print the figures as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_broker(url: &str) -> Result<(String, u16)> {
+    let rest = url
+        .strip_prefix("mqtt://")
+        .or_else(|| url.strip_prefix("tcp://"))
+        .unwrap_or(url);
+    if rest.contains("://") {
+        bail!("broker `{url}`: only mqtt:// (plain TCP) is supported");
+    }
+    let rest = rest.trim_end_matches('/');
+    match rest.rsplit_once(':') {
+        Some((host, port)) => {
+            let port = port
+                .parse()
+                .with_context(|| format!("broker `{url}`: port `{port}` is not a number"))?;
+            Ok((host.trim_matches(['[', ']']).to_string(), port))
+        }
+        None => Ok((rest.to_string(), 1883)),
+    }
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,sensors_sim=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Some(Cmd::Broker { listen }) => run_broker(listen),
+        Some(Cmd::Scenarios) => {
+            for (name, _) in SHIPPED {
+                let s = Scenario::load(name)?;
+                println!("{name:16} {}", s.description());
+            }
+            Ok(())
+        }
+        Some(Cmd::Registry { scenario, devices }) => {
+            let s = Scenario::load(&scenario)?;
+            let reg = s.registry_with(&sensors_sim::Overrides {
+                devices,
+                ..Default::default()
+            });
+            print!("{}", toml::to_string(&reg)?);
+            Ok(())
+        }
+        Some(Cmd::Bench(args)) => runtime()?.block_on(run_bench(args)),
+        None => runtime()?.block_on(run_sim(cli.run)),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")
+}
+
+fn run_broker(listen: std::net::SocketAddr) -> Result<()> {
+    let broker = dustwatch_broker::EmbeddedBroker::start(&dustwatch_broker::BrokerConfig {
+        listen,
+        ..Default::default()
+    })?;
+    eprintln!("embedded broker on {}", broker.addr());
+    loop {
+        std::thread::park();
+    }
+}
+
+async fn run_sim(a: RunArgs) -> Result<()> {
+    let (host, port) = parse_broker(&a.broker)?;
+    let scenario = Scenario::load(&a.scenario)?;
+    let start = match &a.start {
+        Some(s) => Some(
+            chrono::DateTime::parse_from_rfc3339(s)
+                .with_context(|| format!("--start `{s}` is not RFC 3339"))?
+                .with_timezone(&chrono::Utc),
+        ),
+        None => None,
+    };
+    let duration = match &a.duration {
+        Some(d) => Some(parse_duration(d)?),
+        None => None,
+    };
+    if a.username.is_some() != a.password.is_some() {
+        bail!("pass both --username and --password, or neither");
+    }
+    let options = SimOptions {
+        host,
+        port,
+        username: a.username,
+        password: a.password,
+        topic_root: TopicRoot::new(&a.topic_root),
+        speed: a.speed,
+        start,
+        duration,
+        seed: a.seed,
+        truth: a.truth,
+        devices: a.devices,
+        rate: a.rate,
+        client_prefix: a.client_prefix,
+        inflight: a.inflight,
+        ..Default::default()
+    };
+    let sim = Sim::new(scenario, options);
+    let plan = sim.plan()?;
+    eprintln!(
+        "sensors-sim: scenario {} ({} sites, {} devices, interval {} s), speed {}, broker {}",
+        plan.name,
+        plan.sites.len(),
+        plan.devices.len(),
+        plan.interval_s,
+        a.speed,
+        a.broker
+    );
+    let stats = sim.stats();
+    let shutdown = CancellationToken::new();
+    let ctrl_c = shutdown.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\nstopping: devices send their offline status and disconnect");
+            ctrl_c.cancel();
+        }
+    });
+    let progress = std::io::stderr()
+        .is_terminal()
+        .then(|| tokio::spawn(progress_line(stats.clone(), plan.devices.len())));
+    let summary = sim.run(shutdown).await?;
+    if let Some(p) = progress {
+        p.abort();
+        eprintln!();
+    }
+    let fmt = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_default()
+    };
+    println!(
+        "summary: {} devices, simulated {} .. {}\n  readings generated {}, acknowledged {}, dropped {}, unsent {}\n  events {}, publishes {}, reconnects {}, city levels {}\n  {:.1} s real, {:.0} readings/s{}",
+        summary.devices,
+        fmt(summary.start_ms),
+        fmt(summary.end_ms),
+        summary.generated,
+        summary.acked,
+        summary.dropped,
+        summary.unsent,
+        summary.events,
+        summary.published,
+        summary.reconnects,
+        summary.city_levels,
+        summary.elapsed_s,
+        summary.rate,
+        summary
+            .truth_records
+            .map(|n| format!("\n  truth: {n} records"))
+            .unwrap_or_default()
+    );
+    Ok(())
+}
+
+async fn progress_line(stats: Arc<Stats>, devices: usize) {
+    let mut last = 0;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let acked = stats.acked.load(Ordering::Relaxed);
+        eprint!(
+            "\r\x1b[2Kconnected {}/{devices}  published {}  acked {}  buffered {}  dropped {}  {}/s",
+            stats.connected.load(Ordering::Relaxed),
+            stats.published.load(Ordering::Relaxed),
+            acked,
+            stats.buffered.load(Ordering::Relaxed),
+            stats.dropped.load(Ordering::Relaxed),
+            acked - last,
+        );
+        last = acked;
+    }
+}
+
+async fn run_bench(a: BenchArgs) -> Result<()> {
+    let mut child = None;
+    let (host, port) = match &a.broker {
+        Some(b) => parse_broker(b)?,
+        None => {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port();
+            let exe = std::env::current_exe()
+                .context("cannot find this executable to start the broker")?;
+            let c = std::process::Command::new(exe)
+                .args(["broker", "--listen", &format!("127.0.0.1:{port}")])
+                .stdin(std::process::Stdio::null())
+                .spawn()
+                .context("cannot start the embedded broker child process")?;
+            child = Some(c);
+            wait_port(port).await?;
+            ("127.0.0.1".to_string(), port)
+        }
+    };
+    let o = BenchOptions {
+        host,
+        port,
+        devices: a.devices,
+        warmup: Duration::from_secs(a.warmup),
+        measure: Duration::from_secs(a.measure),
+        connections: a.connections,
+        messages: a.messages,
+    };
+    let result = bench::run(&o).await;
+    if let Some(mut c) = child {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let report = result?;
+    report.print();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    Ok(())
+}
+
+async fn wait_port(port: u16) -> Result<()> {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("the embedded broker did not start listening on port {port}")
+}
