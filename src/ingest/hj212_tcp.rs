@@ -139,12 +139,15 @@ async fn accept_loop(
                         drop(stream);
                         continue;
                     };
-                    shared.metrics.hj212.connections.fetch_add(1, Relaxed);
+                    let metrics = shared.metrics.clone();
+                    metrics.hj212.connections.fetch_add(1, Relaxed);
+                    metrics.hj212.connections_open.fetch_add(1, Relaxed);
                     let conn = Connection::new(shared.clone(), peer, items.clone());
                     let shutdown = shutdown.clone();
                     connections.spawn(async move {
                         conn.run(stream, shutdown).await;
                         drop(permit);
+                        metrics.hj212.connections_open.fetch_sub(1, Relaxed);
                     });
                 }
                 Err(e) => {
@@ -208,11 +211,8 @@ impl Connection {
     }
 
     async fn run(mut self, stream: TcpStream, shutdown: CancellationToken) {
-        let metrics = self.shared.metrics.clone();
-        metrics.hj212.connections_open.fetch_add(1, Relaxed);
         tracing::debug!(peer = %self.peer, "HJ 212 device connected");
         let why = self.serve(stream, &shutdown).await;
-        metrics.hj212.connections_open.fetch_sub(1, Relaxed);
         tracing::debug!(peer = %self.peer, why, "HJ 212 connection closed");
     }
 

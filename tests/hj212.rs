@@ -1,0 +1,617 @@
+//! HJ 212-2017 ingest end to end: frames over the native TCP listener and over MQTT (embedded
+//! broker) into an in-process aggregator; replies after commit; every rejection reason counted;
+//! hostile clients; the connection limit; idempotent redelivery.
+
+mod support;
+
+use dustwatch::app::Aggregator;
+use dustwatch::config::Config;
+use dustwatch::store::{SqliteReader, StoreReader};
+use dustwatch_protocol::hj212::{self, Cn, DeviceProfile, Frame, FLAG_REPLY};
+use dustwatch_protocol::{Reading, TopicRoot};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+const MN1: &str = "410108HJ0000000000000001";
+const MN2: &str = "410108HJ0000000000000002";
+/// The domain.md vector: 374 bytes of data segment, CRC 06C0.
+const DOMAIN_SEGMENT: &str = "QN=20170102150000000;ST=39;CN=2011;PW=123456;MN=410108HJ0000000000000001;Flag=4;CP=&&DataTime=20170102150000;a34004-Rtd=245.0,a34004-Flag=N;a34002-Rtd=312.0,a34002-Flag=N;a34001-Rtd=401.0,a34001-Flag=N;LA-Rtd=62.5,LA-Flag=N;a01001-Rtd=-1.5,a01001-Flag=N;a01002-Rtd=78.0,a01002-Flag=N;a01006-Rtd=102.35,a01006-Flag=N;a01007-Rtd=1.2,a01007-Flag=N;a01008-Rtd=45,a01008-Flag=N&&";
+/// 2017-01-02 15:00:00 +08:00.
+const T15: i64 = 1_483_340_400_000;
+/// Safety net for a hung socket; never an assertion on how long anything takes.
+const GUARD: Duration = Duration::from_secs(30);
+
+const REGISTRY: &str = r#"
+[[site]]
+id = "s1"
+name = "Site 1"
+street = "Town"
+
+[[device]]
+site = "s1"
+id = "d1"
+mn = "410108HJ0000000000000001"
+password = "123456"
+
+[[device]]
+site = "s1"
+id = "d2"
+mn = "410108HJ0000000000000002"
+password = "654321"
+unit = "mg/m3"
+"#;
+
+struct Running {
+    agg: Aggregator,
+    shutdown: CancellationToken,
+    hj212: SocketAddr,
+    _data: tempfile::TempDir,
+    broker: dustwatch_broker::EmbeddedBroker,
+}
+
+impl Running {
+    async fn start(tune: impl FnOnce(&mut Config)) -> Running {
+        let broker = embedded_broker();
+        let data = tempfile::tempdir().expect("temp dir");
+        let registry = data.path().join("registry.toml");
+        std::fs::write(&registry, REGISTRY).expect("write registry");
+        let mut c = Config::default();
+        let port = broker.addr().port();
+        c.mqtt.url = format!("mqtt://127.0.0.1:{port}");
+        c.mqtt.client_id = format!("hj212-test-{port}");
+        c.http.listen = "127.0.0.1:0".parse().expect("literal");
+        c.store.data_dir = data.path().join("store");
+        c.registry.file = Some(registry);
+        c.hj212.listen = Some("127.0.0.1:0".parse().expect("literal"));
+        tune(&mut c);
+        let shutdown = CancellationToken::new();
+        let agg = Aggregator::start(&c, vec![], shutdown.clone())
+            .await
+            .expect("aggregator starts");
+        let hj212 = agg.hj212_addr.expect("listener bound");
+        Running {
+            agg,
+            shutdown,
+            hj212,
+            _data: data,
+            broker: broker,
+        }
+    }
+
+    fn reader(&self) -> Arc<SqliteReader> {
+        self.agg.reader.clone()
+    }
+
+    async fn connect(&self) -> TcpStream {
+        TcpStream::connect(self.hj212).await.expect("connect")
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.agg.wait().await.expect("clean stop");
+    }
+
+    /// Poll until `f` holds (at most the guard time).
+    async fn until(&self, what: &'static str, f: impl Fn(&Aggregator) -> bool) {
+        let deadline = tokio::time::Instant::now() + GUARD;
+        while !f(&self.agg) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// A data segment: header fields, then `CP=&&DataTime=..;items&&`.
+fn segment(
+    cn: u16,
+    flag: u8,
+    mn: &str,
+    pw: &str,
+    qn: &str,
+    data_time: &str,
+    items: &str,
+) -> String {
+    format!("QN={qn};ST=39;CN={cn};PW={pw};MN={mn};Flag={flag};CP=&&DataTime={data_time};{items}&&")
+}
+
+fn frame(seg: &str) -> Vec<u8> {
+    hj212::wrap_segment(seg).expect("segment fits")
+}
+
+/// Read one CRLF-terminated line (a reply); `None` at EOF or on a reset.
+async fn read_line(s: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        match tokio::time::timeout(GUARD, s.read(&mut byte)).await {
+            Ok(Ok(1)) => {
+                line.push(byte[0]);
+                if byte[0] == b'\n' {
+                    return Some(line);
+                }
+            }
+            Ok(_) => return None,
+            Err(_) => panic!("no reply and no close within the guard time"),
+        }
+    }
+}
+
+async fn reply(s: &mut TcpStream) -> Frame {
+    let line = read_line(s).await.expect("a reply, not a close");
+    hj212::decode(&line).expect("the reply is a valid frame")
+}
+
+/// True once the server closed the connection (EOF or reset).
+async fn closed(s: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 256];
+    loop {
+        match tokio::time::timeout(GUARD, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+async fn readings(r: &Running, from: i64, to: i64) -> Vec<(String, Reading)> {
+    let reader = r.reader();
+    tokio::task::spawn_blocking(move || reader.readings("s1", from, to).expect("query"))
+        .await
+        .expect("join")
+}
+
+async fn dead_letters(r: &Running) -> u64 {
+    let reader = r.reader();
+    tokio::task::spawn_blocking(move || reader.counts().expect("counts").dead_letters)
+        .await
+        .expect("join")
+}
+
+#[test]
+fn domain_vector_frame_is_what_the_codec_builds() {
+    assert_eq!(DOMAIN_SEGMENT.len(), 374);
+    assert_eq!(hj212::crc16(b"123456789"), 0x2F80);
+    assert_eq!(
+        frame(DOMAIN_SEGMENT),
+        format!("##0374{DOMAIN_SEGMENT}06C0\r\n").into_bytes()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_frames_become_readings_and_replies_follow_the_commit() {
+    let r = Running::start(|_| {}).await;
+    let mut s = r.connect().await;
+
+    // The domain vector with Flag=5 (reply wanted).
+    let seg = DOMAIN_SEGMENT.replace("Flag=4", "Flag=5");
+    s.write_all(&frame(&seg)).await.expect("send");
+    let ack = reply(&mut s).await;
+    assert_eq!(ack.cn, Cn::DataReply);
+    assert_eq!(ack.qn, "20170102150000000");
+    assert_eq!(ack.mn, MN1);
+    // The reply comes after the commit: the reading is already there, no waiting.
+    let got = readings(&r, T15, T15 + 1).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    let (device, reading) = &got[0];
+    assert_eq!(device, "d1");
+    assert_eq!(reading.interval_s, 60);
+    assert_eq!(
+        (reading.pm25, reading.pm10, reading.tsp),
+        (Some(245.0), Some(312.0), Some(401.0))
+    );
+    assert_eq!(reading.noise_dba, Some(62.5));
+    assert_eq!(reading.temp_c, Some(-1.5));
+    assert_eq!(reading.pressure_kpa, Some(102.35));
+    assert_eq!(reading.wind_deg, Some(45.0));
+    assert_eq!((reading.boot, reading.seq), (0, 201_701_021_500_001));
+
+    // Minute, hour and day data become readings of their interval, stamped with their end.
+    let items = |f: &str| format!("a34002-{f}=80.5,a34002-Flag=N;a34004-{f}=40.0,a34004-Flag=N");
+    for (cn, qn, dt, interval, end) in [
+        (
+            2051,
+            "20170102150100000",
+            "20170102150000",
+            60,
+            T15 + 60_000,
+        ),
+        (2061, "20170102150000001", "20170102140000", 3_600, T15),
+        (
+            2031,
+            "20170102000000002",
+            "20170101000000",
+            86_400,
+            T15 - 15 * 3_600_000,
+        ),
+    ] {
+        let field = if cn == 2011 { "Rtd" } else { "Avg" };
+        s.write_all(&frame(&segment(
+            cn,
+            5,
+            MN1,
+            "123456",
+            qn,
+            dt,
+            &items(field),
+        )))
+        .await
+        .expect("send");
+        let ack = reply(&mut s).await;
+        assert_eq!((ack.cn, ack.qn.as_str()), (Cn::DataReply, qn));
+        let got = readings(&r, end, end + 1).await;
+        let found = got
+            .iter()
+            .find(|(_, x)| x.interval_s == interval)
+            .unwrap_or_else(|| panic!("CN {cn}: no reading of {interval} s at {end}: {got:?}"));
+        assert_eq!(found.1.pm10, Some(80.5), "CN {cn}");
+    }
+
+    // Flag=4 asks for no reply: the next reply on the connection is the Flag=5 frame's.
+    let quiet = segment(
+        2011,
+        4,
+        MN1,
+        "123456",
+        "20170102150200000",
+        "20170102150200",
+        "a34002-Rtd=90,a34002-Flag=N",
+    );
+    let loud = segment(
+        2011,
+        5,
+        MN1,
+        "123456",
+        "20170102150300000",
+        "20170102150300",
+        "a34002-Rtd=91,a34002-Flag=D",
+    );
+    s.write_all(&[frame(&quiet), frame(&loud)].concat())
+        .await
+        .expect("send");
+    assert_eq!(reply(&mut s).await.qn, "20170102150300000");
+    let got = readings(&r, T15 + 120_000, T15 + 180_001).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(
+        got[1].1.flags.get("pm10"),
+        Some(&dustwatch_protocol::Flag::D)
+    );
+
+    // A device retrying a frame whose reply it missed: replied again, stored once.
+    let before = readings(&r, 0, i64::MAX).await.len();
+    s.write_all(&frame(&seg)).await.expect("send");
+    assert_eq!(reply(&mut s).await.qn, "20170102150000000");
+    assert_eq!(readings(&r, 0, i64::MAX).await.len(), before);
+    assert!(r.agg.metrics.duplicates.load(Relaxed) >= 1);
+
+    // A mg/m³ device on its own connection: values arrive in µg/m³.
+    let mut s2 = r.connect().await;
+    let seg2 = segment(
+        2011,
+        5,
+        MN2,
+        "654321",
+        "20170102150000000",
+        "20170102150000",
+        "a34004-Rtd=0.245,a34004-Flag=N;LA-Rtd=55.0",
+    );
+    s2.write_all(&frame(&seg2)).await.expect("send");
+    assert_eq!(reply(&mut s2).await.mn, MN2);
+    let got = readings(&r, T15, T15 + 1).await;
+    let d2 = got.iter().find(|(d, _)| d == "d2").expect("d2 stored");
+    assert_eq!(d2.1.pm25, Some(245.0));
+    assert_eq!(d2.1.noise_dba, Some(55.0));
+
+    // A frame split into packets (PNUM/PNO) is reassembled, stored once and replied to.
+    let mut long = hj212::from_reading(
+        &Reading {
+            ts: T15 + 600_000,
+            interval_s: 60,
+            pm10: Some(77.0),
+            ..Reading::default()
+        },
+        Cn::RealTime,
+        MN1,
+        "123456",
+        39,
+        &DeviceProfile::default(),
+    )
+    .expect("frame");
+    long.flag = long.flag.map(|f| f | FLAG_REPLY);
+    long.cp.params.push(("BeginTime".into(), "1".repeat(600)));
+    long.cp.params.push(("EndTime".into(), "2".repeat(600)));
+    let packets = hj212::encode_packets(&long).expect("packets");
+    assert!(packets.len() > 1);
+    s.write_all(&packets.concat()).await.expect("send");
+    assert_eq!(reply(&mut s).await.qn, long.qn);
+    let got = readings(&r, T15 + 600_000, T15 + 600_001).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1.pm10, Some(77.0));
+
+    assert!(r.agg.metrics.hj212.replies.load(Relaxed) >= 8);
+    r.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rejection_reason_is_counted_and_kept_as_a_dead_letter() {
+    let r = Running::start(|_| {}).await;
+    let good = |items: &str| {
+        segment(
+            2011,
+            4,
+            MN1,
+            "123456",
+            "20170102150000000",
+            "20170102150000",
+            items,
+        )
+    };
+
+    let mut bad_crc = frame(&good("a34002-Rtd=80"));
+    let n = bad_crc.len();
+    bad_crc[n - 3] = if bad_crc[n - 3] == b'0' { b'1' } else { b'0' };
+    let mut wrong_length = frame(&good("a34002-Rtd=80"));
+    wrong_length[2..6].copy_from_slice(b"0100");
+    let mut oversized = b"##1200".to_vec();
+    oversized.extend(std::iter::repeat_n(b'x', 1500));
+    oversized.extend_from_slice(b"\r\n");
+    let unknown_cn = frame(&segment(
+        9999,
+        4,
+        MN1,
+        "123456",
+        "1",
+        "20170102150000",
+        "a34002-Rtd=80",
+    ));
+    let unknown_factor = frame(&good("zz999-Rtd=80"));
+    let non_numeric = frame(&good("a34002-Rtd=lots"));
+    let cases: [(&str, Vec<u8>); 6] = [
+        ("bad_crc", bad_crc),
+        ("length_mismatch", wrong_length),
+        ("oversized", oversized),
+        ("unknown_cn", unknown_cn),
+        ("unknown_factor", unknown_factor),
+        ("non_numeric", non_numeric),
+    ];
+    let mut s = r.connect().await;
+    for (_, bytes) in &cases {
+        s.write_all(bytes).await.expect("send");
+    }
+    // Wrong password and unknown MN: answered with 9011 QnRtn 3 and 4 when a reply is asked for.
+    let wrong_pw = frame(&segment(
+        2011,
+        5,
+        MN1,
+        "000000",
+        "20170102150000000",
+        "20170102150000",
+        "a34002-Rtd=80",
+    ));
+    let unknown_mn = frame(&segment(
+        2011,
+        5,
+        "NOBODY",
+        "123456",
+        "20170102150000000",
+        "20170102150000",
+        "a34002-Rtd=80",
+    ));
+    s.write_all(&wrong_pw).await.expect("send");
+    let rtn = reply(&mut s).await;
+    assert_eq!(
+        (rtn.cn, rtn.cp.param("QnRtn")),
+        (Cn::RequestReply, Some("3"))
+    );
+    s.write_all(&unknown_mn).await.expect("send");
+    let rtn = reply(&mut s).await;
+    assert_eq!(
+        (rtn.cn, rtn.cp.param("QnRtn")),
+        (Cn::RequestReply, Some("4"))
+    );
+    // Truncated: the connection closes mid-frame.
+    let whole = frame(&good("a34002-Rtd=80"));
+    let mut cut = r.connect().await;
+    cut.write_all(&whole[..whole.len() / 2])
+        .await
+        .expect("send");
+    cut.shutdown().await.expect("half-close");
+    assert!(closed(&mut cut).await);
+
+    let labels = [
+        "bad_crc",
+        "length_mismatch",
+        "oversized",
+        "unknown_cn",
+        "unknown_factor",
+        "non_numeric",
+        "bad_password",
+        "unknown_mn",
+        "truncated",
+    ];
+    r.until("every rejection counted", move |a| {
+        labels.iter().all(|l| a.metrics.hj212.rejected(l) >= 1)
+    })
+    .await;
+    for l in labels {
+        assert_eq!(r.agg.metrics.hj212.rejected(l), 1, "{l}");
+    }
+    let m = r.agg.metrics.clone();
+    r.until("dead letters committed", move |_| {
+        m.rejected(dustwatch_protocol::RejectReason::BadFrame) == labels.len() as u64
+    })
+    .await;
+    assert_eq!(dead_letters(&r).await, labels.len() as u64);
+    assert!(readings(&r, 0, i64::MAX).await.is_empty());
+
+    let port = r.agg.http_addr.port();
+    let (_, text) = tokio::task::spawn_blocking(move || http_get(port, "/metrics"))
+        .await
+        .expect("get");
+    for l in labels {
+        let key = format!("dustwatch_hj212_rejected_total{{reason=\"{l}\"}}");
+        assert_eq!(metric(&text, &key), Some(1.0), "{key}");
+    }
+    r.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_slow_and_half_open_clients_do_not_take_the_listener_down() {
+    let r = Running::start(|c| {
+        c.hj212.idle_timeout_s = 1;
+        c.hj212.read_timeout_s = 1;
+        c.hj212.max_bad_frames = 3;
+    })
+    .await;
+    // Garbage lines: closed after three bad frames in a row.
+    let mut garbage = r.connect().await;
+    let junk: Vec<u8> = (0..64u8)
+        .flat_map(|i| [i.wrapping_mul(37), 0xff, b'#', b'\r', b'\n'])
+        .collect();
+    let _ = garbage.write_all(&junk).await;
+    assert!(closed(&mut garbage).await);
+    // Binary without any line end: skipped as oversized, then closed by the read timeout.
+    let mut endless = r.connect().await;
+    let _ = endless.write_all(&[0x55u8; 5000]).await;
+    assert!(closed(&mut endless).await);
+    // Half-open: half a frame, then silence.
+    let whole = frame(&segment(
+        2011,
+        5,
+        MN1,
+        "123456",
+        "20170102150000000",
+        "20170102150000",
+        "a34002-Rtd=80",
+    ));
+    let mut half = r.connect().await;
+    half.write_all(&whole[..20]).await.expect("send");
+    assert!(closed(&mut half).await);
+    // Slow: one byte at a time, never finishing in time.
+    let mut slow = r.connect().await;
+    let slow_task = tokio::spawn(async move {
+        for b in whole.iter().take(40) {
+            if slow.write_all(&[*b]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        closed(&mut slow).await
+    });
+    // Silent: connects and sends nothing.
+    let mut silent = r.connect().await;
+    assert!(closed(&mut silent).await);
+    assert!(slow_task.await.expect("slow client"));
+
+    // The listener still serves a good device.
+    let mut good = r.connect().await;
+    let seg = DOMAIN_SEGMENT.replace("Flag=4", "Flag=5");
+    good.write_all(&frame(&seg)).await.expect("send");
+    assert_eq!(reply(&mut good).await.cn, Cn::DataReply);
+
+    let h = &r.agg.metrics.hj212;
+    assert!(h.closed_for_errors.load(Relaxed) >= 1);
+    assert!(h.timeouts.load(Relaxed) >= 3);
+    assert!(h.rejected("truncated") >= 1);
+    assert!(h.rejected("oversized") >= 1);
+    r.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_limit_holds_and_frees_up() {
+    let r = Running::start(|c| c.hj212.max_connections = 3).await;
+    let mut open = Vec::new();
+    for i in 0..3 {
+        let mut s = r.connect().await;
+        let qn = format!("2017010215000000{i}");
+        let seg = segment(
+            2011,
+            5,
+            MN1,
+            "123456",
+            &qn,
+            "20170102150000",
+            "a34002-Rtd=80",
+        );
+        s.write_all(&frame(&seg)).await.expect("send");
+        assert_eq!(reply(&mut s).await.qn, qn);
+        open.push(s);
+    }
+    let mut extra = r.connect().await;
+    let _ = extra.write_all(&frame(DOMAIN_SEGMENT)).await;
+    assert!(closed(&mut extra).await, "the fourth connection is closed");
+    assert_eq!(r.agg.metrics.hj212.connections_refused.load(Relaxed), 1);
+    assert_eq!(r.agg.metrics.hj212.connections_open.load(Relaxed), 3);
+
+    drop(open.pop());
+    let m = r.agg.metrics.clone();
+    r.until("a connection closed", move |_| {
+        m.hj212.connections_open.load(Relaxed) == 2
+    })
+    .await;
+    let mut again = r.connect().await;
+    let seg = DOMAIN_SEGMENT.replace("Flag=4", "Flag=5");
+    again.write_all(&frame(&seg)).await.expect("send");
+    assert_eq!(reply(&mut again).await.cn, Cn::DataReply);
+    r.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_frames_are_ingested_and_redelivery_stores_nothing_twice() {
+    let r = Running::start(|_| {}).await;
+    let m = r.agg.metrics.clone();
+    r.until("subscribed", move |_| m.mqtt_subscribed.load(Relaxed) == 1)
+        .await;
+    let root = TopicRoot::default();
+    let topic = root.hj212("s1", "d7");
+    let domain = frame(DOMAIN_SEGMENT);
+    let minute = frame(&segment(
+        2051,
+        4,
+        "ANY",
+        "x",
+        "20170102150100000",
+        "20170102150000",
+        "a34002-Avg=70.0,a34002-Flag=N",
+    ));
+    let mut bad_crc = domain.clone();
+    let n = bad_crc.len();
+    bad_crc[n - 3] = if bad_crc[n - 3] == b'0' { b'1' } else { b'0' };
+    let msgs = vec![
+        (topic.clone(), domain.clone()),
+        // Without the final CRLF: accepted (MQTT frames the message itself).
+        (topic.clone(), minute[..minute.len() - 2].to_vec()),
+        // The same frame again, as a redelivery or a retrying bridge would send it.
+        (topic.clone(), domain),
+        (topic.clone(), bad_crc),
+    ];
+    let port = r.broker.addr().port();
+    publish_all(port, &format!("hj212-pub-{port}"), msgs).await;
+    let m = r.agg.metrics.clone();
+    r.until("frames committed", move |a| {
+        a.metrics.duplicates.load(Relaxed) == 1
+            && m.rejected(dustwatch_protocol::RejectReason::BadFrame) == 1
+            && a.metrics.stored.load(Relaxed) == 2
+    })
+    .await;
+    let got = readings(&r, 0, i64::MAX).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got.iter().all(|(d, _)| d == "d7"));
+    let rt = got.iter().find(|(_, x)| x.ts == T15).expect("2011 reading");
+    assert_eq!(rt.1.pm25, Some(245.0));
+    let min = got
+        .iter()
+        .find(|(_, x)| x.ts == T15 + 60_000)
+        .expect("2051 reading");
+    assert_eq!((min.1.pm10, min.1.interval_s), (Some(70.0), 60));
+    assert_eq!(r.agg.metrics.hj212.rejected("bad_crc"), 1);
+    r.stop().await;
+}
