@@ -226,7 +226,7 @@ impl Device {
                     // --speed max never waits on a timer: yield now and then so one device cannot
                     // hold a worker thread.
                     spins += 1;
-                    if spins % 32 == 0 {
+                    if spins.is_multiple_of(32) {
                         tokio::task::yield_now().await;
                     }
                 }
