@@ -191,6 +191,16 @@ mod tests {
     }
 
     #[test]
+    fn shipped_examples_are_the_documented_defaults() {
+        let c: Config = toml::from_str(include_str!("../dustwatch.example.toml"))
+            .expect("dustwatch.example.toml parses");
+        assert_eq!(c, Config::default(), "the example documents the defaults");
+        let r: dustwatch_protocol::Registry =
+            toml::from_str(include_str!("../registry.example.toml")).expect("registry example");
+        assert_eq!(r.sites.len(), 2);
+    }
+
+    #[test]
     fn unknown_keys_are_errors_with_a_line() {
         let err = toml::from_str::<Config>("[http]\nlisten = \"127.0.0.1:9000\"\nlsiten = 1\n")
             .expect_err("typo must be refused");
