@@ -80,7 +80,7 @@ impl Running {
             shutdown,
             hj212,
             _data: data,
-            broker: broker,
+            broker,
         }
     }
 
