@@ -212,3 +212,87 @@ impl Truth {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::{Overrides, Scenario};
+
+    const START: i64 = 1_483_286_400_000; // 2017-01-02T00:00:00+08:00
+    const H: i64 = 3_600_000;
+
+    fn huiji() -> Truth {
+        let plan = Scenario::load("huiji-red-alert")
+            .expect("loads")
+            .plan(&Overrides::default())
+            .expect("plans");
+        compute(&plan, plan.end_ms.expect("72 h"))
+    }
+
+    fn windows_of(t: &Truth, site: &str, kind: &str) -> Vec<(i64, i64)> {
+        t.records
+            .iter()
+            .filter(|r| r.site == site && r.kind == kind)
+            .map(|r| ((r.start_ms - START) / 60_000, (r.end_ms - START) / 60_000))
+            .collect()
+    }
+
+    #[test]
+    fn huiji_truth_lists_exactly_the_violators() {
+        let t = huiji();
+        // Red from +44 h; night work 23:00-04:00; the span ends at +72 h (00:00 on the 5th).
+        let night = vec![(47 * 60, 52 * 60), (71 * 60, 72 * 60)];
+        for site in ["hj-lz-02", "hj-xc-03"] {
+            assert_eq!(windows_of(&t, site, "night_work"), night, "{site}");
+            assert_eq!(
+                windows_of(&t, site, "work_during_restriction"),
+                night,
+                "{site}"
+            );
+            assert_eq!(windows_of(&t, site, "noise_night"), night, "{site}");
+        }
+        // Earthwork through yellow (from 08:00 on day 1) and orange (day 2), stopping at red.
+        let earth = vec![
+            (8 * 60, 12 * 60),
+            (13 * 60, 18 * 60),
+            (31 * 60, 36 * 60),
+            (37 * 60, 42 * 60),
+        ];
+        for site in ["hj-cx-01", "hj-gx-02"] {
+            assert_eq!(
+                windows_of(&t, site, "earthwork_during_restriction"),
+                earth,
+                "{site}"
+            );
+        }
+        for site in ["hj-dh-02", "hj-hyk-03"] {
+            let days = windows_of(&t, site, "too_few_sprinkling_runs");
+            assert_eq!(
+                days,
+                vec![(0, 24 * 60), (24 * 60, 48 * 60), (48 * 60, 72 * 60)],
+                "{site}"
+            );
+        }
+        assert_eq!(
+            windows_of(&t, "hj-yb-03", "data_gap"),
+            vec![(43 * 60, 53 * 60)]
+        );
+        assert_eq!(
+            windows_of(&t, "hj-lyc-02", "sensor_stuck"),
+            vec![(34 * 60, 58 * 60)]
+        );
+        for site in ["hj-yb-04", "hj-lyc-04"] {
+            assert_eq!(
+                windows_of(&t, site, "uncovered_soil"),
+                vec![(0, 72 * 60)],
+                "{site}"
+            );
+        }
+        let violators: std::collections::BTreeSet<&str> =
+            t.records.iter().map(|r| r.site.as_str()).collect();
+        assert_eq!(violators.len(), 10, "{violators:?}");
+        assert_eq!(t.start_ms, START);
+        assert_eq!(t.end_ms, START + 72 * H);
+        assert!(t.records.iter().all(|r| r.start.ends_with('Z')));
+    }
+}
