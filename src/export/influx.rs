@@ -10,7 +10,6 @@
 use super::{ExportError, InfluxConfig, LineSink, SinkError};
 use influxdb2::api::write::TimestampPrecision;
 use influxdb2::RequestError;
-use std::future::Future;
 use std::time::Duration;
 
 /// Environment variable that overrides `[influx] token`.
@@ -46,23 +45,21 @@ impl InfluxSink {
 }
 
 impl LineSink for InfluxSink {
-    fn write(&self, body: String) -> impl Future<Output = Result<(), SinkError>> + Send {
-        async move {
-            self.client
-                .write_line_protocol_with_precision(
-                    &self.org,
-                    &self.bucket,
-                    body,
-                    TimestampPrecision::Milliseconds,
-                )
-                .await
-                .map_err(|e| match e {
-                    RequestError::Http { status, text } => SinkError::from_status(
-                        status.as_u16(),
-                        text.chars().take(500).collect::<String>(),
-                    ),
-                    other => SinkError::Unavailable(other.to_string()),
-                })
-        }
+    async fn write(&self, body: String) -> Result<(), SinkError> {
+        self.client
+            .write_line_protocol_with_precision(
+                &self.org,
+                &self.bucket,
+                body,
+                TimestampPrecision::Milliseconds,
+            )
+            .await
+            .map_err(|e| match e {
+                RequestError::Http { status, text } => SinkError::from_status(
+                    status.as_u16(),
+                    text.chars().take(500).collect::<String>(),
+                ),
+                other => SinkError::Unavailable(other.to_string()),
+            })
     }
 }

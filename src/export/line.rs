@@ -5,6 +5,7 @@
 //! | `reading` | site, device, street, kind | pm25, pm10, tsp, noise_dba, temp_c, rh_pct, pressure_kpa, wind_ms, wind_deg (float, valid values only), interval_s, boot, seq (integer) |
 //! | `event` | site, device, street, kind, event | boot, seq (integer) |
 //! | `city_level` | level | code (integer 0 none .. 4 red) |
+//! | `alert` | site, street, kind, rule, change, state, severity | alert_id, active, severity_code, acknowledged (integer) |
 //!
 //! `kind` is the site kind (construction, road, reference). Strings are tags only (VictoriaMetrics
 //! stores string fields as 0). Empty tags are left out (line protocol forbids them).
@@ -135,6 +136,48 @@ pub fn city_level(out: &mut String, level: Level, ts: i64) {
     let mut f = Fields { out, first: true };
     f.int("code", level_code(level));
     let _ = writeln!(out, " {ts}");
+}
+
+/// One alert transition (a row of the rules engine's `alert_history`).
+#[derive(Debug, Clone, Default)]
+pub struct AlertChange {
+    pub alert_id: i64,
+    pub site: String,
+    pub rule: String,
+    /// opened, reactivated, cleared, closed, acknowledged
+    pub change: String,
+    pub state: String,
+    pub severity: String,
+    pub acknowledged: bool,
+    pub ts: i64,
+}
+
+/// Numeric severity, for graphs: info 0, warning 1, violation 2, critical 3.
+fn severity_code(s: &str) -> i64 {
+    match s {
+        "warning" => 1,
+        "violation" => 2,
+        "critical" => 3,
+        _ => 0,
+    }
+}
+
+/// One `alert` line: a transition of an alert.
+pub fn alert(out: &mut String, tags: &SiteTags, a: &AlertChange) {
+    out.push_str("alert");
+    tag(out, "change", &a.change);
+    tag(out, "kind", &tags.kind);
+    tag(out, "rule", &a.rule);
+    tag(out, "severity", &a.severity);
+    tag(out, "site", &a.site);
+    tag(out, "state", &a.state);
+    tag(out, "street", &tags.street);
+    let mut f = Fields { out, first: true };
+    f.int("alert_id", a.alert_id);
+    f.int("active", i64::from(a.state == "active"));
+    f.int("severity_code", severity_code(&a.severity));
+    f.int("acknowledged", i64::from(a.acknowledged));
+    let _ = writeln!(out, " {}", a.ts);
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ pub mod source;
 
 pub use config::InfluxConfig;
 pub use influx::InfluxSink;
-pub use source::{Batch, OutboxSource};
+pub use source::{Batch, Cursor, OutboxSource};
 
 use crate::metrics::Metrics;
 use crate::store::StoreError;
@@ -152,7 +152,11 @@ pub async fn run<S: LineSink>(
             }
         }
     };
-    tracing::info!(cursor, "export resumes after outbox id");
+    tracing::info!(
+        outbox = cursor.outbox,
+        alerts = cursor.alerts,
+        "export resumes after the cursor"
+    );
     let mut last_write = Instant::now();
     let mut backoff = pacing.first_backoff;
     let mut failing_since: Option<Instant> = None;
@@ -217,7 +221,7 @@ pub async fn run<S: LineSink>(
             Err(SinkError::Refused { status, text }) => {
                 // Retrying the same lines cannot succeed; they stay in SQLite.
                 metrics.export_dropped.fetch_add(lines, Relaxed);
-                tracing::error!(status, %text, lines, first_id = cursor + 1, last_id = batch.last_id,
+                tracing::error!(status, %text, lines, after = ?cursor, last_id = batch.last_id,
                     "the long-term store refused a batch; skipped (still in SQLite)");
             }
             Err(SinkError::Unavailable(e)) => {
@@ -236,9 +240,12 @@ pub async fn run<S: LineSink>(
                 continue;
             }
         }
-        let last_id = batch.last_id;
+        let next = Cursor {
+            outbox: batch.last_id,
+            alerts: batch.last_alert_id.unwrap_or(cursor.alerts),
+        };
         loop {
-            match blocking(&source, move |s| s.advance(last_id)).await {
+            match blocking(&source, move |s| s.advance(next)).await {
                 Ok(()) => break,
                 Err(e) => {
                     // The lines are written; if we stop now they are written again on restart,
@@ -250,9 +257,13 @@ pub async fn run<S: LineSink>(
                 }
             }
         }
-        cursor = last_id;
+        cursor = next;
     }
-    tracing::info!(cursor, "exporter stopped");
+    tracing::info!(
+        outbox = cursor.outbox,
+        alerts = cursor.alerts,
+        "exporter stopped"
+    );
 }
 
 #[cfg(test)]

@@ -22,12 +22,35 @@ pub struct Batch {
     pub rows: usize,
     /// Highest outbox id in the batch: the cursor once it is written.
     pub last_id: i64,
+    /// Highest `alert_history` id in the batch, when it has alert transitions.
+    pub last_alert_id: Option<i64>,
+}
+
+/// Where the exporter stands: outbox id and `alert_history` id done.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cursor {
+    pub outbox: i64,
+    pub alerts: i64,
 }
 
 pub struct OutboxSource {
     conn: Connection,
     name: String,
+    /// Cursor row of the alert transitions: `alert_history` (the rules engine's, append-only,
+    /// one writer, so its ids also rise in commit order) is read directly, without the outbox.
+    alerts_name: String,
+    has_alerts: bool,
 }
+
+const ALERT_SQL: &str = "
+SELECT h.id, h.alert_id, h.change, h.ts, h.state, h.severity, h.acknowledged,
+       a.site, a.rule, s.street, s.kind
+FROM alert_history h
+LEFT JOIN alerts a ON a.id = h.alert_id
+LEFT JOIN sites s ON s.id = a.site
+WHERE h.id > ?1
+ORDER BY h.id
+LIMIT ?2";
 
 const BATCH_SQL: &str = "
 SELECT o.id, o.kind, o.site, o.device, o.boot, o.seq, o.ts,
@@ -55,36 +78,99 @@ impl OutboxSource {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         crate::store::outbox::create(&conn)?;
+        let has_alerts = conn.query_row(
+            "SELECT count(*) = 2 FROM sqlite_master WHERE type = 'table' \
+             AND name IN ('alert_history', 'alerts')",
+            [],
+            |r| r.get(0),
+        )?;
         Ok(OutboxSource {
             conn,
             name: name.to_string(),
+            alerts_name: format!("{name}.alerts"),
+            has_alerts,
         })
     }
 
-    /// The last exported id (0 = nothing yet).
-    pub fn cursor(&self) -> Result<i64, StoreError> {
+    fn cursor_of(&self, name: &str) -> Result<i64, StoreError> {
         self.conn
             .query_row(
                 "SELECT coalesce((SELECT last_id FROM export_cursor WHERE name = ?1), 0)",
-                params![self.name],
+                params![name],
                 |r| r.get(0),
             )
             .map_err(StoreError::from)
     }
 
-    /// Rows committed after `cursor`.
-    pub fn backlog(&self, cursor: i64) -> Result<i64, StoreError> {
+    /// What is exported already (0 = nothing yet).
+    pub fn cursor(&self) -> Result<Cursor, StoreError> {
+        Ok(Cursor {
+            outbox: self.cursor_of(&self.name)?,
+            alerts: self.cursor_of(&self.alerts_name)?,
+        })
+    }
+
+    /// Records committed after `cursor`.
+    pub fn backlog(&self, cursor: Cursor) -> Result<i64, StoreError> {
         let newest: i64 =
             self.conn
                 .query_row("SELECT coalesce(max(id), 0) FROM outbox", [], |r| r.get(0))?;
-        Ok((newest - cursor).max(0))
+        let mut backlog = (newest - cursor.outbox).max(0);
+        if self.has_alerts {
+            let newest: i64 =
+                self.conn
+                    .query_row("SELECT coalesce(max(id), 0) FROM alert_history", [], |r| {
+                        r.get(0)
+                    })?;
+            backlog += (newest - cursor.alerts).max(0);
+        }
+        Ok(backlog)
     }
 
-    /// Up to `limit` rows after `after`, rendered as line protocol; None when there are none.
-    pub fn next_batch(&self, after: i64, limit: usize) -> Result<Option<Batch>, StoreError> {
+    /// Up to `limit` records after `after` (outbox first, then alert transitions), rendered as
+    /// line protocol; None when there are none.
+    pub fn next_batch(&self, after: Cursor, limit: usize) -> Result<Option<Batch>, StoreError> {
+        let mut batch = Batch {
+            last_id: after.outbox,
+            ..Default::default()
+        };
+        self.outbox_rows(&mut batch, after.outbox, limit)?;
+        if self.has_alerts && batch.rows < limit {
+            let room = limit - batch.rows;
+            self.alert_rows(&mut batch, after.alerts, room)?;
+        }
+        Ok((batch.rows > 0).then_some(batch))
+    }
+
+    fn alert_rows(&self, batch: &mut Batch, after: i64, limit: usize) -> Result<(), StoreError> {
+        let mut stmt = self.conn.prepare_cached(ALERT_SQL)?;
+        let mut rows = stmt.query(params![after, limit as i64])?;
+        while let Some(row) = rows.next()? {
+            batch.rows += 1;
+            batch.last_alert_id = Some(row.get(0)?);
+            let tags = SiteTags {
+                street: row.get::<_, Option<String>>(9)?.unwrap_or_default(),
+                kind: row.get::<_, Option<String>>(10)?.unwrap_or_default(),
+            };
+            let t = line::AlertChange {
+                alert_id: row.get(1)?,
+                change: row.get(2)?,
+                ts: row.get(3)?,
+                state: row.get(4)?,
+                severity: row.get(5)?,
+                acknowledged: row.get(6)?,
+                site: row.get::<_, Option<String>>(7)?.unwrap_or_default(),
+                rule: row.get::<_, Option<String>>(8)?.unwrap_or_default(),
+            };
+            line::alert(&mut batch.body, &tags, &t);
+            batch.lines += 1;
+        }
+        Ok(())
+    }
+
+    fn outbox_rows(&self, batch: &mut Batch, after: i64, limit: usize) -> Result<(), StoreError> {
         let mut stmt = self.conn.prepare_cached(BATCH_SQL)?;
         let mut rows = stmt.query(params![after, limit as i64])?;
-        let mut batch = Batch::default();
         while let Some(row) = rows.next()? {
             batch.rows += 1;
             batch.last_id = row.get(0)?;
@@ -157,24 +243,24 @@ impl OutboxSource {
                 batch.lines += 1;
             }
         }
-        Ok((batch.rows > 0).then_some(batch))
+        Ok(())
     }
 
-    /// Record that everything up to `last_id` is exported and delete those outbox rows.
-    pub fn advance(&mut self, last_id: i64) -> Result<(), StoreError> {
+    /// Record that everything up to `to` is exported and delete those outbox rows.
+    pub fn advance(&mut self, to: Cursor) -> Result<(), StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
-            "INSERT INTO export_cursor (name, last_id) VALUES (?1, ?2) \
-             ON CONFLICT (name) DO UPDATE SET last_id = max(last_id, excluded.last_id)",
-            params![self.name, last_id],
-        )?;
-        // One consumer today; with several, prune up to the slowest cursor.
-        tx.execute(
-            "DELETE FROM outbox WHERE id <= (SELECT min(last_id) FROM export_cursor)",
-            [],
-        )?;
+        for (name, id) in [(&self.name, to.outbox), (&self.alerts_name, to.alerts)] {
+            tx.execute(
+                "INSERT INTO export_cursor (name, last_id) VALUES (?1, ?2) \
+                 ON CONFLICT (name) DO UPDATE SET last_id = max(last_id, excluded.last_id)",
+                params![name, id],
+            )?;
+        }
+        // The outbox has one consumer (this exporter); a second one would prune up to the
+        // slowest cursor.
+        tx.execute("DELETE FROM outbox WHERE id <= ?1", params![to.outbox])?;
         tx.commit()?;
         Ok(())
     }

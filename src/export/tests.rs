@@ -167,3 +167,49 @@ async fn outbox_stays_empty_when_export_is_off() {
     store.write_batch(&readings(0, 10)).expect("write");
     assert_eq!(outbox_rows(dir.path()), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_transitions_are_exported_after_their_own_cursor() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = StoreConfig {
+        data_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    let mut store = SqliteStore::open(config, false).expect("store");
+    store.set_outbox(true);
+    store.write_batch(&readings(0, 3)).expect("write");
+    let c = rusqlite::Connection::open(crate::store::sqlite::db_path(dir.path())).expect("db");
+    let alert = |c: &rusqlite::Connection, change: &str, state: &str, ts: i64| {
+        c.execute(
+            "INSERT OR REPLACE INTO alerts (id, site, rule, kind, severity, state, acknowledged, \
+             opened_ts, updated_ts, offences, level, evidence) \
+             VALUES (7, 's1', 'pm10-hourly', 'window', 'violation', ?1, 0, 0, ?2, 1, 'red', '{}')",
+            rusqlite::params![state, ts],
+        )
+        .expect("alert row");
+        c.execute(
+            "INSERT INTO alert_history (alert_id, change, ts, state, severity, acknowledged, \
+             evidence, recorded_ms) VALUES (7, ?1, ?2, ?3, 'violation', 0, '{}', 0)",
+            rusqlite::params![change, ts, state],
+        )
+        .expect("history row");
+    };
+    alert(&c, "opened", "active", 5_000_000);
+
+    let first = Recorder::default();
+    export_until(dir.path(), first.clone(), 4).await;
+    let lines = first.lines();
+    assert_eq!(lines.len(), 4, "{lines:#?}");
+    assert_eq!(
+        lines[3],
+        "alert,change=opened,kind=construction,rule=pm10-hourly,severity=violation,site=s1,\
+         state=active alert_id=7i,active=1i,severity_code=2i,acknowledged=0i 5000000"
+    );
+
+    alert(&c, "cleared", "cleared", 6_000_000);
+    let second = Recorder::default();
+    export_until(dir.path(), second.clone(), 1).await;
+    let lines = second.lines();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(lines[0].starts_with("alert,change=cleared"), "{}", lines[0]);
+}
