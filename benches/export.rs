@@ -25,18 +25,34 @@ use support::{publish_all, reading};
 use tokio_util::sync::CancellationToken;
 
 const DEVICES: usize = 50;
+/// Concurrent publishing clients (each a share of the devices), so the broker, not one
+/// publisher's in-flight window, sets the pace.
+const PUBLISHERS: usize = 5;
 
-fn payloads(from: u64, to: u64) -> Vec<(String, Vec<u8>)> {
+fn payloads(publisher: usize, from: u64, to: u64) -> Vec<(String, Vec<u8>)> {
     let root = TopicRoot::default();
     let t0 = 1_483_228_800_000i64;
     let mut out = Vec::new();
     for seq in from..to {
-        for d in 0..DEVICES {
+        for d in (0..DEVICES).filter(|d| d % PUBLISHERS == publisher) {
             let r = reading(t0 + seq as i64 * 60_000, seq, 1);
             out.push((root.reading("bench", &format!("dev{d}")), r.encode()));
         }
     }
     out
+}
+
+/// Publish readings seq `from..to` of every device from `PUBLISHERS` clients at once.
+async fn publish(port: u16, tag: &str, from: u64, to: u64) {
+    let tasks: Vec<_> = (0..PUBLISHERS)
+        .map(|p| {
+            let id = format!("{tag}-{p}");
+            tokio::spawn(async move { publish_all(port, &id, payloads(p, from, to)).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("publisher");
+    }
 }
 
 async fn until(what: &str, f: impl Fn() -> bool) -> Instant {
@@ -84,7 +100,7 @@ async fn main() {
 
     // 1. Live.
     let t0 = Instant::now();
-    let publisher = tokio::spawn(publish_all(port, "bench-pub-1", payloads(0, per_device)));
+    let publisher = tokio::spawn(publish(port, "bench-pub-1", 0, per_device));
     let stored = until("stored", || m.stored.load(Relaxed) >= n).await;
     let exported = until("exported", || m.export_lines.load(Relaxed) >= n).await;
     publisher.await.expect("publisher");
@@ -94,7 +110,7 @@ async fn main() {
     // 2. Backlog drain.
     vm.stop();
     let base = m.stored.load(Relaxed);
-    publish_all(port, "bench-pub-2", payloads(per_device, 2 * per_device)).await;
+    publish(port, "bench-pub-2", per_device, 2 * per_device).await;
     until("stored during outage", || {
         m.stored.load(Relaxed) >= base + n
     })
@@ -112,7 +128,7 @@ async fn main() {
     .await;
     let drain_rate = n as f64 / t1.elapsed().as_secs_f64();
 
-    println!("export benchmark: {n} readings, {DEVICES} devices, batch {batch_size} lines, flush {flush_ms} ms, VictoriaMetrics on localhost");
+    println!("export benchmark: {n} readings, {DEVICES} devices, {PUBLISHERS} publishers, batch {batch_size} lines, flush {flush_ms} ms, VictoriaMetrics on localhost");
     println!("  ingest (publish -> committed)     {ingest_rate:>10.0} readings/s");
     println!(
         "  export, live (publish -> exported) {live_rate:>9.0} lines/s   ratio to ingest {:.2}",
