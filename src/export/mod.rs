@@ -25,6 +25,9 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
+/// How often a lasting outage is logged again (warn), with the backlog.
+const STILL_FAILING_EVERY: Duration = Duration::from_secs(60);
+
 /// Cursor name of the InfluxDB exporter in `export_cursor`.
 pub const CURSOR: &str = "influx";
 
@@ -160,6 +163,8 @@ pub async fn run<S: LineSink>(
     let mut last_write = Instant::now();
     let mut backoff = pacing.first_backoff;
     let mut failing_since: Option<Instant> = None;
+    // While the server stays down, a reminder with the growing backlog once a minute.
+    let mut last_warn = Instant::now();
     while !shutdown.is_cancelled() {
         let limit = pacing.batch_size;
         let read = blocking(&source, move |s| {
@@ -227,8 +232,16 @@ pub async fn run<S: LineSink>(
             Err(SinkError::Unavailable(e)) => {
                 metrics.export_errors.fetch_add(1, Relaxed);
                 let backlog = metrics.export_backlog.load(Relaxed);
+                if let Some(since) = failing_since {
+                    if last_warn.elapsed() >= STILL_FAILING_EVERY {
+                        last_warn = Instant::now();
+                        tracing::warn!(error = %e, backlog, down_s = since.elapsed().as_secs(),
+                            "export still failing; the backlog waits in SQLite");
+                    }
+                }
                 if failing_since.is_none() {
                     failing_since = Some(Instant::now());
+                    last_warn = Instant::now();
                     tracing::warn!(error = %e, backlog, "export write failed; the backlog waits in SQLite, retrying with backoff");
                 } else {
                     tracing::debug!(error = %e, backlog, ?backoff, "export write failed again");
