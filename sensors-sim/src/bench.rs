@@ -162,11 +162,14 @@ pub async fn run(o: &BenchOptions) -> Result<BenchReport, BenchError> {
     // Phase 2: a plain rumqttc loop, then the simulator at --speed max.
     let plain = plain_loop(o).await;
     let per_device = o.messages / u64::from(o.connections.max(1));
+    // One-second intervals (one sample per reading) and the same in-flight window as the plain
+    // loop's rumqttc default, so both sides publish the same kind of stream.
     let opts = SimOptions {
         speed: Speed::Max,
         devices: Some(o.connections),
-        rate: Some(1.0 / 60.0),
-        duration: Some(Duration::from_secs(per_device * 60)),
+        rate: Some(1.0),
+        inflight: 100,
+        duration: Some(Duration::from_secs(per_device)),
         connect_spread: Duration::ZERO,
         ..sim_options(o, "bench-max")
     };

@@ -113,6 +113,15 @@ impl Mosquitto {
         // Queue and inflight limits off: the default max_queued_messages 1000 drops QoS 1
         // messages to a busy subscriber. Log to stdout: as root it drops to user mosquitto.
         let persistence = if self.persistent {
+            // Started as root, Mosquitto drops to user `mosquitto`: let it write its database.
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(
+                    self.dir.path(),
+                    std::fs::Permissions::from_mode(0o777),
+                );
+            }
             format!(
                 "persistence true\npersistence_location {}/\nautosave_interval 0\n",
                 self.dir.path().display()
