@@ -207,15 +207,43 @@ async fn readings_arrive_with_values_tags_and_timestamps() {
     let shutdown = CancellationToken::new();
     let agg = start(&config(port, data.path(), &vm), &shutdown).await;
     let (devices, per_device) = (4, 300);
-    publish_all(port, "export-pub", payloads(devices, 0, per_device)).await;
-    wait_exported(&agg.metrics, devices as u64 * per_device).await;
+    let root = TopicRoot::default();
+    let mut msgs = payloads(devices, 0, per_device);
+    msgs.push((
+        root.event(SITE, "dev0"),
+        format!(
+            r#"{{"ts":{},"seq":9000,"boot":1,"kind":"sprinkler_on"}}"#,
+            T0 + 90_000
+        )
+        .into_bytes(),
+    ));
+    msgs.push((
+        root.city_level(),
+        format!(r#"{{"level":"orange","ts":{}}}"#, T0 + 30_000).into_bytes(),
+    ));
+    publish_all(port, "export-pub", msgs).await;
+    // Readings, the event and the city level (and any alert transitions the rules raised).
+    wait_exported(&agg.metrics, devices as u64 * per_device + 2).await;
 
     check_all(&vm_export(vm.port(), "reading_"), devices, per_device);
-    let (_, metrics) = http_get(agg.http_addr.port(), "/metrics");
+    let events = vm_export(vm.port(), "event_");
     assert_eq!(
-        metric(&metrics, "dustwatch_export_lines_total"),
-        Some((devices as u64 * per_device) as f64)
+        events.get(&("event_seq".to_string(), "dev0".to_string())),
+        Some(&vec![(T0 + 90_000, 9000.0)]),
+        "{events:?}"
     );
+    let level = vm_get(
+        vm.port(),
+        "/api/v1/export?match[]=city_level_code%7Blevel%3D%22orange%22%7D",
+    );
+    let level: Series = serde_json::from_str(level.trim()).expect("one city level series");
+    assert_eq!(
+        (level.timestamps, level.values),
+        (vec![T0 + 30_000], vec![3.0])
+    );
+    let (_, metrics) = http_get(agg.http_addr.port(), "/metrics");
+    let lines = metric(&metrics, "dustwatch_export_lines_total").expect("lines metric");
+    assert!(lines >= (devices as u64 * per_device + 2) as f64, "{lines}");
     assert_eq!(metric(&metrics, "dustwatch_export_backlog"), Some(0.0));
     shutdown.cancel();
     agg.wait().await.expect("clean stop");
