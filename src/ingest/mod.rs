@@ -198,13 +198,11 @@ async fn mqtt_loop(
     let mut generation: u64 = 0;
     let mut backoff = Duration::from_millis(200);
     let mut suback_count = 0;
-    let filters = [
-        root.all_devices("reading"),
-        root.all_devices("event"),
-        root.all_devices("status"),
-        root.all_devices("hj212"),
-        root.city_level(),
-    ];
+    // One filter for everything under the root: a broker keeps one ordered stream per
+    // subscription, so a device's events stay in order with its readings (rumqttd keeps a log per
+    // filter and drains them at different paces). Commands, our own alerts and reports are
+    // acknowledged and skipped by `decode`.
+    let filters = [format!("{}/#", root.as_str())];
     loop {
         tokio::select! {
             biased;

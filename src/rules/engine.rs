@@ -68,6 +68,14 @@ pub enum Output {
 struct DeviceTrack {
     first_ts: i64,
     last_ts: i64,
+    /// The fleet clock when this device was last heard from: a device that keeps sending, even
+    /// behind the others (a backfill, an accelerated replay), is not silent.
+    fleet_at_arrival: i64,
+    /// Open alerts of this device, so the hot path only asks the alert book when needed.
+    gap_open: bool,
+    metric_gaps: Vec<Metric>,
+    stuck_open: bool,
+    flag_open: bool,
     last_metric_ts: HashMap<Metric, i64>,
     /// Per PM metric: last value and how many readings in a row carried it.
     stuck: HashMap<Metric, (f64, u32)>,
@@ -117,6 +125,15 @@ pub struct Engine {
     /// The fleet's event-time clock (robust median of device clocks, minus lateness).
     fleet_now: i64,
     reported_to: Option<NaiveDate>,
+    default_reference: Option<String>,
+    /// Sites with new data since the last advance.
+    touched: std::collections::BTreeSet<String>,
+    /// Fleet clock of the last full sweep (gaps, silent sites, reports).
+    last_sweep: i64,
+    readings_since_clock: usize,
+    devices: usize,
+    /// The clock against which silence is judged (slow end of the fleet).
+    gap_now: i64,
 }
 
 impl Engine {
@@ -131,6 +148,12 @@ impl Engine {
             book,
             fleet_now: i64::MIN,
             reported_to: None,
+            default_reference: None,
+            touched: Default::default(),
+            last_sweep: i64::MIN,
+            readings_since_clock: 0,
+            devices: 0,
+            gap_now: i64::MIN,
         }
     }
 
@@ -151,6 +174,13 @@ impl Engine {
         for s in sites {
             self.info.insert(s.id.clone(), s);
         }
+        // The first reference station (by id) is the background of sites that name none.
+        self.default_reference = self
+            .info
+            .values()
+            .filter(|i| i.kind == SiteKind::Reference)
+            .map(|i| i.id.clone())
+            .min();
     }
 
     pub fn set_level(&mut self, ts: i64, level: Level) {
@@ -174,16 +204,8 @@ impl Engine {
             ),
         }
     }
-
     fn default_reference(&self) -> Option<String> {
-        let mut refs: Vec<&String> = self
-            .info
-            .values()
-            .filter(|i| i.kind == SiteKind::Reference)
-            .map(|i| &i.id)
-            .collect();
-        refs.sort();
-        refs.first().map(|s| s.to_string())
+        self.default_reference.clone()
     }
 
     fn local_date(&self, ts: i64) -> NaiveDate {
@@ -250,7 +272,11 @@ impl Engine {
             .gap
             .as_ref()
             .map(|g| g.get_ref().after_s * 1000);
-        let fleet_now = self.fleet_now;
+        let fleet_now = self.gap_now;
+        if !self.touched.contains(site) {
+            self.touched.insert(site.to_string());
+        }
+        self.readings_since_clock += 1;
         let s = self.sites.entry(site.to_string()).or_default();
         let m = minute_of(r.ts);
         // Readings older than the judged horizon are stored but cannot change a judged minute.
@@ -258,6 +284,9 @@ impl Engine {
             s.minutes.entry(m).or_default().add(r);
         }
         s.max_ts = s.max_ts.max(r.ts);
+        if !s.devices.contains_key(device) {
+            self.devices += 1;
+        }
         let d = s
             .devices
             .entry(device.to_string())
@@ -267,36 +296,45 @@ impl Engine {
             });
         d.first_ts = d.first_ts.min(r.ts);
         d.last_ts = d.last_ts.max(r.ts);
+        d.fleet_at_arrival = if fleet_now == i64::MIN {
+            r.ts
+        } else {
+            fleet_now.max(d.fleet_at_arrival)
+        };
+        // A metric gap is a metric not reported at all; flagged values are the fault rule's.
         for metric in Metric::ALL {
-            if r.valid(metric).is_some() {
+            if r.get(metric).is_some() {
                 let e = d.last_metric_ts.entry(metric).or_insert(r.ts);
                 *e = (*e).max(r.ts);
             }
         }
         let mut transitions = Vec::new();
-        // Data is back: a device gap closes once the device has caught up with the fleet.
+        // Data arrived (live or backfilled): the device's gap closes.
         if let Some(after) = gap_after {
-            if fleet_now == i64::MIN || fleet_now - d.last_ts <= after {
+            if std::mem::take(&mut d.gap_open) {
                 transitions.extend(self.book.resolve(site, &format!("gap-{device}"), r.ts));
             }
-            for metric in Metric::ALL {
-                if d.last_metric_ts
-                    .get(&metric)
-                    .is_some_and(|t| fleet_now == i64::MIN || fleet_now - t <= after)
-                {
-                    transitions.extend(self.book.resolve(
-                        site,
-                        &format!("gap-{device}-{}", metric.name()),
-                        r.ts,
-                    ));
-                }
+            let (back, still): (Vec<Metric>, Vec<Metric>) =
+                d.metric_gaps.drain(..).partition(|m| {
+                    d.last_metric_ts
+                        .get(m)
+                        .is_some_and(|t| d.last_ts - t <= after)
+                });
+            d.metric_gaps = still;
+            for metric in back {
+                transitions.extend(self.book.resolve(
+                    site,
+                    &format!("gap-{device}-{}", metric.name()),
+                    r.ts,
+                ));
             }
         }
         if let Some(f) = fault {
             let sev = f.severity;
             let mut stuck_on: Option<(Metric, f64, u32)> = None;
             for metric in [Metric::Pm25, Metric::Pm10, Metric::Tsp] {
-                if let Some(v) = r.get(metric) {
+                // A value at the range cap is flagged (T), not stuck: the flag rule reports it.
+                if let Some(v) = r.valid(metric) {
                     let e = d.stuck.entry(metric).or_insert((v, 0));
                     if e.0 == v {
                         e.1 += 1;
@@ -319,6 +357,15 @@ impl Engine {
                 d.flagged_run + 1
             };
             let flagged_run = d.flagged_run;
+            let stuck_was_open = std::mem::replace(&mut d.stuck_open, stuck_on.is_some());
+            let flag_now_open = if flagged_run >= f.flagged_readings {
+                true
+            } else if flagged_run == 0 {
+                false
+            } else {
+                d.flag_open
+            };
+            let flag_was_open = std::mem::replace(&mut d.flag_open, flag_now_open);
             let level = self.levels.at(r.ts);
             let rule = format!("stuck-{device}");
             match stuck_on {
@@ -330,8 +377,8 @@ impl Engine {
                     ts: r.ts,
                     level,
                     evidence: json!({"fault": "stuck", "device": device, "metric": metric.name(), "value": v, "readings": n}),
-                })),
-                None => transitions.extend(self.book.clear(site, &rule, r.ts)),
+                })),                None if stuck_was_open => transitions.extend(self.book.clear(site, &rule, r.ts)),
+                None => {}
             }
             let rule = format!("flag-{device}");
             if flagged_run >= f.flagged_readings {
@@ -344,7 +391,7 @@ impl Engine {
                     level,
                     evidence: json!({"fault": "flag", "device": device, "flags": flagged, "readings": flagged_run}),
                 }));
-            } else if flagged_run == 0 {
+            } else if flagged_run == 0 && flag_was_open {
                 transitions.extend(self.book.clear(site, &rule, r.ts));
             }
         }
@@ -371,22 +418,46 @@ impl Engine {
         let lateness = self.profile.allowed_lateness_s * 1000;
         // The fleet clock is the median of device clocks: robust to a few devices whose clocks
         // are skewed or that backfill old data.
-        let mut clocks: Vec<i64> = self
-            .sites
-            .values()
-            .flat_map(|s| s.devices.values().map(|d| d.last_ts))
-            .collect();
-        if clocks.is_empty() {
-            return;
+        // Recomputed once an eighth of the fleet reported.
+        if self.readings_since_clock >= (self.devices / 8).max(1) || self.fleet_now == i64::MIN {
+            self.readings_since_clock = 0;
+            let mut clocks: Vec<i64> = self
+                .sites
+                .values()
+                .flat_map(|s| s.devices.values().map(|d| d.last_ts))
+                .collect();
+            if clocks.is_empty() {
+                return;
+            }
+            let mid = clocks.len() / 2;
+            let (_, median, _) = clocks.select_nth_unstable(mid);
+            self.fleet_now = self.fleet_now.max(*median - lateness);
+            // Silence is judged against the slow end of the fleet (10th percentile): devices of
+            // an accelerated or bursty fleet run apart, and a device keeping up with the slowest
+            // tenth is not silent.
+            // Small fleets (a test, a pilot) use the median.
+            let low = if clocks.len() >= 10 {
+                clocks.len() / 10
+            } else {
+                clocks.len() / 2
+            };
+            let (_, slow, _) = clocks.select_nth_unstable(low);
+            self.gap_now = self.gap_now.max(*slow - lateness);
         }
-        let mid = clocks.len() / 2;
-        let (_, median, _) = clocks.select_nth_unstable(mid);
-        self.fleet_now = self.fleet_now.max(*median - lateness);
         let fleet_now = self.fleet_now;
         let backfill = self.profile.max_backfill_s * 1000;
 
-        let mut ids: Vec<String> = self.sites.keys().cloned().collect();
-        ids.sort();
+        // Sites with new data are judged now; every site (silent ones too) once the fleet clock
+        // moved on by a minute.
+        let sweep = self.last_sweep == i64::MIN || fleet_now >= self.last_sweep + 60_000;
+        let ids: Vec<String> = if sweep {
+            self.touched.clear();
+            let mut all: Vec<String> = self.sites.keys().cloned().collect();
+            all.sort();
+            all
+        } else {
+            std::mem::take(&mut self.touched).into_iter().collect()
+        };
         for id in &ids {
             let Some(max_ts) = self.sites.get(id).map(|s| s.max_ts) else {
                 continue;
@@ -403,34 +474,51 @@ impl Engine {
             };
             self.record(id, transitions, out);
         }
-        self.check_gaps(out);
-        self.check_reports(out);
+        if sweep {
+            self.last_sweep = fleet_now;
+            self.check_gaps(out);
+            self.check_reports(out);
+        }
     }
 
     fn check_gaps(&mut self, out: &mut Vec<Output>) {
         let Some(gap) = self.profile.gap.as_ref().map(|g| g.get_ref().clone()) else {
             return;
         };
-        let now = self.fleet_now;
+        let now = self.gap_now;
         let after = gap.after_s * 1000;
         let level = self.levels.at(now);
-        let mut raises: Vec<(String, String, serde_json::Value)> = Vec::new();
+        let mut raises: Vec<(String, String, Option<Metric>, String, serde_json::Value)> =
+            Vec::new();
         for (site, s) in &self.sites {
             for (device, d) in &s.devices {
-                if now - d.last_ts > after {
+                if now - d.last_ts > after && now - d.fleet_at_arrival > after {
+                    if d.gap_open {
+                        continue;
+                    }
                     raises.push((
                         site.clone(),
+                        device.clone(),
+                        None,
                         format!("gap-{device}"),
                         json!({"device": device, "last_ts": d.last_ts, "silent_s": (now - d.last_ts) / 1000}),
                     ));
                     continue;
                 }
+                if now - d.last_ts > after {
+                    continue;
+                }
                 for metric in &gap.metrics {
-                    // Never seen: count from the device's first reading.
+                    // The device reports, but not this metric (judged on the device's own clock;
+                    // never seen: counted from its first reading).
                     let last = d.last_metric_ts.get(metric).copied();
-                    if now - last.unwrap_or(d.first_ts) > after {
+                    if d.last_ts - last.unwrap_or(d.first_ts) > after
+                        && !d.metric_gaps.contains(metric)
+                    {
                         raises.push((
                             site.clone(),
+                            device.clone(),
+                            Some(*metric),
                             format!("gap-{device}-{}", metric.name()),
                             json!({"device": device, "metric": metric.name(), "last_ts": last}),
                         ));
@@ -438,8 +526,18 @@ impl Engine {
                 }
             }
         }
-        raises.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-        for (site, rule, evidence) in raises {
+        raises.sort_by(|a, b| (&a.0, &a.3).cmp(&(&b.0, &b.3)));
+        for (site, device, metric, rule, evidence) in raises {
+            if let Some(d) = self
+                .sites
+                .get_mut(&site)
+                .and_then(|s| s.devices.get_mut(&device))
+            {
+                match metric {
+                    None => d.gap_open = true,
+                    Some(m) => d.metric_gaps.push(m),
+                }
+            }
             if self.book.is_active(&site, &rule) {
                 continue;
             }
@@ -516,8 +614,20 @@ impl Engine {
         }
         // Forget minutes no window or reference lookup can need any more.
         let keep_from = s.judged_to.unwrap_or(to) - HORIZON_MS;
-        s.minutes = s.minutes.split_off(&keep_from);
-        s.exceeded_minutes = s.exceeded_minutes.split_off(&(keep_from - 86_400_000));
+        while s
+            .minutes
+            .first_key_value()
+            .is_some_and(|(k, _)| *k < keep_from)
+        {
+            s.minutes.pop_first();
+        }
+        while s
+            .exceeded_minutes
+            .first()
+            .is_some_and(|k| *k < keep_from - 86_400_000)
+        {
+            s.exceeded_minutes.pop_first();
+        }
         self.sites.insert(id.to_string(), s);
         self.record(id, transitions, out);
     }
@@ -630,7 +740,10 @@ impl Engine {
             (Some(a), Some(b)) => Some(a - b),
             _ => None,
         };
-        let earth = active && increment.is_some_and(|i| i >= act.earthwork_pm10_increment);
+        // Earthwork needs a phase that digs (registry) and a dust burst over the background.
+        let earth = active
+            && act.earthwork_phases.contains(&phase)
+            && increment.is_some_and(|i| i >= act.earthwork_pm10_increment);
         let in_night = self.profile.night.as_ref().is_some_and(|n| {
             let n = n.get_ref();
             in_window(self.local_minute_of_day(m), &n.start, &n.end)

@@ -25,6 +25,9 @@ fn d_escalate() -> u32 {
 fn d_coverage() -> f64 {
     0.75
 }
+fn d_earth_phases() -> Vec<Phase> {
+    vec![Phase::Earthwork]
+}
 fn d_kinds() -> Vec<SiteKind> {
     vec![SiteKind::Construction, SiteKind::Road]
 }
@@ -89,13 +92,17 @@ impl Severity {
     }
 }
 
-/// Work activity inferred per minute: noise at or above `noise_dba` is work; with a PM10
-/// increment over the reference at or above `earthwork_pm10_increment` it is earthwork.
+/// Work activity inferred per minute: noise at or above `noise_dba` is work; on a site in an
+/// earthwork phase, with a PM10 increment over the reference at or above
+/// `earthwork_pm10_increment`, it is earthwork.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Activity {
     pub noise_dba: f64,
     pub earthwork_pm10_increment: f64,
+    /// Registry phases in which a site can do earthwork. Default `["earthwork"]`.
+    #[serde(default = "d_earth_phases")]
+    pub earthwork_phases: Vec<Phase>,
     /// Judged over tumbling windows of this many minutes.
     pub window_min: i64,
     /// Active minutes in a window that make the window active.
