@@ -170,7 +170,10 @@ mod tests {
         ));
         let long = "a".repeat(65);
         assert!(root.parse(&format!("dust/v1/{long}/d/reading")).is_err());
-        assert_eq!(root.parse("other/x/y/reading"), Err(TopicError::OutsideRoot));
+        assert_eq!(
+            root.parse("other/x/y/reading"),
+            Err(TopicError::OutsideRoot)
+        );
         assert!(matches!(
             root.parse("dust/v1/s/d/blob"),
             Err(TopicError::UnknownKind(_))

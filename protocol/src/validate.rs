@@ -130,7 +130,10 @@ impl Reading {
         if self.interval_s == 0 || self.interval_s > MAX_INTERVAL_S {
             return Err(Rejected::new(
                 RejectReason::OutOfRange,
-                format!("interval_s {} outside 1..={MAX_INTERVAL_S}", self.interval_s),
+                format!(
+                    "interval_s {} outside 1..={MAX_INTERVAL_S}",
+                    self.interval_s
+                ),
             ));
         }
         for m in Metric::ALL {
@@ -153,7 +156,10 @@ impl Reading {
         if let Some(k) = self.flags.keys().find(|k| k.parse::<Metric>().is_err()) {
             return Err(Rejected::new(
                 RejectReason::WrongType,
-                format!("flag for unknown metric `{}`", k.chars().take(40).collect::<String>()),
+                format!(
+                    "flag for unknown metric `{}`",
+                    k.chars().take(40).collect::<String>()
+                ),
             ));
         }
         Ok(())
