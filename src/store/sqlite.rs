@@ -187,12 +187,12 @@ impl Known {
         device: &str,
     ) -> Result<(), StoreError> {
         let key = (site.to_string(), device.to_string());
-        if !self.devices.contains_key(&key) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.devices.entry(key) {
             tx.execute(
                 "INSERT OR IGNORE INTO devices (site, device) VALUES (?1, ?2)",
                 params![site, device],
             )?;
-            self.devices.insert(key, DeviceState::default());
+            slot.insert(DeviceState::default());
         }
         Ok(())
     }
