@@ -108,7 +108,8 @@ enum Command {
     },
     /// Performance figures with ratios to their targets, from one run.
     Bench {
-        /// What to measure: `charts` (charts, overview, live updates).
+        /// What to measure: `charts` (charts, overview, live updates) or `ingest` (ingest rate
+        /// against a plain subscriber, publish-to-commit latency, RSS, rules overhead).
         #[arg(default_value = "charts")]
         what: String,
     },
@@ -157,8 +158,13 @@ async fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,rumqttd=warn,rumqttc=warn".into()),
+                // rumqttd logs every closed probe connection as an error: quiet by default.
+                .unwrap_or_else(|_| {
+                    "info,rumqttd=warn,rumqttd::server::broker=off,rumqttc=warn".into()
+                }),
         )
+        // Logs on stderr; stdout carries what the user asked for (URLs, reports, scores).
+        .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     let mut config = Config::load(cli.common.config.as_deref())?;
@@ -202,8 +208,18 @@ async fn main() -> Result<()> {
             }
         }
         Command::Bench { what } => {
-            anyhow::ensure!(what == "charts", "unknown bench `{what}` (charts)");
+            anyhow::ensure!(
+                what == "charts" || what == "ingest",
+                "unknown bench `{what}` (charts, ingest)"
+            );
             let dir = std::env::temp_dir().join(format!("dustwatch-bench-{}", std::process::id()));
+            if what == "ingest" {
+                let options = dustwatch::bench_ingest::Options::default();
+                let table = dustwatch::bench_ingest::run(&dir, &options).await;
+                let _ = std::fs::remove_dir_all(&dir);
+                print!("{}", table?);
+                return Ok(());
+            }
             let figures = dustwatch::bench::run(&dir).await;
             let _ = std::fs::remove_dir_all(&dir);
             for f in figures? {
@@ -294,7 +310,28 @@ async fn main() -> Result<()> {
 }
 
 async fn demo(mut config: Config, shutdown: CancellationToken) -> Result<()> {
-    let broker = EmbeddedBroker::start(&config.broker)?;
+    // On a machine that already runs a broker (or a dashboard) on the default port, the demo
+    // moves to a free one instead of failing; an address given explicitly is kept as given.
+    let defaults = Config::default();
+    let broker = match EmbeddedBroker::start(&config.broker) {
+        Err(dustwatch_broker::BrokerError::AddressInUse { addr, .. })
+            if config.broker.listen == defaults.broker.listen =>
+        {
+            eprintln!("note: {addr} is in use; the embedded broker takes a free port instead");
+            config.broker.listen.set_port(0);
+            EmbeddedBroker::start(&config.broker)?
+        }
+        other => other?,
+    };
+    if config.http.listen == defaults.http.listen
+        && std::net::TcpListener::bind(config.http.listen).is_err()
+    {
+        eprintln!(
+            "note: {} is in use; the dashboard takes a free port instead",
+            config.http.listen
+        );
+        config.http.listen.set_port(0);
+    }
     let addr = broker.addr();
     config.mqtt.url = format!("mqtt://{addr}");
     config.mqtt.username = config.broker.username.clone();
