@@ -85,11 +85,23 @@ impl Default for DemoConfig {
 }
 
 /// The rule profile (`[rules]`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RulesConfig {
     /// Rule profile TOML file. Default: the built-in `rules/default.toml`.
     pub profile: Option<PathBuf>,
+    /// Judge committed readings against the profile. Default `true`; `false` stores readings
+    /// without evaluating rules (the ingest benchmark compares both).
+    pub enabled: bool,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        RulesConfig {
+            profile: None,
+            enabled: true,
+        }
+    }
 }
 
 /// Time settings (`[time]`).

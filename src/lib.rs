@@ -3,6 +3,7 @@
 pub mod app;
 pub mod aqi;
 pub mod bench;
+pub mod bench_ingest;
 pub mod charts;
 pub mod config;
 pub mod dashboard;

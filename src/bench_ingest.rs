@@ -1,0 +1,659 @@
+//! `dustwatch bench ingest`: the aggregator's ingest figures from one run, with ratios to the
+//! targets of issue 3 item 9 and issue 4 item 9:
+//! - sustained ingest into the durable store reaches at least 90 % of the rate at which the same
+//!   broker delivers the same messages to a plain subscriber that discards them (1,000 devices),
+//!   for Mosquitto and for the embedded broker;
+//! - p99 latency from publish to committed under 100 ms at 10,000 readings/s;
+//! - RSS grows with the number of sites, not with the number of readings;
+//! - evaluating the default rule profile adds under 10 % to the ingest cost.
+//!
+//! The aggregator runs in-process (its RSS is this process's); Mosquitto runs as a child process
+//! when installed. Every aggregator phase gets a fresh broker and a fresh temporary data dir.
+
+use crate::app::Aggregator;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use dustwatch_broker::{BrokerConfig, EmbeddedBroker};
+use dustwatch_protocol::{Reading, SiteInfo, TopicRoot};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// What one run measures. The defaults keep a release run under two minutes.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Simulated devices (distinct topics and sequence numbers).
+    pub devices: usize,
+    /// Sites the devices belong to (`devices / sites` devices per site).
+    pub sites: usize,
+    /// Readings per throughput phase (N).
+    pub readings: u64,
+    /// MQTT clients sharing the fleet; each device is always published by the same client.
+    pub publishers: usize,
+    /// Paced rate of the latency phase, readings/s.
+    pub paced_rate: u64,
+    /// Length of the paced phase.
+    pub paced_secs: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            devices: 1000,
+            sites: 200,
+            readings: 100_000,
+            publishers: 4,
+            paced_rate: 10_000,
+            paced_secs: 6,
+        }
+    }
+}
+
+/// Where Mosquitto is, if installed.
+fn mosquitto_binary() -> Option<PathBuf> {
+    [
+        "/usr/sbin/mosquitto",
+        "/usr/bin/mosquitto",
+        "/usr/local/sbin/mosquitto",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+}
+
+/// A broker for one phase: a Mosquitto child process (killed on drop) or the embedded one
+/// (rumqttd cannot be stopped; it lives until the process exits).
+struct Broker {
+    addr: SocketAddr,
+    child: Option<Child>,
+    _dir: Option<tempfile_dir::Dir>,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A throwaway directory removed on drop (no tempfile dependency outside tests).
+mod tempfile_dir {
+    use std::path::{Path, PathBuf};
+
+    pub struct Dir(PathBuf);
+
+    impl Dir {
+        pub fn new(parent: &Path, name: &str) -> std::io::Result<Dir> {
+            let p = parent.join(name);
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p)?;
+            Ok(Dir(p))
+        }
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Mosquitto,
+    Embedded,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Mosquitto => "Mosquitto",
+            Kind::Embedded => "embedded",
+        }
+    }
+}
+
+fn start_broker(kind: Kind, work: &Path, phase: &str) -> anyhow::Result<Broker> {
+    match kind {
+        Kind::Embedded => {
+            let b = EmbeddedBroker::start(&BrokerConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                ..Default::default()
+            })?;
+            Ok(Broker {
+                addr: b.addr(),
+                child: None,
+                _dir: None,
+            })
+        }
+        Kind::Mosquitto => {
+            let bin =
+                mosquitto_binary().ok_or_else(|| anyhow::anyhow!("mosquitto not installed"))?;
+            let dir = tempfile_dir::Dir::new(work, &format!("mosquitto-{phase}"))?;
+            let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            let conf = dir.path().join("mosquitto.conf");
+            // Queue and inflight limits off: the default max_queued_messages 1000 drops QoS 1
+            // messages to a busy subscriber. Log to stdout: as root it drops to user mosquitto.
+            std::fs::write(
+                &conf,
+                format!(
+                    "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+                     max_queued_messages 0\nmax_queued_bytes 0\nmax_inflight_messages 0\n\
+                     log_dest stdout\nlog_type error\nlog_type warning\n"
+                ),
+            )?;
+            let child = Command::new(bin)
+                .arg("-c")
+                .arg(&conf)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()?;
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let broker = Broker {
+                addr,
+                child: Some(child),
+                _dir: Some(dir),
+            };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while TcpStream::connect(addr).is_err() {
+                anyhow::ensure!(
+                    Instant::now() < deadline,
+                    "mosquitto did not listen on {addr}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Ok(broker)
+        }
+    }
+}
+
+/// The simulated fleet: device `i` is `d{i}` on site `bench-{i % sites}`.
+struct Fleet {
+    topics: Vec<String>,
+    sites: Vec<SiteInfo>,
+}
+
+impl Fleet {
+    fn new(o: &Options) -> Fleet {
+        let root = TopicRoot::default();
+        Fleet {
+            topics: (0..o.devices)
+                .map(|i| root.reading(&format!("bench-{:03}", i % o.sites), &format!("d{i:04}")))
+                .collect(),
+            sites: (0..o.sites)
+                .map(|i| SiteInfo {
+                    id: format!("bench-{i:03}"),
+                    name: format!("Bench site {i}"),
+                    street: format!("Street {}", i % 8),
+                    kind: Default::default(),
+                    phase: Default::default(),
+                    lat: None,
+                    lon: None,
+                    reference: None,
+                })
+                .collect(),
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Reading number `k` of the run: device `k % devices`, seq `k / devices`, event time = now.
+fn payload(k: u64, devices: u64) -> Vec<u8> {
+    let i = k % devices;
+    Reading {
+        ts: now_ms(),
+        seq: k / devices,
+        boot: 1,
+        interval_s: 60,
+        pm25: Some(30.0 + (i % 90) as f64),
+        pm10: Some(60.0 + (i % 150) as f64),
+        tsp: Some(120.0 + (i % 200) as f64),
+        noise_dba: Some(60.0),
+        ..Default::default()
+    }
+    .encode()
+}
+
+/// Publish readings `from..to` (QoS 1) with `o.publishers` clients, as fast as the broker
+/// takes them or paced at `rate` readings/s. Returns once every reading is handed to a client;
+/// the clients keep running (for their acks) until the returned token is cancelled.
+async fn publish(
+    addr: SocketAddr,
+    fleet: &Fleet,
+    o: &Options,
+    from: u64,
+    to: u64,
+    rate: Option<u64>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let p = o.publishers as u64;
+    let mut tasks = Vec::new();
+    for c in 0..p {
+        let mut opts = MqttOptions::new(
+            format!("bench-pub-{c}-{}", rand_suffix()),
+            addr.ip().to_string(),
+            addr.port(),
+        );
+        opts.set_keep_alive(Duration::from_secs(30));
+        opts.set_inflight(200);
+        let (client, mut eventloop) = AsyncClient::new(opts, 1000);
+        let stop_poll = stop.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop_poll.cancelled() => break,
+                    e = eventloop.poll() => if let Err(e) = e {
+                        tracing::warn!(error = %e, "bench publisher");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        });
+        let topics: Vec<String> = fleet.topics.clone();
+        let devices = o.devices as u64;
+        tasks.push(tokio::spawn(async move {
+            // Device k % devices is always published by client k % p (p divides devices).
+            let mine = (from..to).filter(move |k| k % p == c);
+            match rate {
+                None => {
+                    for k in mine {
+                        let topic = topics[(k % devices) as usize].clone();
+                        client
+                            .publish(topic, QoS::AtLeastOnce, false, payload(k, devices))
+                            .await?;
+                    }
+                }
+                Some(rate) => {
+                    // Ticks of 10 ms, each with this client's share of the rate.
+                    let per_tick = (rate / p / 100).max(1) as usize;
+                    let mut tick = tokio::time::interval(Duration::from_millis(10));
+                    let mut mine = mine.peekable();
+                    while mine.peek().is_some() {
+                        tick.tick().await;
+                        for k in mine.by_ref().take(per_tick) {
+                            let topic = topics[(k % devices) as usize].clone();
+                            client
+                                .publish(topic, QoS::AtLeastOnce, false, payload(k, devices))
+                                .await?;
+                        }
+                    }
+                }
+            }
+            Ok::<_, rumqttc::ClientError>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
+
+fn rand_suffix() -> u64 {
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Relaxed)
+}
+
+async fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !done() {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{what}: not done within {secs} s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
+/// The baseline: the broker delivers N readings to a plain subscriber that discards them.
+async fn baseline(kind: Kind, work: &Path, fleet: &Fleet, o: &Options) -> anyhow::Result<f64> {
+    let broker = start_broker(kind, work, "baseline")?;
+    let mut opts = MqttOptions::new(
+        "bench-discard",
+        broker.addr.ip().to_string(),
+        broker.addr.port(),
+    );
+    opts.set_keep_alive(Duration::from_secs(30));
+    let (client, mut eventloop) = AsyncClient::new(opts, 1000);
+    let filter = format!("{}/#", TopicRoot::default().as_str());
+    client.subscribe(filter, QoS::AtLeastOnce).await?;
+    let received = Arc::new(AtomicU64::new(0));
+    let subscribed = Arc::new(AtomicU64::new(0));
+    let stop = CancellationToken::new();
+    let (r, s, st) = (received.clone(), subscribed.clone(), stop.clone());
+    let sub = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = st.cancelled() => break,
+                e = eventloop.poll() => match e {
+                    Ok(Event::Incoming(Packet::Publish(_))) => { r.fetch_add(1, Relaxed); }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => { s.store(1, Relaxed); }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "bench subscriber");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+            }
+        }
+    });
+    wait_until("baseline subscribe", 10, || subscribed.load(Relaxed) == 1).await?;
+    let start = Instant::now();
+    publish(broker.addr, fleet, o, 0, o.readings, None, stop.clone()).await?;
+    wait_until("baseline delivery", 120, || {
+        received.load(Relaxed) >= o.readings
+    })
+    .await?;
+    let secs = start.elapsed().as_secs_f64();
+    stop.cancel();
+    let _ = sub.await;
+    Ok(o.readings as f64 / secs)
+}
+
+/// A running aggregator against a fresh broker and data dir.
+struct AggPhase {
+    broker: Broker,
+    agg: Aggregator,
+    shutdown: CancellationToken,
+    _data: tempfile_dir::Dir,
+}
+
+async fn start_aggregator(
+    kind: Kind,
+    work: &Path,
+    phase: &str,
+    fleet: &Fleet,
+    rules: bool,
+) -> anyhow::Result<AggPhase> {
+    let broker = start_broker(kind, work, phase)?;
+    let data = tempfile_dir::Dir::new(work, &format!("data-{phase}"))?;
+    let mut config = Config::default();
+    config.mqtt.url = format!("mqtt://{}", broker.addr);
+    config.mqtt.client_id = format!("dustwatch-bench-{phase}");
+    config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.store.data_dir = data.path().to_path_buf();
+    config.rules.enabled = rules;
+    let shutdown = CancellationToken::new();
+    let agg = Aggregator::start(&config, fleet.sites.clone(), shutdown.clone()).await?;
+    let m = agg.metrics.clone();
+    wait_until("aggregator subscribe", 10, || {
+        m.mqtt_subscribed.load(Relaxed) == 1
+    })
+    .await?;
+    Ok(AggPhase {
+        broker,
+        agg,
+        shutdown,
+        _data: data,
+    })
+}
+
+impl AggPhase {
+    fn metrics(&self) -> &Metrics {
+        &self.agg.metrics
+    }
+
+    /// Publish readings `from..to` and wait until the store committed them; seconds taken.
+    async fn ingest(
+        &self,
+        fleet: &Fleet,
+        o: &Options,
+        from: u64,
+        to: u64,
+        rate: Option<u64>,
+    ) -> anyhow::Result<f64> {
+        let stop = CancellationToken::new();
+        let start = Instant::now();
+        publish(self.broker.addr, fleet, o, from, to, rate, stop.clone()).await?;
+        let m = self.agg.metrics.clone();
+        wait_until("aggregator ingest", 120, || m.stored.load(Relaxed) >= to).await?;
+        let secs = start.elapsed().as_secs_f64();
+        stop.cancel();
+        Ok(secs)
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.agg.wait().await;
+        drop(self.broker);
+    }
+}
+
+/// Resident set size of this process, MiB (VmRSS).
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+/// CPU time of this process (user + system), seconds (/proc/self/stat, USER_HZ = 100).
+fn cpu_secs() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            // After the command name: field 3 is index 0; utime is field 14, stime 15.
+            let u: f64 = f.get(11)?.parse().ok()?;
+            let st: f64 = f.get(12)?.parse().ok()?;
+            Some((u + st) / 100.0)
+        })
+        .unwrap_or(f64::NAN)
+}
+
+/// One row of the printed table.
+struct Row {
+    figure: String,
+    measured: String,
+    target: String,
+    ratio: String,
+}
+
+fn row(figure: impl Into<String>, measured: impl Into<String>, target: &str, ratio: String) -> Row {
+    Row {
+        figure: figure.into(),
+        measured: measured.into(),
+        target: target.into(),
+        ratio,
+    }
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "NOT met"
+    }
+}
+
+/// Run every phase and return the Markdown table. `work` holds the throwaway stores.
+pub async fn run(work: &Path, o: &Options) -> anyhow::Result<String> {
+    anyhow::ensure!(
+        o.devices % o.publishers == 0,
+        "devices must be a multiple of publishers"
+    );
+    std::fs::create_dir_all(work)?;
+    let fleet = Fleet::new(o);
+    let n = o.readings;
+    let mut rows = Vec::new();
+    let have_mosquitto = mosquitto_binary().is_some();
+    let primary = if have_mosquitto {
+        Kind::Mosquitto
+    } else {
+        Kind::Embedded
+    };
+    let mut rules_on_rate = None;
+
+    for kind in [Kind::Mosquitto, Kind::Embedded] {
+        let b = kind.name();
+        if kind == Kind::Mosquitto && !have_mosquitto {
+            rows.push(row(
+                format!("{b}: plain subscriber / aggregator ingest"),
+                "mosquitto not installed",
+                "ingest ≥ 0.90 × plain",
+                "—".into(),
+            ));
+            continue;
+        }
+        eprintln!("{b}: plain subscriber, {n} readings");
+        let plain = baseline(kind, work, &fleet, o).await?;
+        eprintln!("{b}: aggregator, {n} readings");
+        let phase = start_aggregator(kind, work, &format!("{b}-on"), &fleet, true).await?;
+        let rss0 = rss_mib();
+        let secs = phase.ingest(&fleet, o, 0, n, None).await?;
+        let rate = n as f64 / secs;
+        rows.push(row(
+            format!(
+                "{b} → plain subscriber that discards (QoS 1, {} devices)",
+                o.devices
+            ),
+            format!("{plain:.0} msgs/s"),
+            "(baseline)",
+            "1.00".into(),
+        ));
+        rows.push(row(
+            format!("{b} → aggregator, committed to SQLite (rules on)"),
+            format!("{rate:.0} readings/s"),
+            "≥ 0.90 × baseline",
+            format!("{:.2} ({})", rate / plain, verdict(rate / plain >= 0.90)),
+        ));
+        if kind == primary {
+            rules_on_rate = Some(rate);
+            let rss1 = rss_mib();
+            eprintln!("{b}: aggregator, {} more readings", 2 * n);
+            phase.ingest(&fleet, o, n, 3 * n, None).await?;
+            let rss3 = rss_mib();
+            let sites = o.sites;
+            rows.push(row(
+                format!("RSS before ingest ({sites} sites, {b})"),
+                format!("{rss0:.1} MiB"),
+                "",
+                "—".into(),
+            ));
+            rows.push(row(
+                format!("RSS after {n} readings ({sites} sites)"),
+                format!("{rss1:.1} MiB"),
+                "",
+                "—".into(),
+            ));
+            rows.push(row(
+                format!("RSS after {} readings ({sites} sites)", 3 * n),
+                format!("{rss3:.1} MiB"),
+                "flat in readings",
+                format!(
+                    "{:.2} (3× readings; {})",
+                    rss3 / rss1,
+                    verdict(rss3 / rss1 < 1.10)
+                ),
+            ));
+        }
+        phase.stop().await;
+    }
+
+    // Rules overhead, same broker and data: sustained rate, and CPU per reading at the paced rate.
+    let b = primary.name();
+    eprintln!("{b}: aggregator with rules off, {n} readings");
+    let phase = start_aggregator(primary, work, "rules-off", &fleet, false).await?;
+    let secs = phase.ingest(&fleet, o, 0, n, None).await?;
+    phase.stop().await;
+    let off_rate = n as f64 / secs;
+    let on_rate = rules_on_rate.unwrap_or(f64::NAN);
+    rows.push(row(
+        format!("{b} → aggregator, rules off"),
+        format!("{off_rate:.0} readings/s"),
+        "",
+        "—".into(),
+    ));
+    let cost = off_rate / on_rate - 1.0;
+    rows.push(row(
+        "rules overhead: ingest cost on/off (sustained rate off ÷ on − 1)".to_string(),
+        format!("{:+.1} %", cost * 100.0),
+        "< 10 %",
+        format!("{:.2} ({})", on_rate / off_rate, verdict(cost < 0.10)),
+    ));
+
+    let rate = o.paced_rate;
+    let paced_n = rate * o.paced_secs;
+    let mut cpu = [0.0; 2];
+    for (i, rules) in [true, false].into_iter().enumerate() {
+        let label = if rules { "on" } else { "off" };
+        eprintln!(
+            "{b}: paced {rate} readings/s for {} s, rules {label}",
+            o.paced_secs
+        );
+        let phase =
+            start_aggregator(primary, work, &format!("paced-{label}"), &fleet, rules).await?;
+        let c0 = cpu_secs();
+        let secs = phase.ingest(&fleet, o, 0, paced_n, Some(rate)).await?;
+        cpu[i] = (cpu_secs() - c0) / paced_n as f64 * 1e6;
+        if rules {
+            let m = phase.metrics();
+            let p99 = m.event_to_commit_seconds.quantile(0.99).unwrap_or(f64::NAN) * 1000.0;
+            let p50 = m.event_to_commit_seconds.quantile(0.50).unwrap_or(f64::NAN) * 1000.0;
+            rows.push(row(
+                format!("paced publish rate reached ({b}, rules on)"),
+                format!("{:.0} readings/s", paced_n as f64 / secs),
+                &format!("{rate} readings/s"),
+                format!("{:.2}", paced_n as f64 / secs / rate as f64),
+            ));
+            rows.push(row(
+                format!("publish → committed p50 at {rate}/s (histogram bucket bound)"),
+                format!("≤ {p50:.1} ms"),
+                "",
+                "—".into(),
+            ));
+            rows.push(row(
+                format!("publish → committed p99 at {rate}/s (histogram bucket bound)"),
+                format!("≤ {p99:.1} ms"),
+                "< 100 ms",
+                format!("{:.2} ({})", p99 / 100.0, verdict(p99 < 100.0)),
+            ));
+        }
+        phase.stop().await;
+    }
+    let cpu_cost = cpu[0] / cpu[1] - 1.0;
+    rows.push(row(
+        format!("CPU per reading at {rate}/s, rules on / off (whole process)"),
+        format!("{:.1} / {:.1} µs", cpu[0], cpu[1]),
+        "< 10 % more",
+        format!(
+            "{:.2} ({:+.1} %, {})",
+            cpu[0] / cpu[1],
+            cpu_cost * 100.0,
+            verdict(cpu_cost < 0.10)
+        ),
+    ));
+
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{} devices on {} sites, {} publisher clients, N = {n} readings per phase\n\n",
+        o.devices, o.sites, o.publishers
+    ));
+    out.push_str("| figure | measured | target | ratio |\n|---|---|---|---|\n");
+    for r in rows {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            r.figure, r.measured, r.target, r.ratio
+        ));
+    }
+    Ok(out)
+}
