@@ -488,7 +488,7 @@ fn verdict(ok: bool) -> &'static str {
 /// Run every phase and return the Markdown table. `work` holds the throwaway stores.
 pub async fn run(work: &Path, o: &Options) -> anyhow::Result<String> {
     anyhow::ensure!(
-        o.devices % o.publishers == 0,
+        o.devices.is_multiple_of(o.publishers),
         "devices must be a multiple of publishers"
     );
     std::fs::create_dir_all(work)?;
