@@ -133,11 +133,20 @@ impl Aggregator {
         let mut engine = Engine::new(profile, tz);
         {
             let reader = reader.clone();
-            let (sites, levels) = tokio::task::spawn_blocking(move || {
-                Ok::<_, StoreError>((reader.sites()?, reader.city_levels()?))
+            let (sites, levels, days) = tokio::task::spawn_blocking(move || {
+                Ok::<_, StoreError>((
+                    reader.sites()?,
+                    reader.city_levels()?,
+                    reader.days("0000-01-01", "9999-12-31")?,
+                ))
             })
             .await
             .map_err(|e| AppError::Join(e.to_string()))??;
+            engine.seed_days(
+                days.into_iter()
+                    .filter(|d| !d.closed)
+                    .filter_map(|d| rules::task::day_stats(&d)),
+            );
             engine.set_sites(sites.into_iter().filter(|s| s.registered).map(|s| s.info));
             for l in levels {
                 engine.set_level(l.ts, l.level);

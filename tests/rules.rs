@@ -442,3 +442,49 @@ fn repeated_offences_escalate() {
     assert_eq!(alerts[0].alert.id, alerts[2].alert.id);
     assert!(alerts[2].alert.severity > alerts[0].alert.severity);
 }
+
+#[test]
+fn restart_mid_day_keeps_the_day_figures() {
+    let sprinkle = |seq: u64, ts: i64| Record::Event {
+        site: "s1".into(),
+        device: "d1".into(),
+        event: Event {
+            ts,
+            seq,
+            boot: 1,
+            kind: EventKind::SprinklerOn,
+        },
+    };
+    // Morning: yellow, one sprinkling run, then the aggregator stops.
+    let mut s = Sim::new();
+    s.level(t0() - 10 * MIN, Level::Yellow);
+    let out = s.e.process(&[sprinkle(900_001, t0() + 30 * MIN)]);
+    s.out.extend(out);
+    s.run(t0(), 240, |_| QUIET);
+    let saved = s.e.open_days();
+    let before = saved
+        .iter()
+        .find(|d| d.site == "s1")
+        .expect("s1's day is open")
+        .clone();
+    assert_eq!(before.sprinkling_runs, 1);
+
+    // A new engine continues the day from the saved figures; the second run comes after.
+    let mut s2 = Sim::new();
+    s2.e.seed_days(saved);
+    s2.level(t0() - 10 * MIN, Level::Yellow);
+    let out = s2.e.process(&[sprinkle(900_002, t0() + 6 * 60 * MIN)]);
+    s2.out.extend(out);
+    s2.run(t0() + 240 * MIN, 16 * 60 - 240 + 10, |_| QUIET);
+    let day = s2
+        .out
+        .iter()
+        .find_map(|o| match o {
+            Output::DayClosed(d) if d.site == "s1" => Some(d.clone()),
+            _ => None,
+        })
+        .expect("the day closed");
+    assert_eq!(day.sprinkling_runs, 2, "one run before the restart, one after");
+    assert!(day.data_minutes > before.data_minutes);
+    assert!(s2.changes("sprinkling").is_empty(), "two runs: compliant");
+}

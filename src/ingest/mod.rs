@@ -203,11 +203,14 @@ async fn mqtt_loop(
     // filter and drains them at different paces). Commands, our own alerts and reports are
     // acknowledged and skipped by `decode`.
     let filters = [format!("{}/#", root.as_str())];
+    let mut owed = OwedAcks::default();
     loop {
+        // Acks go to the client's request channel only as fast as the event loop drains it.
+        owed.flush(&client, generation);
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
-            Some(acks) = ack_rx.recv() => send_acks(&client, generation, acks),
+            Some(acks) = ack_rx.recv() => owed.push(acks),
             event = eventloop.poll() => match event {
                 Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                     generation += 1;
@@ -263,15 +266,19 @@ async fn mqtt_loop(
         tokio::select! {
             _ = &mut deadline => break,
             acks = ack_rx.recv(), if acks_open => match acks {
-                Some(acks) => send_acks(&client, generation, acks),
+                Some(acks) => {
+                    owed.push(acks);
+                    owed.flush(&client, generation);
+                }
                 None => {
+                    owed.flush(&client, generation);
                     acks_open = false;
                     let _ = client.try_disconnect();
                 }
             },
             ev = eventloop.poll() => match ev {
                 Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => break,
-                Ok(_) => {}
+                Ok(_) => owed.flush(&client, generation),
             },
         }
     }
@@ -285,13 +292,27 @@ async fn mqtt_loop(
     tracing::info!("ingest stopped");
 }
 
-fn send_acks(client: &AsyncClient, generation: u64, acks: Vec<Ack>) {
-    for ack in acks {
-        if ack.generation != generation {
-            continue;
-        }
-        if let Err(e) = client.try_ack(&ack.publish) {
-            tracing::error!(error = %e, "could not queue an acknowledgement");
+/// Acknowledgements committed by the writer and not yet handed to the MQTT client. Bounded by
+/// the ingest queue plus one batch: an ack exists only for a message that went through it.
+#[derive(Default)]
+struct OwedAcks {
+    queue: std::collections::VecDeque<Ack>,
+}
+
+impl OwedAcks {
+    fn push(&mut self, acks: Vec<Ack>) {
+        self.queue.extend(acks);
+    }
+
+    /// Hand acks over in order until the client's channel is full; the rest wait for the next
+    /// poll of the event loop. Acks of an earlier connection are dropped (the broker redelivers
+    /// those messages and the store deduplicates them).
+    fn flush(&mut self, client: &AsyncClient, generation: u64) {
+        while let Some(ack) = self.queue.front() {
+            if ack.generation == generation && client.try_ack(&ack.publish).is_err() {
+                break;
+            }
+            self.queue.pop_front();
         }
     }
 }

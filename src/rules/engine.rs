@@ -108,6 +108,8 @@ struct SiteState {
     judged_to: Option<i64>,
     day: Option<DayStats>,
     exceeded_minutes: BTreeSet<i64>,
+    /// Exceedance minutes of the current day counted before a restart.
+    exceedance_base: u32,
     sprinkles: BTreeMap<NaiveDate, u32>,
     windows: Vec<WindowState>,
     activity: ActivityAcc,
@@ -134,6 +136,8 @@ pub struct Engine {
     devices: usize,
     /// The clock against which silence is judged (slow end of the fleet).
     gap_now: i64,
+    /// Figures of days that were still open at the last stop, by (site, date).
+    seeds: HashMap<(String, NaiveDate), DayStats>,
 }
 
 impl Engine {
@@ -154,6 +158,7 @@ impl Engine {
             readings_since_clock: 0,
             devices: 0,
             gap_now: i64::MIN,
+            seeds: HashMap::new(),
         }
     }
 
@@ -181,6 +186,13 @@ impl Engine {
             .filter(|i| i.kind == SiteKind::Reference)
             .map(|i| i.id.clone())
             .min();
+    }
+
+    /// Continue days that were open when the aggregator last stopped (saved day figures).
+    pub fn seed_days(&mut self, days: impl IntoIterator<Item = DayStats>) {
+        for d in days {
+            self.seeds.insert((d.site.clone(), d.date), d);
+        }
     }
 
     pub fn set_level(&mut self, ts: i64, level: Level) {
@@ -651,6 +663,18 @@ impl Engine {
                 self.close_day(id, kind, prev, s, transitions, out);
             }
             let mut day = DayStats::new(id, date);
+            // A day that was open when the aggregator stopped continues from its saved figures.
+            if let Some(seed) = self.seeds.remove(&(id.to_string(), date)) {
+                *s.sprinkles.entry(date).or_default() += seed.sprinkling_runs;
+                s.exceedance_base = seed.exceedance_minutes;
+                day = DayStats {
+                    sprinkling_runs: 0,
+                    exceedance_minutes: seed.exceedance_minutes,
+                    ..seed
+                };
+            } else {
+                s.exceedance_base = 0;
+            }
             day.sprinkling_runs = s.sprinkles.get(&date).copied().unwrap_or(0);
             s.day = Some(day);
         }
@@ -724,7 +748,8 @@ impl Engine {
         }
         if let Some(day) = s.day.as_mut() {
             let (d0, d1) = self.day_bounds(day.date);
-            day.exceedance_minutes = s.exceeded_minutes.range(d0..d1).count() as u32;
+            day.exceedance_minutes =
+                s.exceedance_base + s.exceeded_minutes.range(d0..d1).count() as u32;
         }
 
         if kind != SiteKind::Construction {

@@ -113,6 +113,22 @@ fn from_row(r: AlertRow) -> Option<Alert> {
     })
 }
 
+/// A saved day row back into engine figures (None when the row is not readable).
+pub fn day_stats(r: &DayRow) -> Option<DayStats> {
+    Some(DayStats {
+        site: r.site.clone(),
+        date: r.date.parse().ok()?,
+        exceedance_minutes: r.exceedance_minutes,
+        data_minutes: r.data_minutes,
+        activity_minutes: r.activity_minutes,
+        night_activity_minutes: r.night_activity_minutes,
+        sprinkling_runs: r.sprinkling_runs,
+        alerts_opened: r.alerts_opened,
+        alerts_closed: r.alerts_closed,
+        level_max: r.level_max.parse().ok()?,
+    })
+}
+
 pub fn day_row(d: &DayStats, closed: bool) -> DayRow {
     DayRow {
         site: d.site.clone(),
