@@ -484,7 +484,10 @@ fn restart_mid_day_keeps_the_day_figures() {
             _ => None,
         })
         .expect("the day closed");
-    assert_eq!(day.sprinkling_runs, 2, "one run before the restart, one after");
+    assert_eq!(
+        day.sprinkling_runs, 2,
+        "one run before the restart, one after"
+    );
     assert!(day.data_minutes > before.data_minutes);
     assert!(s2.changes("sprinkling").is_empty(), "two runs: compliant");
 }
