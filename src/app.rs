@@ -130,6 +130,7 @@ impl Aggregator {
             None => Profile::default_profile(),
         };
         let (publisher, publisher_task) = Publisher::start(&config.mqtt, shutdown.clone())?;
+        let limits = Arc::new(crate::charts::data::profile_limits(&profile));
         let mut engine = Engine::new(profile, tz);
         {
             let reader = reader.clone();
@@ -216,6 +217,7 @@ impl Aggregator {
             rules: rules_handle.clone(),
             publisher,
             tz,
+            limits,
         };
         let router = web::router(state);
         let http_shutdown = shutdown.clone();

@@ -57,6 +57,30 @@ pub fn default_limits() -> Vec<LimitLine> {
     .collect()
 }
 
+/// Limit lines of a rule profile: the raise limit of each absolute window rule (increment rules
+/// are judged over the background and have no absolute line), GB 3095 for the other PM metrics.
+pub fn profile_limits(profile: &crate::rules::Profile) -> Vec<LimitLine> {
+    let mut lines: Vec<LimitLine> = Vec::new();
+    for w in &profile.windows {
+        let w = w.get_ref();
+        if w.mode == crate::rules::profile::Mode::Absolute
+            && !lines.iter().any(|l| l.metric == w.metric)
+        {
+            lines.push(LimitLine {
+                metric: w.metric,
+                value: w.raise,
+                label: format!("{} {:.0}", w.id, w.raise),
+            });
+        }
+    }
+    for d in default_limits() {
+        if !lines.iter().any(|l| l.metric == d.metric) {
+            lines.push(d);
+        }
+    }
+    lines
+}
+
 /// The limit of one metric among `limits`, or the GB 3095 default.
 pub fn limit_of(limits: &[LimitLine], metric: Metric) -> f64 {
     limits
@@ -285,4 +309,20 @@ pub fn aqi_calendar(
         days,
         size,
     })
+}
+
+#[cfg(test)]
+mod profile_limit_tests {
+    use super::*;
+
+    #[test]
+    fn chart_limits_follow_the_active_profile() {
+        let lines = profile_limits(&crate::rules::Profile::default_profile());
+        let value = |m: Metric| lines.iter().find(|l| l.metric == m).map(|l| l.value);
+        // The default profile judges TSP absolutely (15-min mean above 1,000 µg/m³) ...
+        assert_eq!(value(Metric::Tsp), Some(1000.0));
+        // ... and PM10 as an increment over the reference, which has no absolute line: GB 3095.
+        assert_eq!(value(Metric::Pm10), Some(150.0));
+        assert_eq!(value(Metric::Pm25), Some(75.0));
+    }
 }

@@ -70,7 +70,7 @@ pub fn overlays(state: &AppState, site: &str, from: i64, to: i64) -> Result<Over
             })
             .collect(),
         tz: state.tz,
-        ..Default::default()
+        limits: state.limits.as_ref().clone(),
     })
 }
 

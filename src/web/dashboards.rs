@@ -72,6 +72,7 @@ pub async fn panel(
     let bytes = blocking(move || {
         let overlays = Overlays {
             tz: state.tz,
+            limits: state.limits.as_ref().clone(),
             ..Default::default()
         };
         dashboard::render_panel(

@@ -33,6 +33,8 @@ pub struct AppState {
     pub rules: crate::rules::RulesHandle,
     pub publisher: crate::publish::Publisher,
     pub tz: chrono_tz::Tz,
+    /// Limit lines of the active rule profile (GB 3095 where it sets none).
+    pub limits: Arc<Vec<crate::charts::site_series::LimitLine>>,
 }
 
 pub fn router(state: AppState) -> Router {
