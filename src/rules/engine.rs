@@ -278,7 +278,10 @@ impl Engine {
     }
 
     fn on_reading(&mut self, site: &str, device: &str, r: &Reading, out: &mut Vec<Output>) {
-        let fault = self.profile.fault.as_ref().map(|f| f.get_ref().clone());
+        let fault = self.profile.fault.as_ref().map(|f| {
+            let f = f.get_ref();
+            (f.stuck_readings, f.flagged_readings, f.severity)
+        });
         let gap_after = self
             .profile
             .gap
@@ -289,7 +292,12 @@ impl Engine {
             self.touched.insert(site.to_string());
         }
         self.readings_since_clock += 1;
-        let s = self.sites.entry(site.to_string()).or_default();
+        if !self.sites.contains_key(site) {
+            self.sites.insert(site.to_string(), SiteState::default());
+        }
+        let Some(s) = self.sites.get_mut(site) else {
+            return;
+        };
         let m = minute_of(r.ts);
         // Readings older than the judged horizon are stored but cannot change a judged minute.
         if s.judged_to.is_none_or(|j| m >= j - HORIZON_MS) {
@@ -298,14 +306,17 @@ impl Engine {
         s.max_ts = s.max_ts.max(r.ts);
         if !s.devices.contains_key(device) {
             self.devices += 1;
+            s.devices.insert(
+                device.to_string(),
+                DeviceTrack {
+                    first_ts: r.ts,
+                    ..Default::default()
+                },
+            );
         }
-        let d = s
-            .devices
-            .entry(device.to_string())
-            .or_insert_with(|| DeviceTrack {
-                first_ts: r.ts,
-                ..Default::default()
-            });
+        let Some(d) = s.devices.get_mut(device) else {
+            return;
+        };
         d.first_ts = d.first_ts.min(r.ts);
         d.last_ts = d.last_ts.max(r.ts);
         d.fleet_at_arrival = if fleet_now == i64::MIN {
@@ -341,8 +352,7 @@ impl Engine {
                 ));
             }
         }
-        if let Some(f) = fault {
-            let sev = f.severity;
+        if let Some((stuck_readings, flagged_readings, severity)) = fault {
             let mut stuck_on: Option<(Metric, f64, u32)> = None;
             for metric in [Metric::Pm25, Metric::Pm10, Metric::Tsp] {
                 // A value at the range cap is flagged (T), not stuck: the flag rule reports it.
@@ -353,24 +363,18 @@ impl Engine {
                     } else {
                         *e = (v, 1);
                     }
-                    if e.1 >= f.stuck_readings {
+                    if e.1 >= stuck_readings {
                         stuck_on = Some((metric, v, e.1));
                     }
                 }
             }
-            let flagged = [Metric::Pm25, Metric::Pm10, Metric::Tsp]
+            let pm_flagged = [Metric::Pm25, Metric::Pm10, Metric::Tsp]
                 .into_iter()
-                .filter(|m| r.get(*m).is_some() && r.flag(*m) != Flag::N)
-                .map(|m| (m.name(), r.flag(m).letter().to_string()))
-                .collect::<Vec<_>>();
-            d.flagged_run = if flagged.is_empty() {
-                0
-            } else {
-                d.flagged_run + 1
-            };
+                .any(|m| r.get(m).is_some() && r.flag(m) != Flag::N);
+            d.flagged_run = if pm_flagged { d.flagged_run + 1 } else { 0 };
             let flagged_run = d.flagged_run;
             let stuck_was_open = std::mem::replace(&mut d.stuck_open, stuck_on.is_some());
-            let flag_now_open = if flagged_run >= f.flagged_readings {
+            let flag_now_open = if flagged_run >= flagged_readings {
                 true
             } else if flagged_run == 0 {
                 false
@@ -378,33 +382,46 @@ impl Engine {
                 d.flag_open
             };
             let flag_was_open = std::mem::replace(&mut d.flag_open, flag_now_open);
-            let level = self.levels.at(r.ts);
-            let rule = format!("stuck-{device}");
+            // Alerts are raised when a fault starts and cleared when it ends; readings in between
+            // change nothing (the hot path allocates nothing for them).
             match stuck_on {
-                Some((metric, v, n)) => transitions.extend(self.book.raise(Raise {
-                    site,
-                    rule: &rule,
-                    kind: RuleKind::Fault,
-                    severity: sev,
-                    ts: r.ts,
-                    level,
-                    evidence: json!({"fault": "stuck", "device": device, "metric": metric.name(), "value": v, "readings": n}),
-                })),                None if stuck_was_open => transitions.extend(self.book.clear(site, &rule, r.ts)),
-                None => {}
+                Some((metric, v, n)) if !stuck_was_open => {
+                    let evidence = json!({"fault": "stuck", "device": device,
+                        "metric": metric.name(), "value": v, "readings": n});
+                    transitions.extend(self.book.raise(Raise {
+                        site,
+                        rule: &format!("stuck-{device}"),
+                        kind: RuleKind::Fault,
+                        severity,
+                        ts: r.ts,
+                        level: self.levels.at(r.ts),
+                        evidence,
+                    }));
+                }
+                None if stuck_was_open => {
+                    transitions.extend(self.book.clear(site, &format!("stuck-{device}"), r.ts));
+                }
+                _ => {}
             }
-            let rule = format!("flag-{device}");
-            if flagged_run >= f.flagged_readings {
+            if flag_now_open && !flag_was_open {
+                let flags: Vec<(&str, String)> = [Metric::Pm25, Metric::Pm10, Metric::Tsp]
+                    .into_iter()
+                    .filter(|m| r.get(*m).is_some() && r.flag(*m) != Flag::N)
+                    .map(|m| (m.name(), r.flag(m).letter().to_string()))
+                    .collect();
+                let evidence = json!({"fault": "flag", "device": device, "flags": flags,
+                    "readings": flagged_run});
                 transitions.extend(self.book.raise(Raise {
                     site,
-                    rule: &rule,
+                    rule: &format!("flag-{device}"),
                     kind: RuleKind::Fault,
-                    severity: sev,
+                    severity,
                     ts: r.ts,
-                    level,
-                    evidence: json!({"fault": "flag", "device": device, "flags": flagged, "readings": flagged_run}),
+                    level: self.levels.at(r.ts),
+                    evidence,
                 }));
-            } else if flagged_run == 0 && flag_was_open {
-                transitions.extend(self.book.clear(site, &rule, r.ts));
+            } else if !flag_now_open && flag_was_open {
+                transitions.extend(self.book.clear(site, &format!("flag-{device}"), r.ts));
             }
         }
         self.record(site, transitions, out);
