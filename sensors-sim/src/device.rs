@@ -55,7 +55,8 @@ pub(crate) struct Device {
     rng: ChaCha8Rng,
     jitter: ChaCha8Rng,
     client_id: String,
-    topics: [String; 4],
+    /// reading, event, status, cmd, hj212
+    topics: [String; 5],
     sensor: LaserPm,
     hygroscopic: f64,
     station_gain: f64,
@@ -107,6 +108,7 @@ impl Device {
             root.event(s, d),
             root.status(s, d),
             root.cmd(s, d),
+            root.hj212(s, d),
         ];
         let reference = site.info.kind == SiteKind::Reference;
         // Reference stations are heated-inlet instruments: no humidity bias, less noise.
@@ -468,6 +470,7 @@ impl Device {
                 break;
             };
             let topic = match msg.kind {
+                Kind::Reading if self.plan.hj212 => &self.topics[4],
                 Kind::Reading => &self.topics[0],
                 Kind::Event => &self.topics[1],
                 Kind::Status => &self.topics[2],
@@ -703,8 +706,12 @@ impl Device {
             r.pm25 = r.pm25.map(|v| -(v.abs().max(1.0)));
             r.pm10 = r.pm10.map(|v| -(v.abs().max(1.0)));
         }
-        let mut payload = r.encode();
-        if mf.nan {
+        let mut payload = if self.plan.hj212 {
+            hj212_frame(&r, &self.plan.site.info.id, &self.plan.id)
+        } else {
+            r.encode()
+        };
+        if mf.nan && !self.plan.hj212 {
             // serde_json writes NaN as null; printf firmware writes a bare NaN token.
             let text = String::from_utf8_lossy(&payload).into_owned();
             let pm25 = r
@@ -726,6 +733,25 @@ impl Device {
             });
         }
     }
+}
+
+/// One reading as an HJ 212-2017 minute-data frame (CN 2051, µg/m³, China time), as a monitor
+/// bridged from a platform sends it. The MN is built from the site and device ids.
+fn hj212_frame(r: &dustwatch_protocol::Reading, site: &str, device: &str) -> Vec<u8> {
+    use dustwatch_protocol::hj212;
+    let mn: String = format!("{site}.{device}").chars().take(64).collect();
+    hj212::from_reading(
+        r,
+        hj212::Cn::Minute,
+        &mn,
+        "123456",
+        39,
+        &hj212::DeviceProfile::default(),
+    )
+    .and_then(|frame| hj212::encode(&frame))
+    // A reading the codec cannot express is sent as JSON on the hj212 topic: the aggregator
+    // rejects it as a bad frame, which is what a broken bridge would cause.
+    .unwrap_or_else(|_| r.encode())
 }
 
 async fn recv(conn: &mut Option<Connection>) -> Option<NetEvent> {

@@ -191,6 +191,10 @@ struct SiteSpec {
     night_work_hours: Option<String>,
     #[serde(default, rename = "fault")]
     faults: Vec<FaultSpec>,
+    /// Devices of this site that speak HJ 212-2017 (minute data, CN 2051) on the `hj212` topic
+    /// instead of JSON readings, as monitors bridged from a platform do.
+    #[serde(default)]
+    hj212: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -392,6 +396,7 @@ impl Scenario {
                     night_work_at: None,
                     night_work_hours: None,
                     faults: Vec::new(),
+                    hj212: Vec::new(),
                 });
             }
         }
@@ -455,6 +460,12 @@ impl Scenario {
             });
             let n = s.devices.unwrap_or(d.devices).max(1);
             let ids: Vec<String> = (1..=n).map(|i| format!("m{i}")).collect();
+            if let Some(dev) = s.hj212.iter().find(|d| !ids.contains(d)) {
+                return Err(format!(
+                    "site `{}`: hj212 names unknown device `{dev}`",
+                    s.id
+                ));
+            }
             for fs in &s.faults {
                 if let Some(dev) = &fs.device {
                     if !ids.contains(dev) || !is_valid_id(dev) {
@@ -476,6 +487,7 @@ impl Scenario {
                 devices.push(DevicePlan {
                     index: devices.len(),
                     site: site.clone(),
+                    hj212: s.hj212.contains(&id),
                     id,
                     faults,
                 });
@@ -640,6 +652,8 @@ pub struct DevicePlan {
     pub site: Arc<SitePlan>,
     pub id: String,
     pub faults: Vec<Fault>,
+    /// Publishes HJ 212 frames on the `hj212` topic instead of JSON readings.
+    pub hj212: bool,
 }
 
 /// A scenario resolved for one run.
