@@ -158,9 +158,10 @@ async fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                // rumqttd logs every closed probe connection as an error: quiet by default.
+                // rumqttd logs each closed probe connection and each device leaving at
+                // shutdown as an error: quiet by default.
                 .unwrap_or_else(|_| {
-                    "info,rumqttd=warn,rumqttd::server::broker=off,rumqttc=warn".into()
+                    "info,rumqttd=warn,rumqttd::server::broker=off,rumqttd::router::routing=off,rumqttc=warn".into()
                 }),
         )
         // Logs on stderr; stdout carries what the user asked for (URLs, reports, scores).
