@@ -264,6 +264,35 @@ impl SqliteStore {
     }
 }
 
+/// Register the site and device of a record; a strict registry refuses an unknown site, and the
+/// record becomes a dead letter (`payload` rebuilds its raw form). Returns false when refused.
+#[allow(clippy::too_many_arguments)]
+fn admit(
+    known: &mut Known,
+    tx: &Transaction,
+    received: i64,
+    site: &str,
+    device: &str,
+    kind: &str,
+    payload: impl FnOnce() -> Vec<u8>,
+    rejected: &mut BTreeMap<RejectReason, u64>,
+) -> Result<bool, StoreError> {
+    if !known.admit_site(tx, site)? {
+        SqliteStore::dead_letter(
+            tx,
+            received,
+            &format!("{site}/{device}/{kind}"),
+            &payload(),
+            RejectReason::UnknownSite,
+            "site is not in the strict registry",
+        )?;
+        *rejected.entry(RejectReason::UnknownSite).or_default() += 1;
+        return Ok(false);
+    }
+    known.admit_device(tx, site, device)?;
+    Ok(true)
+}
+
 fn flags_json(r: &Reading) -> Option<String> {
     // Absent flags mean N; store only the abnormal ones to keep rows small.
     let abnormal: BTreeMap<&String, &Flag> =
@@ -303,19 +332,18 @@ impl StoreWriter for SqliteStore {
                         device,
                         reading: r,
                     } => {
-                        if !known.admit_site(&tx, site)? {
-                            Self::dead_letter(
-                                &tx,
-                                received,
-                                &format!("{site}/{device}/reading"),
-                                &r.encode(),
-                                RejectReason::UnknownSite,
-                                "site is not in the strict registry",
-                            )?;
-                            *rejected.entry(RejectReason::UnknownSite).or_default() += 1;
+                        if !admit(
+                            known,
+                            &tx,
+                            received,
+                            site,
+                            device,
+                            "reading",
+                            || r.encode(),
+                            &mut rejected,
+                        )? {
                             continue;
                         }
-                        known.admit_device(&tx, site, device)?;
                         let n = tx
                             .prepare_cached(
                                 "INSERT OR IGNORE INTO readings (site, ts, device, boot, seq, \
@@ -391,19 +419,19 @@ impl StoreWriter for SqliteStore {
                         device,
                         event,
                     } => {
-                        if !known.admit_site(&tx, site)? {
-                            *rejected.entry(RejectReason::UnknownSite).or_default() += 1;
-                            Self::dead_letter(
-                                &tx,
-                                received,
-                                &format!("{site}/{device}/event"),
-                                &serde_json::to_vec(event).unwrap_or_default(),
-                                RejectReason::UnknownSite,
-                                "site is not in the strict registry",
-                            )?;
+                        let payload = || serde_json::to_vec(event).unwrap_or_default();
+                        if !admit(
+                            known,
+                            &tx,
+                            received,
+                            site,
+                            device,
+                            "event",
+                            payload,
+                            &mut rejected,
+                        )? {
                             continue;
                         }
-                        known.admit_device(&tx, site, device)?;
                         let n = tx
                             .prepare_cached(
                                 "INSERT OR IGNORE INTO events (site, device, boot, seq, ts, kind, \
@@ -442,19 +470,19 @@ impl StoreWriter for SqliteStore {
                         device,
                         status,
                     } => {
-                        if !known.admit_site(&tx, site)? {
-                            *rejected.entry(RejectReason::UnknownSite).or_default() += 1;
-                            Self::dead_letter(
-                                &tx,
-                                received,
-                                &format!("{site}/{device}/status"),
-                                &serde_json::to_vec(status).unwrap_or_default(),
-                                RejectReason::UnknownSite,
-                                "site is not in the strict registry",
-                            )?;
+                        let payload = || serde_json::to_vec(status).unwrap_or_default();
+                        if !admit(
+                            known,
+                            &tx,
+                            received,
+                            site,
+                            device,
+                            "status",
+                            payload,
+                            &mut rejected,
+                        )? {
                             continue;
                         }
-                        known.admit_device(&tx, site, device)?;
                         let state = match status.state {
                             StatusState::Online => "online",
                             StatusState::Offline => "offline",
