@@ -2,15 +2,20 @@
 //!
 //! 1. Steady load: N devices (default 10,000) at one reading per second each, real time; the
 //!    figures are this process's CPU (getrusage, cores = CPU seconds / wall seconds) and RSS
-//!    (/proc/self/status) over the measured window. The broker runs in a child process so its
-//!    cost is not counted as the simulator's.
-//! 2. Throughput: a plain rumqttc publisher loop (the same number of connections, QoS 1, a
-//!    reading-sized payload) against the simulator at `--speed max`, on the same broker, one
-//!    after the other; the ratio is sim / plain.
+//!    (/proc/self/status) over the measured window. The broker runs in a child process
+//!    (Mosquitto, the reference broker, when installed; else the embedded rumqttd) so its cost
+//!    is not counted as the simulator's.
+//! 2. Throughput: a plain rumqttc publisher loop against the simulator at `--speed max`, on the
+//!    same broker, with the same number of connections, QoS 1, in-flight window and payload
+//!    size; in alternating rounds (plain, sim, plain, sim, ...) so that neither side always gets
+//!    the quieter moment of a shared machine. The ratio is sim / plain over all rounds.
 
 use crate::{Scenario, Sim, SimOptions, Speed};
+use dustwatch_protocol::Reading;
 use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
 use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,16 +26,24 @@ use tokio_util::sync::CancellationToken;
 pub struct BenchOptions {
     pub host: String,
     pub port: u16,
+    /// Which broker that is, for the report.
+    pub broker: String,
     /// Devices of the steady phase. Default 10,000.
     pub devices: u32,
-    /// Warm-up before measuring the steady phase (connects, first intervals). Default 10 s.
+    /// Devices power on over this much time, as a fleet does (no connect storm). Default 5 s.
+    pub power_on: Duration,
+    /// Warm-up before measuring the steady phase (connects, first intervals). Default 15 s.
     pub warmup: Duration,
     /// Measured window of the steady phase. Default 20 s.
     pub measure: Duration,
     /// Connections of the throughput phase (both sides). Default 50.
     pub connections: u32,
-    /// Messages per side in the throughput phase. Default 200,000.
+    /// Messages per side and round in the throughput phase. Default 200,000.
     pub messages: u64,
+    /// Throughput rounds (each: plain, then sim). Default 2.
+    pub rounds: u32,
+    /// In-flight QoS 1 window per connection, both sides (rumqttc's default). Default 100.
+    pub inflight: u16,
 }
 
 impl Default for BenchOptions {
@@ -38,11 +51,15 @@ impl Default for BenchOptions {
         BenchOptions {
             host: "127.0.0.1".into(),
             port: 1883,
+            broker: "external".into(),
             devices: 10_000,
-            warmup: Duration::from_secs(10),
+            power_on: Duration::from_secs(5),
+            warmup: Duration::from_secs(15),
             measure: Duration::from_secs(20),
             connections: 50,
             messages: 200_000,
+            rounds: 2,
+            inflight: 100,
         }
     }
 }
@@ -53,18 +70,47 @@ pub enum BenchError {
     Scenario(#[from] crate::ScenarioError),
     #[error("benchmark run: {0}")]
     Sim(#[from] crate::SimError),
+    #[error("cannot start the {what} broker for the benchmark: {source}")]
+    Broker {
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("the {what} broker did not listen on 127.0.0.1:{port} within 10 s")]
+    NotListening { what: &'static str, port: u16 },
+}
+
+/// One throughput round.
+#[derive(Debug, Clone, Serialize)]
+pub struct Round {
+    pub plain_msgs_per_s: f64,
+    pub sim_msgs_per_s: f64,
+    /// This process's CPU per message (µs), plain loop and simulator.
+    pub plain_cpu_us_per_msg: f64,
+    pub sim_cpu_us_per_msg: f64,
 }
 
 /// The figures, printed as a table and as JSON.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
+    pub broker: String,
     pub steady_devices: u32,
+    pub steady_connected: u64,
+    pub steady_connect_failures: u64,
     pub steady_target_per_s: f64,
     pub steady_acked_per_s: f64,
+    /// Readings produced per second in the window (the devices' own pace).
+    pub steady_generated_per_s: f64,
+    /// Seconds from the start until the window began (warm-up, all connected, backlog sent).
+    pub steady_settled_s: f64,
+    pub steady_buffered: u64,
+    pub steady_dropped: u64,
     pub steady_cpu_cores: f64,
     pub steady_rss_mb: f64,
     pub steady_peak_rss_mb: f64,
     pub connections: u32,
+    pub inflight: u16,
+    pub payload_bytes: usize,
+    pub rounds: Vec<Round>,
     pub plain_msgs_per_s: f64,
     pub sim_max_msgs_per_s: f64,
     pub ratio: f64,
@@ -72,22 +118,61 @@ pub struct BenchReport {
 
 impl BenchReport {
     pub fn print(&self) {
-        println!("sensors-sim bench (broker in a child process; figures are this process)");
+        let yes = |ok: bool| if ok { "met" } else { "NOT met" };
         println!(
-            "steady   {} devices x 1 reading/s: target {:.0}/s, acked {:.0}/s",
-            self.steady_devices, self.steady_target_per_s, self.steady_acked_per_s
+            "sensors-sim bench: broker {} (child process; figures are this process only)",
+            self.broker
         );
         println!(
-            "         CPU {:.2} cores (budget 1.00, ratio {:.2}), RSS {:.0} MB, peak {:.0} MB (budget 300, ratio {:.2})",
+            "steady   {} devices x 1 reading/s: connected {}, connect failures {}, window from {:.0} s",
+            self.steady_devices,
+            self.steady_connected,
+            self.steady_connect_failures,
+            self.steady_settled_s
+        );
+        println!(
+            "         generated {:.0}/s, acked {:.0}/s of {:.0}/s (ratio {:.3}), buffered at end {}, dropped {}",
+            self.steady_generated_per_s,
+            self.steady_acked_per_s,
+            self.steady_target_per_s,
+            self.steady_acked_per_s / self.steady_target_per_s.max(1.0),
+            self.steady_buffered,
+            self.steady_dropped
+        );
+        println!(
+            "         CPU {:.2} cores (budget 1.00, ratio {:.2}: {})",
             self.steady_cpu_cores,
             self.steady_cpu_cores / 1.0,
-            self.steady_rss_mb,
-            self.steady_peak_rss_mb,
-            self.steady_peak_rss_mb / 300.0
+            yes(self.steady_cpu_cores < 1.0)
         );
         println!(
-            "max      {} connections, QoS 1: plain rumqttc loop {:.0} msg/s, sim --speed max {:.0} msg/s, ratio {:.2} (goal >= 0.90)",
-            self.connections, self.plain_msgs_per_s, self.sim_max_msgs_per_s, self.ratio
+            "         RSS {:.0} MB, peak {:.0} MB (budget 300, ratio {:.2}: {})",
+            self.steady_rss_mb,
+            self.steady_peak_rss_mb,
+            self.steady_peak_rss_mb / 300.0,
+            yes(self.steady_peak_rss_mb < 300.0)
+        );
+        println!(
+            "max      {} connections, QoS 1, in flight {}, payload {} bytes:",
+            self.connections, self.inflight, self.payload_bytes
+        );
+        for (i, r) in self.rounds.iter().enumerate() {
+            println!(
+                "         round {}: plain rumqttc loop {:.0} msg/s ({:.1} µs CPU/msg), sim --speed max {:.0} msg/s ({:.1} µs CPU/msg), ratio {:.2}",
+                i + 1,
+                r.plain_msgs_per_s,
+                r.plain_cpu_us_per_msg,
+                r.sim_msgs_per_s,
+                r.sim_cpu_us_per_msg,
+                r.sim_msgs_per_s / r.plain_msgs_per_s.max(1e-9)
+            );
+        }
+        println!(
+            "         all rounds: plain {:.0} msg/s, sim {:.0} msg/s, ratio {:.2} (goal >= 0.90: {})",
+            self.plain_msgs_per_s,
+            self.sim_max_msgs_per_s,
+            self.ratio,
+            yes(self.ratio >= 0.9)
         );
     }
 }
@@ -116,6 +201,136 @@ pub fn rss_mb() -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// Raise this process's open-file limit to its hard limit (10,000 devices are 10,000 sockets;
+/// children such as the broker inherit it). Returns the soft limit now in force.
+pub fn raise_fd_limit() -> u64 {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut l: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) != 0 {
+            return 0;
+        }
+        if l.rlim_cur < l.rlim_max {
+            let want = libc::rlimit {
+                rlim_cur: l.rlim_max,
+                rlim_max: l.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                return want.rlim_cur;
+            }
+        }
+        l.rlim_cur
+    }
+}
+
+/// A broker child process, killed on drop.
+pub struct BrokerProcess {
+    pub name: &'static str,
+    pub port: u16,
+    child: Child,
+    dir: Option<PathBuf>,
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(d) = &self.dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// Where the mosquitto binary is, if installed.
+pub fn mosquitto_binary() -> Option<PathBuf> {
+    [
+        "/usr/sbin/mosquitto",
+        "/usr/bin/mosquitto",
+        "/usr/local/sbin/mosquitto",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+}
+
+fn free_port() -> Result<u16, std::io::Error> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Start Mosquitto on a free port with the limits a load test needs (no queue or in-flight caps).
+pub fn start_mosquitto(bin: &Path) -> Result<BrokerProcess, BenchError> {
+    let err = |source| BenchError::Broker {
+        what: "mosquitto",
+        source,
+    };
+    let port = free_port().map_err(err)?;
+    let dir = std::env::temp_dir().join(format!("sensors-sim-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(err)?;
+    let conf = dir.join("mosquitto.conf");
+    // Logs to stdout: started as root, Mosquitto drops to user `mosquitto` and may not write files.
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+             max_queued_messages 0\nmax_queued_bytes 0\nmax_inflight_messages 0\n\
+             log_dest stdout\nlog_type error\nlog_type warning\n"
+        ),
+    )
+    .map_err(err)?;
+    let child = Command::new(bin)
+        .arg("-c")
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(err)?;
+    let p = BrokerProcess {
+        name: "mosquitto",
+        port,
+        child,
+        dir: Some(dir),
+    };
+    wait_port(p.name, port)?;
+    Ok(p)
+}
+
+/// Start the embedded broker (rumqttd) as `exe broker --listen ...` on a free port.
+pub fn start_embedded(exe: &Path) -> Result<BrokerProcess, BenchError> {
+    let err = |source| BenchError::Broker {
+        what: "embedded",
+        source,
+    };
+    let port = free_port().map_err(err)?;
+    let child = Command::new(exe)
+        .args(["broker", "--listen", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(err)?;
+    let p = BrokerProcess {
+        name: "embedded rumqttd",
+        port,
+        child,
+        dir: None,
+    };
+    wait_port(p.name, port)?;
+    Ok(p)
+}
+
+fn wait_port(what: &'static str, port: u16) -> Result<(), BenchError> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(BenchError::NotListening { what, port })
+}
+
 fn sim_options(o: &BenchOptions, prefix: &str) -> SimOptions {
     SimOptions {
         host: o.host.clone(),
@@ -126,6 +341,27 @@ fn sim_options(o: &BenchOptions, prefix: &str) -> SimOptions {
     }
 }
 
+/// A reading as the `steady` devices send it (every field measured), for the plain loop.
+fn reading_payload() -> Vec<u8> {
+    Reading {
+        ts: 1_483_286_460_000,
+        seq: 12_345,
+        boot: 1,
+        interval_s: 1,
+        pm25: Some(92.4),
+        pm10: Some(131.7),
+        tsp: Some(168.2),
+        noise_dba: Some(61.3),
+        temp_c: Some(-1.4),
+        rh_pct: Some(61.8),
+        pressure_kpa: Some(102.35),
+        wind_ms: Some(1.9),
+        wind_deg: Some(45.0),
+        flags: Default::default(),
+    }
+    .encode()
+}
+
 pub async fn run(o: &BenchOptions) -> Result<BenchReport, BenchError> {
     // Phase 1: steady load in real time.
     let steady = Scenario::load("steady")?;
@@ -133,7 +369,7 @@ pub async fn run(o: &BenchOptions) -> Result<BenchReport, BenchError> {
         speed: Speed::Factor(1.0),
         devices: Some(o.devices),
         rate: Some(1.0),
-        connect_spread: Duration::from_secs(3).min(o.warmup),
+        connect_spread: o.power_on.min(o.warmup),
         ..sim_options(o, "bench-steady")
     };
     let sim = Sim::new(steady, opts);
@@ -141,9 +377,20 @@ pub async fn run(o: &BenchOptions) -> Result<BenchReport, BenchError> {
     let stop = CancellationToken::new();
     let handle = tokio::spawn(sim.run(stop.clone()));
     tokio::time::sleep(o.warmup).await;
-    let (cpu0, acked0, t0) = (
+    // The window starts once the fleet is in and the readings buffered while connecting are
+    // delivered (at most a minute more), so it measures the steady state, not the catch-up.
+    let settle = Instant::now();
+    while settle.elapsed() < Duration::from_secs(60)
+        && (stats.connected.load(Ordering::Relaxed) < u64::from(o.devices)
+            || stats.buffered.load(Ordering::Relaxed) > u64::from(o.devices))
+    {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let settled_after = o.warmup + settle.elapsed();
+    let (cpu0, acked0, gen0, t0) = (
         cpu_seconds(),
         stats.acked.load(Ordering::Relaxed),
+        stats.generated.load(Ordering::Relaxed),
         Instant::now(),
     );
     let mut peak_rss: f64 = 0.0;
@@ -156,35 +403,69 @@ pub async fn run(o: &BenchOptions) -> Result<BenchReport, BenchError> {
     let wall = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu0;
     let acked = stats.acked.load(Ordering::Relaxed) - acked0;
+    let generated = stats.generated.load(Ordering::Relaxed) - gen0;
+    let connected = stats.connected.load(Ordering::Relaxed);
+    let connect_failures = stats.connect_failures.load(Ordering::Relaxed);
+    let buffered = stats.buffered.load(Ordering::Relaxed);
+    let dropped = stats.dropped.load(Ordering::Relaxed);
     stop.cancel();
     let _ = handle.await;
 
-    // Phase 2: a plain rumqttc loop, then the simulator at --speed max.
-    let plain = plain_loop(o).await;
+    // Phase 2: a plain rumqttc loop, then the simulator at --speed max, in rounds.
+    let payload = reading_payload();
     let per_device = o.messages / u64::from(o.connections.max(1));
-    // One-second intervals (one sample per reading) and the same in-flight window as the plain
-    // loop's rumqttc default, so both sides publish the same kind of stream.
-    let opts = SimOptions {
-        speed: Speed::Max,
-        devices: Some(o.connections),
-        rate: Some(1.0),
-        inflight: 100,
-        duration: Some(Duration::from_secs(per_device)),
-        connect_spread: Duration::ZERO,
-        ..sim_options(o, "bench-max")
-    };
-    let summary = Sim::new(Scenario::load("steady")?, opts)
-        .run(CancellationToken::new())
-        .await?;
-    let sim_rate = summary.rate;
+    let mut rounds = Vec::new();
+    let (mut plain_n, mut plain_s, mut sim_n, mut sim_s) = (0u64, 0.0, 0u64, 0.0);
+    for round in 0..o.rounds.max(1) {
+        let c0 = cpu_seconds();
+        let (n, secs) = plain_loop(o, &payload, round).await;
+        let plain_cpu = cpu_seconds() - c0;
+        // One-second intervals (one sample per reading), the same window as the plain loop.
+        let opts = SimOptions {
+            speed: Speed::Max,
+            devices: Some(o.connections),
+            rate: Some(1.0),
+            inflight: o.inflight,
+            duration: Some(Duration::from_secs(per_device)),
+            connect_spread: Duration::ZERO,
+            ..sim_options(o, &format!("bench-max-{round}"))
+        };
+        let c0 = cpu_seconds();
+        let summary = Sim::new(Scenario::load("steady")?, opts)
+            .run(CancellationToken::new())
+            .await?;
+        let sim_cpu = cpu_seconds() - c0;
+        rounds.push(Round {
+            plain_msgs_per_s: n as f64 / secs,
+            sim_msgs_per_s: summary.rate,
+            plain_cpu_us_per_msg: plain_cpu * 1e6 / n.max(1) as f64,
+            sim_cpu_us_per_msg: sim_cpu * 1e6 / summary.acked.max(1) as f64,
+        });
+        plain_n += n;
+        plain_s += secs;
+        sim_n += summary.acked;
+        sim_s += summary.elapsed_s;
+    }
+    let plain = plain_n as f64 / plain_s.max(1e-9);
+    let sim_rate = sim_n as f64 / sim_s.max(1e-9);
     Ok(BenchReport {
+        broker: o.broker.clone(),
         steady_devices: o.devices,
+        steady_connected: connected,
+        steady_connect_failures: connect_failures,
         steady_target_per_s: f64::from(o.devices),
         steady_acked_per_s: acked as f64 / wall,
+        steady_generated_per_s: generated as f64 / wall,
+        steady_settled_s: settled_after.as_secs_f64(),
+        steady_buffered: buffered,
+        steady_dropped: dropped,
         steady_cpu_cores: cpu / wall,
         steady_rss_mb: rss,
         steady_peak_rss_mb: peak_rss,
         connections: o.connections,
+        inflight: o.inflight,
+        payload_bytes: payload.len(),
+        rounds,
         plain_msgs_per_s: plain,
         sim_max_msgs_per_s: sim_rate,
         ratio: sim_rate / plain.max(1e-9),
@@ -192,21 +473,22 @@ pub async fn run(o: &BenchOptions) -> Result<BenchReport, BenchError> {
 }
 
 /// The yardstick: `connections` clients each publishing `messages / connections` QoS 1 messages
-/// in a loop, counting PUBACKs. Acknowledged messages per second over the whole run.
-async fn plain_loop(o: &BenchOptions) -> f64 {
-    let payload = br#"{"ts":1483286460000,"seq":1,"boot":1,"interval_s":60,"pm25":245.3,"pm10":312.1,"tsp":401.2,"noise_dba":62.5,"temp_c":-1.5,"rh_pct":78.0,"pressure_kpa":102.35,"wind_ms":1.2,"wind_deg":45.0}"#.to_vec();
+/// in a loop, counting PUBACKs. Returns (acknowledged messages, seconds) over the whole run.
+async fn plain_loop(o: &BenchOptions, payload: &[u8], round: u32) -> (u64, f64) {
     let n = u64::from(o.connections.max(1));
     let per = o.messages / n;
     let acked = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for c in 0..n {
-        let mut mo = MqttOptions::new(format!("bench-plain-{c}"), o.host.clone(), o.port);
+        let mut mo = MqttOptions::new(format!("bench-plain-{round}-{c}"), o.host.clone(), o.port);
         mo.set_keep_alive(Duration::from_secs(30));
-        let (client, mut eventloop) = AsyncClient::new(mo, 100);
+        mo.set_inflight(o.inflight);
+        let (client, mut eventloop) = AsyncClient::new(mo, usize::from(o.inflight));
         let acked = acked.clone();
-        let payload = payload.clone();
-        let topic = format!("bench/plain/{c}/reading");
+        let payload = payload.to_vec();
+        // Same topic shape and length as a device's.
+        let topic = format!("dust/v1/bench-plain-{c:05}/d1/reading");
         tasks.spawn(async move {
             let publisher = tokio::spawn(async move {
                 for _ in 0..per {
@@ -238,5 +520,5 @@ async fn plain_loop(o: &BenchOptions) -> f64 {
         });
     }
     while tasks.join_next().await.is_some() {}
-    acked.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+    (acked.load(Ordering::Relaxed), start.elapsed().as_secs_f64())
 }

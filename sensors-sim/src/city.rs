@@ -60,16 +60,11 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
         while !acked {
             let ev = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                ev = conn.events.recv() => ev,
+                ev = conn.recv() => ev,
             };
             match ev {
                 Some(NetEvent::Connected) => {
-                    let _ = conn.client.try_publish(
-                        topic.as_str(),
-                        rumqttc::QoS::AtLeastOnce,
-                        true,
-                        payload.clone(),
-                    );
+                    conn.publish(topic.as_str(), true, &payload);
                 }
                 Some(NetEvent::Acked(_)) => acked = true,
                 Some(NetEvent::Lost(_)) | None => {
@@ -83,7 +78,9 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
                 Some(_) => {}
             }
         }
-        let _ = conn.client.try_disconnect();
+        conn.disconnect();
+        // Let the DISCONNECT go out; the retained level is already acknowledged.
+        let _ = tokio::time::timeout(Duration::from_secs(2), conn.recv()).await;
         backoff = shared.backoff_min;
         shared.stats.city_levels.fetch_add(1, Ordering::Relaxed);
         tracing::info!(level = %item.level, ts = item.ts, "city level published");

@@ -75,6 +75,11 @@ pub struct SimOptions {
     pub keep_alive: Duration,
     /// Spread first connections over this much real time (avoids a connect storm). Default 1 s.
     pub connect_spread: Duration,
+    /// TCP connect plus CONNACK, once an attempt starts (real time). Default 30 s: a broker
+    /// accepting thousands of devices at once answers late, not never.
+    pub connect_timeout: Duration,
+    /// Connection attempts in progress at once, over all devices. Default 256.
+    pub connect_limit: usize,
 }
 
 impl Default for SimOptions {
@@ -98,6 +103,8 @@ impl Default for SimOptions {
             backoff_max: Duration::from_secs(30),
             keep_alive: Duration::from_secs(30),
             connect_spread: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(30),
+            connect_limit: net::DEFAULT_CONNECT_LIMIT,
         }
     }
 }
@@ -250,6 +257,8 @@ impl Sim {
                 password: o.password.clone(),
                 inflight: o.inflight,
                 keep_alive: o.keep_alive,
+                connect_timeout: o.connect_timeout,
+                connect_limit: Arc::new(tokio::sync::Semaphore::new(o.connect_limit.max(1))),
             },
             root: o.topic_root.clone(),
             client_prefix: o.client_prefix.clone(),

@@ -96,21 +96,32 @@ struct RunArgs {
 
 #[derive(Args, Debug)]
 struct BenchArgs {
-    /// Use this broker instead of starting the embedded one in a child process.
+    /// Use this broker instead of starting one in a child process (Mosquitto when installed,
+    /// else the embedded rumqttd).
     #[arg(long)]
     broker: Option<String>,
+    /// Start the embedded rumqttd even when Mosquitto is installed.
+    #[arg(long)]
+    embedded: bool,
     #[arg(long, default_value_t = 10_000)]
     devices: u32,
+    /// Seconds over which the steady devices power on (connect).
+    #[arg(long, default_value_t = 5)]
+    power_on: u64,
     /// Seconds of warm-up before the steady phase is measured.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 15)]
     warmup: u64,
     /// Seconds measured in the steady phase.
     #[arg(long, default_value_t = 20)]
     measure: u64,
     #[arg(long, default_value_t = 50)]
     connections: u32,
+    /// Messages per side and round of the throughput phase.
     #[arg(long, default_value_t = 200_000)]
     messages: u64,
+    /// Throughput rounds, each a plain rumqttc loop then the simulator at --speed max.
+    #[arg(long, default_value_t = 2)]
+    rounds: u32,
     /// Also print the figures as JSON.
     #[arg(long)]
     json: bool,
@@ -138,6 +149,8 @@ fn parse_broker(url: &str) -> Result<(String, u16)> {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    // 10,000 devices are 10,000 sockets; a broker child inherits the limit too.
+    bench::raise_fd_limit();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -298,55 +311,44 @@ async fn progress_line(stats: Arc<Stats>, devices: usize) {
 
 async fn run_bench(a: BenchArgs) -> Result<()> {
     let mut child = None;
-    let (host, port) = match &a.broker {
-        Some(b) => parse_broker(b)?,
+    let (host, port, broker) = match &a.broker {
+        Some(b) => {
+            let (host, port) = parse_broker(b)?;
+            (host, port, format!("external {b}"))
+        }
         None => {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")?
-                .local_addr()?
-                .port();
-            let exe = std::env::current_exe()
-                .context("cannot find this executable to start the broker")?;
-            let c = std::process::Command::new(exe)
-                .args(["broker", "--listen", &format!("127.0.0.1:{port}")])
-                .stdin(std::process::Stdio::null())
-                .spawn()
-                .context("cannot start the embedded broker child process")?;
-            child = Some(c);
-            wait_port(port).await?;
-            ("127.0.0.1".to_string(), port)
+            let p = match bench::mosquitto_binary().filter(|_| !a.embedded) {
+                Some(bin) => bench::start_mosquitto(&bin)?,
+                None => {
+                    let exe = std::env::current_exe()
+                        .context("cannot find this executable to start the broker")?;
+                    bench::start_embedded(&exe)?
+                }
+            };
+            let (port, name) = (p.port, p.name);
+            child = Some(p);
+            ("127.0.0.1".to_string(), port, name.to_string())
         }
     };
     let o = BenchOptions {
         host,
         port,
+        broker,
         devices: a.devices,
+        power_on: Duration::from_secs(a.power_on),
         warmup: Duration::from_secs(a.warmup),
         measure: Duration::from_secs(a.measure),
         connections: a.connections,
         messages: a.messages,
+        rounds: a.rounds,
+        ..Default::default()
     };
     let result = bench::run(&o).await;
-    if let Some(mut c) = child {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
+    drop(child);
     let report = result?;
     report.print();
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
     Ok(())
-}
-
-async fn wait_port(port: u16) -> Result<()> {
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    bail!("the embedded broker did not start listening on port {port}")
 }
