@@ -2,14 +2,19 @@
 //! publish at QoS 1 with `seq`/`boot`, keep a bounded store-and-forward buffer while offline, obey
 //! `cmd`, reconnect with backoff. One tokio task per device; no per-second timers: the samples of
 //! an interval are computed in one tight loop when the interval's simulated end is due.
+//!
+//! The link to the platform ([`crate::transport::Link`]) is MQTT, or HJ 212 over TCP for
+//! `hj212_tcp` devices; this loop is the same for both. HJ 212 carries readings only, so a TCP
+//! device queues no events or statuses and takes no commands.
 
 use crate::faults::{transitions, MessageFaults, SampleFaults, Transition};
 use crate::net::{Connection, NetEvent};
 use crate::physics::{
     ambient_noise, energy_sum, site_increment, sprinkle_reduction, Activity, Run, SiteSource,
 };
-use crate::scenario::{DevicePlan, Plan};
+use crate::scenario::{hj212_mn, DevicePlan, Plan, Transport, HJ212_PASSWORD};
 use crate::sensor::{gauss, round_to, LaserPm};
+use crate::transport::{Link, Queued};
 use crate::{Shared, Stats};
 use dustwatch_protocol::{Command, Event, EventKind, Flag, Reading, SiteKind, Status, StatusState};
 use rand::{Rng, SeedableRng};
@@ -80,7 +85,7 @@ pub(crate) struct Device {
     outage_mark: Option<usize>,
     outbox: VecDeque<Msg>,
     inflight: VecDeque<InFlight>,
-    conn: Option<Connection>,
+    conn: Option<Link>,
     connected: bool,
     reconnect_at: Option<Instant>,
     backoff: std::time::Duration,
@@ -269,8 +274,10 @@ impl Device {
             self.drop_conn(false);
             return;
         }
-        let status = self.status(StatusState::Offline);
-        self.outbox.push_front(status);
+        if self.carries(Kind::Status) {
+            let status = self.status(StatusState::Offline);
+            self.outbox.push_front(status);
+        }
         // Wait for the remaining acks (including the status) unless the run is cancelled again.
         while !(self.outbox.is_empty() && self.inflight.is_empty()) && self.connected {
             self.pump();
@@ -282,8 +289,8 @@ impl Device {
             }
         }
         if let Some(c) = self.conn.as_mut() {
-            c.disconnect();
-            // The connection reports `Lost` once DISCONNECT is on the wire.
+            c.try_disconnect();
+            // The link reports `Lost` once DISCONNECT is on the wire.
             let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
                 while let Some(ev) = c.recv().await {
                     if matches!(ev, NetEvent::Lost(_)) {
@@ -298,6 +305,14 @@ impl Device {
     }
 
     fn connect(&mut self) {
+        if self.plan.transport == Transport::Hj212Tcp {
+            // `Sim::run` refuses to start TCP devices without a platform, so this is set.
+            if let Some(platform) = &self.shared.platform {
+                self.conn = Some(Link::Hj212Tcp(crate::hj212_tcp::Hj212Link::open(platform)));
+            }
+            self.reconnect_at = None;
+            return;
+        }
         let will = (
             self.topics[2].clone(),
             serde_json::to_vec(&Status {
@@ -309,11 +324,11 @@ impl Device {
             })
             .unwrap_or_default(),
         );
-        self.conn = Some(Connection::open(
+        self.conn = Some(Link::Mqtt(Connection::open(
             &self.shared.endpoint,
             &self.client_id,
             Some(will),
-        ));
+        )));
         self.reconnect_at = None;
     }
 
@@ -343,7 +358,7 @@ impl Device {
                 self.stats.connected.fetch_add(1, Ordering::Relaxed);
                 self.stats.connects.fetch_add(1, Ordering::Relaxed);
                 if let Some(c) = self.conn.as_mut() {
-                    c.subscribe(&self.topics[3]);
+                    c.try_subscribe(&self.topics[3]);
                 }
                 let status = self.status(StatusState::Online);
                 self.push_status(status);
@@ -359,6 +374,16 @@ impl Device {
                     if let Some(f) = self.inflight.remove(i) {
                         if f.msg.kind == Kind::Reading {
                             self.stats.acked.fetch_add(1, Ordering::Relaxed);
+                            self.stats.buffered.fetch_sub(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+            Some(NetEvent::Unanswered(pkid)) => {
+                if let Some(i) = self.inflight.iter().position(|f| f.pkid == Some(pkid)) {
+                    if let Some(f) = self.inflight.remove(i) {
+                        if f.msg.kind == Kind::Reading {
+                            self.stats.unanswered.fetch_add(1, Ordering::Relaxed);
                             self.stats.buffered.fetch_sub(1, Ordering::Relaxed);
                         }
                     }
@@ -433,14 +458,25 @@ impl Device {
         }
     }
 
+    /// Whether the link can carry this kind of message (HJ 212 over TCP: readings only).
+    fn carries(&self, kind: Kind) -> bool {
+        kind == Kind::Reading || self.plan.transport != Transport::Hj212Tcp
+    }
+
     /// Statuses jump the queue; an older unsent one is stale.
     fn push_status(&mut self, msg: Msg) {
+        if !self.carries(msg.kind) {
+            return;
+        }
         self.outbox.retain(|m| m.kind != Kind::Status);
         self.outbox.push_front(msg);
     }
 
     /// Store-and-forward: bounded, the oldest dropped and counted when full.
     fn push(&mut self, msg: Msg) {
+        if !self.carries(msg.kind) {
+            return;
+        }
         if self.outbox.len() >= self.shared.plan.buffer_capacity {
             if let Some(old) = self.outbox.pop_front() {
                 if let Some(m) = self.outage_mark.as_mut() {
@@ -484,21 +520,22 @@ impl Device {
                 break;
             };
             let topic = match msg.kind {
-                Kind::Reading if self.plan.hj212 => &self.topics[4],
+                Kind::Reading if self.plan.transport == Transport::Hj212Mqtt => &self.topics[4],
                 Kind::Reading => &self.topics[0],
                 Kind::Event => &self.topics[1],
                 Kind::Status => &self.topics[2],
             };
-            match conn.publish(topic, msg.retain, &msg.payload) {
-                Some(pkid) => {
+            match conn.try_publish(topic, msg.retain, &msg.payload) {
+                Queued::Id(pkid) => {
                     self.stats.published.fetch_add(1, Ordering::Relaxed);
                     self.inflight.push_back(InFlight {
                         msg,
                         pkid: Some(pkid),
                     });
                 }
-                None => {
-                    // Not connected: keep it; the connection event will tell why.
+                Queued::Later => self.inflight.push_back(InFlight { msg, pkid: None }),
+                Queued::No => {
+                    // Full or closed: keep it; the connection event will tell which.
                     self.outbox.push_front(msg);
                     break;
                 }
@@ -721,12 +758,13 @@ impl Device {
             r.pm25 = r.pm25.map(|v| -(v.abs().max(1.0)));
             r.pm10 = r.pm10.map(|v| -(v.abs().max(1.0)));
         }
-        let mut payload = if self.plan.hj212 {
-            hj212_frame(&r, &self.plan.site.info.id, &self.plan.id)
-        } else {
-            r.encode()
+        let mut payload = match self.plan.transport {
+            Transport::Json => r.encode(),
+            // Over MQTT the broker acknowledges; over TCP the platform's 9014 reply does.
+            Transport::Hj212Mqtt => hj212_frame(&r, &self.plan.site.info.id, &self.plan.id, false),
+            Transport::Hj212Tcp => hj212_frame(&r, &self.plan.site.info.id, &self.plan.id, true),
         };
-        if mf.nan && !self.plan.hj212 {
+        if mf.nan && self.plan.transport == Transport::Json {
             // serde_json writes NaN as null; printf firmware writes a bare NaN token.
             let text = String::from_utf8_lossy(&payload).into_owned();
             let pm25 = r
@@ -751,25 +789,31 @@ impl Device {
 }
 
 /// One reading as an HJ 212-2017 minute-data frame (CN 2051, µg/m³, China time), as a monitor
-/// bridged from a platform sends it. The MN is built from the site and device ids.
-fn hj212_frame(r: &dustwatch_protocol::Reading, site: &str, device: &str) -> Vec<u8> {
+/// sends it; `reply` sets Flag bit 0 (ask for the 9014 data reply). MN and PW are the ones the
+/// scenario's registry lists for the device.
+fn hj212_frame(r: &dustwatch_protocol::Reading, site: &str, device: &str, reply: bool) -> Vec<u8> {
     use dustwatch_protocol::hj212;
-    let mn: String = format!("{site}.{device}").chars().take(64).collect();
     hj212::from_reading(
         r,
         hj212::Cn::Minute,
-        &mn,
-        "123456",
+        &hj212_mn(site, device),
+        HJ212_PASSWORD,
         39,
         &hj212::DeviceProfile::default(),
     )
+    .map(|mut frame| {
+        if reply {
+            frame.flag = Some(hj212::FLAG_V2017 | hj212::FLAG_REPLY);
+        }
+        frame
+    })
     .and_then(|frame| hj212::encode(&frame))
     // A reading the codec cannot express is sent as JSON on the hj212 topic: the aggregator
     // rejects it as a bad frame, which is what a broken bridge would cause.
     .unwrap_or_else(|_| r.encode())
 }
 
-async fn recv(conn: &mut Option<Connection>) -> Option<NetEvent> {
+async fn recv(conn: &mut Option<Link>) -> Option<NetEvent> {
     match conn {
         Some(c) => c.recv().await,
         None => std::future::pending().await,

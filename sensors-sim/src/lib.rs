@@ -13,6 +13,7 @@
 //! Layout: [`device`] is the firmware loop, [`physics`] the air and the site, [`sensor`] the
 //! instruments, [`faults`] what breaks, [`scenario`] the TOML files, [`truth`] the ground truth,
 //! [`clock`] simulated time, [`city`] the warning-level feed, [`net`] one MQTT connection,
+//! [`hj212_tcp`] one HJ 212 TCP connection to a platform, [`transport`] the choice between them,
 //! [`bench`] the benchmark.
 
 pub mod bench;
@@ -20,10 +21,12 @@ pub mod city;
 pub mod clock;
 pub mod device;
 pub mod faults;
+pub mod hj212_tcp;
 pub mod net;
 pub mod physics;
 pub mod scenario;
 pub mod sensor;
+pub mod transport;
 pub mod truth;
 
 pub use clock::{Speed, TimeError};
@@ -80,6 +83,15 @@ pub struct SimOptions {
     pub connect_timeout: Duration,
     /// Connection attempts in progress at once, over all devices. Default 256.
     pub connect_limit: usize,
+    /// `host:port` of the HJ 212 platform the scenario's `hj212_tcp` devices connect to. Default
+    /// none: a scenario with such devices does not start ([`SimError::NoPlatform`]).
+    pub hj212_platform: Option<String>,
+    /// How long an HJ 212 TCP device waits for the 9014 reply before sending a frame again
+    /// (real time; HJ 212 OverTime). Default 5 s.
+    pub hj212_reply_timeout: Duration,
+    /// Times a frame is sent again without a reply before it is given up (HJ 212 ReCount).
+    /// Default 3.
+    pub hj212_retries: u32,
 }
 
 impl Default for SimOptions {
@@ -105,6 +117,9 @@ impl Default for SimOptions {
             connect_spread: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(30),
             connect_limit: net::DEFAULT_CONNECT_LIMIT,
+            hj212_platform: None,
+            hj212_reply_timeout: Duration::from_secs(5),
+            hj212_retries: 3,
         }
     }
 }
@@ -135,6 +150,9 @@ pub struct Stats {
     pub buffered: AtomicU64,
     /// Readings dropped because a buffer was full.
     pub dropped: AtomicU64,
+    /// HJ 212 TCP readings the platform never answered (no 9014 after every retry, or refused):
+    /// given up, not acknowledged.
+    pub unanswered: AtomicU64,
     pub events: AtomicU64,
     pub commands: AtomicU64,
     pub bad_commands: AtomicU64,
@@ -165,6 +183,8 @@ pub struct Summary {
     pub published: u64,
     pub acked: u64,
     pub dropped: u64,
+    /// HJ 212 TCP readings given up without a reply.
+    pub unanswered: u64,
     /// Readings still buffered when the run stopped (0 when it ran to its end).
     pub unsent: u64,
     pub events: u64,
@@ -182,6 +202,12 @@ pub enum SimError {
     Plan(String),
     #[error(transparent)]
     Truth(#[from] TruthError),
+    #[error("scenario {scenario} has {count} HJ 212 TCP device(s) ({first} ...) but no platform to send to; pass --hj212-platform HOST:PORT (SimOptions::hj212_platform)")]
+    NoPlatform {
+        scenario: String,
+        count: usize,
+        first: String,
+    },
 }
 
 /// Everything the devices of one run share (read-only but for atomics).
@@ -189,6 +215,8 @@ pub(crate) struct Shared {
     pub plan: Plan,
     pub clock: SimClock,
     pub endpoint: Endpoint,
+    /// Where `hj212_tcp` devices connect (checked present when there are any).
+    pub platform: Option<hj212_tcp::Platform>,
     pub root: TopicRoot,
     pub client_prefix: String,
     pub stats: Arc<Stats>,
@@ -239,6 +267,37 @@ impl Sim {
     pub async fn run(self, shutdown: CancellationToken) -> Result<Summary, SimError> {
         let plan = self.plan()?;
         let o = &self.options;
+        let tcp_devices: Vec<_> = plan
+            .devices
+            .iter()
+            .filter(|d| d.transport == scenario::Transport::Hj212Tcp)
+            .collect();
+        let platform = match (&o.hj212_platform, tcp_devices.first()) {
+            (None, Some(first)) => {
+                return Err(SimError::NoPlatform {
+                    scenario: plan.name.clone(),
+                    count: tcp_devices.len(),
+                    first: format!("{}/{}", first.site.info.id, first.id),
+                })
+            }
+            (Some(addr), Some(_)) => {
+                if let Err(e) = tokio::net::TcpStream::connect(addr.as_str()).await {
+                    tracing::error!(
+                        platform = %addr,
+                        error = %e,
+                        "cannot reach the HJ 212 platform; its devices keep retrying with backoff"
+                    );
+                }
+                Some(hj212_tcp::Platform {
+                    addr: addr.clone(),
+                    window: usize::from(o.inflight.max(1)),
+                    reply_timeout: o.hj212_reply_timeout,
+                    retries: o.hj212_retries,
+                    connect_timeout: Duration::from_secs(10),
+                })
+            }
+            (_, None) => None,
+        };
         if let Err(e) = tokio::net::TcpStream::connect((o.host.as_str(), o.port)).await {
             tracing::error!(
                 broker = %format!("{}:{}", o.host, o.port),
@@ -260,6 +319,7 @@ impl Sim {
                 connect_timeout: o.connect_timeout,
                 connect_limit: Arc::new(tokio::sync::Semaphore::new(o.connect_limit.max(1))),
             },
+            platform,
             root: o.topic_root.clone(),
             client_prefix: o.client_prefix.clone(),
             stats: self.stats.clone(),
@@ -319,6 +379,7 @@ impl Sim {
             published: Stats::get(&s.published),
             acked,
             dropped: Stats::get(&s.dropped),
+            unanswered: Stats::get(&s.unanswered),
             unsent,
             events: Stats::get(&s.events),
             reconnects: Stats::get(&s.connects).saturating_sub(n as u64),

@@ -92,6 +92,11 @@ struct RunArgs {
     /// Unacknowledged publishes per device connection.
     #[arg(long, default_value_t = 16)]
     inflight: u16,
+    /// HJ 212 platform `host:port` that the scenario's `hj212_tcp` devices connect to, e.g. a
+    /// dustwatch started with `--hj212-listen`. Required when the scenario has such devices
+    /// [default: none].
+    #[arg(long, env = "SENSORS_SIM_HJ212_PLATFORM")]
+    hj212_platform: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -232,18 +237,23 @@ async fn run_sim(a: RunArgs) -> Result<()> {
         rate: a.rate,
         client_prefix: a.client_prefix,
         inflight: a.inflight,
+        hj212_platform: a.hj212_platform.clone(),
         ..Default::default()
     };
     let sim = Sim::new(scenario, options);
     let plan = sim.plan()?;
     eprintln!(
-        "sensors-sim: scenario {} ({} sites, {} devices, interval {} s), speed {}, broker {}",
+        "sensors-sim: scenario {} ({} sites, {} devices, interval {} s), speed {}, broker {}{}",
         plan.name,
         plan.sites.len(),
         plan.devices.len(),
         plan.interval_s,
         a.speed,
-        a.broker
+        a.broker,
+        a.hj212_platform
+            .as_deref()
+            .map(|p| format!(", HJ 212 platform {p}"))
+            .unwrap_or_default()
     );
     let stats = sim.stats();
     let shutdown = CancellationToken::new();
@@ -268,13 +278,14 @@ async fn run_sim(a: RunArgs) -> Result<()> {
             .unwrap_or_default()
     };
     println!(
-        "summary: {} devices, simulated {} .. {}\n  readings generated {}, acknowledged {}, dropped {}, unsent {}\n  events {}, publishes {}, reconnects {}, city levels {}\n  {:.1} s real, {:.0} readings/s{}",
+        "summary: {} devices, simulated {} .. {}\n  readings generated {}, acknowledged {}, dropped {}, unanswered {}, unsent {}\n  events {}, publishes {}, reconnects {}, city levels {}\n  {:.1} s real, {:.0} readings/s{}",
         summary.devices,
         fmt(summary.start_ms),
         fmt(summary.end_ms),
         summary.generated,
         summary.acked,
         summary.dropped,
+        summary.unanswered,
         summary.unsent,
         summary.events,
         summary.published,

@@ -78,6 +78,9 @@ pub enum NetEvent {
     Sent(u16),
     /// The broker acknowledged the publish with this packet id.
     Acked(u16),
+    /// The peer will never acknowledge this id (HJ 212 over TCP: no reply after every retry, or
+    /// a refusal). MQTT connections never report it.
+    Unanswered(u16),
     /// A message arrived on a subscribed topic.
     Message(Vec<u8>),
     /// The connection is gone (refused, dropped, or closed after DISCONNECT).

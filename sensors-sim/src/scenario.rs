@@ -8,7 +8,7 @@ use crate::physics::{Background, Series};
 use chrono::{DateTime, NaiveTime, Offset, TimeZone, Timelike};
 use chrono_tz::Tz;
 use dustwatch_protocol::topic::{check_site_id, is_valid_id};
-use dustwatch_protocol::{Level, Phase, Registry, SiteInfo, SiteKind};
+use dustwatch_protocol::{DeviceInfo, Level, Phase, Registry, SiteInfo, SiteKind};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -195,6 +195,10 @@ struct SiteSpec {
     /// instead of JSON readings, as monitors bridged from a platform do.
     #[serde(default)]
     hj212: Vec<String>,
+    /// Devices of this site that speak HJ 212-2017 over TCP straight to a platform (the
+    /// `--hj212-platform` address), as installed monitors do; no MQTT at all.
+    #[serde(default)]
+    hj212_tcp: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -305,15 +309,32 @@ impl Scenario {
     }
 
     /// The sites as they will be simulated with these overrides (`steady` depends on `devices`).
+    /// HJ 212 devices come with a `[[device]]` table (MN and PW as they send them), which the
+    /// aggregator's TCP listener needs to accept them.
     pub fn registry_with(&self, o: &Overrides) -> Registry {
-        let sites = match self.plan(o) {
-            Ok(p) => p.sites.iter().map(|s| s.info.clone()).collect(),
-            Err(_) => Vec::new(),
+        let (sites, devices) = match self.plan(o) {
+            Ok(p) => (
+                p.sites.iter().map(|s| s.info.clone()).collect(),
+                p.devices
+                    .iter()
+                    .filter(|d| d.transport != Transport::Json)
+                    .map(|d| DeviceInfo {
+                        site: d.site.info.id.clone(),
+                        id: d.id.clone(),
+                        mn: Some(hj212_mn(&d.site.info.id, &d.id)),
+                        password: Some(HJ212_PASSWORD.to_string()),
+                        unit: Default::default(),
+                        utc_offset_min: dustwatch_protocol::hj212::CHINA_UTC_OFFSET_MIN,
+                        realtime_interval_s: p.interval_s,
+                    })
+                    .collect(),
+            ),
+            Err(_) => (Vec::new(), Vec::new()),
         };
         Registry {
             strict: false,
             sites,
-            devices: Vec::new(),
+            devices,
         }
     }
 
@@ -397,6 +418,7 @@ impl Scenario {
                     night_work_hours: None,
                     faults: Vec::new(),
                     hj212: Vec::new(),
+                    hj212_tcp: Vec::new(),
                 });
             }
         }
@@ -466,6 +488,18 @@ impl Scenario {
                     s.id
                 ));
             }
+            if let Some(dev) = s.hj212_tcp.iter().find(|d| !ids.contains(d)) {
+                return Err(format!(
+                    "site `{}`: hj212_tcp names unknown device `{dev}`",
+                    s.id
+                ));
+            }
+            if let Some(dev) = s.hj212_tcp.iter().find(|d| s.hj212.contains(d)) {
+                return Err(format!(
+                    "site `{}`: device `{dev}` is in both hj212 (over MQTT) and hj212_tcp; pick one",
+                    s.id
+                ));
+            }
             for fs in &s.faults {
                 if let Some(dev) = &fs.device {
                     if !ids.contains(dev) || !is_valid_id(dev) {
@@ -484,10 +518,17 @@ impl Scenario {
                     .map(|fs| resolve_fault(fs, start))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| format!("site `{}`: {e}", s.id))?;
+                let transport = if s.hj212_tcp.contains(&id) {
+                    Transport::Hj212Tcp
+                } else if s.hj212.contains(&id) {
+                    Transport::Hj212Mqtt
+                } else {
+                    Transport::Json
+                };
                 devices.push(DevicePlan {
                     index: devices.len(),
                     site: site.clone(),
-                    hj212: s.hj212.contains(&id),
+                    transport,
                     id,
                     faults,
                 });
@@ -652,8 +693,29 @@ pub struct DevicePlan {
     pub site: Arc<SitePlan>,
     pub id: String,
     pub faults: Vec<Fault>,
-    /// Publishes HJ 212 frames on the `hj212` topic instead of JSON readings.
-    pub hj212: bool,
+    pub transport: Transport,
+}
+
+/// What a device speaks and how it reaches the platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// JSON readings, events and status over MQTT (the wire contract v1).
+    #[default]
+    Json,
+    /// Readings as HJ 212 frames on the `hj212` topic; events and status stay JSON (`hj212`).
+    Hj212Mqtt,
+    /// HJ 212 frames over TCP to the platform, each asking for a 9014 reply; no MQTT, so no
+    /// events, status or commands (`hj212_tcp`).
+    Hj212Tcp,
+}
+
+/// The HJ 212 access password (PW) every simulated device sends.
+pub const HJ212_PASSWORD: &str = "123456";
+
+/// The HJ 212 MN of a simulated device: `{site}.{device}`, cut to the 64 characters the codec
+/// allows. The simulator's frames and its registry's `[[device]]` tables both use this.
+pub fn hj212_mn(site: &str, device: &str) -> String {
+    format!("{site}.{device}").chars().take(64).collect()
 }
 
 /// A scenario resolved for one run.
@@ -762,6 +824,38 @@ mod tests {
             Scenario::load("/nonexistent/x.toml"),
             Err(ScenarioError::NotFound { .. })
         ));
+    }
+
+    #[test]
+    fn hj212_devices_get_registry_entries_matching_their_frames() {
+        let text = r#"
+name = "t"
+start = "2017-01-02T08:00:00+08:00"
+[[site]]
+id = "a"
+name = "A"
+street = "s"
+devices = 3
+hj212 = ["m1"]
+hj212_tcp = ["m2"]
+"#;
+        let s = Scenario::parse(text, "t").expect("parses");
+        let plan = s.plan(&Overrides::default()).expect("plans");
+        let transports: Vec<_> = plan.devices.iter().map(|d| d.transport).collect();
+        assert_eq!(
+            transports,
+            [Transport::Hj212Mqtt, Transport::Hj212Tcp, Transport::Json]
+        );
+        let reg = s.registry();
+        let ids: Vec<_> = reg.devices.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, ["m1", "m2"]);
+        assert_eq!(reg.devices[1].mn.as_deref(), Some("a.m2"));
+        assert_eq!(reg.devices[1].password.as_deref(), Some(HJ212_PASSWORD));
+        let both = text.replace(r#"hj212_tcp = ["m2"]"#, r#"hj212_tcp = ["m1"]"#);
+        let err = Scenario::parse(&both, "t").expect_err("a device in both lists");
+        assert!(err.to_string().contains("pick one"), "{err}");
+        let unknown = text.replace(r#"hj212_tcp = ["m2"]"#, r#"hj212_tcp = ["m9"]"#);
+        assert!(Scenario::parse(&unknown, "t").is_err());
     }
 
     #[test]
