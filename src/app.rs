@@ -10,7 +10,7 @@ use crate::publish::Publisher;
 use crate::rules::{self, Engine, Profile, ProfileError, RulesError, RulesHandle};
 use crate::store::{SqliteReader, SqliteStore, StoreError, StoreReader, StoreWriter};
 use crate::web;
-use dustwatch_protocol::SiteInfo;
+use dustwatch_protocol::{Registry, SiteInfo};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use thiserror::Error;
@@ -71,16 +71,31 @@ impl Aggregator {
         extra_sites: Vec<SiteInfo>,
         shutdown: CancellationToken,
     ) -> Result<Aggregator, AppError> {
+        let extra = Registry {
+            sites: extra_sites,
+            ..Registry::default()
+        };
+        Aggregator::start_with(config, extra, shutdown).await
+    }
+
+    /// As [`Aggregator::start`], registering `extra`'s sites and HJ 212 `[[device]]` tables as
+    /// well as the registry file's (the demo registers its simulated HJ 212 TCP devices this
+    /// way). `extra.strict` is ignored: strictness is the registry file's.
+    pub async fn start_with(
+        config: &Config,
+        extra: Registry,
+        shutdown: CancellationToken,
+    ) -> Result<Aggregator, AppError> {
         let registry = match &config.registry.file {
             Some(path) => Some(load_registry(path)?),
             None => None,
         };
         let strict = registry.as_ref().is_some_and(|r| r.strict);
-        let mut sites = extra_sites;
-        let mut hj212_devices = Vec::new();
+        let mut sites = extra.sites;
+        let mut hj212_devices = extra.devices;
         if let Some(r) = registry {
             sites.extend(r.sites);
-            hj212_devices = r.devices;
+            hj212_devices.extend(r.devices);
         }
         if let Some(influx) = &config.influx {
             influx.validate()?;

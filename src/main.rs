@@ -33,6 +33,10 @@ struct Common {
     /// Listen address of the embedded MQTT broker (demo, broker) [default: 127.0.0.1:1883].
     #[arg(long, global = true, env = "DUSTWATCH_MQTT_LISTEN")]
     mqtt_listen: Option<SocketAddr>,
+    /// Listen address of the native HJ 212-2017 TCP listener that site monitors connect to, e.g.
+    /// 0.0.0.0:9212 (serve, demo); overrides `[hj212] listen` [default: off].
+    #[arg(long, global = true, env = "DUSTWATCH_HJ212_LISTEN")]
+    hj212_listen: Option<SocketAddr>,
     /// Data directory holding the SQLite store [default: ./dustwatch-data].
     #[arg(long, global = true, env = "DUSTWATCH_DATA")]
     data: Option<PathBuf>,
@@ -144,6 +148,9 @@ fn apply(common: &Common, config: &mut Config) {
     }
     if let Some(a) = common.mqtt_listen {
         config.broker.listen = a;
+    }
+    if let Some(a) = common.hj212_listen {
+        config.hj212.listen = Some(a);
     }
     if let Some(d) = &common.data {
         config.store.data_dir = d.clone();
@@ -339,8 +346,19 @@ async fn demo(mut config: Config, shutdown: CancellationToken) -> Result<()> {
     config.mqtt.password = config.broker.password.clone();
     let scenario = sensors_sim::Scenario::load(&config.demo.scenario)
         .with_context(|| format!("loading scenario `{}`", config.demo.scenario))?;
-    let sites = scenario.registry().sites;
-    let agg = Aggregator::start(&config, sites, shutdown.clone()).await?;
+    let registry = scenario.registry();
+    // A scenario with HJ 212 TCP devices needs the listener: on a free local port unless one
+    // was given, and the simulator is pointed at it.
+    let tcp_devices = scenario
+        .plan(&Default::default())
+        .map_err(|e| anyhow::anyhow!("scenario `{}`: {e}", config.demo.scenario))?
+        .devices
+        .iter()
+        .any(|d| d.transport == sensors_sim::scenario::Transport::Hj212Tcp);
+    if tcp_devices && config.hj212.listen.is_none() {
+        config.hj212.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    }
+    let agg = Aggregator::start_with(&config, registry, shutdown.clone()).await?;
     print_urls(&agg, &config.mqtt.url);
 
     let options = sensors_sim::SimOptions {
@@ -351,6 +369,10 @@ async fn demo(mut config: Config, shutdown: CancellationToken) -> Result<()> {
         topic_root: dustwatch_protocol::TopicRoot::new(&config.mqtt.topic_root),
         speed: sensors_sim::Speed::Factor(config.demo.speed),
         seed: config.demo.seed,
+        hj212_platform: agg
+            .hj212_addr
+            .filter(|_| tcp_devices)
+            .map(|a| platform_addr(a).to_string()),
         ..Default::default()
     };
     let sim = sensors_sim::Sim::new(scenario, options);
@@ -365,12 +387,24 @@ async fn demo(mut config: Config, shutdown: CancellationToken) -> Result<()> {
     Ok(())
 }
 
+/// Where a local client reaches a listener bound to `addr` (an unspecified address means this
+/// machine).
+fn platform_addr(mut addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    addr
+}
+
 fn print_urls(agg: &Aggregator, broker: &str) {
     println!("dustwatch is running");
     println!("  dashboard   http://{}/", agg.http_addr);
     println!("  sites API   http://{}/api/sites", agg.http_addr);
     println!("  metrics     http://{}/metrics", agg.http_addr);
     println!("  MQTT broker {broker}");
+    if let Some(a) = agg.hj212_addr {
+        println!("  HJ 212 TCP  {a}");
+    }
     println!("  write token {}", agg.write_token);
     println!("Press Ctrl-C to stop.");
 }

@@ -713,3 +713,255 @@ hj212 = ["m1"]
     shutdown.cancel();
     agg.wait().await.expect("clean stop");
 }
+
+/// A scenario with `devices` monitors speaking HJ 212 over TCP on site `hj-tcp` (and, with
+/// `reference`, a reference station speaking JSON over MQTT).
+fn tcp_scenario(duration: &str, devices: u32, reference: bool) -> sensors_sim::Scenario {
+    let ids: Vec<String> = (1..=devices).map(|i| format!("\"m{i}\"")).collect();
+    let mut text = format!(
+        r#"
+name = "hj212-tcp"
+start = "2017-01-02T08:00:00+08:00"
+duration = "{duration}"
+timezone = "Asia/Shanghai"
+interval_s = 60
+
+[background]
+pm25 = [["0h", 150.0], ["2h", 160.0]]
+
+[[site]]
+id = "hj-tcp"
+name = "Monitors reporting to a platform"
+street = "Xincheng"
+phase = "structure"
+devices = {devices}
+hj212_tcp = [{}]
+"#,
+        ids.join(", ")
+    );
+    if reference {
+        text.push_str(
+            r#"
+[[site]]
+id = "hj-ref"
+name = "Reference"
+street = "Xincheng"
+kind = "reference"
+phase = "idle"
+"#,
+        );
+    }
+    sensors_sim::Scenario::parse(&text, "test").expect("scenario parses")
+}
+
+/// An aggregator on `broker_port` with its HJ 212 listener on `hj212` (port 0: a free one),
+/// registering the scenario's sites and `[[device]]` tables.
+async fn tcp_aggregator(
+    scenario: &sensors_sim::Scenario,
+    broker_port: u16,
+    data: &std::path::Path,
+    hj212: SocketAddr,
+    shutdown: CancellationToken,
+) -> Aggregator {
+    let mut c = Config::default();
+    c.mqtt.url = format!("mqtt://127.0.0.1:{broker_port}");
+    c.mqtt.client_id = format!("hj212-tcp-sim-{broker_port}");
+    c.http.listen = "127.0.0.1:0".parse().expect("literal");
+    c.store.data_dir = data.to_path_buf();
+    c.hj212.listen = Some(hj212);
+    Aggregator::start_with(&c, scenario.registry(), shutdown)
+        .await
+        .expect("aggregator starts")
+}
+
+/// What the simulator sends, captured by a platform that answers every frame with 9014.
+async fn capture_frames(
+    scenario: sensors_sim::Scenario,
+    options: sensors_sim::SimOptions,
+) -> Vec<Frame> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let frames = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = frames.clone();
+    let server = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let sink = sink.clone();
+            tokio::spawn(async move {
+                while let Some(line) = read_line(&mut s).await {
+                    let f = hj212::decode(&line).expect("valid frame");
+                    let reply = hj212::encode(&hj212::data_reply(&f)).expect("reply");
+                    sink.lock().expect("lock").push(f);
+                    if s.write_all(&reply).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let options = sensors_sim::SimOptions {
+        hj212_platform: Some(addr.to_string()),
+        // Its JSON readings must not reach the aggregator under test.
+        topic_root: TopicRoot::new("capture/v1"),
+        client_prefix: "capture".into(),
+        ..options
+    };
+    sensors_sim::Sim::new(scenario, options)
+        .run(CancellationToken::new())
+        .await
+        .expect("capture run");
+    server.abort();
+    let out = frames.lock().expect("lock").clone();
+    out
+}
+
+fn sim_options(broker_port: u16) -> sensors_sim::SimOptions {
+    sensors_sim::SimOptions {
+        port: broker_port,
+        speed: sensors_sim::Speed::Max,
+        seed: 7,
+        client_prefix: "hj212-tcp-sim".into(),
+        backoff_min: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(300),
+        connect_spread: Duration::ZERO,
+        ..Default::default()
+    }
+}
+
+async fn site_readings(
+    agg: &Aggregator,
+    site: &'static str,
+    at_least: usize,
+) -> Vec<(String, Reading)> {
+    let reader = agg.reader.clone();
+    tokio::task::spawn_blocking(move || {
+        eventually(30, "HJ 212 TCP readings in the store", || {
+            let r = reader.readings(site, 0, i64::MAX).expect("store readable");
+            (r.len() >= at_least).then_some(r)
+        })
+    })
+    .await
+    .expect("wait")
+}
+
+/// The simulator's HJ 212 TCP devices against the real listener: every minute of each device is
+/// stored once, under the registry's site and device, with the values the simulator sent (a
+/// second run with the same seed, captured by a plain TCP server, is the reference).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulator_hj212_tcp_devices_are_ingested_over_tcp() {
+    let broker = embedded_broker();
+    let port = broker.addr().port();
+    let sent = capture_frames(tcp_scenario("30m", 2, true), sim_options(port)).await;
+    assert_eq!(sent.len(), 60, "2 devices x 30 minutes");
+
+    let data = tempfile::tempdir().expect("temp dir");
+    let scenario = tcp_scenario("30m", 2, true);
+    let shutdown = CancellationToken::new();
+    let any_port = "127.0.0.1:0".parse().expect("literal");
+    let agg = tcp_aggregator(&scenario, port, data.path(), any_port, shutdown.clone()).await;
+    let m = agg.metrics.clone();
+    tokio::task::spawn_blocking(move || {
+        eventually(30, "subscribed", || {
+            (m.mqtt_subscribed.load(Relaxed) == 1).then_some(())
+        })
+    })
+    .await
+    .expect("wait");
+    let options = sensors_sim::SimOptions {
+        hj212_platform: agg.hj212_addr.map(|a| a.to_string()),
+        ..sim_options(port)
+    };
+    let summary = sensors_sim::Sim::new(scenario, options)
+        .run(shutdown.child_token())
+        .await
+        .expect("simulation runs");
+    // 60 TCP readings answered by 9014 after their commit, 30 reference readings by PUBACK.
+    assert_eq!((summary.acked, summary.unanswered), (90, 0), "{summary:?}");
+
+    let stored = site_readings(&agg, "hj-tcp", 60).await;
+    assert_eq!(
+        stored.len(),
+        60,
+        "one reading per device and minute, none twice"
+    );
+    let profile = DeviceProfile::default();
+    for (device, r) in &stored {
+        assert!(device == "m1" || device == "m2", "{device}");
+        assert_eq!((r.interval_s, r.boot), (60, 0));
+        let frame = sent
+            .iter()
+            .find(|f| {
+                f.mn == format!("hj-tcp.{device}")
+                    && hj212::to_reading(f, &profile, 0, 0).map(|x| x.ts) == Ok(r.ts)
+            })
+            .expect("a frame the simulator sent for this device and minute");
+        let expected = hj212::to_reading(frame, &profile, r.seq, r.boot).expect("reading");
+        assert_eq!(r, &expected, "stored values are the simulator's");
+    }
+    assert_eq!(agg.metrics.hj212.readings.load(Relaxed), 60);
+    let counts = agg.reader.counts().expect("counts");
+    assert_eq!(
+        counts.dead_letters, 0,
+        "every frame accepted (MN and PW as registered)"
+    );
+    shutdown.cancel();
+    agg.wait().await.expect("clean stop");
+}
+
+/// The listener goes away mid-run and comes back on the same address: the device keeps its
+/// readings in its store-and-forward buffer, reconnects, and the store ends with every minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hj212_tcp_listener_down_then_up_leaves_no_gap() {
+    let broker = embedded_broker();
+    let port = broker.addr().port();
+    let data = tempfile::tempdir().expect("temp dir");
+    let scenario = tcp_scenario("1h", 1, false);
+    let plan = scenario.plan(&Default::default()).expect("plan");
+    let first = CancellationToken::new();
+    let any_port = "127.0.0.1:0".parse().expect("literal");
+    let agg = tcp_aggregator(&scenario, port, data.path(), any_port, first.clone()).await;
+    let addr = agg.hj212_addr.expect("listener bound");
+
+    // 10 simulated minutes per real second: the outage below spans several readings.
+    let options = sensors_sim::SimOptions {
+        hj212_platform: Some(addr.to_string()),
+        speed: sensors_sim::Speed::Factor(600.0),
+        ..sim_options(port)
+    };
+    let sim = sensors_sim::Sim::new(tcp_scenario("1h", 1, false), options);
+    let stats = sim.stats();
+    let run = tokio::spawn(sim.run(CancellationToken::new()));
+
+    site_readings(&agg, "hj-tcp", 10).await;
+    first.cancel();
+    agg.wait().await.expect("first aggregator stops");
+    // Wait in event terms: until the device holds readings it could not deliver.
+    tokio::task::spawn_blocking({
+        let stats = stats.clone();
+        move || {
+            eventually(30, "readings buffered during the outage", || {
+                (stats.buffered.load(Relaxed) >= 5).then_some(())
+            })
+        }
+    })
+    .await
+    .expect("wait");
+
+    let second = CancellationToken::new();
+    let agg = tcp_aggregator(&scenario, port, data.path(), addr, second.clone()).await;
+    let summary = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the run ends")
+        .expect("join")
+        .expect("simulation runs");
+    assert_eq!((summary.acked, summary.unsent), (60, 0), "{summary:?}");
+    assert!(summary.reconnects >= 1, "{summary:?}");
+
+    let stored = site_readings(&agg, "hj-tcp", 60).await;
+    let ts: Vec<i64> = stored.iter().map(|(_, r)| r.ts).collect();
+    let expected: Vec<i64> = (1..=60).map(|i| plan.start_ms + i * 60_000).collect();
+    assert_eq!(ts, expected, "every minute once, no gap");
+    second.cancel();
+    agg.wait().await.expect("clean stop");
+}
