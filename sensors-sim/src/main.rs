@@ -219,6 +219,15 @@ async fn run_sim(a: RunArgs) -> Result<()> {
         Some(d) => Some(parse_duration(d)?),
         None => None,
     };
+    if let Some(p) = &a.hj212_platform {
+        // Devices would otherwise retry a malformed address with backoff forever.
+        let ok = p
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if !ok {
+            bail!("--hj212-platform `{p}`: expected host:port, e.g. 127.0.0.1:9212");
+        }
+    }
     if a.username.is_some() != a.password.is_some() {
         bail!("pass both --username and --password, or neither");
     }
