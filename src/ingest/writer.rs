@@ -73,6 +73,12 @@ pub fn run(
             }
         };
         let done = Instant::now();
+        tracing::debug!(
+            records = records.len(),
+            waiting = rx.len(),
+            commit_ms = (done - started).as_secs_f64() * 1000.0,
+            "batch committed"
+        );
         metrics
             .batch_seconds
             .observe((done - started).as_secs_f64());

@@ -2,7 +2,7 @@
 //! through its own connection (alert traffic is small; SQLite serialises the two writers); the
 //! web reads it through `StoreReader`. Rows carry plain strings: the store knows no rules.
 
-use super::sqlite::open_writer;
+use super::sqlite::{open_writer, Synchronous};
 use super::StoreError;
 use rusqlite::{params, Connection, Row};
 use serde::Serialize;
@@ -79,7 +79,7 @@ pub struct AlertStore {
 impl AlertStore {
     pub fn open(dir: &Path) -> Result<AlertStore, StoreError> {
         Ok(AlertStore {
-            conn: open_writer(dir)?,
+            conn: open_writer(dir, Synchronous::Normal)?,
         })
     }
 

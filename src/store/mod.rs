@@ -3,10 +3,13 @@
 //! a long-term store or a clustered engine a swap away.
 
 pub mod alerts;
+pub mod checkpoint;
 pub mod hot;
 pub mod outbox;
 pub mod schema;
 pub mod sqlite;
+#[cfg(test)]
+mod tests;
 
 use dustwatch_protocol::{CityLevel, Event, Metric, Reading, RejectReason, SiteInfo, Status};
 use serde::Serialize;
@@ -130,6 +133,11 @@ pub enum StoreError {
     Corrupt(String),
     #[error("step must be between 1 s and 31 days, got {0} s")]
     BadStep(i64),
+    #[error("cannot start the store's {what} thread: {source}")]
+    Thread {
+        what: &'static str,
+        source: std::io::Error,
+    },
 }
 
 /// The write side: owned by the single writer task.

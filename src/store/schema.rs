@@ -1,11 +1,17 @@
-//! The SQLite schema. Raw readings are clustered by (site, ts) so a site's series is one range
-//! scan; a unique index on (site, device, boot, seq) deduplicates redeliveries. Rollups are wide
-//! (count, sum, min, max per metric) so one row per site and bucket carries every metric.
+//! The SQLite schema. Raw readings are keyed by (site, ts, device, boot, seq): clustered by site
+//! and time, so a site's series is one range scan, and the key holds the contract's deduplication
+//! key. A redelivered or twice-published message repeats its payload, event time included, so
+//! `INSERT OR IGNORE` stores it once. Schema 1 also had a unique index on (site, device, boot,
+//! seq); it made every batch rewrite the newest index leaf of every device next to the newest
+//! table leaf of every site, and `dustwatch bench ingest` measured ingest at 0.70 of the broker's
+//! delivery rate with it and 0.95 without (p99 publish-to-commit 500 ms vs 25 ms at 10,000/s).
+//! Rollups are wide (count, sum, min, max per metric) so one row per site and bucket carries
+//! every metric.
 
 use dustwatch_protocol::Metric;
 
 /// Schema version stored in `PRAGMA user_version`.
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
 
 const BASE: &str = "
 CREATE TABLE IF NOT EXISTS sites (
@@ -42,7 +48,8 @@ CREATE TABLE IF NOT EXISTS readings (
     received_ms INTEGER NOT NULL,
     PRIMARY KEY (site, ts, device, boot, seq)
 ) WITHOUT ROWID;
-CREATE UNIQUE INDEX IF NOT EXISTS readings_dedup ON readings (site, device, boot, seq);
+-- Schema 1's dedup index (see the module comment).
+DROP INDEX IF EXISTS readings_dedup;
 CREATE TABLE IF NOT EXISTS latest (
     site TEXT PRIMARY KEY,
     device TEXT NOT NULL,

@@ -2,6 +2,7 @@
 //! pool of read-only connections for the web. WAL mode lets readers run beside the writer.
 
 use super::alerts::{self, AlertChange, AlertFilter, AlertRow, DayRow};
+use super::checkpoint::Checkpointer;
 use super::hot::Hot;
 use super::outbox::{self, OutboxKind};
 use super::schema::{self, ROLLUPS};
@@ -32,6 +33,9 @@ pub struct StoreConfig {
     /// `normal` survives a crash of the process (kill -9); `full` also a power loss, at a cost in
     /// commit latency. Default `normal`.
     pub synchronous: Synchronous,
+    /// Page cache of the writer connection, MiB: holds the newest leaf of every site's and
+    /// device's series, so a batch writes pages without reading them back. Default 32.
+    pub cache_mib: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +52,7 @@ impl Default for StoreConfig {
             raw_retention_days: 30,
             rollup_retention_days: 730,
             synchronous: Synchronous::Normal,
+            cache_mib: 32,
         }
     }
 }
@@ -63,15 +68,20 @@ pub fn db_path(dir: &Path) -> PathBuf {
 
 /// A read-write connection in WAL mode with the schema in place. WAL with `synchronous=NORMAL`
 /// survives a crash of the process; busy_timeout lets the alert writer and the reading writer
-/// take turns.
-pub(super) fn open_writer(dir: &Path) -> Result<Connection, StoreError> {
+/// take turns. Commits only append to the WAL: the [`Checkpointer`] copies it back.
+pub(super) fn open_writer(dir: &Path, synchronous: Synchronous) -> Result<Connection, StoreError> {
     std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
         path: dir.display().to_string(),
         source,
     })?;
     let conn = Connection::open(db_path(dir))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    let sync = match synchronous {
+        Synchronous::Normal => "NORMAL",
+        Synchronous::Full => "FULL",
+    };
+    conn.pragma_update(None, "synchronous", sync)?;
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.execute_batch(&schema::ddl())?;
     conn.pragma_update(None, "user_version", schema::VERSION)?;
@@ -85,6 +95,8 @@ fn now_ms() -> i64 {
 /// The writer side.
 pub struct SqliteStore {
     conn: Connection,
+    /// Declared after `conn`: its last checkpoint runs once the writer connection is closed.
+    checkpointer: Checkpointer,
     config: StoreConfig,
     hot: Arc<Hot>,
     known: Known,
@@ -98,7 +110,8 @@ struct Known {
     strict: bool,
     /// site id -> registered
     sites: HashMap<String, bool>,
-    devices: HashMap<(String, String), DeviceState>,
+    /// site -> device -> state; nested so a lookup borrows the record's strings.
+    devices: HashMap<String, HashMap<String, DeviceState>>,
     latest: HashMap<String, Latest>,
 }
 
@@ -128,7 +141,8 @@ impl Agg {
     }
 }
 
-type RollupDelta = HashMap<(String, i64), [Agg; 9]>;
+/// Per-batch partial aggregates by (site, bucket), keyed by the batch's own strings.
+type RollupDelta<'a> = HashMap<(&'a str, i64), [Agg; 9]>;
 
 impl Known {
     fn load(&mut self, conn: &Connection) -> Result<(), StoreError> {
@@ -152,8 +166,8 @@ impl Known {
             ))
         })?;
         for row in rows {
-            let (k, v) = row?;
-            self.devices.insert(k, v);
+            let ((site, device), v) = row?;
+            self.devices.entry(site).or_default().insert(device, v);
         }
         drop(stmt);
         for (site, latest) in read_latest(conn)? {
@@ -186,38 +200,40 @@ impl Known {
         site: &str,
         device: &str,
     ) -> Result<(), StoreError> {
-        let key = (site.to_string(), device.to_string());
-        if let std::collections::hash_map::Entry::Vacant(slot) = self.devices.entry(key) {
+        if self.device(site, device).is_none() {
             tx.execute(
                 "INSERT OR IGNORE INTO devices (site, device) VALUES (?1, ?2)",
                 params![site, device],
             )?;
-            slot.insert(DeviceState::default());
+            self.set_device(site, device, DeviceState::default());
         }
         Ok(())
+    }
+
+    fn device(&self, site: &str, device: &str) -> Option<&DeviceState> {
+        self.devices.get(site)?.get(device)
+    }
+
+    fn set_device(&mut self, site: &str, device: &str, state: DeviceState) {
+        self.devices
+            .entry(site.to_string())
+            .or_default()
+            .insert(device.to_string(), state);
     }
 }
 
 impl SqliteStore {
     /// Open (or create) the store under `config.data_dir`.
     pub fn open(config: StoreConfig, strict: bool) -> Result<SqliteStore, StoreError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| StoreError::DataDir {
-            path: config.data_dir.display().to_string(),
-            source,
-        })?;
-        let conn = Connection::open(db_path(&config.data_dir))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        let sync = match config.synchronous {
-            Synchronous::Normal => "NORMAL",
-            Synchronous::Full => "FULL",
-        };
-        conn.pragma_update(None, "synchronous", sync)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(&schema::ddl())?;
+        let conn = open_writer(&config.data_dir, config.synchronous)?;
+        // The hot part of every b-tree (each site's and device's newest leaf) must stay cached,
+        // or each batch reads it back from the OS: bounded, whatever the number of readings.
+        conn.pragma_update(None, "cache_size", -i64::from(config.cache_mib) * 1024)?;
         outbox::create(&conn)?;
-        conn.pragma_update(None, "user_version", schema::VERSION)?;
+        let checkpointer = Checkpointer::start(&config.data_dir)?;
         let mut store = SqliteStore {
             conn,
+            checkpointer,
             config,
             hot: Arc::new(Hot::default()),
             known: Known {
@@ -311,17 +327,26 @@ fn bucket(ts: i64, width: i64) -> i64 {
 
 impl StoreWriter for SqliteStore {
     fn write_batch(&mut self, batch: &[Record]) -> Result<BatchOutcome, StoreError> {
+        self.checkpointer.rewind_if_due(&self.conn);
         let received = now_ms();
         let mut out = BatchOutcome::default();
         let mut rejected: BTreeMap<RejectReason, u64> = BTreeMap::new();
         let mut deltas: [RollupDelta; 2] = [HashMap::new(), HashMap::new()];
-        let mut new_latest: HashMap<String, Latest> = HashMap::new();
-        let mut seen: HashMap<(String, String), i64> = HashMap::new();
+        // The newest reading of each site in this batch, as (device, reading).
+        let mut newest: HashMap<&str, (&str, &Reading)> = HashMap::new();
+        let mut seen: HashMap<(&str, &str), i64> = HashMap::new();
 
         let known = &mut self.known;
         let use_outbox = self.outbox;
         let result = (|| -> Result<(), StoreError> {
             let tx = self.conn.transaction()?;
+            // Prepared once per batch: the statement cache hashes the SQL text on every lookup.
+            let mut insert_reading = tx.prepare_cached(
+                "INSERT OR IGNORE INTO readings (site, ts, device, boot, seq, interval_s, pm25, \
+                 pm10, tsp, noise_dba, temp_c, rh_pct, pressure_kpa, wind_ms, wind_deg, flags, \
+                 received_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+            )?;
             for record in batch {
                 // Set true below once the record is stored for the first time.
                 out.fresh.push(false);
@@ -344,33 +369,25 @@ impl StoreWriter for SqliteStore {
                         )? {
                             continue;
                         }
-                        let n = tx
-                            .prepare_cached(
-                                "INSERT OR IGNORE INTO readings (site, ts, device, boot, seq, \
-                                 interval_s, pm25, pm10, tsp, noise_dba, temp_c, rh_pct, \
-                                 pressure_kpa, wind_ms, wind_deg, flags, received_ms) \
-                                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, \
-                                 ?14, ?15, ?16, ?17)",
-                            )?
-                            .execute(params![
-                                site,
-                                r.ts,
-                                device,
-                                r.boot,
-                                r.seq,
-                                r.interval_s,
-                                r.pm25,
-                                r.pm10,
-                                r.tsp,
-                                r.noise_dba,
-                                r.temp_c,
-                                r.rh_pct,
-                                r.pressure_kpa,
-                                r.wind_ms,
-                                r.wind_deg,
-                                flags_json(r),
-                                received
-                            ])?;
+                        let n = insert_reading.execute(params![
+                            site,
+                            r.ts,
+                            device,
+                            r.boot,
+                            r.seq,
+                            r.interval_s,
+                            r.pm25,
+                            r.pm10,
+                            r.tsp,
+                            r.noise_dba,
+                            r.temp_c,
+                            r.rh_pct,
+                            r.pressure_kpa,
+                            r.wind_ms,
+                            r.wind_deg,
+                            flags_json(r),
+                            received
+                        ])?;
                         if n == 0 {
                             out.duplicates += 1;
                             continue;
@@ -390,7 +407,7 @@ impl StoreWriter for SqliteStore {
                         }
                         for (i, (_, width)) in ROLLUPS.iter().enumerate() {
                             let aggs = deltas[i]
-                                .entry((site.clone(), bucket(r.ts, *width)))
+                                .entry((site.as_str(), bucket(r.ts, *width)))
                                 .or_default();
                             for (j, m) in Metric::ALL.into_iter().enumerate() {
                                 if let Some(v) = r.valid(m) {
@@ -398,21 +415,14 @@ impl StoreWriter for SqliteStore {
                                 }
                             }
                         }
-                        let newer = new_latest
-                            .get(site)
-                            .or_else(|| known.latest.get(site))
-                            .is_none_or(|l| l.reading.ts <= r.ts);
-                        if newer {
-                            new_latest.insert(
-                                site.clone(),
-                                Latest {
-                                    device: device.clone(),
-                                    reading: r.clone(),
-                                    received_ms: received,
-                                },
-                            );
+                        let newest_ts = match newest.get(site.as_str()) {
+                            Some((_, l)) => Some(l.ts),
+                            None => known.latest.get(site).map(|l| l.reading.ts),
+                        };
+                        if newest_ts.is_none_or(|ts| ts <= r.ts) {
+                            newest.insert(site, (device, r));
                         }
-                        seen.insert((site.clone(), device.clone()), received);
+                        seen.insert((site, device), received);
                     }
                     Record::Event {
                         site,
@@ -463,7 +473,7 @@ impl StoreWriter for SqliteStore {
                                 )?;
                             }
                         }
-                        seen.insert((site.clone(), device.clone()), received);
+                        seen.insert((site, device), received);
                     }
                     Record::Status {
                         site,
@@ -487,32 +497,19 @@ impl StoreWriter for SqliteStore {
                             StatusState::Online => "online",
                             StatusState::Offline => "offline",
                         };
+                        let old = known.device(site, device);
                         let new = DeviceState {
                             state: Some(state.to_string()),
                             // The last will carries only the state: keep what we knew.
-                            fw: status.fw.clone().or_else(|| {
-                                known
-                                    .devices
-                                    .get(&(site.clone(), device.clone()))
-                                    .and_then(|d| d.fw.clone())
-                            }),
-                            boot: status.boot.or_else(|| {
-                                known
-                                    .devices
-                                    .get(&(site.clone(), device.clone()))
-                                    .and_then(|d| d.boot)
-                            }),
-                            interval_s: status.interval_s.or_else(|| {
-                                known
-                                    .devices
-                                    .get(&(site.clone(), device.clone()))
-                                    .and_then(|d| d.interval_s)
-                            }),
+                            fw: status.fw.clone().or_else(|| old.and_then(|d| d.fw.clone())),
+                            boot: status.boot.or_else(|| old.and_then(|d| d.boot)),
+                            interval_s: status
+                                .interval_s
+                                .or_else(|| old.and_then(|d| d.interval_s)),
                         };
-                        let key = (site.clone(), device.clone());
                         // A retained status is redelivered at every reconnect: history keeps
                         // changes only.
-                        if known.devices.get(&key) != Some(&new) {
+                        if old != Some(&new) {
                             tx.prepare_cached(
                                 "INSERT INTO status_history (site, device, received_ms, ts, \
                                  state, fw, boot, interval_s) \
@@ -540,7 +537,7 @@ impl StoreWriter for SqliteStore {
                                 new.boot,
                                 new.interval_s
                             ])?;
-                            known.devices.insert(key, new);
+                            known.set_device(site, device, new);
                         }
                         out.other += 1;
                     }
@@ -580,7 +577,7 @@ impl StoreWriter for SqliteStore {
                 let mut stmt = tx.prepare_cached(&schema::rollup_upsert(table))?;
                 for ((site, b), aggs) in &deltas[i] {
                     let mut values: Vec<rusqlite::types::Value> =
-                        vec![site.clone().into(), (*b).into()];
+                        vec![site.to_string().into(), (*b).into()];
                     for a in aggs {
                         values.push((a.n as f64).into());
                         values.push(a.sum.into());
@@ -595,10 +592,10 @@ impl StoreWriter for SqliteStore {
                     "INSERT OR REPLACE INTO latest (site, device, reading, received_ms) \
                      VALUES (?1, ?2, ?3, ?4)",
                 )?;
-                for (site, l) in &new_latest {
-                    let json = serde_json::to_string(&l.reading)
+                for (site, (device, reading)) in &newest {
+                    let json = serde_json::to_string(reading)
                         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                    stmt.execute(params![site, l.device, json, l.received_ms])?;
+                    stmt.execute(params![site, device, json, received])?;
                 }
                 let mut stmt = tx.prepare_cached(
                     "UPDATE devices SET last_seen_ms = ?3 WHERE site = ?1 AND device = ?2",
@@ -607,6 +604,7 @@ impl StoreWriter for SqliteStore {
                     stmt.execute(params![site, device, at])?;
                 }
             }
+            drop(insert_reading);
             tx.commit()?;
             Ok(())
         })();
@@ -619,8 +617,19 @@ impl StoreWriter for SqliteStore {
             self.known.load(&self.conn)?;
             return Err(e);
         }
-        self.hot
-            .update(new_latest.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.checkpointer.poke();
+        let new_latest: Vec<(String, Latest)> = newest
+            .into_iter()
+            .map(|(site, (device, reading))| {
+                let latest = Latest {
+                    device: device.to_string(),
+                    reading: reading.clone(),
+                    received_ms: received,
+                };
+                (site.to_string(), latest)
+            })
+            .collect();
+        self.hot.update(new_latest.iter().cloned());
         self.known.latest.extend(new_latest);
         out.rejected = rejected.into_iter().collect();
         Ok(out)

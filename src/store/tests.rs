@@ -1,0 +1,103 @@
+//! The SQLite store on real files: deduplication across a restart, the schema migration, and
+//! checkpoints running beside the writer.
+
+use super::sqlite::{db_path, StoreConfig};
+use super::{Record, SqliteStore, StoreReader, StoreWriter};
+use dustwatch_protocol::Reading;
+use std::time::{Duration, Instant};
+
+fn config(dir: &std::path::Path) -> StoreConfig {
+    StoreConfig {
+        data_dir: dir.to_path_buf(),
+        ..Default::default()
+    }
+}
+
+fn reading(device: usize, seq: u64) -> Record {
+    Record::Reading {
+        site: format!("s{}", device % 5),
+        device: format!("d{device}"),
+        reading: Reading {
+            ts: 1_483_228_800_000 + seq as i64 * 60_000,
+            seq,
+            boot: 1,
+            interval_s: 60,
+            pm10: Some(80.0 + device as f64),
+            ..Default::default()
+        },
+    }
+}
+
+#[test]
+fn a_redelivery_after_a_restart_is_stored_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let batch: Vec<Record> = (0..20).map(|d| reading(d, 1)).collect();
+    let mut store = SqliteStore::open(config(dir.path()), false).expect("open");
+    let first = store.write_batch(&batch).expect("write");
+    assert_eq!((first.stored, first.duplicates), (20, 0));
+    drop(store);
+
+    let mut store = SqliteStore::open(config(dir.path()), false).expect("reopen");
+    let again = store.write_batch(&batch).expect("write");
+    assert_eq!((again.stored, again.duplicates), (0, 20));
+    assert!(
+        again.fresh.iter().all(|f| !f),
+        "nothing fresh goes to the rules"
+    );
+    let next = store.write_batch(&[reading(0, 2)]).expect("write");
+    assert_eq!(next.stored, 1, "the next seq of the same device is new");
+    let counts = store.reader().expect("reader").counts().expect("counts");
+    assert_eq!(counts.readings, 21);
+}
+
+#[test]
+fn schema_1_dedup_index_is_dropped_on_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    drop(SqliteStore::open(config(dir.path()), false).expect("open"));
+    let conn = rusqlite::Connection::open(db_path(dir.path())).expect("sqlite");
+    conn.execute_batch(
+        "CREATE UNIQUE INDEX readings_dedup ON readings (site, device, boot, seq);
+         PRAGMA user_version = 1;",
+    )
+    .expect("schema 1");
+    drop(conn);
+
+    let mut store = SqliteStore::open(config(dir.path()), false).expect("reopen");
+    store.write_batch(&[reading(1, 1)]).expect("write");
+    drop(store);
+    let conn = rusqlite::Connection::open(db_path(dir.path())).expect("sqlite");
+    let (indexes, version): (i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT count(*) FROM sqlite_master WHERE name = 'readings_dedup'), \
+             (SELECT user_version FROM pragma_user_version)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("query");
+    assert_eq!((indexes, version), (0, super::schema::VERSION));
+}
+
+#[test]
+fn commits_are_copied_back_into_the_database_file_while_the_writer_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = SqliteStore::open(config(dir.path()), false).expect("open");
+    let db = db_path(dir.path());
+    let size = || std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0);
+    let empty = size();
+    for seq in 0..20 {
+        let batch: Vec<Record> = (0..200).map(|d| reading(d, seq)).collect();
+        store.write_batch(&batch).expect("write");
+    }
+    // The writer connection never checkpoints (`wal_autocheckpoint = 0`): only the checkpoint
+    // thread can grow the database file while the store is open.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while size() <= empty {
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint within 30 s: the database file stayed at {empty} bytes"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let counts = store.reader().expect("reader").counts().expect("counts");
+    assert_eq!(counts.readings, 4000);
+}
