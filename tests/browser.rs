@@ -56,12 +56,34 @@ fn dashboard_renders_updates_live_and_acknowledges_in_chromium() {
         30,
         "live.updates >= 2 && document.getElementById('live').textContent.includes('live')",
     );
-    let before = b.eval("document.querySelector('.card[data-site] [data-f=age]').textContent");
+    // Every `sites` event carries the fleet's newest event time (shown in the header) and rewrites
+    // every card. Mark the fields of the first card as stale; the next updates must advance the
+    // event time and overwrite the marks. (Not the data age: the simulated fleet reports in step,
+    // so a card's age stays "0 s" unless a snapshot happens to catch a device mid-step.)
+    let seen = b.eval(
+        "(() => { const c = document.querySelector('.card[data-site]');
+           for (const f of ['status', 'pm25', 'pm10', 'age', 'aqi', 'alerts'])
+             c.querySelector('[data-f=' + f + ']').textContent = 'stale';
+           return { updates: live.updates, now: window.dwNow }; })()",
+    );
+    let (updates, now) = (seen["updates"].as_u64(), seen["now"].as_i64());
+    let (Some(updates), Some(now)) = (updates, now) else {
+        panic!("live state after two updates: {seen}");
+    };
     b.wait_for(
-        30,
+        60,
         &format!(
-            "live.updates >= 4 && document.querySelector('.card[data-site] [data-f=age]').textContent !== {before}"
+            "live.updates >= {updates} + 2 && window.dwNow > {now}
+             && document.getElementById('live').textContent === '● live ' + dw.time(window.dwNow)
+             && ![...document.querySelectorAll('.card[data-site] [data-f]')].some(e => e.textContent === 'stale')"
         ),
+    );
+    let age = b.eval("document.querySelector('.card[data-site] [data-f=age]').textContent");
+    assert!(
+        age.as_str().is_some_and(|a| a == "—"
+            || a.strip_suffix(" s")
+                .is_some_and(|n| n.parse::<u64>().is_ok())),
+        "the first card's data age after live updates: {age}"
     );
     b.screenshot(&shots.join("overview.png"));
     b.phone(true);
