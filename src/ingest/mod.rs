@@ -228,7 +228,7 @@ async fn mqtt_loop(
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     metrics.received.fetch_add(1, Relaxed);
                     let record = decode::decode(&root, &mut frames, &p.topic, &p.payload);
-                    let ack = (p.qos != QoS::AtMostOnce).then_some(Ack { generation, publish: p });
+                    let ack = (p.qos != QoS::AtMostOnce).then(|| Ack::for_publish(generation, p));
                     let item = Item { record, ack, on_commit: None, received: Instant::now() };
                     // Waits while the queue is full: the broker holds the rest meanwhile.
                     if item_tx.send(item).await.is_err() {
