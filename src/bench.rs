@@ -181,18 +181,7 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<Vec<Figure>> {
     config.mqtt.client_id = "dustwatch-bench".into();
     config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     config.store.data_dir = data_dir.to_path_buf();
-    let sites: Vec<SiteInfo> = (0..200)
-        .map(|i| SiteInfo {
-            id: format!("bench-{i:03}"),
-            name: format!("Bench site {i}"),
-            street: format!("Street {}", i % 8),
-            kind: Default::default(),
-            phase: Default::default(),
-            lat: None,
-            lon: None,
-            reference: None,
-        })
-        .collect();
+    let sites = bench_sites(200);
     let shutdown = CancellationToken::new();
     let agg = Aggregator::start(&config, sites, shutdown.clone()).await?;
     let http = agg.http_addr;
@@ -351,4 +340,20 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<Vec<Figure>> {
     poller.abort();
     let _ = agg.wait().await;
     Ok(out)
+}
+
+/// `n` registry sites `bench-000`, `bench-001`, ... on eight streets, for the benchmarks.
+pub fn bench_sites(n: usize) -> Vec<SiteInfo> {
+    (0..n)
+        .map(|i| SiteInfo {
+            id: format!("bench-{i:03}"),
+            name: format!("Bench site {i}"),
+            street: format!("Street {}", i % 8),
+            kind: Default::default(),
+            phase: Default::default(),
+            lat: None,
+            lon: None,
+            reference: None,
+        })
+        .collect()
 }

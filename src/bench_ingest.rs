@@ -13,11 +13,12 @@
 use crate::app::Aggregator;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use dustwatch_broker::mosquitto_binary;
 use dustwatch_broker::{BrokerConfig, EmbeddedBroker};
 use dustwatch_protocol::{Reading, SiteInfo, TopicRoot};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -52,18 +53,6 @@ impl Default for Options {
             paced_secs: 6,
         }
     }
-}
-
-/// Where Mosquitto is, if installed.
-fn mosquitto_binary() -> Option<PathBuf> {
-    [
-        "/usr/sbin/mosquitto",
-        "/usr/bin/mosquitto",
-        "/usr/local/sbin/mosquitto",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .find(|p| p.exists())
 }
 
 /// A broker for one phase: a Mosquitto child process (killed on drop) or the embedded one
@@ -191,18 +180,7 @@ impl Fleet {
             topics: (0..o.devices)
                 .map(|i| root.reading(&format!("bench-{:03}", i % o.sites), &format!("d{i:04}")))
                 .collect(),
-            sites: (0..o.sites)
-                .map(|i| SiteInfo {
-                    id: format!("bench-{i:03}"),
-                    name: format!("Bench site {i}"),
-                    street: format!("Street {}", i % 8),
-                    kind: Default::default(),
-                    phase: Default::default(),
-                    lat: None,
-                    lon: None,
-                    reference: None,
-                })
-                .collect(),
+            sites: crate::bench::bench_sites(o.sites),
         }
     }
 }

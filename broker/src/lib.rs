@@ -8,6 +8,7 @@ use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -149,6 +150,19 @@ fn wait_listening(addr: SocketAddr) -> Result<(), BrokerError> {
         thread::sleep(Duration::from_millis(20));
     }
     Err(BrokerError::NotListening(addr))
+}
+
+/// Where Mosquitto, the reference external broker, is installed, if it is: benchmarks and tests
+/// run it as a child process beside the embedded broker.
+pub fn mosquitto_binary() -> Option<PathBuf> {
+    [
+        "/usr/sbin/mosquitto",
+        "/usr/bin/mosquitto",
+        "/usr/local/sbin/mosquitto",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
 }
 
 #[cfg(test)]

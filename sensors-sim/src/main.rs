@@ -337,7 +337,7 @@ async fn run_bench(a: BenchArgs) -> Result<()> {
             (host, port, format!("external {b}"))
         }
         None => {
-            let p = match bench::mosquitto_binary().filter(|_| !a.embedded) {
+            let p = match dustwatch_broker::mosquitto_binary().filter(|_| !a.embedded) {
                 Some(bin) => bench::start_mosquitto(&bin)?,
                 None => {
                     let exe = std::env::current_exe()

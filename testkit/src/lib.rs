@@ -8,6 +8,7 @@
 //!   temporary data directory when installed (Debian `victoria-metrics`); required when
 //!   `DUSTWATCH_REQUIRE_VM` is set.
 
+pub use dustwatch_broker::mosquitto_binary;
 use dustwatch_broker::{BrokerConfig, EmbeddedBroker};
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -37,18 +38,6 @@ pub fn embedded_broker() -> EmbeddedBroker {
 pub struct BrokerUnderTest {
     pub name: &'static str,
     pub port: u16,
-}
-
-/// Where the mosquitto binary is, if installed.
-pub fn mosquitto_binary() -> Option<PathBuf> {
-    [
-        "/usr/sbin/mosquitto",
-        "/usr/bin/mosquitto",
-        "/usr/local/sbin/mosquitto",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .find(|p| p.exists())
 }
 
 /// True when CI demands Mosquitto-backed tests to run.
