@@ -157,3 +157,110 @@ async fn mosquitto_good_and_bad_input() {
     let Some(m) = Mosquitto::start() else { return };
     good_and_bad_input_is_sorted(m.port()).await;
 }
+
+/// Start an aggregator on `config` and wait for its subscription.
+async fn start_subscribed(config: &Config, shutdown: &CancellationToken) -> Aggregator {
+    let agg = Aggregator::start(config, vec![], shutdown.clone())
+        .await
+        .expect("aggregator starts");
+    let m = agg.metrics.clone();
+    tokio::task::spawn_blocking(move || {
+        eventually(30, "subscribed", || {
+            (m.mqtt_subscribed.load(Relaxed) == 1).then_some(())
+        })
+    })
+    .await
+    .expect("wait");
+    agg
+}
+
+/// A message far over the transport limit (1 MiB; ingest reads at most 256 KiB whole) becomes a
+/// dead letter and the session carries on: no reconnect, and the next message is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mosquitto_huge_message_is_a_dead_letter_and_the_session_stays() {
+    let Some(broker) = Mosquitto::start() else {
+        return;
+    };
+    let data = tempfile::tempdir().expect("temp dir");
+    let shutdown = CancellationToken::new();
+    let agg = start_subscribed(&config(broker.port(), data.path()), &shutdown).await;
+    let root = TopicRoot::default();
+    let mut huge = reading(1_483_228_800_000, 1, 1).encode();
+    huge.resize(1 << 20, b' ');
+    let good = reading(1_483_228_860_000, 2, 1).encode();
+    publish_all(
+        broker.port(),
+        "pub-huge",
+        vec![
+            (root.reading("s1", "d1"), huge),
+            (root.reading("s1", "d1"), good),
+        ],
+    )
+    .await;
+    let reader = agg.reader.clone();
+    let counts = tokio::task::spawn_blocking(move || {
+        eventually(30, "both messages committed", || {
+            let c = reader.counts().ok()?;
+            (c.readings + c.dead_letters >= 2).then_some(c)
+        })
+    })
+    .await
+    .expect("wait");
+    assert_eq!((counts.readings, counts.dead_letters), (1, 1));
+    let m = agg.metrics.clone();
+    assert_eq!(m.rejected(RejectReason::Oversized), 1);
+    assert_eq!(m.reconnects.load(Relaxed), 1, "the session never dropped");
+    shutdown.cancel();
+    agg.wait().await.expect("clean stop");
+}
+
+/// Ingest stops reading while its queue is full and acknowledges in bulk after each commit: with
+/// a queue of 8 and batches of 4, a stream of 3,000 readings is stored whole, each once.
+async fn a_small_queue_stores_a_long_stream_once(broker_port: u16) {
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut c = config(broker_port, data.path());
+    c.ingest.queue = 8;
+    c.ingest.batch_max = 4;
+    c.rules.enabled = false;
+    let shutdown = CancellationToken::new();
+    let agg = start_subscribed(&c, &shutdown).await;
+    let root = TopicRoot::default();
+    let t0 = 1_483_228_800_000i64;
+    let total = 3_000u64;
+    let msgs = (0..total)
+        .map(|k| {
+            let (device, seq) = (k % 10, k / 10);
+            (
+                root.reading("s1", &format!("d{device}")),
+                reading(t0 + seq as i64 * 60_000, seq, 1).encode(),
+            )
+        })
+        .collect();
+    publish_all(broker_port, &format!("pub-stream-{broker_port}"), msgs).await;
+    let reader = agg.reader.clone();
+    tokio::task::spawn_blocking(move || {
+        eventually(60, "every reading stored", || {
+            (reader.counts().ok()?.readings == total).then_some(())
+        })
+    })
+    .await
+    .expect("wait");
+    let m = agg.metrics.clone();
+    assert_eq!(m.stored.load(Relaxed), total);
+    assert_eq!(m.duplicates.load(Relaxed), 0, "nothing redelivered");
+    assert_eq!(m.reconnects.load(Relaxed), 1, "one connection throughout");
+    shutdown.cancel();
+    agg.wait().await.expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_broker_small_queue_long_stream() {
+    let broker = embedded_broker();
+    a_small_queue_stores_a_long_stream_once(broker.addr().port()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mosquitto_small_queue_long_stream() {
+    let Some(m) = Mosquitto::start() else { return };
+    a_small_queue_stores_a_long_stream_once(m.port()).await;
+}

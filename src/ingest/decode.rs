@@ -55,6 +55,22 @@ pub fn decode(
     Some(result.unwrap_or_else(|rejected| dead(topic, payload, rejected)))
 }
 
+/// The dead letter of a message too big to read whole: its topic, the start of its payload, and
+/// its size in the reason.
+pub fn oversized(topic: &str, prefix: Vec<u8>, size: usize) -> Record {
+    dead(
+        topic,
+        &prefix,
+        Rejected::new(
+            RejectReason::Oversized,
+            format!(
+                "{size} bytes, limit {}",
+                dustwatch_protocol::MAX_PAYLOAD_BYTES
+            ),
+        ),
+    )
+}
+
 fn dead(topic: &str, payload: &[u8], rejected: Rejected) -> Record {
     Record::DeadLetter(DeadLetter {
         topic: topic.chars().take(256).collect(),

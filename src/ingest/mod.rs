@@ -6,13 +6,15 @@
 pub mod decode;
 pub mod hj212;
 pub mod hj212_tcp;
+pub mod session;
 pub mod writer;
 
 use crate::metrics::Metrics;
 use crate::store::StoreWriter;
 use dustwatch_protocol::TopicRoot;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::QoS;
 use serde::{Deserialize, Serialize};
+use session::{Incoming, Session, SessionError, SessionOptions};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -132,20 +134,15 @@ pub fn start(
     hj212: Hj212Setup,
 ) -> Result<Ingest, IngestError> {
     let (host, port) = parse_broker_url(&mqtt.url)?;
-    let mut options = MqttOptions::new(mqtt.client_id.clone(), host, port);
-    options
-        .set_clean_session(false)
-        .set_manual_acks(true)
-        .set_keep_alive(Duration::from_secs(mqtt.keep_alive_s.max(5)))
-        .set_max_packet_size(256 * 1024, 256 * 1024)
-        // Every ack passes through this channel; it must hold all acks that can be owed at once
-        // (queue + one batch) so try_ack never fails.
-        .set_request_channel_capacity(config.queue + config.batch_max + 1024);
-    if let (Some(u), Some(p)) = (&mqtt.username, &mqtt.password) {
-        options.set_credentials(u.clone(), p.clone());
-    }
-    let (client, eventloop) = AsyncClient::new(options, config.queue + config.batch_max + 1024);
-
+    let session = SessionOptions {
+        host,
+        port,
+        client_id: mqtt.client_id.clone(),
+        username: mqtt.username.clone(),
+        password: mqtt.password.clone(),
+        keep_alive: Duration::from_secs(mqtt.keep_alive_s.max(5)),
+        connect_timeout: Duration::from_secs(10),
+    };
     let (item_tx, item_rx) = mpsc::channel::<Item>(config.queue.max(1));
     let (ack_tx, ack_rx) = mpsc::unbounded_channel::<Vec<Ack>>();
     let writer_metrics = metrics.clone();
@@ -173,7 +170,7 @@ pub fn start(
 
     let root = TopicRoot::new(&mqtt.topic_root);
     let task = tokio::spawn(mqtt_loop(
-        client, eventloop, root, frames, item_tx, ack_rx, writer, metrics, shutdown,
+        session, root, frames, item_tx, ack_rx, writer, metrics, shutdown,
     ));
     Ok(Ingest {
         task,
@@ -183,8 +180,7 @@ pub fn start(
 
 #[allow(clippy::too_many_arguments)]
 async fn mqtt_loop(
-    client: AsyncClient,
-    mut eventloop: rumqttc::EventLoop,
+    options: SessionOptions,
     root: TopicRoot,
     mut frames: hj212::MqttFrames,
     item_tx: mpsc::Sender<Item>,
@@ -193,93 +189,132 @@ async fn mqtt_loop(
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
-    // Acks are only valid on the connection that received the message; after a reconnect the
-    // broker redelivers unacknowledged messages and the store deduplicates them.
-    let mut generation: u64 = 0;
-    let mut backoff = Duration::from_millis(200);
-    let mut suback_count = 0;
     // One filter for everything under the root: a broker keeps one ordered stream per
     // subscription, so a device's events stay in order with its readings (rumqttd keeps a log per
     // filter and drains them at different paces). Commands, our own alerts and reports are
     // acknowledged and skipped by `decode`.
-    let filters = [format!("{}/#", root.as_str())];
-    let mut owed = OwedAcks::default();
-    loop {
-        // Acks go to the client's request channel only as fast as the event loop drains it.
-        owed.flush(&client, generation);
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break,
-            Some(acks) = ack_rx.recv() => owed.push(acks),
-            event = eventloop.poll() => match event {
-                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                    generation += 1;
-                    suback_count = 0;
-                    backoff = Duration::from_millis(200);
-                    metrics.reconnects.fetch_add(1, Relaxed);
-                    metrics.mqtt_connected.store(1, Relaxed);
-                    tracing::info!(session_present = ack.session_present, "connected to MQTT broker");
-                    for f in &filters {
-                        if let Err(e) = client.try_subscribe(f.clone(), QoS::AtLeastOnce) {
-                            tracing::error!(error = %e, filter = %f, "subscribe failed");
+    let filter = format!("{}/#", root.as_str());
+    // Acks are only valid on the connection that received the message; after a reconnect the
+    // broker redelivers unacknowledged messages and the store deduplicates them.
+    let mut generation: u64 = 0;
+    let mut backoff = Duration::from_millis(200);
+    let mut session = None;
+    'connection: while !shutdown.is_cancelled() {
+        let mut s = match session.take() {
+            Some(s) => s,
+            None => {
+                let attempt = tokio::select! {
+                    _ = shutdown.cancelled() => break 'connection,
+                    attempt = Session::connect(&options, &filter) => attempt,
+                };
+                match attempt {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "MQTT connection failed");
+                        tokio::select! {
+                            _ = shutdown.cancelled() => break 'connection,
+                            _ = tokio::time::sleep(backoff) => {}
                         }
+                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                        continue 'connection;
                     }
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    metrics.received.fetch_add(1, Relaxed);
-                    let record = decode::decode(&root, &mut frames, &p.topic, &p.payload);
-                    let ack = (p.qos != QoS::AtMostOnce).then(|| Ack::for_publish(generation, p));
-                    let item = Item { record, ack, on_commit: None, received: Instant::now() };
-                    // Waits while the queue is full: the broker holds the rest meanwhile.
-                    if item_tx.send(item).await.is_err() {
-                        tracing::error!("store writer stopped; ingest ends");
-                        break;
-                    }
-                }
-                Ok(Event::Incoming(Packet::SubAck(_))) => {
-                    suback_count += 1;
-                    if suback_count == filters.len() {
-                        metrics.mqtt_subscribed.store(1, Relaxed);
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    metrics.mqtt_connected.store(0, Relaxed);
-                    metrics.mqtt_subscribed.store(0, Relaxed);
-                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "MQTT connection lost");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
             }
+        };
+        generation += 1;
+        backoff = Duration::from_millis(200);
+        metrics.reconnects.fetch_add(1, Relaxed);
+        metrics.mqtt_connected.store(1, Relaxed);
+        tracing::info!(
+            session_present = s.session_present,
+            "connected to MQTT broker"
+        );
+        let mut tick = tokio::time::interval(options.keep_alive / 2);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let lost = loop {
+            tokio::select! {
+                // Acknowledgements first: each one lets the broker send another message.
+                biased;
+                _ = shutdown.cancelled() => {
+                    session = Some(s);
+                    break 'connection;
+                }
+                Some(acks) = ack_rx.recv() => {
+                    for ack in acks.into_iter().filter(|a| a.generation == generation) {
+                        s.writer.ack(ack.pkid);
+                    }
+                }
+                written = s.writer.flush(), if s.writer.has_output() => {
+                    if let Err(e) = written {
+                        break e;
+                    }
+                }
+                _ = tick.tick() => {
+                    // Two keep-alives of silence after our pings: the broker is gone.
+                    if s.reader.silent_for() > options.keep_alive * 2 {
+                        break SessionError::KeepAlive(s.reader.silent_for());
+                    }
+                    s.writer.tick();
+                }
+                incoming = s.reader.next() => {
+                    let (record, ack) = match incoming {
+                        Ok(Incoming::Message { topic, payload, qos, pkid }) => {
+                            let record = decode::decode(&root, &mut frames, &topic, &payload);
+                            (record, (qos != QoS::AtMostOnce).then_some(pkid))
+                        }
+                        Ok(Incoming::Oversized { topic, prefix, size, qos, pkid }) => {
+                            let record = decode::oversized(&topic, prefix, size);
+                            (Some(record), (qos != QoS::AtMostOnce).then_some(pkid))
+                        }
+                        Ok(Incoming::Subscribed) => {
+                            metrics.mqtt_subscribed.store(1, Relaxed);
+                            continue;
+                        }
+                        Err(e) => break e,
+                    };
+                    metrics.received.fetch_add(1, Relaxed);
+                    let ack = ack.map(|pkid| Ack { generation, pkid });
+                    let item = Item { record, ack, on_commit: None, received: Instant::now() };
+                    // Waits while the queue is full and reads nothing meanwhile: the broker holds
+                    // the rest.
+                    if item_tx.send(item).await.is_err() {
+                        tracing::error!("store writer stopped; ingest ends");
+                        break 'connection;
+                    }
+                }
+            }
+        };
+        metrics.mqtt_connected.store(0, Relaxed);
+        metrics.mqtt_subscribed.store(0, Relaxed);
+        tracing::warn!(error = %lost, retry_in_ms = backoff.as_millis() as u64, "MQTT connection lost");
+        tokio::select! {
+            _ = shutdown.cancelled() => break 'connection,
+            _ = tokio::time::sleep(backoff) => {}
         }
     }
     // Shutdown: stop taking messages, let the writer commit what it holds, send those acks,
     // then disconnect. Messages arriving meanwhile stay unacknowledged and are redelivered.
     drop(item_tx);
-    let deadline = tokio::time::sleep(Duration::from_secs(10));
-    tokio::pin!(deadline);
-    let mut acks_open = true;
-    loop {
-        tokio::select! {
-            _ = &mut deadline => break,
-            acks = ack_rx.recv(), if acks_open => match acks {
-                Some(acks) => {
-                    owed.push(acks);
-                    owed.flush(&client, generation);
+    if let Some(mut s) = session {
+        let drained = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(acks) = ack_rx.recv().await {
+                for ack in acks.into_iter().filter(|a| a.generation == generation) {
+                    s.writer.ack(ack.pkid);
                 }
-                None => {
-                    owed.flush(&client, generation);
-                    acks_open = false;
-                    let _ = client.try_disconnect();
-                }
-            },
-            ev = eventloop.poll() => match ev {
-                Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => break,
-                Ok(_) => owed.flush(&client, generation),
-            },
+                s.writer.flush().await?;
+            }
+            s.writer.disconnect();
+            s.writer.flush().await
+        })
+        .await;
+        match drained {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "acknowledgements at shutdown not sent (broker will redeliver)")
+            }
+            Err(_) => tracing::warn!(
+                "store writer slow at shutdown; remaining messages will be redelivered"
+            ),
         }
     }
     if tokio::task::spawn_blocking(move || writer.join())
@@ -290,29 +325,4 @@ async fn mqtt_loop(
     }
     metrics.mqtt_connected.store(0, Relaxed);
     tracing::info!("ingest stopped");
-}
-
-/// Acknowledgements committed by the writer and not yet handed to the MQTT client. Bounded by
-/// the ingest queue plus one batch: an ack exists only for a message that went through it.
-#[derive(Default)]
-struct OwedAcks {
-    queue: std::collections::VecDeque<Ack>,
-}
-
-impl OwedAcks {
-    fn push(&mut self, acks: Vec<Ack>) {
-        self.queue.extend(acks);
-    }
-
-    /// Hand acks over in order until the client's channel is full; the rest wait for the next
-    /// poll of the event loop. Acks of an earlier connection are dropped (the broker redelivers
-    /// those messages and the store deduplicates them).
-    fn flush(&mut self, client: &AsyncClient, generation: u64) {
-        while let Some(ack) = self.queue.front() {
-            if ack.generation == generation && client.try_ack(&ack.publish).is_err() {
-                break;
-            }
-            self.queue.pop_front();
-        }
-    }
 }

@@ -3,7 +3,6 @@
 
 use crate::metrics::Metrics;
 use crate::store::{Record, StoreWriter};
-use rumqttc::Publish;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,25 +21,10 @@ pub struct Item {
 }
 
 /// A QoS 1 acknowledgement owed to the broker for a message of connection `generation`.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ack {
     pub generation: u64,
-    /// The message without its topic and payload: rumqttc acknowledges by packet id and QoS.
-    pub publish: Publish,
-}
-
-impl Ack {
-    /// The acknowledgement owed for `publish`. Its payload is dropped here: it is a slice of the
-    /// connection's read buffer, and one slice kept alive until the commit pins the whole buffer
-    /// it came from (measured with heaptrack: tens of MB under a sustained stream).
-    pub fn for_publish(generation: u64, mut publish: Publish) -> Ack {
-        publish.payload = Default::default();
-        publish.topic = String::new();
-        Ack {
-            generation,
-            publish,
-        }
-    }
+    pub pkid: u16,
 }
 
 /// Records committed for the first time, in commit order, for downstream consumers (rules).
@@ -150,24 +134,5 @@ pub fn run(
                 Err(e) => tracing::warn!(error = %e, "retention failed"),
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Ack;
-    use rumqttc::{Publish, QoS};
-
-    #[test]
-    fn an_owed_ack_keeps_the_packet_id_and_releases_the_payload() {
-        let mut p = Publish::new("dust/v1/s1/d1/reading", QoS::AtLeastOnce, vec![b'x'; 512]);
-        p.pkid = 4242;
-        let payload = p.payload.clone();
-        let ack = Ack::for_publish(7, p);
-        assert_eq!((ack.generation, ack.publish.pkid), (7, 4242));
-        assert_eq!(ack.publish.qos, QoS::AtLeastOnce);
-        assert!(ack.publish.payload.is_empty() && ack.publish.topic.is_empty());
-        // The ack no longer shares the received buffer: ours is its only other owner.
-        assert!(payload.is_unique());
     }
 }

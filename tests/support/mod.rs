@@ -119,6 +119,8 @@ pub async fn publish_all(port: u16, client_id: &str, payloads: Vec<(String, Vec<
     let mut opts = MqttOptions::new(client_id, "127.0.0.1", port);
     opts.set_keep_alive(Duration::from_secs(30));
     opts.set_inflight(100);
+    // Room for the oversized messages the tests send on purpose.
+    opts.set_max_packet_size(4 << 20, 4 << 20);
     let (client, mut eventloop) = AsyncClient::new(opts, 1000);
     let total = payloads.len();
     let publisher = tokio::spawn(async move {

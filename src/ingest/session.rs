@@ -1,0 +1,381 @@
+//! The aggregator's MQTT 3.1.1 session: one subscriber connection whose acknowledgements the
+//! ingest loop sends itself, in bulk, after the store committed the messages.
+//!
+//! rumqttc's client sends one manual acknowledgement per turn of its event loop while each turn
+//! reads up to ten publishes, so under a sustained stream the owed acknowledgements grew with the
+//! backlog (a 36 MB queue in a heap profile) and the broker's flow control never engaged. Here a
+//! commit's acknowledgements are written together, ahead of any further reading, and nothing is
+//! read while the ingest queue is full: the broker holds the rest.
+//!
+//! Packets are encoded and decoded by rumqttc's `mqttbytes` codec. The reader is cancel-safe (it
+//! sits in a `select!` beside the acknowledgements): every byte read stays in its buffer.
+
+use bytes::{Buf, Bytes, BytesMut};
+use rumqttc::mqttbytes::{self, v4};
+use rumqttc::{ConnectReturnCode, QoS};
+use std::time::Duration;
+use thiserror::Error;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+
+/// Largest packet read whole. A bigger PUBLISH is passed on as [`Incoming::Oversized`] with the
+/// start of its payload and skipped as it streams in, so one huge message neither fills memory
+/// nor wedges the session (a persistent session would redeliver it after every reconnect).
+pub const MAX_PACKET: usize = 256 * 1024;
+/// How much of an oversized payload is kept for its dead letter.
+const OVERSIZED_PREFIX: usize = dustwatch_protocol::MAX_PAYLOAD_BYTES;
+/// Bytes asked of the socket per read.
+const READ_CHUNK: usize = 64 * 1024;
+
+#[derive(Debug, Error)]
+pub enum SessionError {
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("no CONNACK from {addr} within {timeout:?}")]
+    ConnectTimeout { addr: String, timeout: Duration },
+    #[error("broker refused the connection: {0:?}")]
+    Refused(ConnectReturnCode),
+    #[error("broker refused the subscription to `{0}`")]
+    SubscribeRefused(String),
+    #[error("connection lost: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("connection closed by the broker")]
+    Closed,
+    #[error("bad packet from the broker: {0}")]
+    Protocol(String),
+    #[error("keep-alive timeout: nothing from the broker for {0:?}")]
+    KeepAlive(Duration),
+}
+
+/// Who we are to the broker.
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    pub host: String,
+    pub port: u16,
+    pub client_id: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub keep_alive: Duration,
+    /// TCP connect plus CONNACK.
+    pub connect_timeout: Duration,
+}
+
+/// Something the broker sent that ingest acts on.
+#[derive(Debug)]
+pub enum Incoming {
+    /// A message; `pkid` is what its acknowledgement needs (QoS 1 only).
+    Message {
+        topic: String,
+        payload: Bytes,
+        qos: QoS,
+        pkid: u16,
+    },
+    /// A PUBLISH larger than [`MAX_PACKET`]: its topic, the start of its payload and its size.
+    /// It still needs its acknowledgement once its dead letter is committed.
+    Oversized {
+        topic: String,
+        prefix: Vec<u8>,
+        size: usize,
+        qos: QoS,
+        pkid: u16,
+    },
+    /// The subscription is in place.
+    Subscribed,
+}
+
+/// A connected session, split so the reader and the writer can wait side by side.
+pub struct Session {
+    pub reader: Reader,
+    pub writer: Writer,
+    /// The broker kept our earlier session (and the messages it queued for us).
+    pub session_present: bool,
+}
+
+impl Session {
+    /// Connect with a persistent session (clean session off) and subscribe to `filter` at QoS 1.
+    pub async fn connect(o: &SessionOptions, filter: &str) -> Result<Session, SessionError> {
+        let addr = format!("{}:{}", o.host, o.port);
+        let timeout = o.connect_timeout;
+        let attempt = async {
+            let stream = TcpStream::connect((o.host.as_str(), o.port))
+                .await
+                .map_err(|source| SessionError::Connect {
+                    addr: addr.clone(),
+                    source,
+                })?;
+            let _ = stream.set_nodelay(true);
+            let (rd, wr) = stream.into_split();
+            let mut writer = Writer {
+                half: wr,
+                out: BytesMut::with_capacity(4096),
+                wrote: false,
+            };
+            let mut connect = v4::Connect::new(o.client_id.as_str());
+            connect.keep_alive = u16::try_from(o.keep_alive.as_secs()).unwrap_or(u16::MAX);
+            connect.clean_session = false;
+            if let (Some(u), Some(p)) = (&o.username, &o.password) {
+                connect.set_login(u.clone(), p.clone());
+            }
+            writer.encode(|b| connect.write(b))?;
+            writer.flush().await?;
+            let mut reader = Reader {
+                half: rd,
+                buf: BytesMut::with_capacity(READ_CHUNK),
+                skip: 0,
+                filter: filter.to_string(),
+                heard: tokio::time::Instant::now(),
+            };
+            let ack = loop {
+                match reader.packet().await? {
+                    Some(v4::Packet::ConnAck(ack)) => break ack,
+                    Some(other) => {
+                        return Err(SessionError::Protocol(format!(
+                            "expected CONNACK, got {other:?}"
+                        )))
+                    }
+                    None => continue,
+                }
+            };
+            if ack.code != ConnectReturnCode::Success {
+                return Err(SessionError::Refused(ack.code));
+            }
+            let mut subscribe = v4::Subscribe::new(filter, QoS::AtLeastOnce);
+            subscribe.pkid = 1;
+            writer.encode(|b| subscribe.write(b))?;
+            writer.flush().await?;
+            Ok(Session {
+                reader,
+                writer,
+                session_present: ack.session_present,
+            })
+        };
+        tokio::time::timeout(timeout, attempt)
+            .await
+            .map_err(|_| SessionError::ConnectTimeout { addr, timeout })?
+    }
+}
+
+/// The receiving half.
+pub struct Reader {
+    half: OwnedReadHalf,
+    buf: BytesMut,
+    /// Bytes of an oversized packet still to discard.
+    skip: usize,
+    filter: String,
+    /// When the broker last sent anything.
+    heard: tokio::time::Instant,
+}
+
+impl Reader {
+    /// The next message or subscription notice. Cancel-safe.
+    pub async fn next(&mut self) -> Result<Incoming, SessionError> {
+        loop {
+            match self.packet().await? {
+                Some(v4::Packet::Publish(p)) => {
+                    return Ok(Incoming::Message {
+                        topic: p.topic,
+                        payload: p.payload,
+                        qos: p.qos,
+                        pkid: p.pkid,
+                    })
+                }
+                Some(v4::Packet::SubAck(ack)) => {
+                    let refused = ack
+                        .return_codes
+                        .iter()
+                        .any(|c| matches!(c, v4::SubscribeReasonCode::Failure));
+                    if refused {
+                        return Err(SessionError::SubscribeRefused(self.filter.clone()));
+                    }
+                    return Ok(Incoming::Subscribed);
+                }
+                Some(v4::Packet::Disconnect) => return Err(SessionError::Closed),
+                // PINGRESP (and anything else a broker may send a subscriber) only shows the
+                // connection is alive, which `heard` already records.
+                Some(_) => continue,
+                // An oversized packet: reported once its topic and packet id are in.
+                None => match self.oversized()? {
+                    Some(big) => return Ok(big),
+                    None => self.fill().await?,
+                },
+            }
+        }
+    }
+
+    /// Time since the broker last sent anything.
+    pub fn silent_for(&self) -> Duration {
+        self.heard.elapsed()
+    }
+
+    /// The next whole packet in the buffer, reading more when needed. `None` when the buffer
+    /// starts with an oversized packet (see [`Reader::oversized`]).
+    async fn packet(&mut self) -> Result<Option<v4::Packet>, SessionError> {
+        loop {
+            if self.skip > 0 {
+                let n = self.skip.min(self.buf.len());
+                self.buf.advance(n);
+                self.skip -= n;
+                if self.skip > 0 {
+                    self.fill().await?;
+                    continue;
+                }
+            }
+            match v4::read(&mut self.buf, MAX_PACKET) {
+                Ok(p) => return Ok(Some(p)),
+                Err(mqttbytes::Error::InsufficientBytes(_)) => self.fill().await?,
+                Err(mqttbytes::Error::PayloadSizeLimitExceeded(_)) => return Ok(None),
+                Err(e) => return Err(SessionError::Protocol(e.to_string())),
+            }
+        }
+    }
+
+    /// Read what the socket has (at least one byte). Cancel-safe: `read_buf` loses nothing.
+    async fn fill(&mut self) -> Result<(), SessionError> {
+        self.buf.reserve(READ_CHUNK);
+        if self.half.read_buf(&mut self.buf).await? == 0 {
+            return Err(SessionError::Closed);
+        }
+        self.heard = tokio::time::Instant::now();
+        Ok(())
+    }
+
+    /// The buffer starts with a packet over [`MAX_PACKET`]: once its header, topic and packet id
+    /// are in, report it and discard the rest as it arrives.
+    fn oversized(&mut self) -> Result<Option<Incoming>, SessionError> {
+        let Some((header_len, remaining)) = fixed_header(&self.buf) else {
+            return Ok(None);
+        };
+        let byte1 = self.buf[0];
+        if byte1 >> 4 != 3 {
+            return Err(SessionError::Protocol(format!(
+                "{remaining}-byte packet of type {} over the {MAX_PACKET}-byte limit",
+                byte1 >> 4
+            )));
+        }
+        let qos = match (byte1 >> 1) & 3 {
+            0 => QoS::AtMostOnce,
+            1 => QoS::AtLeastOnce,
+            _ => QoS::ExactlyOnce,
+        };
+        let body = &self.buf[header_len..];
+        if body.len() < 2 {
+            return Ok(None);
+        }
+        let topic_len = usize::from(u16::from_be_bytes([body[0], body[1]]));
+        let id_len = if qos == QoS::AtMostOnce { 0 } else { 2 };
+        let start = 2 + topic_len + id_len;
+        if body.len() < start {
+            return Ok(None);
+        }
+        let topic = String::from_utf8_lossy(&body[2..2 + topic_len]).into_owned();
+        let pkid = if id_len == 2 {
+            u16::from_be_bytes([body[2 + topic_len], body[3 + topic_len]])
+        } else {
+            0
+        };
+        let size = remaining.saturating_sub(start);
+        let prefix = body[start..]
+            .iter()
+            .take(OVERSIZED_PREFIX)
+            .copied()
+            .collect();
+        // The prefix is taken; discard the whole frame from here on.
+        self.skip = header_len + remaining;
+        Ok(Some(Incoming::Oversized {
+            topic,
+            prefix,
+            size,
+            qos,
+            pkid,
+        }))
+    }
+}
+
+/// Length of a fixed header and the remaining length it announces, once all of it is in `buf`.
+fn fixed_header(buf: &[u8]) -> Option<(usize, usize)> {
+    let mut remaining = 0usize;
+    for (i, byte) in buf.iter().skip(1).take(4).enumerate() {
+        remaining |= usize::from(byte & 0x7F) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((i + 2, remaining));
+        }
+    }
+    None
+}
+
+/// The sending half: acknowledgements, keep-alive and DISCONNECT, queued then flushed.
+pub struct Writer {
+    half: OwnedWriteHalf,
+    out: BytesMut,
+    /// Something was written since the last keep-alive tick.
+    wrote: bool,
+}
+
+impl Writer {
+    fn encode(
+        &mut self,
+        write: impl FnOnce(&mut BytesMut) -> Result<usize, mqttbytes::Error>,
+    ) -> Result<(), SessionError> {
+        write(&mut self.out).map_err(|e| SessionError::Protocol(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Queue the acknowledgement of a QoS 1 message.
+    pub fn ack(&mut self, pkid: u16) {
+        // A PUBACK is four bytes: type, remaining length 2, packet id.
+        self.out.extend_from_slice(&[0x40, 0x02]);
+        self.out.extend_from_slice(&pkid.to_be_bytes());
+    }
+
+    /// A keep-alive tick (every half keep-alive): a PINGREQ unless something went out since the
+    /// last tick, so the broker hears from us at least once per keep-alive.
+    pub fn tick(&mut self) {
+        if !self.wrote {
+            self.out.extend_from_slice(&[0xC0, 0x00]);
+        }
+        self.wrote = false;
+    }
+
+    /// Queue DISCONNECT (a clean close: the broker keeps the session and sends no will).
+    pub fn disconnect(&mut self) {
+        self.out.extend_from_slice(&[0xE0, 0x00]);
+    }
+
+    pub fn has_output(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// Write what is queued. Cancel-safe: the buffer advances by what was written.
+    pub async fn flush(&mut self) -> Result<(), SessionError> {
+        if !self.out.is_empty() {
+            self.half.write_all_buf(&mut self.out).await?;
+            self.wrote = true;
+        }
+        self.out.clear();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixed_header;
+
+    #[test]
+    fn fixed_header_lengths() {
+        assert_eq!(fixed_header(&[0x30, 0x00]), Some((2, 0)));
+        assert_eq!(fixed_header(&[0x32, 0x7F]), Some((2, 127)));
+        assert_eq!(fixed_header(&[0x32, 0x80, 0x01]), Some((3, 128)));
+        // 268,435,455: the largest an MQTT packet can announce.
+        assert_eq!(
+            fixed_header(&[0x32, 0xFF, 0xFF, 0xFF, 0x7F]),
+            Some((5, 268_435_455))
+        );
+        // Incomplete: the continuation bit says another length byte follows.
+        assert_eq!(fixed_header(&[0x32, 0x80]), None);
+        assert_eq!(fixed_header(&[0x32]), None);
+    }
+}
