@@ -264,3 +264,51 @@ async fn mosquitto_small_queue_long_stream() {
     let Some(m) = Mosquitto::start() else { return };
     a_small_queue_stores_a_long_stream_once(m.port()).await;
 }
+
+/// The broker goes away and comes back on the same port: ingest reconnects with backoff,
+/// subscribes again and goes on storing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mosquitto_restart_reconnects_and_resumes() {
+    let Some(mut broker) = Mosquitto::start_persistent() else {
+        return;
+    };
+    let data = tempfile::tempdir().expect("temp dir");
+    let shutdown = CancellationToken::new();
+    let agg = start_subscribed(&config(broker.port(), data.path()), &shutdown).await;
+    let root = TopicRoot::default();
+    let t0 = 1_483_228_800_000i64;
+    let readings = |seqs: std::ops::Range<u64>| {
+        seqs.map(|seq| {
+            (
+                root.reading("s1", "d1"),
+                reading(t0 + seq as i64 * 60_000, seq, 1).encode(),
+            )
+        })
+        .collect::<Vec<_>>()
+    };
+    let stored = |n: u64| {
+        let reader = agg.reader.clone();
+        tokio::task::spawn_blocking(move || {
+            eventually(30, "readings stored", || {
+                (reader.counts().ok()?.readings == n).then_some(())
+            })
+        })
+    };
+    publish_all(broker.port(), "pub-before", readings(0..50)).await;
+    stored(50).await.expect("wait");
+
+    broker.stop();
+    broker.restart();
+    let m = agg.metrics.clone();
+    tokio::task::spawn_blocking(move || {
+        eventually(30, "reconnected and subscribed", || {
+            (m.reconnects.load(Relaxed) >= 2 && m.mqtt_subscribed.load(Relaxed) == 1).then_some(())
+        })
+    })
+    .await
+    .expect("wait");
+    publish_all(broker.port(), "pub-after", readings(50..100)).await;
+    stored(100).await.expect("wait");
+    shutdown.cancel();
+    agg.wait().await.expect("clean stop");
+}
