@@ -8,7 +8,6 @@ use dustwatch::app::Aggregator;
 use dustwatch::config::Config;
 use dustwatch_protocol::{Phase, Reading, SiteInfo, SiteKind, TopicRoot};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use support::*;
 use tokio_util::sync::CancellationToken;
@@ -45,14 +44,7 @@ async fn alerts_flow(broker_port: u16) {
     )
     .await
     .expect("starts");
-    let m = agg.metrics.clone();
-    tokio::task::spawn_blocking(move || {
-        eventually(30, "subscribed", || {
-            (m.mqtt_subscribed.load(Relaxed) == 1).then_some(())
-        })
-    })
-    .await
-    .expect("wait");
+    wait_subscribed(&agg).await;
 
     // An observer of the alert topics, as the office's other systems would be.
     let mut opts = MqttOptions::new(format!("observer-{broker_port}"), "127.0.0.1", broker_port);

@@ -671,14 +671,7 @@ hj212 = ["m1"]
         dustwatch::app::Aggregator::start(&config, scenario.registry().sites, shutdown.clone())
             .await
             .expect("aggregator starts");
-    let m = agg.metrics.clone();
-    tokio::task::spawn_blocking(move || {
-        eventually(30, "subscribed", || {
-            (m.mqtt_subscribed.load(std::sync::atomic::Ordering::Relaxed) == 1).then_some(())
-        })
-    })
-    .await
-    .expect("wait");
+    wait_subscribed(&agg).await;
     let sim = sensors_sim::Sim::new(
         scenario,
         sensors_sim::SimOptions {
@@ -860,14 +853,7 @@ async fn simulator_hj212_tcp_devices_are_ingested_over_tcp() {
     let shutdown = CancellationToken::new();
     let any_port = "127.0.0.1:0".parse().expect("literal");
     let agg = tcp_aggregator(&scenario, port, data.path(), any_port, shutdown.clone()).await;
-    let m = agg.metrics.clone();
-    tokio::task::spawn_blocking(move || {
-        eventually(30, "subscribed", || {
-            (m.mqtt_subscribed.load(Relaxed) == 1).then_some(())
-        })
-    })
-    .await
-    .expect("wait");
+    wait_subscribed(&agg).await;
     let options = sensors_sim::SimOptions {
         hj212_platform: agg.hj212_addr.map(|a| a.to_string()),
         ..sim_options(port)

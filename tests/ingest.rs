@@ -26,17 +26,8 @@ async fn good_and_bad_input_is_sorted(broker_port: u16) {
     let agg = Aggregator::start(&config(broker_port, data.path()), vec![], shutdown.clone())
         .await
         .expect("aggregator starts");
+    wait_subscribed(&agg).await;
     let m = agg.metrics.clone();
-    tokio::task::spawn_blocking({
-        let m = m.clone();
-        move || {
-            eventually(30, "subscribed", || {
-                (m.mqtt_subscribed.load(Relaxed) == 1).then_some(())
-            })
-        }
-    })
-    .await
-    .expect("wait");
 
     let root = TopicRoot::default();
     let t0 = 1_483_228_800_000i64;
@@ -163,14 +154,7 @@ async fn start_subscribed(config: &Config, shutdown: &CancellationToken) -> Aggr
     let agg = Aggregator::start(config, vec![], shutdown.clone())
         .await
         .expect("aggregator starts");
-    let m = agg.metrics.clone();
-    tokio::task::spawn_blocking(move || {
-        eventually(30, "subscribed", || {
-            (m.mqtt_subscribed.load(Relaxed) == 1).then_some(())
-        })
-    })
-    .await
-    .expect("wait");
+    wait_subscribed(&agg).await;
     agg
 }
 

@@ -7,7 +7,6 @@ mod support;
 use dustwatch::app::Aggregator;
 use dustwatch::config::Config;
 use dustwatch_protocol::{SiteInfo, TopicRoot};
-use std::sync::atomic::Ordering::Relaxed;
 use support::*;
 use tokio_util::sync::CancellationToken;
 
@@ -37,14 +36,7 @@ async fn markup_from_devices_and_registry_is_escaped_in_html_and_svg() {
     let agg = Aggregator::start(&c, vec![site], shutdown.clone())
         .await
         .expect("aggregator starts");
-    let m = agg.metrics.clone();
-    tokio::task::spawn_blocking(move || {
-        eventually(30, "subscribed", || {
-            (m.mqtt_subscribed.load(Relaxed) == 1).then_some(())
-        })
-    })
-    .await
-    .expect("wait");
+    wait_subscribed(&agg).await;
     let root = TopicRoot::default();
     let status = serde_json::json!({"state": "online", "fw": EVIL, "boot": 1, "interval_s": 60});
     let t0 = 1_483_228_800_000i64;

@@ -29,6 +29,18 @@ pub fn metric(body: &str, name: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
+/// Wait (at most 30 s) until the aggregator's ingest holds its subscription.
+pub async fn wait_subscribed(agg: &dustwatch::app::Aggregator) {
+    let m = agg.metrics.clone();
+    tokio::task::spawn_blocking(move || {
+        eventually(30, "subscribed", || {
+            (m.mqtt_subscribed.load(std::sync::atomic::Ordering::Relaxed) == 1).then_some(())
+        })
+    })
+    .await
+    .expect("wait");
+}
+
 /// Poll `f` until it returns Some, at most `secs` seconds.
 pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(secs);
