@@ -296,3 +296,38 @@ async fn mosquitto_restart_reconnects_and_resumes() {
     shutdown.cancel();
     agg.wait().await.expect("clean stop");
 }
+
+/// The embedded broker with a login: ingest logs in with `[mqtt] username/password`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_broker_with_a_login() {
+    let broker = dustwatch_broker::EmbeddedBroker::start(&dustwatch_broker::BrokerConfig {
+        listen: "127.0.0.1:0".parse().expect("literal"),
+        username: Some("office".into()),
+        password: Some("s3cret".into()),
+        ..Default::default()
+    })
+    .expect("broker starts");
+    let port = broker.addr().port();
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut c = config(port, data.path());
+    c.mqtt.username = Some("office".into());
+    c.mqtt.password = Some("s3cret".into());
+    let shutdown = CancellationToken::new();
+    let agg = start_subscribed(&c, &shutdown).await;
+    let root = TopicRoot::default();
+    let msg = (
+        root.reading("s1", "d1"),
+        reading(1_483_228_800_000, 1, 1).encode(),
+    );
+    publish_all_as(port, "pub-login", Some(("office", "s3cret")), vec![msg]).await;
+    let reader = agg.reader.clone();
+    tokio::task::spawn_blocking(move || {
+        eventually(30, "the reading stored", || {
+            (reader.counts().ok()?.readings == 1).then_some(())
+        })
+    })
+    .await
+    .expect("wait");
+    shutdown.cancel();
+    agg.wait().await.expect("clean stop");
+}

@@ -128,7 +128,20 @@ pub fn reading(ts: i64, seq: u64, boot: u32) -> Reading {
 
 /// Publish `payloads` (topic, bytes) at QoS 1 and return once the broker acknowledged each.
 pub async fn publish_all(port: u16, client_id: &str, payloads: Vec<(String, Vec<u8>)>) {
+    publish_all_as(port, client_id, None, payloads).await
+}
+
+/// [`publish_all`] logged in with a username and password.
+pub async fn publish_all_as(
+    port: u16,
+    client_id: &str,
+    login: Option<(&str, &str)>,
+    payloads: Vec<(String, Vec<u8>)>,
+) {
     let mut opts = MqttOptions::new(client_id, "127.0.0.1", port);
+    if let Some((user, password)) = login {
+        opts.set_credentials(user, password);
+    }
     opts.set_keep_alive(Duration::from_secs(30));
     opts.set_inflight(100);
     // Room for the oversized messages the tests send on purpose.
