@@ -4,6 +4,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use dustwatch::app::Aggregator;
 use dustwatch::config::Config;
+use dustwatch::store::StoreReader;
 use dustwatch_broker::EmbeddedBroker;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -361,7 +362,19 @@ async fn demo(mut config: Config, shutdown: CancellationToken) -> Result<()> {
     let agg = Aggregator::start_with(&config, registry, shutdown.clone()).await?;
     print_urls(&agg, &config.mqtt.url);
 
+    // A second start goes on where the first stopped: the fleet resumes at the store's newest
+    // reading instead of replaying (and the store deduplicating) what it already holds.
+    let resume_at = agg
+        .reader
+        .latest()
+        .ok()
+        .and_then(|latest| latest.iter().map(|(_, l)| l.reading.ts).max())
+        .and_then(chrono::DateTime::from_timestamp_millis);
+    if let Some(t) = resume_at {
+        println!("the store has data up to {t}: the simulated fleet resumes there");
+    }
     let options = sensors_sim::SimOptions {
+        resume_at,
         host: addr.ip().to_string(),
         port: addr.port(),
         username: config.broker.username.clone(),

@@ -34,7 +34,7 @@ pub fn timeline(levels: &[(i64, Level)], start: i64, end: Option<i64>) -> Vec<Ci
 pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
     let plan = &shared.plan;
     let topic = shared.root.city_level();
-    let items = timeline(&plan.levels, plan.start_ms, plan.end_ms);
+    let items = timeline(&plan.levels, plan.begin_ms, plan.end_ms);
     let client_id = format!("{}-city", shared.client_prefix);
     let mut backoff = shared.backoff_min;
     let mut next = 0;

@@ -130,7 +130,7 @@ impl Device {
             1.0 + 0.1 * (crate::physics::unit(p.seed ^ 0x5354, site.index as u64) - 0.5);
         let interval_s = p.interval_s;
         let i_ms = i64::from(interval_s) * 1000;
-        let first_end = align_up(p.start_ms, i_ms) + i_ms;
+        let first_end = align_up(p.begin_ms, i_ms) + i_ms;
         Device {
             client_id: format!("{}-{}-{}", shared.client_prefix, s, d),
             topics,
@@ -143,7 +143,10 @@ impl Device {
             rng: ChaCha8Rng::seed_from_u64(seed),
             jitter: ChaCha8Rng::seed_from_u64(seed ^ 0x6a69_7474),
             stats: shared.stats.clone(),
-            boot: 1,
+            // A resumed device has been powered down since the start: it boots anew, with a
+            // counter that grows with the resume point (one per simulated minute) so that
+            // (boot, seq) never repeats across resumed runs.
+            boot: 1 + u32::try_from((p.begin_ms - p.start_ms) / 60_000).unwrap_or(u32::MAX - 1),
             seq: 0,
             event_seq: 0,
             interval_s,

@@ -57,6 +57,10 @@ pub struct SimOptions {
     pub speed: Speed,
     /// Simulated start; default the scenario's.
     pub start: Option<DateTime<Utc>>,
+    /// Resume the scenario here: the clock begins at this time (within start..end) and the
+    /// story stays anchored to the start, so a fleet stopped at some point can go on from it.
+    /// Devices come up with a new boot counter. Default none: begin at the start.
+    pub resume_at: Option<DateTime<Utc>>,
     /// Simulated duration; default the scenario's (none = until cancelled).
     pub duration: Option<Duration>,
     /// Same seed and options, same payloads. Default 1.
@@ -104,6 +108,7 @@ impl Default for SimOptions {
             topic_root: TopicRoot::default(),
             speed: Speed::Factor(60.0),
             start: None,
+            resume_at: None,
             duration: None,
             seed: 1,
             truth: None,
@@ -129,6 +134,7 @@ impl SimOptions {
     pub fn overrides(&self) -> Overrides {
         Overrides {
             start_ms: self.start.map(|s| s.timestamp_millis()),
+            resume_ms: self.resume_at.map(|s| s.timestamp_millis()),
             duration: self.duration,
             devices: self.devices,
             rate: self.rate,
@@ -308,7 +314,7 @@ impl Sim {
         let started = std::time::Instant::now();
         let n = plan.devices.len();
         let shared = Arc::new(Shared {
-            clock: SimClock::new(plan.start_ms, o.speed),
+            clock: SimClock::new(plan.begin_ms, o.speed),
             endpoint: Endpoint {
                 host: o.host.clone(),
                 port: o.port,
@@ -323,7 +329,7 @@ impl Sim {
             root: o.topic_root.clone(),
             client_prefix: o.client_prefix.clone(),
             stats: self.stats.clone(),
-            progress: (0..n).map(|_| AtomicI64::new(plan.start_ms)).collect(),
+            progress: (0..n).map(|_| AtomicI64::new(plan.begin_ms)).collect(),
             window: usize::from(o.inflight.max(1)),
             backoff_min: o.backoff_min,
             backoff_max: o.backoff_max.max(o.backoff_min),
@@ -357,7 +363,7 @@ impl Sim {
                 .map(|p| p.load(Ordering::Relaxed))
                 .filter(|t| *t != i64::MAX)
                 .max()
-                .unwrap_or(plan.start_ms)
+                .unwrap_or(plan.begin_ms)
         });
         let truth_records = match &o.truth {
             Some(path) => {
@@ -373,7 +379,7 @@ impl Sim {
         Ok(Summary {
             scenario: plan.name.clone(),
             devices: n,
-            start_ms: plan.start_ms,
+            start_ms: plan.begin_ms,
             end_ms,
             generated: Stats::get(&s.generated),
             published: Stats::get(&s.published),

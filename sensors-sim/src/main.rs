@@ -69,6 +69,10 @@ struct RunArgs {
     /// Simulated start, RFC 3339 (default: the scenario's).
     #[arg(long)]
     start: Option<String>,
+    /// Resume the scenario at this simulated time, RFC 3339: the clock begins here, the story
+    /// stays anchored to the start, devices boot anew (default: begin at the start).
+    #[arg(long)]
+    resume_at: Option<String>,
     /// Simulated duration, e.g. `6h` (default: the scenario's; none = until Ctrl-C).
     #[arg(long)]
     duration: Option<String>,
@@ -207,14 +211,19 @@ fn run_broker(listen: std::net::SocketAddr) -> Result<()> {
 async fn run_sim(a: RunArgs) -> Result<()> {
     let (host, port) = parse_broker(&a.broker)?;
     let scenario = Scenario::load(&a.scenario)?;
-    let start = match &a.start {
-        Some(s) => Some(
-            chrono::DateTime::parse_from_rfc3339(s)
-                .with_context(|| format!("--start `{s}` is not RFC 3339"))?
-                .with_timezone(&chrono::Utc),
-        ),
-        None => None,
-    };
+    let time =
+        |flag: &str, value: &Option<String>| -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+            value
+                .as_deref()
+                .map(|s| {
+                    chrono::DateTime::parse_from_rfc3339(s)
+                        .with_context(|| format!("--{flag} `{s}` is not RFC 3339"))
+                        .map(|t| t.with_timezone(&chrono::Utc))
+                })
+                .transpose()
+        };
+    let start = time("start", &a.start)?;
+    let resume_at = time("resume-at", &a.resume_at)?;
     let duration = match &a.duration {
         Some(d) => Some(parse_duration(d)?),
         None => None,
@@ -239,6 +248,7 @@ async fn run_sim(a: RunArgs) -> Result<()> {
         topic_root: TopicRoot::new(&a.topic_root),
         speed: a.speed,
         start,
+        resume_at,
         duration,
         seed: a.seed,
         truth: a.truth,

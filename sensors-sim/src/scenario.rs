@@ -230,6 +230,9 @@ pub struct Scenario {
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     pub start_ms: Option<i64>,
+    /// Begin the simulated clock here instead of at the start; the scenario's story (levels,
+    /// background, faults) stays anchored to the start.
+    pub resume_ms: Option<i64>,
     pub duration: Option<Duration>,
     pub devices: Option<u32>,
     /// Readings per second per device (sets the interval to `1 / rate`, at least 1 s).
@@ -535,9 +538,13 @@ impl Scenario {
             }
             sites.push(site);
         }
+        let begin = o
+            .resume_ms
+            .map_or(start, |r| r.clamp(start, end.unwrap_or(i64::MAX)));
         Ok(Plan {
             name: f.name.clone(),
             start_ms: start,
+            begin_ms: begin,
             end_ms: end,
             tz: self.tz,
             interval_s,
@@ -723,6 +730,8 @@ pub fn hj212_mn(site: &str, device: &str) -> String {
 pub struct Plan {
     pub name: String,
     pub start_ms: i64,
+    /// Where the simulated clock begins: the start, or a later point a run resumes from.
+    pub begin_ms: i64,
     pub end_ms: Option<i64>,
     pub tz: Tz,
     pub interval_s: u32,

@@ -91,7 +91,8 @@ fn windows(start: i64, end: i64, mut pred: impl FnMut(i64) -> bool) -> Vec<(i64,
 
 /// Everything the plan injects in `[plan.start_ms, end_ms)`.
 pub fn compute(plan: &Plan, end_ms: i64) -> Truth {
-    let start = plan.start_ms;
+    // The simulated span: a resumed run has no truth before it resumed.
+    let start = plan.begin_ms;
     let mut records = Vec::new();
     for site in &plan.sites {
         let id = site.info.id.as_str();

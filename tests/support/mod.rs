@@ -202,6 +202,11 @@ pub struct DemoProcess {
 impl DemoProcess {
     pub fn start(speed: f64) -> DemoProcess {
         let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(dir, speed)
+    }
+
+    /// Start in `dir` (its `data/` is the store): a second start in the same dir continues.
+    pub fn start_in(dir: tempfile::TempDir, speed: f64) -> DemoProcess {
         let token = "demo-test-token".to_string();
         let config = dir.path().join("dustwatch.toml");
         std::fs::write(&config, format!("[http]\nwrite_token = \"{token}\"\n")).expect("config");
@@ -239,6 +244,19 @@ impl DemoProcess {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.http_port)
+    }
+
+    /// Ctrl-C, as a user stops it; returns its directory once it exited cleanly.
+    pub fn interrupt(mut self) -> tempfile::TempDir {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -INT");
+        let exit = self.child.wait().expect("wait for the demo");
+        assert!(exit.success(), "the demo exits cleanly on Ctrl-C: {exit}");
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::mem::replace(&mut self._dir, dir)
     }
 }
 
