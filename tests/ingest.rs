@@ -221,14 +221,7 @@ async fn a_small_queue_stores_a_long_stream_once(broker_port: u16) {
         })
         .collect();
     publish_all(broker_port, &format!("pub-stream-{broker_port}"), msgs).await;
-    let reader = agg.reader.clone();
-    tokio::task::spawn_blocking(move || {
-        eventually(60, "every reading stored", || {
-            (reader.counts().ok()?.readings == total).then_some(())
-        })
-    })
-    .await
-    .expect("wait");
+    wait_readings(&agg, total).await;
     let m = agg.metrics.clone();
     assert_eq!(m.stored.load(Relaxed), total);
     assert_eq!(m.duplicates.load(Relaxed), 0, "nothing redelivered");
@@ -270,16 +263,8 @@ async fn mosquitto_restart_reconnects_and_resumes() {
         })
         .collect::<Vec<_>>()
     };
-    let stored = |n: u64| {
-        let reader = agg.reader.clone();
-        tokio::task::spawn_blocking(move || {
-            eventually(30, "readings stored", || {
-                (reader.counts().ok()?.readings == n).then_some(())
-            })
-        })
-    };
     publish_all(broker.port(), "pub-before", readings(0..50)).await;
-    stored(50).await.expect("wait");
+    wait_readings(&agg, 50).await;
 
     broker.stop();
     broker.restart();
@@ -292,7 +277,7 @@ async fn mosquitto_restart_reconnects_and_resumes() {
     .await
     .expect("wait");
     publish_all(broker.port(), "pub-after", readings(50..100)).await;
-    stored(100).await.expect("wait");
+    wait_readings(&agg, 100).await;
     shutdown.cancel();
     agg.wait().await.expect("clean stop");
 }
@@ -320,14 +305,7 @@ async fn embedded_broker_with_a_login() {
         reading(1_483_228_800_000, 1, 1).encode(),
     );
     publish_all_as(port, "pub-login", Some(("office", "s3cret")), vec![msg]).await;
-    let reader = agg.reader.clone();
-    tokio::task::spawn_blocking(move || {
-        eventually(30, "the reading stored", || {
-            (reader.counts().ok()?.readings == 1).then_some(())
-        })
-    })
-    .await
-    .expect("wait");
+    wait_readings(&agg, 1).await;
     shutdown.cancel();
     agg.wait().await.expect("clean stop");
 }

@@ -211,9 +211,8 @@ async fn mqtt_loop(
                     Ok(s) => s,
                     Err(e) => {
                         tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "MQTT connection failed");
-                        tokio::select! {
-                            _ = shutdown.cancelled() => break 'connection,
-                            _ = tokio::time::sleep(backoff) => {}
+                        if !pause(&shutdown, backoff).await {
+                            break 'connection;
                         }
                         backoff = (backoff * 2).min(Duration::from_secs(30));
                         continue 'connection;
@@ -239,11 +238,7 @@ async fn mqtt_loop(
                     session = Some(s);
                     break 'connection;
                 }
-                Some(acks) = ack_rx.recv() => {
-                    for ack in acks.into_iter().filter(|a| a.generation == generation) {
-                        s.writer.ack(ack.pkid);
-                    }
-                }
+                Some(acks) = ack_rx.recv() => s.writer.ack_all(&acks, generation),
                 written = s.writer.flush(), if s.writer.has_output() => {
                     if let Err(e) = written {
                         break e;
@@ -287,9 +282,8 @@ async fn mqtt_loop(
         metrics.mqtt_connected.store(0, Relaxed);
         metrics.mqtt_subscribed.store(0, Relaxed);
         tracing::warn!(error = %lost, retry_in_ms = backoff.as_millis() as u64, "MQTT connection lost");
-        tokio::select! {
-            _ = shutdown.cancelled() => break 'connection,
-            _ = tokio::time::sleep(backoff) => {}
+        if !pause(&shutdown, backoff).await {
+            break 'connection;
         }
     }
     // Shutdown: stop taking messages, let the writer commit what it holds, send those acks,
@@ -298,9 +292,7 @@ async fn mqtt_loop(
     if let Some(mut s) = session {
         let drained = tokio::time::timeout(Duration::from_secs(10), async {
             while let Some(acks) = ack_rx.recv().await {
-                for ack in acks.into_iter().filter(|a| a.generation == generation) {
-                    s.writer.ack(ack.pkid);
-                }
+                s.writer.ack_all(&acks, generation);
                 s.writer.flush().await?;
             }
             s.writer.disconnect();
@@ -325,4 +317,12 @@ async fn mqtt_loop(
     }
     metrics.mqtt_connected.store(0, Relaxed);
     tracing::info!("ingest stopped");
+}
+
+/// Wait `backoff` before the next connection attempt; false when shutdown came first.
+async fn pause(shutdown: &CancellationToken, backoff: Duration) -> bool {
+    tokio::select! {
+        _ = shutdown.cancelled() => false,
+        _ = tokio::time::sleep(backoff) => true,
+    }
 }

@@ -296,6 +296,8 @@ impl Reader {
 }
 
 /// Length of a fixed header and the remaining length it announces, once all of it is in `buf`.
+/// (mqttbytes keeps its parsed header private and reports only the remaining length of a packet
+/// over the limit, not where the topic starts.)
 fn fixed_header(buf: &[u8]) -> Option<(usize, usize)> {
     let mut remaining = 0usize;
     for (i, byte) in buf.iter().skip(1).take(4).enumerate() {
@@ -324,8 +326,16 @@ impl Writer {
         Ok(())
     }
 
+    /// Queue the acknowledgements the writer committed for connection `generation`; those of an
+    /// earlier connection are dropped (the broker redelivers them, the store deduplicates).
+    pub fn ack_all(&mut self, acks: &[super::writer::Ack], generation: u64) {
+        for ack in acks.iter().filter(|a| a.generation == generation) {
+            self.ack(ack.pkid);
+        }
+    }
+
     /// Queue the acknowledgement of a QoS 1 message.
-    pub fn ack(&mut self, pkid: u16) {
+    fn ack(&mut self, pkid: u16) {
         // A PUBACK is four bytes: type, remaining length 2, packet id.
         self.out.extend_from_slice(&[0x40, 0x02]);
         self.out.extend_from_slice(&pkid.to_be_bytes());

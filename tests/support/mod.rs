@@ -41,6 +41,19 @@ pub async fn wait_subscribed(agg: &dustwatch::app::Aggregator) {
     .expect("wait");
 }
 
+/// Wait (at most 60 s) until the aggregator's store holds exactly `n` readings.
+pub async fn wait_readings(agg: &dustwatch::app::Aggregator, n: u64) {
+    use dustwatch::store::StoreReader;
+    let reader = agg.reader.clone();
+    tokio::task::spawn_blocking(move || {
+        eventually(60, &format!("{n} readings stored"), || {
+            (reader.counts().ok()?.readings == n).then_some(())
+        })
+    })
+    .await
+    .expect("wait");
+}
+
 /// Poll `f` until it returns Some, at most `secs` seconds.
 pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(secs);
