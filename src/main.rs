@@ -4,7 +4,6 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use dustwatch::app::Aggregator;
 use dustwatch::config::Config;
-use dustwatch::store::StoreReader;
 use dustwatch_broker::EmbeddedBroker;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -362,13 +361,13 @@ async fn demo(mut config: Config, shutdown: CancellationToken) -> Result<()> {
     let agg = Aggregator::start_with(&config, registry, shutdown.clone()).await?;
     print_urls(&agg, &config.mqtt.url);
 
-    // A second start goes on where the first stopped: the fleet resumes at the store's newest
-    // reading instead of replaying (and the store deduplicating) what it already holds.
+    // A second start goes on where the first stopped: the fleet resumes at the store's fleet
+    // clock (where most sites are; not the newest reading, which one wrong clock could set)
+    // instead of replaying (and the store deduplicating) what it already holds.
     let resume_at = agg
         .reader
-        .latest()
-        .ok()
-        .and_then(|latest| latest.iter().map(|(_, l)| l.reading.ts).max())
+        .hot()
+        .fleet_clock()
         .and_then(chrono::DateTime::from_timestamp_millis);
     if let Some(t) = resume_at {
         println!("the store has data up to {t}: the simulated fleet resumes there");

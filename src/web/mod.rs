@@ -40,7 +40,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(overview::page))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/api/sites", get(api::sites))
         .route("/api/sites/:id/series", get(api::series))
@@ -75,6 +75,19 @@ async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) ->
         state.metrics.render(),
     )
         .into_response()
+}
+
+/// Liveness: 200 `ok`, or 503 with the reason while the store cannot write (ingest waits and
+/// acknowledges nothing meanwhile).
+async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    match state.metrics.store_stall() {
+        None => "ok\n".into_response(),
+        Some(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("store stalled: {why}; ingest waits and acknowledges nothing until it writes again\n"),
+        )
+            .into_response(),
+    }
 }
 
 /// Errors a handler answers with; the message is meant for the caller.
