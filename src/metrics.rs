@@ -1,6 +1,8 @@
 //! Counters a user would graph, rendered in the Prometheus text format at `/metrics`.
 //! Plain atomics: every task updates them without a lock.
 
+mod process;
+
 use dustwatch_protocol::RejectReason;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
@@ -320,6 +322,7 @@ impl Metrics {
             "dustwatch_event_to_commit_seconds",
             "From a reading's event time to its commit.",
         );
+        process::render(&mut out);
         out
     }
 }
