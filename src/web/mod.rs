@@ -9,6 +9,7 @@ mod html;
 mod layout;
 pub mod live;
 pub mod overview;
+pub mod query;
 mod reports;
 pub use reports::to_html as report_html;
 mod site_page;
@@ -86,6 +87,8 @@ pub enum WebError {
     NotFound(String),
     #[error("{0}")]
     Unauthorized(String),
+    #[error(transparent)]
+    Query(#[from] query::QueryError),
     #[error("store: {0}")]
     Store(#[from] StoreError),
     #[error("internal: {0}")]
@@ -95,7 +98,7 @@ pub enum WebError {
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let status = match &self {
-            WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            WebError::BadRequest(_) | WebError::Query(_) => StatusCode::BAD_REQUEST,
             WebError::NotFound(_) => StatusCode::NOT_FOUND,
             WebError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             WebError::Store(_) | WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
