@@ -274,7 +274,7 @@ impl Metrics {
 
 /// Labels of `dustwatch_hj212_rejected_total`: every `Hj212Error::label()` of the codec, then the
 /// TCP listener's identity checks, then `other` (a label this list does not know yet).
-pub const HJ212_REJECT_LABELS: [&str; 25] = [
+pub const HJ212_REJECT_LABELS: [&str; 26] = [
     "bad_header",
     "bad_length",
     "length_mismatch",
@@ -299,6 +299,7 @@ pub const HJ212_REJECT_LABELS: [&str; 25] = [
     "split_mismatch",
     "unknown_mn",
     "bad_password",
+    "locked_out",
     "other",
 ];
 
@@ -322,6 +323,16 @@ pub struct Hj212Metrics {
     pub timeouts: AtomicU64,
     /// TCP connections closed after too many bad frames in a row.
     pub closed_for_errors: AtomicU64,
+    /// TCP connections refused because `max_connections_per_addr` were open from that address.
+    pub connections_refused_per_addr: AtomicU64,
+    /// MN/PW refusals answered after a delay.
+    pub auth_delayed: AtomicU64,
+    /// Lockouts of an MN or an address started.
+    pub lockouts: AtomicU64,
+    /// MN/PW refusals without a dead letter (over `auth_dead_letters_per_min`; still counted).
+    pub auth_dead_letters_dropped: AtomicU64,
+    /// MNs and addresses tracked for MN/PW failures now.
+    pub auth_tracked: AtomicI64,
 }
 
 impl Hj212Metrics {
@@ -357,7 +368,7 @@ impl Hj212Metrics {
                 c.load(Relaxed)
             );
         }
-        let counters: [(&str, &str, &AtomicU64); 7] = [
+        let counters: [(&str, &str, &AtomicU64); 11] = [
             (
                 "dustwatch_hj212_frames_total",
                 "HJ 212 frames and packets received (MQTT and TCP).",
@@ -393,6 +404,26 @@ impl Hj212Metrics {
                 "HJ 212 TCP connections closed after too many bad frames in a row.",
                 &self.closed_for_errors,
             ),
+            (
+                "dustwatch_hj212_connections_refused_per_address_total",
+                "HJ 212 TCP connections refused at max_connections_per_addr.",
+                &self.connections_refused_per_addr,
+            ),
+            (
+                "dustwatch_hj212_auth_delayed_total",
+                "HJ 212 MN/PW refusals answered after a delay.",
+                &self.auth_delayed,
+            ),
+            (
+                "dustwatch_hj212_lockouts_total",
+                "HJ 212 lockouts of an MN or an address after repeated MN/PW failures.",
+                &self.lockouts,
+            ),
+            (
+                "dustwatch_hj212_auth_dead_letters_dropped_total",
+                "HJ 212 MN/PW refusals kept without a dead letter (rate limit; still counted).",
+                &self.auth_dead_letters_dropped,
+            ),
         ];
         for (name, help, c) in counters {
             let _ = writeln!(
@@ -406,6 +437,12 @@ impl Hj212Metrics {
             "# HELP dustwatch_hj212_connections HJ 212 TCP connections open.\n\
              # TYPE dustwatch_hj212_connections gauge\ndustwatch_hj212_connections {}",
             self.connections_open.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP dustwatch_hj212_auth_tracked MNs and addresses tracked for MN/PW failures.\n\
+             # TYPE dustwatch_hj212_auth_tracked gauge\ndustwatch_hj212_auth_tracked {}",
+            self.auth_tracked.load(Relaxed)
         );
     }
 }
