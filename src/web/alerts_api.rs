@@ -130,21 +130,39 @@ pub struct LevelBody {
     pub ts: Option<i64>,
 }
 
+/// How far ahead of the wall clock a level's `ts` may be: ingest's default `max_future_s`
+/// (a later one would be published, then dead-lettered as `future_timestamp`).
+pub const MAX_FUTURE_MS: i64 = 300_000;
+
+/// The level to publish, checked the way ingest will check it, so a level ingest would refuse
+/// is a 400 here instead of a 200 followed by a dead letter.
+pub fn checked_level(body: &LevelBody, now_ms: i64) -> Result<(CityLevel, Vec<u8>), WebError> {
+    let level = CityLevel {
+        level: body.level,
+        ts: body.ts.unwrap_or(now_ms),
+    };
+    let payload = serde_json::to_vec(&level).map_err(|e| WebError::Internal(e.to_string()))?;
+    CityLevel::decode(&payload).map_err(|r| WebError::BadRequest(format!("`ts`: {}", r.detail)))?;
+    if level.ts > now_ms.saturating_add(MAX_FUTURE_MS) {
+        return Err(WebError::BadRequest(format!(
+            "`ts` {} is more than {} s ahead of this server's clock",
+            level.ts,
+            MAX_FUTURE_MS / 1000
+        )));
+    }
+    Ok((level, payload))
+}
+
 /// Publish the level on `dust/v1/city/level` (retained): it comes back through ingest like the
-/// city's own feed, so it is stored and judged the same way.
+/// city's own feed, so it is stored and judged the same way. The router checks the token before
+/// the body is read; it is checked here again so the handler is safe on its own.
 pub async fn put_level(
     State(state): State<AppState>,
     headers: HeaderMap,
     Json(body): Json<LevelBody>,
 ) -> Result<Json<CityLevel>, WebError> {
     authorize(&headers, &state.write_token)?;
-    let level = CityLevel {
-        level: body.level,
-        ts: body
-            .ts
-            .unwrap_or_else(|| chrono::Utc::now().timestamp_millis()),
-    };
-    let payload = serde_json::to_vec(&level).map_err(|e| WebError::Internal(e.to_string()))?;
+    let (level, payload) = checked_level(&body, chrono::Utc::now().timestamp_millis())?;
     if !state
         .publisher
         .publish(state.publisher.root().city_level(), payload, true)
