@@ -26,7 +26,8 @@ pub fn authorize(headers: &HeaderMap, token: &str) -> Result<(), WebError> {
         Ok(())
     } else {
         Err(WebError::Unauthorized(
-            "write actions need `Authorization: Bearer <token>` (printed at start)".into(),
+            "write actions need `Authorization: Bearer <token>` (configured, or printed at start)"
+                .into(),
         ))
     }
 }
