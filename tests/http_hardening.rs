@@ -73,7 +73,40 @@ async fn every_response_carries_the_security_headers() {
                 "{path}"
             );
             assert_eq!(r.header("referrer-policy"), Some("no-referrer"), "{path}");
+            assert!(
+                !csp.contains("script-src 'self' 'unsafe-inline'"),
+                "{path}: {csp:?}"
+            );
         }
+        // Pages allow exactly their own scripts, by a nonce fresh for each response.
+        let mut nonces = Vec::new();
+        for path in [
+            "/",
+            "/sites/s1",
+            "/alerts",
+            "/dashboards",
+            "/dashboards/office",
+            "/",
+        ] {
+            let r = request(port, "GET", path, None, "");
+            let csp = r.header("content-security-policy").unwrap_or_default();
+            let nonce = csp
+                .split("'nonce-")
+                .nth(1)
+                .and_then(|rest| rest.split('\'').next())
+                .unwrap_or_else(|| panic!("{path}: no nonce in {csp:?}"));
+            let scripts = r.body.matches("<script").count();
+            assert!(scripts >= 1, "{path}");
+            assert_eq!(
+                r.body.matches(&format!("<script nonce={nonce}>")).count(),
+                scripts,
+                "{path}: every script carries the nonce"
+            );
+            nonces.push(nonce.to_owned());
+        }
+        nonces.sort();
+        nonces.dedup();
+        assert_eq!(nonces.len(), 6, "a fresh nonce per response");
     })
     .await;
     w.stop().await;

@@ -45,21 +45,23 @@ pub struct AppState {
     pub live: live::LiveHub,
 }
 
-/// Content-Security-Policy of every response: same-origin only, never framed. The pages carry
-/// their scripts and styles inline (one self-contained document each), hence 'unsafe-inline';
-/// every device value reaches the page through `textContent` or escaping, never as markup.
-pub const CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline'; \
-    style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
-    object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+/// Content-Security-Policy of every response without its own: same origin only, no inline
+/// scripts, never framed. Pages set their own, allowing their scripts by nonce (`layout.rs`).
+/// Inline styles are allowed (reports and SVG charts carry them; a style cannot run code).
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+    img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+    form-action 'self'; frame-ancestors 'none'";
 
 /// Security headers on every response (pages, API, errors).
 async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        );
+    }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
