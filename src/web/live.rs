@@ -25,7 +25,7 @@ use std::time::Duration;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-/// How often a connection looks for changes.
+/// How often the hub looks for changes (while a stream is open).
 pub const TICK: Duration = Duration::from_millis(500);
 
 /// One site as the pages need it.

@@ -29,6 +29,22 @@ struct Entry {
     lockouts: u32,
 }
 
+/// The client an address stands for: IPv4 (also when mapped into IPv6) as is, IPv6 by its /64
+/// prefix (one host usually holds a whole /64, so per-address limits count the prefix).
+pub fn client(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut seg = v6.segments();
+                seg[4..].fill(0);
+                IpAddr::from(seg)
+            }
+        },
+    }
+}
+
 /// Addresses that logged in with an MN kept per MN (its own devices are not held by its lockout).
 const TRUSTED_PER_MN: usize = 4;
 
@@ -86,6 +102,7 @@ impl Guard {
 
     /// Count a connection from `ip`; `false` when it already has `max_connections_per_addr`.
     pub fn open(&self, ip: IpAddr) -> bool {
+        let ip = client(ip);
         let mut inner = self.lock();
         let n = inner.per_addr.entry(ip).or_insert(0);
         if *n >= self.config.max_connections_per_addr.max(1) {
@@ -97,6 +114,7 @@ impl Guard {
 
     /// A connection from `ip` closed.
     pub fn close(&self, ip: IpAddr) {
+        let ip = client(ip);
         let mut inner = self.lock();
         if let Some(n) = inner.per_addr.get_mut(&ip) {
             *n = n.saturating_sub(1);
@@ -108,6 +126,7 @@ impl Guard {
 
     /// Before checking `mn`'s password for a frame from `ip`.
     pub fn check(&self, mn: &str, ip: IpAddr, now: Instant) -> Verdict {
+        let ip = client(ip);
         let mut inner = self.lock();
         let locked = |inner: &mut Inner, key: &Key| {
             inner
@@ -128,6 +147,7 @@ impl Guard {
 
     /// `mn` logged in from `ip`: the address's failures are forgotten and it is trusted for `mn`.
     pub fn success(&self, mn: &str, ip: IpAddr) {
+        let ip = client(ip);
         let mut inner = self.lock();
         inner.entries.remove(&Key::Addr(ip));
         if inner.trusted.get(mn).is_some_and(|a| a.contains(&ip)) {
@@ -145,6 +165,7 @@ impl Guard {
     /// A frame from `ip` was refused: unknown `mn`, wrong PW, or `locked` (refused without a
     /// check; counts toward nothing, but pays the current delay).
     pub fn refuse(&self, mn: &str, ip: IpAddr, locked: bool, now: Instant) -> Refusal {
+        let ip = client(ip);
         let c = &self.config;
         let mut inner = self.lock();
         let dead_letter = take_token(&mut inner, c.auth_dead_letters_per_min, now);
@@ -272,6 +293,21 @@ mod tests {
 
     fn ip(n: u8) -> IpAddr {
         IpAddr::from([127, 0, 0, n])
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_their_64_prefix() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("literal");
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().expect("literal");
+        let other: IpAddr = "2001:db8:1:3::1".parse().expect("literal");
+        assert_eq!(client(a), client(b));
+        assert_ne!(client(a), client(other));
+        let mapped: IpAddr = "::ffff:10.0.0.7".parse().expect("literal");
+        assert_eq!(client(mapped), IpAddr::from([10, 0, 0, 7]));
+        let g = Guard::new(&config());
+        assert!(g.open(a) && g.open(b));
+        assert!(!g.open(a), "two from the same /64 already");
+        assert!(g.open(other));
     }
 
     #[test]
