@@ -11,12 +11,11 @@
 //! reassembled per connection.
 //!
 //! Defences: at most `max_connections` connections, `max_connections_per_addr` of them from one
-//! address (more are closed at once), a first frame of a known MN with its PW within
-//! `first_frame_timeout_s`, frames longer than
-//! `max_frame_bytes` are rejected and skipped up to their CRLF, a connection is closed when it
-//! sends nothing for `idle_timeout_s`, takes more than `read_timeout_s` to finish a frame (a slow
-//! or half-open client), does not take a reply within `write_timeout_s`, or sends
-//! `max_bad_frames` bad frames in a row. At most `max_inflight` frames of one connection wait for
+//! address (more are closed at once); frames longer than `max_frame_bytes` are rejected and
+//! skipped up to their CRLF; a connection is closed when it sends no frame of a known MN with its
+//! PW within `first_frame_timeout_s`, sends nothing for `idle_timeout_s`, takes more than
+//! `read_timeout_s` to finish a frame (a slow or half-open client), does not take a reply within
+//! `write_timeout_s`, or sends `max_bad_frames` bad frames in a row. At most `max_inflight` frames of one connection wait for
 //! their commit; reading pauses meanwhile, so a fast device is slowed by TCP backpressure.
 
 use super::hj212::{reading_record, FrameReject, Hj212Devices};
