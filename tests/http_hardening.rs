@@ -263,7 +263,7 @@ async fn live_streams_share_one_computation_and_are_limited() {
     let w = Web::start(|c| c.http.max_streams = 3).await;
     let port = w.port;
     let metrics = w.agg.metrics.clone();
-    blocking(move || {
+    let mut open = blocking(move || {
         let open_stream = || {
             let mut s = raw(port);
             send(&mut s, b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -321,7 +321,12 @@ async fn live_streams_share_one_computation_and_are_limited() {
         let mut again = open_stream();
         let (got, _) = read_until(&mut again, "\r\n\r\n", 10);
         assert!(got.starts_with("HTTP/1.1 200"), "{got:?}");
+        again
     })
     .await;
-    w.stop().await;
+    // Shutdown ends open streams: the server stops instead of waiting on them.
+    tokio::time::timeout(Duration::from_secs(30), w.stop())
+        .await
+        .expect("the server stops with a live stream open");
+    assert!(blocking(move || closed_within(&mut open, 10)).await);
 }
