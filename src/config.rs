@@ -102,6 +102,9 @@ pub struct DemoConfig {
     pub speed: f64,
     /// Simulator seed. Default 1.
     pub seed: u64,
+    /// A first run begins at the scenario's start instead of just before its story starts
+    /// to matter (the scenario's `demo_begin`). Default false.
+    pub from_start: bool,
 }
 
 impl Default for DemoConfig {
@@ -110,6 +113,7 @@ impl Default for DemoConfig {
             scenario: "huiji-red-alert".into(),
             speed: 60.0,
             seed: 1,
+            from_start: false,
         }
     }
 }

@@ -4,7 +4,6 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use dustwatch::app::Aggregator;
 use dustwatch::config::Config;
-use dustwatch::store::StoreReader;
 use dustwatch_broker::EmbeddedBroker;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,6 +50,37 @@ struct Common {
     /// can be given as DUSTWATCH_WRITE_TOKEN) [default: generated at start and printed].
     #[arg(long, global = true, env = "DUSTWATCH_WRITE_TOKEN_FILE")]
     write_token_file: Option<PathBuf>,
+    /// Log lines on stderr: `text` (coloured only on a terminal) or `json` (one object per
+    /// line, for a journal or a log shipper).
+    #[arg(long, global = true, env = "DUSTWATCH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs on stderr; stdout carries what the user asked for (URLs, reports, scores).
+fn init_logs(format: LogFormat) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        // rumqttd logs each closed probe connection and each device leaving at shutdown as an
+        // error: quiet by default.
+        .unwrap_or_else(|_| {
+            "info,rumqttd=warn,rumqttd::server::broker=off,rumqttd::router::routing=off,rumqttc=warn"
+                .into()
+        });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+            .init(),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -66,6 +96,10 @@ enum Command {
         /// Simulator seed [default: 1].
         #[arg(long)]
         seed: Option<u64>,
+        /// On a first run, replay the scenario from its start instead of opening just before
+        /// its story starts to matter.
+        #[arg(long)]
+        from_start: bool,
     },
     /// Run the aggregator against an MQTT broker (Mosquitto, EMQX, the embedded one, ...).
     Serve {
@@ -176,19 +210,8 @@ fn apply(common: &Common, config: &mut Config) {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                // rumqttd logs each closed probe connection and each device leaving at
-                // shutdown as an error: quiet by default.
-                .unwrap_or_else(|_| {
-                    "info,rumqttd=warn,rumqttd::server::broker=off,rumqttd::router::routing=off,rumqttc=warn".into()
-                }),
-        )
-        // Logs on stderr; stdout carries what the user asked for (URLs, reports, scores).
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    init_logs(cli.common.log_format);
     let mut config = Config::load(cli.common.config.as_deref())?;
     apply(&cli.common, &mut config);
 
@@ -315,7 +338,9 @@ async fn main() -> Result<()> {
             scenario,
             speed,
             seed,
+            from_start,
         } => {
+            config.demo.from_start |= from_start;
             if let Some(s) = scenario {
                 config.demo.scenario = s;
             }
@@ -375,17 +400,26 @@ async fn demo(mut config: Config, shutdown: CancellationToken) -> Result<()> {
     let agg = Aggregator::start_with(&config, registry, shutdown.clone()).await?;
     print_urls(&agg, &config.mqtt.url);
 
-    // A second start goes on where the first stopped: the fleet resumes at the store's newest
-    // reading instead of replaying (and the store deduplicating) what it already holds.
+    // A second start goes on where the first stopped: the fleet resumes at the store's fleet
+    // clock (where most sites are; not the newest reading, which one wrong clock could set)
+    // instead of replaying (and the store deduplicating) what it already holds.
     let resume_at = agg
         .reader
-        .latest()
-        .ok()
-        .and_then(|latest| latest.iter().map(|(_, l)| l.reading.ts).max())
+        .hot()
+        .fleet_clock()
         .and_then(chrono::DateTime::from_timestamp_millis);
-    if let Some(t) = resume_at {
-        println!("the store has data up to {t}: the simulated fleet resumes there");
-    }
+    let resume_at = match resume_at {
+        Some(t) => {
+            println!("the store has data up to {t}: the simulated fleet resumes there");
+            Some(t)
+        }
+        // A first run opens where the story starts to matter.
+        None if !config.demo.from_start => {
+            chrono::DateTime::from_timestamp_millis(scenario.demo_begin_ms())
+                .filter(|t| t.timestamp_millis() > scenario.start_ms())
+        }
+        None => None,
+    };
     let options = sensors_sim::SimOptions {
         resume_at,
         host: addr.ip().to_string(),

@@ -1,6 +1,8 @@
 //! Counters a user would graph, rendered in the Prometheus text format at `/metrics`.
 //! Plain atomics: every task updates them without a lock.
 
+mod process;
+
 use dustwatch_protocol::RejectReason;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
@@ -80,6 +82,17 @@ pub struct Metrics {
     pub queue_depth: AtomicI64,
     /// Newest event time committed, Unix ms.
     pub newest_event_ms: AtomicI64,
+    /// The clock the fleet agrees on (median of sites' newest event times), Unix ms; retention
+    /// and "offline" follow it.
+    pub fleet_clock_ms: AtomicI64,
+    /// 1 while the store refuses writes that retrying may fix (locked, disk full): ingest waits.
+    pub store_stalled: AtomicI64,
+    /// Why the store is stalled, for `/healthz`.
+    store_stall: std::sync::Mutex<Option<String>>,
+    /// Retention passes (per table) refused because they would delete too much.
+    pub retention_refused: AtomicU64,
+    /// Retention passes run.
+    pub retention_passes: AtomicU64,
     /// Store batch commit duration.
     pub batch_seconds: Histogram,
     /// From receipt of a message to its commit.
@@ -105,6 +118,23 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Record why the store is stalled (`None`: it writes again).
+    pub fn set_store_stall(&self, why: Option<String>) {
+        *self.store_stall.lock().unwrap_or_else(|p| p.into_inner()) = why;
+    }
+
+    /// Why the store is stalled, if it is.
+    pub fn store_stall(&self) -> Option<String> {
+        if self.store_stalled.load(Relaxed) == 0 {
+            return None;
+        }
+        self.store_stall
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .or_else(|| Some("store writes fail".into()))
+    }
+
     pub fn reject(&self, reason: RejectReason, n: u64) {
         let i = RejectReason::ALL
             .iter()
@@ -205,6 +235,30 @@ impl Metrics {
             "Messages waiting for the store writer.",
             self.queue_depth.load(Relaxed) as f64,
         );
+        gauge(
+            &mut out,
+            "dustwatch_store_stalled",
+            "1 while the store refuses writes that retrying may fix (locked, disk full); ingest waits and acknowledges nothing.",
+            self.store_stalled.load(Relaxed) as f64,
+        );
+        counter(
+            &mut out,
+            "dustwatch_retention_passes_total",
+            "Retention passes run (every [store] retention_every_s of wall-clock time).",
+            self.retention_passes.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "dustwatch_retention_refused_total",
+            "Retention passes of a table refused because they would have deleted more than [store] retention_max_share.",
+            self.retention_refused.load(Relaxed),
+        );
+        gauge(
+            &mut out,
+            "dustwatch_fleet_clock_timestamp_seconds",
+            "The clock the fleet agrees on (median of sites' newest event times); retention and offline follow it.",
+            self.fleet_clock_ms.load(Relaxed) as f64 / 1000.0,
+        );
         let newest = self.newest_event_ms.load(Relaxed);
         gauge(
             &mut out,
@@ -271,6 +325,7 @@ impl Metrics {
             "dustwatch_event_to_commit_seconds",
             "From a reading's event time to its commit.",
         );
+        process::render(&mut out);
         out
     }
 }

@@ -43,3 +43,50 @@ fn a_second_start_resumes_the_fleet_where_the_store_stopped() {
         "nothing of the first run is replayed"
     );
 }
+
+/// Oldest of the sites' newest readings, from the API: right after the first data arrives,
+/// where the fleet began.
+fn oldest_latest(port: u16) -> Option<i64> {
+    let (_, body) = http_get(port, "/api/sites");
+    let sites: serde_json::Value = serde_json::from_str(&body).ok()?;
+    sites
+        .as_array()?
+        .iter()
+        .filter_map(|s| s["latest"]["reading"]["ts"].as_i64())
+        .min()
+}
+
+#[test]
+fn a_first_run_opens_just_before_the_level_rises_and_shows_a_breach_within_minutes() {
+    // huiji-red-alert starts 2017-01-02 00:00 +08:00; yellow at 08:00, earthwork then stops.
+    let start = 1_483_286_400_000i64;
+    let yellow = start + 8 * 3_600_000;
+    let demo = DemoProcess::start(600.0);
+    let port = demo.http_port;
+    let first = eventually(60, "first readings", || oldest_latest(port));
+    assert!(
+        (yellow - 15 * 60_000..yellow).contains(&first),
+        "the fleet begins shortly before the yellow warning, not at the scenario start: {first}"
+    );
+    let level = eventually(60, "the yellow warning", || {
+        let (_, body) = http_get(port, "/api/city/level");
+        body.contains("yellow").then_some(body)
+    });
+    assert!(level.contains(&yellow.to_string()), "{level}");
+    let opened = eventually(60, "an earthwork restriction alert", || {
+        let (_, body) = http_get(port, "/api/alerts");
+        let alerts: serde_json::Value = serde_json::from_str(&body).ok()?;
+        alerts
+            .as_array()?
+            .iter()
+            .find(|a| a["rule"] == "earthwork-restriction")
+            .and_then(|a| a["opened_ts"].as_i64())
+    });
+    // In event time: at the default speed (a simulated minute per second) the fleet begins ten
+    // seconds before the level rises and the alert follows within half a minute of it.
+    assert!(
+        (yellow..=yellow + 30 * 60_000).contains(&opened),
+        "breach alert {} simulated minutes after the yellow warning",
+        (opened - yellow) / 60_000
+    );
+}

@@ -15,4 +15,4 @@ pub use payload::{
 };
 pub use registry::{DeviceInfo, Phase, Registry, SiteInfo, SiteKind};
 pub use topic::{Topic, TopicError, TopicRoot};
-pub use validate::{RejectReason, Rejected, MAX_PAYLOAD_BYTES};
+pub use validate::{check_not_future, RejectReason, Rejected, MAX_PAYLOAD_BYTES, MAX_SEQ};

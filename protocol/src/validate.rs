@@ -14,6 +14,10 @@ pub const MAX_PAYLOAD_BYTES: usize = 4096;
 pub const MIN_TS_MS: i64 = 946_684_800_000;
 pub const MAX_TS_MS: i64 = 4_102_444_800_000;
 
+/// Largest `seq` accepted: the store keeps integers as signed 64-bit, so a larger one could never
+/// be stored (it used to make the store writer retry its batch forever).
+pub const MAX_SEQ: u64 = i64::MAX as u64;
+
 /// Longest averaging interval accepted (one day, for HJ 212 day data).
 pub const MAX_INTERVAL_S: u32 = 86_400;
 
@@ -28,11 +32,17 @@ pub enum RejectReason {
     BadTimestamp,
     BadTopic,
     UnknownSite,
+    /// A device beyond the cap on devices per site.
+    UnknownDevice,
     BadFrame,
+    /// Event time too far ahead of the wall clock: a broken or hostile clock.
+    FutureTimestamp,
+    /// The store refused the record for a reason retrying cannot fix.
+    StoreRefused,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 9] = [
+    pub const ALL: [RejectReason; 12] = [
         RejectReason::Oversized,
         RejectReason::MalformedJson,
         RejectReason::WrongType,
@@ -41,7 +51,10 @@ impl RejectReason {
         RejectReason::BadTimestamp,
         RejectReason::BadTopic,
         RejectReason::UnknownSite,
+        RejectReason::UnknownDevice,
         RejectReason::BadFrame,
+        RejectReason::FutureTimestamp,
+        RejectReason::StoreRefused,
     ];
     pub fn label(self) -> &'static str {
         match self {
@@ -53,7 +66,10 @@ impl RejectReason {
             RejectReason::BadTimestamp => "bad_timestamp",
             RejectReason::BadTopic => "bad_topic",
             RejectReason::UnknownSite => "unknown_site",
+            RejectReason::UnknownDevice => "unknown_device",
             RejectReason::BadFrame => "bad_frame",
+            RejectReason::FutureTimestamp => "future_timestamp",
+            RejectReason::StoreRefused => "store_refused",
         }
     }
 }
@@ -116,6 +132,35 @@ fn check_ts(ts: i64) -> Result<(), Rejected> {
     }
 }
 
+fn check_seq(seq: u64) -> Result<(), Rejected> {
+    if seq <= MAX_SEQ {
+        Ok(())
+    } else {
+        Err(Rejected::new(
+            RejectReason::OutOfRange,
+            format!("seq {seq} exceeds {MAX_SEQ} (2^63 - 1)"),
+        ))
+    }
+}
+
+/// Check an event time against the wall clock: more than `max_future_ms` ahead of `wall_ms` is
+/// a device clock that is wrong (or a hostile one), never data to act on.
+pub fn check_not_future(ts: i64, wall_ms: i64, max_future_ms: i64) -> Result<(), Rejected> {
+    let ahead = ts.saturating_sub(wall_ms);
+    if ahead <= max_future_ms {
+        Ok(())
+    } else {
+        Err(Rejected::new(
+            RejectReason::FutureTimestamp,
+            format!(
+                "ts {ts} is {} s ahead of the wall clock (limit {} s)",
+                ahead / 1000,
+                max_future_ms / 1000
+            ),
+        ))
+    }
+}
+
 impl Reading {
     /// Decode and validate a reading payload.
     pub fn decode(payload: &[u8]) -> Result<Reading, Rejected> {
@@ -127,6 +172,7 @@ impl Reading {
     /// Check time, interval and every value against the contract's limits.
     pub fn validate(&self) -> Result<(), Rejected> {
         check_ts(self.ts)?;
+        check_seq(self.seq)?;
         if self.interval_s == 0 || self.interval_s > MAX_INTERVAL_S {
             return Err(Rejected::new(
                 RejectReason::OutOfRange,
@@ -174,6 +220,7 @@ impl Event {
     pub fn decode(payload: &[u8]) -> Result<Event, Rejected> {
         let e: Event = decode_json(payload)?;
         check_ts(e.ts)?;
+        check_seq(e.seq)?;
         Ok(e)
     }
 }
@@ -259,9 +306,35 @@ mod tests {
         );
         assert_eq!(reason(&" ".repeat(5000)), RejectReason::Oversized);
         assert_eq!(
+            reason(r#"{"ts":1483516800000,"seq":18446744073709551615,"boot":1,"interval_s":60}"#),
+            RejectReason::OutOfRange
+        );
+        assert_eq!(
             reason(r#"{"ts":1483516800000,"seq":1,"boot":1,"interval_s":60,"flags":{"pm10":"Q"}}"#),
             RejectReason::WrongType
         );
+    }
+
+    #[test]
+    fn seq_must_fit_the_store() {
+        let at_limit =
+            format!(r#"{{"ts":1483516800000,"seq":{MAX_SEQ},"boot":1,"interval_s":60}}"#);
+        assert!(Reading::decode(at_limit.as_bytes()).is_ok());
+        let event = br#"{"ts":1483516800000,"seq":9223372036854775808,"boot":1,"kind":"reboot"}"#;
+        assert_eq!(
+            Event::decode(event).expect_err("2^63 is refused").reason,
+            RejectReason::OutOfRange
+        );
+    }
+
+    #[test]
+    fn future_is_bounded_by_the_wall_clock() {
+        let wall = 1_700_000_000_000;
+        assert!(check_not_future(wall + 300_000, wall, 300_000).is_ok());
+        assert!(check_not_future(wall - 10 * 365 * 86_400_000, wall, 300_000).is_ok());
+        let e = check_not_future(4_102_444_000_000, wall, 300_000).expect_err("2099");
+        assert_eq!(e.reason, RejectReason::FutureTimestamp);
+        assert!(check_not_future(i64::MAX, i64::MIN, 0).is_err());
     }
 
     #[test]

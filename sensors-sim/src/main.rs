@@ -166,6 +166,11 @@ fn main() -> Result<()> {
                 .unwrap_or_else(|_| "warn,sensors_sim=info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never in a file or a journal.
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none(),
+        )
         .init();
     match cli.command {
         Some(Cmd::Broker { listen }) => run_broker(listen),

@@ -8,6 +8,8 @@ pub mod hj212;
 pub mod hj212_tcp;
 pub mod session;
 pub mod writer;
+#[cfg(test)]
+mod writer_tests;
 
 use crate::metrics::Metrics;
 use crate::store::StoreWriter;
@@ -21,7 +23,7 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use writer::{Ack, CommittedSink, Item};
+use writer::{Ack, CommittedSink, Item, WriterOptions};
 
 /// How ingest connects to the broker (`[mqtt]` in the config file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,6 +64,9 @@ pub struct IngestConfig {
     pub queue: usize,
     /// Most records in one store transaction. Default 5 000.
     pub batch_max: usize,
+    /// Readings, events, statuses and city levels stamped further than this ahead of the wall
+    /// clock are `future_timestamp` dead letters. Default 300 s.
+    pub max_future_s: u64,
 }
 
 impl Default for IngestConfig {
@@ -69,6 +74,7 @@ impl Default for IngestConfig {
         IngestConfig {
             queue: 20_000,
             batch_max: 5_000,
+            max_future_s: 300,
         }
     }
 }
@@ -146,10 +152,29 @@ pub fn start(
     let (item_tx, item_rx) = mpsc::channel::<Item>(config.queue.max(1));
     let (ack_tx, ack_rx) = mpsc::unbounded_channel::<Vec<Ack>>();
     let writer_metrics = metrics.clone();
-    let batch_max = config.batch_max.max(1);
+    let writer_options = WriterOptions {
+        batch_max: config.batch_max.max(1),
+        max_future_ms: i64::try_from(config.max_future_s.saturating_mul(1000)).unwrap_or(i64::MAX),
+        root: TopicRoot::new(&mqtt.topic_root),
+    };
+    // Retention runs on the writer thread between batches; while no message comes, an empty
+    // item now and then gives it the turn.
+    let idle_tick = (store.retention_every() / 4).max(Duration::from_millis(250));
+    tokio::spawn(tick_writer(item_tx.clone(), idle_tick, shutdown.clone()));
+    let writer_shutdown = shutdown.clone();
     let writer = std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || writer::run(store, item_rx, ack_tx, committed, writer_metrics, batch_max))
+        .spawn(move || {
+            writer::run(
+                store,
+                item_rx,
+                ack_tx,
+                committed,
+                writer_metrics,
+                writer_options,
+                writer_shutdown,
+            )
+        })
         .map_err(IngestError::Writer)?;
 
     let hj212_listener = match hj212.listener {
@@ -317,6 +342,24 @@ async fn mqtt_loop(
     }
     metrics.mqtt_connected.store(0, Relaxed);
     tracing::info!("ingest stopped");
+}
+
+/// Send the writer an empty item every `every` until shutdown; skipped while the queue is full
+/// (the writer is busy then, and checks retention between batches anyway).
+async fn tick_writer(items: mpsc::Sender<Item>, every: Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {
+                let idle = Item { record: None, ack: None, on_commit: None, received: Instant::now() };
+                if let Err(mpsc::error::TrySendError::Closed(_)) = items.try_send(idle) {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// Wait `backoff` before the next connection attempt; false when shutdown came first.

@@ -3,15 +3,21 @@
 //! a long-term store or a clustered engine a swap away.
 
 pub mod alerts;
+#[cfg(test)]
+mod bounds_tests;
 pub mod checkpoint;
+mod dead_letters;
 pub mod hot;
 pub mod outbox;
+pub mod retention;
 pub mod schema;
 pub mod sqlite;
 #[cfg(test)]
 mod tests;
 
-use dustwatch_protocol::{CityLevel, Event, Metric, Reading, RejectReason, SiteInfo, Status};
+use dustwatch_protocol::{
+    CityLevel, Event, Metric, Reading, RejectReason, Rejected, SiteInfo, Status, TopicRoot,
+};
 use serde::Serialize;
 use thiserror::Error;
 
@@ -42,6 +48,52 @@ pub enum Record {
         source: String,
     },
     DeadLetter(DeadLetter),
+}
+
+impl Record {
+    /// The event time the record carries, if any (a status may have none).
+    pub fn event_time(&self) -> Option<i64> {
+        match self {
+            Record::Reading { reading, .. } => Some(reading.ts),
+            Record::Event { event, .. } => Some(event.ts),
+            Record::Status { status, .. } => status.ts,
+            Record::CityLevel { level, .. } => Some(level.ts),
+            Record::DeadLetter(_) => None,
+        }
+    }
+
+    /// Turn a decoded record that must not be stored into its dead letter: the topic it came on
+    /// and its payload re-encoded (the raw bytes were decoded upstream).
+    pub fn into_dead_letter(self, root: &TopicRoot, rejected: Rejected) -> Record {
+        let (topic, payload) = match &self {
+            Record::Reading {
+                site,
+                device,
+                reading,
+            } => (root.reading(site, device), Ok(reading.encode())),
+            Record::Event {
+                site,
+                device,
+                event,
+            } => (root.event(site, device), serde_json::to_vec(event)),
+            Record::Status {
+                site,
+                device,
+                status,
+            } => (root.status(site, device), serde_json::to_vec(status)),
+            Record::CityLevel { level, source } => (
+                format!("{} (from {source})", root.city_level()),
+                serde_json::to_vec(level),
+            ),
+            Record::DeadLetter(_) => return self,
+        };
+        Record::DeadLetter(DeadLetter {
+            topic,
+            payload: payload.unwrap_or_default(),
+            reason: rejected.reason,
+            detail: rejected.detail,
+        })
+    }
 }
 
 /// A rejected message, kept raw so nothing is lost and the reason can be inspected.
@@ -140,14 +192,70 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// True when retrying the same write may succeed (a lock, a full disk, an I/O error); false
+    /// when the record itself is the problem and retrying would wedge ingest.
+    pub fn is_transient(&self) -> bool {
+        use rusqlite::ErrorCode::*;
+        match self {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                DatabaseBusy
+                    | DatabaseLocked
+                    | DiskFull
+                    | SystemIoFailure
+                    | CannotOpen
+                    | OutOfMemory
+                    | FileLockingProtocolFailed
+                    | ReadOnly
+            ),
+            StoreError::DataDir { .. } | StoreError::Thread { .. } => true,
+            _ => false,
+        }
+    }
+}
+
 /// The write side: owned by the single writer task.
 pub trait StoreWriter: Send {
     /// Write a batch atomically: either every record is durable when this returns Ok, or none.
     fn write_batch(&mut self, batch: &[Record]) -> Result<BatchOutcome, StoreError>;
     /// Insert or update registry sites (marks them registered).
     fn upsert_sites(&mut self, sites: &[SiteInfo]) -> Result<(), StoreError>;
-    /// Delete raw rows and rollups older than the retention, relative to event time `now_ms`.
-    fn apply_retention(&mut self, now_ms: i64) -> Result<u64, StoreError>;
+    /// Delete what is older than the retention of each table, relative to event time `now_ms`
+    /// (the fleet clock); a table the pass would mostly empty is left alone and reported.
+    fn apply_retention(&mut self, now_ms: i64) -> Result<RetentionReport, StoreError>;
+    /// The clock the fleet agrees on: the (lower) median of the newest event times of the sites
+    /// that report (registered ones when there are any), never moving back. One device's clock
+    /// cannot move it; `None` before any reading.
+    fn fleet_clock(&self) -> Option<i64>;
+    /// Wall-clock time between retention passes.
+    fn retention_every(&self) -> std::time::Duration;
+}
+
+/// What a retention pass did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct RetentionReport {
+    pub deleted: u64,
+    /// Tables left alone because the pass would have deleted too much of them.
+    pub refused: Vec<RetentionRefused>,
+}
+
+/// A table retention left alone, and why.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[error(
+    "retention would delete {:.0}% of table {table} (rows before {cut_ms}, fleet clock {now_ms}); \
+     the limit is {:.0}% ([store] retention_max_share): check the devices' clocks, or raise the \
+     limit if this much is really old",
+    share * 100.0,
+    limit * 100.0
+)]
+pub struct RetentionRefused {
+    pub table: &'static str,
+    /// Share of the table's time span the pass would delete.
+    pub share: f64,
+    pub limit: f64,
+    pub cut_ms: i64,
+    pub now_ms: i64,
 }
 
 /// The read side: shared by the web and the rules.

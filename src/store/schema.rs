@@ -11,7 +11,7 @@
 use dustwatch_protocol::Metric;
 
 /// Schema version stored in `PRAGMA user_version`.
-pub const VERSION: i64 = 2;
+pub const VERSION: i64 = 3;
 
 const BASE: &str = "
 CREATE TABLE IF NOT EXISTS sites (
@@ -135,9 +135,32 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     topic TEXT NOT NULL,
     reason TEXT NOT NULL,
     detail TEXT NOT NULL,
-    payload BLOB NOT NULL
+    payload BLOB NOT NULL,
+    source TEXT NOT NULL DEFAULT ''
 );
 ";
+
+/// Bring a store of an older schema up to this one (after [`ddl`] created what was missing).
+pub fn migrate(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version != 0 && version < 3 {
+        // Schema 3: dead letters are capped per source.
+        let has_source: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info('dead_letters') WHERE name = 'source')",
+            [],
+            |r| r.get(0),
+        )?;
+        if !has_source {
+            conn.execute_batch(
+                "ALTER TABLE dead_letters ADD COLUMN source TEXT NOT NULL DEFAULT ''",
+            )?;
+        }
+    }
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS dead_letters_by_source ON dead_letters (source, id)",
+    )?;
+    conn.pragma_update(None, "user_version", VERSION)
+}
 
 /// Rollup tables and their bucket widths.
 pub const ROLLUPS: [(&str, i64); 2] = [("rollup_1m", 60_000), ("rollup_1h", 3_600_000)];

@@ -3,12 +3,14 @@
 
 use super::alerts::{self, AlertChange, AlertFilter, AlertRow, DayRow};
 use super::checkpoint::Checkpointer;
-use super::hot::Hot;
+use super::dead_letters::{Caps, DeadLetters};
+use super::hot::{fleet_median, Hot};
 use super::outbox::{self, OutboxKind};
+use super::retention;
 use super::schema::{self, ROLLUPS};
 use super::{
-    BatchOutcome, Counts, DeviceRow, Latest, Record, SeriesPoint, SiteRow, StoreError, StoreReader,
-    StoreWriter,
+    BatchOutcome, Counts, DeviceRow, Latest, Record, RetentionReport, SeriesPoint, SiteRow,
+    StoreError, StoreReader, StoreWriter,
 };
 use dustwatch_protocol::{
     CityLevel, Flag, Level, Metric, Phase, Reading, RejectReason, SiteInfo, SiteKind, StatusState,
@@ -36,6 +38,24 @@ pub struct StoreConfig {
     /// Page cache of the writer connection, MiB: holds the newest leaf of every site's and
     /// device's series, so a batch writes pages without reading them back. Default 32.
     pub cache_mib: u32,
+    /// Largest database file, MiB; at the limit ingest waits (acknowledging nothing) as on a
+    /// full disk, and `/healthz` says so. 0 = no limit but the disk. Default 0.
+    pub max_size_mib: u64,
+    /// Wall-clock seconds between retention passes. Default 600.
+    pub retention_every_s: u64,
+    /// A retention pass that would delete more than this share of a table's time span leaves
+    /// the table alone and says why (a clock gone wrong must not empty the store). Default 0.5.
+    pub retention_max_share: f64,
+    /// Sites not in the registry that messages may create; beyond it their messages are
+    /// `unknown_site` dead letters. Default 500.
+    pub max_unregistered_sites: u32,
+    /// Devices one site may have; beyond it, `unknown_device` dead letters. Default 64.
+    pub max_devices_per_site: u32,
+    /// Dead letters kept in all; the oldest go first. Default 200 000.
+    pub max_dead_letters: u64,
+    /// Dead letters kept per source (the site named in the topic, or the HJ 212 peer), so one
+    /// noisy source cannot push out the others'. Default 10 000.
+    pub max_dead_letters_per_source: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,14 +73,18 @@ impl Default for StoreConfig {
             rollup_retention_days: 730,
             synchronous: Synchronous::Normal,
             cache_mib: 32,
+            max_size_mib: 0,
+            retention_every_s: 600,
+            retention_max_share: 0.5,
+            max_unregistered_sites: 500,
+            max_devices_per_site: 64,
+            max_dead_letters: 200_000,
+            max_dead_letters_per_source: 10_000,
         }
     }
 }
 
 const DB_FILE: &str = "dustwatch.db";
-const DAY_MS: i64 = 86_400_000;
-/// Dead letters kept; older ones are deleted so a flood of garbage cannot fill the disk.
-const MAX_DEAD_LETTERS: i64 = 200_000;
 
 pub fn db_path(dir: &Path) -> PathBuf {
     dir.join(DB_FILE)
@@ -84,7 +108,7 @@ pub(super) fn open_writer(dir: &Path, synchronous: Synchronous) -> Result<Connec
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.execute_batch(&schema::ddl())?;
-    conn.pragma_update(None, "user_version", schema::VERSION)?;
+    schema::migrate(&conn)?;
     Ok(conn)
 }
 
@@ -108,11 +132,41 @@ pub struct SqliteStore {
 #[derive(Default)]
 struct Known {
     strict: bool,
+    limits: Limits,
     /// site id -> registered
     sites: HashMap<String, bool>,
+    unregistered: usize,
+    dead: DeadLetters,
     /// site -> device -> state; nested so a lookup borrows the record's strings.
     devices: HashMap<String, HashMap<String, DeviceState>>,
     latest: HashMap<String, Latest>,
+}
+
+/// Caps on what messages may create.
+#[derive(Debug, Default, Clone, Copy)]
+struct Limits {
+    unregistered_sites: usize,
+    devices_per_site: usize,
+    dead_letters: Caps,
+}
+
+impl Limits {
+    fn of(config: &StoreConfig) -> Limits {
+        Limits {
+            unregistered_sites: config.max_unregistered_sites as usize,
+            devices_per_site: config.max_devices_per_site.max(1) as usize,
+            dead_letters: Caps {
+                total: config.max_dead_letters,
+                per_source: config.max_dead_letters_per_source,
+            },
+        }
+    }
+}
+
+/// Whether a record's site and device may be stored.
+enum Admit {
+    Yes,
+    Refused(RejectReason, String),
 }
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -145,13 +199,25 @@ impl Agg {
 type RollupDelta<'a> = HashMap<(&'a str, i64), [Agg; 9]>;
 
 impl Known {
+    /// Forget everything and read it back (after a rolled-back batch or a retention pass).
+    fn reload(&mut self, conn: &Connection) -> Result<(), StoreError> {
+        *self = Known {
+            strict: self.strict,
+            limits: self.limits,
+            ..Default::default()
+        };
+        self.load(conn)
+    }
+
     fn load(&mut self, conn: &Connection) -> Result<(), StoreError> {
         let mut stmt = conn.prepare("SELECT id, registered FROM sites")?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))?;
         for row in rows {
             let (id, reg) = row?;
+            self.unregistered += usize::from(!reg);
             self.sites.insert(id, reg);
         }
+        self.dead = DeadLetters::load(conn)?;
         let mut stmt =
             conn.prepare("SELECT site, device, state, fw, boot, interval_s FROM devices")?;
         let rows = stmt.query_map([], |r| {
@@ -176,13 +242,27 @@ impl Known {
         Ok(())
     }
 
-    /// Make sure the site is known; returns false when a strict registry refuses it.
-    fn admit_site(&mut self, tx: &Transaction, site: &str) -> Result<bool, StoreError> {
+    /// Make sure the site is known: a strict registry refuses an unknown one, and so does the
+    /// cap on unregistered sites (any topic would otherwise create a site).
+    fn admit_site(&mut self, tx: &Transaction, site: &str) -> Result<Admit, StoreError> {
         if self.sites.contains_key(site) {
-            return Ok(true);
+            return Ok(Admit::Yes);
         }
         if self.strict {
-            return Ok(false);
+            return Ok(Admit::Refused(
+                RejectReason::UnknownSite,
+                "site is not in the strict registry".into(),
+            ));
+        }
+        if self.unregistered >= self.limits.unregistered_sites {
+            return Ok(Admit::Refused(
+                RejectReason::UnknownSite,
+                format!(
+                    "site is not in the registry and {} unregistered sites exist already \
+                     ([store] max_unregistered_sites)",
+                    self.unregistered
+                ),
+            ));
         }
         // Unknown sites are shown to the office as unregistered; nothing is dropped.
         tx.execute(
@@ -191,7 +271,8 @@ impl Known {
             params![site],
         )?;
         self.sites.insert(site.to_string(), false);
-        Ok(true)
+        self.unregistered += 1;
+        Ok(Admit::Yes)
     }
 
     fn admit_device(
@@ -199,15 +280,55 @@ impl Known {
         tx: &Transaction,
         site: &str,
         device: &str,
-    ) -> Result<(), StoreError> {
-        if self.device(site, device).is_none() {
-            tx.execute(
-                "INSERT OR IGNORE INTO devices (site, device) VALUES (?1, ?2)",
-                params![site, device],
-            )?;
-            self.set_device(site, device, DeviceState::default());
+    ) -> Result<Admit, StoreError> {
+        if self.device(site, device).is_some() {
+            return Ok(Admit::Yes);
         }
-        Ok(())
+        let n = self.devices.get(site).map_or(0, HashMap::len);
+        if n >= self.limits.devices_per_site {
+            return Ok(Admit::Refused(
+                RejectReason::UnknownDevice,
+                format!("site has {n} devices already ([store] max_devices_per_site)"),
+            ));
+        }
+        tx.execute(
+            "INSERT OR IGNORE INTO devices (site, device) VALUES (?1, ?2)",
+            params![site, device],
+        )?;
+        self.set_device(site, device, DeviceState::default());
+        Ok(Admit::Yes)
+    }
+
+    /// Keep a rejected message (bounded per source and in all).
+    fn dead_letter(
+        &mut self,
+        tx: &Transaction,
+        received: i64,
+        topic: &str,
+        payload: &[u8],
+        reason: RejectReason,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        let caps = self.limits.dead_letters;
+        self.dead
+            .insert(tx, caps, received, topic, payload, reason, detail)
+    }
+
+    /// The fleet clock from the sites' newest readings: registered sites when any reports.
+    fn fleet_median(&self) -> Option<i64> {
+        let newest = |registered: bool| -> Vec<i64> {
+            self.latest
+                .iter()
+                .filter(|(site, _)| !registered || self.sites.get(*site) == Some(&true))
+                .map(|(_, l)| l.reading.ts)
+                .collect()
+        };
+        let registered = newest(true);
+        fleet_median(if registered.is_empty() {
+            newest(false)
+        } else {
+            registered
+        })
     }
 
     fn device(&self, site: &str, device: &str) -> Option<&DeviceState> {
@@ -231,19 +352,30 @@ impl SqliteStore {
         conn.pragma_update(None, "cache_size", -i64::from(config.cache_mib) * 1024)?;
         outbox::create(&conn)?;
         let checkpointer = Checkpointer::start(&config.data_dir)?;
+        if config.max_size_mib > 0 {
+            // At the limit SQLite answers SQLITE_FULL, which the writer treats as a full disk.
+            let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+            let bytes =
+                i64::try_from(config.max_size_mib.saturating_mul(1 << 20)).unwrap_or(i64::MAX);
+            conn.pragma_update(None, "max_page_count", (bytes / page_size.max(512)).max(1))?;
+        }
         let mut store = SqliteStore {
             conn,
             checkpointer,
-            config,
             hot: Arc::new(Hot::default()),
             known: Known {
                 strict,
+                limits: Limits::of(&config),
                 ..Default::default()
             },
+            config,
             outbox: false,
         };
         store.known.load(&store.conn)?;
         store.hot.update(store.known.latest.clone());
+        if let Some(t) = store.known.fleet_median() {
+            store.hot.advance_fleet_clock(t);
+        }
         Ok(store)
     }
 
@@ -262,26 +394,10 @@ impl SqliteStore {
     pub fn reader(&self) -> Result<SqliteReader, StoreError> {
         SqliteReader::open(&self.config.data_dir, self.hot.clone())
     }
-
-    fn dead_letter(
-        tx: &Transaction,
-        received: i64,
-        topic: &str,
-        payload: &[u8],
-        reason: RejectReason,
-        detail: &str,
-    ) -> Result<(), StoreError> {
-        tx.prepare_cached(
-            "INSERT INTO dead_letters (received_ms, topic, reason, detail, payload) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?
-        .execute(params![received, topic, reason.label(), detail, payload])?;
-        Ok(())
-    }
 }
 
-/// Register the site and device of a record; a strict registry refuses an unknown site, and the
-/// record becomes a dead letter (`payload` rebuilds its raw form). Returns false when refused.
+/// Register the site and device of a record, or keep the record as a dead letter when they are
+/// refused (`payload` rebuilds its raw form). Returns false when refused.
 #[allow(clippy::too_many_arguments)]
 fn admit(
     known: &mut Known,
@@ -293,20 +409,23 @@ fn admit(
     payload: impl FnOnce() -> Vec<u8>,
     rejected: &mut BTreeMap<RejectReason, u64>,
 ) -> Result<bool, StoreError> {
-    if !known.admit_site(tx, site)? {
-        SqliteStore::dead_letter(
-            tx,
-            received,
-            &format!("{site}/{device}/{kind}"),
-            &payload(),
-            RejectReason::UnknownSite,
-            "site is not in the strict registry",
-        )?;
-        *rejected.entry(RejectReason::UnknownSite).or_default() += 1;
-        return Ok(false);
-    }
-    known.admit_device(tx, site, device)?;
-    Ok(true)
+    let verdict = match known.admit_site(tx, site)? {
+        Admit::Yes => known.admit_device(tx, site, device)?,
+        refused => refused,
+    };
+    let Admit::Refused(reason, detail) = verdict else {
+        return Ok(true);
+    };
+    known.dead_letter(
+        tx,
+        received,
+        &format!("{site}/{device}/{kind}"),
+        &payload(),
+        reason,
+        &detail,
+    )?;
+    *rejected.entry(reason).or_default() += 1;
+    Ok(false)
 }
 
 fn flags_json(r: &Reading) -> Option<String> {
@@ -566,7 +685,7 @@ impl StoreWriter for SqliteStore {
                         }
                     }
                     Record::DeadLetter(d) => {
-                        Self::dead_letter(
+                        known.dead_letter(
                             &tx, received, &d.topic, &d.payload, d.reason, &d.detail,
                         )?;
                         *rejected.entry(d.reason).or_default() += 1;
@@ -610,11 +729,7 @@ impl StoreWriter for SqliteStore {
         })();
         if let Err(e) = result {
             // The transaction rolled back: forget in-memory registrations made inside it.
-            self.known = Known {
-                strict: self.known.strict,
-                ..Default::default()
-            };
-            self.known.load(&self.conn)?;
+            self.known.reload(&self.conn)?;
             return Err(e);
         }
         self.checkpointer.poke();
@@ -631,6 +746,9 @@ impl StoreWriter for SqliteStore {
             .collect();
         self.hot.update(new_latest.iter().cloned());
         self.known.latest.extend(new_latest);
+        if let Some(t) = self.known.fleet_median() {
+            self.hot.advance_fleet_clock(t);
+        }
         out.rejected = rejected.into_iter().collect();
         Ok(out)
     }
@@ -663,34 +781,34 @@ impl StoreWriter for SqliteStore {
         Ok(())
     }
 
-    fn apply_retention(&mut self, now_ms: i64) -> Result<u64, StoreError> {
-        let raw_cut = now_ms - i64::from(self.config.raw_retention_days) * DAY_MS;
-        let rollup_cut = now_ms - i64::from(self.config.rollup_retention_days) * DAY_MS;
+    fn apply_retention(&mut self, fleet_ms: i64) -> Result<RetentionReport, StoreError> {
+        let sites: Vec<retention::SiteAge> = self
+            .known
+            .sites
+            .iter()
+            .map(|(id, registered)| retention::SiteAge {
+                id,
+                registered: *registered,
+                newest_ts: self.known.latest.get(id).map(|l| l.reading.ts),
+            })
+            .collect();
         let tx = self.conn.transaction()?;
-        let mut deleted = 0u64;
-        // Per site, so each delete is a range on the primary key instead of a full scan.
-        for site in self.known.sites.keys() {
-            deleted += tx.execute(
-                "DELETE FROM readings WHERE site = ?1 AND ts < ?2",
-                params![site, raw_cut],
-            )? as u64;
-            deleted += tx.execute(
-                "DELETE FROM events WHERE site = ?1 AND ts < ?2",
-                params![site, raw_cut],
-            )? as u64;
-            for (table, _) in ROLLUPS {
-                deleted += tx.execute(
-                    &format!("DELETE FROM {table} WHERE site = ?1 AND bucket < ?2"),
-                    params![site, rollup_cut],
-                )? as u64;
-            }
-        }
-        deleted += tx.execute(
-            "DELETE FROM dead_letters WHERE id <= (SELECT max(id) FROM dead_letters) - ?1",
-            params![MAX_DEAD_LETTERS],
-        )? as u64;
+        let (report, gone) = retention::apply(&tx, &self.config, &sites, fleet_ms, now_ms())?;
         tx.commit()?;
-        Ok(deleted)
+        if !gone.is_empty() {
+            self.hot.forget(&gone);
+        }
+        // Sites, devices and dead-letter counts changed underneath: read them back.
+        self.known.reload(&self.conn)?;
+        Ok(report)
+    }
+
+    fn fleet_clock(&self) -> Option<i64> {
+        self.hot.fleet_clock()
+    }
+
+    fn retention_every(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.config.retention_every_s.max(1))
     }
 }
 

@@ -131,26 +131,22 @@ pub struct LevelBody {
     pub ts: Option<i64>,
 }
 
-/// How far ahead of the wall clock a level's `ts` may be: ingest's default `max_future_s`
-/// (a later one would be published, then dead-lettered as `future_timestamp`).
-pub const MAX_FUTURE_MS: i64 = 300_000;
-
-/// The level to publish, checked the way ingest will check it, so a level ingest would refuse
-/// is a 400 here instead of a 200 followed by a dead letter.
-pub fn checked_level(body: &LevelBody, now_ms: i64) -> Result<(CityLevel, Vec<u8>), WebError> {
+/// The level to publish, checked the way ingest will check it (contract limits, and at most
+/// `max_future_ms` ahead of the wall clock), so a level ingest would refuse is a 400 here
+/// instead of a 200 followed by a dead letter.
+pub fn checked_level(
+    body: &LevelBody,
+    now_ms: i64,
+    max_future_ms: i64,
+) -> Result<(CityLevel, Vec<u8>), WebError> {
     let level = CityLevel {
         level: body.level,
         ts: body.ts.unwrap_or(now_ms),
     };
     let payload = serde_json::to_vec(&level).map_err(|e| WebError::Internal(e.to_string()))?;
-    CityLevel::decode(&payload).map_err(|r| WebError::BadRequest(format!("`ts`: {}", r.detail)))?;
-    if level.ts > now_ms.saturating_add(MAX_FUTURE_MS) {
-        return Err(WebError::BadRequest(format!(
-            "`ts` {} is more than {} s ahead of this server's clock",
-            level.ts,
-            MAX_FUTURE_MS / 1000
-        )));
-    }
+    CityLevel::decode(&payload)
+        .and_then(|_| dustwatch_protocol::check_not_future(level.ts, now_ms, max_future_ms))
+        .map_err(|r| WebError::BadRequest(format!("`ts`: {}", r.detail)))?;
     Ok((level, payload))
 }
 
@@ -163,7 +159,8 @@ pub async fn put_level(
     Json(body): Json<LevelBody>,
 ) -> Result<Json<CityLevel>, WebError> {
     authorize(&headers, &state.write_token)?;
-    let (level, payload) = checked_level(&body, chrono::Utc::now().timestamp_millis())?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let (level, payload) = checked_level(&body, now, state.max_future_ms)?;
     if !state
         .publisher
         .publish(state.publisher.root().city_level(), payload, true)

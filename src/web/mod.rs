@@ -43,6 +43,8 @@ pub struct AppState {
     pub limits: Arc<Vec<crate::charts::site_series::LimitLine>>,
     /// The live-update hub behind `/events`.
     pub live: live::LiveHub,
+    /// Ingest's `max_future_s` in ms: a city level further ahead of the clock is refused.
+    pub max_future_ms: i64,
 }
 
 /// Content-Security-Policy of every response without its own: same origin only, no inline
@@ -86,7 +88,7 @@ pub fn router(state: AppState) -> Router {
     let write = || middleware::from_fn_with_state(state.clone(), require_token);
     Router::new()
         .route("/", get(overview::page))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/api/sites", get(api::sites))
         .route("/api/sites/:id/series", get(api::series))
@@ -125,6 +127,19 @@ async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) ->
         state.metrics.render(),
     )
         .into_response()
+}
+
+/// Liveness: 200 `ok`, or 503 with the reason while the store cannot write (ingest waits and
+/// acknowledges nothing meanwhile).
+async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    match state.metrics.store_stall() {
+        None => "ok\n".into_response(),
+        Some(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("store stalled: {why}; ingest waits and acknowledges nothing until it writes again\n"),
+        )
+            .into_response(),
+    }
 }
 
 /// Errors a handler answers with; the message is meant for the caller.

@@ -26,7 +26,7 @@ pub struct SiteView {
     pub latest: Option<Latest>,
     pub aqi: Option<u32>,
     pub aqi_category: Option<aqi::Category>,
-    /// Event-time age of the newest reading relative to the newest event time seen anywhere, s.
+    /// Event-time age of the newest reading relative to the fleet clock, s.
     pub data_age_s: Option<i64>,
     /// Alerts not yet closed (active or waiting for the re-check).
     pub open_alerts: u32,
@@ -40,14 +40,16 @@ pub fn site_views(state: &AppState) -> Result<Vec<SiteView>, WebError> {
         ..Default::default()
     })?;
     let latest = state.reader.hot().all();
-    // The fleet's "now" is the newest event time seen, so an accelerated or replayed stream is
-    // judged the same as a live one.
-    let now = latest.values().map(|l| l.reading.ts).max().unwrap_or(0);
+    // The fleet's "now" is the clock most sites agree on (not the newest event time seen: one
+    // device's wrong clock would make every other site look offline), so an accelerated or
+    // replayed stream is judged the same as a live one.
+    let now = state.reader.hot().fleet_clock().unwrap_or(0);
     Ok(rows
         .into_iter()
         .map(|row| {
             let l = latest.get(&row.info.id).cloned();
-            let age = l.as_ref().map(|l| (now - l.reading.ts) / 1000);
+            // A site ahead of the fleet clock is as fresh as can be, not of negative age.
+            let age = l.as_ref().map(|l| (now - l.reading.ts).max(0) / 1000);
             let mine: Vec<_> = open.iter().filter(|a| a.site == row.info.id).collect();
             let violation = mine.iter().any(|a| {
                 a.state == "active" && matches!(a.severity.as_str(), "violation" | "critical")

@@ -76,8 +76,18 @@ pub struct AggregatorProcess {
 
 impl AggregatorProcess {
     pub fn serve(broker_port: u16, data: &Path) -> AggregatorProcess {
+        Self::serve_with(broker_port, data, "")
+    }
+
+    /// [`AggregatorProcess::serve`] with a config file of `config_toml` (written into `data`).
+    pub fn serve_with(broker_port: u16, data: &Path, config_toml: &str) -> AggregatorProcess {
+        std::fs::create_dir_all(data).expect("data dir");
+        let config = data.join("test-config.toml");
+        std::fs::write(&config, config_toml).expect("write config");
         let http_port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_dustwatch"))
+            .arg("--config")
+            .arg(&config)
             .args([
                 "serve",
                 "--broker",
@@ -109,6 +119,19 @@ impl AggregatorProcess {
 
     pub fn metrics(&self) -> String {
         http_get(self.http_port, "/metrics").1
+    }
+
+    /// Ctrl-C, as an operator stops it; returns once it exited, with its exit status.
+    pub fn interrupt(mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -INT");
+        // Bounded, so a wedged process fails the test instead of hanging it.
+        eventually(60, "the aggregator to exit after Ctrl-C", || {
+            self.child.try_wait().expect("wait")
+        })
     }
 
     /// SIGKILL: no chance to flush anything.
