@@ -43,6 +43,8 @@ pub enum AppError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Token(#[from] web::token::TokenError),
     #[error("task failed: {0}")]
     Join(String),
 }
@@ -53,6 +55,8 @@ pub struct Aggregator {
     pub metrics: Arc<Metrics>,
     pub reader: Arc<SqliteReader>,
     pub write_token: Arc<String>,
+    /// The write token was generated at start (show it to the operator); else configured.
+    pub write_token_generated: bool,
     /// Where the HJ 212 TCP listener is bound, when `[hj212] listen` is set.
     pub hj212_addr: Option<SocketAddr>,
     pub rules: RulesHandle,
@@ -217,13 +221,14 @@ impl Aggregator {
         )?;
         let hj212_addr = ingest.hj212.as_ref().map(|l| l.addr);
 
-        let write_token = Arc::new(
-            config
-                .http
-                .write_token
-                .clone()
-                .unwrap_or_else(generate_token),
-        );
+        let token = web::token::resolve(
+            config.http.write_token.as_deref(),
+            config.http.token_file.as_deref(),
+        )?;
+        let write_token = Arc::new(token.token);
+        let (hub_state, hub_state_rx) = tokio::sync::oneshot::channel();
+        let live =
+            web::live::LiveHub::start(hub_state_rx, config.http.max_streams, shutdown.clone());
         let state = web::AppState {
             reader: reader.clone(),
             metrics: metrics.clone(),
@@ -233,19 +238,26 @@ impl Aggregator {
             publisher,
             tz,
             limits,
+            live,
+            max_future_ms: i64::try_from(config.ingest.max_future_s.saturating_mul(1000))
+                .unwrap_or(i64::MAX),
         };
+        // The hub computes updates from the same state; it only ends with the shutdown.
+        let _ = hub_state.send(state.clone());
         let router = web::router(state);
-        let http_shutdown = shutdown.clone();
-        let http = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
-                .await
-        });
+        let http = tokio::spawn(web::server::serve(
+            listener,
+            router,
+            config.http.limits(),
+            metrics.clone(),
+            shutdown.clone(),
+        ));
         Ok(Aggregator {
             http_addr,
             metrics,
             reader,
             write_token,
+            write_token_generated: token.generated,
             hj212_addr,
             rules: rules_handle,
             ingest,
@@ -285,18 +297,4 @@ impl Aggregator {
             Err(e) => Err(AppError::Join(e.to_string())),
         }
     }
-}
-
-/// A random bearer token for write actions when none is configured.
-fn generate_token() -> String {
-    use std::collections::hash_map::RandomState;
-    use std::hash::{BuildHasher, Hasher};
-    // RandomState is seeded from the OS; two of them give 128 unpredictable bits.
-    (0..2)
-        .map(|_| {
-            let mut h = RandomState::new().build_hasher();
-            h.write_u64(std::process::id().into());
-            format!("{:016x}", h.finish())
-        })
-        .collect()
 }

@@ -40,8 +40,22 @@ pub struct Config {
 pub struct HttpConfig {
     /// Listen address. Default `127.0.0.1:8080`.
     pub listen: SocketAddr,
-    /// Bearer token for write actions. Default: generated at start and printed.
+    /// Bearer token for write actions (the environment variable `DUSTWATCH_WRITE_TOKEN` wins
+    /// over it). Default: none; then `token_file`, else 128 random bits generated at start and
+    /// printed (only then).
     pub write_token: Option<String>,
+    /// A file holding the write token (surrounding whitespace ignored); not together with
+    /// `write_token`. Default none.
+    pub token_file: Option<PathBuf>,
+    /// Connections open at once; more are closed as soon as they are accepted. Default 256.
+    pub max_connections: usize,
+    /// Request headers must be complete this long after their first byte (slow clients).
+    /// Default 10 s.
+    pub header_timeout_s: u64,
+    /// A connection without traffic this long is closed. Default 60 s.
+    pub idle_timeout_s: u64,
+    /// Live-update streams (`/events`, one per open page) at once; more get 503. Default 64.
+    pub max_streams: usize,
 }
 
 impl Default for HttpConfig {
@@ -49,6 +63,22 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             write_token: None,
+            token_file: None,
+            max_connections: 256,
+            header_timeout_s: 10,
+            idle_timeout_s: 60,
+            max_streams: 64,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// The server's connection limits.
+    pub fn limits(&self) -> crate::web::server::Limits {
+        crate::web::server::Limits {
+            max_connections: self.max_connections,
+            header_timeout: std::time::Duration::from_secs(self.header_timeout_s),
+            idle_timeout: std::time::Duration::from_secs(self.idle_timeout_s),
         }
     }
 }

@@ -46,6 +46,10 @@ struct Common {
     /// Rule profile TOML (see rules/) [default: the built-in rules/default.toml].
     #[arg(long, global = true, env = "DUSTWATCH_RULES")]
     rules: Option<PathBuf>,
+    /// File holding the bearer token for write actions; overrides `[http]` (the token itself
+    /// can be given as DUSTWATCH_WRITE_TOKEN) [default: generated at start and printed].
+    #[arg(long, global = true, env = "DUSTWATCH_WRITE_TOKEN_FILE")]
+    write_token_file: Option<PathBuf>,
     /// Log lines on stderr: `text` (coloured only on a terminal) or `json` (one object per
     /// line, for a journal or a log shipper).
     #[arg(long, global = true, env = "DUSTWATCH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -192,6 +196,15 @@ fn apply(common: &Common, config: &mut Config) {
     }
     if let Some(r) = &common.registry {
         config.registry.file = Some(r.clone());
+    }
+    if let Some(f) = &common.write_token_file {
+        config.http.token_file = Some(f.clone());
+        config.http.write_token = None;
+    }
+    // An environment variable only, never a flag: a flag would show in the process list.
+    if let Some(t) = std::env::var_os("DUSTWATCH_WRITE_TOKEN") {
+        config.http.write_token = Some(t.to_string_lossy().into_owned());
+        config.http.token_file = None;
     }
 }
 
@@ -452,7 +465,11 @@ fn print_urls(agg: &Aggregator, broker: &str) {
     if let Some(a) = agg.hj212_addr {
         println!("  HJ 212 TCP  {a}");
     }
-    println!("  write token {}", agg.write_token);
+    if agg.write_token_generated {
+        println!("  write token {}", agg.write_token);
+    } else {
+        println!("  write token (configured)");
+    }
     println!("Press Ctrl-C to stop.");
 }
 

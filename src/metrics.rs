@@ -101,6 +101,8 @@ pub struct Metrics {
     pub event_to_commit_seconds: Histogram,
     /// HJ 212 ingest (MQTT topic and TCP listener).
     pub hj212: Hj212Metrics,
+    /// The HTTP server and its live streams.
+    pub http: HttpMetrics,
     /// InfluxDB export: 1 when configured.
     pub export_enabled: AtomicI64,
     /// Lines the long-term store accepted.
@@ -307,6 +309,7 @@ impl Metrics {
             );
         }
         self.hj212.render(&mut out);
+        self.http.render(&mut out);
         self.batch_seconds.render(
             &mut out,
             "dustwatch_store_batch_seconds",
@@ -329,7 +332,7 @@ impl Metrics {
 
 /// Labels of `dustwatch_hj212_rejected_total`: every `Hj212Error::label()` of the codec, then the
 /// TCP listener's identity checks, then `other` (a label this list does not know yet).
-pub const HJ212_REJECT_LABELS: [&str; 25] = [
+pub const HJ212_REJECT_LABELS: [&str; 26] = [
     "bad_header",
     "bad_length",
     "length_mismatch",
@@ -354,6 +357,7 @@ pub const HJ212_REJECT_LABELS: [&str; 25] = [
     "split_mismatch",
     "unknown_mn",
     "bad_password",
+    "locked_out",
     "other",
 ];
 
@@ -377,6 +381,16 @@ pub struct Hj212Metrics {
     pub timeouts: AtomicU64,
     /// TCP connections closed after too many bad frames in a row.
     pub closed_for_errors: AtomicU64,
+    /// TCP connections refused because `max_connections_per_addr` were open from that address.
+    pub connections_refused_per_addr: AtomicU64,
+    /// MN/PW refusals answered after a delay.
+    pub auth_delayed: AtomicU64,
+    /// Lockouts of an MN or an address started.
+    pub lockouts: AtomicU64,
+    /// MN/PW refusals without a dead letter (over `auth_dead_letters_per_min`; still counted).
+    pub auth_dead_letters_dropped: AtomicU64,
+    /// MNs and addresses tracked for MN/PW failures now.
+    pub auth_tracked: AtomicI64,
 }
 
 impl Hj212Metrics {
@@ -412,7 +426,7 @@ impl Hj212Metrics {
                 c.load(Relaxed)
             );
         }
-        let counters: [(&str, &str, &AtomicU64); 7] = [
+        let counters: [(&str, &str, &AtomicU64); 11] = [
             (
                 "dustwatch_hj212_frames_total",
                 "HJ 212 frames and packets received (MQTT and TCP).",
@@ -448,6 +462,26 @@ impl Hj212Metrics {
                 "HJ 212 TCP connections closed after too many bad frames in a row.",
                 &self.closed_for_errors,
             ),
+            (
+                "dustwatch_hj212_connections_refused_per_address_total",
+                "HJ 212 TCP connections refused at max_connections_per_addr.",
+                &self.connections_refused_per_addr,
+            ),
+            (
+                "dustwatch_hj212_auth_delayed_total",
+                "HJ 212 MN/PW refusals answered after a delay.",
+                &self.auth_delayed,
+            ),
+            (
+                "dustwatch_hj212_lockouts_total",
+                "HJ 212 lockouts of an MN or an address after repeated MN/PW failures.",
+                &self.lockouts,
+            ),
+            (
+                "dustwatch_hj212_auth_dead_letters_dropped_total",
+                "HJ 212 MN/PW refusals kept without a dead letter (rate limit; still counted).",
+                &self.auth_dead_letters_dropped,
+            ),
         ];
         for (name, help, c) in counters {
             let _ = writeln!(
@@ -462,5 +496,88 @@ impl Hj212Metrics {
              # TYPE dustwatch_hj212_connections gauge\ndustwatch_hj212_connections {}",
             self.connections_open.load(Relaxed)
         );
+        let _ = writeln!(
+            out,
+            "# HELP dustwatch_hj212_auth_tracked MNs and addresses tracked for MN/PW failures.\n\
+             # TYPE dustwatch_hj212_auth_tracked gauge\ndustwatch_hj212_auth_tracked {}",
+            self.auth_tracked.load(Relaxed)
+        );
+    }
+}
+
+/// The HTTP server: connections and live (`/events`) streams.
+#[derive(Debug, Default)]
+pub struct HttpMetrics {
+    /// Connections accepted.
+    pub connections: AtomicU64,
+    /// Connections open now.
+    pub connections_open: AtomicI64,
+    /// Connections closed at once because `max_connections` were open.
+    pub connections_refused: AtomicU64,
+    /// Connections closed for sending nothing for `idle_timeout_s`.
+    pub idle_closed: AtomicU64,
+    /// Live streams open now.
+    pub live_streams: AtomicI64,
+    /// Live streams refused (503) at `max_streams`.
+    pub live_streams_refused: AtomicU64,
+    /// Live-update computations (one per tick while a stream is open, whatever their number).
+    pub live_updates: AtomicU64,
+}
+
+impl HttpMetrics {
+    fn render(&self, out: &mut String) {
+        let counters: [(&str, &str, &AtomicU64); 5] = [
+            (
+                "dustwatch_http_connections_total",
+                "HTTP connections accepted.",
+                &self.connections,
+            ),
+            (
+                "dustwatch_http_connections_refused_total",
+                "HTTP connections closed at once at max_connections.",
+                &self.connections_refused,
+            ),
+            (
+                "dustwatch_http_idle_closed_total",
+                "HTTP connections closed after idle_timeout_s without traffic.",
+                &self.idle_closed,
+            ),
+            (
+                "dustwatch_live_streams_refused_total",
+                "Live (/events) streams refused with 503 at max_streams.",
+                &self.live_streams_refused,
+            ),
+            (
+                "dustwatch_live_updates_total",
+                "Live-update computations (once per tick for all streams together).",
+                &self.live_updates,
+            ),
+        ];
+        for (name, help, c) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                c.load(Relaxed)
+            );
+        }
+        let gauges: [(&str, &str, &AtomicI64); 2] = [
+            (
+                "dustwatch_http_connections",
+                "HTTP connections open.",
+                &self.connections_open,
+            ),
+            (
+                "dustwatch_live_streams",
+                "Live (/events) streams open.",
+                &self.live_streams,
+            ),
+        ];
+        for (name, help, g) in gauges {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}",
+                g.load(Relaxed)
+            );
+        }
     }
 }

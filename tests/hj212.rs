@@ -394,7 +394,7 @@ async fn every_rejection_reason_is_counted_and_kept_as_a_dead_letter() {
     for (_, bytes) in &cases {
         s.write_all(bytes).await.expect("send");
     }
-    // Wrong password and unknown MN: answered with 9011 QnRtn 3 and 4 when a reply is asked for.
+    // Wrong password and unknown MN: both answered with 9011 QnRtn 3 when a reply is asked for.
     let wrong_pw = frame(&segment(
         2011,
         5,
@@ -421,9 +421,10 @@ async fn every_rejection_reason_is_counted_and_kept_as_a_dead_letter() {
     );
     s.write_all(&unknown_mn).await.expect("send");
     let rtn = reply(&mut s).await;
+    // The same answer as a wrong PW: an MN guess cannot be told from a PW guess.
     assert_eq!(
         (rtn.cn, rtn.cp.param("QnRtn")),
-        (Cn::RequestReply, Some("4"))
+        (Cn::RequestReply, Some("3"))
     );
     // Truncated: the connection closes mid-frame.
     let whole = frame(&good("a34002-Rtd=80"));

@@ -55,6 +55,29 @@ impl Hj212Devices {
             .unwrap_or_default()
     }
 
+    /// Registered HJ 212 devices (with an MN) without a password: any PW is accepted for them.
+    pub fn without_password(&self) -> Vec<&DeviceInfo> {
+        let mut out: Vec<&DeviceInfo> = self
+            .by_mn
+            .values()
+            .filter(|d| d.password.is_none())
+            .collect();
+        out.sort_by(|a, b| (&a.site, &a.id).cmp(&(&b.site, &b.id)));
+        out
+    }
+
+    /// [`Hj212Devices::password_ok`], and for an unknown MN the same comparison against an empty
+    /// password (always false), so an unknown MN costs what a wrong PW costs.
+    pub fn password_ok_or_unknown(device: Option<&DeviceInfo>, pw: &str) -> bool {
+        match device {
+            Some(d) => Self::password_ok(d, pw),
+            None => {
+                let _ = constant_time_eq(pw.as_bytes(), pw.as_bytes());
+                false
+            }
+        }
+    }
+
     /// True when the frame's PW is the device's (or the device has no password set).
     pub fn password_ok(device: &DeviceInfo, pw: &str) -> bool {
         device
@@ -77,6 +100,8 @@ pub enum FrameReject {
     UnknownMn(String),
     /// TCP: the PW is not the device's.
     BadPassword(String),
+    /// TCP: the MN or the sender's address is locked out after repeated MN/PW failures.
+    LockedOut(String),
     /// Decoded, but the reading breaks the contract's limits (range, time).
     Invalid(Rejected),
 }
@@ -89,6 +114,7 @@ impl FrameReject {
             FrameReject::Frame(e) => Some(e.label()),
             FrameReject::UnknownMn(_) => Some("unknown_mn"),
             FrameReject::BadPassword(_) => Some("bad_password"),
+            FrameReject::LockedOut(_) => Some("locked_out"),
             FrameReject::Invalid(_) => None,
         }
     }
@@ -107,6 +133,10 @@ impl FrameReject {
             FrameReject::BadPassword(mn) => (
                 RejectReason::BadFrame,
                 format!("bad_password: PW does not match the registry's for MN `{mn}`"),
+            ),
+            FrameReject::LockedOut(mn) => (
+                RejectReason::BadFrame,
+                format!("locked_out: MN `{mn}` or the sender's address is locked out after repeated MN/PW failures"),
             ),
             FrameReject::Invalid(r) => (r.reason, r.detail.clone()),
         };

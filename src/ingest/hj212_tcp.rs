@@ -5,14 +5,17 @@
 //! device's. Every frame becomes one record on the same bounded queue as MQTT messages (a reading,
 //! or a dead letter keeping the raw frame); a frame that asks for a reply (Flag bit 0) gets its
 //! 9014 data reply only after its reading is committed, in the order the frames came. Unknown MN
-//! and wrong PW are answered with a 9011 request reply (QnRtn 4 and 3) when one was asked for.
-//! Packets of split frames are reassembled per connection.
+//! and wrong PW get the same 9011 request reply (QnRtn 3) when one was asked for, after the same
+//! delay, so a guess at an MN cannot be told from a guess at a PW (`guard.rs`: growing delays,
+//! lockouts per MN and per address, rate-limited dead letters). Packets of split frames are
+//! reassembled per connection.
 //!
-//! Defences: at most `max_connections` connections (more are closed at once), frames longer than
-//! `max_frame_bytes` are rejected and skipped up to their CRLF, a connection is closed when it
-//! sends nothing for `idle_timeout_s`, takes more than `read_timeout_s` to finish a frame (a slow
-//! or half-open client), does not take a reply within `write_timeout_s`, or sends
-//! `max_bad_frames` bad frames in a row. At most `max_inflight` frames of one connection wait for
+//! Defences: at most `max_connections` connections, `max_connections_per_addr` of them from one
+//! address (more are closed at once); frames longer than `max_frame_bytes` are rejected and
+//! skipped up to their CRLF; a connection is closed when it sends no frame of a known MN with its
+//! PW within `first_frame_timeout_s`, sends nothing for `idle_timeout_s`, takes more than
+//! `read_timeout_s` to finish a frame (a slow or half-open client), does not take a reply within
+//! `write_timeout_s`, or sends `max_bad_frames` bad frames in a row. At most `max_inflight` frames of one connection wait for
 //! their commit; reading pauses meanwhile, so a fast device is slowed by TCP backpressure.
 
 use super::hj212::{reading_record, FrameReject, Hj212Devices};
@@ -22,7 +25,11 @@ use crate::store::Record;
 use dustwatch_protocol::hj212::{
     self, data_reply, request_reply, Cn, Frame, Hj212Error, QnRtn, Reassembler, MAX_FRAME_LEN,
 };
-use serde::{Deserialize, Serialize};
+
+mod config;
+mod guard;
+pub use config::Hj212Config;
+use guard::{Guard, Verdict};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -34,50 +41,6 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-/// The HJ 212 TCP listener (`[hj212]` in the config file).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Hj212Config {
-    /// Listen address, e.g. `"0.0.0.0:9212"` (port 0 picks a free port). Default none: the
-    /// listener is off.
-    pub listen: Option<SocketAddr>,
-    /// Connections open at once; a connection beyond that is closed as soon as it is accepted.
-    /// Default 1024.
-    pub max_connections: usize,
-    /// Longest frame, in bytes from `##` to CRLF; at most the standard's 1036 (a 1024-byte data
-    /// segment). Default 1036.
-    pub max_frame_bytes: usize,
-    /// A connection that sends nothing for this long is closed (half-open or silent). Devices
-    /// send real-time data every 30-60 s. Default 600 s.
-    pub idle_timeout_s: u64,
-    /// A frame must be complete this long after its first byte (slow clients). Default 30 s.
-    pub read_timeout_s: u64,
-    /// A reply the device does not take within this closes the connection. Default 10 s.
-    pub write_timeout_s: u64,
-    /// Frames of one connection waiting for their commit before reading pauses. Default 64.
-    pub max_inflight: usize,
-    /// Incomplete split frames one connection may have pending. Default 8.
-    pub max_pending_splits: usize,
-    /// Bad frames in a row after which a connection is closed (garbage senders). Default 16.
-    pub max_bad_frames: u32,
-}
-
-impl Default for Hj212Config {
-    fn default() -> Self {
-        Hj212Config {
-            listen: None,
-            max_connections: 1024,
-            max_frame_bytes: MAX_FRAME_LEN,
-            idle_timeout_s: 600,
-            read_timeout_s: 30,
-            write_timeout_s: 10,
-            max_inflight: 64,
-            max_pending_splits: 8,
-            max_bad_frames: 16,
-        }
-    }
-}
 
 /// A running listener.
 pub struct Hj212Listener {
@@ -91,6 +54,7 @@ struct Shared {
     config: Hj212Config,
     devices: Arc<Hj212Devices>,
     metrics: Arc<Metrics>,
+    guard: Guard,
 }
 
 /// Serve HJ 212 devices on `listener`, feeding `items` (the store writer's queue), until
@@ -104,7 +68,14 @@ pub fn spawn(
     shutdown: CancellationToken,
 ) -> std::io::Result<Hj212Listener> {
     let addr = listener.local_addr()?;
+    for d in devices.without_password() {
+        tracing::warn!(
+            site = %d.site, device = %d.id, mn = d.mn.as_deref().unwrap_or_default(),
+            "HJ 212 device has no password: any PW is accepted for its MN; set `password` in its [[device]] table"
+        );
+    }
     let shared = Arc::new(Shared {
+        guard: Guard::new(&config),
         config,
         devices,
         metrics,
@@ -139,13 +110,22 @@ async fn accept_loop(
                         drop(stream);
                         continue;
                     };
+                    let ip = peer.ip();
+                    if !shared.guard.open(ip) {
+                        shared.metrics.hj212.connections_refused_per_addr.fetch_add(1, Relaxed);
+                        tracing::debug!(%peer, max = shared.config.max_connections_per_addr, "HJ 212 connection refused: too many open from this address");
+                        drop(stream);
+                        continue;
+                    }
                     let metrics = shared.metrics.clone();
                     metrics.hj212.connections.fetch_add(1, Relaxed);
                     metrics.hj212.connections_open.fetch_add(1, Relaxed);
-                    let conn = Connection::new(shared.clone(), peer, items.clone());
+                    let conn = Connection::new(shared.clone(), peer, items.clone(), shutdown.clone());
                     let shutdown = shutdown.clone();
+                    let shared = shared.clone();
                     connections.spawn(async move {
                         conn.run(stream, shutdown).await;
+                        shared.guard.close(ip);
                         drop(permit);
                         metrics.hj212.connections_open.fetch_sub(1, Relaxed);
                     });
@@ -168,9 +148,9 @@ async fn accept_loop(
     tracing::info!("HJ 212 listener stopped");
 }
 
-/// A frame waiting for its commit, and the reply to send then.
+/// A frame waiting for its commit (when it left a record to commit), and the reply to send then.
 struct Inflight {
-    committed: oneshot::Receiver<()>,
+    committed: Option<oneshot::Receiver<()>>,
     reply: Vec<u8>,
 }
 
@@ -179,6 +159,19 @@ struct Handled {
     record: Option<Record>,
     reply: Option<Vec<u8>>,
     bad: bool,
+    /// A refused MN/PW: the reply goes after this delay without waiting for a commit.
+    refused: Option<std::time::Duration>,
+}
+
+impl Handled {
+    fn bad(record: Option<Record>, reply: Option<Vec<u8>>) -> Self {
+        Handled {
+            record,
+            reply,
+            bad: true,
+            refused: None,
+        }
+    }
 }
 
 enum Flow {
@@ -194,10 +187,18 @@ struct Connection {
     splits: Reassembler,
     inflight: VecDeque<Inflight>,
     bad_in_row: u32,
+    /// A frame of a known MN with its PW came (the first-frame timeout no longer applies).
+    logged_in: bool,
+    shutdown: CancellationToken,
 }
 
 impl Connection {
-    fn new(shared: Arc<Shared>, peer: SocketAddr, items: mpsc::Sender<Item>) -> Self {
+    fn new(
+        shared: Arc<Shared>,
+        peer: SocketAddr,
+        items: mpsc::Sender<Item>,
+        shutdown: CancellationToken,
+    ) -> Self {
         let splits = Reassembler::new(shared.config.max_pending_splits);
         Connection {
             shared,
@@ -207,6 +208,8 @@ impl Connection {
             splits,
             inflight: VecDeque::new(),
             bad_in_row: 0,
+            logged_in: false,
+            shutdown,
         }
     }
 
@@ -223,6 +226,7 @@ impl Connection {
         let read_timeout = Duration::from_secs(c.read_timeout_s.max(1));
         let write_timeout = Duration::from_secs(c.write_timeout_s.max(1));
         let max_inflight = c.max_inflight.max(1);
+        let first_frame_by = Instant::now() + Duration::from_secs(c.first_frame_timeout_s.max(1));
         let _ = stream.set_nodelay(true);
         let (mut rd, mut wr) = stream.into_split();
         let mut buf = vec![0u8; 4096];
@@ -238,10 +242,13 @@ impl Connection {
                 return "closed by device";
             }
             let can_read = !eof && self.inflight.len() < max_inflight;
-            let deadline = match line_started {
+            let mut deadline = match line_started {
                 Some(t) => t + read_timeout,
                 None => last_input + idle,
             };
+            if !self.logged_in {
+                deadline = deadline.min(first_frame_by);
+            }
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return "shutdown",
@@ -328,6 +335,9 @@ impl Connection {
                 }
                 _ = tokio::time::sleep_until(deadline), if can_read => {
                     self.shared.metrics.hj212.timeouts.fetch_add(1, Relaxed);
+                    if !self.logged_in && deadline >= first_frame_by {
+                        return "no valid first frame in time";
+                    }
                     if line.is_empty() || skipping {
                         return "idle timeout";
                     }
@@ -344,42 +354,60 @@ impl Connection {
     async fn frame(&mut self, raw: &[u8]) -> Flow {
         self.shared.metrics.hj212.frames.fetch_add(1, Relaxed);
         let handled = self.handle(raw);
+        if let Some(delay) = handled.refused.filter(|d| !d.is_zero()) {
+            // The connection reads nothing meanwhile; parallel connections pay their own.
+            self.shared.metrics.hj212.auth_delayed.fetch_add(1, Relaxed);
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return Flow::Close,
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
         self.submit(handled).await
     }
 
     async fn reject(&mut self, reject: FrameReject, raw: &[u8]) -> Flow {
         self.shared.metrics.hj212.frames.fetch_add(1, Relaxed);
         let record = reject.dead_letter(&self.topic, raw, &self.shared.metrics);
-        self.submit(Handled {
-            record: Some(record),
-            reply: None,
-            bad: true,
-        })
-        .await
+        self.submit(Handled::bad(Some(record), None)).await
     }
 
     fn handle(&mut self, raw: &[u8]) -> Handled {
         let rejected = |this: &Self, reject: FrameReject, reply: Option<Vec<u8>>| {
             tracing::debug!(peer = %this.peer, reason = reject.label().unwrap_or("invalid"), "HJ 212 frame rejected");
-            Handled {
-                record: Some(reject.dead_letter(&this.topic, raw, &this.shared.metrics)),
+            Handled::bad(
+                Some(reject.dead_letter(&this.topic, raw, &this.shared.metrics)),
                 reply,
-                bad: true,
-            }
+            )
         };
         let frame = match hj212::decode(raw) {
             Ok(f) => f,
             Err(e) => return rejected(self, e.into(), None),
         };
         let devices = self.shared.devices.clone();
-        let Some(device) = devices.by_mn(&frame.mn) else {
-            let reply = reply_if_wanted(&frame, |f| request_reply(f, QnRtn::BadMn));
-            return rejected(self, FrameReject::UnknownMn(frame.mn.clone()), reply);
+        let guard = &self.shared.guard;
+        let ip = self.peer.ip();
+        let locked = guard.check(&frame.mn, ip, Instant::now()) == Verdict::Locked;
+        let device = devices.by_mn(&frame.mn);
+        // Known MN or not, the password is compared (an unknown MN against an empty one), so
+        // both refusals cost the same work.
+        let pw_ok = Hj212Devices::password_ok_or_unknown(device, &frame.pw);
+        let device = match device {
+            Some(d) if pw_ok && !locked => d,
+            _ => {
+                let reject = if locked {
+                    FrameReject::LockedOut(frame.mn.clone())
+                } else if device.is_none() {
+                    FrameReject::UnknownMn(frame.mn.clone())
+                } else {
+                    FrameReject::BadPassword(frame.mn.clone())
+                };
+                return self.refuse(&frame, reject, raw, locked);
+            }
         };
-        if !Hj212Devices::password_ok(device, &frame.pw) {
-            let reply = reply_if_wanted(&frame, |f| request_reply(f, QnRtn::BadPassword));
-            return rejected(self, FrameReject::BadPassword(frame.mn.clone()), reply);
+        if !self.logged_in || self.bad_in_row > 0 {
+            guard.success(&frame.mn, ip);
         }
+        self.logged_in = true;
         let whole = match self.splits.push(frame) {
             Ok(Some(whole)) => whole,
             Ok(None) => {
@@ -387,6 +415,7 @@ impl Connection {
                     record: None,
                     reply: None,
                     bad: false,
+                    refused: None,
                 }
             }
             Err(e) => return rejected(self, e.into(), None),
@@ -398,6 +427,7 @@ impl Connection {
                     record: Some(record),
                     reply: reply_if_wanted(&whole, data_reply),
                     bad: false,
+                    refused: None,
                 }
             }
             Err(reject) => {
@@ -417,6 +447,39 @@ impl Connection {
         }
     }
 
+    /// An unknown MN, a wrong PW or a locked-out MN/address: one reply and one delay for all of
+    /// them; the dead letter only within the rate limit (the rejection is counted either way).
+    fn refuse(&mut self, frame: &Frame, reject: FrameReject, raw: &[u8], locked: bool) -> Handled {
+        let m = &self.shared.metrics;
+        let r = self
+            .shared
+            .guard
+            .refuse(&frame.mn, self.peer.ip(), locked, Instant::now());
+        if r.locked {
+            m.hj212.lockouts.fetch_add(1, Relaxed);
+            tracing::warn!(peer = %self.peer, mn = %frame.mn, "HJ 212 MN or address locked out after repeated MN/PW failures");
+        }
+        m.hj212
+            .auth_tracked
+            .store(self.shared.guard.tracked() as i64, Relaxed);
+        tracing::debug!(peer = %self.peer, reason = reject.label().unwrap_or("invalid"), "HJ 212 frame refused");
+        let record = if r.dead_letter {
+            Some(reject.dead_letter(&self.topic, raw, m))
+        } else {
+            if let Some(label) = reject.label() {
+                m.hj212.reject(label);
+            }
+            m.hj212.auth_dead_letters_dropped.fetch_add(1, Relaxed);
+            None
+        };
+        Handled {
+            record,
+            reply: reply_if_wanted(frame, |f| request_reply(f, QnRtn::BadPassword)),
+            bad: true,
+            refused: Some(r.delay),
+        }
+    }
+
     /// Queue a record for the store writer (waiting while the queue is full) and remember the
     /// reply to send once it is committed.
     async fn submit(&mut self, handled: Handled) -> Flow {
@@ -425,20 +488,29 @@ impl Connection {
         } else {
             self.bad_in_row = 0;
         }
+        // A refusal's reply does not wait for its dead letter (which may not even be kept).
+        let wait_commit = handled.refused.is_none();
+        let (on_commit, inflight) = match handled.reply {
+            Some(reply) if wait_commit && handled.record.is_some() => {
+                let (tx, rx) = oneshot::channel();
+                (
+                    Some(tx),
+                    Some(Inflight {
+                        committed: Some(rx),
+                        reply,
+                    }),
+                )
+            }
+            Some(reply) => (
+                None,
+                Some(Inflight {
+                    committed: None,
+                    reply,
+                }),
+            ),
+            None => (None, None),
+        };
         if let Some(record) = handled.record {
-            let (on_commit, reply) = match handled.reply {
-                Some(reply) => {
-                    let (tx, rx) = oneshot::channel();
-                    (
-                        Some(tx),
-                        Some(Inflight {
-                            committed: rx,
-                            reply,
-                        }),
-                    )
-                }
-                None => (None, None),
-            };
             let item = Item {
                 record: Some(record),
                 ack: None,
@@ -448,8 +520,8 @@ impl Connection {
             if self.items.send(item).await.is_err() {
                 return Flow::Close;
             }
-            self.inflight.extend(reply);
         }
+        self.inflight.extend(inflight);
         if self.bad_in_row >= self.shared.config.max_bad_frames.max(1) {
             self.shared
                 .metrics
@@ -480,7 +552,13 @@ fn reply_if_wanted(frame: &Frame, make: impl FnOnce(&Frame) -> Frame) -> Option<
 /// Wait for the oldest in-flight frame's commit; pending forever when there is none.
 async fn next_commit(inflight: &mut VecDeque<Inflight>) -> Result<(), oneshot::error::RecvError> {
     match inflight.front_mut() {
-        Some(next) => (&mut next.committed).await,
+        Some(Inflight {
+            committed: Some(rx),
+            ..
+        }) => rx.await,
+        Some(Inflight {
+            committed: None, ..
+        }) => Ok(()),
         None => std::future::pending().await,
     }
 }

@@ -175,5 +175,10 @@ pub async fn page(
          <th class=hide-s>Cleared</th><th>Acknowledge</th></tr></thead><tbody id=alert-rows>{body_rows}</tbody></table>",
         n = alerts.len()
     );
-    Ok(layout::page("Alerts", "Alerts", &body, &format!("{CLIENT}{SCRIPT}")).into_response())
+    Ok(layout::page(
+        "Alerts",
+        "Alerts",
+        &body,
+        &format!("{CLIENT}{SCRIPT}"),
+    ))
 }

@@ -26,7 +26,8 @@ pub fn authorize(headers: &HeaderMap, token: &str) -> Result<(), WebError> {
         Ok(())
     } else {
         Err(WebError::Unauthorized(
-            "write actions need `Authorization: Bearer <token>` (printed at start)".into(),
+            "write actions need `Authorization: Bearer <token>` (configured, or printed at start)"
+                .into(),
         ))
     }
 }
@@ -130,21 +131,36 @@ pub struct LevelBody {
     pub ts: Option<i64>,
 }
 
+/// The level to publish, checked the way ingest will check it (contract limits, and at most
+/// `max_future_ms` ahead of the wall clock), so a level ingest would refuse is a 400 here
+/// instead of a 200 followed by a dead letter.
+pub fn checked_level(
+    body: &LevelBody,
+    now_ms: i64,
+    max_future_ms: i64,
+) -> Result<(CityLevel, Vec<u8>), WebError> {
+    let level = CityLevel {
+        level: body.level,
+        ts: body.ts.unwrap_or(now_ms),
+    };
+    let payload = serde_json::to_vec(&level).map_err(|e| WebError::Internal(e.to_string()))?;
+    CityLevel::decode(&payload)
+        .and_then(|_| dustwatch_protocol::check_not_future(level.ts, now_ms, max_future_ms))
+        .map_err(|r| WebError::BadRequest(format!("`ts`: {}", r.detail)))?;
+    Ok((level, payload))
+}
+
 /// Publish the level on `dust/v1/city/level` (retained): it comes back through ingest like the
-/// city's own feed, so it is stored and judged the same way.
+/// city's own feed, so it is stored and judged the same way. The router checks the token before
+/// the body is read; it is checked here again so the handler is safe on its own.
 pub async fn put_level(
     State(state): State<AppState>,
     headers: HeaderMap,
     Json(body): Json<LevelBody>,
 ) -> Result<Json<CityLevel>, WebError> {
     authorize(&headers, &state.write_token)?;
-    let level = CityLevel {
-        level: body.level,
-        ts: body
-            .ts
-            .unwrap_or_else(|| chrono::Utc::now().timestamp_millis()),
-    };
-    let payload = serde_json::to_vec(&level).map_err(|e| WebError::Internal(e.to_string()))?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let (level, payload) = checked_level(&body, now, state.max_future_ms)?;
     if !state
         .publisher
         .publish(state.publisher.root().city_level(), payload, true)

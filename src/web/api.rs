@@ -1,5 +1,6 @@
 //! JSON API handlers.
 
+use super::query::{self, DAY_MS};
 use super::sites::{site_views, SiteView};
 use super::{blocking, AppState, WebError};
 use crate::store::{SeriesPoint, StoreReader};
@@ -18,7 +19,8 @@ pub struct SeriesQuery {
     pub metric: Option<String>,
     pub from: Option<String>,
     pub to: Option<String>,
-    pub step: Option<i64>,
+    /// Seconds; parsed (checked) by `query::series_step`.
+    pub step: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -32,19 +34,6 @@ pub struct SeriesResponse {
     pub points: Vec<SeriesPoint>,
 }
 
-/// Most points one series request may return; a client asks for a coarser step instead.
-const MAX_POINTS: i64 = 20_000;
-
-/// A time in a query: Unix milliseconds or RFC 3339.
-pub fn parse_time(s: &str) -> Result<i64, WebError> {
-    if let Ok(ms) = s.parse::<i64>() {
-        return Ok(ms);
-    }
-    chrono::DateTime::parse_from_rfc3339(s)
-        .map(|t| t.timestamp_millis())
-        .map_err(|_| WebError::BadRequest(format!("`{s}` is neither Unix ms nor RFC 3339")))
-}
-
 pub async fn series(
     State(state): State<AppState>,
     Path(site): Path<String>,
@@ -56,24 +45,13 @@ pub async fn series(
         .unwrap_or("pm10")
         .parse()
         .map_err(WebError::BadRequest)?;
-    let step = q.step.unwrap_or(60);
     let latest_ts = state.reader.hot().latest(&site).map(|l| l.reading.ts);
-    let to = match q.to.as_deref() {
-        Some(t) => parse_time(t)?,
-        None => latest_ts.unwrap_or_else(|| chrono::Utc::now().timestamp_millis()) + 1,
-    };
-    let from = match q.from.as_deref() {
-        Some(t) => parse_time(t)?,
-        None => to - 86_400_000,
-    };
-    if from >= to {
-        return Err(WebError::BadRequest("`from` must be before `to`".into()));
-    }
-    if step < 1 || (to - from) / (step * 1000) > MAX_POINTS {
-        return Err(WebError::BadRequest(format!(
-            "step {step} s gives more than {MAX_POINTS} points over this range"
-        )));
-    }
+    let default_to = latest_ts
+        .unwrap_or_else(|| chrono::Utc::now().timestamp_millis())
+        .saturating_add(1);
+    let range = query::time_range(q.from.as_deref(), q.to.as_deref(), default_to, DAY_MS)?;
+    let step = query::series_step(q.step.as_deref(), range)?;
+    let (from, to) = (range.from, range.to);
     let reader = state.reader.clone();
     let site_id = site.clone();
     let (known, points) = blocking(move || {

@@ -2,7 +2,7 @@
 //! `GET /charts/aqi/{id}.svg|.png` (the site's AQI calendar, query `days`). Rendering runs off the
 //! async workers.
 
-use super::api::parse_time;
+use super::query::{self, DAY_MS};
 use super::{blocking, AppState, WebError};
 use crate::charts::data::{self, Frame, Overlays};
 use crate::charts::site_series::AlertPeriod;
@@ -114,26 +114,14 @@ pub async fn site_chart(
         Some(m) => Some(m.parse().map_err(WebError::BadRequest)?),
         None => None,
     };
-    let to = match q.to.as_deref() {
-        Some(t) => parse_time(t)?,
-        None => {
-            state
-                .reader
-                .hot()
-                .latest(&id)
-                .map_or_else(|| fleet_now(&state), |l| l.reading.ts)
-                + 1
-        }
-    };
-    let from = match q.from.as_deref() {
-        Some(t) => parse_time(t)?,
-        None => to - 86_400_000,
-    };
-    if from >= to || to - from > 400 * 86_400_000 {
-        return Err(WebError::BadRequest(
-            "`from` must be before `to`, at most 400 days apart".into(),
-        ));
-    }
+    let default_to = state
+        .reader
+        .hot()
+        .latest(&id)
+        .map_or_else(|| fleet_now(&state), |l| l.reading.ts)
+        .saturating_add(1);
+    let range = query::time_range(q.from.as_deref(), q.to.as_deref(), default_to, DAY_MS)?;
+    let (from, to) = (range.from, range.to);
     let size = size(&q, (900, 360));
     let bytes = blocking(move || {
         let site = find_site(&state, &id)?;
@@ -169,13 +157,13 @@ pub async fn aqi_chart(
     let size = size(&q, (560, 240));
     let bytes = blocking(move || {
         let site = find_site(&state, &id)?;
-        let to = fleet_now(&state) + 1;
+        let to = fleet_now(&state).saturating_add(1);
         let chart = data::aqi_calendar(
             state.reader.as_ref(),
             &format!("Daily AQI (HJ 633) — {}", charts::latin(&site.name)),
             std::slice::from_ref(&site),
             Frame {
-                from_ms: to - days * 86_400_000,
+                from_ms: to.saturating_sub(days * DAY_MS),
                 to_ms: to,
                 size,
             },

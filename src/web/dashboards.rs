@@ -9,7 +9,7 @@ use super::{blocking, AppState, WebError};
 use crate::charts::data::Overlays;
 use crate::dashboard::{self, DashboardError};
 use axum::extract::{Path, State};
-use axum::response::{Html, Response};
+use axum::response::Response;
 use std::fmt::Write;
 
 /// Where dashboard files are looked up (relative to the working directory).
@@ -22,7 +22,7 @@ fn load(name: &str) -> Result<dashboard::Dashboard, WebError> {
     })
 }
 
-pub async fn list() -> Html<String> {
+pub async fn list() -> Response {
     let mut b = String::from("<h1>Dashboards</h1><ul>");
     for n in dashboard::names(std::path::Path::new(DIR)) {
         let n = escape(&n);
@@ -32,7 +32,7 @@ pub async fn list() -> Html<String> {
     layout::page("Dashboards", "Dashboards", &b, super::live::CLIENT)
 }
 
-pub async fn page(Path(name): Path<String>) -> Result<Html<String>, WebError> {
+pub async fn page(Path(name): Path<String>) -> Result<Response, WebError> {
     let d = load(&name)?;
     let ename = escape(&name);
     let mut b = format!("<h1>{}</h1>", escape(&d.title));

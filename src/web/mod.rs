@@ -9,14 +9,20 @@ mod html;
 mod layout;
 pub mod live;
 pub mod overview;
+pub mod query;
 mod reports;
+pub mod server;
+pub mod token;
 pub use reports::to_html as report_html;
 mod site_page;
 pub mod sites;
 
 use crate::metrics::Metrics;
 use crate::store::{SqliteReader, StoreError};
-use axum::http::StatusCode;
+use axum::extract::{Request, State};
+use axum::handler::Handler;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -35,9 +41,51 @@ pub struct AppState {
     pub tz: chrono_tz::Tz,
     /// Limit lines of the active rule profile (GB 3095 where it sets none).
     pub limits: Arc<Vec<crate::charts::site_series::LimitLine>>,
+    /// The live-update hub behind `/events`.
+    pub live: live::LiveHub,
+    /// Ingest's `max_future_s` in ms: a city level further ahead of the clock is refused.
+    pub max_future_ms: i64,
+}
+
+/// Content-Security-Policy of every response without its own: same origin only, no inline
+/// scripts, never framed. Pages set their own, allowing their scripts by nonce (`layout.rs`).
+/// Inline styles are allowed (reports and SVG charts carry them; a style cannot run code).
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+    img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+    form-action 'self'; frame-ancestors 'none'";
+
+/// Security headers on every response (pages, API, errors).
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        );
+    }
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
+/// Write actions: the bearer token is checked before the body is read or parsed.
+async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    match alerts_api::authorize(request.headers(), &state.write_token) {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
 }
 
 pub fn router(state: AppState) -> Router {
+    let write = || middleware::from_fn_with_state(state.clone(), require_token);
     Router::new()
         .route("/", get(overview::page))
         .route("/healthz", get(healthz))
@@ -46,10 +94,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sites/:id/series", get(api::series))
         .route("/api/alerts", get(alerts_api::list))
         .route("/api/alerts/:id", get(alerts_api::one))
-        .route("/api/alerts/:id/ack", axum::routing::post(alerts_api::ack))
+        .route(
+            "/api/alerts/:id/ack",
+            axum::routing::post(alerts_api::ack.layer(write())),
+        )
         .route(
             "/api/city/level",
-            get(alerts_api::get_level).put(alerts_api::put_level),
+            get(alerts_api::get_level).put(alerts_api::put_level.layer(write())),
         )
         .route("/api/rankings", get(reports::rankings))
         .route("/reports/daily/:date", get(reports::daily))
@@ -64,6 +115,7 @@ pub fn router(state: AppState) -> Router {
         .route("/dashboards/:name", get(dashboards::page))
         .route("/dashboards/:name/:file", get(dashboards::panel))
         .with_state(state)
+        .layer(middleware::from_fn(security_headers))
 }
 
 async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
@@ -99,21 +151,26 @@ pub enum WebError {
     NotFound(String),
     #[error("{0}")]
     Unauthorized(String),
+    #[error(transparent)]
+    Query(#[from] query::QueryError),
     #[error("store: {0}")]
     Store(#[from] StoreError),
     #[error("internal: {0}")]
     Internal(String),
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let status = match &self {
-            WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            WebError::BadRequest(_) | WebError::Query(_) => StatusCode::BAD_REQUEST,
             WebError::NotFound(_) => StatusCode::NOT_FOUND,
             WebError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             WebError::Store(_) | WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
-        if status.is_server_error() {
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %self, "request failed");
         }
         (

@@ -8,7 +8,7 @@ use super::sites::{site_views, SiteView};
 use super::{blocking, AppState, WebError};
 use crate::store::{AlertFilter, StoreReader};
 use axum::extract::State;
-use axum::response::Html;
+use axum::response::Response;
 use std::collections::HashMap;
 use std::fmt::Write;
 
@@ -139,7 +139,7 @@ live.onSites = (sites) => {
 live.onLevel = (l) => { const e = document.getElementById('level-now'); e.textContent = l; e.className = 'level ' + l; };
 "#;
 
-pub async fn page(State(state): State<AppState>) -> Result<Html<String>, WebError> {
+pub async fn page(State(state): State<AppState>) -> Result<Response, WebError> {
     let body = blocking(move || render(&state)).await?;
     Ok(layout::page(
         "Overview",

@@ -12,8 +12,7 @@ use serde::Deserialize;
 use std::fmt::Write;
 
 fn parse_date(s: &str) -> Result<NaiveDate, WebError> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map_err(|_| WebError::BadRequest(format!("`{s}` is not a date (YYYY-MM-DD)")))
+    Ok(super::query::parse_date(s)?)
 }
 
 /// `/reports/daily/{date}`, `{date}.csv`, `{date}.json`.
@@ -105,10 +104,7 @@ pub async fn rankings(
     State(state): State<AppState>,
     Query(q): Query<RankQuery>,
 ) -> Result<Json<report::Rankings>, WebError> {
-    let (from, to) = (parse_date(&q.from)?, parse_date(&q.to)?);
-    if from > to {
-        return Err(WebError::BadRequest("`from` is after `to`".into()));
-    }
+    let (from, to) = super::query::date_range(&q.from, &q.to)?;
     let reader = state.reader.clone();
     let tz = state.tz;
     Ok(Json(

@@ -10,7 +10,7 @@ use super::sites::site_views;
 use super::{blocking, AppState, WebError};
 use crate::store::{AlertFilter, StoreReader};
 use axum::extract::{Path, Query, State};
-use axum::response::Html;
+use axum::response::Response;
 use serde::Deserialize;
 use std::fmt::Write;
 
@@ -182,7 +182,7 @@ pub async fn page(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<SiteQuery>,
-) -> Result<Html<String>, WebError> {
+) -> Result<Response, WebError> {
     let range = q.range.unwrap_or_else(|| "24h".into());
     let title = id.clone();
     let body = blocking(move || render(&state, &id, &range)).await?;

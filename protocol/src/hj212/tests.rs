@@ -264,3 +264,67 @@ proptest! {
         }
     }
 }
+
+/// One fuzz input for the decoder: raw bytes, or a (mutated) real frame, or a reading to round
+/// trip.
+#[derive(Debug, Clone)]
+enum FuzzInput {
+    Bytes(Vec<u8>),
+    /// Frame-like text with a correct length and CRC, so it reaches the segment parser.
+    Wrapped(Vec<u8>),
+    Mutated(Vec<Edit>),
+    RoundTrip(Reading, Cn, PmUnit),
+}
+
+fn fuzz_input() -> impl Strategy<Value = FuzzInput> {
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..1_100).prop_map(FuzzInput::Bytes),
+        "[A-Za-z0-9=;,&.\\-]{0,400}".prop_map(|s| FuzzInput::Wrapped(s.into_bytes())),
+        proptest::collection::vec(edit(), 1..8).prop_map(FuzzInput::Mutated),
+        (reading(), cn(), unit()).prop_map(|(r, c, u)| FuzzInput::RoundTrip(r, c, u)),
+    ]
+}
+
+fn wrapped(seg: &[u8]) -> Vec<u8> {
+    let mut framed = format!("##{:04}", seg.len()).into_bytes();
+    framed.extend_from_slice(seg);
+    framed.extend_from_slice(format!("{:04X}\r\n", crc16(seg)).as_bytes());
+    framed
+}
+
+proptest! {
+    // The CI fuzz budget: at least 100,000 cases, set explicitly.
+    #![proptest_config(ProptestConfig::with_cases(100_000))]
+
+    /// No input panics the decoder or anything downstream of it; readings round-trip.
+    #[test]
+    fn decoder_fuzz(input in fuzz_input()) {
+        match input {
+            FuzzInput::Bytes(b) => exercise(&b),
+            FuzzInput::Wrapped(seg) => {
+                if seg.len() <= MAX_SEGMENT_LEN {
+                    exercise(&wrapped(&seg));
+                }
+            }
+            FuzzInput::Mutated(edits) => {
+                let mut whole = domain_frame();
+                apply(&mut whole, &edits);
+                exercise(&whole);
+                let mut seg = DOMAIN_SEGMENT.as_bytes().to_vec();
+                apply(&mut seg, &edits);
+                if seg.len() <= MAX_SEGMENT_LEN {
+                    exercise(&wrapped(&seg));
+                }
+            }
+            FuzzInput::RoundTrip(mut r, cn, unit) => {
+                let device = DeviceProfile { unit, ..DeviceProfile::default() };
+                r.interval_s = cn.interval_s(device.realtime_interval_s).unwrap_or_default();
+                let frame = from_reading(&r, cn, "410108HJ0000000000000001", "123456", 39, &device)
+                    .expect("a valid reading makes a frame");
+                let decoded = decode(&encode(&frame).expect("fits")).expect("decodes");
+                prop_assert_eq!(&decoded, &frame);
+                prop_assert_eq!(to_reading(&decoded, &device, r.seq, r.boot).expect("back"), r);
+            }
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! HJ 212 TCP clients for the listener's tests: an in-process aggregator with a registry of two
+//! devices and the listener on a free port, raw connections from a chosen loopback address
+//! (127.0.0.2 is another client to the listener), frames and replies.
+
+use super::embedded_broker;
+use dustwatch::app::Aggregator;
+use dustwatch::config::Config;
+use dustwatch_protocol::hj212::{self, Frame};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+pub const MN1: &str = "410108HJ0000000000000001";
+pub const PW1: &str = "123456";
+/// Safety net for a hung socket; never an assertion on how long anything takes.
+pub const GUARD: Duration = Duration::from_secs(30);
+
+pub const REGISTRY: &str = r#"
+[[site]]
+id = "s1"
+name = "Site 1"
+street = "Town"
+
+[[device]]
+site = "s1"
+id = "d1"
+mn = "410108HJ0000000000000001"
+password = "123456"
+"#;
+
+/// An aggregator with the HJ 212 listener on a free port.
+pub struct Listener {
+    pub agg: Aggregator,
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    _data: tempfile::TempDir,
+    _broker: dustwatch_broker::EmbeddedBroker,
+}
+
+impl Listener {
+    pub async fn start(registry: &str, tune: impl FnOnce(&mut Config)) -> Listener {
+        let broker = embedded_broker();
+        let data = tempfile::tempdir().expect("temp dir");
+        let file = data.path().join("registry.toml");
+        std::fs::write(&file, registry).expect("write registry");
+        let mut c = Config::default();
+        let port = broker.addr().port();
+        c.mqtt.url = format!("mqtt://127.0.0.1:{port}");
+        c.mqtt.client_id = format!("hj212-guard-{port}");
+        c.http.listen = "127.0.0.1:0".parse().expect("literal");
+        c.store.data_dir = data.path().join("store");
+        c.registry.file = Some(file);
+        c.hj212.listen = Some("127.0.0.1:0".parse().expect("literal"));
+        tune(&mut c);
+        let shutdown = CancellationToken::new();
+        let agg = Aggregator::start(&c, vec![], shutdown.clone())
+            .await
+            .expect("aggregator starts");
+        let addr = agg.hj212_addr.expect("listener bound");
+        Listener {
+            agg,
+            addr,
+            shutdown,
+            _data: data,
+            _broker: broker,
+        }
+    }
+
+    /// Connect from `from` (a loopback address such as 127.0.0.2).
+    pub async fn connect_from(&self, from: [u8; 4]) -> TcpStream {
+        let socket = TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(SocketAddr::new(IpAddr::from(from), 0))
+            .expect("bind a loopback source address");
+        socket.connect(self.addr).await.expect("connect")
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.agg.wait().await.expect("clean stop");
+    }
+
+    /// Poll until `f` holds (at most the guard time).
+    pub async fn until(&self, what: &str, f: impl Fn(&Aggregator) -> bool) {
+        let deadline = tokio::time::Instant::now() + GUARD;
+        while !f(&self.agg) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// A real-time data frame of `mn` with `pw` for 2017-01-02 15:`minute` (0-59), asking for a
+/// reply (Flag=5).
+pub fn data_frame(mn: &str, pw: &str, qn: &str, minute: u32) -> Vec<u8> {
+    let seg = format!(
+        "QN={qn};ST=39;CN=2011;PW={pw};MN={mn};Flag=5;CP=&&DataTime=2017010215{minute:02}00;a34002-Rtd=80,a34002-Flag=N&&"
+    );
+    hj212::wrap_segment(&seg).expect("segment fits")
+}
+
+/// Read one CRLF-terminated line (a reply); `None` at EOF or on a reset.
+pub async fn read_line(s: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        match tokio::time::timeout(GUARD, s.read(&mut byte)).await {
+            Ok(Ok(1)) => {
+                line.push(byte[0]);
+                if byte[0] == b'\n' {
+                    return Some(line);
+                }
+            }
+            Ok(_) => return None,
+            Err(_) => panic!("no reply and no close within the guard time"),
+        }
+    }
+}
+
+pub async fn reply(s: &mut TcpStream) -> Frame {
+    let line = read_line(s).await.expect("a reply, not a close");
+    hj212::decode(&line).expect("the reply is a valid frame")
+}
+
+/// True once the server closed the connection (EOF or reset).
+pub async fn closed(s: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 256];
+    loop {
+        match tokio::time::timeout(GUARD, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
