@@ -11,10 +11,12 @@ pub mod writer;
 
 use crate::metrics::Metrics;
 use crate::store::StoreWriter;
+use dustwatch_mqtt::{ConnectOptions, Login, OptionsError, TlsSettings};
 use dustwatch_protocol::TopicRoot;
 use rumqttc::QoS;
 use serde::{Deserialize, Serialize};
 use session::{Incoming, Session, SessionError, SessionOptions};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,13 +29,25 @@ use writer::{Ack, CommittedSink, Item};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MqttConfig {
-    /// Broker URL, `mqtt://host:port`. Default `mqtt://127.0.0.1:1883`.
+    /// Broker URL, `mqtt://host:port`, or `mqtts://host:port` for TLS. Default
+    /// `mqtt://127.0.0.1:1883`.
     pub url: String,
-    /// Client id; the persistent session is keyed by it, so keep it stable across restarts.
-    /// Default `dustwatch-aggregator`.
+    /// Client id; the persistent session is keyed by it, so keep it stable across restarts. The
+    /// publisher connects as `<client_id>-pub`. Default `dustwatch-aggregator`.
     pub client_id: String,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// Username of the publisher connection (same password). Default: `username`. A broker that
+    /// takes the username as the client id (Mosquitto's `use_username_as_clientid`) needs one of
+    /// its own, as `dustwatch broker-config` generates.
+    pub publisher_username: Option<String>,
+    /// `mqtts://`: PEM file of the CA that signed the broker's certificate. Default none: the
+    /// system's CA certificates.
+    pub ca_file: Option<PathBuf>,
+    /// `mqtts://`: PEM client certificate, for brokers that require one. Default none.
+    pub client_cert: Option<PathBuf>,
+    /// `mqtts://`: PEM private key of `client_cert`. Default none.
+    pub client_key: Option<PathBuf>,
     /// Topic root of contract v1. Default `dust/v1`.
     pub topic_root: String,
     /// Keep-alive, seconds. Default 30.
@@ -47,9 +61,47 @@ impl Default for MqttConfig {
             client_id: "dustwatch-aggregator".into(),
             username: None,
             password: None,
+            publisher_username: None,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
             topic_root: dustwatch_protocol::topic::DEFAULT_ROOT.into(),
             keep_alive_s: 30,
         }
+    }
+}
+
+impl MqttConfig {
+    pub fn tls(&self) -> TlsSettings {
+        TlsSettings {
+            ca_file: self.ca_file.clone(),
+            client_cert: self.client_cert.clone(),
+            client_key: self.client_key.clone(),
+        }
+    }
+
+    /// The ingest connection to `url` (the configured one unless a tool overrides it): client
+    /// id, login, keep-alive and TLS.
+    pub fn connect_options(&self, url: &str) -> Result<ConnectOptions, IngestError> {
+        if self.username.is_some() != self.password.is_some() {
+            return Err(IngestError::HalfLogin);
+        }
+        let login = self.username.clone().zip(self.password.clone());
+        Ok(ConnectOptions::new(url, self.client_id.clone(), &self.tls())?
+            .with_login(login.map(|(username, password)| Login { username, password }))
+            .with_keep_alive(Duration::from_secs(self.keep_alive_s.max(5))))
+    }
+
+    /// The publisher connection: client id `<client_id>-pub`, logged in as `publisher_username`
+    /// when set.
+    pub fn publisher_options(&self) -> Result<ConnectOptions, IngestError> {
+        let mut o = self
+            .connect_options(&self.url)?
+            .with_client_id(format!("{}-pub", self.client_id));
+        if let (Some(login), Some(user)) = (o.login.as_mut(), &self.publisher_username) {
+            login.username = user.clone();
+        }
+        Ok(o)
     }
 }
 
@@ -75,36 +127,14 @@ impl Default for IngestConfig {
 
 #[derive(Debug, Error)]
 pub enum IngestError {
-    #[error("bad broker URL `{url}`: {reason} (expected mqtt://host:port)")]
-    BadUrl { url: String, reason: String },
+    #[error("[mqtt]: {0}")]
+    Options(#[from] OptionsError),
+    #[error("[mqtt]: set both username and password, or neither")]
+    HalfLogin,
     #[error("store writer thread could not start: {0}")]
     Writer(std::io::Error),
     #[error("HJ 212 listener could not start: {0}")]
     Hj212Listener(std::io::Error),
-}
-
-/// Parse `mqtt://host:port` (also `tcp://`, or bare `host:port`) into host and port.
-pub fn parse_broker_url(url: &str) -> Result<(String, u16), IngestError> {
-    let bad = |reason: &str| IngestError::BadUrl {
-        url: url.to_string(),
-        reason: reason.to_string(),
-    };
-    let rest = url
-        .strip_prefix("mqtt://")
-        .or_else(|| url.strip_prefix("tcp://"))
-        .unwrap_or(url);
-    if rest.contains("://") {
-        return Err(bad("only plain mqtt:// is supported"));
-    }
-    let (host, port) = rest.rsplit_once(':').ok_or_else(|| bad("missing port"))?;
-    let port: u16 = port
-        .trim_end_matches('/')
-        .parse()
-        .map_err(|_| bad("port is not a number"))?;
-    if host.is_empty() {
-        return Err(bad("missing host"));
-    }
-    Ok((host.trim_matches(['[', ']']).to_string(), port))
 }
 
 /// Handles to a running ingest.
@@ -133,14 +163,8 @@ pub fn start(
     shutdown: CancellationToken,
     hj212: Hj212Setup,
 ) -> Result<Ingest, IngestError> {
-    let (host, port) = parse_broker_url(&mqtt.url)?;
     let session = SessionOptions {
-        host,
-        port,
-        client_id: mqtt.client_id.clone(),
-        username: mqtt.username.clone(),
-        password: mqtt.password.clone(),
-        keep_alive: Duration::from_secs(mqtt.keep_alive_s.max(5)),
+        connect: mqtt.connect_options(&mqtt.url)?,
         connect_timeout: Duration::from_secs(10),
     };
     let (item_tx, item_rx) = mpsc::channel::<Item>(config.queue.max(1));
@@ -228,7 +252,7 @@ async fn mqtt_loop(
             session_present = s.session_present,
             "connected to MQTT broker"
         );
-        let mut tick = tokio::time::interval(options.keep_alive / 2);
+        let mut tick = tokio::time::interval(options.connect.keep_alive / 2);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let lost = loop {
             tokio::select! {
@@ -246,7 +270,7 @@ async fn mqtt_loop(
                 }
                 _ = tick.tick() => {
                     // Two keep-alives of silence after our pings: the broker is gone.
-                    if s.reader.silent_for() > options.keep_alive * 2 {
+                    if s.reader.silent_for() > options.connect.keep_alive * 2 {
                         break SessionError::KeepAlive(s.reader.silent_for());
                     }
                     s.writer.tick();
