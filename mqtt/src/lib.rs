@@ -17,7 +17,7 @@ pub mod url;
 
 pub use credentials::{Credentials, CredentialsError, DeviceLogin, Login};
 pub use options::ConnectOptions;
-pub use tls::{TlsError, TlsSettings};
 pub use options::OptionsError;
+pub use tls::{TlsError, TlsSettings};
 pub use transport::{ConnectError, MqttStream, ReadHalf, WriteHalf};
 pub use url::{BrokerUrl, Scheme, UrlError};

@@ -21,7 +21,9 @@ pub enum TlsError {
     NoKey(PathBuf),
     #[error("CA file `{path}`: {reason}")]
     BadCa { path: PathBuf, reason: String },
-    #[error("set both client_cert and client_key (a client certificate needs its key), or neither")]
+    #[error(
+        "set both client_cert and client_key (a client certificate needs its key), or neither"
+    )]
     HalfClientAuth,
     #[error("no CA file given and the system's CA certificates cannot be loaded: {0}")]
     SystemRoots(std::io::Error),
@@ -50,7 +52,9 @@ impl TlsSettings {
     pub fn client_config(&self) -> Result<Arc<ClientConfig>, TlsError> {
         let client = match (&self.client_cert, &self.client_key) {
             (None, None) => None,
-            (Some(cert), Some(key)) => Some((read_certs("client certificate", cert)?, read_key(key)?)),
+            (Some(cert), Some(key)) => {
+                Some((read_certs("client certificate", cert)?, read_key(key)?))
+            }
             _ => return Err(TlsError::HalfClientAuth),
         };
         let mut roots = RootCertStore::empty();
@@ -65,7 +69,9 @@ impl TlsSettings {
             }
             None => {
                 // Unparsable system certificates are skipped, as browsers do.
-                for cert in rustls_native_certs::load_native_certs().map_err(TlsError::SystemRoots)? {
+                for cert in
+                    rustls_native_certs::load_native_certs().map_err(TlsError::SystemRoots)?
+                {
                     let _ = roots.add(cert);
                 }
             }
@@ -144,7 +150,10 @@ mod tests {
             client_cert: Some(empty),
             ..Default::default()
         };
-        assert!(matches!(half.client_config(), Err(TlsError::HalfClientAuth)));
+        assert!(matches!(
+            half.client_config(),
+            Err(TlsError::HalfClientAuth)
+        ));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

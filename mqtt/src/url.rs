@@ -53,7 +53,9 @@ impl BrokerUrl {
         };
         let rest = rest.strip_suffix('/').unwrap_or(rest);
         if rest.contains(['/', '?', '#', '@']) {
-            return Err(bad("only scheme, host and port are allowed (no path or login)"));
+            return Err(bad(
+                "only scheme, host and port are allowed (no path or login)",
+            ));
         }
         let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
             let (host, after) = v6

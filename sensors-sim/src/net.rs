@@ -193,10 +193,11 @@ impl Connection {
         let dial: Connecting = Box::pin(async move {
             // A closed semaphore only means no limit.
             let permit = limit.acquire_owned().await.ok();
-            let stream = tokio::time::timeout(timeout, MqttStream::connect(&host, port, tls.as_ref()))
-                .await
-                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
-                .map_err(|e| io::Error::new(io::ErrorKind::ConnectionRefused, e.to_string()))?;
+            let stream =
+                tokio::time::timeout(timeout, MqttStream::connect(&host, port, tls.as_ref()))
+                    .await
+                    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
+                    .map_err(|e| io::Error::new(io::ErrorKind::ConnectionRefused, e.to_string()))?;
             Ok(Dial {
                 stream,
                 _permit: permit,

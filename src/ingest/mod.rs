@@ -87,9 +87,11 @@ impl MqttConfig {
             return Err(IngestError::HalfLogin);
         }
         let login = self.username.clone().zip(self.password.clone());
-        Ok(ConnectOptions::new(url, self.client_id.clone(), &self.tls())?
-            .with_login(login.map(|(username, password)| Login { username, password }))
-            .with_keep_alive(Duration::from_secs(self.keep_alive_s.max(5))))
+        Ok(
+            ConnectOptions::new(url, self.client_id.clone(), &self.tls())?
+                .with_login(login.map(|(username, password)| Login { username, password }))
+                .with_keep_alive(Duration::from_secs(self.keep_alive_s.max(5))),
+        )
     }
 
     /// The publisher connection: client id `<client_id>-pub`, logged in as `publisher_username`

@@ -11,11 +11,11 @@
 //! sits in a `select!` beside the acknowledgements): every byte read stays in its buffer.
 
 use bytes::{Buf, Bytes, BytesMut};
+use dustwatch_mqtt::{ConnectError, ConnectOptions, ReadHalf, WriteHalf};
 use rumqttc::mqttbytes::{self, v4};
 use rumqttc::{ConnectReturnCode, QoS};
 use std::time::Duration;
 use thiserror::Error;
-use dustwatch_mqtt::{ConnectError, ConnectOptions, ReadHalf, WriteHalf};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Largest packet read whole. A bigger PUBLISH is passed on as [`Incoming::Oversized`] with the
