@@ -74,6 +74,12 @@ enum Command {
     },
     /// Run only the embedded MQTT broker.
     Broker,
+    /// Write an external broker's access control from the registry (--registry FILE): one
+    /// login per `[[device]]`, the aggregator's and the office's, and who may publish what.
+    BrokerConfig {
+        #[command(subcommand)]
+        broker: BrokerKind,
+    },
     /// Rule profiles: `dustwatch rules check FILE`.
     Rules {
         #[command(subcommand)]
@@ -121,6 +127,20 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+enum BrokerKind {
+    /// Mosquitto: `passwd` (hashed), `acl`, a `mosquitto.conf` snippet that uses them, and
+    /// `credentials.toml` (mode 0600) with every password; existing passwords there are kept.
+    Mosquitto {
+        /// Output directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// The office's username (city level and device commands) [default: office].
+        #[arg(long, default_value = "office")]
+        office_username: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum RulesCommand {
     /// Validate a profile; problems are reported with line, field and reason.
     Check { file: PathBuf },
@@ -137,6 +157,12 @@ enum LevelCommand {
         /// When the level takes effect, RFC 3339 [default: now].
         #[arg(long)]
         at: Option<chrono::DateTime<chrono::FixedOffset>>,
+        /// Log in as this user, e.g. the office's from `broker-config` [default: the config's
+        /// mqtt.username].
+        #[arg(long, env = "DUSTWATCH_MQTT_USERNAME")]
+        username: Option<String>,
+        #[arg(long, env = "DUSTWATCH_MQTT_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
     },
 }
 
@@ -250,9 +276,20 @@ async fn main() -> Result<()> {
             }
         },
         Command::Level {
-            command: LevelCommand::Set { level, broker, at },
+            command:
+                LevelCommand::Set {
+                    level,
+                    broker,
+                    at,
+                    username,
+                    password,
+                },
         } => {
             let url = broker.unwrap_or(config.mqtt.url.clone());
+            if username.is_some() || password.is_some() {
+                config.mqtt.username = username;
+                config.mqtt.password = password;
+            }
             let ts = at.map_or_else(
                 || chrono::Utc::now().timestamp_millis(),
                 |t| t.timestamp_millis(),
@@ -292,6 +329,46 @@ async fn main() -> Result<()> {
                 "json" => println!("{}", serde_json::to_string_pretty(&scores)?),
                 _ => print!("{}", dustwatch::score::table(&scores)),
             }
+        }
+        Command::BrokerConfig {
+            broker:
+                BrokerKind::Mosquitto {
+                    out,
+                    office_username,
+                },
+        } => {
+            let file = config
+                .registry
+                .file
+                .clone()
+                .context("pass --registry FILE: the devices come from its [[device]] tables")?;
+            let registry = dustwatch::config::load_registry(&file)?;
+            let who = dustwatch::broker_config::Identities {
+                topic_root: dustwatch_protocol::TopicRoot::new(&config.mqtt.topic_root),
+                aggregator_client_id: config.mqtt.client_id.clone(),
+                office_username,
+            };
+            let w = dustwatch::broker_config::write(&registry, &who, &out)?;
+            for site in &w.sites_without_devices {
+                eprintln!(
+                    "warning: site `{site}` has no [[device]] table in {}: its devices get no login",
+                    file.display()
+                );
+            }
+            println!(
+                "{} device logins, the aggregator's and the office's:
+  {}  password file (hashed)
+  {}  ACL
+  {}  for mosquitto.conf
+  {}  every password (mode 0600): for devices, `sensors-sim --credentials`
+  {}  the aggregator's [mqtt] login",
+                w.credentials.devices.len(),
+                w.password_file.display(),
+                w.acl_file.display(),
+                w.conf_file.display(),
+                w.credentials_file.display(),
+                w.aggregator_file.display(),
+            );
         }
         Command::Broker => {
             let broker = EmbeddedBroker::start(&config.broker)?;

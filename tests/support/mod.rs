@@ -279,3 +279,36 @@ impl Drop for DemoProcess {
         let _ = self.child.wait();
     }
 }
+
+/// How the broker answers a CONNECT from `client_id` with `login`: `Ok(())` when accepted (the
+/// connection is closed again at once), else the broker's refusal or the connection error.
+pub async fn try_connect(
+    port: u16,
+    client_id: &str,
+    login: Option<(&str, &str)>,
+) -> Result<(), String> {
+    let mut opts = MqttOptions::new(client_id, "127.0.0.1", port);
+    if let Some((user, password)) = login {
+        opts.set_credentials(user, password);
+    }
+    let (client, mut eventloop) = AsyncClient::new(opts, 10);
+    let answer = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                    break match ack.code {
+                        rumqttc::ConnectReturnCode::Success => Ok(()),
+                        code => Err(format!("{code:?}")),
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => break Err(e.to_string()),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| Err("no CONNACK within 10 s".into()));
+    let _ = client.try_disconnect();
+    let _ = tokio::time::timeout(Duration::from_secs(2), eventloop.poll()).await;
+    answer
+}

@@ -1,0 +1,302 @@
+//! The broker boundary of the production path: a real Mosquitto run with the password file,
+//! ACL and settings that `dustwatch broker-config mosquitto` writes from the registry. Devices
+//! publish only as themselves, only the office sets the city level, anonymous clients are
+//! refused, nobody can take the aggregator's client id, and the aggregator still stores
+//! everything the devices send.
+
+mod support;
+
+use dustwatch::app::Aggregator;
+use dustwatch::broker_config::{self, Identities};
+use dustwatch::config::Config;
+use dustwatch::store::StoreReader;
+use dustwatch_mqtt::Credentials;
+use dustwatch_protocol::registry::{DeviceInfo, Registry};
+use dustwatch_protocol::{CityLevel, Level, TopicRoot};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+use support::*;
+use tokio_util::sync::CancellationToken;
+
+/// Three steady devices, their registry, and Mosquitto with the generated boundary.
+struct Boundary {
+    broker: Mosquitto,
+    credentials: Credentials,
+    scenario: sensors_sim::Scenario,
+    _dir: tempfile::TempDir,
+}
+
+fn sim_options(port: u16) -> sensors_sim::SimOptions {
+    sensors_sim::SimOptions {
+        port,
+        devices: Some(3),
+        duration: Some(Duration::from_secs(3600)),
+        speed: sensors_sim::Speed::Max,
+        client_prefix: "acl-sim".into(),
+        backoff_min: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(500),
+        connect_spread: Duration::ZERO,
+        ..Default::default()
+    }
+}
+
+fn boundary() -> Option<Boundary> {
+    let scenario = sensors_sim::Scenario::load("steady").expect("shipped scenario");
+    let plan = sensors_sim::Sim::new(scenario.clone(), sim_options(1))
+        .plan()
+        .expect("plan");
+    let table = |site: &str, id: &str| -> DeviceInfo {
+        toml::from_str(&format!("site = \"{site}\"\nid = \"{id}\"")).expect("device table")
+    };
+    let mut devices: Vec<DeviceInfo> = plan
+        .devices
+        .iter()
+        .map(|d| table(&d.site.info.id, &d.id))
+        .collect();
+    // One more device that the fleet does not run: the test's own client logs in as it.
+    devices.push(table(&plan.devices[0].site.info.id, "spare"));
+    let registry = Registry {
+        devices,
+        ..Default::default()
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let who = Identities {
+        topic_root: TopicRoot::default(),
+        aggregator_client_id: "dustwatch-aggregator".into(),
+        office_username: "office".into(),
+    };
+    let written = broker_config::write(&registry, &who, dir.path()).expect("files written");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let mode = std::fs::metadata(&written.credentials_file)
+            .expect("credentials file")
+            .mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "credentials readable by the owner only"
+        );
+        // Test only: Mosquitto, started as root, reads its files as user `mosquitto`.
+        for p in [dir.path(), &written.password_file] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+    }
+    let conf = std::fs::read_to_string(&written.conf_file).expect("conf snippet");
+    let broker = Mosquitto::start_with_auth(&conf)?;
+    Some(Boundary {
+        broker,
+        credentials: written.credentials,
+        scenario,
+        _dir: dir,
+    })
+}
+
+/// Publish one QoS 1 message that the broker is expected to deny. Mosquitto acknowledges it and
+/// then closes the connection (2.0.11); either way the message went out whole.
+async fn publish_denied(port: u16, login: (&str, &str), topic: String, payload: Vec<u8>) {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
+    let mut opts = MqttOptions::new("forger", "127.0.0.1", port);
+    opts.set_credentials(login.0, login.1);
+    let (client, mut eventloop) = AsyncClient::new(opts, 10);
+    client
+        .publish(topic, QoS::AtLeastOnce, false, payload)
+        .await
+        .expect("queue publish");
+    let mut sent = false;
+    let done = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Outgoing(Outgoing::Publish(_))) => sent = true,
+                Ok(Event::Incoming(Packet::PubAck(_))) => break,
+                Ok(_) => {}
+                Err(_) if sent => break,
+                Err(e) => panic!("could not publish: {e}"),
+            }
+        }
+    })
+    .await;
+    assert!(done.is_ok(), "no answer to the publish");
+}
+
+fn aggregator_config(b: &Boundary, data: &std::path::Path) -> Config {
+    let a = &b.credentials.aggregator;
+    let mut c = Config::default();
+    c.mqtt.url = format!("mqtt://127.0.0.1:{}", b.broker.port());
+    c.mqtt.client_id = a.username.clone();
+    c.mqtt.username = Some(a.username.clone());
+    c.mqtt.publisher_username = Some(a.publisher_username.clone());
+    c.mqtt.password = Some(a.password.clone());
+    c.http.listen = "127.0.0.1:0".parse().expect("literal");
+    c.store.data_dir = data.to_path_buf();
+    c
+}
+
+async fn run_fleet(b: &Boundary) -> u64 {
+    let options = sensors_sim::SimOptions {
+        credentials: Some(Arc::new(b.credentials.clone())),
+        ..sim_options(b.broker.port())
+    };
+    let summary = sensors_sim::Sim::new(b.scenario.clone(), options)
+        .run(CancellationToken::new())
+        .await
+        .expect("the fleet runs");
+    assert!(summary.acked >= 3 * 59, "{summary:?}");
+    summary.acked
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_publish_only_as_themselves_and_the_aggregator_stores_all_they_send() {
+    let Some(b) = boundary() else { return };
+    let data = tempfile::tempdir().expect("temp dir");
+    let shutdown = CancellationToken::new();
+    let agg = Aggregator::start(
+        &aggregator_config(&b, data.path()),
+        vec![],
+        shutdown.clone(),
+    )
+    .await
+    .expect("aggregator starts");
+    wait_subscribed(&agg).await;
+    // Every device logs in as itself (its own password from the credentials file).
+    let acked = run_fleet(&b).await;
+    wait_readings(&agg, acked).await;
+
+    let root = TopicRoot::default();
+    let me = b.credentials.devices.last().expect("the spare device");
+    let other = &b.credentials.devices[1];
+    let t = 1_483_286_400_000; // inside the fleet's hour
+    let forged = vec![
+        // As another device of the fleet.
+        (
+            root.reading(&other.site, &other.device),
+            reading(t, 9_000, 9).encode(),
+        ),
+        // The city level.
+        (
+            root.city_level(),
+            serde_json::to_vec(&CityLevel {
+                level: Level::Red,
+                ts: t,
+            })
+            .expect("encode"),
+        ),
+    ];
+    for (topic, payload) in forged {
+        publish_denied(
+            b.broker.port(),
+            (&me.username, &me.password),
+            topic,
+            payload,
+        )
+        .await;
+    }
+    // Then a marker on its own topic: once it is stored, anything let through before it would
+    // be stored too (one connection, one subscription, in order).
+    let marker = vec![(
+        root.reading(&me.site, &me.device),
+        reading(t, 9_001, 9).encode(),
+    )];
+    publish_all_as(
+        b.broker.port(),
+        "forger",
+        Some((&me.username, &me.password)),
+        marker,
+    )
+    .await;
+    wait_readings(&agg, acked + 1).await;
+    let forged_stored = agg
+        .reader
+        .readings(&other.site, 0, i64::MAX)
+        .expect("store readable")
+        .iter()
+        .any(|(_, r)| r.boot == 9);
+    assert!(!forged_stored, "a device published as another device");
+    let levels = agg.reader.city_levels().expect("store readable");
+    assert!(
+        !levels.iter().any(|l| l.level == Level::Red),
+        "a device set the city level: {levels:?}"
+    );
+
+    // The office may: the same message with its login arrives.
+    let office = &b.credentials.office;
+    publish_all_as(
+        b.broker.port(),
+        "office-console",
+        Some((&office.username, &office.password)),
+        vec![(
+            root.city_level(),
+            serde_json::to_vec(&CityLevel {
+                level: Level::Yellow,
+                ts: t,
+            })
+            .expect("encode"),
+        )],
+    )
+    .await;
+    let reader = agg.reader.clone();
+    tokio::task::spawn_blocking(move || {
+        eventually(30, "the office's level stored", || {
+            let levels = reader.city_levels().ok()?;
+            levels
+                .iter()
+                .any(|l| l.level == Level::Yellow)
+                .then_some(())
+        })
+    })
+    .await
+    .expect("wait");
+    shutdown.cancel();
+    agg.wait().await.expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_clients_and_a_taken_client_id_are_refused() {
+    let Some(b) = boundary() else { return };
+    let port = b.broker.port();
+    let data = tempfile::tempdir().expect("temp dir");
+    let shutdown = CancellationToken::new();
+    let config = aggregator_config(&b, data.path());
+    let agg = Aggregator::start(&config, vec![], shutdown.clone())
+        .await
+        .expect("aggregator starts");
+    wait_subscribed(&agg).await;
+    assert_eq!(agg.metrics.reconnects.load(Relaxed), 1);
+
+    let anonymous = try_connect(port, "anon", None).await;
+    assert!(anonymous.is_err(), "anonymous client accepted");
+    let me = b.credentials.devices.last().expect("the spare device");
+    let wrong = try_connect(port, "guess", Some((&me.username, "guess"))).await;
+    assert!(wrong.is_err(), "wrong password accepted");
+
+    // A device connecting under the aggregator's client ids (ingest and publisher) gets its own
+    // username as client id instead: the aggregator is not kicked off.
+    for id in [
+        &config.mqtt.client_id,
+        &format!("{}-pub", config.mqtt.client_id),
+    ] {
+        try_connect(port, id, Some((&me.username, &me.password)))
+            .await
+            .expect("the device's own login is accepted");
+    }
+    let root = TopicRoot::default();
+    publish_all_as(
+        port,
+        &config.mqtt.client_id,
+        Some((&me.username, &me.password)),
+        vec![(
+            root.reading(&me.site, &me.device),
+            reading(1_483_286_400_000, 1, 1).encode(),
+        )],
+    )
+    .await;
+    wait_readings(&agg, 1).await;
+    assert_eq!(
+        agg.metrics.reconnects.load(Relaxed),
+        1,
+        "the aggregator lost its connection to a client using its client id"
+    );
+    shutdown.cancel();
+    agg.wait().await.expect("clean stop");
+}
