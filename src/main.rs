@@ -399,6 +399,27 @@ async fn demo(mut config: Config, shutdown: CancellationToken) -> Result<()> {
     // On a machine that already runs a broker (or a dashboard) on the default port, the demo
     // moves to a free one instead of failing; an address given explicitly is kept as given.
     let defaults = Config::default();
+    let credentials = config
+        .broker
+        .credentials
+        .as_deref()
+        .map(dustwatch_mqtt::Credentials::load)
+        .transpose()?;
+    if !config.broker.listen.ip().is_loopback()
+        && config.broker.username.is_none()
+        && credentials.is_none()
+    {
+        // Reachable from other machines: never without a login. Shown once, here.
+        let password = dustwatch::broker_config::generate_password()?;
+        println!(
+            "the embedded broker listens on {} beyond this machine: clients log in as `dustwatch` \
+             with password {password} (generated for this run; set [broker] username and \
+             password, or credentials, to choose)",
+            config.broker.listen
+        );
+        config.broker.username = Some("dustwatch".into());
+        config.broker.password = Some(password);
+    }
     let broker = match EmbeddedBroker::start(&config.broker) {
         Err(dustwatch_broker::BrokerError::AddressInUse { addr, .. })
             if config.broker.listen == defaults.broker.listen =>
@@ -422,6 +443,11 @@ async fn demo(mut config: Config, shutdown: CancellationToken) -> Result<()> {
     config.mqtt.url = format!("mqtt://{addr}");
     config.mqtt.username = config.broker.username.clone();
     config.mqtt.password = config.broker.password.clone();
+    if let (None, Some(c)) = (&config.mqtt.username, &credentials) {
+        config.mqtt.username = Some(c.aggregator.username.clone());
+        config.mqtt.publisher_username = Some(c.aggregator.publisher_username.clone());
+        config.mqtt.password = Some(c.aggregator.password.clone());
+    }
     let scenario = sensors_sim::Scenario::load(&config.demo.scenario)
         .with_context(|| format!("loading scenario `{}`", config.demo.scenario))?;
     let registry = scenario.registry();
@@ -456,6 +482,7 @@ async fn demo(mut config: Config, shutdown: CancellationToken) -> Result<()> {
         port: addr.port(),
         username: config.broker.username.clone(),
         password: config.broker.password.clone(),
+        credentials: credentials.map(std::sync::Arc::new),
         topic_root: dustwatch_protocol::TopicRoot::new(&config.mqtt.topic_root),
         speed: sensors_sim::Speed::Factor(config.demo.speed),
         seed: config.demo.seed,

@@ -300,3 +300,61 @@ async fn anonymous_clients_and_a_taken_client_id_are_refused() {
     shutdown.cancel();
     agg.wait().await.expect("clean stop");
 }
+
+/// The embedded broker beyond loopback: `dustwatch broker` refuses to listen there without
+/// logins and says what to set.
+#[test]
+fn embedded_broker_beyond_loopback_without_logins_does_not_start() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dustwatch"))
+        .args(["broker", "--mqtt-listen", "0.0.0.0:0"])
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run dustwatch broker");
+    assert!(!out.status.success(), "it started");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("[broker] credentials") && stderr.contains("username and password"),
+        "{stderr}"
+    );
+}
+
+/// With the credentials file of `broker-config`, the embedded broker beyond loopback takes each
+/// login in it and refuses anonymous clients and wrong passwords.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_broker_beyond_loopback_refuses_anonymous_clients() {
+    let registry: Registry =
+        toml::from_str("[[device]]\nsite = \"s1\"\nid = \"d1\"\n").expect("registry");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let who = Identities {
+        topic_root: TopicRoot::default(),
+        aggregator_client_id: "dustwatch-aggregator".into(),
+        office_username: "office".into(),
+    };
+    let written = broker_config::write(&registry, &who, dir.path()).expect("files written");
+    let broker = dustwatch_broker::EmbeddedBroker::start(&dustwatch_broker::BrokerConfig {
+        listen: "0.0.0.0:0".parse().expect("literal"),
+        credentials: Some(written.credentials_file.clone()),
+        ..Default::default()
+    })
+    .expect("starts with logins");
+    let port = broker.addr().port();
+    let device = &written.credentials.devices[0];
+    assert!(
+        try_connect(port, "anon", None).await.is_err(),
+        "anonymous accepted"
+    );
+    assert!(
+        try_connect(port, "guess", Some((&device.username, "guess")))
+            .await
+            .is_err(),
+        "wrong password accepted"
+    );
+    try_connect(port, "d1", Some((&device.username, &device.password)))
+        .await
+        .expect("the device's login");
+    let agg = written.credentials.aggregator_login();
+    try_connect(port, "agg", Some((&agg.username, &agg.password)))
+        .await
+        .expect("the aggregator's login");
+}
