@@ -61,16 +61,31 @@ fn boundary() -> Option<Boundary> {
         ..Default::default()
     };
     let dir = tempfile::tempdir().expect("temp dir");
-    let who = Identities {
-        topic_root: TopicRoot::default(),
-        aggregator_client_id: "dustwatch-aggregator".into(),
-        office_username: "office".into(),
-    };
-    let written = broker_config::write(&registry, &who, dir.path()).expect("files written");
+    // The command as a user runs it.
+    let registry_file = dir.path().join("registry.toml");
+    std::fs::write(
+        &registry_file,
+        toml::to_string(&registry).expect("registry TOML"),
+    )
+    .expect("write registry");
+    let out = dir.path().join("broker");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_dustwatch"))
+        .arg("--registry")
+        .arg(&registry_file)
+        .args(["broker-config", "mosquitto", "--out"])
+        .arg(&out)
+        .output()
+        .expect("run dustwatch broker-config");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let credentials_file = out.join("credentials.toml");
     #[cfg(unix)]
     {
         use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        let mode = std::fs::metadata(&written.credentials_file)
+        let mode = std::fs::metadata(&credentials_file)
             .expect("credentials file")
             .mode();
         assert_eq!(
@@ -79,15 +94,17 @@ fn boundary() -> Option<Boundary> {
             "credentials readable by the owner only"
         );
         // Test only: Mosquitto, started as root, reads its files as user `mosquitto`.
-        for p in [dir.path(), &written.password_file] {
+        for p in [dir.path(), &out, &out.join("passwd")] {
             std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         }
     }
-    let conf = std::fs::read_to_string(&written.conf_file).expect("conf snippet");
+    let credentials = Credentials::load(&credentials_file).expect("credentials file");
+    assert_eq!(credentials.devices.len(), registry.devices.len());
+    let conf = std::fs::read_to_string(out.join("mosquitto.conf")).expect("conf snippet");
     let broker = Mosquitto::start_with_auth(&conf)?;
     Some(Boundary {
         broker,
-        credentials: written.credentials,
+        credentials,
         scenario,
         _dir: dir,
     })
