@@ -76,8 +76,15 @@ impl ConnectOptions {
 
     /// The same options for a rumqttc client.
     pub fn rumqttc(&self) -> rumqttc::MqttOptions {
-        let mut o =
-            rumqttc::MqttOptions::new(self.client_id.clone(), self.url.host.clone(), self.url.port);
+        // rumqttc resolves "host:port" as one string, so an IPv6 address needs its brackets
+        // there (over TLS it also names the server with it, where brackets are invalid: an IPv6
+        // literal with mqtts:// works for ingest and devices, not for the publisher).
+        let host = if self.url.host.contains(':') && self.tls.is_none() {
+            format!("[{}]", self.url.host)
+        } else {
+            self.url.host.clone()
+        };
+        let mut o = rumqttc::MqttOptions::new(self.client_id.clone(), host, self.url.port);
         o.set_keep_alive(self.keep_alive.max(Duration::from_secs(1)));
         if let Some(login) = &self.login {
             o.set_credentials(login.username.clone(), login.password.clone());
