@@ -42,6 +42,9 @@ fn sim_options(port: u16) -> sensors_sim::SimOptions {
 }
 
 fn boundary() -> Option<Boundary> {
+    if !Mosquitto::available() {
+        return None;
+    }
     let scenario = sensors_sim::Scenario::load("steady").expect("shipped scenario");
     let plan = sensors_sim::Sim::new(scenario.clone(), sim_options(1))
         .plan()

@@ -31,6 +31,9 @@ fn tls_config(port: u16, pki: &TestPki, data: &std::path::Path) -> Config {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readings_published_over_tls_are_stored() {
+    if !Mosquitto::available() {
+        return;
+    }
     let pki = TestPki::generate();
     // The broker also demands a client certificate: both sides present one.
     let Some(broker) = Mosquitto::start_tls(&pki, true) else {
@@ -96,6 +99,9 @@ async fn readings_published_over_tls_are_stored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_does_not_trust_the_brokers_ca_is_refused() {
+    if !Mosquitto::available() {
+        return;
+    }
     let pki = TestPki::generate();
     let Some(broker) = Mosquitto::start_tls(&pki, false) else {
         return;

@@ -122,13 +122,9 @@ impl Mosquitto {
     /// Start as `setup` says. Returns None (skip) when Mosquitto is not installed, and panics
     /// when it is required but missing.
     pub fn start_setup(setup: MosquittoSetup) -> Option<Mosquitto> {
-        let Some(_) = mosquitto_binary() else {
-            if mosquitto_required() {
-                panic!("DUSTWATCH_REQUIRE_MOSQUITTO is set but mosquitto is not installed");
-            }
-            eprintln!("mosquitto not installed: skipping the Mosquitto part of this test");
+        if !Self::available() {
             return None;
-        };
+        }
         let dir = tempfile::tempdir().expect("temp dir for mosquitto config");
         let mut m = Mosquitto {
             child: None,
@@ -138,6 +134,19 @@ impl Mosquitto {
         };
         m.spawn();
         Some(m)
+    }
+
+    /// Whether Mosquitto tests can run: false (skip, with a message) when it is not installed;
+    /// panics when it is required but missing. For preparing things before a start.
+    pub fn available() -> bool {
+        if mosquitto_binary().is_some() {
+            return true;
+        }
+        if mosquitto_required() {
+            panic!("DUSTWATCH_REQUIRE_MOSQUITTO is set but mosquitto is not installed");
+        }
+        eprintln!("mosquitto not installed: skipping the Mosquitto part of this test");
+        false
     }
 
     pub fn port(&self) -> u16 {
