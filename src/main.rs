@@ -356,12 +356,12 @@ async fn main() -> Result<()> {
                 );
             }
             println!(
-                "{} device logins, the aggregator's and the office's:
-  {}  password file (hashed)
-  {}  ACL
-  {}  for mosquitto.conf
-  {}  every password (mode 0600): for devices, `sensors-sim --credentials`
-  {}  the aggregator's [mqtt] login",
+                "{} device logins, the aggregator's and the office's:\n  \
+                 {}  password file (hashed)\n  \
+                 {}  ACL\n  \
+                 {}  for mosquitto.conf\n  \
+                 {}  every password (mode 0600): devices, `sensors-sim --credentials`\n  \
+                 {}  the aggregator's [mqtt] login",
                 w.credentials.devices.len(),
                 w.password_file.display(),
                 w.acl_file.display(),

@@ -1,7 +1,7 @@
 //! The aggregator's own MQTT publisher: alert states, daily reports and city level changes go out
 //! through it (QoS 1, retained where the contract says so). Publishing never blocks the caller.
 
-use crate::ingest::{IngestError, MqttConfig};
+use crate::ingest::{IngestError, MqttConfig, MqttConfigError};
 use dustwatch_protocol::TopicRoot;
 use rumqttc::{AsyncClient, Event, QoS};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -135,7 +135,7 @@ pub async fn publish_once(
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     #[error(transparent)]
-    Url(#[from] IngestError),
+    Config(#[from] MqttConfigError),
     #[error("MQTT: {0}")]
     Broker(String),
 }
