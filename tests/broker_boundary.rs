@@ -267,6 +267,25 @@ async fn devices_publish_only_as_themselves_and_the_aggregator_stores_all_they_s
     })
     .await
     .expect("wait");
+
+    // The dashboard's level (office users, behind the write token) goes out through the
+    // aggregator's publisher, under its own login, and comes back through ingest.
+    let url = format!("http://127.0.0.1:{}/api/city/level", agg.http_addr.port());
+    let token = agg.write_token.clone();
+    let reader = agg.reader.clone();
+    tokio::task::spawn_blocking(move || {
+        ureq::put(&url)
+            .set("Authorization", &format!("Bearer {token}"))
+            .set("Content-Type", "application/json")
+            .send_string(&serde_json::json!({"level": "orange", "ts": t}).to_string())
+            .expect("level accepted");
+        eventually(30, "the dashboard's level stored", || {
+            let levels = reader.city_levels().ok()?;
+            levels.iter().any(|l| l.level == Level::Orange).then_some(())
+        })
+    })
+    .await
+    .expect("wait");
     shutdown.cancel();
     agg.wait().await.expect("clean stop");
 }
