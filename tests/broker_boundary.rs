@@ -281,7 +281,10 @@ async fn devices_publish_only_as_themselves_and_the_aggregator_stores_all_they_s
             .expect("level accepted");
         eventually(30, "the dashboard's level stored", || {
             let levels = reader.city_levels().ok()?;
-            levels.iter().any(|l| l.level == Level::Orange).then_some(())
+            levels
+                .iter()
+                .any(|l| l.level == Level::Orange)
+                .then_some(())
         })
     })
     .await
@@ -396,4 +399,32 @@ async fn embedded_broker_beyond_loopback_refuses_anonymous_clients() {
     try_connect(port, "agg", Some((&agg.username, &agg.password)))
         .await
         .expect("the aggregator's login");
+}
+
+/// `dustwatch demo` with its embedded broker beyond loopback and no logins configured makes one
+/// up, prints it once, and the broker refuses clients without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_beyond_loopback_generates_a_login() {
+    let port = free_port();
+    let (demo, line) = tokio::task::spawn_blocking(move || {
+        DemoProcess::start_listening(&format!("0.0.0.0:{port}"), "with password")
+    })
+    .await
+    .expect("demo starts");
+    let password = line
+        .split_whitespace()
+        .skip_while(|w| *w != "password")
+        .nth(1)
+        .expect("the password follows")
+        .to_string();
+    assert_eq!(password.len(), 22, "128 random bits: {line}");
+    wait_port(port);
+    assert!(
+        try_connect(port, "anon", None).await.is_err(),
+        "anonymous accepted"
+    );
+    try_connect(port, "office", Some(("dustwatch", &password)))
+        .await
+        .expect("the printed login works");
+    drop(demo);
 }
