@@ -428,3 +428,73 @@ async fn demo_beyond_loopback_generates_a_login() {
         .expect("the printed login works");
     drop(demo);
 }
+
+/// Commands are the office's: a device's command to another device never arrives, the office's
+/// does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_office_commands_devices() {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let Some(b) = boundary() else { return };
+    let port = b.broker.port();
+    let root = TopicRoot::default();
+    let me = b.credentials.devices.last().expect("the spare device");
+    let target = &b.credentials.devices[0];
+    let cmd_topic = root.cmd(&target.site, &target.device);
+
+    // The target device listens to its commands.
+    let mut opts = MqttOptions::new("target", "127.0.0.1", port);
+    opts.set_credentials(target.username.clone(), target.password.clone());
+    let (listener, mut events) = AsyncClient::new(opts, 10);
+    listener
+        .subscribe(cmd_topic.clone(), QoS::AtLeastOnce)
+        .await
+        .expect("queue subscribe");
+    let subscribed = async {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::SubAck(_))) => break,
+                Ok(_) => {}
+                Err(e) => panic!("the target lost the broker: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), subscribed)
+        .await
+        .expect("subscribed");
+
+    let forged = br#"{"cmd":"set_interval","interval_s":3600}"#.to_vec();
+    publish_denied(
+        port,
+        (&me.username, &me.password),
+        cmd_topic.clone(),
+        forged,
+    )
+    .await;
+    let office = &b.credentials.office;
+    let real = br#"{"cmd":"reboot"}"#.to_vec();
+    publish_all_as(
+        port,
+        "office-console",
+        Some((&office.username, &office.password)),
+        vec![(cmd_topic, real.clone())],
+    )
+    .await;
+    // One connection, in order: had the forged command passed, it would come first.
+    let first = async {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => break p.payload.to_vec(),
+                Ok(_) => {}
+                Err(e) => panic!("the target lost the broker: {e}"),
+            }
+        }
+    };
+    let got = tokio::time::timeout(Duration::from_secs(10), first)
+        .await
+        .expect("a command arrives");
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&real),
+        "the first command the device got"
+    );
+}
