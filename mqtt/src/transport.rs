@@ -53,8 +53,6 @@ impl MqttStream {
                 addr: addr.clone(),
                 source,
             })?;
-        // MQTT packets are small and latency matters more than segment count.
-        let _ = tcp.set_nodelay(true);
         let Some(config) = tls else {
             return Ok(MqttStream::Plain(tcp));
         };
@@ -69,6 +67,14 @@ impl MqttStream {
 
     pub fn is_tls(&self) -> bool {
         matches!(self, MqttStream::Tls(_))
+    }
+
+    /// Send small packets at once instead of coalescing them (Nagle off).
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        match self {
+            MqttStream::Plain(s) => s.set_nodelay(nodelay),
+            MqttStream::Tls(s) => s.get_ref().0.set_nodelay(nodelay),
+        }
     }
 
     /// Halves that a reader and a writer can own side by side. Plain TCP splits without a lock;

@@ -71,9 +71,7 @@ impl Endpoint {
             connect_limit: Arc::new(Semaphore::new(DEFAULT_CONNECT_LIMIT)),
         }
     }
-}
 
-impl Endpoint {
     /// The shared login, if any.
     pub fn login(&self) -> Option<Login> {
         let (username, password) = self.username.clone().zip(self.password.clone())?;

@@ -94,7 +94,10 @@ impl Session {
         let addr = c.url.to_string();
         let timeout = o.connect_timeout;
         let attempt = async {
-            let (rd, wr) = c.connect().await?.into_split();
+            let stream = c.connect().await?;
+            // Acknowledgements are small and the broker waits for them.
+            let _ = stream.set_nodelay(true);
+            let (rd, wr) = stream.into_split();
             let mut writer = Writer {
                 half: wr,
                 out: BytesMut::with_capacity(4096),
