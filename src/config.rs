@@ -244,7 +244,7 @@ mod tests {
         let r: dustwatch_protocol::Registry =
             toml::from_str(include_str!("../registry.example.toml")).expect("registry example");
         assert_eq!(r.sites.len(), 2);
-        assert_eq!(r.devices.len(), 1);
+        assert_eq!(r.devices.len(), 2);
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub mod app;
 pub mod aqi;
 pub mod bench;
 pub mod bench_ingest;
+pub mod broker_config;
 pub mod charts;
 pub mod config;
 pub mod dashboard;

@@ -112,6 +112,12 @@ enum Command {
     },
     /// Run only the embedded MQTT broker.
     Broker,
+    /// Write an external broker's access control from the registry (--registry FILE): one
+    /// login per `[[device]]`, the aggregator's and the office's, and who may publish what.
+    BrokerConfig {
+        #[command(subcommand)]
+        broker: BrokerKind,
+    },
     /// Rule profiles: `dustwatch rules check FILE`.
     Rules {
         #[command(subcommand)]
@@ -159,6 +165,20 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+enum BrokerKind {
+    /// Mosquitto: `passwd` (hashed), `acl`, a `mosquitto.conf` snippet that uses them, and
+    /// `credentials.toml` (mode 0600) with every password; existing passwords there are kept.
+    Mosquitto {
+        /// Output directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// The office's username (city level and device commands) [default: office].
+        #[arg(long, default_value = "office")]
+        office_username: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum RulesCommand {
     /// Validate a profile; problems are reported with line, field and reason.
     Check { file: PathBuf },
@@ -175,6 +195,12 @@ enum LevelCommand {
         /// When the level takes effect, RFC 3339 [default: now].
         #[arg(long)]
         at: Option<chrono::DateTime<chrono::FixedOffset>>,
+        /// Log in as this user, e.g. the office's from `broker-config` [default: the config's
+        /// mqtt.username].
+        #[arg(long, env = "DUSTWATCH_MQTT_USERNAME")]
+        username: Option<String>,
+        #[arg(long, env = "DUSTWATCH_MQTT_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
     },
 }
 
@@ -286,9 +312,20 @@ async fn main() -> Result<()> {
             }
         },
         Command::Level {
-            command: LevelCommand::Set { level, broker, at },
+            command:
+                LevelCommand::Set {
+                    level,
+                    broker,
+                    at,
+                    username,
+                    password,
+                },
         } => {
             let url = broker.unwrap_or(config.mqtt.url.clone());
+            if username.is_some() || password.is_some() {
+                config.mqtt.username = username;
+                config.mqtt.password = password;
+            }
             let ts = at.map_or_else(
                 || chrono::Utc::now().timestamp_millis(),
                 |t| t.timestamp_millis(),
@@ -329,6 +366,46 @@ async fn main() -> Result<()> {
                 _ => print!("{}", dustwatch::score::table(&scores)),
             }
         }
+        Command::BrokerConfig {
+            broker:
+                BrokerKind::Mosquitto {
+                    out,
+                    office_username,
+                },
+        } => {
+            let file = config
+                .registry
+                .file
+                .clone()
+                .context("pass --registry FILE: the devices come from its [[device]] tables")?;
+            let registry = dustwatch::config::load_registry(&file)?;
+            let who = dustwatch::broker_config::Identities {
+                topic_root: dustwatch_protocol::TopicRoot::new(&config.mqtt.topic_root),
+                aggregator_client_id: config.mqtt.client_id.clone(),
+                office_username,
+            };
+            let w = dustwatch::broker_config::write(&registry, &who, &out)?;
+            for site in &w.sites_without_devices {
+                eprintln!(
+                    "warning: site `{site}` has no [[device]] table in {}: its devices get no login",
+                    file.display()
+                );
+            }
+            println!(
+                "{} device logins, the aggregator's and the office's:\n  \
+                 {}  password file (hashed)\n  \
+                 {}  ACL\n  \
+                 {}  for mosquitto.conf\n  \
+                 {}  every password (mode 0600): devices, `sensors-sim --credentials`\n  \
+                 {}  the aggregator's [mqtt] login",
+                w.credentials.devices.len(),
+                w.password_file.display(),
+                w.acl_file.display(),
+                w.conf_file.display(),
+                w.credentials_file.display(),
+                w.aggregator_file.display(),
+            );
+        }
         Command::Broker => {
             let broker = EmbeddedBroker::start(&config.broker)?;
             println!("MQTT broker listening on mqtt://{}", broker.addr());
@@ -360,6 +437,27 @@ async fn demo(mut config: Config, shutdown: CancellationToken) -> Result<()> {
     // On a machine that already runs a broker (or a dashboard) on the default port, the demo
     // moves to a free one instead of failing; an address given explicitly is kept as given.
     let defaults = Config::default();
+    let credentials = config
+        .broker
+        .credentials
+        .as_deref()
+        .map(dustwatch_mqtt::Credentials::load)
+        .transpose()?;
+    if !config.broker.listen.ip().is_loopback()
+        && config.broker.username.is_none()
+        && credentials.is_none()
+    {
+        // Reachable from other machines: never without a login. Shown once, here.
+        let password = dustwatch::broker_config::generate_password()?;
+        println!(
+            "the embedded broker listens on {} beyond this machine: clients log in as `dustwatch` \
+             with password {password} (generated for this run; set [broker] username and \
+             password, or credentials, to choose)",
+            config.broker.listen
+        );
+        config.broker.username = Some("dustwatch".into());
+        config.broker.password = Some(password);
+    }
     let broker = match EmbeddedBroker::start(&config.broker) {
         Err(dustwatch_broker::BrokerError::AddressInUse { addr, .. })
             if config.broker.listen == defaults.broker.listen =>
@@ -383,6 +481,11 @@ async fn demo(mut config: Config, shutdown: CancellationToken) -> Result<()> {
     config.mqtt.url = format!("mqtt://{addr}");
     config.mqtt.username = config.broker.username.clone();
     config.mqtt.password = config.broker.password.clone();
+    if let (None, Some(c)) = (&config.mqtt.username, &credentials) {
+        config.mqtt.username = Some(c.aggregator.username.clone());
+        config.mqtt.publisher_username = Some(c.aggregator.publisher_username.clone());
+        config.mqtt.password = Some(c.aggregator.password.clone());
+    }
     let scenario = sensors_sim::Scenario::load(&config.demo.scenario)
         .with_context(|| format!("loading scenario `{}`", config.demo.scenario))?;
     let registry = scenario.registry();
@@ -426,6 +529,7 @@ async fn demo(mut config: Config, shutdown: CancellationToken) -> Result<()> {
         port: addr.port(),
         username: config.broker.username.clone(),
         password: config.broker.password.clone(),
+        credentials: credentials.map(std::sync::Arc::new),
         topic_root: dustwatch_protocol::TopicRoot::new(&config.mqtt.topic_root),
         speed: sensors_sim::Speed::Factor(config.demo.speed),
         seed: config.demo.seed,

@@ -1,9 +1,9 @@
 //! The aggregator's own MQTT publisher: alert states, daily reports and city level changes go out
 //! through it (QoS 1, retained where the contract says so). Publishing never blocks the caller.
 
-use crate::ingest::{parse_broker_url, IngestError, MqttConfig};
+use crate::ingest::{IngestError, MqttConfig, MqttConfigError};
 use dustwatch_protocol::TopicRoot;
-use rumqttc::{AsyncClient, Event, MqttOptions, QoS};
+use rumqttc::{AsyncClient, Event, QoS};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,15 +25,10 @@ impl Publisher {
         mqtt: &MqttConfig,
         shutdown: CancellationToken,
     ) -> Result<(Publisher, tokio::task::JoinHandle<()>), IngestError> {
-        let (host, port) = parse_broker_url(&mqtt.url)?;
-        let mut options = MqttOptions::new(format!("{}-pub", mqtt.client_id), host, port);
+        let mut options = mqtt.publisher_options()?.rumqttc();
         options
             .set_clean_session(false)
-            .set_keep_alive(Duration::from_secs(mqtt.keep_alive_s.max(5)))
             .set_max_packet_size(1 << 20, 1 << 20);
-        if let (Some(u), Some(p)) = (&mqtt.username, &mqtt.password) {
-            options.set_credentials(u.clone(), p.clone());
-        }
         let (client, mut eventloop) = AsyncClient::new(options, CAPACITY);
         let task_client = client.clone();
         let task = tokio::spawn(async move {
@@ -110,16 +105,11 @@ pub async fn publish_once(
     topic: &str,
     payload: Vec<u8>,
 ) -> Result<(), PublishError> {
-    let (host, port) = parse_broker_url(url)?;
-    let mut options = MqttOptions::new(
-        format!("{}-cli-{}", mqtt.client_id, std::process::id()),
-        host,
-        port,
-    );
-    options.set_keep_alive(Duration::from_secs(10));
-    if let (Some(u), Some(p)) = (&mqtt.username, &mqtt.password) {
-        options.set_credentials(u.clone(), p.clone());
-    }
+    let options = mqtt
+        .connect_options(url)?
+        .with_client_id(format!("{}-cli-{}", mqtt.client_id, std::process::id()))
+        .with_keep_alive(Duration::from_secs(10))
+        .rumqttc();
     let (client, mut eventloop) = AsyncClient::new(options, 10);
     client
         .publish(topic, QoS::AtLeastOnce, true, payload)
@@ -145,7 +135,7 @@ pub async fn publish_once(
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     #[error(transparent)]
-    Url(#[from] IngestError),
+    Config(#[from] MqttConfigError),
     #[error("MQTT: {0}")]
     Broker(String),
 }

@@ -3,6 +3,10 @@
 //! rumqttd only logs a failed bind, never reports the bound port and has no shutdown API, so this
 //! wrapper checks the address itself, waits until the listener accepts, and sizes the in-memory
 //! commit log so memory stays bounded.
+//!
+//! On loopback (the default) it may run without logins, as the one-machine demo does. Listening
+//! beyond this machine needs logins: it refuses to start without them. Its checks stop at the
+//! login: it has no per-topic rules, so any client with a login may publish anything.
 
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 use serde::{Deserialize, Serialize};
@@ -22,6 +26,9 @@ pub struct BrokerConfig {
     /// Optional username; with `password`, clients must log in. Default none.
     pub username: Option<String>,
     pub password: Option<String>,
+    /// Credentials file written by `dustwatch broker-config mosquitto`: every login in it (each
+    /// device's, the aggregator's, the office's) may connect. Default none.
+    pub credentials: Option<PathBuf>,
     /// Size of one segment of the in-memory commit log, bytes. Default 8 MiB.
     pub max_segment_size: usize,
     /// Segments kept per log; memory is bounded by size x count per filter. Default 4.
@@ -40,6 +47,7 @@ impl Default for BrokerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
             username: None,
             password: None,
+            credentials: None,
             max_segment_size: 8 << 20,
             max_segment_count: 4,
             max_payload_size: 64 << 10,
@@ -62,6 +70,14 @@ pub enum BrokerError {
     Start(String),
     #[error("set both username and password for the embedded broker, or neither")]
     HalfCredentials,
+    #[error(
+        "the embedded broker would listen on {0}, beyond this machine, and accept anyone: set \
+         [broker] credentials = FILE (written by `dustwatch broker-config mosquitto`) or \
+         [broker] username and password, or listen on 127.0.0.1 (--mqtt-listen)"
+    )]
+    NeedsCredentials(SocketAddr),
+    #[error(transparent)]
+    Credentials(#[from] dustwatch_mqtt::CredentialsError),
 }
 
 /// A running embedded broker. rumqttd cannot be stopped: it lives until the process exits.
@@ -73,12 +89,11 @@ pub struct EmbeddedBroker {
 impl EmbeddedBroker {
     /// Start the broker on `config.listen` (port 0 picks a free port) and wait until it accepts.
     pub fn start(config: &BrokerConfig) -> Result<EmbeddedBroker, BrokerError> {
+        let auth = logins(config)?;
+        if auth.is_none() && !config.listen.ip().is_loopback() {
+            return Err(BrokerError::NeedsCredentials(config.listen));
+        }
         let addr = reserve(config.listen)?;
-        let auth = match (&config.username, &config.password) {
-            (Some(u), Some(p)) => Some(HashMap::from([(u.clone(), p.clone())])),
-            (None, None) => None,
-            _ => return Err(BrokerError::HalfCredentials),
-        };
         let server = ServerSettings {
             name: "v4".to_string(),
             listen: addr,
@@ -118,12 +133,38 @@ impl EmbeddedBroker {
             .map_err(|e| BrokerError::Start(e.to_string()))?;
         wait_listening(addr)?;
         tracing::info!(%addr, "embedded MQTT broker listening");
+        if !addr.ip().is_loopback() {
+            tracing::warn!(
+                %addr,
+                "the embedded broker checks logins only: it has no per-topic ACL, so any client \
+                 with a login may publish anything (the city level, commands, as any device). \
+                 Beyond one host use Mosquitto with the files of `dustwatch broker-config mosquitto`"
+            );
+        }
         Ok(EmbeddedBroker { addr })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
+}
+
+/// Username -> password of everyone who may connect; None when no login is configured.
+fn logins(config: &BrokerConfig) -> Result<Option<HashMap<String, String>>, BrokerError> {
+    let mut map = HashMap::new();
+    match (&config.username, &config.password) {
+        (Some(u), Some(p)) => {
+            map.insert(u.clone(), p.clone());
+        }
+        (None, None) => {}
+        _ => return Err(BrokerError::HalfCredentials),
+    }
+    if let Some(path) = &config.credentials {
+        for login in dustwatch_mqtt::Credentials::load(path)?.all_logins() {
+            map.entry(login.username).or_insert(login.password);
+        }
+    }
+    Ok((!map.is_empty()).then_some(map))
 }
 
 /// Check that `addr` can be bound and resolve port 0 to a concrete free port.
@@ -180,6 +221,17 @@ mod tests {
         .expect_err("port is taken");
         assert!(err.to_string().contains(&addr.to_string()), "{err}");
         assert!(err.to_string().contains("already in use"));
+    }
+
+    #[test]
+    fn beyond_loopback_without_logins_is_refused() {
+        let err = EmbeddedBroker::start(&BrokerConfig {
+            listen: "0.0.0.0:0".parse().expect("literal"),
+            ..Default::default()
+        })
+        .expect_err("no logins");
+        assert!(matches!(err, BrokerError::NeedsCredentials(_)), "{err}");
+        assert!(err.to_string().contains("[broker] credentials"), "{err}");
     }
 
     #[test]

@@ -80,8 +80,9 @@ pub struct Registry {
     pub strict: bool,
     #[serde(default, rename = "site")]
     pub sites: Vec<SiteInfo>,
-    /// Devices that talk HJ 212 (`[[device]]` tables), identified by their MN on the native TCP
-    /// listener. Optional: MQTT devices need no entry (their topic names them). Default none.
+    /// Devices (`[[device]]` tables): HJ 212 devices, identified by their MN on the native TCP
+    /// listener, and MQTT devices that get a broker login from `dustwatch broker-config`.
+    /// Optional: MQTT ingest needs no entry (the topic names the device). Default none.
     #[serde(default, rename = "device", skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<DeviceInfo>,
 }

@@ -55,7 +55,12 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
             }
         }
         let payload = serde_json::to_vec(&item).unwrap_or_default();
-        let mut conn = Connection::open(&shared.endpoint, &client_id, None);
+        let mut conn = Connection::open_as(
+            &shared.endpoint,
+            &client_id,
+            shared.endpoint.office_login(),
+            None,
+        );
         let mut acked = false;
         while !acked {
             let ev = tokio::select! {
@@ -73,7 +78,12 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
                         _ = tokio::time::sleep(backoff) => {}
                     }
                     backoff = (backoff * 2).min(shared.backoff_max);
-                    conn = Connection::open(&shared.endpoint, &client_id, None);
+                    conn = Connection::open_as(
+                        &shared.endpoint,
+                        &client_id,
+                        shared.endpoint.office_login(),
+                        None,
+                    );
                 }
                 Some(_) => {}
             }

@@ -327,9 +327,14 @@ impl Device {
             })
             .unwrap_or_default(),
         );
-        self.conn = Some(Link::Mqtt(Connection::open(
+        let login = self
+            .shared
+            .endpoint
+            .device_login(&self.plan.site.info.id, &self.plan.id);
+        self.conn = Some(Link::Mqtt(Connection::open_as(
             &self.shared.endpoint,
             &self.client_id,
+            login,
             Some(will),
         )));
         self.reconnect_at = None;

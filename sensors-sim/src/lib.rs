@@ -35,6 +35,7 @@ pub use truth::{Truth, TruthError, TruthRecord};
 
 use chrono::{DateTime, Utc};
 use clock::SimClock;
+use dustwatch_mqtt::{Credentials, TlsError, TlsSettings};
 use dustwatch_protocol::TopicRoot;
 use net::Endpoint;
 use serde::Serialize;
@@ -50,8 +51,14 @@ use tokio_util::sync::CancellationToken;
 pub struct SimOptions {
     pub host: String,
     pub port: u16,
+    /// Login of every connection, unless `credentials` has one of its own. Default none.
     pub username: Option<String>,
     pub password: Option<String>,
+    /// Per-device and office logins (the credentials file `dustwatch broker-config` writes):
+    /// each device logs in as itself, the city feed as the office. Default none.
+    pub credentials: Option<Arc<Credentials>>,
+    /// TLS (`mqtts://`) with these settings. Default none: plain TCP.
+    pub tls: Option<TlsSettings>,
     pub topic_root: TopicRoot,
     /// Default 60 simulated seconds per real second.
     pub speed: Speed,
@@ -105,6 +112,8 @@ impl Default for SimOptions {
             port: 1883,
             username: None,
             password: None,
+            credentials: None,
+            tls: None,
             topic_root: TopicRoot::default(),
             speed: Speed::Factor(60.0),
             start: None,
@@ -208,6 +217,8 @@ pub enum SimError {
     Plan(String),
     #[error(transparent)]
     Truth(#[from] TruthError),
+    #[error("MQTT over TLS: {0}")]
+    Tls(#[from] TlsError),
     #[error("scenario {scenario} has {count} HJ 212 TCP device(s) ({first} ...) but no platform to send to; pass --hj212-platform HOST:PORT (SimOptions::hj212_platform)")]
     NoPlatform {
         scenario: String,
@@ -320,6 +331,8 @@ impl Sim {
                 port: o.port,
                 username: o.username.clone(),
                 password: o.password.clone(),
+                credentials: o.credentials.clone(),
+                tls: o.tls.as_ref().map(TlsSettings::client_config).transpose()?,
                 inflight: o.inflight,
                 keep_alive: o.keep_alive,
                 connect_timeout: o.connect_timeout,

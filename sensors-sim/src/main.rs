@@ -2,6 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
+use dustwatch_mqtt::{BrokerUrl, Credentials, TlsSettings};
 use dustwatch_protocol::TopicRoot;
 use sensors_sim::bench::{self, BenchOptions};
 use sensors_sim::scenario::{DEFAULT_SCENARIO, SHIPPED};
@@ -49,17 +50,32 @@ enum Cmd {
 
 #[derive(Args, Debug)]
 struct RunArgs {
-    /// MQTT broker, `mqtt://host:port` (or `host:port`).
+    /// MQTT broker, `mqtt://host:port` (or `host:port`), or `mqtts://host:port` for TLS.
     #[arg(
         long,
         default_value = "mqtt://127.0.0.1:1883",
         env = "SENSORS_SIM_BROKER"
     )]
     broker: String,
+    /// Login of every device (unless --credentials has its own) [default: none].
     #[arg(long, env = "SENSORS_SIM_USERNAME")]
     username: Option<String>,
     #[arg(long, env = "SENSORS_SIM_PASSWORD", hide_env_values = true)]
     password: Option<String>,
+    /// Credentials file written by `dustwatch broker-config`: each device logs in as itself,
+    /// the city feed as the office [default: none].
+    #[arg(long, env = "SENSORS_SIM_CREDENTIALS")]
+    credentials: Option<PathBuf>,
+    /// mqtts://: PEM file of the CA that signed the broker's certificate [default: the system's
+    /// CA certificates].
+    #[arg(long, env = "SENSORS_SIM_CA_FILE")]
+    ca_file: Option<PathBuf>,
+    /// mqtts://: PEM client certificate, for brokers that require one [default: none].
+    #[arg(long, env = "SENSORS_SIM_CLIENT_CERT")]
+    client_cert: Option<PathBuf>,
+    /// mqtts://: PEM private key of --client-cert [default: none].
+    #[arg(long, env = "SENSORS_SIM_CLIENT_KEY")]
+    client_key: Option<PathBuf>,
     /// Shipped scenario name (huiji-red-alert, steady, faults) or a TOML path.
     #[arg(long, default_value = DEFAULT_SCENARIO)]
     scenario: String,
@@ -136,24 +152,8 @@ struct BenchArgs {
     json: bool,
 }
 
-fn parse_broker(url: &str) -> Result<(String, u16)> {
-    let rest = url
-        .strip_prefix("mqtt://")
-        .or_else(|| url.strip_prefix("tcp://"))
-        .unwrap_or(url);
-    if rest.contains("://") {
-        bail!("broker `{url}`: only mqtt:// (plain TCP) is supported");
-    }
-    let rest = rest.trim_end_matches('/');
-    match rest.rsplit_once(':') {
-        Some((host, port)) => {
-            let port = port
-                .parse()
-                .with_context(|| format!("broker `{url}`: port `{port}` is not a number"))?;
-            Ok((host.trim_matches(['[', ']']).to_string(), port))
-        }
-        None => Ok((rest.to_string(), 1883)),
-    }
+fn parse_broker(url: &str) -> Result<BrokerUrl> {
+    Ok(BrokerUrl::parse(url)?)
 }
 
 fn main() -> Result<()> {
@@ -214,7 +214,21 @@ fn run_broker(listen: std::net::SocketAddr) -> Result<()> {
 }
 
 async fn run_sim(a: RunArgs) -> Result<()> {
-    let (host, port) = parse_broker(&a.broker)?;
+    let url = parse_broker(&a.broker)?;
+    let tls = TlsSettings {
+        ca_file: a.ca_file,
+        client_cert: a.client_cert,
+        client_key: a.client_key,
+    };
+    if !url.is_tls() && tls != TlsSettings::default() {
+        bail!("--ca-file, --client-cert and --client-key need an mqtts:// broker URL");
+    }
+    let credentials = a
+        .credentials
+        .as_deref()
+        .map(Credentials::load)
+        .transpose()?
+        .map(Arc::new);
     let scenario = Scenario::load(&a.scenario)?;
     let time =
         |flag: &str, value: &Option<String>| -> Result<Option<chrono::DateTime<chrono::Utc>>> {
@@ -246,10 +260,12 @@ async fn run_sim(a: RunArgs) -> Result<()> {
         bail!("pass both --username and --password, or neither");
     }
     let options = SimOptions {
-        host,
-        port,
+        host: url.host.clone(),
+        port: url.port,
         username: a.username,
         password: a.password,
+        credentials,
+        tls: url.is_tls().then_some(tls),
         topic_root: TopicRoot::new(&a.topic_root),
         speed: a.speed,
         start,
@@ -348,8 +364,11 @@ async fn run_bench(a: BenchArgs) -> Result<()> {
     let mut child = None;
     let (host, port, broker) = match &a.broker {
         Some(b) => {
-            let (host, port) = parse_broker(b)?;
-            (host, port, format!("external {b}"))
+            let url = parse_broker(b)?;
+            if url.is_tls() {
+                bail!("bench measures plain MQTT: pass an mqtt:// broker");
+            }
+            (url.host, url.port, format!("external {b}"))
         }
         None => {
             let p = match dustwatch_broker::mosquitto_binary().filter(|_| !a.embedded) {

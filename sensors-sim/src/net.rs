@@ -14,6 +14,8 @@
 //! broker sends the last will.
 
 use bytes::{Buf, BufMut, BytesMut};
+use dustwatch_mqtt::tls::TlsClientConfig;
+use dustwatch_mqtt::{Credentials, Login, MqttStream};
 use rumqttc::mqttbytes::{self, v4};
 use rumqttc::{ConnectReturnCode, QoS};
 use std::future::Future;
@@ -23,7 +25,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::AsyncWrite;
-use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 
@@ -37,8 +38,13 @@ const READ_STEP: usize = 512;
 pub struct Endpoint {
     pub host: String,
     pub port: u16,
+    /// The login of every connection without one of its own in `credentials`.
     pub username: Option<String>,
     pub password: Option<String>,
+    /// Per-device and office logins (the file `dustwatch broker-config` writes).
+    pub credentials: Option<Arc<Credentials>>,
+    /// TLS (`mqtts://`) with this configuration; None: plain TCP.
+    pub tls: Option<TlsClientConfig>,
     /// Unacknowledged QoS 1 publishes per connection.
     pub inflight: u16,
     pub keep_alive: Duration,
@@ -57,11 +63,36 @@ impl Endpoint {
             port,
             username: None,
             password: None,
+            credentials: None,
+            tls: None,
             inflight: 16,
             keep_alive: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(30),
             connect_limit: Arc::new(Semaphore::new(DEFAULT_CONNECT_LIMIT)),
         }
+    }
+
+    /// The shared login, if any.
+    pub fn login(&self) -> Option<Login> {
+        let (username, password) = self.username.clone().zip(self.password.clone())?;
+        Some(Login { username, password })
+    }
+
+    /// A device's own login from the credentials file, else the shared one.
+    pub fn device_login(&self, site: &str, device: &str) -> Option<Login> {
+        self.credentials
+            .as_ref()
+            .and_then(|c| c.device(site, device))
+            .or_else(|| self.login())
+    }
+
+    /// The office's login from the credentials file (the city level is the office's to
+    /// publish), else the shared one.
+    pub fn office_login(&self) -> Option<Login> {
+        self.credentials
+            .as_ref()
+            .map(|c| c.office.clone())
+            .or_else(|| self.login())
     }
 }
 
@@ -90,7 +121,7 @@ pub enum NetEvent {
 type Connecting = Pin<Box<dyn Future<Output = io::Result<Dial>> + Send>>;
 
 struct Dial {
-    stream: TcpStream,
+    stream: MqttStream,
     /// Held until CONNACK: the attempt counts against the connect limit until then.
     _permit: Option<OwnedSemaphorePermit>,
 }
@@ -99,7 +130,7 @@ enum State {
     Connecting(Connecting),
     /// CONNECT written, waiting for CONNACK.
     Handshake(Dial),
-    Up(TcpStream),
+    Up(MqttStream),
     Closed,
 }
 
@@ -120,13 +151,26 @@ pub struct Connection {
     ping_pending: bool,
     /// DISCONNECT queued: report `Lost` once it is on the wire.
     closing: bool,
+    /// Bytes written to the stream since its last flush (TLS buffers them).
+    unflushed: bool,
 }
 
 impl Connection {
-    /// Start connecting; progress arrives from [`Connection::recv`].
+    /// Start connecting with the endpoint's shared login; progress arrives from
+    /// [`Connection::recv`].
     pub fn open(
         endpoint: &Endpoint,
         client_id: &str,
+        will: Option<(String, Vec<u8>)>,
+    ) -> Connection {
+        Self::open_as(endpoint, client_id, endpoint.login(), will)
+    }
+
+    /// Start connecting with `login`.
+    pub fn open_as(
+        endpoint: &Endpoint,
+        client_id: &str,
+        login: Option<Login>,
         will: Option<(String, Vec<u8>)>,
     ) -> Connection {
         let mut connect = v4::Connect::new(client_id);
@@ -134,21 +178,24 @@ impl Connection {
         // A persistent session keeps `cmd` messages queued while the device is away; the device
         // keeps its own store-and-forward buffer, so it never relies on the session for readings.
         connect.clean_session = false;
-        if let (Some(u), Some(p)) = (&endpoint.username, &endpoint.password) {
-            connect.set_login(u.clone(), p.clone());
+        if let Some(login) = login {
+            connect.set_login(login.username, login.password);
         }
         if let Some((topic, payload)) = will {
             connect.last_will = Some(v4::LastWill::new(topic, payload, QoS::AtLeastOnce, true));
         }
         let (host, port) = (endpoint.host.clone(), endpoint.port);
+        let tls = endpoint.tls.clone();
         let limit = endpoint.connect_limit.clone();
         let timeout = endpoint.connect_timeout;
         let dial: Connecting = Box::pin(async move {
             // A closed semaphore only means no limit.
             let permit = limit.acquire_owned().await.ok();
-            let stream = tokio::time::timeout(timeout, TcpStream::connect((host.as_str(), port)))
-                .await
-                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TCP connect timed out"))??;
+            let stream =
+                tokio::time::timeout(timeout, MqttStream::connect(&host, port, tls.as_ref()))
+                    .await
+                    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
+                    .map_err(|e| io::Error::new(io::ErrorKind::ConnectionRefused, e.to_string()))?;
             Ok(Dial {
                 stream,
                 _permit: permit,
@@ -167,6 +214,7 @@ impl Connection {
             sent_since_tick: false,
             ping_pending: false,
             closing: false,
+            unflushed: false,
         }
     }
 
@@ -257,7 +305,7 @@ impl Connection {
                     if let Err(e) = self.flush(cx) {
                         return self.lost(e.to_string());
                     }
-                    if self.closing && self.write.is_empty() {
+                    if self.closing && self.write.is_empty() && !self.unflushed {
                         self.state = State::Closed;
                         continue;
                     }
@@ -335,13 +383,30 @@ impl Connection {
                 Poll::Ready(Ok(0)) => {
                     return Err(io::Error::new(io::ErrorKind::WriteZero, "socket closed"))
                 }
-                Poll::Ready(Ok(n)) => self.write.advance(n),
+                Poll::Ready(Ok(n)) => {
+                    self.write.advance(n);
+                    self.unflushed = true;
+                }
                 Poll::Ready(Err(e)) => return Err(e),
                 Poll::Pending => return Ok(()),
             }
         }
         // Start again at the front of the allocation.
         self.write.clear();
+        if self.unflushed {
+            // TLS holds records in its session until flushed (a no-op on plain TCP).
+            let stream = match &mut self.state {
+                State::Handshake(d) => &mut d.stream,
+                State::Up(s) => s,
+                _ => return Ok(()),
+            };
+            match Pin::new(stream).poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.unflushed = false,
+                Poll::Ready(Err(e)) => return Err(e),
+                // Woken when the socket takes more; `recv` comes back here.
+                Poll::Pending => {}
+            }
+        }
         Ok(())
     }
 
@@ -352,30 +417,20 @@ impl Connection {
         }
         let read = &mut self.read;
         let Some(stream) = (match &mut self.state {
-            State::Handshake(d) => Some(&d.stream),
-            State::Up(s) => Some(&*s),
+            State::Handshake(d) => Some(&mut d.stream),
+            State::Up(s) => Some(s),
             _ => None,
         }) else {
             return Poll::Pending;
         };
-        loop {
-            match stream.try_read_buf(read) {
-                Ok(0) => {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::ConnectionAborted,
-                        "connection closed by the broker",
-                    )))
-                }
-                Ok(_) => return Poll::Ready(Ok(())),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    match stream.poll_read_ready(cx) {
-                        Poll::Ready(Ok(())) => continue,
-                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                        Poll::Pending => return Poll::Pending,
-                    }
-                }
-                Err(e) => return Poll::Ready(Err(e)),
-            }
+        match tokio_util::io::poll_read_buf(Pin::new(stream), cx, read) {
+            Poll::Ready(Ok(0)) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "connection closed by the broker",
+            ))),
+            Poll::Ready(Ok(_)) => Poll::Ready(Ok(())),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
         }
     }
 

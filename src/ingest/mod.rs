@@ -6,6 +6,7 @@
 pub mod decode;
 pub mod hj212;
 pub mod hj212_tcp;
+pub mod mqtt_config;
 pub mod session;
 pub mod writer;
 #[cfg(test)]
@@ -25,35 +26,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use writer::{Ack, CommittedSink, Item, WriterOptions};
 
-/// How ingest connects to the broker (`[mqtt]` in the config file).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MqttConfig {
-    /// Broker URL, `mqtt://host:port`. Default `mqtt://127.0.0.1:1883`.
-    pub url: String,
-    /// Client id; the persistent session is keyed by it, so keep it stable across restarts.
-    /// Default `dustwatch-aggregator`.
-    pub client_id: String,
-    pub username: Option<String>,
-    pub password: Option<String>,
-    /// Topic root of contract v1. Default `dust/v1`.
-    pub topic_root: String,
-    /// Keep-alive, seconds. Default 30.
-    pub keep_alive_s: u64,
-}
-
-impl Default for MqttConfig {
-    fn default() -> Self {
-        MqttConfig {
-            url: "mqtt://127.0.0.1:1883".into(),
-            client_id: "dustwatch-aggregator".into(),
-            username: None,
-            password: None,
-            topic_root: dustwatch_protocol::topic::DEFAULT_ROOT.into(),
-            keep_alive_s: 30,
-        }
-    }
-}
+pub use mqtt_config::{MqttConfig, MqttConfigError};
 
 /// Ingest pipeline sizing (`[ingest]` in the config file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,36 +54,12 @@ impl Default for IngestConfig {
 
 #[derive(Debug, Error)]
 pub enum IngestError {
-    #[error("bad broker URL `{url}`: {reason} (expected mqtt://host:port)")]
-    BadUrl { url: String, reason: String },
+    #[error(transparent)]
+    Mqtt(#[from] MqttConfigError),
     #[error("store writer thread could not start: {0}")]
     Writer(std::io::Error),
     #[error("HJ 212 listener could not start: {0}")]
     Hj212Listener(std::io::Error),
-}
-
-/// Parse `mqtt://host:port` (also `tcp://`, or bare `host:port`) into host and port.
-pub fn parse_broker_url(url: &str) -> Result<(String, u16), IngestError> {
-    let bad = |reason: &str| IngestError::BadUrl {
-        url: url.to_string(),
-        reason: reason.to_string(),
-    };
-    let rest = url
-        .strip_prefix("mqtt://")
-        .or_else(|| url.strip_prefix("tcp://"))
-        .unwrap_or(url);
-    if rest.contains("://") {
-        return Err(bad("only plain mqtt:// is supported"));
-    }
-    let (host, port) = rest.rsplit_once(':').ok_or_else(|| bad("missing port"))?;
-    let port: u16 = port
-        .trim_end_matches('/')
-        .parse()
-        .map_err(|_| bad("port is not a number"))?;
-    if host.is_empty() {
-        return Err(bad("missing host"));
-    }
-    Ok((host.trim_matches(['[', ']']).to_string(), port))
 }
 
 /// Handles to a running ingest.
@@ -139,14 +88,8 @@ pub fn start(
     shutdown: CancellationToken,
     hj212: Hj212Setup,
 ) -> Result<Ingest, IngestError> {
-    let (host, port) = parse_broker_url(&mqtt.url)?;
     let session = SessionOptions {
-        host,
-        port,
-        client_id: mqtt.client_id.clone(),
-        username: mqtt.username.clone(),
-        password: mqtt.password.clone(),
-        keep_alive: Duration::from_secs(mqtt.keep_alive_s.max(5)),
+        connect: mqtt.connect_options(&mqtt.url)?,
         connect_timeout: Duration::from_secs(10),
     };
     let (item_tx, item_rx) = mpsc::channel::<Item>(config.queue.max(1));
@@ -253,7 +196,7 @@ async fn mqtt_loop(
             session_present = s.session_present,
             "connected to MQTT broker"
         );
-        let mut tick = tokio::time::interval(options.keep_alive / 2);
+        let mut tick = tokio::time::interval(options.connect.keep_alive / 2);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let lost = loop {
             tokio::select! {
@@ -271,7 +214,7 @@ async fn mqtt_loop(
                 }
                 _ = tick.tick() => {
                     // Two keep-alives of silence after our pings: the broker is gone.
-                    if s.reader.silent_for() > options.keep_alive * 2 {
+                    if s.reader.silent_for() > options.connect.keep_alive * 2 {
                         break SessionError::KeepAlive(s.reader.silent_for());
                     }
                     s.writer.tick();

@@ -11,13 +11,12 @@
 //! sits in a `select!` beside the acknowledgements): every byte read stays in its buffer.
 
 use bytes::{Buf, Bytes, BytesMut};
+use dustwatch_mqtt::{ConnectError, ConnectOptions, ReadHalf, WriteHalf};
 use rumqttc::mqttbytes::{self, v4};
 use rumqttc::{ConnectReturnCode, QoS};
 use std::time::Duration;
 use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
 
 /// Largest packet read whole. A bigger PUBLISH is passed on as [`Incoming::Oversized`] with the
 /// start of its payload and skipped as it streams in, so one huge message neither fills memory
@@ -30,11 +29,8 @@ const READ_CHUNK: usize = 64 * 1024;
 
 #[derive(Debug, Error)]
 pub enum SessionError {
-    #[error("cannot connect to {addr}: {source}")]
-    Connect {
-        addr: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
     #[error("no CONNACK from {addr} within {timeout:?}")]
     ConnectTimeout { addr: String, timeout: Duration },
     #[error("broker refused the connection: {0:?}")]
@@ -54,13 +50,9 @@ pub enum SessionError {
 /// Who we are to the broker.
 #[derive(Debug, Clone)]
 pub struct SessionOptions {
-    pub host: String,
-    pub port: u16,
-    pub client_id: String,
-    pub username: Option<String>,
-    pub password: Option<String>,
-    pub keep_alive: Duration,
-    /// TCP connect plus CONNACK.
+    /// Broker, client id, login, keep-alive, TLS.
+    pub connect: ConnectOptions,
+    /// TCP connect, TLS handshake and CONNACK.
     pub connect_timeout: Duration,
 }
 
@@ -98,27 +90,25 @@ pub struct Session {
 impl Session {
     /// Connect with a persistent session (clean session off) and subscribe to `filter` at QoS 1.
     pub async fn connect(o: &SessionOptions, filter: &str) -> Result<Session, SessionError> {
-        let addr = format!("{}:{}", o.host, o.port);
+        let c = &o.connect;
+        let addr = c.url.to_string();
         let timeout = o.connect_timeout;
         let attempt = async {
-            let stream = TcpStream::connect((o.host.as_str(), o.port))
-                .await
-                .map_err(|source| SessionError::Connect {
-                    addr: addr.clone(),
-                    source,
-                })?;
+            let stream = c.connect().await?;
+            // Acknowledgements are small and the broker waits for them.
             let _ = stream.set_nodelay(true);
             let (rd, wr) = stream.into_split();
             let mut writer = Writer {
                 half: wr,
                 out: BytesMut::with_capacity(4096),
                 wrote: false,
+                unflushed: false,
             };
-            let mut connect = v4::Connect::new(o.client_id.as_str());
-            connect.keep_alive = u16::try_from(o.keep_alive.as_secs()).unwrap_or(u16::MAX);
+            let mut connect = v4::Connect::new(c.client_id.as_str());
+            connect.keep_alive = u16::try_from(c.keep_alive.as_secs()).unwrap_or(u16::MAX);
             connect.clean_session = false;
-            if let (Some(u), Some(p)) = (&o.username, &o.password) {
-                connect.set_login(u.clone(), p.clone());
+            if let Some(login) = &c.login {
+                connect.set_login(login.username.clone(), login.password.clone());
             }
             writer.encode(|b| connect.write(b))?;
             writer.flush().await?;
@@ -161,7 +151,7 @@ impl Session {
 
 /// The receiving half.
 pub struct Reader {
-    half: OwnedReadHalf,
+    half: ReadHalf,
     buf: BytesMut,
     /// Bytes of an oversized packet still to discard.
     skip: usize,
@@ -311,10 +301,12 @@ fn fixed_header(buf: &[u8]) -> Option<(usize, usize)> {
 
 /// The sending half: acknowledgements, keep-alive and DISCONNECT, queued then flushed.
 pub struct Writer {
-    half: OwnedWriteHalf,
+    half: WriteHalf,
     out: BytesMut,
     /// Something was written since the last keep-alive tick.
     wrote: bool,
+    /// Written but not flushed yet.
+    unflushed: bool,
 }
 
 impl Writer {
@@ -356,7 +348,7 @@ impl Writer {
     }
 
     pub fn has_output(&self) -> bool {
-        !self.out.is_empty()
+        !self.out.is_empty() || self.unflushed
     }
 
     /// Write what is queued. Cancel-safe: the buffer advances by what was written.
@@ -364,6 +356,13 @@ impl Writer {
         if !self.out.is_empty() {
             self.half.write_all_buf(&mut self.out).await?;
             self.wrote = true;
+            self.unflushed = true;
+        }
+        if self.unflushed {
+            // TLS may hold the last record in its session until flushed (no-op on plain TCP).
+            // Tracked apart so a flush cancelled here is finished by the next call.
+            self.half.flush().await?;
+            self.unflushed = false;
         }
         self.out.clear();
         Ok(())

@@ -50,39 +50,103 @@ pub struct Mosquitto {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
-    persistent: bool,
+    setup: MosquittoSetup,
+}
+
+/// How a test's Mosquitto is set up beyond the defaults (anonymous, plain TCP, no persistence).
+#[derive(Debug, Clone, Default)]
+pub struct MosquittoSetup {
+    /// Save sessions on a graceful stop and load them on restart.
+    pub persistent: bool,
+    /// A TLS listener instead of plain TCP.
+    pub tls: Option<TlsListener>,
+    /// Configuration lines that replace `allow_anonymous true` (e.g. the snippet
+    /// `dustwatch broker-config` writes: password file, ACL, no anonymous clients).
+    pub auth: Option<String>,
+}
+
+/// Certificate files of a TLS listener.
+#[derive(Debug, Clone)]
+pub struct TlsListener {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Clients must present a certificate signed by `ca`.
+    pub require_certificate: bool,
+}
+
+impl TlsListener {
+    /// The server side of `pki`.
+    pub fn from_pki(pki: &TestPki, require_certificate: bool) -> TlsListener {
+        TlsListener {
+            ca: pki.ca.clone(),
+            cert: pki.server_cert.clone(),
+            key: pki.server_key.clone(),
+            require_certificate,
+        }
+    }
 }
 
 impl Mosquitto {
     /// Start Mosquitto on a free port. Returns None (skip) when it is not installed, and panics
     /// when it is required but missing.
     pub fn start() -> Option<Mosquitto> {
-        Self::start_with(false)
+        Self::start_setup(MosquittoSetup::default())
     }
 
     /// Like [`Mosquitto::start`], with persistence on: a graceful [`Mosquitto::stop`] saves
     /// sessions, subscriptions and queued QoS 1 messages, and [`Mosquitto::restart`] loads them.
     pub fn start_persistent() -> Option<Mosquitto> {
-        Self::start_with(true)
+        Self::start_setup(MosquittoSetup {
+            persistent: true,
+            ..Default::default()
+        })
     }
 
-    fn start_with(persistent: bool) -> Option<Mosquitto> {
-        let Some(_) = mosquitto_binary() else {
-            if mosquitto_required() {
-                panic!("DUSTWATCH_REQUIRE_MOSQUITTO is set but mosquitto is not installed");
-            }
-            eprintln!("mosquitto not installed: skipping the Mosquitto part of this test");
+    /// Start with a TLS listener (server certificate of `pki`).
+    pub fn start_tls(pki: &TestPki, require_certificate: bool) -> Option<Mosquitto> {
+        Self::start_setup(MosquittoSetup {
+            tls: Some(TlsListener::from_pki(pki, require_certificate)),
+            ..Default::default()
+        })
+    }
+
+    /// Start with `auth` in place of `allow_anonymous true`.
+    pub fn start_with_auth(auth: &str) -> Option<Mosquitto> {
+        Self::start_setup(MosquittoSetup {
+            auth: Some(auth.to_string()),
+            ..Default::default()
+        })
+    }
+
+    /// Start as `setup` says. Returns None (skip) when Mosquitto is not installed, and panics
+    /// when it is required but missing.
+    pub fn start_setup(setup: MosquittoSetup) -> Option<Mosquitto> {
+        if !Self::available() {
             return None;
-        };
+        }
         let dir = tempfile::tempdir().expect("temp dir for mosquitto config");
         let mut m = Mosquitto {
             child: None,
             port: free_port(),
             dir,
-            persistent,
+            setup,
         };
         m.spawn();
         Some(m)
+    }
+
+    /// Whether Mosquitto tests can run: false (skip, with a message) when it is not installed;
+    /// panics when it is required but missing. For preparing things before a start.
+    pub fn available() -> bool {
+        if mosquitto_binary().is_some() {
+            return true;
+        }
+        if mosquitto_required() {
+            panic!("DUSTWATCH_REQUIRE_MOSQUITTO is set but mosquitto is not installed");
+        }
+        eprintln!("mosquitto not installed: skipping the Mosquitto part of this test");
+        false
     }
 
     pub fn port(&self) -> u16 {
@@ -101,7 +165,7 @@ impl Mosquitto {
         let mut f = std::fs::File::create(&conf).expect("write mosquitto.conf");
         // Queue and inflight limits off: the default max_queued_messages 1000 drops QoS 1
         // messages to a busy subscriber. Log to stdout: as root it drops to user mosquitto.
-        let persistence = if self.persistent {
+        let persistence = if self.setup.persistent {
             // Started as root, Mosquitto drops to user `mosquitto`: let it write its database.
             #[cfg(unix)]
             {
@@ -118,9 +182,24 @@ impl Mosquitto {
         } else {
             "persistence false\n".to_string()
         };
+        let tls = match &self.setup.tls {
+            None => String::new(),
+            Some(t) => format!(
+                "cafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate {}\n",
+                t.ca.display(),
+                t.cert.display(),
+                t.key.display(),
+                t.require_certificate
+            ),
+        };
+        let auth = self
+            .setup
+            .auth
+            .clone()
+            .unwrap_or_else(|| "allow_anonymous true\n".into());
         write!(
             f,
-            "listener {port} 127.0.0.1\nallow_anonymous true\n{persistence}\
+            "listener {port} 127.0.0.1\n{tls}{auth}\n{persistence}\
              max_queued_messages 0\nmax_queued_bytes 0\nmax_inflight_messages 0\n\
              log_dest stdout\nlog_type error\nlog_type warning\n",
             port = self.port
@@ -171,6 +250,138 @@ impl Mosquitto {
 impl Drop for Mosquitto {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A test certificate authority with a server certificate for 127.0.0.1 / localhost, a client
+/// certificate, and a second, unrelated CA (for "the wrong CA is refused"), made with the openssl
+/// command-line tool in a temporary directory. Files are readable by all: Mosquitto, started as
+/// root, reads them as user `mosquitto`.
+pub struct TestPki {
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    /// A CA that signed nothing here.
+    pub other_ca: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TestPki {
+    pub fn generate() -> TestPki {
+        let dir = tempfile::tempdir().expect("temp dir for test certificates");
+        let d = dir.path();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))
+                .expect("open the certificate dir to the mosquitto user");
+        }
+        let cnf = d.join("openssl.cnf");
+        std::fs::write(
+            &cnf,
+            "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = dustwatch test CA\n\
+             [ca]\nbasicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign,cRLSign\n\
+             subjectKeyIdentifier = hash\n\
+             [server]\nbasicConstraints = CA:FALSE\nsubjectAltName = IP:127.0.0.1,DNS:localhost\n\
+             keyUsage = critical,digitalSignature\nextendedKeyUsage = serverAuth\n\
+             [client]\nbasicConstraints = CA:FALSE\nkeyUsage = critical,digitalSignature\n\
+             extendedKeyUsage = clientAuth\n",
+        )
+        .expect("write openssl.cnf");
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(d)
+                .output()
+                .expect("run openssl (the test certificates need the openssl command)");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let key = |name: &str| {
+            openssl(&[
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-out",
+                name,
+            ])
+        };
+        let cnf = cnf.to_str().expect("temp paths are UTF-8");
+        for ca in ["ca", "other-ca"] {
+            key(&format!("{ca}.key"));
+            openssl(&[
+                "req",
+                "-x509",
+                "-config",
+                cnf,
+                "-extensions",
+                "ca",
+                "-key",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.pem"),
+                "-days",
+                "2",
+            ]);
+        }
+        for (name, cn) in [("server", "localhost"), ("client", "dustwatch-test-client")] {
+            key(&format!("{name}.key"));
+            openssl(&[
+                "req",
+                "-new",
+                "-config",
+                cnf,
+                "-key",
+                &format!("{name}.key"),
+                "-subj",
+                &format!("/CN={cn}"),
+                "-out",
+                &format!("{name}.csr"),
+            ]);
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                cnf,
+                "-extensions",
+                name,
+                "-out",
+                &format!("{name}.pem"),
+            ]);
+        }
+        #[cfg(unix)]
+        for entry in std::fs::read_dir(d)
+            .expect("list certificate dir")
+            .flatten()
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o644));
+        }
+        TestPki {
+            ca: d.join("ca.pem"),
+            server_cert: d.join("server.pem"),
+            server_key: d.join("server.key"),
+            client_cert: d.join("client.pem"),
+            client_key: d.join("client.key"),
+            other_ca: d.join("other-ca.pem"),
+            _dir: dir,
+        }
     }
 }
 

@@ -245,11 +245,41 @@ impl DemoProcess {
 
     /// Start in `dir` (its `data/` is the store): a second start in the same dir continues.
     pub fn start_in(dir: tempfile::TempDir, speed: f64) -> DemoProcess {
+        let mqtt = format!("127.0.0.1:{}", free_port());
+        Self::spawn(dir, speed, &mqtt, Stdio::null())
+    }
+
+    /// Start with the embedded broker on `mqtt_listen` (e.g. beyond loopback); returns the first
+    /// line the demo prints that contains `needle`.
+    pub fn start_listening(mqtt_listen: &str, needle: &str) -> (DemoProcess, String) {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut p = Self::spawn(dir, 1.0, mqtt_listen, Stdio::piped());
+        let stdout = p.child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let needle_owned = needle.to_string();
+        // Reads on to the end: the demo keeps printing, and a closed pipe would stop it.
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line.contains(&needle_owned) {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("the demo did not print `{needle}` within 30 s"));
+        (p, line)
+    }
+
+    fn spawn(dir: tempfile::TempDir, speed: f64, mqtt_listen: &str, stdout: Stdio) -> DemoProcess {
         let token = "demo-test-token".to_string();
         let config = dir.path().join("dustwatch.toml");
         std::fs::write(&config, format!("[http]\nwrite_token = \"{token}\"\n")).expect("config");
         let http_port = free_port();
-        let mqtt_port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_dustwatch"))
             .arg("--config")
             .arg(&config)
@@ -260,13 +290,13 @@ impl DemoProcess {
                 "--http",
                 &format!("127.0.0.1:{http_port}"),
                 "--mqtt-listen",
-                &format!("127.0.0.1:{mqtt_port}"),
+                mqtt_listen,
                 "--data",
             ])
             .arg(dir.path().join("data"))
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn dustwatch demo");
@@ -303,4 +333,37 @@ impl Drop for DemoProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// How the broker answers a CONNECT from `client_id` with `login`: `Ok(())` when accepted (the
+/// connection is closed again at once), else the broker's refusal or the connection error.
+pub async fn try_connect(
+    port: u16,
+    client_id: &str,
+    login: Option<(&str, &str)>,
+) -> Result<(), String> {
+    let mut opts = MqttOptions::new(client_id, "127.0.0.1", port);
+    if let Some((user, password)) = login {
+        opts.set_credentials(user, password);
+    }
+    let (client, mut eventloop) = AsyncClient::new(opts, 10);
+    let answer = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                    break match ack.code {
+                        rumqttc::ConnectReturnCode::Success => Ok(()),
+                        code => Err(format!("{code:?}")),
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => break Err(e.to_string()),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| Err("no CONNACK within 10 s".into()));
+    let _ = client.try_disconnect();
+    let _ = tokio::time::timeout(Duration::from_secs(2), eventloop.poll()).await;
+    answer
 }
