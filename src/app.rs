@@ -241,6 +241,7 @@ impl Aggregator {
             live,
             max_future_ms: i64::try_from(config.ingest.max_future_s.saturating_mul(1000))
                 .unwrap_or(i64::MAX),
+            language: config.http.language,
         };
         // The hub computes updates from the same state; it only ends with the shutdown.
         let _ = hub_state.send(state.clone());

@@ -56,6 +56,10 @@ pub struct HttpConfig {
     pub idle_timeout_s: u64,
     /// Live-update streams (`/events`, one per open page) at once; more get 503. Default 64.
     pub max_streams: usize,
+    /// The pages' language when the browser names none we have (`Accept-Language`) and the
+    /// viewer has not switched (`?lang=`, remembered in a cookie): `zh-CN` or `en`.
+    /// Default `zh-CN`.
+    pub language: crate::web::i18n::Lang,
 }
 
 impl Default for HttpConfig {
@@ -68,6 +72,7 @@ impl Default for HttpConfig {
             header_timeout_s: 10,
             idle_timeout_s: 60,
             max_streams: 64,
+            language: crate::web::i18n::Lang::Zh,
         }
     }
 }

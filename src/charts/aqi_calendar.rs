@@ -13,6 +13,8 @@ pub struct AqiCalendar {
     /// Consecutive local days with their daily AQI (absent: no valid data that day).
     pub days: Vec<(NaiveDate, Option<u32>)>,
     pub size: (u32, u32),
+    /// English weekday, month and legend words instead of Chinese.
+    pub english: bool,
 }
 
 /// Fill colour of a day's AQI (official category colour; light grey when unknown).
@@ -40,13 +42,18 @@ impl Chart for AqiCalendar {
         let text = |size: u32, c: &RGBColor| (font::FAMILY, size).into_font().color(c);
         root.draw(&Text::new(self.title.clone(), (8, 6), text(15, &BLACK)))?;
         let Some(first) = self.days.first().map(|d| d.0) else {
-            root.draw(&Text::new("no days", (LEFT, TOP), text(13, &BLACK)))?;
+            root.draw(&Text::new("—", (LEFT, TOP), text(13, &BLACK)))?;
             return Ok(());
         };
         let offset = first.weekday().num_days_from_monday() as i64;
         let weeks = ((self.days.len() as i64 + offset + 6) / 7).max(1) as i32;
         let cell = ((w - LEFT - 8) / weeks).min((h - TOP - 30) / 7).max(4);
-        for (i, name) in ["Mon", "", "Wed", "", "Fri", "", "Sun"].iter().enumerate() {
+        let weekdays = if self.english {
+            ["Mon", "", "Wed", "", "Fri", "", "Sun"]
+        } else {
+            ["周一", "", "周三", "", "周五", "", "周日"]
+        };
+        for (i, name) in weekdays.iter().enumerate() {
             if !name.is_empty() && cell >= 10 {
                 root.draw(&Text::new(
                     *name,
@@ -55,6 +62,9 @@ impl Chart for AqiCalendar {
                 ))?;
             }
         }
+        // Month names above the column a month starts in; the first (partial) month's name only
+        // where it does not run into the next one.
+        let mut months: Vec<(i32, String)> = Vec::new();
         for (i, (day, value)) in self.days.iter().enumerate() {
             let k = i as i64 + offset;
             let (col, row) = ((k / 7) as i32, (k % 7) as i32);
@@ -64,11 +74,12 @@ impl Chart for AqiCalendar {
                 day_colour(*value).filled(),
             ))?;
             if day.day() == 1 || i == 0 {
-                root.draw(&Text::new(
-                    day.format("%b").to_string(),
-                    (x0, TOP - 14),
-                    text(10, &BLACK),
-                ))?;
+                let name = if self.english {
+                    day.format("%b").to_string()
+                } else {
+                    format!("{}月", day.month())
+                };
+                months.push((x0, name));
             }
             if let (Some(a), true) = (value, cell >= 24) {
                 let dark = *a > 150;
@@ -80,23 +91,30 @@ impl Chart for AqiCalendar {
                 ))?;
             }
         }
+        const MONTH_W: i32 = 30;
+        let mut next_x = i32::MAX;
+        for (x, name) in months.iter().rev() {
+            if x + MONTH_W <= next_x {
+                root.draw(&Text::new(name.clone(), (*x, TOP - 14), text(10, &BLACK)))?;
+                next_x = *x;
+            }
+        }
         // Legend: the six categories.
         let mut x = LEFT;
         let y = (TOP + 7 * cell + 8).min(h - 18);
-        for (aqi_value, name) in [
-            (50, "Good"),
-            (100, "Moderate"),
-            (150, "Light"),
-            (200, "Moderate+"),
-            (300, "Heavy"),
-            (400, "Severe"),
-        ] {
+        let short = ["Good", "Moderate", "Light", "Medium", "Heavy", "Severe"];
+        for (aqi_value, en) in [50, 100, 150, 200, 300, 400].into_iter().zip(short) {
+            let name = if self.english {
+                en
+            } else {
+                aqi::category(aqi_value).name_zh
+            };
             root.draw(&Rectangle::new(
                 [(x, y), (x + 10, y + 10)],
                 day_colour(Some(aqi_value)).filled(),
             ))?;
             root.draw(&Text::new(name, (x + 13, y), text(10, &BLACK)))?;
-            x += 80;
+            x += if self.english { 80 } else { 70 };
         }
         Ok(())
     }

@@ -18,6 +18,8 @@ pub struct Overlays {
     pub limits: Vec<LimitLine>,
     pub alerts: Vec<AlertPeriod>,
     pub tz: chrono_tz::Tz,
+    /// English axis words and legends instead of Chinese.
+    pub english: bool,
 }
 
 impl Default for Overlays {
@@ -26,6 +28,7 @@ impl Default for Overlays {
             limits: default_limits(),
             alerts: Vec::new(),
             tz: chrono_tz::Asia::Shanghai,
+            english: false,
         }
     }
 }
@@ -146,7 +149,7 @@ pub fn site_series(
         }
     }
     Ok(SiteSeries {
-        title: format!("{} ({})", super::latin(&site.name), site.id),
+        title: format!("{} ({})", site.name, site.id),
         from_ms,
         to_ms,
         step_ms: step * 1000,
@@ -184,10 +187,7 @@ pub fn heatmap(
     }
     Ok(Heatmap {
         title: title.to_string(),
-        rows: sites
-            .iter()
-            .map(|s| format!("{} {}", s.id, super::latin(&s.name)))
-            .collect(),
+        rows: sites.iter().map(label).collect(),
         hours,
         values,
         limit: limit_of(&overlays.limits, metric),
@@ -243,7 +243,7 @@ pub fn ranking(
                 pts.iter().map(|p| p.mean * p.count as f64).sum::<f64>() / n as f64
             }
         };
-        entries.push((format!("{} {}", s.id, super::latin(&s.name)), value));
+        entries.push((label(s), value));
     }
     entries.sort_by(|a, b| b.1.total_cmp(&a.1));
     let label = super::site_series::metric_label(metric);
@@ -308,7 +308,17 @@ pub fn aqi_calendar(
         title: title.to_string(),
         days,
         size,
+        english: overlays.english,
     })
+}
+
+/// A site's label in charts: its name as registered (the id when it has none).
+fn label(s: &SiteInfo) -> String {
+    if s.name.trim().is_empty() {
+        s.id.clone()
+    } else {
+        s.name.clone()
+    }
 }
 
 #[cfg(test)]

@@ -1,10 +1,11 @@
-//! The chart font: DejaVu Sans shipped in the repository (assets/fonts, Bitstream Vera licence),
-//! registered with plotters' `ab_glyph` backend once, so text renders the same on a fresh machine
-//! without fontconfig.
+//! The chart font: a subset of Noto Sans CJK SC (SIL OFL 1.1, assets/fonts; regenerate with
+//! scripts/subset-cjk-font.py) covering Latin, GB 2312 and the shipped names, registered with
+//! plotters' `ab_glyph` backend once, so Chinese site names draw on a fresh machine without
+//! fontconfig.
 
 use std::sync::OnceLock;
 
-static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+static FONT: &[u8] = include_bytes!("../../assets/fonts/NotoSansSC-dustwatch.otf");
 static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
 
 /// The family name charts ask for.
@@ -19,7 +20,7 @@ pub fn ensure() -> Result<(), super::ChartError> {
                 plotters::style::FontStyle::Bold,
             ] {
                 plotters::style::register_font(FAMILY, style, FONT)
-                    .map_err(|_| "the shipped DejaVu Sans font does not parse".to_string())?;
+                    .map_err(|_| "the shipped Noto Sans SC font does not parse".to_string())?;
             }
             Ok(())
         })

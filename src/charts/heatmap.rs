@@ -1,7 +1,7 @@
 //! Street heatmap: one row per site, one cell per hour, coloured by the hourly mean relative to
 //! the limit (the AQI colour steps, so green is far below and maroon far above).
 
-use super::{clip, font, hex, time_label, Chart, ChartError};
+use super::{font, hex, time_label, Chart, ChartError};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -37,7 +37,6 @@ pub fn cell_colour(v: Option<f64>, limit: f64) -> RGBColor {
     })
 }
 
-const LEFT: i32 = 170;
 const TOP: i32 = 30;
 const BOTTOM: i32 = 24;
 const RIGHT: i32 = 10;
@@ -60,30 +59,54 @@ impl Chart for Heatmap {
             text(15),
         ))?;
         let n_cols = self.hours.len().max(1) as i32;
+        // The label column is as wide as the longest label needs, up to 40 % of the chart;
+        // a longer label is shortened with an ellipsis to what fits (measured, not counted).
+        let label_font = text(11);
+        let width_of = |s: &str| {
+            root.estimate_text_size(s, &label_font)
+                .map_or(s.chars().count() as i32 * 11, |(w, _)| w as i32)
+        };
+        let max_label = (w * 2 / 5).max(60);
+        let widest = self.rows.iter().map(|l| width_of(l)).max().unwrap_or(0);
+        let left = (widest + 14).clamp(40, max_label + 12);
+        let fit = |label: &str| -> String {
+            if width_of(label) <= left - 12 {
+                return label.to_string();
+            }
+            let mut chars: Vec<char> = label.chars().collect();
+            while !chars.is_empty() {
+                chars.pop();
+                let s: String = chars.iter().collect::<String>() + "…";
+                if width_of(&s) <= left - 12 {
+                    return s;
+                }
+            }
+            String::new()
+        };
         // Never more rows than pixels: rows beyond that are dropped, and said so.
         let max_rows = ((h - TOP - BOTTOM) / 4).max(1) as usize;
         let rows = self.rows.len().min(max_rows);
         if rows == 0 {
-            root.draw(&Text::new("no sites", (LEFT, TOP + 10), text(13)))?;
+            root.draw(&Text::new("—", (left, TOP + 10), text(13)))?;
             return Ok(());
         }
-        let cw = ((w - LEFT - RIGHT) as f64 / n_cols as f64).max(1.0);
+        let cw = ((w - left - RIGHT) as f64 / n_cols as f64).max(1.0);
         let ch = ((h - TOP - BOTTOM) as f64 / rows as f64).max(1.0);
         for (r, label) in self.rows.iter().take(rows).enumerate() {
             let y0 = TOP + (r as f64 * ch) as i32;
             let y1 = TOP + ((r + 1) as f64 * ch) as i32;
             if ch >= 10.0 {
                 root.draw(&Text::new(
-                    clip(label, 24),
+                    fit(label),
                     (6, y0 + (ch as i32 / 2) - 6),
-                    text(11),
+                    label_font.clone(),
                 ))?;
             }
             let row = self.values.get(r);
             for c in 0..self.hours.len() {
                 let v = row.and_then(|vals| vals.get(c)).copied().flatten();
-                let x0 = LEFT + (c as f64 * cw) as i32;
-                let x1 = LEFT + ((c + 1) as f64 * cw) as i32;
+                let x0 = left + (c as f64 * cw) as i32;
+                let x1 = left + ((c + 1) as f64 * cw) as i32;
                 root.draw(&Rectangle::new(
                     [(x0, y0), ((x1 - 1).max(x0), (y1 - 1).max(y0))],
                     cell_colour(v, self.limit).filled(),
@@ -95,13 +118,13 @@ impl Chart for Heatmap {
         for (c, ts) in self.hours.iter().enumerate().step_by(every) {
             root.draw(&Text::new(
                 time_label(*ts, self.tz, "%H"),
-                (LEFT + (c as f64 * cw) as i32, h - BOTTOM + 6),
+                (left + (c as f64 * cw) as i32, h - BOTTOM + 6),
                 text(10),
             ))?;
         }
         if rows < self.rows.len() {
             root.draw(&Text::new(
-                format!("+{} more", self.rows.len() - rows),
+                format!("+{}", self.rows.len() - rows),
                 (6, h - BOTTOM + 6),
                 text(10),
             ))?;

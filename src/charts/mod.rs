@@ -1,6 +1,6 @@
 //! Charts (plotters): SVG for the web, PNG for reports. Each chart is plain data (built by
 //! `data.rs` from the store) plus a `draw` over any plotters backend, so the same code makes both
-//! formats. Text uses the shipped DejaVu Sans (`font.rs`); series are downsampled to at most one
+//! formats. Text uses the shipped CJK font (`font.rs`), so names draw as registered; series are downsampled to at most one
 //! column per pixel (`downsample.rs`).
 
 pub mod aqi_calendar;
@@ -182,26 +182,5 @@ pub fn clip(s: &str, max: usize) -> String {
         let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
         out.push('…');
         out
-    }
-}
-
-/// The part of a name the shipped font can draw: CJK characters (which DejaVu Sans lacks) are
-/// dropped, so "迎宾路街道 Yingbin Road" becomes "Yingbin Road". Pages show the full name.
-pub fn latin(s: &str) -> String {
-    let kept: String = s
-        .chars()
-        .filter(|c| {
-            let u = *c as u32;
-            !((0x2E80..=0x9FFF).contains(&u)
-                || (0xAC00..=0xD7AF).contains(&u)
-                || (0xF900..=0xFAFF).contains(&u)
-                || (0xFF00..=0xFFEF).contains(&u))
-        })
-        .collect();
-    let t = kept.split_whitespace().collect::<Vec<_>>().join(" ");
-    if t.is_empty() {
-        s.to_string()
-    } else {
-        t
     }
 }

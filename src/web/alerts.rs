@@ -3,8 +3,8 @@
 //! itself when the `/events` stream reports an alert change.
 
 use super::html::escape;
-use super::layout;
-use super::live::CLIENT;
+use super::i18n::Lang;
+use super::layout::{self, Nav, Ui};
 use super::{blocking, AppState, WebError};
 use crate::store::{AlertFilter, AlertRow, StoreReader};
 use axum::extract::{Query, State};
@@ -22,33 +22,15 @@ pub struct AlertsQuery {
 
 const STATES: [&str; 5] = ["open", "active", "cleared", "closed", "all"];
 
-fn time(ms: Option<i64>, tz: chrono_tz::Tz) -> String {
-    ms.and_then(chrono::DateTime::from_timestamp_millis)
-        .map(|t| t.with_timezone(&tz).format("%m-%d %H:%M").to_string())
-        .unwrap_or_else(|| "—".into())
-}
-
-fn evidence(a: &AlertRow) -> String {
-    match &a.evidence {
-        serde_json::Value::Object(m) => m
-            .iter()
-            .take(6)
-            .map(|(k, v)| match v {
-                serde_json::Value::Number(n) => format!("{k}={n}"),
-                serde_json::Value::String(s) => format!("{k}={s}"),
-                other => format!("{k}={other}"),
-            })
-            .collect::<Vec<_>>()
-            .join(", "),
-        serde_json::Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
-
-fn rows(alerts: &[AlertRow], tz: chrono_tz::Tz) -> String {
+fn rows(alerts: &[AlertRow], ui: Ui) -> String {
+    let t = ui.t();
     let mut b = String::new();
     if alerts.is_empty() {
-        b.push_str("<tr><td colspan=8 class=muted>no alerts match</td></tr>");
+        let _ = write!(
+            b,
+            "<tr><td colspan=8 class=muted>{}</td></tr>",
+            t.no_alerts_match
+        );
     }
     for a in alerts {
         let ack = if a.acknowledged {
@@ -59,30 +41,35 @@ fn rows(alerts: &[AlertRow], tz: chrono_tz::Tz) -> String {
             )
         } else if a.state != "closed" {
             format!(
-                "<form class=\"inline ack\" data-id=\"{id}\"><input name=by placeholder=name required maxlength=100>\
-                 <input name=comment placeholder=comment maxlength=2000>\
-                 <button type=submit>Acknowledge</button><span class=msg></span></form>",
-                id = a.id
+                "<form class=\"inline ack\" data-id=\"{id}\"><input name=by placeholder=\"{name}\" required maxlength=100>\
+                 <input name=comment placeholder=\"{comment}\" maxlength=2000>\
+                 <button type=submit>{ack}</button><span class=msg></span></form>",
+                id = a.id,
+                name = t.your_name,
+                comment = t.comment,
+                ack = t.acknowledge,
             )
         } else {
-            "<span class=muted>closed unacknowledged</span>".into()
+            format!("<span class=muted>{}</span>", t.closed_unacked)
         };
         let _ = write!(
             b,
             "<tr data-alert=\"{id}\"><td class=n>{id}</td><td><a href=\"/sites/{site}\">{site}</a></td>\
-             <td>{rule}<div class=muted>{kind}; {ev}</div></td><td class=\"sev-{sev}\">{sev}<div class=muted>{off} offences</div></td>\
-             <td>{state}</td><td>{opened}<div class=muted>updated {updated}</div></td><td class=hide-s>{cleared}</td><td>{ack}</td></tr>",
+             <td>{rule}<div class=muted>{ev}</div></td><td class=\"sev-{sev}\">{sev_word}<div class=muted>{off} {offences}</div></td>\
+             <td>{state}</td><td>{opened}<div class=muted>{updated_word} {updated}</div></td><td class=hide-s>{cleared}</td><td>{ack}</td></tr>",
             id = a.id,
             site = escape(&a.site),
-            rule = escape(&a.rule),
-            kind = escape(&a.kind),
-            ev = escape(&evidence(a)),
+            rule = escape(&ui.lang.rule(&a.rule)),
+            ev = escape(&super::evidence::words(ui, &a.evidence)),
             sev = escape(&a.severity),
+            sev_word = escape(&ui.lang.severity(&a.severity)),
             off = a.offences,
-            state = escape(&a.state),
-            opened = time(Some(a.opened_ts), tz),
-            updated = time(Some(a.updated_ts), tz),
-            cleared = time(a.cleared_ts.or(a.closed_ts), tz),
+            offences = t.offences,
+            state = escape(&ui.lang.alert_state(&a.state)),
+            opened = ui.time(Some(a.opened_ts)),
+            updated_word = t.updated,
+            updated = ui.time(Some(a.updated_ts)),
+            cleared = ui.time(a.cleared_ts.or(a.closed_ts)),
         );
     }
     b
@@ -116,8 +103,11 @@ live.onAlerts = async () => {
 
 pub async fn page(
     State(state): State<AppState>,
+    lang: Lang,
     Query(q): Query<AlertsQuery>,
 ) -> Result<Response, WebError> {
+    let ui = Ui::new(lang, &state);
+    let t = ui.t();
     let filter_state = q.state.clone().unwrap_or_else(|| "open".into());
     if !STATES.contains(&filter_state.as_str()) {
         return Err(WebError::BadRequest(format!(
@@ -125,7 +115,6 @@ pub async fn page(
         )));
     }
     let site = q.site.clone().filter(|s| !s.is_empty());
-    let tz = state.tz;
     let (alerts, sites) = {
         let st = filter_state.clone();
         let site = site.clone();
@@ -141,7 +130,7 @@ pub async fn page(
         })
         .await?
     };
-    let body_rows = rows(&alerts, tz);
+    let body_rows = rows(&alerts, ui);
     if q.partial == Some(1) {
         return Ok(Html(body_rows).into_response());
     }
@@ -149,10 +138,10 @@ pub async fn page(
         .iter()
         .map(|s| {
             let sel = if *s == filter_state { " selected" } else { "" };
-            format!("<option{sel}>{s}</option>")
+            format!("<option value={s}{sel}>{}</option>", ui.lang.alert_state(s))
         })
         .collect();
-    let mut site_opts = String::from("<option value=\"\">all sites</option>");
+    let mut site_opts = format!("<option value=\"\">{}</option>", t.all_sites);
     for s in &sites {
         let sel = if site.as_deref() == Some(s.info.id.as_str()) {
             " selected"
@@ -161,24 +150,31 @@ pub async fn page(
         };
         let _ = write!(
             site_opts,
-            "<option value=\"{id}\"{sel}>{id} {name}</option>",
+            "<option value=\"{id}\"{sel}>{name} ({id})</option>",
             id = escape(&s.info.id),
             name = escape(&s.info.name)
         );
     }
     let body = format!(
-        "<h1>Alerts <span class=muted>{n} shown</span></h1>\
+        "<h1>{title} <span class=muted>{n} {shown}</span></h1>\
          <form class=inline method=get action=/alerts><select name=state>{state_opts}</select>\
-         <select name=site>{site_opts}</select><button type=submit>Filter</button></form>\
-         <p class=inline>Write token for acknowledging: <input name=token type=password autocomplete=off placeholder=\"write token\"></p>\
-         <table><thead><tr><th>#</th><th>Site</th><th>Rule</th><th>Severity</th><th>State</th><th>Opened</th>\
-         <th class=hide-s>Cleared</th><th>Acknowledge</th></tr></thead><tbody id=alert-rows>{body_rows}</tbody></table>",
-        n = alerts.len()
+         <select name=site>{site_opts}</select><button type=submit>{filter}</button></form>\
+         <p class=inline>{token_for_ack} <input name=token type=password autocomplete=off placeholder=\"{write_token}\"></p>\
+         <table><thead><tr><th>#</th><th>{site}</th><th>{rule}</th><th>{severity}</th><th>{state}</th><th>{opened}</th>\
+         <th class=hide-s>{cleared}</th><th>{ack}</th></tr></thead><tbody id=alert-rows>{body_rows}</tbody></table>",
+        n = alerts.len(),
+        title = t.nav_alerts,
+        shown = t.alerts_shown,
+        filter = t.filter,
+        token_for_ack = t.token_for_ack,
+        write_token = t.write_token,
+        site = t.site,
+        rule = t.rule,
+        severity = t.severity,
+        state = t.state,
+        opened = t.opened,
+        cleared = t.cleared,
+        ack = t.acknowledge,
     );
-    Ok(layout::page(
-        "Alerts",
-        "Alerts",
-        &body,
-        &format!("{CLIENT}{SCRIPT}"),
-    ))
+    Ok(layout::page(ui, t.nav_alerts, Nav::Alerts, &body, SCRIPT))
 }

@@ -2,6 +2,7 @@
 //! `GET /charts/aqi/{id}.svg|.png` (the site's AQI calendar, query `days`). Rendering runs off the
 //! async workers.
 
+use super::i18n::Lang;
 use super::query::{self, DAY_MS};
 use super::{blocking, AppState, WebError};
 use crate::charts::data::{self, Frame, Overlays};
@@ -52,7 +53,13 @@ pub fn image(format: Format, bytes: Vec<u8>) -> Response {
 }
 
 /// Overlays for a site's chart: the time zone and the alert periods in [from, to).
-pub fn overlays(state: &AppState, site: &str, from: i64, to: i64) -> Result<Overlays, WebError> {
+pub fn overlays(
+    state: &AppState,
+    lang: Lang,
+    site: &str,
+    from: i64,
+    to: i64,
+) -> Result<Overlays, WebError> {
     let alerts = state.reader.alerts(&AlertFilter {
         site: Some(site.to_string()),
         from_ts: Some(from),
@@ -71,6 +78,7 @@ pub fn overlays(state: &AppState, site: &str, from: i64, to: i64) -> Result<Over
             .collect(),
         tz: state.tz,
         limits: state.limits.as_ref().clone(),
+        english: lang == Lang::En,
     })
 }
 
@@ -105,6 +113,7 @@ fn size(q: &ChartQuery, default: (u32, u32)) -> (u32, u32) {
 
 pub async fn site_chart(
     State(state): State<AppState>,
+    lang: Lang,
     Path(file): Path<String>,
     Query(q): Query<ChartQuery>,
 ) -> Result<Response, WebError> {
@@ -125,7 +134,7 @@ pub async fn site_chart(
     let size = size(&q, (900, 360));
     let bytes = blocking(move || {
         let site = find_site(&state, &id)?;
-        let ov = overlays(&state, &id, from, to)?;
+        let ov = overlays(&state, lang, &id, from, to)?;
         let mut chart = data::site_series(
             state.reader.as_ref(),
             &site,
@@ -148,6 +157,7 @@ pub async fn site_chart(
 
 pub async fn aqi_chart(
     State(state): State<AppState>,
+    lang: Lang,
     Path(file): Path<String>,
     Query(q): Query<ChartQuery>,
 ) -> Result<Response, WebError> {
@@ -160,7 +170,7 @@ pub async fn aqi_chart(
         let to = fleet_now(&state).saturating_add(1);
         let chart = data::aqi_calendar(
             state.reader.as_ref(),
-            &format!("Daily AQI (HJ 633) — {}", charts::latin(&site.name)),
+            &format!("{} — {}", lang.t().aqi_calendar_title, site.name),
             std::slice::from_ref(&site),
             Frame {
                 from_ms: to.saturating_sub(days * DAY_MS),
@@ -169,6 +179,7 @@ pub async fn aqi_chart(
             },
             &Overlays {
                 tz: state.tz,
+                english: lang == Lang::En,
                 ..Default::default()
             },
         )?;
@@ -181,14 +192,26 @@ pub async fn aqi_chart(
 /// `GET /api/sites/{id}/series.csv`: the same query as the JSON series, as CSV.
 pub async fn series_csv(
     state: State<AppState>,
+    lang: Lang,
     path: Path<String>,
     query: Query<super::api::SeriesQuery>,
 ) -> Result<Response, WebError> {
+    let tz = state.tz;
     let axum::Json(s) = super::api::series(state, path, query).await?;
-    let mut out = String::from("ts_ms,time_utc,metric,unit,mean,min,max,count\n");
+    // A byte-order mark for Excel; the header in the page's language; the local time with its
+    // offset beside the Unix ms, so a spreadsheet needs no conversion.
+    let mut out = String::from(super::reports::BOM);
+    out.push_str(match lang {
+        Lang::Zh => "ts_ms,本地时间,指标,单位,均值,最小值,最大值,读数个数\n",
+        Lang::En => "ts_ms,local_time,metric,unit,mean,min,max,count\n",
+    });
     for p in &s.points {
         let t = chrono::DateTime::from_timestamp_millis(p.ts)
-            .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .map(|t| {
+                t.with_timezone(&tz)
+                    .format("%Y-%m-%d %H:%M:%S%:z")
+                    .to_string()
+            })
             .unwrap_or_default();
         out.push_str(&format!(
             "{},{t},{},{},{},{},{},{}\n",

@@ -4,7 +4,8 @@
 
 use super::charts::{fleet_now, image, split_file};
 use super::html::escape;
-use super::layout;
+use super::i18n::Lang;
+use super::layout::{self, Nav, Ui};
 use super::{blocking, AppState, WebError};
 use crate::charts::data::Overlays;
 use crate::dashboard::{self, DashboardError};
@@ -22,17 +23,24 @@ fn load(name: &str) -> Result<dashboard::Dashboard, WebError> {
     })
 }
 
-pub async fn list() -> Response {
-    let mut b = String::from("<h1>Dashboards</h1><ul>");
+pub async fn list(State(state): State<AppState>, lang: Lang) -> Response {
+    let ui = Ui::new(lang, &state);
+    let mut b = format!("<h1>{}</h1><ul>", ui.t().nav_dashboards);
     for n in dashboard::names(std::path::Path::new(DIR)) {
         let n = escape(&n);
         let _ = write!(b, "<li><a href=\"/dashboards/{n}\">{n}</a></li>");
     }
     b.push_str("</ul><p class=muted>Definitions: dashboards/*.toml. Render to files: <code>dustwatch render --dashboard dashboards/office.toml --out DIR</code>.</p>");
-    layout::page("Dashboards", "Dashboards", &b, super::live::CLIENT)
+    // A (no-op) script: the header still shows the live clock and city level.
+    layout::page(ui, ui.t().nav_dashboards, Nav::Dashboards, &b, ";")
 }
 
-pub async fn page(Path(name): Path<String>) -> Result<Response, WebError> {
+pub async fn page(
+    State(state): State<AppState>,
+    lang: Lang,
+    Path(name): Path<String>,
+) -> Result<Response, WebError> {
+    let ui = Ui::new(lang, &state);
     let d = load(&name)?;
     let ename = escape(&name);
     let mut b = format!("<h1>{}</h1>", escape(&d.title));
@@ -48,11 +56,10 @@ pub async fn page(Path(name): Path<String>) -> Result<Response, WebError> {
         );
     }
     let script = format!(
-        "{}\nsetInterval(() => document.querySelectorAll('img.dash').forEach(i => {{ i.src = i.dataset.src + '?t=' + Date.now(); }}), {});",
-        super::live::CLIENT,
+        "setInterval(() => document.querySelectorAll('img.dash').forEach(i => {{ i.src = i.dataset.src + '?t=' + Date.now(); }}), {});",
         u64::from(d.refresh_s.max(5)) * 1000
     );
-    Ok(layout::page(&d.title, "Dashboards", &b, &script))
+    Ok(layout::page(ui, &d.title, Nav::Dashboards, &b, &script))
 }
 
 pub async fn panel(

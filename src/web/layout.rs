@@ -1,68 +1,65 @@
-//! The page shell shared by every HTML page: one stylesheet that works on a wall screen and a
-//! phone, the navigation, and the small script helpers (bearer token, JSON calls, escaping by
-//! `textContent`).
+//! The page shell shared by every HTML page: the stylesheet and shared script (served from
+//! assets/web), the navigation, the language switch, and the words the script needs.
 
 use super::html::escape;
+use super::i18n::Lang;
 use axum::http::{header, HeaderValue};
 use axum::response::{Html, IntoResponse, Response};
 
-const CSS: &str = r#"
-:root{--fg:#1c1c1c;--muted:#666;--line:#ddd;--ok:#2e7d32;--warning:#f9a825;--violation:#c62828;--offline:#616161;--unregistered:#6a1b9a}
-*{box-sizing:border-box}
-body{font-family:"DejaVu Sans",system-ui,sans-serif;margin:0;color:var(--fg);background:#f6f6f6;font-size:clamp(14px,1.1vw,22px)}
-header{display:flex;flex-wrap:wrap;gap:.5em 1.2em;align-items:center;padding:.5em 1em;background:#263238;color:#fff}
-header a{color:#fff;text-decoration:none}header a.on{text-decoration:underline}
-header .brand{font-weight:bold;font-size:1.2em}
-main{padding:.8em 1em}
-h1{font-size:1.3em;margin:.2em 0 .6em}h2{font-size:1.1em;margin:1em 0 .4em}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(15em,1fr));gap:.6em}
-.card{background:#fff;border-radius:6px;border-left:.5em solid var(--offline);padding:.5em .7em;box-shadow:0 1px 2px #0002}
-.card.ok{border-left-color:var(--ok)}.card.warning{border-left-color:var(--warning)}.card.violation{border-left-color:var(--violation)}.card.unregistered{border-left-color:var(--unregistered)}
-.card a{color:inherit;text-decoration:none}.card .name{font-weight:bold}.card .sub{color:var(--muted);font-size:.85em}
-.vals{display:grid;grid-template-columns:repeat(4,1fr);gap:.2em;margin:.3em 0;font-variant-numeric:tabular-nums}
-.vals b{display:block;font-size:1.15em}.vals span{font-size:.75em;color:var(--muted)}
-.aqi{display:inline-block;padding:0 .4em;border-radius:3px;border:1px solid #0003}
-.badge{display:inline-block;padding:0 .4em;border-radius:3px;background:var(--violation);color:#fff;font-size:.85em}
-.badge.none{background:#ccc;color:#333}
-table{border-collapse:collapse;width:100%;background:#fff}td,th{padding:.3em .5em;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
-.n{text-align:right;font-variant-numeric:tabular-nums}
-.chart{width:100%;height:auto;background:#fff;border-radius:6px}
-.panel{background:#fff;border-radius:6px;padding:.4em;margin-bottom:.6em}
-.level{padding:.1em .5em;border-radius:3px;background:#eceff1;color:#000}
-.level.blue{background:#1e88e5;color:#fff}.level.yellow{background:#fdd835}.level.orange{background:#fb8c00}.level.red{background:#e53935;color:#fff}
-form.inline{display:flex;flex-wrap:wrap;gap:.4em;align-items:center}
-input,select,button{font:inherit;padding:.2em .4em}
-.msg{color:var(--violation)}.muted{color:var(--muted)}
-.sev-warning{color:#b26a00}.sev-violation{color:var(--violation)}.sev-critical{color:var(--unregistered);font-weight:bold}
-@media (max-width:600px){.vals{grid-template-columns:repeat(2,1fr)}td,th{padding:.25em}.hide-s{display:none}}
-"#;
+pub const CSS: &str = include_str!("../../assets/web/dustwatch.css");
+pub const JS: &str = include_str!("../../assets/web/dustwatch.js");
 
-/// Client helpers: the write token (kept in localStorage once entered), JSON calls with it, and
-/// element building with `textContent` only, so no device value is ever parsed as HTML.
-const JS: &str = r#"
-const dw = {
-  token() { const f = document.querySelector('input[name=token]'); const v = f && f.value ? f.value : (localStorage.getItem('dustwatch-token') || ''); return v; },
-  remember(t) { if (t) localStorage.setItem('dustwatch-token', t); },
-  async call(method, url, body) {
-    const t = dw.token();
-    const r = await fetch(url, { method, headers: { 'Content-Type': 'application/json', 'Authorization': 'Bearer ' + t }, body: body === undefined ? undefined : JSON.stringify(body) });
-    const text = await r.text();
-    let data = null; try { data = text ? JSON.parse(text) : null; } catch (e) { data = { error: text }; }
-    if (!r.ok) throw new Error((data && data.error) || ('HTTP ' + r.status));
-    dw.remember(t);
-    return data;
-  },
-  el(tag, attrs, ...kids) {
-    const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) { if (k === 'class') e.className = v; else e.setAttribute(k, v); }
-    for (const k of kids) e.append(k instanceof Node ? k : document.createTextNode(k == null ? '' : String(k)));
-    return e;
-  },
-  time(ms) { if (ms == null) return '—'; const d = new Date(ms); return d.toISOString().replace('T', ' ').slice(0, 16) + 'Z'; },
-  fill() { const t = localStorage.getItem('dustwatch-token'); document.querySelectorAll('input[name=token]').forEach(f => { if (t && !f.value) f.value = t; }); },
-};
-document.addEventListener('DOMContentLoaded', dw.fill);
-"#;
+/// `GET /assets/{file}`: the stylesheet and the shared script.
+pub async fn asset(
+    axum::extract::Path(file): axum::extract::Path<String>,
+) -> Result<Response, super::WebError> {
+    let (body, kind) = match file.as_str() {
+        "dustwatch.css" => (CSS, "text/css; charset=utf-8"),
+        "dustwatch.js" => (JS, "text/javascript; charset=utf-8"),
+        _ => return Err(super::WebError::NotFound(format!("asset `{file}`"))),
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// Which navigation entry a page belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nav {
+    Overview,
+    Alerts,
+    Report,
+    Rankings,
+    Dashboards,
+    None,
+}
+
+/// The language and time zone a page is written in.
+#[derive(Debug, Clone, Copy)]
+pub struct Ui {
+    pub lang: Lang,
+    pub tz: chrono_tz::Tz,
+}
+
+impl Ui {
+    pub fn new(lang: Lang, state: &super::AppState) -> Ui {
+        Ui { lang, tz: state.tz }
+    }
+
+    pub fn t(&self) -> &'static super::i18n::Strings {
+        self.lang.t()
+    }
+
+    /// A time in the configured zone, with the date: `2026-11-29 18:05`.
+    pub fn time(&self, ms: Option<i64>) -> String {
+        super::html::time(ms, self.tz)
+    }
+}
 
 /// A page's Content-Security-Policy: its own scripts by a fresh nonce, nothing else inline.
 /// Styles stay 'unsafe-inline' (status colours are style attributes; a style cannot run code).
@@ -85,30 +82,60 @@ fn nonce() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// JSON inside a `<script type=application/json>`: `<` escaped so no string can close it.
+fn json_in_html(v: &serde_json::Value) -> String {
+    v.to_string().replace('<', "\\u003c")
+}
+
 /// A full page with its Content-Security-Policy. `body` must already be escaped where it carries
-/// data.
-pub fn page(title: &str, active: &str, body: &str, script: &str) -> Response {
+/// data. A non-empty `script` makes the page follow the live stream.
+pub fn page(ui: Ui, title: &str, active: Nav, body: &str, script: &str) -> Response {
+    let t = ui.t();
     let nav = [
-        ("/", "Overview"),
-        ("/alerts", "Alerts"),
-        ("/dashboards", "Dashboards"),
+        ("/".to_string(), t.nav_overview, Nav::Overview),
+        ("/alerts".to_string(), t.nav_alerts, Nav::Alerts),
+        (
+            "/reports/daily/today".to_string(),
+            t.nav_report,
+            Nav::Report,
+        ),
+        ("/rankings".to_string(), t.nav_rankings, Nav::Rankings),
+        ("/dashboards".to_string(), t.nav_dashboards, Nav::Dashboards),
     ]
     .iter()
-    .map(|(href, name)| {
-        let on = if *name == active { " class=on" } else { "" };
+    .map(|(href, name, nav)| {
+        let on = if *nav == active { " class=on" } else { "" };
         format!("<a href=\"{href}\"{on}>{name}</a>")
     })
-    .collect::<Vec<_>>()
-    .join("");
+    .collect::<String>();
+    let other = Lang::ALL
+        .into_iter()
+        .find(|l| *l != ui.lang)
+        .unwrap_or_default();
     let nonce = nonce();
+    let live = if script.is_empty() { "" } else { " data-live" };
     let html = Html(format!(
-        "<!doctype html><html lang=en><head><meta charset=utf-8>\
+        "<!doctype html><html lang={lang} data-tz=\"{tz}\"><head><meta charset=utf-8>\
          <meta name=viewport content=\"width=device-width, initial-scale=1\">\
-         <link rel=icon href=\"data:,\"><title>{title} — dustwatch</title><style>{CSS}</style><script nonce={nonce}>{JS}</script></head>\
-         <body><header><a class=brand href=\"/\">dustwatch</a>{nav}\
-         <span id=city-level class=level title=\"city warning level\"></span>\
-         <span id=live class=muted></span></header><main>{body}</main><script nonce={nonce}>{script}</script></body></html>",
+         <link rel=icon href=\"data:,\"><title>{title} — {brand}</title>\
+         <link rel=stylesheet href=\"/assets/dustwatch.css\">\
+         <script type=application/json id=dw-words>{words}</script>\
+         <script src=\"/assets/dustwatch.js\"></script></head>\
+         <body{live}><header><a class=brand href=\"/\">{brand}</a>{nav}\
+         <span class=right><span id=city-level class=level title=\"{city_level}\"></span>\
+         <span id=live class=muted></span>\
+         <a href=\"?lang={other_code}\" hreflang={other_code} id=lang-switch>{switch}</a></span></header>\
+         <main>{body}</main><footer>{times_in} {tz}</footer>\
+         <script nonce={nonce}>{script}</script></body></html>",
+        lang = ui.lang.code(),
+        tz = escape(ui.tz.name()),
         title = escape(title),
+        brand = t.brand,
+        words = json_in_html(&ui.lang.client_words()),
+        city_level = t.city_level,
+        other_code = other.code(),
+        switch = t.switch_to,
+        times_in = t.times_in,
     ));
     let mut response = html.into_response();
     if let Ok(v) = HeaderValue::from_str(&page_csp(&nonce)) {
@@ -116,5 +143,9 @@ pub fn page(title: &str, active: &str, body: &str, script: &str) -> Response {
             .headers_mut()
             .insert(header::CONTENT_SECURITY_POLICY, v);
     }
+    response.headers_mut().insert(
+        header::VARY,
+        HeaderValue::from_static("Accept-Language, Cookie"),
+    );
     response
 }

@@ -9,7 +9,8 @@
 //! open; at most `max_streams` are open at once (more get 503).
 
 use super::html::num;
-use super::overview::{open_alerts, status_name};
+use super::i18n::Lang;
+use super::overview::{aqi_badge, open_alerts, status_name};
 use super::sites::site_views;
 use super::{AppState, WebError};
 use crate::store::{AlertFilter, StoreReader};
@@ -38,8 +39,11 @@ pub struct SiteUpdate {
     pub tsp: String,
     pub noise: String,
     pub age: String,
-    pub aqi_text: String,
+    /// The AQI badge per page language (`zh-CN`, `en`): one hub serves every page.
+    pub aqi_text: std::collections::BTreeMap<&'static str, String>,
     pub aqi_colour: &'static str,
+    /// The badge's text colour (black or white, whichever reads on `aqi_colour`).
+    pub aqi_ink: &'static str,
     pub alerts: usize,
 }
 
@@ -105,11 +109,12 @@ fn changes(state: &AppState, seen: &mut Seen) -> Result<Changes, WebError> {
                     tsp: num(l.and_then(|r| r.tsp)),
                     noise: num(l.and_then(|r| r.noise_dba)),
                     age: v.data_age_s.map_or("—".into(), |a| format!("{a} s")),
-                    aqi_text: match (v.aqi, v.aqi_category) {
-                        (Some(a), Some(c)) => format!("AQI {a} {}", c.name),
-                        _ => "AQI —".into(),
-                    },
-                    aqi_colour: v.aqi_category.map_or("transparent", |c| c.colour),
+                    aqi_text: Lang::ALL
+                        .iter()
+                        .map(|l| (l.code(), aqi_badge(*l, v).0))
+                        .collect(),
+                    aqi_colour: aqi_badge(Lang::default(), v).1,
+                    aqi_ink: aqi_badge(Lang::default(), v).2,
                     alerts: counts.get(&v.info.id).copied().unwrap_or(0),
                 }
             })
@@ -306,26 +311,3 @@ pub async fn events(
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
-
-/// The client side: one EventSource, handlers a page may set (`live.onSites`, `live.onAlerts`,
-/// `live.onLevel`); the header shows the connection state and the city level.
-pub const CLIENT: &str = r#"
-const live = { onSites: null, onAlerts: null, onLevel: null, updates: 0 };
-(function () {
-  const badge = document.getElementById('live');
-  const es = new EventSource('/events');
-  es.onopen = () => { badge.textContent = '● live'; };
-  es.onerror = () => { badge.textContent = '○ reconnecting'; };
-  es.addEventListener('sites', (ev) => {
-    const d = JSON.parse(ev.data); live.updates++;
-    if (d.now) window.dwNow = d.now;
-    badge.textContent = '● live ' + (d.now ? dw.time(d.now) : '');
-    if (live.onSites) live.onSites(d.sites);
-  });
-  es.addEventListener('alerts', (ev) => { if (live.onAlerts) live.onAlerts(Number(ev.data)); });
-  es.addEventListener('level', (ev) => {
-    const h = document.getElementById('city-level'); h.textContent = 'city: ' + ev.data; h.className = 'level ' + ev.data;
-    if (live.onLevel) live.onLevel(ev.data);
-  });
-})();
-"#;

@@ -5,9 +5,12 @@ mod alerts_api;
 mod api;
 mod charts;
 mod dashboards;
+mod evidence;
 mod html;
+pub mod i18n;
 mod layout;
 pub mod live;
+mod map;
 pub mod overview;
 pub mod query;
 mod reports;
@@ -45,6 +48,8 @@ pub struct AppState {
     pub live: live::LiveHub,
     /// Ingest's `max_future_s` in ms: a city level further ahead of the clock is refused.
     pub max_future_ms: i64,
+    /// The pages' language when a request names none (`[http] language`).
+    pub language: i18n::Lang,
 }
 
 /// Content-Security-Policy of every response without its own: same origin only, no inline
@@ -104,6 +109,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/rankings", get(reports::rankings))
         .route("/reports/daily/:date", get(reports::daily))
+        .route("/rankings", get(reports::rankings_page))
+        .route("/assets/:file", get(layout::asset))
         // Pages, charts, CSV and live updates (issue 5).
         .route("/sites/:id", get(site_page::page))
         .route("/alerts", get(alerts::page))
@@ -114,6 +121,8 @@ pub fn router(state: AppState) -> Router {
         .route("/dashboards", get(dashboards::list))
         .route("/dashboards/:name", get(dashboards::page))
         .route("/dashboards/:name/:file", get(dashboards::panel))
+        .layer(middleware::from_fn_with_state(state.clone(), html_errors))
+        .layer(middleware::from_fn(i18n::remember))
         .with_state(state)
         .layer(middleware::from_fn(security_headers))
 }
@@ -179,6 +188,52 @@ impl IntoResponse for WebError {
         )
             .into_response()
     }
+}
+
+/// A browser asking for a page gets an error page in its language; the API, metrics and streams
+/// keep their JSON or text answers.
+async fn html_errors(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let machine = ["/api/", "/metrics", "/healthz", "/events", "/charts/"]
+        .iter()
+        .any(|p| path.starts_with(p))
+        || path.ends_with(".csv")
+        || path.ends_with(".json");
+    let wants_html = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    let lang = i18n::of_request(request.uri().query(), request.headers()).unwrap_or(state.language);
+    let response = next.run(request).await;
+    let status = response.status();
+    if machine || !wants_html || !(status.is_client_error() && status != StatusCode::UNAUTHORIZED) {
+        return response;
+    }
+    // The JSON error says why; an empty body (no such route) says nothing more than the status.
+    let (_, body) = response.into_parts();
+    let why = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["error"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    let ui = layout::Ui::new(lang, &state);
+    let t = ui.t();
+    let title = match status {
+        StatusCode::NOT_FOUND => t.not_found,
+        StatusCode::BAD_REQUEST => t.bad_request,
+        _ => t.error,
+    };
+    let body = format!(
+        "<h1>{} {title}</h1><p>{}</p><p><a href=\"/\">{}</a></p>",
+        status.as_u16(),
+        html::escape(&why),
+        t.back_home
+    );
+    let mut page = layout::page(ui, title, layout::Nav::None, &body, "");
+    *page.status_mut() = status;
+    page
 }
 
 /// Run blocking store work off the async workers.

@@ -1,14 +1,17 @@
-//! The overview page: every site as a card with status colour, latest values, AQI category, data
-//! age (event time) and open alerts; the city level control. Server-rendered, then kept current by
+//! The overview, the office's wall screen: the city level in force and since when, counts of
+//! violations, warnings, offline and not-judged sites, the district map, and every site as a
+//! card, worst first (status, then open alerts, then AQI). Server-rendered, then kept current by
 //! the `/events` stream (`live.rs`) without reloading.
 
-use super::html::{escape, num};
-use super::layout;
-use super::sites::{site_views, SiteView};
+use super::html::{escape, ink, num};
+use super::i18n::Lang;
+use super::layout::{self, Nav, Ui};
+use super::sites::{site_views, SiteStatus, SiteView};
 use super::{blocking, AppState, WebError};
 use crate::store::{AlertFilter, StoreReader};
 use axum::extract::State;
 use axum::response::Response;
+use dustwatch_protocol::SiteKind;
 use std::collections::HashMap;
 use std::fmt::Write;
 
@@ -33,86 +36,165 @@ pub fn open_alerts(state: &AppState) -> Result<HashMap<String, usize>, WebError>
     Ok(by_site)
 }
 
-fn card(v: &SiteView, alerts: usize) -> String {
+/// How urgently the office should look at a status: lower first.
+fn urgency(s: SiteStatus) -> u8 {
+    match s {
+        SiteStatus::Violation => 0,
+        SiteStatus::Warning => 1,
+        SiteStatus::Offline => 2,
+        SiteStatus::Unregistered => 3,
+        SiteStatus::Ok => 4,
+    }
+}
+
+/// Sites in the order the office should look at them.
+pub fn worst_first(views: &mut [SiteView], alerts: &HashMap<String, usize>) {
+    views.sort_by(|a, b| {
+        urgency(a.status)
+            .cmp(&urgency(b.status))
+            .then_with(|| alerts.get(&b.info.id).cmp(&alerts.get(&a.info.id)))
+            .then_with(|| b.aqi.cmp(&a.aqi))
+            .then_with(|| a.info.id.cmp(&b.info.id))
+    });
+}
+
+/// The AQI badge text and colours in the page's language.
+pub fn aqi_badge(lang: Lang, v: &SiteView) -> (String, &'static str, &'static str) {
+    match (v.aqi, v.aqi_category) {
+        (Some(a), Some(c)) => (
+            format!("AQI {a} {}", lang.aqi_category(&c)),
+            c.colour,
+            ink(c.colour),
+        ),
+        _ => ("AQI —".to_string(), "#ffffff", "#000"),
+    }
+}
+
+fn card(ui: Ui, v: &SiteView, alerts: usize) -> String {
+    let t = ui.t();
     let l = v.latest.as_ref().map(|l| &l.reading);
     let status = status_name(v);
-    let (aqi_colour, aqi_text) = match (v.aqi, v.aqi_category) {
-        (Some(a), Some(c)) => (c.colour, format!("AQI {a} {}", c.name)),
-        _ => ("transparent", "AQI —".to_string()),
-    };
+    let (aqi_text, aqi_bg, aqi_fg) = aqi_badge(ui.lang, v);
     format!(
         "<div class=\"card {status}\" data-site=\"{id}\"><a href=\"/sites/{id}\">\
-         <div class=name>{name}</div><div class=sub>{id} · {street} · {kind} · \
-         <span data-f=status>{status}</span></div>\
+         <div class=name>{name}</div><div class=sub>{street} · {kind} · {id} · \
+         <span class=\"st {status}\" data-f=status>{status_word}</span></div>\
          <div class=vals><div><b data-f=pm25>{pm25}</b><span>PM2.5</span></div>\
          <div><b data-f=pm10>{pm10}</b><span>PM10</span></div>\
          <div><b data-f=tsp>{tsp}</b><span>TSP</span></div>\
          <div><b data-f=noise>{noise}</b><span>dB(A)</span></div></div>\
-         <span class=aqi data-f=aqi style=\"background:{aqi_colour}\">{aqi_text}</span> \
-         <span class=sub>age <span data-f=age>{age}</span></span> \
-         <span class=\"badge{none}\" data-f=alerts>{alerts} open</span></a></div>",
+         <span class=aqi data-f=aqi style=\"background:{aqi_bg};color:{aqi_fg}\">{aqi_text}</span> \
+         <span class=sub>{age_word} <span data-f=age>{age}</span></span> \
+         <span class=\"badge{none}\" data-f=alerts>{alerts} {open}</span></a></div>",
         id = escape(&v.info.id),
         name = escape(&v.info.name),
         street = escape(&v.info.street),
-        kind = v.info.kind.name(),
+        kind = ui.lang.kind(v.info.kind.name()),
+        status_word = ui.lang.status(&status),
         pm25 = num(l.and_then(|r| r.pm25)),
         pm10 = num(l.and_then(|r| r.pm10)),
         tsp = num(l.and_then(|r| r.tsp)),
         noise = num(l.and_then(|r| r.noise_dba)),
+        age_word = t.age,
         age = v.data_age_s.map_or("—".to_string(), |a| format!("{a} s")),
         none = if alerts == 0 { " none" } else { "" },
+        open = t.open_suffix,
     )
 }
 
 /// The body of the overview (also measured by the benchmark).
-pub fn render(state: &AppState) -> Result<String, WebError> {
-    let views = site_views(state)?;
+pub fn render(state: &AppState, ui: Ui) -> Result<String, WebError> {
+    let t = ui.t();
+    let mut views = site_views(state)?;
     let alerts = open_alerts(state)?;
-    let level = state.reader.city_levels()?.last().map(|l| l.level);
-    let mut cards = String::with_capacity(views.len() * 700);
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    for v in &views {
-        *counts.entry(status_word(v)).or_default() += 1;
-        cards.push_str(&card(v, alerts.get(&v.info.id).copied().unwrap_or(0)));
-    }
+    worst_first(&mut views, &alerts);
+    let now = state.reader.hot().fleet_clock();
+    let levels = state.reader.city_levels()?;
+    let in_force = levels
+        .iter()
+        .rev()
+        .find(|l| now.is_none_or(|n| l.ts <= n))
+        .copied();
+    let level = in_force.map_or(dustwatch_protocol::Level::None, |l| l.level);
+    let since = in_force.map_or_else(String::new, |l| {
+        format!(
+            " <span class=muted>{} {}</span>",
+            t.level_since,
+            ui.time(Some(l.ts))
+        )
+    });
+    let count = |f: &dyn Fn(&SiteView) -> bool| views.iter().filter(|v| f(v)).count();
+    let counts = [
+        (
+            "violation",
+            t.st_violation,
+            count(&|v| v.status == SiteStatus::Violation),
+        ),
+        (
+            "warning",
+            t.st_warning,
+            count(&|v| v.status == SiteStatus::Warning),
+        ),
+        (
+            "offline",
+            t.st_offline,
+            count(&|v| v.status == SiteStatus::Offline),
+        ),
+        (
+            "not-judged",
+            t.not_judged,
+            // Rules judge registered construction and road sites; reference points and
+            // unregistered ids are shown but never judged.
+            count(&|v| v.status == SiteStatus::Unregistered || v.info.kind == SiteKind::Reference),
+        ),
+        ("ok", t.st_ok, count(&|v| v.status == SiteStatus::Ok)),
+    ];
     let mut summary = String::new();
-    for (k, n) in counts {
-        let _ = write!(summary, "{n} {k} · ");
+    for (class, word, n) in counts {
+        let _ = write!(
+            summary,
+            "<div class=\"count-{class}\"><b>{n}</b>{word}</div>"
+        );
     }
-    let level_name = level.map_or("none", |l| l.name());
+    let mut cards = String::with_capacity(views.len() * 800);
+    for v in &views {
+        cards.push_str(&card(ui, v, alerts.get(&v.info.id).copied().unwrap_or(0)));
+    }
     let options: String = dustwatch_protocol::Level::ALL
         .iter()
         .map(|l| {
-            let sel = if l.name() == level_name {
-                " selected"
-            } else {
-                ""
-            };
-            format!("<option{sel}>{}</option>", l.name())
+            let sel = if *l == level { " selected" } else { "" };
+            format!(
+                "<option value={}{sel}>{}</option>",
+                l.name(),
+                ui.lang.level(*l)
+            )
         })
         .collect();
     let body = format!(
-        "<h1>Sites <span class=muted id=summary>{n} sites · {summary}data age in event time</span></h1>\
-         <div class=grid id=sites>{cards}</div>\
-         <h2>City warning level</h2>\
-         <form class=inline id=level-form><span class=\"level {level_name}\" id=level-now>{level_name}</span>\
-         <select name=level>{options}</select>\
-         <input name=token type=password placeholder=\"write token\" autocomplete=off>\
-         <button type=submit>Set level</button><span class=msg id=level-msg></span></form>",
+        "<h1>{city_level}: <span class=\"level bigLevel {lname}\" id=level-now>{lword}</span>{since}</h1>\
+         <div class=counts id=counts>{summary}<div><b>{n}</b>{sites_n}</div></div>\
+         <div class=wall><section><h2>{sites} <span class=muted>{worst}</span></h2>\
+         <div class=grid id=sites>{cards}</div></section>\
+         <section><h2>{map_title} <span class=muted>{map_note}</span></h2>{map}</section></div>\
+         <h2>{city_level}</h2>\
+         <form class=inline id=level-form><select name=level>{options}</select>\
+         <input name=token type=password placeholder=\"{token}\" autocomplete=off>\
+         <button type=submit>{set}</button><span class=msg id=level-msg></span></form>",
+        city_level = t.city_level,
+        lname = level.name(),
+        lword = ui.lang.level(level),
         n = views.len(),
+        sites_n = t.sites_n,
+        sites = t.sites,
+        worst = t.worst_first,
+        map_title = t.map,
+        map_note = t.map_note,
+        map = super::map::render(ui, &views),
+        token = t.write_token,
+        set = t.level_set,
     );
     Ok(body)
-}
-
-fn status_word(v: &SiteView) -> &'static str {
-    use super::sites::SiteStatus::*;
-    match v.status {
-        Ok => "ok",
-        Warning => "warning",
-        Violation => "violation",
-        Offline => "offline",
-        Unregistered => "unregistered",
-    }
 }
 
 const SCRIPT: &str = r#"
@@ -121,30 +203,36 @@ document.getElementById('level-form').addEventListener('submit', async (ev) => {
   const f = ev.target, msg = document.getElementById('level-msg');
   const body = { level: f.level.value };
   if (window.dwNow) body.ts = window.dwNow;
-  try { const r = await dw.call('PUT', '/api/city/level', body); msg.textContent = 'set to ' + r.level; }
+  try { const r = await dw.call('PUT', '/api/city/level', body); msg.textContent = dw.words.set_to + ' ' + dw.level(r.level); }
   catch (e) { msg.textContent = e.message; }
 });
+const dotColour = { ok: '#2e7d32', warning: '#f9a825', violation: '#c62828', unregistered: '#6a1b9a' };
 live.onSites = (sites) => {
   for (const s of sites) {
-    const card = document.querySelector('[data-site="' + CSS.escape(s.id) + '"]');
+    const card = document.querySelector('.card[data-site="' + CSS.escape(s.id) + '"]');
+    const dot = document.querySelector('circle[data-site="' + CSS.escape(s.id) + '"]');
+    if (dot) dot.setAttribute('fill', dotColour[s.status] || '#9e9e9e');
     if (!card) continue;
     card.className = 'card ' + s.status;
     const set = (f, v) => { const e = card.querySelector('[data-f=' + f + ']'); if (e) e.textContent = v; };
-    set('status', s.status); set('pm25', s.pm25); set('pm10', s.pm10); set('tsp', s.tsp); set('noise', s.noise);
-    set('age', s.age); set('aqi', s.aqi_text); set('alerts', s.alerts + ' open');
-    const a = card.querySelector('[data-f=aqi]'); if (a) a.style.background = s.aqi_colour;
+    set('status', dw.status(s.status)); set('pm25', s.pm25); set('pm10', s.pm10); set('tsp', s.tsp); set('noise', s.noise);
+    set('age', s.age); set('aqi', s.aqi_text[document.documentElement.lang] || ''); set('alerts', s.alerts + ' ' + dw.words.open);
+    const st = card.querySelector('[data-f=status]'); if (st) st.className = 'st ' + s.status;
+    const a = card.querySelector('[data-f=aqi]'); if (a) { a.style.background = s.aqi_colour; a.style.color = s.aqi_ink; }
     const b = card.querySelector('[data-f=alerts]'); if (b) b.className = 'badge' + (s.alerts ? '' : ' none');
   }
 };
-live.onLevel = (l) => { const e = document.getElementById('level-now'); e.textContent = l; e.className = 'level ' + l; };
+live.onLevel = (l) => { const e = document.getElementById('level-now'); e.textContent = dw.level(l); e.className = 'level bigLevel ' + l; };
 "#;
 
-pub async fn page(State(state): State<AppState>) -> Result<Response, WebError> {
-    let body = blocking(move || render(&state)).await?;
+pub async fn page(State(state): State<AppState>, lang: Lang) -> Result<Response, WebError> {
+    let ui = Ui::new(lang, &state);
+    let body = blocking(move || render(&state, ui)).await?;
     Ok(layout::page(
-        "Overview",
-        "Overview",
+        ui,
+        ui.t().nav_overview,
+        Nav::Overview,
         &body,
-        &format!("{}{SCRIPT}", super::live::CLIENT),
+        SCRIPT,
     ))
 }

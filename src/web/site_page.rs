@@ -3,9 +3,9 @@
 
 use super::charts::{find_site, fleet_now};
 use super::html::{escape, num};
-use super::layout;
-use super::live::CLIENT;
-use super::overview::status_name;
+use super::i18n::Lang;
+use super::layout::{self, Nav, Ui};
+use super::overview::{aqi_badge, status_name};
 use super::sites::site_views;
 use super::{blocking, AppState, WebError};
 use crate::store::{AlertFilter, StoreReader};
@@ -27,13 +27,8 @@ const RANGES: [(&str, i64); 4] = [
     ("30d", 30 * 86_400_000),
 ];
 
-fn time(ms: Option<i64>, tz: chrono_tz::Tz) -> String {
-    ms.and_then(chrono::DateTime::from_timestamp_millis)
-        .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string())
-        .unwrap_or_else(|| "—".into())
-}
-
-fn render(state: &AppState, id: &str, range: &str) -> Result<String, WebError> {
+fn render(state: &AppState, ui: Ui, id: &str, range: &str) -> Result<String, WebError> {
+    let t = ui.t();
     let site = find_site(state, id)?;
     let view = site_views(state)?.into_iter().find(|v| v.info.id == id);
     let span = RANGES
@@ -51,36 +46,37 @@ fn render(state: &AppState, id: &str, range: &str) -> Result<String, WebError> {
     let mut b = String::new();
     let _ = write!(
         b,
-        "<h1>{name} <span class=muted>{eid} · {street} · {kind} · {phase}</span></h1>",
+        "<h1>{name} <span class=muted>{street} · {kind} · {phase} · {eid}</span></h1>",
         name = escape(&site.name),
         street = escape(&site.street),
-        kind = site.kind.name(),
-        phase = site.phase.name(),
+        kind = ui.lang.kind(site.kind.name()),
+        phase = ui.lang.kind(site.phase.name()),
     );
     if let Some(v) = &view {
         let l = v.latest.as_ref().map(|l| &l.reading);
-        let (colour, aqi) = match (v.aqi, v.aqi_category) {
-            (Some(a), Some(c)) => (c.colour, format!("AQI {a} {} {}", c.name, c.name_zh)),
-            _ => ("transparent", "AQI —".into()),
-        };
+        let (aqi, colour, aqi_ink) = aqi_badge(ui.lang, v);
+        let status = status_name(v);
         let _ = write!(
             b,
             "<div class=\"card {status}\" data-site=\"{eid}\"><div class=vals>\
              <div><b data-f=pm25>{}</b><span>PM2.5 µg/m³</span></div><div><b data-f=pm10>{}</b><span>PM10</span></div>\
              <div><b data-f=tsp>{}</b><span>TSP</span></div><div><b data-f=noise>{}</b><span>dB(A)</span></div></div>\
-             <span class=aqi data-f=aqi style=\"background:{colour}\">{aqi}</span> \
-             <span class=sub>status <span data-f=status>{status}</span> · age <span data-f=age>{age}</span> · \
-             newest reading {newest}</span></div>",
+             <span class=aqi data-f=aqi style=\"background:{colour};color:{aqi_ink}\">{aqi}</span> \
+             <span class=sub>{st_word} <span class=\"st {status}\" data-f=status>{status_word}</span> · {age_word} <span data-f=age>{age}</span> · \
+             {newest_word} {newest}</span></div>",
             num(l.and_then(|r| r.pm25)),
             num(l.and_then(|r| r.pm10)),
             num(l.and_then(|r| r.tsp)),
             num(l.and_then(|r| r.noise_dba)),
-            status = status_name(v),
+            st_word = t.status,
+            status_word = ui.lang.status(&status),
+            age_word = t.age,
             age = v.data_age_s.map_or("—".into(), |a| format!("{a} s")),
-            newest = time(l.map(|r| r.ts), state.tz),
+            newest_word = t.newest_reading,
+            newest = ui.time(l.map(|r| r.ts)),
         );
     }
-    b.push_str("<h2>PM over ");
+    let _ = write!(b, "<h2>{} ", t.pm_over);
     for (n, _) in RANGES {
         if n == range {
             let _ = write!(b, "<b>{n}</b> ");
@@ -90,18 +86,25 @@ fn render(state: &AppState, id: &str, range: &str) -> Result<String, WebError> {
     }
     let _ = write!(
         b,
-        "</h2><div class=panel><img class=chart id=site-chart alt=\"PM chart of {eid}\" \
-         src=\"/charts/sites/{eid}.svg?from={from}&amp;to={to}\" width=900 height=360></div>\
-         <p class=muted>Shaded: alert periods; background band: city warning level; triangles: sprinkling runs; \
-         lines: limits. PNG: <a href=\"/charts/sites/{eid}.png?from={from}&amp;to={to}\">chart.png</a>. \
-         CSV (1-minute): <a href=\"/api/sites/{eid}/series.csv?metric=pm25&amp;from={from}&amp;to={to}\">PM2.5</a> \
-         <a href=\"/api/sites/{eid}/series.csv?metric=pm10&amp;from={from}&amp;to={to}\">PM10</a> \
-         <a href=\"/api/sites/{eid}/series.csv?metric=tsp&amp;from={from}&amp;to={to}\">TSP</a> \
-         <a href=\"/api/sites/{eid}/series.csv?metric=noise_dba&amp;from={from}&amp;to={to}\">noise</a></p>\
-         <div class=panel><img class=chart alt=\"AQI calendar of {eid}\" src=\"/charts/aqi/{eid}.svg\" width=560 height=240></div>"
+        "</h2><div class=panel><img class=chart id=site-chart alt=\"PM {eid}\" \
+         src=\"/charts/sites/{eid}.svg?from={from}&amp;to={to}&amp;lang={lang}\" width=900 height=360></div>\
+         <p class=muted>{note} PNG: <a href=\"/charts/sites/{eid}.png?from={from}&amp;to={to}&amp;lang={lang}\">chart.png</a>. \
+         {csv}: <a href=\"/api/sites/{eid}/series.csv?metric=pm25&amp;from={from}&amp;to={to}&amp;lang={lang}\">PM2.5</a> \
+         <a href=\"/api/sites/{eid}/series.csv?metric=pm10&amp;from={from}&amp;to={to}&amp;lang={lang}\">PM10</a> \
+         <a href=\"/api/sites/{eid}/series.csv?metric=tsp&amp;from={from}&amp;to={to}&amp;lang={lang}\">TSP</a> \
+         <a href=\"/api/sites/{eid}/series.csv?metric=noise_dba&amp;from={from}&amp;to={to}&amp;lang={lang}\">{noise}</a></p>\
+         <div class=panel><img class=chart alt=\"AQI {eid}\" src=\"/charts/aqi/{eid}.svg?lang={lang}\" width=560 height=240></div>",
+        note = t.chart_note,
+        csv = t.csv_1min,
+        noise = t.noise,
+        lang = ui.lang.code(),
     );
 
-    b.push_str("<h2>Devices</h2><table><thead><tr><th>Device</th><th>State</th><th>Firmware</th><th class=hide-s>Boot</th><th class=hide-s>Interval</th><th>Last seen</th></tr></thead><tbody>");
+    let _ = write!(
+        b,
+        "<h2>{}</h2><table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th class=hide-s>{}</th><th class=hide-s>{}</th><th>{}</th></tr></thead><tbody>",
+        t.devices, t.device, t.state, t.firmware, t.boot, t.interval, t.last_seen
+    );
     for d in state.reader.devices(Some(id))? {
         let _ = write!(
             b,
@@ -111,7 +114,7 @@ fn render(state: &AppState, id: &str, range: &str) -> Result<String, WebError> {
             escape(d.fw.as_deref().unwrap_or("—")),
             d.boot.map_or("—".into(), |x| x.to_string()),
             d.interval_s.map_or("—".into(), |x| format!("{x} s")),
-            time(d.last_seen_ms, state.tz),
+            ui.time(d.last_seen_ms),
         );
     }
     b.push_str("</tbody></table>");
@@ -123,11 +126,12 @@ fn render(state: &AppState, id: &str, range: &str) -> Result<String, WebError> {
     })?;
     let _ = write!(
         b,
-        "<h2>Alert history <a class=muted href=\"/alerts?site={eid}&amp;state=all\">(act on them)</a></h2>\
-         <table><thead><tr><th>#</th><th>Rule</th><th>Severity</th><th>State</th><th>Opened</th><th class=hide-s>Cleared</th><th class=hide-s>Closed</th><th>Acknowledged</th></tr></thead><tbody>"
+        "<h2>{} <a class=muted href=\"/alerts?site={eid}&amp;state=all\">{}</a></h2>\
+         <table><thead><tr><th>#</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th class=hide-s>{}</th><th class=hide-s>{}</th><th>{}</th></tr></thead><tbody>",
+        t.alert_history, t.act_on_them, t.rule, t.severity, t.state, t.opened, t.cleared, t.closed, t.acknowledged
     );
     if alerts.is_empty() {
-        b.push_str("<tr><td colspan=8 class=muted>no alerts</td></tr>");
+        let _ = write!(b, "<tr><td colspan=8 class=muted>{}</td></tr>", t.no_alerts);
     }
     for a in &alerts {
         let ack = if a.acknowledged {
@@ -137,18 +141,19 @@ fn render(state: &AppState, id: &str, range: &str) -> Result<String, WebError> {
                 escape(a.ack_comment.as_deref().unwrap_or(""))
             )
         } else {
-            "no".into()
+            t.no.into()
         };
         let _ = write!(
             b,
-            "<tr><td class=n>{}</td><td>{}</td><td class=\"sev-{sev}\">{sev}</td><td>{}</td><td>{}</td><td class=hide-s>{}</td><td class=hide-s>{}</td><td>{ack}</td></tr>",
+            "<tr><td class=n>{}</td><td>{}</td><td class=\"sev-{sev}\">{sev_word}</td><td>{}</td><td>{}</td><td class=hide-s>{}</td><td class=hide-s>{}</td><td>{ack}</td></tr>",
             a.id,
-            escape(&a.rule),
-            escape(&a.state),
-            time(Some(a.opened_ts), state.tz),
-            time(a.cleared_ts, state.tz),
-            time(a.closed_ts, state.tz),
+            escape(&ui.lang.rule(&a.rule)),
+            escape(&ui.lang.alert_state(&a.state)),
+            ui.time(Some(a.opened_ts)),
+            ui.time(a.cleared_ts),
+            ui.time(a.closed_ts),
             sev = escape(&a.severity),
+            sev_word = escape(&ui.lang.severity(&a.severity)),
         );
     }
     b.push_str("</tbody></table>");
@@ -163,9 +168,10 @@ live.onSites = (sites) => {
     if (!card) continue;
     card.className = 'card ' + s.status;
     const set = (f, v) => { const e = card.querySelector('[data-f=' + f + ']'); if (e) e.textContent = v; };
-    set('status', s.status); set('pm25', s.pm25); set('pm10', s.pm10); set('tsp', s.tsp); set('noise', s.noise);
-    set('age', s.age); set('aqi', s.aqi_text);
-    const a = card.querySelector('[data-f=aqi]'); if (a) a.style.background = s.aqi_colour;
+    set('status', dw.status(s.status)); set('pm25', s.pm25); set('pm10', s.pm10); set('tsp', s.tsp); set('noise', s.noise);
+    set('age', s.age); set('aqi', s.aqi_text[document.documentElement.lang] || '');
+    const st = card.querySelector('[data-f=status]'); if (st) st.className = 'st ' + s.status;
+    const a = card.querySelector('[data-f=aqi]'); if (a) { a.style.background = s.aqi_colour; a.style.color = s.aqi_ink; }
   }
   // Redraw the chart at most every 15 s, sliding its window to the newest data.
   const img = document.getElementById('site-chart');
@@ -180,16 +186,17 @@ live.onSites = (sites) => {
 
 pub async fn page(
     State(state): State<AppState>,
+    lang: Lang,
     Path(id): Path<String>,
     Query(q): Query<SiteQuery>,
 ) -> Result<Response, WebError> {
+    let ui = Ui::new(lang, &state);
     let range = q.range.unwrap_or_else(|| "24h".into());
-    let title = id.clone();
-    let body = blocking(move || render(&state, &id, &range)).await?;
-    Ok(layout::page(
-        &title,
-        "",
-        &body,
-        &format!("{CLIENT}{SCRIPT}"),
-    ))
+    let (title, body) = blocking(move || {
+        let body = render(&state, ui, &id, &range)?;
+        let title = find_site(&state, &id)?.name;
+        Ok((title, body))
+    })
+    .await?;
+    Ok(layout::page(ui, &title, Nav::None, &body, SCRIPT))
 }
