@@ -89,7 +89,7 @@ async fn markup_from_devices_and_registry_is_escaped_in_html_and_svg() {
             "/api/sites/evil-1/series.csv?metric=pm10&from=1483228800000&to=1483232400000",
         );
         assert_eq!(code, 200);
-        assert!(csv.starts_with("ts_ms,time_utc,metric"), "{csv}");
+        assert!(csv.starts_with("\u{feff}ts_ms,本地时间,指标"), "{csv}");
         assert!(
             csv.lines().count() >= 30,
             "header and the stored minutes: {csv}"

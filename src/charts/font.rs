@@ -27,3 +27,50 @@ pub fn ensure() -> Result<(), super::ChartError> {
         .clone()
         .map_err(super::ChartError::Font)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::charts::{render, AqiCalendar, Format};
+
+    /// The title strip (top 30 px) of an AQI calendar PNG titled `title`, as grey levels.
+    fn title_strip(title: &str) -> Vec<u8> {
+        let chart = AqiCalendar {
+            title: title.to_string(),
+            days: Vec::new(),
+            size: (560, 240),
+            english: false,
+        };
+        let png = render(&chart, Format::Png).expect("renders");
+        let img = image::load_from_memory(&png).expect("a PNG").to_luma8();
+        (0..30)
+            .flat_map(|y| (0..560).map(move |x| (x, y)))
+            .map(|(x, y)| img.get_pixel(x, y).0[0])
+            .collect()
+    }
+
+    /// Pixels that differ clearly between two strips.
+    fn differing(a: &[u8], b: &[u8]) -> usize {
+        a.iter()
+            .zip(b)
+            .filter(|(x, y)| x.abs_diff(**y) > 64)
+            .count()
+    }
+
+    #[test]
+    fn a_site_named_only_in_chinese_draws_its_glyphs() {
+        let name = "迎宾路三号地块";
+        let drawn = title_strip(name);
+        let blank = title_strip(&" ".repeat(name.chars().count()));
+        // Characters the font lacks (private use) draw as the same placeholder box each.
+        let tofu = title_strip(&"\u{E000}".repeat(name.chars().count()));
+        let ink = differing(&drawn, &blank);
+        assert!(ink > 300, "the name leaves ink in the title: {ink} pixels");
+        assert!(
+            differing(&drawn, &tofu) > 300,
+            "the glyphs are not placeholder boxes"
+        );
+        // Different characters draw differently (real glyphs, not one repeated shape).
+        let other = title_strip("古荥镇学校工地");
+        assert!(differing(&drawn, &other) > 300, "distinct glyphs");
+    }
+}

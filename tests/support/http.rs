@@ -23,16 +23,6 @@ pub struct Web {
 
 impl Web {
     pub async fn start(tune: impl FnOnce(&mut Config)) -> Web {
-        let broker = embedded_broker();
-        let data = tempfile::tempdir().expect("temp dir");
-        let mut c = Config::default();
-        let port = broker.addr().port();
-        c.mqtt.url = format!("mqtt://127.0.0.1:{port}");
-        c.mqtt.client_id = format!("http-test-{port}");
-        c.http.listen = "127.0.0.1:0".parse().expect("literal");
-        c.http.write_token = Some(TOKEN.into());
-        c.store.data_dir = data.path().to_path_buf();
-        tune(&mut c);
         let site = SiteInfo {
             id: "s1".into(),
             name: "Site 1".into(),
@@ -43,8 +33,23 @@ impl Web {
             lon: None,
             reference: None,
         };
+        Web::start_with(tune, vec![site]).await
+    }
+
+    /// As [`Web::start`], with these sites registered instead.
+    pub async fn start_with(tune: impl FnOnce(&mut Config), sites: Vec<SiteInfo>) -> Web {
+        let broker = embedded_broker();
+        let data = tempfile::tempdir().expect("temp dir");
+        let mut c = Config::default();
+        let port = broker.addr().port();
+        c.mqtt.url = format!("mqtt://127.0.0.1:{port}");
+        c.mqtt.client_id = format!("http-test-{port}");
+        c.http.listen = "127.0.0.1:0".parse().expect("literal");
+        c.http.write_token = Some(TOKEN.into());
+        c.store.data_dir = data.path().to_path_buf();
+        tune(&mut c);
         let shutdown = CancellationToken::new();
-        let agg = Aggregator::start(&c, vec![site], shutdown.clone())
+        let agg = Aggregator::start(&c, sites, shutdown.clone())
             .await
             .expect("aggregator starts");
         let port = agg.http_addr.port();
@@ -107,6 +112,32 @@ pub fn request(port: u16, method: &str, path: &str, token: Option<&str>, body: &
         status,
         headers,
         body: resp.into_string().unwrap_or_default(),
+    }
+}
+
+/// A GET with extra request headers; the body exactly as sent (a byte-order mark kept).
+pub fn get_with(port: u16, path: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut r =
+        ureq::get(&format!("http://127.0.0.1:{port}{path}")).timeout(Duration::from_secs(10));
+    for (k, v) in headers {
+        r = r.set(k, v);
+    }
+    let resp = match r.call() {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("GET {path}: {e}"),
+    };
+    let status = resp.status();
+    let headers = resp
+        .headers_names()
+        .into_iter()
+        .filter_map(|n| Some((n.clone(), resp.header(&n)?.to_owned())))
+        .collect();
+    let mut bytes = Vec::new();
+    let _ = resp.into_reader().take(16 << 20).read_to_end(&mut bytes);
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
     }
 }
 
