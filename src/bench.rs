@@ -96,6 +96,7 @@ pub fn day_chart() -> SiteSeries {
         }],
         sprinkles: (0..6).map(|i| t0 + i * 4 * 3_600_000).collect(),
         size: (900, 360),
+        english: false,
     }
 }
 

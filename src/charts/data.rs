@@ -155,11 +155,27 @@ pub fn site_series(
         step_ms: step * 1000,
         tz: overlays.tz,
         lines,
-        limits: overlays.limits.clone(),
+        limits: if overlays.english {
+            overlays.limits.clone()
+        } else {
+            overlays
+                .limits
+                .iter()
+                .map(|l| LimitLine {
+                    label: format!(
+                        "{} 限值 {:.0}",
+                        super::site_series::metric_label(l.metric),
+                        l.value
+                    ),
+                    ..l.clone()
+                })
+                .collect()
+        },
         alerts: overlays.alerts.clone(),
         city,
         sprinkles,
         size,
+        english: overlays.english,
     })
 }
 

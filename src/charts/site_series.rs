@@ -49,6 +49,8 @@ pub struct SiteSeries {
     /// Start times of sprinkling runs.
     pub sprinkles: Vec<i64>,
     pub size: (u32, u32),
+    /// English words instead of Chinese.
+    pub english: bool,
 }
 
 impl SiteSeries {
@@ -199,7 +201,11 @@ impl Chart for SiteSeries {
             let (pw, ph) = chart.plotting_area().dim_in_pixel();
             let area = chart.plotting_area().strip_coord_spec();
             area.draw(&Text::new(
-                "no data in this range",
+                if self.english {
+                    "no data in this range"
+                } else {
+                    "该时段无数据"
+                },
                 (pw as i32 / 2 - 60, ph as i32 / 2),
                 (font::FAMILY, 14)
                     .into_font()

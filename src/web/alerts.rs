@@ -10,6 +10,7 @@ use crate::store::{AlertFilter, AlertRow, StoreReader};
 use axum::extract::{Query, State};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::fmt::Write;
 
 #[derive(Debug, Deserialize)]
@@ -22,7 +23,8 @@ pub struct AlertsQuery {
 
 const STATES: [&str; 5] = ["open", "active", "cleared", "closed", "all"];
 
-fn rows(alerts: &[AlertRow], ui: Ui) -> String {
+/// Table rows; `names` maps site ids to their registered names.
+fn rows(alerts: &[AlertRow], names: &HashMap<&str, &str>, ui: Ui) -> String {
     let t = ui.t();
     let mut b = String::new();
     if alerts.is_empty() {
@@ -54,11 +56,12 @@ fn rows(alerts: &[AlertRow], ui: Ui) -> String {
         };
         let _ = write!(
             b,
-            "<tr data-alert=\"{id}\"><td class=n>{id}</td><td><a href=\"/sites/{site}\">{site}</a></td>\
+            "<tr data-alert=\"{id}\"><td class=n>{id}</td><td><a href=\"/sites/{site}\">{site_name}</a></td>\
              <td>{rule}<div class=muted>{ev}</div></td><td class=\"sev-{sev}\">{sev_word}<div class=muted>{off} {offences}</div></td>\
              <td>{state}</td><td>{opened}<div class=muted>{updated_word} {updated}</div></td><td class=hide-s>{cleared}</td><td>{ack}</td></tr>",
             id = a.id,
             site = escape(&a.site),
+            site_name = escape(names.get(a.site.as_str()).copied().unwrap_or(&a.site)),
             rule = escape(&ui.lang.rule(&a.rule)),
             ev = escape(&super::evidence::words(ui, &a.evidence)),
             sev = escape(&a.severity),
@@ -130,7 +133,11 @@ pub async fn page(
         })
         .await?
     };
-    let body_rows = rows(&alerts, ui);
+    let names: HashMap<&str, &str> = sites
+        .iter()
+        .map(|s| (s.info.id.as_str(), s.info.name.as_str()))
+        .collect();
+    let body_rows = rows(&alerts, &names, ui);
     if q.partial == Some(1) {
         return Ok(Html(body_rows).into_response());
     }

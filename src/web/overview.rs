@@ -197,6 +197,63 @@ pub fn render(state: &AppState, ui: Ui) -> Result<String, WebError> {
     Ok(body)
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dustwatch_protocol::SiteInfo;
+
+    fn view(id: &str, status: SiteStatus, aqi: Option<u32>) -> SiteView {
+        SiteView {
+            info: SiteInfo {
+                id: id.into(),
+                name: id.into(),
+                street: "s".into(),
+                kind: SiteKind::Construction,
+                phase: Default::default(),
+                lat: None,
+                lon: None,
+                reference: None,
+            },
+            registered: true,
+            status,
+            latest: None,
+            aqi,
+            aqi_category: aqi.map(crate::aqi::category),
+            data_age_s: None,
+            open_alerts: 0,
+        }
+    }
+
+    #[test]
+    fn violations_come_first_then_warnings_then_offline_then_the_rest() {
+        let mut v = vec![
+            view("a-ok-dusty", SiteStatus::Ok, Some(300)),
+            view("b-offline", SiteStatus::Offline, None),
+            view("c-warning-1", SiteStatus::Warning, Some(80)),
+            view("d-violation", SiteStatus::Violation, Some(90)),
+            view("e-warning-3", SiteStatus::Warning, Some(60)),
+            view("f-ok-clean", SiteStatus::Ok, Some(20)),
+        ];
+        let alerts = HashMap::from([
+            ("c-warning-1".to_string(), 1),
+            ("e-warning-3".to_string(), 3),
+        ]);
+        worst_first(&mut v, &alerts);
+        let order: Vec<&str> = v.iter().map(|v| v.info.id.as_str()).collect();
+        assert_eq!(
+            order,
+            [
+                "d-violation",
+                "e-warning-3",
+                "c-warning-1",
+                "b-offline",
+                "a-ok-dusty",
+                "f-ok-clean"
+            ]
+        );
+    }
+}
+
 const SCRIPT: &str = r#"
 document.getElementById('level-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
