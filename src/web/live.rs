@@ -41,6 +41,7 @@ pub struct SiteUpdate {
     pub age: String,
     /// The AQI badge per page language (`zh-CN`, `en`): one hub serves every page.
     pub aqi_text: std::collections::BTreeMap<&'static str, String>,
+    pub aqi: Option<u32>,
     pub aqi_colour: &'static str,
     /// The badge's text colour (black or white, whichever reads on `aqi_colour`).
     pub aqi_ink: &'static str,
@@ -113,6 +114,7 @@ fn changes(state: &AppState, seen: &mut Seen) -> Result<Changes, WebError> {
                         .iter()
                         .map(|l| (l.code(), aqi_badge(*l, v).0))
                         .collect(),
+                    aqi: v.aqi,
                     aqi_colour: aqi_badge(Lang::default(), v).1,
                     aqi_ink: aqi_badge(Lang::default(), v).2,
                     alerts: counts.get(&v.info.id).copied().unwrap_or(0),

@@ -279,6 +279,18 @@ live.onSites = (sites) => {
     const b = card.querySelector('[data-f=alerts]'); if (b) b.className = 'badge' + (s.alerts ? '' : ' none');
   }
 };
+// Keep the counts and the worst-first order as statuses change.
+const urgency = ['violation', 'warning', 'offline', 'unregistered', 'ok'];
+const relist = (sites) => {
+  const n = {}; for (const s of sites) n[s.status] = (n[s.status] || 0) + 1;
+  for (const k of ['violation', 'warning', 'offline', 'ok']) { const e = document.querySelector('.count-' + k + ' b'); if (e) e.textContent = n[k] || 0; }
+  const rank = (s) => [urgency.indexOf(s.status), -s.alerts, -(s.aqi || 0), s.id];
+  const sorted = [...sites].sort((a, b) => { const x = rank(a), y = rank(b); for (let i = 0; i < 4; i++) { if (x[i] < y[i]) return -1; if (x[i] > y[i]) return 1; } return 0; });
+  const grid = document.getElementById('sites');
+  for (const s of sorted) { const c = grid.querySelector('.card[data-site="' + CSS.escape(s.id) + '"]'); if (c) grid.appendChild(c); }
+};
+const onSitesCards = live.onSites;
+live.onSites = (sites) => { onSitesCards(sites); relist(sites); };
 live.onLevel = (l) => { const e = document.getElementById('level-now'); e.textContent = dw.level(l); e.className = 'level bigLevel ' + l; };
 "#;
 

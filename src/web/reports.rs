@@ -147,7 +147,7 @@ fn body(r: &DailyReport, lang: Lang) -> String {
                 escape(
                     &s.alerts
                         .iter()
-                        .map(|a| lang.rule(a))
+                        .map(|a| incident(lang, a))
                         .collect::<Vec<_>>()
                         .join("；"),
                 )
@@ -169,6 +169,17 @@ fn body(r: &DailyReport, lang: Lang) -> String {
         b.push_str("</tbody></table>");
     }
     b
+}
+
+/// A report's incident (`rule (severity)`) in words.
+fn incident(lang: Lang, a: &str) -> String {
+    match a.strip_suffix(')').and_then(|x| x.rsplit_once(" (")) {
+        Some((rule, severity)) => match lang {
+            Lang::Zh => format!("{}（{}）", lang.rule(rule), lang.severity(severity)),
+            Lang::En => format!("{} ({})", lang.rule(rule), lang.severity(severity)),
+        },
+        None => lang.rule(a),
+    }
 }
 
 /// A standalone report page (the CLI's `report --format html`), in Chinese.

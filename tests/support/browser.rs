@@ -228,6 +228,14 @@ impl Browser {
         std::fs::write(path, data).expect("write screenshot");
     }
 
+    /// A desktop viewport of this size (a 1080p wall screen: 1920 × 1080).
+    pub fn viewport(&mut self, width: u32, height: u32) {
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": false}),
+        );
+    }
+
     /// Emulate a phone-sized viewport (`None`: back to the window size).
     pub fn phone(&mut self, on: bool) {
         if on {
