@@ -119,8 +119,8 @@ pub fn page(ui: Ui, title: &str, active: Nav, body: &str, script: &str) -> Respo
          <meta name=viewport content=\"width=device-width, initial-scale=1\">\
          <link rel=icon href=\"data:,\"><title>{title} — {brand}</title>\
          <link rel=stylesheet href=\"/assets/dustwatch.css\">\
-         <script type=application/json id=dw-words>{words}</script>\
-         <script src=\"/assets/dustwatch.js\"></script></head>\
+         <script nonce={nonce} type=application/json id=dw-words>{words}</script>\
+         <script nonce={nonce} src=\"/assets/dustwatch.js\"></script></head>\
          <body{live}><header><a class=brand href=\"/\">{brand}</a>{nav}\
          <span class=right><span id=city-level class=level title=\"{city_level}\"></span>\
          <span id=live class=muted></span>\

@@ -10,7 +10,9 @@ use std::fmt::Write;
 
 const W: f64 = 800.0;
 const H: f64 = 560.0;
-const PAD: f64 = 40.0;
+/// Room around the dots: wide at the sides, where a street's name runs past its dots.
+const PAD_X: f64 = 110.0;
+const PAD_Y: f64 = 40.0;
 
 /// The SVG, or a note when no site has a location.
 pub fn render(ui: Ui, views: &[SiteView]) -> String {
@@ -32,7 +34,7 @@ pub fn render(ui: Ui, views: &[SiteView]) -> String {
     // Equirectangular with the longitude shrunk by cos(latitude): right at a district's scale.
     let k = ((lat0 + lat1) / 2.0).to_radians().cos().max(0.1);
     let (dx, dy) = (((lon1 - lon0) * k).max(1e-4), (lat1 - lat0).max(1e-4));
-    let scale = ((W - 2.0 * PAD) / dx).min((H - 2.0 * PAD) / dy);
+    let scale = ((W - 2.0 * PAD_X) / dx).min((H - 2.0 * PAD_Y) / dy);
     let (ox, oy) = ((W - dx * scale) / 2.0, (H - dy * scale) / 2.0);
     let xy = |lat: f64, lon: f64| (ox + (lon - lon0) * k * scale, oy + (lat1 - lat) * scale);
     let mut svg = format!(

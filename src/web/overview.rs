@@ -197,6 +197,58 @@ pub fn render(state: &AppState, ui: Ui) -> Result<String, WebError> {
     Ok(body)
 }
 
+const SCRIPT: &str = r#"
+document.getElementById('level-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const f = ev.target, msg = document.getElementById('level-msg');
+  const body = { level: f.level.value };
+  if (window.dwNow) body.ts = window.dwNow;
+  try { const r = await dw.call('PUT', '/api/city/level', body); msg.textContent = dw.words.set_to + ' ' + dw.level(r.level); }
+  catch (e) { msg.textContent = e.message; }
+});
+const dotColour = { ok: '#2e7d32', warning: '#f9a825', violation: '#c62828', unregistered: '#6a1b9a' };
+live.onSites = (sites) => {
+  for (const s of sites) {
+    const card = document.querySelector('.card[data-site="' + CSS.escape(s.id) + '"]');
+    const dot = document.querySelector('circle[data-site="' + CSS.escape(s.id) + '"]');
+    if (dot) dot.setAttribute('fill', dotColour[s.status] || '#9e9e9e');
+    if (!card) continue;
+    card.className = 'card ' + s.status;
+    const set = (f, v) => { const e = card.querySelector('[data-f=' + f + ']'); if (e) e.textContent = v; };
+    set('status', dw.status(s.status)); set('pm25', s.pm25); set('pm10', s.pm10); set('tsp', s.tsp); set('noise', s.noise);
+    set('age', s.age); set('aqi', s.aqi_text[document.documentElement.lang] || ''); set('alerts', s.alerts + ' ' + dw.words.open);
+    const st = card.querySelector('[data-f=status]'); if (st) st.className = 'st ' + s.status;
+    const a = card.querySelector('[data-f=aqi]'); if (a) { a.style.background = s.aqi_colour; a.style.color = s.aqi_ink; }
+    const b = card.querySelector('[data-f=alerts]'); if (b) b.className = 'badge' + (s.alerts ? '' : ' none');
+  }
+};
+// Keep the counts and the worst-first order as statuses change.
+const urgency = ['violation', 'warning', 'offline', 'unregistered', 'ok'];
+const relist = (sites) => {
+  const n = {}; for (const s of sites) n[s.status] = (n[s.status] || 0) + 1;
+  for (const k of ['violation', 'warning', 'offline', 'ok']) { const e = document.querySelector('.count-' + k + ' b'); if (e) e.textContent = n[k] || 0; }
+  const rank = (s) => [urgency.indexOf(s.status), -s.alerts, -(s.aqi || 0), s.id];
+  const sorted = [...sites].sort((a, b) => { const x = rank(a), y = rank(b); for (let i = 0; i < 4; i++) { if (x[i] < y[i]) return -1; if (x[i] > y[i]) return 1; } return 0; });
+  const grid = document.getElementById('sites');
+  for (const s of sorted) { const c = grid.querySelector('.card[data-site="' + CSS.escape(s.id) + '"]'); if (c) grid.appendChild(c); }
+};
+const onSitesCards = live.onSites;
+live.onSites = (sites) => { onSitesCards(sites); relist(sites); };
+live.onLevel = (l) => { const e = document.getElementById('level-now'); e.textContent = dw.level(l); e.className = 'level bigLevel ' + l; };
+"#;
+
+pub async fn page(State(state): State<AppState>, lang: Lang) -> Result<Response, WebError> {
+    let ui = Ui::new(lang, &state);
+    let body = blocking(move || render(&state, ui)).await?;
+    Ok(layout::page(
+        ui,
+        ui.t().nav_overview,
+        Nav::Overview,
+        &body,
+        SCRIPT,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,56 +304,4 @@ mod tests {
             ]
         );
     }
-}
-
-const SCRIPT: &str = r#"
-document.getElementById('level-form').addEventListener('submit', async (ev) => {
-  ev.preventDefault();
-  const f = ev.target, msg = document.getElementById('level-msg');
-  const body = { level: f.level.value };
-  if (window.dwNow) body.ts = window.dwNow;
-  try { const r = await dw.call('PUT', '/api/city/level', body); msg.textContent = dw.words.set_to + ' ' + dw.level(r.level); }
-  catch (e) { msg.textContent = e.message; }
-});
-const dotColour = { ok: '#2e7d32', warning: '#f9a825', violation: '#c62828', unregistered: '#6a1b9a' };
-live.onSites = (sites) => {
-  for (const s of sites) {
-    const card = document.querySelector('.card[data-site="' + CSS.escape(s.id) + '"]');
-    const dot = document.querySelector('circle[data-site="' + CSS.escape(s.id) + '"]');
-    if (dot) dot.setAttribute('fill', dotColour[s.status] || '#9e9e9e');
-    if (!card) continue;
-    card.className = 'card ' + s.status;
-    const set = (f, v) => { const e = card.querySelector('[data-f=' + f + ']'); if (e) e.textContent = v; };
-    set('status', dw.status(s.status)); set('pm25', s.pm25); set('pm10', s.pm10); set('tsp', s.tsp); set('noise', s.noise);
-    set('age', s.age); set('aqi', s.aqi_text[document.documentElement.lang] || ''); set('alerts', s.alerts + ' ' + dw.words.open);
-    const st = card.querySelector('[data-f=status]'); if (st) st.className = 'st ' + s.status;
-    const a = card.querySelector('[data-f=aqi]'); if (a) { a.style.background = s.aqi_colour; a.style.color = s.aqi_ink; }
-    const b = card.querySelector('[data-f=alerts]'); if (b) b.className = 'badge' + (s.alerts ? '' : ' none');
-  }
-};
-// Keep the counts and the worst-first order as statuses change.
-const urgency = ['violation', 'warning', 'offline', 'unregistered', 'ok'];
-const relist = (sites) => {
-  const n = {}; for (const s of sites) n[s.status] = (n[s.status] || 0) + 1;
-  for (const k of ['violation', 'warning', 'offline', 'ok']) { const e = document.querySelector('.count-' + k + ' b'); if (e) e.textContent = n[k] || 0; }
-  const rank = (s) => [urgency.indexOf(s.status), -s.alerts, -(s.aqi || 0), s.id];
-  const sorted = [...sites].sort((a, b) => { const x = rank(a), y = rank(b); for (let i = 0; i < 4; i++) { if (x[i] < y[i]) return -1; if (x[i] > y[i]) return 1; } return 0; });
-  const grid = document.getElementById('sites');
-  for (const s of sorted) { const c = grid.querySelector('.card[data-site="' + CSS.escape(s.id) + '"]'); if (c) grid.appendChild(c); }
-};
-const onSitesCards = live.onSites;
-live.onSites = (sites) => { onSitesCards(sites); relist(sites); };
-live.onLevel = (l) => { const e = document.getElementById('level-now'); e.textContent = dw.level(l); e.className = 'level bigLevel ' + l; };
-"#;
-
-pub async fn page(State(state): State<AppState>, lang: Lang) -> Result<Response, WebError> {
-    let ui = Ui::new(lang, &state);
-    let body = blocking(move || render(&state, ui)).await?;
-    Ok(layout::page(
-        ui,
-        ui.t().nav_overview,
-        Nav::Overview,
-        &body,
-        SCRIPT,
-    ))
 }
