@@ -345,15 +345,12 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<Vec<Figure>> {
 /// `n` registry sites `bench-000`, `bench-001`, ... on eight streets, for the benchmarks.
 pub fn bench_sites(n: usize) -> Vec<SiteInfo> {
     (0..n)
-        .map(|i| SiteInfo {
-            id: format!("bench-{i:03}"),
-            name: format!("Bench site {i}"),
-            street: format!("Street {}", i % 8),
-            kind: Default::default(),
-            phase: Default::default(),
-            lat: None,
-            lon: None,
-            reference: None,
+        .map(|i| {
+            SiteInfo::new(
+                format!("bench-{i:03}"),
+                format!("Bench site {i}"),
+                format!("Street {}", i % 8),
+            )
         })
         .collect()
 }

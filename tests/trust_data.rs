@@ -24,16 +24,7 @@ fn config(broker_port: u16, data: &std::path::Path) -> Config {
 }
 
 fn site(id: &str) -> SiteInfo {
-    SiteInfo {
-        id: id.into(),
-        name: id.into(),
-        street: "test".into(),
-        kind: Default::default(),
-        phase: Default::default(),
-        lat: None,
-        lon: None,
-        reference: None,
-    }
+    SiteInfo::new(id, id, "test")
 }
 
 /// `hours` hourly readings of each of `sites`, from T0.
