@@ -1,5 +1,5 @@
 //! `dustwatch bench charts`: the dashboard's performance figures from one run, with ratios to the
-//! targets of issue 5: a 24-hour, 1-minute site chart renders in under 20 ms; the overview of 200
+//! dashboard's targets: a 24-hour, 1-minute site chart renders in under 20 ms; the overview of 200
 //! sites answers in under 100 ms; the page stays responsive with 50 live updates a second.
 //! Everything runs in-process against the real pieces (embedded broker, aggregator, HTTP).
 
