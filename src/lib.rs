@@ -2,8 +2,6 @@
 
 pub mod app;
 pub mod aqi;
-pub mod bench;
-pub mod bench_ingest;
 pub mod broker_config;
 pub mod charts;
 pub mod config;

@@ -187,12 +187,6 @@ enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Performance figures with ratios to their targets, from one run.
-    Bench {
-        /// What to measure.
-        #[arg(value_enum, default_value_t = BenchWhat::Charts)]
-        what: BenchWhat,
-    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -206,14 +200,6 @@ enum ReportFormat {
 enum ScoreFormat {
     Table,
     Json,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum BenchWhat {
-    /// Charts, the overview and live updates under load.
-    Charts,
-    /// Ingest rate against a plain subscriber, publish-to-commit latency, memory, rules' cost.
-    Ingest,
 }
 
 #[derive(Debug, Subcommand)]
@@ -353,21 +339,6 @@ async fn main() -> Result<()> {
             )?;
             for f in files {
                 println!("{}", f.display());
-            }
-        }
-        Command::Bench { what } => {
-            let dir = std::env::temp_dir().join(format!("dustwatch-bench-{}", std::process::id()));
-            if what == BenchWhat::Ingest {
-                let options = dustwatch::bench_ingest::Options::default();
-                let table = dustwatch::bench_ingest::run(&dir, &options).await;
-                let _ = std::fs::remove_dir_all(&dir);
-                print!("{}", table?);
-                return Ok(());
-            }
-            let figures = dustwatch::bench::run(&dir).await;
-            let _ = std::fs::remove_dir_all(&dir);
-            for f in figures? {
-                println!("{f}");
             }
         }
         Command::Rules {
