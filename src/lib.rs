@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod publish;
 pub mod report;
 pub mod rules;
+#[cfg(feature = "sim")]
 pub mod score;
 pub mod store;
 pub mod web;
