@@ -54,6 +54,10 @@ async fn pages_are_chinese_by_default_and_english_when_asked() {
             "street labels on the map"
         );
         assert!(!zh.body.contains(">Overview<"), "no English navigation");
+        assert!(
+            zh.body.contains("<table id=street-ranking>") && zh.body.contains("街道排名"),
+            "today's street ranking on the overview"
+        );
 
         // The switch: English, remembered by a cookie.
         let en = get_with(port, "/?lang=en", &[]);

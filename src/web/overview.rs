@@ -102,6 +102,36 @@ fn card(ui: Ui, v: &SiteView, alerts: usize) -> String {
     )
 }
 
+/// Today's street ranking (local day of the fleet clock): the five streets with the most
+/// exceedance minutes, linked to the full rankings.
+fn street_ranking(state: &AppState, ui: Ui, now: Option<i64>) -> Result<String, WebError> {
+    let t = ui.t();
+    let today = chrono::DateTime::from_timestamp_millis(
+        now.unwrap_or_else(|| super::charts::fleet_now(state)),
+    )
+    .unwrap_or_default()
+    .with_timezone(&ui.tz)
+    .date_naive();
+    let r = crate::report::rankings(state.reader.as_ref(), today, today, ui.tz)?;
+    let mut b = format!(
+        "<h2>{} <span class=muted>{today}</span> <a class=muted href=\"/rankings?period=day\">{}</a></h2>\
+         <table id=street-ranking><thead><tr><th class=n>{}</th><th>{}</th><th class=n>{}</th><th class=n>{}</th></tr></thead><tbody>",
+        t.rank_streets, t.nav_rankings, t.rank, t.street, t.exceedance_min, t.alerts_opened
+    );
+    for s in r.streets.iter().take(5) {
+        let _ = write!(
+            b,
+            "<tr><td class=n>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td></tr>",
+            s.rank,
+            escape(&s.street),
+            s.exceedance_minutes,
+            s.alerts
+        );
+    }
+    b.push_str("</tbody></table>");
+    Ok(b)
+}
+
 /// The body of the overview (also measured by the benchmark).
 pub fn render(state: &AppState, ui: Ui) -> Result<String, WebError> {
     let t = ui.t();
@@ -176,7 +206,7 @@ pub fn render(state: &AppState, ui: Ui) -> Result<String, WebError> {
          <div class=counts id=counts>{summary}<div><b>{n}</b>{sites_n}</div></div>\
          <div class=wall><section><h2>{sites} <span class=muted>{worst}</span></h2>\
          <div class=grid id=sites>{cards}</div></section>\
-         <section><h2>{map_title} <span class=muted>{map_note}</span></h2>{map}</section></div>\
+         <section><h2>{map_title} <span class=muted>{map_note}</span></h2>{map}{ranking}</section></div>\
          <h2>{city_level}</h2>\
          <form class=inline id=level-form><select name=level>{options}</select>\
          <input name=token type=password placeholder=\"{token}\" autocomplete=off>\
@@ -191,6 +221,7 @@ pub fn render(state: &AppState, ui: Ui) -> Result<String, WebError> {
         map_title = t.map,
         map_note = t.map_note,
         map = super::map::render(ui, &views),
+        ranking = street_ranking(state, ui, now)?,
         token = t.write_token,
         set = t.level_set,
     );
