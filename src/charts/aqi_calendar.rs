@@ -119,3 +119,36 @@ impl Chart for AqiCalendar {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::charts::{render, Format};
+
+    fn svg(from: NaiveDate, days: u64) -> String {
+        let chart = AqiCalendar {
+            title: "AQI".into(),
+            days: (0..days)
+                .map(|i| (from + chrono::Days::new(i), Some(80)))
+                .collect(),
+            size: (560, 240),
+            english: false,
+        };
+        String::from_utf8(render(&chart, Format::Svg).expect("renders")).expect("UTF-8")
+    }
+
+    #[test]
+    fn month_names_never_overlap() {
+        let date = |m, d| NaiveDate::from_ymd_opt(2026, m, d).expect("a date");
+        // Starting three days before December: no room for November's name beside December's.
+        let out = svg(date(11, 28), 35);
+        assert!(out.contains(">12月<") || out.contains("12月"), "{out}");
+        assert!(
+            !out.contains("11月"),
+            "November's name would run into December's"
+        );
+        // Starting with a whole November, both fit.
+        let out = svg(date(11, 1), 45);
+        assert!(out.contains("11月") && out.contains("12月"));
+    }
+}

@@ -64,7 +64,10 @@ impl Chart for Heatmap {
         let label_font = text(11);
         let width_of = |s: &str| {
             root.estimate_text_size(s, &label_font)
-                .map_or(s.chars().count() as i32 * 11, |(w, _)| w as i32)
+                // An SVG's text is set by the viewer's fonts, up to half again as wide as
+                // the shipped one (DejaVu Sans against Noto's narrow Latin): room for that
+                // keeps a label off the cells.
+                .map_or(s.chars().count() as i32 * 11, |(w, _)| w as i32 * 3 / 2)
         };
         let max_label = (w * 2 / 5).max(60);
         let widest = self.rows.iter().map(|l| width_of(l)).max().unwrap_or(0);
@@ -130,5 +133,38 @@ impl Chart for Heatmap {
             ))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::charts::{render, Format};
+
+    fn svg(rows: Vec<String>) -> String {
+        let n = rows.len();
+        let chart = Heatmap {
+            title: "PM10".into(),
+            rows,
+            hours: (0..24).map(|h| h * 3_600_000).collect(),
+            values: vec![vec![Some(100.0); 24]; n],
+            limit: 150.0,
+            unit: "µg/m³".into(),
+            tz: chrono_tz::Asia::Shanghai,
+            size: (900, 300),
+        };
+        String::from_utf8(render(&chart, Format::Svg).expect("renders")).expect("UTF-8")
+    }
+
+    #[test]
+    fn labels_are_whole_when_they_fit_and_shortened_with_an_ellipsis_when_not() {
+        let short = "迎宾路3号地块".to_string();
+        let long = "惠济区迎宾路街道 Yingbin Road Resettlement housing 3, phase two, block C east"
+            .to_string();
+        let out = svg(vec![short.clone(), long.clone()]);
+        assert!(out.contains(&short), "a short name in full");
+        assert!(!out.contains(&long), "a long name is shortened");
+        assert!(out.contains("惠济区迎宾路街道"), "from its start");
+        assert!(out.contains('…'), "with an ellipsis");
     }
 }
