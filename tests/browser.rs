@@ -198,6 +198,14 @@ fn dashboard_renders_updates_live_and_acknowledges_in_chromium() {
         "[...document.images].length >= 2 && [...document.images].every(i => i.complete && i.naturalWidth > 0)",
     );
     assert_contrast(&mut b, "site page");
+    // The PNG chart (drawn with the shipped CJK font) loads as an image too.
+    b.eval(
+        "(() => { const i = new Image(); i.id = 'png-check'; i.src = document.querySelector('a[href*=\".png\"]').href; document.body.append(i); return true; })()",
+    );
+    b.wait_for(
+        30,
+        "document.getElementById('png-check').complete && document.getElementById('png-check').naturalWidth > 0",
+    );
     b.screenshot(&shots.join("site.png"));
     b.phone(true);
     b.screenshot(&shots.join("site-phone.png"));
