@@ -45,10 +45,7 @@ pub async fn daily(
         parse_date(&day)?
     };
     if !matches!(format.as_str(), "json" | "csv" | "html") {
-        return Err(WebError::BadRequest(format!(
-            "unknown format `{}`",
-            escape(&format)
-        )));
+        return Err(WebError::BadRequest(format!("unknown format `{format}`")));
     }
     let ui = Ui::new(lang, &state);
     let reader = state.reader.clone();
@@ -237,8 +234,7 @@ pub async fn rankings_page(
         "month" => to.with_day(1).unwrap_or(to),
         other => {
             return Err(WebError::BadRequest(format!(
-                "period `{}`: use day, week or month",
-                escape(other)
+                "period `{other}`: use day, week or month"
             )))
         }
     };
