@@ -722,10 +722,9 @@ impl Engine {
                 continue;
             }
             let window_start = end - rule.window_min * 60_000;
-            if self.local_date(window_start) != self.local_date(end - 1) {
-                w.today = 0;
-            }
-            match w.judge(rule, phase) {
+            // Windows are aligned to the epoch, not to local midnight: the allowance is kept per
+            // local day of the window's last instant.
+            match w.judge(rule, phase, self.local_date(end - 1)) {
                 Verdict::Unjudged => {}
                 Verdict::Judged {
                     value,

@@ -22,8 +22,10 @@ pub struct WindowState {
     pub above: bool,
     /// Consecutive exceeding minutes.
     pub run_min: i64,
-    /// Exceedances counted in the current local day.
+    /// Exceedances counted in the local day `today_date`.
     pub today: u32,
+    /// The local day `today` counts for: the allowance starts again on each local day.
+    pub today_date: Option<chrono::NaiveDate>,
 }
 
 /// The judgement of one closed window.
@@ -62,8 +64,13 @@ impl WindowAcc {
 
 impl WindowState {
     /// Close the window: judge it and update hysteresis, duration and budget.
-    pub fn judge(&mut self, rule: &WindowRule, phase: Phase) -> Verdict {
+    /// `date` is the local day the window belongs to (the day of its last instant).
+    pub fn judge(&mut self, rule: &WindowRule, phase: Phase, date: chrono::NaiveDate) -> Verdict {
         let acc = std::mem::take(&mut self.acc);
+        if self.today_date != Some(date) {
+            self.today_date = Some(date);
+            self.today = 0;
+        }
         let need = (rule.min_coverage * rule.window_min as f64).ceil() as i64;
         if acc.minutes == 0 || acc.minutes < need {
             return Verdict::Unjudged;
