@@ -91,7 +91,10 @@ pub fn daily(reader: &dyn StoreReader, date: NaiveDate, tz: Tz) -> Result<DailyR
             activity_minutes: day.map_or(0, |d| d.activity_minutes),
             night_activity_minutes: day.map_or(0, |d| d.night_activity_minutes),
             level_max: day.map_or("none".to_string(), |d| d.level_max.clone()),
-            no_incident: rules.is_empty() && day.is_none_or(|d| d.exceedance_minutes == 0),
+            // A day whose figures count an alert is never a zero line, even if the alert's row
+            // was not found (one source of truth would be better; both are checked).
+            no_incident: rules.is_empty()
+                && day.is_none_or(|d| d.exceedance_minutes == 0 && d.alerts_opened == 0),
             alerts: rules,
         };
         let street = if s.info.street.is_empty() {

@@ -91,9 +91,10 @@ fn daily_budget_allows_the_profile_number_of_exceedances() {
             _ => None,
         })
         .expect("opened");
+    // Stamped at the last instant of the window it judges.
     assert_eq!(
         opened_at,
-        t0() + 5 * 60 * MIN,
+        t0() + 5 * 60 * MIN - 1,
         "after the third exceeding hour"
     );
 }

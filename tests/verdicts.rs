@@ -4,16 +4,21 @@
 #[path = "support/rules_sim.rs"]
 mod rules_sim;
 
-use dustwatch::rules::{Change, Profile};
+use dustwatch::rules::Change;
 use dustwatch_protocol::Level;
 use rules_sim::{hebei, midnight, t0, Sim, HOUR, MIN, QUIET};
+
+/// Clean minutes that vary a little (a constant value would be a stuck sensor).
+fn quiet(i: i64) -> (f64, f64) {
+    (QUIET.0 + (i % 3) as f64, QUIET.1)
+}
 
 /// Hours from `from` where the site is +100 over the reference (exceeding Hebei's +80) when
 /// `exceed(h)` is true, clean otherwise.
 fn hebei_hours(s: &mut Sim, from: i64, hours: i64, exceed: impl Fn(i64) -> bool) {
     for h in 0..hours {
         let pm10 = if exceed(h) { 200.0 } else { 110.0 };
-        s.run(from + h * HOUR, 60, |_| (pm10, 45.0));
+        s.run(from + h * HOUR, 60, |i| (pm10 + (i % 3) as f64, 45.0));
     }
 }
 
@@ -35,4 +40,51 @@ fn daily_allowance_starts_again_each_local_day() {
     let opened = &t[0].1;
     assert_eq!(opened.evidence["exceedances_today"], 3);
     assert!(opened.opened_ts > midnight() && opened.opened_ts <= midnight() + 6 * HOUR);
+}
+
+#[test]
+fn sprinkling_alert_lands_in_the_day_it_judges_and_counts_once() {
+    let mut s = Sim::new();
+    s.level(t0() - 10 * MIN, Level::Yellow);
+    // No sprinkling at all on 2017-01-05; run past local midnight into the next day.
+    s.run(t0(), 16 * 60 + 30, |i| quiet(i));
+    let t = s.transitions("sprinkling");
+    assert_eq!(t.len(), 1, "{t:?}");
+    let day_end = midnight();
+    assert!(
+        t[0].1.opened_ts < day_end && t[0].1.opened_ts >= day_end - MIN,
+        "stamped at the last instant of the day it judges, got {} (midnight {day_end})",
+        t[0].1.opened_ts
+    );
+    // The rest of the day (16:30 UTC -> 24h later) so the next day closes too.
+    s.run(t0() + (16 * 60 + 30) * MIN, 24 * 60, |i| quiet(i));
+    let days = s.closed_days();
+    let opened: Vec<(String, u32)> = days
+        .iter()
+        .map(|d| (d.date.to_string(), d.alerts_opened))
+        .collect();
+    assert_eq!(
+        opened[..2],
+        [("2017-01-05".to_string(), 1), ("2017-01-06".to_string(), 0)],
+        "the alert counts once, in the day it judges"
+    );
+}
+
+#[test]
+fn window_ending_at_local_midnight_belongs_to_the_day_before() {
+    let mut s = Sim::new();
+    // 23:00-24:00 local (15:00-16:00 UTC) at +200 over the reference: pm10-hourly exceeds.
+    s.run(t0(), 15 * 60, |i| quiet(i));
+    s.run(t0() + 15 * HOUR, 60, |i| (300.0 + (i % 3) as f64, 45.0));
+    s.run(midnight(), 30, |i| quiet(i));
+    let t = s.transitions("pm10-hourly");
+    assert_eq!(t.first().map(|(c, _)| *c), Some(Change::Opened));
+    assert_eq!(t[0].1.evidence["window_end"], midnight());
+    assert!(t[0].1.opened_ts < midnight(), "stamped within 2017-01-05");
+    let day = s.closed_days();
+    assert_eq!(day[0].date.to_string(), "2017-01-05");
+    assert_eq!(day[0].alerts_opened, 1, "counted in the day it judges");
+    let next = s.e.open_days();
+    let next = next.iter().find(|d| d.site == "s1").expect("s1's next day is open");
+    assert_eq!(next.alerts_opened, 0, "and not again in the next day");
 }

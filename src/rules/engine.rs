@@ -3,7 +3,7 @@
 //! has passed that minute, so a live stream, an accelerated simulation, a backfill and a test
 //! give the same answer.
 
-use super::alerts::{AlertBook, Raise, RuleKind, Transition};
+use super::alerts::{AlertBook, Change, Raise, RuleKind, Transition};
 use super::minute::{minute_of, Minute};
 use super::profile::{parse_hhmm, Profile, Severity};
 use super::timeline::LevelTimeline;
@@ -115,6 +115,10 @@ struct SiteState {
     activity: ActivityAcc,
     noise: NoiseAcc,
     devices: HashMap<String, DeviceTrack>,
+    /// Alerts opened and closed stamped in days not yet open here.
+    pending: BTreeMap<NaiveDate, (u32, u32)>,
+    /// The figures of the last closed day, for alerts stamped in it that are decided late.
+    last_closed: Option<DayStats>,
 }
 
 pub struct Engine {
@@ -429,13 +433,11 @@ impl Engine {
 
     /// Count transitions into the site's day figures and emit them.
     fn record(&mut self, site: &str, transitions: Vec<Transition>, out: &mut Vec<Output>) {
-        use super::alerts::Change;
-        if let Some(day) = self.sites.get_mut(site).and_then(|s| s.day.as_mut()) {
+        let tz = self.tz;
+        if let Some(s) = self.sites.get_mut(site) {
             for t in &transitions {
-                match t.change {
-                    Change::Opened => day.alerts_opened += 1,
-                    Change::Closed => day.alerts_closed += 1,
-                    _ => {}
+                if let Some(day) = tally(tz, s, t) {
+                    out.push(Output::DayClosed(day));
                 }
             }
         }
@@ -658,7 +660,8 @@ impl Engine {
             s.exceeded_minutes.pop_first();
         }
         self.sites.insert(id.to_string(), s);
-        self.record(id, transitions, out);
+        // Counted into their days as they were made (judge_minute).
+        out.extend(transitions.into_iter().map(Output::Alert));
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -673,7 +676,6 @@ impl Engine {
         transitions: &mut Vec<Transition>,
         out: &mut Vec<Output>,
     ) {
-        let end = m + 60_000;
         let date = self.local_date(m);
         if s.day.as_ref().is_none_or(|d| d.date != date) {
             if let Some(prev) = s.day.take() {
@@ -693,8 +695,37 @@ impl Engine {
                 s.exceedance_base = 0;
             }
             day.sprinkling_runs = s.sprinkles.get(&date).copied().unwrap_or(0);
+            // Alerts stamped in this day that were decided before it opened (a device's fault
+            // raised on its own clock, ahead of the site's judgement).
+            if let Some((opened, closed)) = s.pending.remove(&date) {
+                day.alerts_opened += opened;
+                day.alerts_closed += closed;
+            }
+            s.pending.retain(|d, _| *d > date);
             s.day = Some(day);
         }
+        let k0 = transitions.len();
+        self.judge_minute_rules(id, s, kind, phase, reference, m, transitions);
+        for t in &transitions[k0..] {
+            if let Some(day) = tally(self.tz, s, t) {
+                out.push(Output::DayClosed(day));
+            }
+        }
+    }
+
+    /// The minute's rules (the day it belongs to is open).
+    #[allow(clippy::too_many_arguments)]
+    fn judge_minute_rules(
+        &mut self,
+        id: &str,
+        s: &mut SiteState,
+        kind: SiteKind,
+        phase: Phase,
+        reference: Option<&str>,
+        m: i64,
+        transitions: &mut Vec<Transition>,
+    ) {
+        let end = m + 60_000;
         let level = self.levels.at(end);
         let empty = Minute::default();
         let minute = s.minutes.get(&m).unwrap_or(&empty).clone();
@@ -746,7 +777,7 @@ impl Engine {
                             rule: &rule.id,
                             kind: RuleKind::Window,
                             severity: rule.severity,
-                            ts: end,
+                            ts: end - 1,
                             level,
                             evidence: json!({
                                 "metric": rule.metric.name(), "window_min": rule.window_min,
@@ -757,7 +788,7 @@ impl Engine {
                             }),
                         }));
                     } else if cleared {
-                        transitions.extend(self.book.clear(id, &rule.id, end));
+                        transitions.extend(self.book.clear(id, &rule.id, end - 1));
                     }
                 }
             }
@@ -836,12 +867,12 @@ impl Engine {
                             rule,
                             kind: RuleKind::Restriction,
                             severity: r.severity,
-                            ts: end,
+                            ts: end - 1,
                             level,
                             evidence: evidence(what),
                         }));
                     } else if count == 0 {
-                        transitions.extend(self.book.clear(id, rule, end));
+                        transitions.extend(self.book.clear(id, rule, end - 1));
                     }
                 }
             }
@@ -852,12 +883,12 @@ impl Engine {
                         rule: "night-activity",
                         kind: RuleKind::Night,
                         severity: n.get_ref().severity,
-                        ts: end,
+                        ts: end - 1,
                         level,
                         evidence: evidence("night work"),
                     }));
                 } else if a.night_active == 0 {
-                    transitions.extend(self.book.clear(id, "night-activity", end));
+                    transitions.extend(self.book.clear(id, "night-activity", end - 1));
                 }
             }
         }
@@ -890,14 +921,14 @@ impl Engine {
                             rule: "noise",
                             kind: RuleKind::Noise,
                             severity: rule.severity,
-                            ts: end,
+                            ts: end - 1,
                             level,
                             evidence: json!({"leq_dba": round1(leq), "limit_dba": limit,
                                              "period": if is_day {"day"} else {"night"},
                                              "window_start": start, "window_end": end}),
                         }));
                     } else if leq < limit - rule.hysteresis_db {
-                        transitions.extend(self.book.clear(id, "noise", end));
+                        transitions.extend(self.book.clear(id, "noise", end - 1));
                     }
                 }
             }
@@ -910,7 +941,7 @@ impl Engine {
         id: &str,
         kind: SiteKind,
         mut day: DayStats,
-        s: &SiteState,
+        s: &mut SiteState,
         transitions: &mut Vec<Transition>,
         out: &mut Vec<Output>,
     ) {
@@ -928,25 +959,22 @@ impl Engine {
                         rule: "sprinkling",
                         kind: RuleKind::Sprinkling,
                         severity: rule.severity,
-                        ts: end,
+                        ts: end - 1,
                         level,
                         evidence: json!({"date": day.date.to_string(), "runs": day.sprinkling_runs,
                                          "min_runs": rule.min_runs, "level_max": level.name()}),
                     }));
                 } else {
-                    judged.extend(self.book.clear(id, "sprinkling", end));
+                    judged.extend(self.book.clear(id, "sprinkling", end - 1));
                 }
             }
         }
-        // The day's own figures include what was decided within it (transitions of the day so
-        // far) and at its close.
-        for t in transitions.iter().chain(&judged) {
-            match t.change {
-                super::alerts::Change::Opened => day.alerts_opened += 1,
-                super::alerts::Change::Closed => day.alerts_closed += 1,
-                _ => {}
-            }
+        // What was decided within the day was counted as it was made; what is decided at its
+        // close is stamped at its last instant and counts here.
+        for t in &judged {
+            bump(&mut day, t.change);
         }
+        s.last_closed = Some(day.clone());
         out.push(Output::DayClosed(day));
         transitions.extend(judged);
     }
@@ -960,6 +988,50 @@ impl Engine {
     pub fn fleet_now(&self) -> i64 {
         self.fleet_now
     }
+}
+
+fn bump(day: &mut DayStats, change: Change) {
+    match change {
+        Change::Opened => day.alerts_opened += 1,
+        Change::Closed => day.alerts_closed += 1,
+        _ => {}
+    }
+}
+
+/// Count an alert opening or closing into the site's figures of the local day of its stamp
+/// (each change counts once, in the day the daily report lists it under). Returns the last closed
+/// day's figures again when the change belongs to it.
+fn tally(tz: Tz, s: &mut SiteState, t: &Transition) -> Option<DayStats> {
+    let ts = match t.change {
+        Change::Opened => t.alert.opened_ts,
+        Change::Closed => t.alert.closed_ts.unwrap_or(t.alert.updated_ts),
+        _ => return None,
+    };
+    let date = tz
+        .timestamp_millis_opt(ts)
+        .single()
+        .map(|t| t.date_naive())
+        .unwrap_or_default();
+    match s.day.as_mut() {
+        Some(day) if day.date == date => bump(day, t.change),
+        Some(day) if day.date > date => {
+            if let Some(c) = s.last_closed.as_mut().filter(|c| c.date == date) {
+                bump(c, t.change);
+                return Some(c.clone());
+            }
+            // Older days are final: the change is still stored with its alert.
+            tracing::debug!(site = %t.alert.site, %date, "alert change for a day long closed");
+        }
+        _ => {
+            let e = s.pending.entry(date).or_default();
+            if t.change == Change::Opened {
+                e.0 += 1;
+            } else {
+                e.1 += 1;
+            }
+        }
+    }
+    None
 }
 
 fn round1(v: f64) -> f64 {
