@@ -88,3 +88,37 @@ fn window_ending_at_local_midnight_belongs_to_the_day_before() {
     let next = next.iter().find(|d| d.site == "s1").expect("s1's next day is open");
     assert_eq!(next.alerts_opened, 0, "and not again in the next day");
 }
+
+#[test]
+fn work_under_the_raise_threshold_during_recheck_keeps_the_alert_open() {
+    let mut s = Sim::new();
+    s.level(t0() - MIN, Level::Red);
+    // A quarter hour of work at red: the work restriction alert opens.
+    s.run(t0(), 15, |i| (110.0 + (i % 3) as f64, 75.0));
+    // Two quiet quarters: the condition clears and the re-check period starts.
+    s.run(t0() + 15 * MIN, 30, |i| quiet(i));
+    assert_eq!(
+        s.changes("work-restriction"),
+        vec![Change::Opened, Change::Cleared]
+    );
+    // For the next 4 hours the site works 3 minutes every quarter hour (below the 5 that raise).
+    for q in 0..16 {
+        let from = t0() + 45 * MIN + q * 15 * MIN;
+        s.run(from, 15, |i| if i < 3 { (111.0, 75.0) } else { quiet(i) });
+    }
+    assert_eq!(
+        s.changes("work-restriction"),
+        vec![Change::Opened, Change::Cleared],
+        "every quarter with work restarts the re-check: the alert stays open"
+    );
+    // The site really stops: after the re-check period of clean windows the alert closes.
+    let last_unclean_end = t0() + 45 * MIN + 16 * 15 * MIN;
+    s.run(last_unclean_end, 2 * 60 + 30, |i| quiet(i));
+    let t = s.transitions("work-restriction");
+    assert_eq!(t.last().map(|(c, _)| *c), Some(Change::Closed));
+    let closed_ts = t.last().and_then(|(_, a)| a.closed_ts).expect("closed");
+    assert!(
+        closed_ts >= last_unclean_end - 1 + 2 * HOUR,
+        "closed only 2 h after the last unclean window"
+    );
+}

@@ -789,6 +789,10 @@ impl Engine {
                         }));
                     } else if cleared {
                         transitions.extend(self.book.clear(id, &rule.id, end - 1));
+                    } else if value >= rule.clear.min(limit) {
+                        // Not clean (in the hysteresis band, or over the limit within the
+                        // allowance): a re-inspection running now starts again.
+                        transitions.extend(self.book.hold(id, &rule.id, end - 1));
                     }
                 }
             }
@@ -873,6 +877,9 @@ impl Engine {
                         }));
                     } else if count == 0 {
                         transitions.extend(self.book.clear(id, rule, end - 1));
+                    } else {
+                        // Some forbidden work, below the raise threshold: not clean.
+                        transitions.extend(self.book.hold(id, rule, end - 1));
                     }
                 }
             }
@@ -889,6 +896,8 @@ impl Engine {
                     }));
                 } else if a.night_active == 0 {
                     transitions.extend(self.book.clear(id, "night-activity", end - 1));
+                } else {
+                    transitions.extend(self.book.hold(id, "night-activity", end - 1));
                 }
             }
         }
@@ -929,6 +938,8 @@ impl Engine {
                         }));
                     } else if leq < limit - rule.hysteresis_db {
                         transitions.extend(self.book.clear(id, "noise", end - 1));
+                    } else {
+                        transitions.extend(self.book.hold(id, "noise", end - 1));
                     }
                 }
             }

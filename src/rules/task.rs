@@ -106,6 +106,8 @@ fn from_row(r: AlertRow) -> Option<Alert> {
         ack_comment: r.ack_comment,
         opened_ts: r.opened_ts,
         updated_ts: r.updated_ts,
+        // The re-check restarts are stored as updates: the period runs from the later one.
+        recheck_from: r.cleared_ts.map(|c| c.max(r.updated_ts)),
         cleared_ts: r.cleared_ts,
         closed_ts: r.closed_ts,
         offences: r.offences,
