@@ -122,3 +122,33 @@ fn work_under_the_raise_threshold_during_recheck_keeps_the_alert_open() {
         "closed only 2 h after the last unclean window"
     );
 }
+
+#[test]
+fn a_minute_is_judged_under_the_level_in_force_during_it() {
+    let mut s = Sim::new();
+    // Red from minute 11 of the quarter hour: minutes 11-14 are worked at red, 4 < 5.
+    s.level(t0() + 11 * MIN, Level::Red);
+    s.run(t0(), 15, |i| (110.0 + (i % 3) as f64, 75.0));
+    s.run(t0() + 15 * MIN, 10, |i| quiet(i));
+    assert!(
+        s.changes("work-restriction").is_empty(),
+        "the minute before the change is judged under the old level"
+    );
+}
+
+#[test]
+fn a_level_entered_late_judges_the_minutes_it_covers_again() {
+    let mut s = Sim::new();
+    // A quarter hour of work with no level known, judged as allowed.
+    s.run(t0(), 15, |i| (110.0 + (i % 3) as f64, 75.0));
+    s.run(t0() + 15 * MIN, 15, |i| quiet(i));
+    assert!(s.changes("work-restriction").is_empty());
+    // The office enters the red level that was in force since t0, half an hour late.
+    s.level(t0(), Level::Red);
+    let t = s.transitions("work-restriction");
+    assert_eq!(t.first().map(|(c, _)| *c), Some(Change::Opened), "{t:?}");
+    let a = &t[0].1;
+    assert_eq!(a.opened_ts, t0() + 15 * MIN - 1, "stamped in the window it judges");
+    assert_eq!(a.evidence["active_minutes"], 15);
+    assert_eq!(a.level, Level::Red);
+}

@@ -6,6 +6,7 @@
 use super::alerts::{AlertBook, Change, Raise, RuleKind, Transition};
 use super::minute::{minute_of, Minute};
 use super::profile::{parse_hhmm, Profile, Severity};
+use super::relevel::{ActivityLog, ActivityMinute};
 use super::timeline::LevelTimeline;
 use super::window::{Verdict, WindowState};
 use crate::store::Record;
@@ -115,6 +116,8 @@ struct SiteState {
     activity: ActivityAcc,
     noise: NoiseAcc,
     devices: HashMap<String, DeviceTrack>,
+    /// Judged minutes of work, for levels entered late.
+    act_log: ActivityLog,
     /// Alerts opened and closed stamped in days not yet open here.
     pending: BTreeMap<NaiveDate, (u32, u32)>,
     /// The figures of the last closed day, for alerts stamped in it that are decided late.
@@ -272,13 +275,63 @@ impl Engine {
                     }
                 }
                 Record::CityLevel { level, .. } => {
-                    self.levels.set(level.ts, level.level);
+                    let before = self.levels.clone();
+                    if self.levels.set(level.ts, level.level) {
+                        self.rejudge_levels(&before, level.ts, &mut out);
+                    }
                 }
                 Record::Status { .. } | Record::DeadLetter(_) => {}
             }
         }
         self.advance(&mut out);
         out
+    }
+
+    /// A level change stamped before minutes already judged: judge the restriction windows it
+    /// covers again (within the backfill horizon).
+    fn rejudge_levels(&mut self, before: &LevelTimeline, from: i64, out: &mut Vec<Output>) {
+        let Some(r) = self.profile.restriction.as_ref().map(|r| r.get_ref().clone()) else {
+            return;
+        };
+        let act = self.profile.activity.get_ref().clone();
+        let from = from.max(self.fleet_now.saturating_sub(self.profile.max_backfill_s * 1000));
+        let mut ids: Vec<String> = self
+            .sites
+            .iter()
+            .filter(|(_, s)| s.judged_to.is_some_and(|j| j > from))
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        for id in ids {
+            let breaches = match self.sites.get(&id) {
+                Some(s) => s.act_log.breaches(
+                    before,
+                    &self.levels,
+                    &r,
+                    from,
+                    act.window_min,
+                    act.min_active_minutes,
+                ),
+                None => continue,
+            };
+            let mut transitions = Vec::new();
+            for b in breaches {
+                let level = self.levels.max_in(b.window_start, b.window_end);
+                transitions.extend(self.book.raise(Raise {
+                    site: &id,
+                    rule: b.rule,
+                    kind: RuleKind::Restriction,
+                    severity: r.severity,
+                    ts: b.window_end - 1,
+                    level,
+                    evidence: json!({"activity": if b.rule == "work-restriction" {"work"} else {"earthwork"},
+                        "level": level.name(), "active_minutes": b.active_minutes,
+                        "window_start": b.window_start, "window_end": b.window_end,
+                        "judged_again": "the level was entered after the window was judged"}),
+                }));
+            }
+            self.record(&id, transitions, out);
+        }
     }
 
     fn on_reading(&mut self, site: &str, device: &str, r: &Reading, out: &mut Vec<Output>) {
@@ -726,7 +779,8 @@ impl Engine {
         transitions: &mut Vec<Transition>,
     ) {
         let end = m + 60_000;
-        let level = self.levels.at(end);
+        // The level in force during the minute: set at or before its start.
+        let level = self.levels.at(m);
         let empty = Minute::default();
         let minute = s.minutes.get(&m).unwrap_or(&empty).clone();
         let ref_minute = reference
@@ -824,6 +878,14 @@ impl Engine {
             let n = n.get_ref();
             in_window(self.local_minute_of_day(m), &n.start, &n.end)
         });
+        s.act_log.push(
+            ActivityMinute {
+                start: m,
+                work: active,
+                earthwork: earth,
+            },
+            self.profile.max_backfill_s * 1000,
+        );
         let a = &mut s.activity;
         if active {
             a.active += 1;

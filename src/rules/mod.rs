@@ -1,11 +1,12 @@
 //! The warning rules: profiles (`profile.rs`), per-site judgement in event time (`engine.rs` with
 //! `window.rs` and `minute.rs`), the alert lifecycle (`alerts.rs`), the city level timeline
-//! (`timeline.rs`), and the task that feeds the engine and persists/publishes (`task.rs`).
+//! (`timeline.rs`) and levels entered late (`relevel.rs`), and the task that feeds the engine and persists/publishes (`task.rs`).
 
 pub mod alerts;
 pub mod engine;
 pub mod minute;
 pub mod profile;
+pub mod relevel;
 pub mod task;
 pub mod timeline;
 pub mod window;
