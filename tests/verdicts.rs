@@ -4,7 +4,7 @@
 #[path = "support/rules_sim.rs"]
 mod rules_sim;
 
-use dustwatch::rules::Change;
+use dustwatch::rules::{Change, DayStats, Reason};
 use dustwatch_protocol::Level;
 use rules_sim::{hebei, midnight, t0, Sim, HOUR, MIN, QUIET};
 
@@ -151,4 +151,66 @@ fn a_level_entered_late_judges_the_minutes_it_covers_again() {
     assert_eq!(a.opened_ts, t0() + 15 * MIN - 1, "stamped in the window it judges");
     assert_eq!(a.evidence["active_minutes"], 15);
     assert_eq!(a.level, Level::Red);
+}
+
+/// Yellow all day, the given sprinkling runs, data from 08:00 local past midnight; the judged
+/// day's figures and the sprinkling alert's changes.
+fn sprinkling_day(runs: &[(&str, i64, i64)]) -> (DayStats, Vec<Change>) {
+    let mut s = Sim::new();
+    s.level(t0() - 10 * MIN, Level::Yellow);
+    for (device, on, off) in runs {
+        s.sprinkle(device, *on, *off);
+    }
+    s.run(t0(), 16 * 60 + 10, |i| quiet(i));
+    let day = s.closed_days().into_iter().next().expect("the day closed");
+    (day, s.changes("sprinkling"))
+}
+
+#[test]
+fn one_run_seen_by_two_monitors_counts_once() {
+    let (day, changes) = sprinkling_day(&[
+        ("d1", t0() + 60 * MIN, t0() + 90 * MIN),
+        ("d2", t0() + 61 * MIN, t0() + 91 * MIN),
+    ]);
+    assert_eq!(day.sprinkling_runs, 1);
+    assert_eq!(changes, vec![Change::Opened], "one run of two required");
+}
+
+#[test]
+fn a_run_shorter_than_the_minimum_does_not_count() {
+    let (day, changes) = sprinkling_day(&[
+        ("d1", t0() + 60 * MIN, t0() + 61 * MIN),
+        ("d1", t0() + 300 * MIN, t0() + 330 * MIN),
+    ]);
+    assert_eq!(day.sprinkling_runs, 1, "a one-minute blip is not a run");
+    assert_eq!(changes, vec![Change::Opened]);
+    let (day, changes) = sprinkling_day(&[
+        ("d1", t0() + 60 * MIN, t0() + 70 * MIN),
+        ("d1", t0() + 300 * MIN, t0() + 330 * MIN),
+    ]);
+    assert_eq!(day.sprinkling_runs, 2);
+    assert!(changes.is_empty());
+}
+
+#[test]
+fn a_day_with_too_little_data_is_not_judged_and_says_so() {
+    let mut s = Sim::new();
+    s.level(t0() - 10 * MIN, Level::Yellow);
+    // The monitor comes online at 23:50 local: ten minutes of data in the day, no sprinkling.
+    s.run(midnight() - 10 * MIN, 20, |i| quiet(i));
+    assert!(s.changes("sprinkling").is_empty(), "not judged: no alert");
+    let day = s.closed_days().into_iter().next().expect("the day closed");
+    let nj = day
+        .not_judged
+        .iter()
+        .find(|n| n.rule == "sprinkling")
+        .expect("the day says sprinkling was not judged");
+    assert_eq!(
+        nj.reason,
+        Reason::TooLittleData {
+            data_minutes: 10,
+            needed_minutes: 720
+        }
+    );
+    assert!(nj.text.contains("too little data"), "{}", nj.text);
 }

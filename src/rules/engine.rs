@@ -6,7 +6,9 @@
 use super::alerts::{AlertBook, Change, Raise, RuleKind, Transition};
 use super::minute::{minute_of, Minute};
 use super::profile::{parse_hhmm, Profile, Severity};
+use super::coverage::{self, NotJudged, Reason};
 use super::relevel::{ActivityLog, ActivityMinute};
+use super::sprinkling::SprinklerLog;
 use super::timeline::LevelTimeline;
 use super::window::{Verdict, WindowState};
 use crate::store::Record;
@@ -36,6 +38,10 @@ pub struct DayStats {
     pub alerts_opened: u32,
     pub alerts_closed: u32,
     pub level_max: Level,
+    /// Minutes of windows that could not be judged (all window rules together).
+    pub not_judged_minutes: u32,
+    /// What could not be judged in the day, per rule, and why.
+    pub not_judged: Vec<NotJudged>,
 }
 
 impl DayStats {
@@ -51,6 +57,8 @@ impl DayStats {
             alerts_opened: 0,
             alerts_closed: 0,
             level_max: Level::None,
+            not_judged_minutes: 0,
+            not_judged: Vec::new(),
         }
     }
 }
@@ -111,7 +119,9 @@ struct SiteState {
     exceeded_minutes: BTreeSet<i64>,
     /// Exceedance minutes of the current day counted before a restart.
     exceedance_base: u32,
-    sprinkles: BTreeMap<NaiveDate, u32>,
+    /// Sprinkling runs counted before a restart, per day (saved figures).
+    sprinkle_base: BTreeMap<NaiveDate, u32>,
+    sprinklers: SprinklerLog,
     windows: Vec<WindowState>,
     activity: ActivityAcc,
     noise: NoiseAcc,
@@ -245,13 +255,15 @@ impl Engine {
     }
 
     fn day_bounds(&self, date: NaiveDate) -> (i64, i64) {
-        let start = |d: NaiveDate| {
-            self.tz
-                .from_local_datetime(&d.and_time(chrono::NaiveTime::MIN))
-                .earliest()
-                .map_or(0, |t| t.timestamp_millis())
-        };
-        (start(date), start(date.succ_opt().unwrap_or(date)))
+        day_bounds(self.tz, date)
+    }
+
+    /// Shortest sprinkling run that counts (0 without a sprinkling rule).
+    fn min_run_ms(&self) -> i64 {
+        self.profile
+            .sprinkling
+            .as_ref()
+            .map_or(0, |r| r.get_ref().min_run_s * 1000)
     }
 
     /// Feed committed records; returns what changed.
@@ -264,14 +276,23 @@ impl Engine {
                     device,
                     reading,
                 } => self.on_reading(site, device, reading, &mut out),
-                Record::Event { site, event, .. } => {
-                    if event.kind == EventKind::SprinklerOn {
-                        let date = self.local_date(event.ts);
-                        let s = self.sites.entry(site.clone()).or_default();
-                        *s.sprinkles.entry(date).or_default() += 1;
-                        if let Some(day) = s.day.as_mut().filter(|d| d.date == date) {
-                            day.sprinkling_runs += 1;
-                        }
+                Record::Event {
+                    site,
+                    device,
+                    event,
+                } => {
+                    let on = match event.kind {
+                        EventKind::SprinklerOn => true,
+                        EventKind::SprinklerOff => false,
+                        _ => continue,
+                    };
+                    let min_run = self.min_run_ms();
+                    let s = self.sites.entry(site.clone()).or_default();
+                    s.sprinklers.add(event.ts, device, on);
+                    if let Some(day) = s.day.as_mut() {
+                        let (from, to) = day_bounds(self.tz, day.date);
+                        day.sprinkling_runs = s.sprinkle_base.get(&day.date).copied().unwrap_or(0)
+                            + s.sprinklers.runs(from, to, min_run);
                     }
                 }
                 Record::CityLevel { level, .. } => {
@@ -737,7 +758,7 @@ impl Engine {
             let mut day = DayStats::new(id, date);
             // A day that was open when the aggregator stopped continues from its saved figures.
             if let Some(seed) = self.seeds.remove(&(id.to_string(), date)) {
-                *s.sprinkles.entry(date).or_default() += seed.sprinkling_runs;
+                *s.sprinkle_base.entry(date).or_default() += seed.sprinkling_runs;
                 s.exceedance_base = seed.exceedance_minutes;
                 day = DayStats {
                     sprinkling_runs: 0,
@@ -747,7 +768,9 @@ impl Engine {
             } else {
                 s.exceedance_base = 0;
             }
-            day.sprinkling_runs = s.sprinkles.get(&date).copied().unwrap_or(0);
+            let (from, to) = day_bounds(self.tz, date);
+            day.sprinkling_runs = s.sprinkle_base.get(&date).copied().unwrap_or(0)
+                + s.sprinklers.runs(from, to, self.min_run_ms());
             // Alerts stamped in this day that were decided before it opened (a device's fault
             // raised on its own clock, ahead of the site's judgement).
             if let Some((opened, closed)) = s.pending.remove(&date) {
@@ -1018,14 +1041,30 @@ impl Engine {
         transitions: &mut Vec<Transition>,
         out: &mut Vec<Output>,
     ) {
-        day.sprinkling_runs = s.sprinkles.get(&day.date).copied().unwrap_or(0);
+        let (start, end) = self.day_bounds(day.date);
+        day.sprinkling_runs = s.sprinkle_base.get(&day.date).copied().unwrap_or(0)
+            + s.sprinklers.runs(start, end, self.min_run_ms());
+        // The day before is final now: its events are no longer needed.
+        s.sprinklers.forget_before(start);
         let mut judged = Vec::new();
         if let (Some(rule), SiteKind::Construction) = (&self.profile.sprinkling, kind) {
             let rule = rule.get_ref();
-            let (start, end) = self.day_bounds(day.date);
             let level = self.levels.max_in(start, end);
-            // A day without data cannot be judged: the gap rule reports that instead.
-            if level >= rule.from_level && day.data_minutes > 0 {
+            let needed = (rule.min_data_hours * 60.0).ceil() as u32;
+            let covered = day.data_minutes >= needed.max(1);
+            if level >= rule.from_level && !covered {
+                // Too little data to say how often the site sprinkled: said, not raised.
+                coverage::add(
+                    &mut day.not_judged,
+                    "sprinkling",
+                    1440,
+                    Reason::TooLittleData {
+                        data_minutes: day.data_minutes,
+                        needed_minutes: needed,
+                    },
+                );
+            }
+            if level >= rule.from_level && covered {
                 if day.sprinkling_runs < rule.min_runs {
                     judged.extend(self.book.raise(Raise {
                         site: id,
@@ -1061,6 +1100,16 @@ impl Engine {
     pub fn fleet_now(&self) -> i64 {
         self.fleet_now
     }
+}
+
+/// First and last-plus-one millisecond of a local day.
+fn day_bounds(tz: Tz, date: NaiveDate) -> (i64, i64) {
+    let start = |d: NaiveDate| {
+        tz.from_local_datetime(&d.and_time(chrono::NaiveTime::MIN))
+            .earliest()
+            .map_or(0, |t| t.timestamp_millis())
+    };
+    (start(date), start(date.succ_opt().unwrap_or(date)))
 }
 
 fn bump(day: &mut DayStats, change: Change) {

@@ -25,6 +25,12 @@ fn d_escalate() -> u32 {
 fn d_coverage() -> f64 {
     0.75
 }
+fn d_min_run() -> i64 {
+    300
+}
+fn d_min_data_hours() -> f64 {
+    12.0
+}
 fn d_earth_phases() -> Vec<Phase> {
     vec![Phase::Earthwork]
 }
@@ -170,11 +176,19 @@ pub struct RestrictionRule {
     pub severity: Severity,
 }
 
-/// Kind c: too few sprinkling runs in a local day, judged when the day closes.
+/// Kind c: too few sprinkling runs in a local day, judged when the day closes. A run is the
+/// site's `sprinkler_on`..`sprinkler_off` time, merged across its devices.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SprinklingRule {
     pub min_runs: u32,
+    /// A run shorter than this does not count, s. Default 300.
+    #[serde(default = "d_min_run")]
+    pub min_run_s: i64,
+    /// A day with fewer hours of valid PM data is not judged (the day's figures say so).
+    /// Default 12.
+    #[serde(default = "d_min_data_hours")]
+    pub min_data_hours: f64,
     /// Judged on days when the city level reached at least this.
     pub from_level: Level,
     pub severity: Severity,
@@ -395,6 +409,19 @@ impl Profile {
                     &r.span(),
                     "restriction.all_work_from",
                     "stopping all work at a lower level than earthwork makes the earthwork level meaningless".into(),
+                );
+            }
+        }
+        if let Some(sp) = &self.sprinkling {
+            let r = sp.get_ref();
+            if r.min_run_s < 0 {
+                bad(&sp.span(), "sprinkling.min_run_s", "must not be negative".into());
+            }
+            if !(0.0..=24.0).contains(&r.min_data_hours) {
+                bad(
+                    &sp.span(),
+                    "sprinkling.min_data_hours",
+                    "must be between 0 and 24".into(),
                 );
             }
         }

@@ -128,6 +128,9 @@ pub fn day_stats(r: &DayRow) -> Option<DayStats> {
         alerts_opened: r.alerts_opened,
         alerts_closed: r.alerts_closed,
         level_max: r.level_max.parse().ok()?,
+        // Not stored with the day's row: what was not judged before a restart is not restored.
+        not_judged_minutes: 0,
+        not_judged: Vec::new(),
     })
 }
 
