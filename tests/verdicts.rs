@@ -4,7 +4,7 @@
 #[path = "support/rules_sim.rs"]
 mod rules_sim;
 
-use dustwatch::rules::{Change, DayStats, Reason};
+use dustwatch::rules::{Change, DayStats, Profile, Reason};
 use dustwatch_protocol::Level;
 use rules_sim::{hebei, midnight, t0, Sim, HOUR, MIN, QUIET};
 
@@ -85,7 +85,10 @@ fn window_ending_at_local_midnight_belongs_to_the_day_before() {
     assert_eq!(day[0].date.to_string(), "2017-01-05");
     assert_eq!(day[0].alerts_opened, 1, "counted in the day it judges");
     let next = s.e.open_days();
-    let next = next.iter().find(|d| d.site == "s1").expect("s1's next day is open");
+    let next = next
+        .iter()
+        .find(|d| d.site == "s1")
+        .expect("s1's next day is open");
     assert_eq!(next.alerts_opened, 0, "and not again in the next day");
 }
 
@@ -148,7 +151,11 @@ fn a_level_entered_late_judges_the_minutes_it_covers_again() {
     let t = s.transitions("work-restriction");
     assert_eq!(t.first().map(|(c, _)| *c), Some(Change::Opened), "{t:?}");
     let a = &t[0].1;
-    assert_eq!(a.opened_ts, t0() + 15 * MIN - 1, "stamped in the window it judges");
+    assert_eq!(
+        a.opened_ts,
+        t0() + 15 * MIN - 1,
+        "stamped in the window it judges"
+    );
     assert_eq!(a.evidence["active_minutes"], 15);
     assert_eq!(a.level, Level::Red);
 }
@@ -213,4 +220,92 @@ fn a_day_with_too_little_data_is_not_judged_and_says_so() {
         }
     );
     assert!(nj.text.contains("too little data"), "{}", nj.text);
+}
+
+/// Only the site reports: its reference station is silent.
+fn site_only(s: &mut Sim, from: i64, n: i64, pm10: f64) {
+    for i in 0..n {
+        let r = s.reading("s1", from + (i + 1) * MIN, pm10 + (i % 3) as f64, 45.0);
+        s.feed(&[r]);
+    }
+}
+
+#[test]
+fn increment_rule_without_reference_data_says_it_did_not_judge() {
+    let mut s = Sim::new();
+    site_only(&mut s, t0(), 130, 300.0);
+    assert!(
+        s.changes("pm10-hourly").is_empty(),
+        "no reference: no verdict either way"
+    );
+    let days = s.e.open_days();
+    let day = days.iter().find(|d| d.site == "s1").expect("s1's day");
+    let nj = day
+        .not_judged
+        .iter()
+        .find(|n| n.rule == "pm10-hourly")
+        .expect("pm10-hourly is listed as not judged");
+    assert_eq!(
+        nj.reason,
+        Reason::ReferenceMissing {
+            reference: "ref".into()
+        }
+    );
+    assert_eq!(nj.minutes, 120, "two hourly windows");
+    assert!(day.not_judged_minutes >= 120);
+    assert!(nj.text.contains("reference station ref"), "{}", nj.text);
+}
+
+#[test]
+fn increment_rule_can_fall_back_to_an_absolute_limit() {
+    let text = dustwatch::rules::profile::DEFAULT_PROFILE.replace(
+        "clear = 120.0\n",
+        "clear = 120.0\nfallback_raise = 250.0\nfallback_clear = 200.0\n",
+    );
+    let mut s = Sim::with(Profile::parse(&text, "fallback.toml").expect("valid"));
+    site_only(&mut s, t0(), 130, 300.0);
+    let t = s.transitions("pm10-hourly");
+    assert_eq!(t.first().map(|(c, _)| *c), Some(Change::Opened));
+    let ev = &t[0].1.evidence;
+    assert_eq!(ev["limit"], 250.0);
+    assert!(
+        ev["fallback"]
+            .as_str()
+            .is_some_and(|f| f.contains("reference station ref")),
+        "{ev}"
+    );
+}
+
+#[test]
+fn what_was_not_judged_is_shown_through_the_rules_handle() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut s = Sim::new();
+    let (handle, thread) = dustwatch::rules::task::start(
+        rules_sim::engine_with(Profile::default_profile()),
+        dir.path(),
+        None,
+        None,
+        4,
+    )
+    .expect("rules task starts");
+    let mut sink = handle.batch_sink();
+    for i in 0..130 {
+        let r = s.reading("s1", t0() + (i + 1) * MIN, 300.0 + (i % 3) as f64, 45.0);
+        sink(vec![r]);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let days = rt.block_on(handle.days()).expect("engine answers");
+    let day = days.iter().find(|d| d.site == "s1").expect("s1's day");
+    assert!(
+        day.not_judged
+            .iter()
+            .any(|n| n.rule == "pm10-hourly" && n.text.contains("reference station ref")),
+        "{:?}",
+        day.not_judged
+    );
+    drop(sink);
+    drop(handle);
+    thread.join().expect("rules thread ends");
 }

@@ -8,7 +8,10 @@ use std::fmt;
 #[serde(tag = "because", rename_all = "snake_case")]
 pub enum Reason {
     /// Too few minutes with valid data in the window or day.
-    TooLittleData { data_minutes: u32, needed_minutes: u32 },
+    TooLittleData {
+        data_minutes: u32,
+        needed_minutes: u32,
+    },
     /// An increment rule at a site with no reference station (none named, none registered).
     NoReference,
     /// The reference station's data does not cover the window (it lags or is missing).

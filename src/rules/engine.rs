@@ -4,9 +4,9 @@
 //! give the same answer.
 
 use super::alerts::{AlertBook, Change, Raise, RuleKind, Transition};
+use super::coverage::{self, NotJudged, Reason};
 use super::minute::{minute_of, Minute};
 use super::profile::{parse_hhmm, Profile, Severity};
-use super::coverage::{self, NotJudged, Reason};
 use super::relevel::{ActivityLog, ActivityMinute};
 use super::sprinkling::SprinklerLog;
 use super::timeline::LevelTimeline;
@@ -311,11 +311,19 @@ impl Engine {
     /// A level change stamped before minutes already judged: judge the restriction windows it
     /// covers again (within the backfill horizon).
     fn rejudge_levels(&mut self, before: &LevelTimeline, from: i64, out: &mut Vec<Output>) {
-        let Some(r) = self.profile.restriction.as_ref().map(|r| r.get_ref().clone()) else {
+        let Some(r) = self
+            .profile
+            .restriction
+            .as_ref()
+            .map(|r| r.get_ref().clone())
+        else {
             return;
         };
         let act = self.profile.activity.get_ref().clone();
-        let from = from.max(self.fleet_now.saturating_sub(self.profile.max_backfill_s * 1000));
+        let from = from.max(
+            self.fleet_now
+                .saturating_sub(self.profile.max_backfill_s * 1000),
+        );
         let mut ids: Vec<String> = self
             .sites
             .iter()
@@ -832,13 +840,27 @@ impl Engine {
             let window_start = end - rule.window_min * 60_000;
             // Windows are aligned to the epoch, not to local midnight: the allowance is kept per
             // local day of the window's last instant.
-            match w.judge(rule, phase, self.local_date(end - 1)) {
-                Verdict::Unjudged => {}
+            let reference = reference.filter(|r| *r != id);
+            match w.judge(rule, phase, self.local_date(end - 1), reference) {
+                Verdict::Unjudged(reason) => {
+                    // Said, per site and window: silence must not read as compliance.
+                    if let Some(day) = s.day.as_mut() {
+                        day.not_judged_minutes += rule.window_min as u32;
+                        coverage::add(
+                            &mut day.not_judged,
+                            &rule.id,
+                            rule.window_min as u32,
+                            reason,
+                        );
+                    }
+                }
                 Verdict::Judged {
                     value,
                     site_mean,
                     ref_mean,
                     limit,
+                    clear,
+                    fallback,
                     exceeded,
                     alert,
                     cleared,
@@ -862,11 +884,12 @@ impl Engine {
                                 "value": round1(value), "site_mean": round1(site_mean),
                                 "reference_mean": ref_mean.map(round1), "limit": limit,
                                 "exceedances_today": w.today, "daily_budget": rule.daily_budget,
+                                "fallback": fallback.as_ref().map(|r| format!("absolute limit, because {r}")),
                             }),
                         }));
                     } else if cleared {
                         transitions.extend(self.book.clear(id, &rule.id, end - 1));
-                    } else if value >= rule.clear.min(limit) {
+                    } else if value >= clear {
                         // Not clean (in the hysteresis band, or over the limit within the
                         // allowance): a re-inspection running now starts again.
                         transitions.extend(self.book.hold(id, &rule.id, end - 1));

@@ -153,6 +153,14 @@ pub struct WindowRule {
     /// Increment mode: the subtracted reference value is capped at this (Hebei caps at 150).
     #[serde(default)]
     pub reference_cap: Option<f64>,
+    /// Increment mode: when the reference is missing or lags (too few reference minutes in the
+    /// window) or the site has none, judge the site's own mean against this absolute limit
+    /// instead. Default none: such windows are not judged (and the day's figures say so).
+    #[serde(default)]
+    pub fallback_raise: Option<f64>,
+    /// Clear limit for the fallback. Default `fallback_raise`.
+    #[serde(default)]
+    pub fallback_clear: Option<f64>,
     /// Site kinds the rule applies to. Default construction and road.
     #[serde(default = "d_kinds")]
     pub kinds: Vec<SiteKind>,
@@ -415,7 +423,11 @@ impl Profile {
         if let Some(sp) = &self.sprinkling {
             let r = sp.get_ref();
             if r.min_run_s < 0 {
-                bad(&sp.span(), "sprinkling.min_run_s", "must not be negative".into());
+                bad(
+                    &sp.span(),
+                    "sprinkling.min_run_s",
+                    "must not be negative".into(),
+                );
             }
             if !(0.0..=24.0).contains(&r.min_data_hours) {
                 bad(
