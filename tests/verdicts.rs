@@ -309,3 +309,38 @@ fn what_was_not_judged_is_shown_through_the_rules_handle() {
     drop(handle);
     thread.join().expect("rules thread ends");
 }
+
+#[test]
+fn a_dust_burst_without_noise_is_work_when_the_profile_says_so() {
+    let text = dustwatch::rules::profile::DEFAULT_PROFILE.replace(
+        "noise_dba = 65.0\n",
+        "noise_dba = 65.0\ndust_pm10_increment = 200.0\n",
+    );
+    let mut s = Sim::with(Profile::parse(&text, "dust.toml").expect("valid"));
+    s.level(t0() - MIN, Level::Red);
+    // Quiet (45 dB(A)) but +250 over the reference for a quarter hour: loading, digging.
+    s.run(t0(), 15, |i| (350.0 + (i % 3) as f64, 45.0));
+    s.run(t0() + 15 * MIN, 10, |i| quiet(i));
+    assert_eq!(s.changes("work-restriction"), vec![Change::Opened]);
+    // Without the setting, noise alone is work: the same burst is not.
+    let mut s = Sim::new();
+    s.level(t0() - MIN, Level::Red);
+    s.run(t0(), 15, |i| (350.0 + (i % 3) as f64, 45.0));
+    s.run(t0() + 15 * MIN, 10, |i| quiet(i));
+    assert!(s.changes("work-restriction").is_empty());
+}
+
+#[test]
+fn a_sprinkling_run_is_never_forbidden_work() {
+    let mut s = Sim::new();
+    s.level(t0() - MIN, Level::Red);
+    // A fog cannon runs for the whole quarter hour at 75 dB(A): required, not work.
+    s.sprinkle("d1", t0(), t0() + 15 * MIN);
+    s.run(t0(), 15, |i| (110.0 + (i % 3) as f64, 75.0));
+    s.run(t0() + 15 * MIN, 10, |i| quiet(i));
+    assert!(s.changes("work-restriction").is_empty());
+    // The same noise after the run is work at red.
+    s.run(t0() + 25 * MIN, 20, |i| (110.0 + (i % 3) as f64, 75.0));
+    s.run(t0() + 45 * MIN, 10, |i| quiet(i));
+    assert_eq!(s.changes("work-restriction"), vec![Change::Opened]);
+}

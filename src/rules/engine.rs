@@ -908,7 +908,6 @@ impl Engine {
         }
         let act = self.profile.activity.get_ref();
         let noise = minute.mean(Metric::NoiseDba);
-        let active = noise.is_some_and(|n| n >= act.noise_dba);
         let increment = match (
             minute.mean(Metric::Pm10),
             ref_minute.as_ref().and_then(|r| r.mean(Metric::Pm10)),
@@ -916,6 +915,16 @@ impl Engine {
             (Some(a), Some(b)) => Some(a - b),
             _ => None,
         };
+        let dust_burst = act
+            .dust_pm10_increment
+            .is_some_and(|t| increment.is_some_and(|i| i >= t));
+        // A fog cannon or a water truck is loud and its run is required: never forbidden work.
+        let sprinkling = s
+            .sprinklers
+            .intervals(end)
+            .iter()
+            .any(|(a, b)| *a < end && *b > m);
+        let active = !sprinkling && (noise.is_some_and(|n| n >= act.noise_dba) || dust_burst);
         // Earthwork needs a phase that digs (registry) and a dust burst over the background.
         let earth = active
             && act.earthwork_phases.contains(&phase)

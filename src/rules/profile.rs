@@ -98,13 +98,19 @@ impl Severity {
     }
 }
 
-/// Work activity inferred per minute: noise at or above `noise_dba` is work; on a site in an
-/// earthwork phase, with a PM10 increment over the reference at or above
-/// `earthwork_pm10_increment`, it is earthwork.
+/// Work activity inferred per minute: noise at or above `noise_dba` (or, when set, a PM10
+/// increment at or above `dust_pm10_increment`) is work; on a site in an earthwork phase, with a
+/// PM10 increment over the reference at or above `earthwork_pm10_increment`, it is earthwork.
+/// Minutes in a sprinkling run of the site are never work: sprinkling is required, not
+/// forbidden.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Activity {
     pub noise_dba: f64,
+    /// A minute whose PM10 is at least this far over the reference is work too, noise or not (a
+    /// dust burst from digging, loading, a truck). Default none: noise alone.
+    #[serde(default)]
+    pub dust_pm10_increment: Option<f64>,
     pub earthwork_pm10_increment: f64,
     /// Registry phases in which a site can do earthwork. Default `["earthwork"]`.
     #[serde(default = "d_earth_phases")]
