@@ -38,7 +38,11 @@ fn window_rule_raises_clears_and_closes_after_recheck() {
 
 #[test]
 fn hysteresis_does_not_flap() {
-    let mut s = Sim::new();
+    // The shipped pm10-hourly clears at its raise limit (its source gives no band); a profile
+    // with a band between clear 120 and raise 150 holds the state inside it.
+    let text =
+        dustwatch::rules::profile::DEFAULT_PROFILE.replacen("clear = 150.0", "clear = 120.0", 1);
+    let mut s = Sim::with(Profile::parse(&text, "band.toml").expect("valid"));
     // Hourly increments alternate 160 (above raise 150) and 130 (between clear 120 and raise).
     for h in 0..8 {
         let inc = if h % 2 == 0 { 160.0 } else { 130.0 };

@@ -258,9 +258,10 @@ fn increment_rule_without_reference_data_says_it_did_not_judge() {
 
 #[test]
 fn increment_rule_can_fall_back_to_an_absolute_limit() {
-    let text = dustwatch::rules::profile::DEFAULT_PROFILE.replace(
-        "clear = 120.0\n",
-        "clear = 120.0\nfallback_raise = 250.0\nfallback_clear = 200.0\n",
+    let text = dustwatch::rules::profile::DEFAULT_PROFILE.replacen(
+        "clear = 150.0\n",
+        "clear = 150.0\nfallback_raise = 250.0\nfallback_clear = 200.0\n",
+        1,
     );
     let mut s = Sim::with(Profile::parse(&text, "fallback.toml").expect("valid"));
     site_only(&mut s, t0(), 130, 300.0);
@@ -343,4 +344,21 @@ fn a_sprinkling_run_is_never_forbidden_work() {
     s.run(t0() + 25 * MIN, 20, |i| (110.0 + (i % 3) as f64, 75.0));
     s.run(t0() + 45 * MIN, 10, |i| quiet(i));
     assert_eq!(s.changes("work-restriction"), vec![Change::Opened]);
+}
+
+#[test]
+fn tsp_is_judged_hourly_with_shaanxis_earthwork_limit() {
+    let mut s = Sim::new();
+    // s1 is in its earthwork phase: TSP hourly mean 900 ug/m3 (0.9 mg/m3) is over 0.8.
+    s.run(t0(), 60, |i| (750.0 + (i % 3) as f64, 45.0));
+    s.run(t0() + HOUR, 10, |i| quiet(i));
+    let t = s.transitions("tsp-hourly");
+    assert_eq!(t.first().map(|(c, _)| *c), Some(Change::Opened), "{t:?}");
+    assert_eq!(t[0].1.evidence["limit"], 800.0);
+    assert_eq!(t[0].1.evidence["window_min"], 60);
+    // A quarter hour of dust in an otherwise clean hour is not an hourly exceedance.
+    let mut s = Sim::new();
+    s.run(t0(), 15, |i| (1000.0 + (i % 3) as f64, 45.0));
+    s.run(t0() + 15 * MIN, 55, |i| quiet(i));
+    assert!(s.changes("tsp-hourly").is_empty());
 }

@@ -476,7 +476,7 @@ mod tests {
 
     #[test]
     fn problems_name_line_and_field() {
-        let text = Profile::default_profile_text().replace("clear = 120.0", "clear = 999.0");
+        let text = Profile::default_profile_text().replacen("clear = 150.0", "clear = 999.0", 1);
         let err = Profile::parse(&text, "x.toml").expect_err("clear above raise");
         let ProfileError::Invalid { problems, .. } = err else {
             panic!("expected Invalid");
