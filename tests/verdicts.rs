@@ -47,7 +47,7 @@ fn sprinkling_alert_lands_in_the_day_it_judges_and_counts_once() {
     let mut s = Sim::new();
     s.level(t0() - 10 * MIN, Level::Yellow);
     // No sprinkling at all on 2017-01-05; run past local midnight into the next day.
-    s.run(t0(), 16 * 60 + 30, |i| quiet(i));
+    s.run(t0(), 16 * 60 + 30, quiet);
     let t = s.transitions("sprinkling");
     assert_eq!(t.len(), 1, "{t:?}");
     let day_end = midnight();
@@ -57,7 +57,7 @@ fn sprinkling_alert_lands_in_the_day_it_judges_and_counts_once() {
         t[0].1.opened_ts
     );
     // The rest of the day (16:30 UTC -> 24h later) so the next day closes too.
-    s.run(t0() + (16 * 60 + 30) * MIN, 24 * 60, |i| quiet(i));
+    s.run(t0() + (16 * 60 + 30) * MIN, 24 * 60, quiet);
     let days = s.closed_days();
     let opened: Vec<(String, u32)> = days
         .iter()
@@ -74,9 +74,9 @@ fn sprinkling_alert_lands_in_the_day_it_judges_and_counts_once() {
 fn window_ending_at_local_midnight_belongs_to_the_day_before() {
     let mut s = Sim::new();
     // 23:00-24:00 local (15:00-16:00 UTC) at +200 over the reference: pm10-hourly exceeds.
-    s.run(t0(), 15 * 60, |i| quiet(i));
+    s.run(t0(), 15 * 60, quiet);
     s.run(t0() + 15 * HOUR, 60, |i| (300.0 + (i % 3) as f64, 45.0));
-    s.run(midnight(), 30, |i| quiet(i));
+    s.run(midnight(), 30, quiet);
     let t = s.transitions("pm10-hourly");
     assert_eq!(t.first().map(|(c, _)| *c), Some(Change::Opened));
     assert_eq!(t[0].1.evidence["window_end"], midnight());
@@ -99,7 +99,7 @@ fn work_under_the_raise_threshold_during_recheck_keeps_the_alert_open() {
     // A quarter hour of work at red: the work restriction alert opens.
     s.run(t0(), 15, |i| (110.0 + (i % 3) as f64, 75.0));
     // Two quiet quarters: the condition clears and the re-check period starts.
-    s.run(t0() + 15 * MIN, 30, |i| quiet(i));
+    s.run(t0() + 15 * MIN, 30, quiet);
     assert_eq!(
         s.changes("work-restriction"),
         vec![Change::Opened, Change::Cleared]
@@ -116,7 +116,7 @@ fn work_under_the_raise_threshold_during_recheck_keeps_the_alert_open() {
     );
     // The site really stops: after the re-check period of clean windows the alert closes.
     let last_unclean_end = t0() + 45 * MIN + 16 * 15 * MIN;
-    s.run(last_unclean_end, 2 * 60 + 30, |i| quiet(i));
+    s.run(last_unclean_end, 2 * 60 + 30, quiet);
     let t = s.transitions("work-restriction");
     assert_eq!(t.last().map(|(c, _)| *c), Some(Change::Closed));
     let closed_ts = t.last().and_then(|(_, a)| a.closed_ts).expect("closed");
@@ -132,7 +132,7 @@ fn a_minute_is_judged_under_the_level_in_force_during_it() {
     // Red from minute 11 of the quarter hour: minutes 11-14 are worked at red, 4 < 5.
     s.level(t0() + 11 * MIN, Level::Red);
     s.run(t0(), 15, |i| (110.0 + (i % 3) as f64, 75.0));
-    s.run(t0() + 15 * MIN, 10, |i| quiet(i));
+    s.run(t0() + 15 * MIN, 10, quiet);
     assert!(
         s.changes("work-restriction").is_empty(),
         "the minute before the change is judged under the old level"
@@ -144,7 +144,7 @@ fn a_level_entered_late_judges_the_minutes_it_covers_again() {
     let mut s = Sim::new();
     // A quarter hour of work with no level known, judged as allowed.
     s.run(t0(), 15, |i| (110.0 + (i % 3) as f64, 75.0));
-    s.run(t0() + 15 * MIN, 15, |i| quiet(i));
+    s.run(t0() + 15 * MIN, 15, quiet);
     assert!(s.changes("work-restriction").is_empty());
     // The office enters the red level that was in force since t0, half an hour late.
     s.level(t0(), Level::Red);
@@ -168,7 +168,7 @@ fn sprinkling_day(runs: &[(&str, i64, i64)]) -> (DayStats, Vec<Change>) {
     for (device, on, off) in runs {
         s.sprinkle(device, *on, *off);
     }
-    s.run(t0(), 16 * 60 + 10, |i| quiet(i));
+    s.run(t0(), 16 * 60 + 10, quiet);
     let day = s.closed_days().into_iter().next().expect("the day closed");
     (day, s.changes("sprinkling"))
 }
@@ -204,7 +204,7 @@ fn a_day_with_too_little_data_is_not_judged_and_says_so() {
     let mut s = Sim::new();
     s.level(t0() - 10 * MIN, Level::Yellow);
     // The monitor comes online at 23:50 local: ten minutes of data in the day, no sprinkling.
-    s.run(midnight() - 10 * MIN, 20, |i| quiet(i));
+    s.run(midnight() - 10 * MIN, 20, quiet);
     assert!(s.changes("sprinkling").is_empty(), "not judged: no alert");
     let day = s.closed_days().into_iter().next().expect("the day closed");
     let nj = day
@@ -321,13 +321,13 @@ fn a_dust_burst_without_noise_is_work_when_the_profile_says_so() {
     s.level(t0() - MIN, Level::Red);
     // Quiet (45 dB(A)) but +250 over the reference for a quarter hour: loading, digging.
     s.run(t0(), 15, |i| (350.0 + (i % 3) as f64, 45.0));
-    s.run(t0() + 15 * MIN, 10, |i| quiet(i));
+    s.run(t0() + 15 * MIN, 10, quiet);
     assert_eq!(s.changes("work-restriction"), vec![Change::Opened]);
     // Without the setting, noise alone is work: the same burst is not.
     let mut s = Sim::new();
     s.level(t0() - MIN, Level::Red);
     s.run(t0(), 15, |i| (350.0 + (i % 3) as f64, 45.0));
-    s.run(t0() + 15 * MIN, 10, |i| quiet(i));
+    s.run(t0() + 15 * MIN, 10, quiet);
     assert!(s.changes("work-restriction").is_empty());
 }
 
@@ -338,11 +338,11 @@ fn a_sprinkling_run_is_never_forbidden_work() {
     // A fog cannon runs for the whole quarter hour at 75 dB(A): required, not work.
     s.sprinkle("d1", t0(), t0() + 15 * MIN);
     s.run(t0(), 15, |i| (110.0 + (i % 3) as f64, 75.0));
-    s.run(t0() + 15 * MIN, 10, |i| quiet(i));
+    s.run(t0() + 15 * MIN, 10, quiet);
     assert!(s.changes("work-restriction").is_empty());
     // The same noise after the run is work at red.
     s.run(t0() + 25 * MIN, 20, |i| (110.0 + (i % 3) as f64, 75.0));
-    s.run(t0() + 45 * MIN, 10, |i| quiet(i));
+    s.run(t0() + 45 * MIN, 10, quiet);
     assert_eq!(s.changes("work-restriction"), vec![Change::Opened]);
 }
 
@@ -351,7 +351,7 @@ fn tsp_is_judged_hourly_with_shaanxis_earthwork_limit() {
     let mut s = Sim::new();
     // s1 is in its earthwork phase: TSP hourly mean 900 ug/m3 (0.9 mg/m3) is over 0.8.
     s.run(t0(), 60, |i| (750.0 + (i % 3) as f64, 45.0));
-    s.run(t0() + HOUR, 10, |i| quiet(i));
+    s.run(t0() + HOUR, 10, quiet);
     let t = s.transitions("tsp-hourly");
     assert_eq!(t.first().map(|(c, _)| *c), Some(Change::Opened), "{t:?}");
     assert_eq!(t[0].1.evidence["limit"], 800.0);
@@ -359,6 +359,6 @@ fn tsp_is_judged_hourly_with_shaanxis_earthwork_limit() {
     // A quarter hour of dust in an otherwise clean hour is not an hourly exceedance.
     let mut s = Sim::new();
     s.run(t0(), 15, |i| (1000.0 + (i % 3) as f64, 45.0));
-    s.run(t0() + 15 * MIN, 55, |i| quiet(i));
+    s.run(t0() + 15 * MIN, 55, quiet);
     assert!(s.changes("tsp-hourly").is_empty());
 }
