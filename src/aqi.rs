@@ -1,4 +1,4 @@
-//! Chinese AQI (HJ 633-2012) from PM2.5 and PM10 concentrations (domain.md section 4).
+//! Chinese AQI (HJ 633-2012) from PM2.5 and PM10 concentrations (docs/domain.md, AQI).
 
 use serde::Serialize;
 

@@ -1,5 +1,5 @@
 //! `dustwatch bench ingest`: the aggregator's ingest figures from one run, with ratios to the
-//! targets of issue 3 item 9 and issue 4 item 9:
+//! aggregator's targets:
 //! - sustained ingest into the durable store reaches at least 90 % of the rate at which the same
 //!   broker delivers the same messages to a plain subscriber that discards them (1,000 devices),
 //!   for Mosquitto and for the embedded broker;

@@ -20,40 +20,57 @@ struct Cli {
     command: Command,
 }
 
-/// Settings shared by every subcommand. Precedence: flag, then `DUSTWATCH_*` environment
-/// variable, then the config file, then the default.
+/// Settings every subcommand takes. Precedence everywhere: flag, then `DUSTWATCH_*`
+/// environment variable, then the config file, then the default.
 #[derive(Debug, Args)]
 struct Common {
     /// TOML config file (every setting and its default: dustwatch.example.toml).
     #[arg(long, global = true, env = "DUSTWATCH_CONFIG")]
     config: Option<PathBuf>,
-    /// HTTP listen address of the dashboard [default: 127.0.0.1:8080].
-    #[arg(long, global = true, env = "DUSTWATCH_HTTP")]
-    http: Option<SocketAddr>,
-    /// Listen address of the embedded MQTT broker (demo, broker) [default: 127.0.0.1:1883].
-    #[arg(long, global = true, env = "DUSTWATCH_MQTT_LISTEN")]
-    mqtt_listen: Option<SocketAddr>,
-    /// Listen address of the native HJ 212-2017 TCP listener that site monitors connect to, e.g.
-    /// 0.0.0.0:9212 (serve, demo); overrides `[hj212] listen` [default: off].
-    #[arg(long, global = true, env = "DUSTWATCH_HJ212_LISTEN")]
-    hj212_listen: Option<SocketAddr>,
-    /// Data directory holding the SQLite store [default: ./dustwatch-data].
-    #[arg(long, global = true, env = "DUSTWATCH_DATA")]
-    data: Option<PathBuf>,
-    /// Site registry TOML file with [[site]] tables [default: none].
-    #[arg(long, global = true, env = "DUSTWATCH_REGISTRY")]
-    registry: Option<PathBuf>,
-    /// Rule profile TOML (see rules/) [default: the built-in rules/default.toml].
-    #[arg(long, global = true, env = "DUSTWATCH_RULES")]
-    rules: Option<PathBuf>,
-    /// File holding the bearer token for write actions; overrides `[http]` (the token itself
-    /// can be given as DUSTWATCH_WRITE_TOKEN) [default: generated at start and printed].
-    #[arg(long, global = true, env = "DUSTWATCH_WRITE_TOKEN_FILE")]
-    write_token_file: Option<PathBuf>,
     /// Log lines on stderr: `text` (coloured only on a terminal) or `json` (one object per
     /// line, for a journal or a log shipper).
     #[arg(long, global = true, env = "DUSTWATCH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+}
+
+/// Where the store is.
+#[derive(Debug, Args)]
+struct StoreArgs {
+    /// Data directory holding the SQLite store [default: ./dustwatch-data].
+    #[arg(long, env = "DUSTWATCH_DATA")]
+    data: Option<PathBuf>,
+}
+
+/// What a running aggregator needs beside its broker.
+#[derive(Debug, Args)]
+struct AggregatorArgs {
+    /// HTTP listen address of the dashboard [default: 127.0.0.1:8080].
+    #[arg(long, env = "DUSTWATCH_HTTP")]
+    http: Option<SocketAddr>,
+    /// Listen address of the native HJ 212-2017 TCP listener that site monitors connect to, e.g.
+    /// 0.0.0.0:9212; overrides `[hj212] listen` [default: off].
+    #[arg(long, env = "DUSTWATCH_HJ212_LISTEN")]
+    hj212_listen: Option<SocketAddr>,
+    /// Site registry TOML file with [[site]] tables [default: none].
+    #[arg(long, env = "DUSTWATCH_REGISTRY")]
+    registry: Option<PathBuf>,
+    /// Rule profile TOML (see rules/) [default: the built-in rules/default.toml].
+    #[arg(long, env = "DUSTWATCH_RULES")]
+    rules: Option<PathBuf>,
+    /// File holding the bearer token for write actions; overrides `[http]` (the token itself
+    /// can be given as DUSTWATCH_WRITE_TOKEN) [default: generated at start and printed].
+    #[arg(long, env = "DUSTWATCH_WRITE_TOKEN_FILE")]
+    write_token_file: Option<PathBuf>,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+/// The embedded broker's address.
+#[derive(Debug, Args)]
+struct BrokerArgs {
+    /// Listen address of the embedded MQTT broker [default: 127.0.0.1:1883].
+    #[arg(long, env = "DUSTWATCH_MQTT_LISTEN")]
+    mqtt_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -100,6 +117,10 @@ enum Command {
         /// its story starts to matter.
         #[arg(long)]
         from_start: bool,
+        #[command(flatten)]
+        aggregator: AggregatorArgs,
+        #[command(flatten)]
+        broker: BrokerArgs,
     },
     /// Run the aggregator against an MQTT broker (Mosquitto, EMQX, the embedded one, ...).
     Serve {
@@ -109,10 +130,15 @@ enum Command {
         /// MQTT client id; the persistent session is keyed by it [default: dustwatch-aggregator].
         #[arg(long, env = "DUSTWATCH_CLIENT_ID")]
         client_id: Option<String>,
+        #[command(flatten)]
+        aggregator: AggregatorArgs,
     },
     /// Run only the embedded MQTT broker.
-    Broker,
-    /// Write an external broker's access control from the registry (--registry FILE): one
+    Broker {
+        #[command(flatten)]
+        broker: BrokerArgs,
+    },
+    /// Write an external broker's access control from a registry (--registry FILE): one
     /// login per `[[device]]`, the aggregator's and the office's, and who may publish what.
     BrokerConfig {
         #[command(subcommand)]
@@ -133,18 +159,22 @@ enum Command {
         /// Local date, YYYY-MM-DD.
         #[arg(long)]
         date: chrono::NaiveDate,
-        /// Output format: html, csv or json [default: csv].
-        #[arg(long, default_value = "csv")]
-        format: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Csv)]
+        format: ReportFormat,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Score stored alerts against a sensors-sim ground-truth file (precision, recall per kind).
     Score {
         /// The truth file written by `sensors-sim --truth FILE`.
         #[arg(long)]
         truth: PathBuf,
-        /// Output format: table (Markdown) or json [default: table].
-        #[arg(long, default_value = "table")]
-        format: String,
+        /// Output format: `table` (Markdown) or `json`.
+        #[arg(long, value_enum, default_value_t = ScoreFormat::Table)]
+        format: ScoreFormat,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Render a dashboard definition's panels to PNG and SVG files (from the store in --data).
     Render {
@@ -154,14 +184,36 @@ enum Command {
         /// Output directory (created if missing).
         #[arg(long)]
         out: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Performance figures with ratios to their targets, from one run.
     Bench {
-        /// What to measure: `charts` (charts, overview, live updates) or `ingest` (ingest rate
-        /// against a plain subscriber, publish-to-commit latency, RSS, rules overhead).
-        #[arg(default_value = "charts")]
-        what: String,
+        /// What to measure.
+        #[arg(value_enum, default_value_t = BenchWhat::Charts)]
+        what: BenchWhat,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ReportFormat {
+    Html,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ScoreFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BenchWhat {
+    /// Charts, the overview and live updates under load.
+    Charts,
+    /// Ingest rate against a plain subscriber, publish-to-commit latency, memory, rules' cost.
+    Ingest,
 }
 
 #[derive(Debug, Subcommand)]
@@ -169,6 +221,9 @@ enum BrokerKind {
     /// Mosquitto: `passwd` (hashed), `acl`, a `mosquitto.conf` snippet that uses them, and
     /// `credentials.toml` (mode 0600) with every password; existing passwords there are kept.
     Mosquitto {
+        /// The site registry whose `[[device]]` tables get logins.
+        #[arg(long, env = "DUSTWATCH_REGISTRY")]
+        registry: PathBuf,
         /// Output directory (created if missing).
         #[arg(long)]
         out: PathBuf,
@@ -204,33 +259,46 @@ enum LevelCommand {
     },
 }
 
-fn apply(common: &Common, config: &mut Config) {
-    if let Some(r) = &common.rules {
-        config.rules.profile = Some(r.clone());
+impl StoreArgs {
+    fn apply(&self, config: &mut Config) {
+        if let Some(d) = &self.data {
+            config.store.data_dir = d.clone();
+        }
     }
-    if let Some(a) = common.http {
-        config.http.listen = a;
+}
+
+impl AggregatorArgs {
+    fn apply(&self, config: &mut Config) {
+        self.store.apply(config);
+        if let Some(r) = &self.rules {
+            config.rules.profile = Some(r.clone());
+        }
+        if let Some(a) = self.http {
+            config.http.listen = a;
+        }
+        if let Some(a) = self.hj212_listen {
+            config.hj212.listen = Some(a);
+        }
+        if let Some(r) = &self.registry {
+            config.registry.file = Some(r.clone());
+        }
+        if let Some(f) = &self.write_token_file {
+            config.http.token_file = Some(f.clone());
+            config.http.write_token = None;
+        }
+        // An environment variable only, never a flag: a flag would show in the process list.
+        if let Some(t) = std::env::var_os("DUSTWATCH_WRITE_TOKEN") {
+            config.http.write_token = Some(t.to_string_lossy().into_owned());
+            config.http.token_file = None;
+        }
     }
-    if let Some(a) = common.mqtt_listen {
-        config.broker.listen = a;
-    }
-    if let Some(a) = common.hj212_listen {
-        config.hj212.listen = Some(a);
-    }
-    if let Some(d) = &common.data {
-        config.store.data_dir = d.clone();
-    }
-    if let Some(r) = &common.registry {
-        config.registry.file = Some(r.clone());
-    }
-    if let Some(f) = &common.write_token_file {
-        config.http.token_file = Some(f.clone());
-        config.http.write_token = None;
-    }
-    // An environment variable only, never a flag: a flag would show in the process list.
-    if let Some(t) = std::env::var_os("DUSTWATCH_WRITE_TOKEN") {
-        config.http.write_token = Some(t.to_string_lossy().into_owned());
-        config.http.token_file = None;
+}
+
+impl BrokerArgs {
+    fn apply(&self, config: &mut Config) {
+        if let Some(a) = self.mqtt_listen {
+            config.broker.listen = a;
+        }
     }
 }
 
@@ -239,7 +307,6 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     init_logs(cli.common.log_format);
     let mut config = Config::load(cli.common.config.as_deref())?;
-    apply(&cli.common, &mut config);
 
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
@@ -251,7 +318,12 @@ async fn main() -> Result<()> {
     });
 
     match cli.command {
-        Command::Serve { broker, client_id } => {
+        Command::Serve {
+            broker,
+            client_id,
+            aggregator,
+        } => {
+            aggregator.apply(&mut config);
             if let Some(b) = broker {
                 config.mqtt.url = b;
             }
@@ -262,7 +334,12 @@ async fn main() -> Result<()> {
             print_urls(&agg, &config.mqtt.url);
             agg.wait().await?;
         }
-        Command::Render { dashboard, out } => {
+        Command::Render {
+            dashboard,
+            out,
+            store,
+        } => {
+            store.apply(&mut config);
             let tz: chrono_tz::Tz = config
                 .time
                 .zone
@@ -279,12 +356,8 @@ async fn main() -> Result<()> {
             }
         }
         Command::Bench { what } => {
-            anyhow::ensure!(
-                what == "charts" || what == "ingest",
-                "unknown bench `{what}` (charts, ingest)"
-            );
             let dir = std::env::temp_dir().join(format!("dustwatch-bench-{}", std::process::id()));
-            if what == "ingest" {
+            if what == BenchWhat::Ingest {
                 let options = dustwatch::bench_ingest::Options::default();
                 let table = dustwatch::bench_ingest::run(&dir, &options).await;
                 let _ = std::fs::remove_dir_all(&dir);
@@ -339,7 +412,12 @@ async fn main() -> Result<()> {
             .await?;
             println!("city level {level} published on {url} (in force from {ts})");
         }
-        Command::Report { date, format } => {
+        Command::Report {
+            date,
+            format,
+            store,
+        } => {
+            store.apply(&mut config);
             let tz: chrono_tz::Tz = config
                 .time
                 .zone
@@ -347,37 +425,37 @@ async fn main() -> Result<()> {
                 .map_err(|_| anyhow::anyhow!("unknown time zone {}", config.time.zone))?;
             let reader = open_reader(&config)?;
             let report = dustwatch::report::daily(&reader, date, tz)?;
-            match format.as_str() {
-                "json" => println!("{}", serde_json::to_string_pretty(&report)?),
-                "csv" => print!("{}", dustwatch::report::to_csv(&report)),
-                "html" => println!("{}", dustwatch::web::report_html(&report)),
-                other => anyhow::bail!("unknown format `{other}` (html, csv, json)"),
+            match format {
+                ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                ReportFormat::Csv => print!("{}", dustwatch::report::to_csv(&report)),
+                ReportFormat::Html => println!("{}", dustwatch::web::report_html(&report)),
             }
         }
-        Command::Score { truth, format } => {
+        Command::Score {
+            truth,
+            format,
+            store,
+        } => {
+            store.apply(&mut config);
             let text = std::fs::read_to_string(&truth)
                 .with_context(|| format!("reading {}", truth.display()))?;
             let truth: sensors_sim::Truth = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not a sensors-sim truth file", truth.display()))?;
             let reader = open_reader(&config)?;
             let scores = dustwatch::score::score(&reader, &truth)?;
-            match format.as_str() {
-                "json" => println!("{}", serde_json::to_string_pretty(&scores)?),
-                _ => print!("{}", dustwatch::score::table(&scores)),
+            match format {
+                ScoreFormat::Json => println!("{}", serde_json::to_string_pretty(&scores)?),
+                ScoreFormat::Table => print!("{}", dustwatch::score::table(&scores)),
             }
         }
         Command::BrokerConfig {
             broker:
                 BrokerKind::Mosquitto {
+                    registry: file,
                     out,
                     office_username,
                 },
         } => {
-            let file = config
-                .registry
-                .file
-                .clone()
-                .context("pass --registry FILE: the devices come from its [[device]] tables")?;
             let registry = dustwatch::config::load_registry(&file)?;
             let who = dustwatch::broker_config::Identities {
                 topic_root: dustwatch_protocol::TopicRoot::new(&config.mqtt.topic_root),
@@ -406,7 +484,8 @@ async fn main() -> Result<()> {
                 w.aggregator_file.display(),
             );
         }
-        Command::Broker => {
+        Command::Broker { broker } => {
+            broker.apply(&mut config);
             let broker = EmbeddedBroker::start(&config.broker)?;
             println!("MQTT broker listening on mqtt://{}", broker.addr());
             shutdown.cancelled().await;
@@ -416,7 +495,11 @@ async fn main() -> Result<()> {
             speed,
             seed,
             from_start,
+            aggregator,
+            broker,
         } => {
+            aggregator.apply(&mut config);
+            broker.apply(&mut config);
             config.demo.from_start |= from_start;
             if let Some(s) = scenario {
                 config.demo.scenario = s;
@@ -544,7 +627,7 @@ async fn demo(mut config: Config, shutdown: CancellationToken) -> Result<()> {
     let sim_task = tokio::spawn(async move { sim.run(sim_shutdown).await });
     agg.wait().await?;
     match sim_task.await {
-        Ok(Ok(summary)) => tracing::info!(?summary, "simulator stopped"),
+        Ok(Ok(summary)) => tracing::info!("simulator stopped: {summary}"),
         Ok(Err(e)) => tracing::warn!(error = %e, "simulator stopped with an error"),
         Err(e) => tracing::warn!(error = %e, "simulator task failed"),
     }

@@ -73,9 +73,9 @@ fn boundary() -> Option<Boundary> {
     .expect("write registry");
     let out = dir.path().join("broker");
     let run = std::process::Command::new(env!("CARGO_BIN_EXE_dustwatch"))
-        .arg("--registry")
+        .args(["broker-config", "mosquitto", "--registry"])
         .arg(&registry_file)
-        .args(["broker-config", "mosquitto", "--out"])
+        .arg("--out")
         .arg(&out)
         .output()
         .expect("run dustwatch broker-config");

@@ -80,3 +80,52 @@ fn metrics_carry_process_and_build_series() {
         assert!(v > 0.0, "{name} = {v}");
     }
 }
+
+/// `dustwatch <command> --help` text.
+fn help(command: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_dustwatch"))
+        .args(command)
+        .arg("--help")
+        .output()
+        .expect("run dustwatch --help");
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn each_command_lists_only_the_flags_it_uses() {
+    let score = help(&["score"]);
+    for absent in ["--http", "--mqtt-listen", "--hj212-listen", "--registry"] {
+        assert!(
+            !score.contains(absent),
+            "score --help lists {absent}:\n{score}"
+        );
+    }
+    assert!(score.contains("--data") && score.contains("--config"));
+    assert!(score.contains("[possible values: table, json]"), "{score}");
+    let serve = help(&["serve"]);
+    for present in [
+        "--http",
+        "--hj212-listen",
+        "--registry",
+        "--data",
+        "--broker",
+    ] {
+        assert!(serve.contains(present), "serve --help lacks {present}");
+    }
+    assert!(!serve.contains("--mqtt-listen"));
+    let report = help(&["report"]);
+    assert!(
+        report.contains("[possible values: html, csv, json]"),
+        "{report}"
+    );
+    let bench = help(&["bench"]);
+    assert!(bench.contains("charts") && bench.contains("ingest"));
+    // A value outside the enum is refused by the parser, with the choices.
+    let out = Command::new(env!("CARGO_BIN_EXE_dustwatch"))
+        .args(["report", "--date", "2017-01-02", "--format", "pdf"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("possible values"));
+}

@@ -24,16 +24,7 @@ fn config(broker_port: u16, data: &std::path::Path) -> Config {
 }
 
 fn site(id: &str) -> SiteInfo {
-    SiteInfo {
-        id: id.into(),
-        name: id.into(),
-        street: "test".into(),
-        kind: Default::default(),
-        phase: Default::default(),
-        lat: None,
-        lon: None,
-        reference: None,
-    }
+    SiteInfo::new(id, id, "test")
 }
 
 /// `hours` hourly readings of each of `sites`, from T0.
@@ -211,4 +202,54 @@ fn rusqlite_count(dir: &std::path::Path) -> impl Fn() -> u64 {
             .and_then(|r| r.counts().ok())
             .map_or(0, |c| c.readings)
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_level_stamped_2099_does_not_freeze_the_city_level() {
+    let broker = embedded_broker();
+    let port = broker.addr().port();
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut c = config(port, data.path());
+    c.http.write_token = Some("secret".into());
+    let shutdown = CancellationToken::new();
+    let agg = Aggregator::start(&c, vec![site("a")], shutdown.clone())
+        .await
+        .expect("aggregator starts");
+    wait_subscribed(&agg).await;
+    let root = TopicRoot::default();
+    publish_all(port, "fleet", history(&["a"], 2)).await;
+    // A level from 2099: on its own it would outrank every later level in the timeline.
+    publish_all(
+        port,
+        "intruder",
+        vec![(
+            root.city_level(),
+            br#"{"level":"red","ts":4102358400000}"#.to_vec(),
+        )],
+    )
+    .await;
+    let m = agg.metrics.clone();
+    tokio::task::spawn_blocking(move || {
+        eventually(30, "the 2099 level dead-lettered", || {
+            (m.rejected(RejectReason::FutureTimestamp) == 1).then_some(())
+        })
+    })
+    .await
+    .expect("wait");
+    let http = agg.http_addr.port();
+    tokio::task::spawn_blocking(move || {
+        ureq::put(&format!("http://127.0.0.1:{http}/api/city/level"))
+            .set("Authorization", "Bearer secret")
+            .set("Content-Type", "application/json")
+            .send_string(&serde_json::json!({"level": "orange", "ts": T0 + 3_600_000}).to_string())
+            .expect("level accepted");
+        eventually(30, "the office's level in force", || {
+            let (_, body) = http_get(http, "/api/city/level");
+            body.contains("orange").then_some(())
+        });
+    })
+    .await
+    .expect("level");
+    shutdown.cancel();
+    agg.wait().await.expect("clean stop");
 }

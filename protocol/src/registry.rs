@@ -70,6 +70,23 @@ pub struct SiteInfo {
     pub reference: Option<String>,
 }
 
+impl SiteInfo {
+    /// A site with an id, a name and a street; construction kind, idle phase, no location and
+    /// no reference station until set.
+    pub fn new(id: impl Into<String>, name: impl Into<String>, street: impl Into<String>) -> Self {
+        SiteInfo {
+            id: id.into(),
+            name: name.into(),
+            street: street.into(),
+            kind: SiteKind::default(),
+            phase: Phase::default(),
+            lat: None,
+            lon: None,
+            reference: None,
+        }
+    }
+}
+
 /// A registry file: `[[site]]` tables.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]

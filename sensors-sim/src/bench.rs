@@ -1,4 +1,4 @@
-//! `sensors-sim bench`: the scale figures of issue 2, from one run against one broker.
+//! `sensors-sim bench`: the simulator's scale figures, from one run against one broker.
 //!
 //! 1. Steady load: N devices (default 10,000) at one reading per second each, real time; the
 //!    figures are this process's CPU (getrusage, cores = CPU seconds / wall seconds) and RSS

@@ -677,7 +677,7 @@ impl Device {
             let pm = [
                 (w.pm25 * self.station_gain + inc.pm25),
                 (w.pm10 * self.station_gain + inc.pm10),
-                // TSP about 1.1-1.5 x PM10 (domain.md §6, assumed 1.2 for the background).
+                // TSP about 1.1-1.5 x PM10 (docs/domain.md, simulator figures, assumed 1.2 for the background).
                 (w.pm10 * 1.2 * self.station_gain + inc.tsp),
             ];
             let hygro = [
@@ -748,7 +748,7 @@ impl Device {
         self.stats.generated.fetch_add(1, Ordering::Relaxed);
         shared.progress[self.plan.index].store(end, Ordering::Relaxed);
 
-        // Fog cannons linked to the monitor start on a PM10 threshold (issue 2, item 3).
+        // Fog cannons linked to the monitor start on a PM10 threshold.
         if let Some(limit) = site.auto_sprinkle_pm10 {
             let active = self.runs.iter().any(|x| x.start <= end && end < x.end);
             if r.pm10.unwrap_or(0.0) > limit && !active && end - self.last_auto > 3_600_000 {

@@ -211,6 +211,41 @@ pub struct Summary {
     pub truth_records: Option<usize>,
 }
 
+/// What a person reads at the end of a run: one line per kind of figure.
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let time = |ms: i64| {
+            chrono::DateTime::from_timestamp_millis(ms)
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default()
+        };
+        write!(
+            f,
+            "{} devices, simulated {} .. {}\n  readings generated {}, acknowledged {}, \
+             dropped {}, unanswered {}, unsent {}\n  events {}, publishes {}, reconnects {}, \
+             city levels {}\n  {:.1} s real, {:.0} readings/s",
+            self.devices,
+            time(self.start_ms),
+            time(self.end_ms),
+            self.generated,
+            self.acked,
+            self.dropped,
+            self.unanswered,
+            self.unsent,
+            self.events,
+            self.published,
+            self.reconnects,
+            self.city_levels,
+            self.elapsed_s,
+            self.rate,
+        )?;
+        if let Some(n) = self.truth_records {
+            write!(f, "\n  truth: {n} records")?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Error)]
 pub enum SimError {
     #[error("scenario {0}")]

@@ -312,32 +312,7 @@ async fn run_sim(a: RunArgs) -> Result<()> {
         p.abort();
         eprintln!();
     }
-    let fmt = |ms: i64| {
-        chrono::DateTime::from_timestamp_millis(ms)
-            .map(|t| t.to_rfc3339())
-            .unwrap_or_default()
-    };
-    println!(
-        "summary: {} devices, simulated {} .. {}\n  readings generated {}, acknowledged {}, dropped {}, unanswered {}, unsent {}\n  events {}, publishes {}, reconnects {}, city levels {}\n  {:.1} s real, {:.0} readings/s{}",
-        summary.devices,
-        fmt(summary.start_ms),
-        fmt(summary.end_ms),
-        summary.generated,
-        summary.acked,
-        summary.dropped,
-        summary.unanswered,
-        summary.unsent,
-        summary.events,
-        summary.published,
-        summary.reconnects,
-        summary.city_levels,
-        summary.elapsed_s,
-        summary.rate,
-        summary
-            .truth_records
-            .map(|n| format!("\n  truth: {n} records"))
-            .unwrap_or_default()
-    );
+    println!("summary: {summary}");
     Ok(())
 }
 

@@ -1,15 +1,15 @@
 //! What the air and the site really do, before any sensor looks at it.
 //!
-//! Sources (all in `../shared/domain.md`; figures marked *(secondary)* there are settings, not law):
+//! Sources (all in docs/domain.md; figures marked *(secondary)* there are settings, not law):
 //! - Zhengzhou means and haze peaks, PM2.5/PM10 ratio about 0.55, the diurnal double peak with a low
 //!   near 04:00, PM10 lowest at 2-3 m/s wind and rising above 4 m/s, winter haze weather (low wind,
-//!   high humidity, inversion): domain.md section 6 "Values for a realistic simulation".
+//!   high humidity, inversion): docs/domain.md, simulator figures.
 //! - Site increment mostly coarse (PM2.5 share 0.2-0.3, TSP about 1.1-1.5 x PM10), construction
 //!   adding about 31 µg/m³ PM10 to city means (Beijing study), water spraying (> 50 % reduction within
-//!   20 min, fading over 1-3 h, faster when hot, dry, windy): domain.md section 6.
-//! - Noise day/night limits 70/55 dB(A), night = 22:00-06:00: GB 12523-2011, domain.md section 3.
+//!   20 min, fading over 1-3 h, faster when hot, dry, windy): docs/domain.md, simulator figures.
+//! - Noise day/night limits 70/55 dB(A), night = 22:00-06:00: GB 12523-2011, docs/domain.md, limits.
 //! - Work stops by warning level (earthwork first; all work at red), muck trucks off the roads at
-//!   orange: domain.md section 2.
+//!   orange: docs/domain.md, warning levels.
 //!
 //! Everything here is a pure function of time, site parameters and a hash of the run seed, so every
 //! device of a run sees the same city background without sharing state.
@@ -60,7 +60,7 @@ pub struct Background {
 }
 
 /// Default PM2.5 when a scenario gives no curve: the 2017 Zhengzhou annual mean, 72 µg/m³
-/// (domain.md section 6).
+/// (docs/domain.md, simulator figures).
 const DEFAULT_PM25: f64 = 72.0;
 
 impl Background {
@@ -74,7 +74,7 @@ impl Background {
         let ts = t as f64 / 1000.0;
         let base = self.pm25.at(t).unwrap_or(DEFAULT_PM25);
         let k = Self::intensity(base);
-        // Two peaks (morning traffic, evening heating + inversion), low near 04:00: domain.md §6.
+        // Two peaks (morning traffic, evening heating + inversion), low near 04:00: docs/domain.md, simulator figures.
         let diurnal = 1.0 + 0.12 * bell(local_hour, 8.5, 1.8) + 0.25 * bell(local_hour, 21.0, 2.5)
             - 0.18 * bell(local_hour, 4.0, 2.0);
         let pm25 = base
@@ -82,15 +82,15 @@ impl Background {
             * (1.0
                 + 0.08 * smooth_noise(self.seed, ts, 1800.0)
                 + 0.03 * smooth_noise(self.seed ^ 1, ts, 300.0));
-        // Winter haze: low wind, high humidity (domain.md §6); afternoon mixing raises the wind.
+        // Winter haze: low wind, high humidity (docs/domain.md, simulator figures); afternoon mixing raises the wind.
         let wind_base = self.wind.at(t).unwrap_or(3.2 - 2.4 * k);
         let wind_ms = (wind_base * (1.0 + 0.3 * bell(local_hour, 14.0, 3.0))
             + 0.3 * smooth_noise(self.seed ^ 2, ts, 900.0))
         .max(0.2);
-        // PM2.5/PM10 about 0.55 in the annual means (domain.md §6); haze is fine-particle
+        // PM2.5/PM10 about 0.55 in the annual means (docs/domain.md, simulator figures); haze is fine-particle
         // dominated, so the ratio rises with intensity (assumed up to 0.75).
         let ratio = 0.55 + 0.2 * k;
-        // Resuspension: PM10 lowest at 2-3 m/s and rising above 4 m/s (domain.md §6).
+        // Resuspension: PM10 lowest at 2-3 m/s and rising above 4 m/s (docs/domain.md, simulator figures).
         let pm10 = pm25 / ratio * (1.0 + 0.05 * (wind_ms - 4.0).max(0.0).powi(2));
         let daily = (2.0 * std::f64::consts::PI * (local_hour - 9.0) / 24.0).sin();
         let temp_c = -1.0 + 4.0 * daily + 1.5 * smooth_noise(self.seed ^ 3, ts, 7200.0);
@@ -135,12 +135,12 @@ pub struct Increment {
 pub struct SiteSource {
     pub kind: SiteKind,
     pub phase: Phase,
-    /// Bare soil and waste covered (nets, film): domain.md section 1 "all bare soil covered".
+    /// Bare soil and waste covered (nets, film): docs/domain.md, the office's task (bare soil covered).
     pub covered: bool,
 }
 
 /// PM10 added at the boundary monitor by work in a phase at 1 m/s wind, µg/m³. Ordered
-/// earthwork >> foundation > structure > fitout > idle as issue 2 asks; scaled so that a working
+/// earthwork >> foundation > structure > fitout > idle by how much soil each phase moves; scaled so that a working
 /// day averages to tens of µg/m³, the order of the Beijing figure (31 µg/m³ on city means, §6).
 pub fn phase_emission(phase: Phase) -> f64 {
     match phase {
@@ -186,7 +186,7 @@ pub fn ambient_noise(kind: SiteKind, local_hour: f64) -> f64 {
     }
 }
 
-/// GB 12523-2011 day is 06:00-22:00 (domain.md section 3).
+/// GB 12523-2011 day is 06:00-22:00 (docs/domain.md, limits).
 pub fn is_day(local_hour: f64) -> bool {
     (6.0..22.0).contains(&local_hour)
 }
@@ -199,7 +199,7 @@ fn dispersion(wind_ms: f64) -> f64 {
 /// The site's own increment in one second.
 ///
 /// `sprinkle` is the fractional reduction from water (see [`sprinkle_reduction`]); `level` the
-/// city warning level, which takes muck trucks off the roads at orange (domain.md section 2).
+/// city warning level, which takes muck trucks off the roads at orange (docs/domain.md, warning levels).
 pub fn site_increment(
     src: SiteSource,
     act: Activity,
@@ -221,7 +221,7 @@ pub fn site_increment(
             let mut dust = 0.0;
             let mut noise: f64 = 0.0;
             if act.working {
-                // Working machines resuspend more above ~4 m/s (domain.md §6).
+                // Working machines resuspend more above ~4 m/s (docs/domain.md, simulator figures).
                 let resusp = 1.0 + 0.15 * (w.wind_ms - 4.0).max(0.0).powi(2);
                 dust += phase_emission(src.phase) * resusp * disp;
                 noise = phase_noise(src.phase);
@@ -230,7 +230,7 @@ pub fn site_increment(
                 dust += 350.0 * disp;
                 noise = energy_sum(noise, 78.0);
             }
-            // Bare soil blows off with wind; a covered site stays low and flat (domain.md §1).
+            // Bare soil blows off with wind; a covered site stays low and flat (docs/domain.md, the office's task).
             let erosion = if src.covered {
                 3.0
             } else {
@@ -241,7 +241,7 @@ pub fn site_increment(
     };
     pm10 *= 1.0 - sprinkle;
     Increment {
-        // Site dust is coarse: PM2.5 share 0.2-0.3, TSP 1.1-1.5 x PM10 (domain.md §6).
+        // Site dust is coarse: PM2.5 share 0.2-0.3, TSP 1.1-1.5 x PM10 (docs/domain.md, simulator figures).
         pm25: 0.25 * pm10,
         pm10,
         tsp: 1.4 * pm10,
@@ -257,7 +257,7 @@ pub struct Run {
 }
 
 /// Fraction of the site increment removed by water at `t`: ramps to about half within 20 min of a
-/// run starting and fades after it ends over 1-3 h, faster when warm, dry and windy (domain.md §6).
+/// run starting and fades after it ends over 1-3 h, faster when warm, dry and windy (docs/domain.md, simulator figures).
 pub fn sprinkle_reduction(runs: &[Run], t: i64, w: &Weather) -> f64 {
     const FULL: f64 = 0.55;
     let tau_s = (7200.0 * (w.rh_pct / 60.0) / (1.0 + w.wind_ms / 3.0)

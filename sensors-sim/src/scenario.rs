@@ -121,7 +121,7 @@ struct RulesSpec {
 
 impl Default for RulesSpec {
     fn default() -> Self {
-        // Zhengzhou measures by level (domain.md section 2): earthwork stops at yellow, all work
+        // Zhengzhou measures by level (docs/domain.md, warning levels): earthwork stops at yellow, all work
         // at red; the local report asks for at least 2 sprinkling runs a day (section 1).
         RulesSpec {
             stop_earthwork_at: Level::Yellow,

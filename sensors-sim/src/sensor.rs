@@ -2,8 +2,8 @@
 //!
 //! Laser PM sensors (Plantower PMS5003 class): resolution 1 µg/m³, effective range 0-500 and up to
 //! 1,000 µg/m³, about ±10 % above 100; raw readings overestimate at high humidity, about 40 % on
-//! average and much more above ~80 % RH (domain.md section 6). Over the range the value is capped
-//! and flagged `T` (HJ 212 data flag "over the measuring range", domain.md section 5).
+//! average and much more above ~80 % RH (docs/domain.md, simulator figures). Over the range the value is capped
+//! and flagged `T` (HJ 212 data flag "over the measuring range", docs/domain.md, HJ 212).
 
 use rand::Rng;
 
@@ -22,7 +22,7 @@ pub struct LaserPm {
 
 impl Default for LaserPm {
     fn default() -> Self {
-        // ±10 % read as two sigma (domain.md §6, PMS5003 class).
+        // ±10 % read as two sigma (docs/domain.md, simulator figures, PMS5003 class).
         LaserPm {
             resolution: 1.0,
             cap: 1000.0,
@@ -40,7 +40,7 @@ pub struct Sample {
 }
 
 /// Overestimate of a laser reading at relative humidity `rh` (fraction, 0.4 = +40 %): none below
-/// 70 %, about 40 % at 80 %, growing steeply above (domain.md §6, "Humidity bias").
+/// 70 %, about 40 % at 80 %, growing steeply above (docs/domain.md, simulator figures, "Humidity bias").
 pub fn humidity_bias(rh: f64) -> f64 {
     if rh < 70.0 {
         0.0

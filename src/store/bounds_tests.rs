@@ -32,16 +32,7 @@ fn reading(site: &str, device: &str, ts: i64) -> Record {
 
 fn registered(ids: &[&str]) -> Vec<SiteInfo> {
     ids.iter()
-        .map(|id| SiteInfo {
-            id: id.to_string(),
-            name: id.to_string(),
-            street: "test".into(),
-            kind: Default::default(),
-            phase: Default::default(),
-            lat: None,
-            lon: None,
-            reference: None,
-        })
+        .map(|id| SiteInfo::new(*id, *id, "test"))
         .collect()
 }
 

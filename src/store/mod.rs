@@ -6,10 +6,14 @@ pub mod alerts;
 #[cfg(test)]
 mod bounds_tests;
 pub mod checkpoint;
+pub mod config;
 mod dead_letters;
 pub mod hot;
+mod known;
 pub mod outbox;
+pub mod reader;
 pub mod retention;
+mod rollup;
 pub mod schema;
 pub mod sqlite;
 #[cfg(test)]
@@ -22,7 +26,8 @@ use serde::Serialize;
 use thiserror::Error;
 
 pub use alerts::{AlertChange, AlertFilter, AlertRow, AlertStore, DayRow};
-pub use sqlite::{SqliteReader, SqliteStore};
+pub use reader::SqliteReader;
+pub use sqlite::{SqliteStore, StoreConfig};
 
 /// One accepted message, ready to be stored. Rejected messages become dead letters, so every
 /// message the broker delivered has exactly one record.

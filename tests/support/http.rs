@@ -163,14 +163,15 @@ pub struct ServeProcess {
 }
 
 impl ServeProcess {
-    /// `dustwatch [args] serve` with extra environment variables; `dir` holds the store.
+    /// `dustwatch serve [args]` with extra environment variables; `dir` holds the store.
     pub fn start(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> ServeProcess {
         use std::io::BufRead;
         let broker = embedded_broker();
         let port = super::free_port();
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_dustwatch"));
-        cmd.args(args)
-            .args(["serve", "--broker"])
+        cmd.arg("serve")
+            .args(args)
+            .arg("--broker")
             .arg(format!("mqtt://127.0.0.1:{}", broker.addr().port()))
             .arg("--http")
             .arg(format!("127.0.0.1:{port}"))

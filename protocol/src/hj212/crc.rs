@@ -1,4 +1,4 @@
-//! The HJ 212-2017 CRC of domain.md section 5 (not CRC-16/MODBUS).
+//! The HJ 212-2017 CRC of docs/domain.md, HJ 212 (not CRC-16/MODBUS).
 
 /// CRC16 over the data segment as HJ 212-2017 specifies it.
 pub fn crc16(data: &[u8]) -> u16 {

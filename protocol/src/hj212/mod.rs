@@ -1,5 +1,5 @@
 //! HJ 212-2017, the protocol Chinese site monitors use to report to the authorities' platforms
-//! (domain.md section 5).
+//! (docs/domain.md, HJ 212).
 //!
 //! - `frame`: `##` + length + data segment + CRC + CRLF ([`decode`], [`encode`]).
 //! - `segment`: the data segment fields ([`Frame`]); `cp`: the CP items ([`Cp`], [`FactorData`]).

@@ -1,4 +1,4 @@
-//! Whole-codec tests: the domain.md vector, round trips, every rejection reason, and property
+//! Whole-codec tests: the vector of docs/domain.md, round trips, every rejection reason, and property
 //! tests that the decoder never panics.
 
 use super::*;
