@@ -25,7 +25,7 @@ impl AlertState {
     }
 }
 
-/// Rule kinds (issue 4, 2a-g).
+/// Rule kinds (docs/rules.md, a-g).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum RuleKind {

@@ -1,5 +1,5 @@
 //! Rule profiles: the office's rulebook as TOML. Every limit, window, level and time of day is a
-//! setting here (domain.md insists none is a constant in code). `dustwatch rules check FILE`
+//! setting here (docs/domain.md: none is a constant in code). `dustwatch rules check FILE`
 //! validates a profile and reports each problem with its line and field.
 
 use dustwatch_protocol::{Level, Metric, Phase, SiteKind};
