@@ -362,3 +362,14 @@ fn tsp_is_judged_hourly_with_shaanxis_earthwork_limit() {
     s.run(t0() + 15 * MIN, 55, quiet);
     assert!(s.changes("tsp-hourly").is_empty());
 }
+
+#[test]
+fn earthwork_under_the_mist_is_still_earthwork() {
+    let mut s = Sim::new();
+    s.level(t0() - MIN, Level::Yellow);
+    // Digging (+200 over the reference, loud) while the fog cannon runs: the dust says work.
+    s.sprinkle("d1", t0(), t0() + 15 * MIN);
+    s.run(t0(), 15, |i| (300.0 + (i % 3) as f64, 75.0));
+    s.run(t0() + 15 * MIN, 10, quiet);
+    assert_eq!(s.changes("earthwork-restriction"), vec![Change::Opened]);
+}

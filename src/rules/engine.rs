@@ -609,17 +609,19 @@ impl Engine {
         let dust_burst = act
             .dust_pm10_increment
             .is_some_and(|t| increment.is_some_and(|i| i >= t));
-        // A fog cannon or a water truck is loud and its run is required: never forbidden work.
+        // A fog cannon or a water truck is loud and its run is required: during a run the noise
+        // is not evidence of work. Dust over a work threshold still is: digging under the mist.
         let sprinkling = s
             .sprinklers
             .intervals(end)
             .iter()
             .any(|(a, b)| *a < end && *b > m);
-        let active = !sprinkling && (noise.is_some_and(|n| n >= act.noise_dba) || dust_burst);
-        // Earthwork needs a phase that digs (registry) and a dust burst over the background.
-        let earth = active
-            && act.earthwork_phases.contains(&phase)
+        let digs = act.earthwork_phases.contains(&phase)
             && increment.is_some_and(|i| i >= act.earthwork_pm10_increment);
+        let loud = !sprinkling && noise.is_some_and(|n| n >= act.noise_dba);
+        let active = loud || dust_burst || (sprinkling && digs);
+        // Earthwork needs a phase that digs (registry) and a dust burst over the background.
+        let earth = active && digs;
         let in_night = self.profile.night.as_ref().is_some_and(|n| {
             let n = n.get_ref();
             in_window(self.local_minute_of_day(m), &n.start, &n.end)

@@ -101,8 +101,8 @@ impl Severity {
 /// Work activity inferred per minute: noise at or above `noise_dba` (or, when set, a PM10
 /// increment at or above `dust_pm10_increment`) is work; on a site in an earthwork phase, with a
 /// PM10 increment over the reference at or above `earthwork_pm10_increment`, it is earthwork.
-/// Minutes in a sprinkling run of the site are never work: sprinkling is required, not
-/// forbidden.
+/// A sprinkling run is never work: during one, noise does not count (dust over these
+/// thresholds still does).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Activity {
