@@ -95,12 +95,20 @@ pub fn daily(reader: &dyn StoreReader, date: NaiveDate, tz: Tz) -> Result<DailyR
             activity_minutes: day.map_or(0, |d| d.activity_minutes),
             night_activity_minutes: day.map_or(0, |d| d.night_activity_minutes),
             level_max: day.map_or("none".to_string(), |d| d.level_max.clone()),
+            not_judged_minutes: day.map_or(0, |d| d.not_judged_minutes),
+            not_judged: day.map_or_else(Vec::new, |d| {
+                not_judged_lines(
+                    &serde_json::from_str::<Vec<crate::rules::NotJudged>>(&d.not_judged)
+                        .unwrap_or_default(),
+                )
+            }),
             // A day whose figures count an alert is never a zero line, even if the alert's row
             // was not found (one source of truth would be better; both are checked).
-            not_judged_minutes: 0,
-            not_judged: Vec::new(),
+            // Nor is a day the rules could not wholly judge: silence is not compliance.
             no_incident: rules.is_empty()
-                && day.is_none_or(|d| d.exceedance_minutes == 0 && d.alerts_opened == 0),
+                && day.is_none_or(|d| {
+                    d.exceedance_minutes == 0 && d.alerts_opened == 0 && d.not_judged_minutes == 0
+                }),
             alerts: rules,
         };
         let street = if s.info.street.is_empty() {
@@ -138,18 +146,22 @@ pub fn add_not_judged(report: &mut DailyReport, days: &[crate::rules::DayStats])
                 continue;
             };
             line.not_judged_minutes = d.not_judged_minutes;
-            line.not_judged = d
-                .not_judged
-                .iter()
-                .map(|n| {
-                    format!(
-                        "{}: not judged for {} min, because {}",
-                        n.rule, n.minutes, n.text
-                    )
-                })
-                .collect();
+            line.not_judged = not_judged_lines(&d.not_judged);
+            line.no_incident &= d.not_judged_minutes == 0;
         }
     }
+}
+
+/// What was not judged, one line per rule and reason, for the report.
+fn not_judged_lines(list: &[crate::rules::NotJudged]) -> Vec<String> {
+    list.iter()
+        .map(|n| {
+            format!(
+                "{}: not judged for {} min, because {}",
+                n.rule, n.minutes, n.text
+            )
+        })
+        .collect()
 }
 
 pub fn to_csv(r: &DailyReport) -> String {

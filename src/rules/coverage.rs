@@ -1,10 +1,10 @@
 //! What could not be judged, and why: a rule that stays silent for lack of data must say so,
 //! or the office reads silence as compliance.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "because", rename_all = "snake_case")]
 pub enum Reason {
     /// Too few minutes with valid data in the window or day.
@@ -38,7 +38,7 @@ impl fmt::Display for Reason {
 }
 
 /// One rule's unjudged time in a day, by reason.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NotJudged {
     pub rule: String,
     /// Minutes of windows not judged (a whole day for a per-day rule).

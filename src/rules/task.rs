@@ -146,9 +146,9 @@ pub fn day_stats(r: &DayRow) -> Option<DayStats> {
         alerts_opened: r.alerts_opened,
         alerts_closed: r.alerts_closed,
         level_max: r.level_max.parse().ok()?,
-        // Not stored with the day's row: what was not judged before a restart is not restored.
-        not_judged_minutes: 0,
-        not_judged: Vec::new(),
+        not_judged_minutes: r.not_judged_minutes,
+        // A row from before schema 4 (or unreadable) has no list: the minutes still count.
+        not_judged: serde_json::from_str(&r.not_judged).unwrap_or_default(),
     })
 }
 
@@ -165,6 +165,8 @@ pub fn day_row(d: &DayStats, closed: bool) -> DayRow {
         alerts_closed: d.alerts_closed,
         level_max: d.level_max.name().to_string(),
         closed,
+        not_judged_minutes: d.not_judged_minutes,
+        not_judged: serde_json::to_string(&d.not_judged).unwrap_or_else(|_| "[]".into()),
     }
 }
 
