@@ -332,7 +332,7 @@ impl Metrics {
 
 /// Labels of `dustwatch_hj212_rejected_total`: every `Hj212Error::label()` of the codec, then the
 /// TCP listener's identity checks, then `other` (a label this list does not know yet).
-pub const HJ212_REJECT_LABELS: [&str; 26] = [
+pub const HJ212_REJECT_LABELS: [&str; 24] = [
     "bad_header",
     "bad_length",
     "length_mismatch",
@@ -348,10 +348,8 @@ pub const HJ212_REJECT_LABELS: [&str; 26] = [
     "unknown_field",
     "bad_field",
     "unknown_cn",
-    "unknown_factor",
     "non_numeric",
     "bad_datatime",
-    "bad_flag",
     "not_data",
     "split_fragment",
     "split_mismatch",

@@ -75,6 +75,12 @@ fn every_rejection_reason_has_a_label_and_a_message() {
     other.packet = Some(Packet { total: 3, index: 2 });
     let mut r = Reassembler::new(2);
     r.push(split.clone()).unwrap();
+    let nan = Reading {
+        ts: 1_483_340_400_000,
+        interval_s: 60,
+        pm25: Some(f64::NAN),
+        ..Reading::default()
+    };
 
     let cases: Vec<Hj212Error> = vec![
         decode(b"GET / HTTP/1.1\r\n").unwrap_err(),
@@ -89,13 +95,11 @@ fn every_rejection_reason_has_a_label_and_a_message() {
         decode(&seg("CP=&&", "CP=&")).unwrap_err(),
         decode(&seg("QN=20170102150000000;", "")).unwrap_err(),
         decode(&seg("ST=39", "ST=39;ST=39")).unwrap_err(),
-        decode(&seg("a34004-Rtd", "a34004-Cou")).unwrap_err(),
+        decode(&seg("CN=2011", "CN=2011;XX=1")).unwrap_err(),
         decode(&seg("ST=39", "ST=three")).unwrap_err(),
         decode(&seg("CN=2011", "CN=2099")).unwrap_err(),
-        decode(&seg("a34004-Rtd", "PM4-Rtd")).unwrap_err(),
-        decode(&seg("245.0", "2a5.0")).unwrap_err(),
+        from_reading(&nan, Cn::RealTime, "M", "p", 39, &d).unwrap_err(),
         decode(&seg("DataTime=20170102150000", "DataTime=20170132150000")).unwrap_err(),
-        decode(&seg("a34004-Flag=N", "a34004-Flag=Z")).unwrap_err(),
         to_reading(&reply, &d, 0, 0).unwrap_err(),
         to_reading(&split, &d, 0, 0).unwrap_err(),
         r.push(other).unwrap_err(),
