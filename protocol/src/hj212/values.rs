@@ -84,16 +84,6 @@ impl Values {
     pub fn is_empty(&self) -> bool {
         Metric::ALL.iter().all(|&m| self.reading.get(m).is_none())
     }
-
-    /// The dropped fields in one line: `a01006 zero_not_physical: ...; a21004 not_stored: ...`.
-    pub fn summary(&self) -> String {
-        let parts: Vec<String> = self
-            .dropped
-            .iter()
-            .map(|d| format!("{} {}: {}", d.factor, d.reason.label(), d.detail))
-            .collect();
-        parts.join("; ")
-    }
 }
 
 /// Like [`super::to_reading`], but every value is checked on its own: implausible values, a bare
