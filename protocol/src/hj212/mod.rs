@@ -27,6 +27,8 @@ mod time;
 mod values;
 
 #[cfg(test)]
+mod corpus;
+#[cfg(test)]
 mod tests;
 
 pub use codes::{factor_label, is_gas, Cn, Factor, Field, QnRtn, FACTOR_LABELS, GAS_CODES};

@@ -206,6 +206,16 @@ fn exercise(bytes: &[u8]) {
             ..DeviceProfile::default()
         };
         let _ = to_reading(&frame, &device, 0, 0);
+        // Judged value by value: whatever is kept is plausible, every drop has a bounded label.
+        if let Ok(v) = read_values(&frame, &device, 0, 0) {
+            for m in Metric::ALL {
+                if let Some(x) = v.reading.get(m) {
+                    let (lo, hi) = m.range();
+                    assert!(x.is_finite() && (lo..=hi).contains(&x), "{m} = {x} kept");
+                }
+            }
+            assert!(v.dropped.iter().all(|d| FACTOR_LABELS.contains(&d.factor)));
+        }
     }
     let _ = data_reply(&frame).encode();
     let _ = Reassembler::new(1).push(frame.clone());
@@ -277,7 +287,20 @@ enum FuzzInput {
     /// Frame-like text with a correct length and CRC, so it reaches the segment parser.
     Wrapped(Vec<u8>),
     Mutated(Vec<Edit>),
+    /// A field-shaped frame (gases, an unknown factor, Min/Avg/Max, zeros, extra `&&`, lowercase
+    /// CRC, NUL padding), mutated: the paths that keep unread items and drop single values.
+    Field(Vec<Edit>),
     RoundTrip(Reading, Cn, PmUnit),
+}
+
+pub(super) const FIELD_SEGMENT: &str = "QN=20170102150100000;ST=22;CN=2051;PW=123456;MN=AIR01;CP=&&&&DataTime=20170102150000;a34004-Min=20,a34004-Avg=25,a34004-Max=31,a34004-Flag=N;a21004-Avg=35,a21004-Flag=N;zz9-Avg=1;a01006-Avg=0.0,a01006-Flag=N;a34002-Avg=0,a34002-Flag=D;a01001-Avg=-1e2;TSP-Avg=90&&&&";
+
+/// The field segment framed with a lowercase CRC and a trailing NUL.
+pub(super) fn field_frame(seg: &[u8]) -> Vec<u8> {
+    let mut framed = format!("##{:04}", seg.len()).into_bytes();
+    framed.extend_from_slice(seg);
+    framed.extend_from_slice(format!("{:04x}\r\n\0", crc16(seg)).as_bytes());
+    framed
 }
 
 fn fuzz_input() -> impl Strategy<Value = FuzzInput> {
@@ -285,6 +308,7 @@ fn fuzz_input() -> impl Strategy<Value = FuzzInput> {
         proptest::collection::vec(any::<u8>(), 0..1_100).prop_map(FuzzInput::Bytes),
         "[A-Za-z0-9=;,&.\\-]{0,400}".prop_map(|s| FuzzInput::Wrapped(s.into_bytes())),
         proptest::collection::vec(edit(), 1..8).prop_map(FuzzInput::Mutated),
+        proptest::collection::vec(edit(), 0..8).prop_map(FuzzInput::Field),
         (reading(), cn(), unit()).prop_map(|(r, c, u)| FuzzInput::RoundTrip(r, c, u)),
     ]
 }
@@ -318,6 +342,13 @@ proptest! {
                 apply(&mut seg, &edits);
                 if seg.len() <= MAX_SEGMENT_LEN {
                     exercise(&wrapped(&seg));
+                }
+            }
+            FuzzInput::Field(edits) => {
+                let mut seg = FIELD_SEGMENT.as_bytes().to_vec();
+                apply(&mut seg, &edits);
+                if seg.len() <= MAX_SEGMENT_LEN {
+                    exercise(&field_frame(&seg));
                 }
             }
             FuzzInput::RoundTrip(mut r, cn, unit) => {

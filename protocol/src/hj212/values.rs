@@ -233,9 +233,7 @@ mod tests {
             ]
         );
         assert!(v.reading.validate().is_ok());
-        assert!(v
-            .summary()
-            .contains("a01002 out_of_range: a01002 (rh_pct) = 101 outside"));
+        assert!(v.dropped[1].detail.contains("a01002 (rh_pct) = 101 outside"));
     }
 
     #[test]
