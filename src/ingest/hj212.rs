@@ -374,7 +374,9 @@ mod tests {
     fn mqtt_frame_with_or_without_crlf_becomes_a_reading() {
         let mut m = frames();
         let bytes = wrap_segment(SEG).unwrap();
-        for payload in [&bytes[..], &bytes[..bytes.len() - 2]] {
+        let with_nul = [&bytes[..], b"\0"].concat();
+        let bare_nul = [&bytes[..bytes.len() - 2], b"\0"].concat();
+        for payload in [&bytes[..], &bytes[..bytes.len() - 2], &with_nul, &bare_nul] {
             match m.decode("t", "s1", "d1", payload) {
                 Some(Record::Reading {
                     site,

@@ -233,7 +233,9 @@ mod tests {
             ]
         );
         assert!(v.reading.validate().is_ok());
-        assert!(v.dropped[1].detail.contains("a01002 (rh_pct) = 101 outside"));
+        assert!(v.dropped[1]
+            .detail
+            .contains("a01002 (rh_pct) = 101 outside"));
     }
 
     #[test]
