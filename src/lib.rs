@@ -2,8 +2,6 @@
 
 pub mod app;
 pub mod aqi;
-pub mod bench;
-pub mod bench_ingest;
 pub mod broker_config;
 pub mod charts;
 pub mod config;
@@ -14,6 +12,7 @@ pub mod metrics;
 pub mod publish;
 pub mod report;
 pub mod rules;
+#[cfg(feature = "sim")]
 pub mod score;
 pub mod store;
 pub mod web;

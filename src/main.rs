@@ -1,6 +1,8 @@
 //! The `dustwatch` command line: parses flags and wires the pieces together; nothing else.
 
-use anyhow::{Context, Result};
+#[cfg(feature = "sim")]
+use anyhow::Context;
+use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use dustwatch::app::Aggregator;
 use dustwatch::config::Config;
@@ -103,6 +105,7 @@ fn init_logs(format: LogFormat) {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run everything in one process: embedded broker, simulated fleet, aggregator, dashboard.
+    #[cfg(feature = "sim")]
     Demo {
         /// Simulator scenario, shipped name or path [default: huiji-red-alert].
         #[arg(long, env = "DUSTWATCH_SCENARIO")]
@@ -166,6 +169,7 @@ enum Command {
         store: StoreArgs,
     },
     /// Score stored alerts against a sensors-sim ground-truth file (precision, recall per kind).
+    #[cfg(feature = "sim")]
     Score {
         /// The truth file written by `sensors-sim --truth FILE`.
         #[arg(long)]
@@ -187,12 +191,6 @@ enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Performance figures with ratios to their targets, from one run.
-    Bench {
-        /// What to measure.
-        #[arg(value_enum, default_value_t = BenchWhat::Charts)]
-        what: BenchWhat,
-    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -206,14 +204,6 @@ enum ReportFormat {
 enum ScoreFormat {
     Table,
     Json,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum BenchWhat {
-    /// Charts, the overview and live updates under load.
-    Charts,
-    /// Ingest rate against a plain subscriber, publish-to-commit latency, memory, rules' cost.
-    Ingest,
 }
 
 #[derive(Debug, Subcommand)]
@@ -355,21 +345,6 @@ async fn main() -> Result<()> {
                 println!("{}", f.display());
             }
         }
-        Command::Bench { what } => {
-            let dir = std::env::temp_dir().join(format!("dustwatch-bench-{}", std::process::id()));
-            if what == BenchWhat::Ingest {
-                let options = dustwatch::bench_ingest::Options::default();
-                let table = dustwatch::bench_ingest::run(&dir, &options).await;
-                let _ = std::fs::remove_dir_all(&dir);
-                print!("{}", table?);
-                return Ok(());
-            }
-            let figures = dustwatch::bench::run(&dir).await;
-            let _ = std::fs::remove_dir_all(&dir);
-            for f in figures? {
-                println!("{f}");
-            }
-        }
         Command::Rules {
             command: RulesCommand::Check { file },
         } => match dustwatch::rules::Profile::load(&file) {
@@ -431,6 +406,7 @@ async fn main() -> Result<()> {
                 ReportFormat::Html => println!("{}", dustwatch::web::report_html(&report)),
             }
         }
+        #[cfg(feature = "sim")]
         Command::Score {
             truth,
             format,
@@ -490,6 +466,7 @@ async fn main() -> Result<()> {
             println!("MQTT broker listening on mqtt://{}", broker.addr());
             shutdown.cancelled().await;
         }
+        #[cfg(feature = "sim")]
         Command::Demo {
             scenario,
             speed,
@@ -516,6 +493,7 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "sim")]
 async fn demo(mut config: Config, shutdown: CancellationToken) -> Result<()> {
     // On a machine that already runs a broker (or a dashboard) on the default port, the demo
     // moves to a free one instead of failing; an address given explicitly is kept as given.
@@ -636,6 +614,7 @@ async fn demo(mut config: Config, shutdown: CancellationToken) -> Result<()> {
 
 /// Where a local client reaches a listener bound to `addr` (an unspecified address means this
 /// machine).
+#[cfg(feature = "sim")]
 fn platform_addr(mut addr: SocketAddr) -> SocketAddr {
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());

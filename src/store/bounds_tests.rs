@@ -93,14 +93,34 @@ fn retention_refuses_to_empty_a_table_and_trims_what_is_old() {
         .contains("retention_max_share"));
     assert_eq!(reader.counts().expect("counts").readings, before);
 
-    // 30 days after the second day ended: the first day (a third of the span) goes.
+    // 30 days after the second day ended: the first day (a third of the span) goes, and so
+    // do export rows of what it held (an exporter down that long cannot send them).
+    store.set_outbox(true);
+    store
+        .write_batch(&[reading("a", "m2", T0 + 3_600_000)])
+        .expect("write");
+    store
+        .write_batch(&[reading("a", "m2", T0 + 2 * DAY + 3_600_000)])
+        .expect("write");
+    let outbox = |dir: &std::path::Path| -> i64 {
+        let conn = rusqlite::Connection::open(super::sqlite::db_path(dir)).expect("sqlite");
+        conn.query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))
+            .expect("count")
+    };
+    assert_eq!(outbox(dir.path()), 2);
     let report = store
         .apply_retention(T0 + 2 * DAY + 30 * DAY)
         .expect("pass");
     assert!(report.refused.is_empty(), "{:?}", report.refused);
+    // The first two days of the three sites and m2's first reading went; m2's second stays.
     assert_eq!(
         reader.counts().expect("counts").readings,
-        before - 2 * 3 * 24
+        before - 2 * 3 * 24 + 1
+    );
+    assert_eq!(
+        outbox(dir.path()),
+        1,
+        "the old export row went with its reading"
     );
 }
 

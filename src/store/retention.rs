@@ -79,6 +79,14 @@ pub(super) fn apply(
             }
         }
     }
+    // Export rows of records older than the raw retention: their readings and events are gone,
+    // so an exporter that was down that long could not send them anyway (and must not leave the
+    // outbox to grow without bound).
+    if !report.refused.iter().any(|r| r.table == "readings") {
+        report.deleted += tx
+            .prepare_cached("DELETE FROM outbox WHERE ts < ?1")?
+            .execute(params![raw_cut])? as u64;
+    }
     // Rollups are 'refused' above when their span is suspicious; the smaller tables follow
     // the rollups' age only when the rollups were not refused.
     let rollups_ok = !report

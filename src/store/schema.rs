@@ -3,7 +3,7 @@
 //! key. A redelivered or twice-published message repeats its payload, event time included, so
 //! `INSERT OR IGNORE` stores it once. Schema 1 also had a unique index on (site, device, boot,
 //! seq); it made every batch rewrite the newest index leaf of every device next to the newest
-//! table leaf of every site, and `dustwatch bench ingest` measured ingest at 0.70 of the broker's
+//! table leaf of every site, and `dustwatch-bench ingest` measured ingest at 0.70 of the broker's
 //! delivery rate with it and 0.95 without (p99 publish-to-commit 500 ms vs 25 ms at 10,000/s).
 //! Rollups are wide (count, sum, min, max per metric) so one row per site and bucket carries
 //! every metric.

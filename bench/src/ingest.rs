@@ -1,4 +1,4 @@
-//! `dustwatch bench ingest`: the aggregator's ingest figures from one run, with ratios to the
+//! `dustwatch-bench ingest`: the aggregator's ingest figures from one run, with ratios to the
 //! aggregator's targets:
 //! - sustained ingest into the durable store reaches at least 90 % of the rate at which the same
 //!   broker delivers the same messages to a plain subscriber that discards them (1,000 devices),
@@ -10,16 +10,15 @@
 //! The aggregator runs in-process (its RSS is this process's); Mosquitto runs as a child process
 //! when installed. Every aggregator phase gets a fresh broker and a fresh temporary data dir.
 
-use crate::app::Aggregator;
-use crate::config::Config;
-use crate::metrics::Metrics;
-use dustwatch_broker::mosquitto_binary;
+use dustwatch::app::Aggregator;
+use dustwatch::config::Config;
+use dustwatch::metrics::Metrics;
 use dustwatch_broker::{BrokerConfig, EmbeddedBroker};
 use dustwatch_protocol::{Reading, SiteInfo, TopicRoot};
+use dustwatch_testkit::Mosquitto;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -59,46 +58,12 @@ impl Default for Options {
     }
 }
 
-/// A broker for one phase: a Mosquitto child process (killed on drop) or the embedded one
-/// (rumqttd cannot be stopped; it lives until the process exits).
+/// A broker for one phase: Mosquitto as the tests start it (testkit: a child process with the
+/// queue and in-flight limits off, killed on drop) or the embedded one (rumqttd cannot be
+/// stopped; it lives until the process exits).
 struct Broker {
     addr: SocketAddr,
-    child: Option<Child>,
-    _dir: Option<tempfile_dir::Dir>,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// A throwaway directory removed on drop (no tempfile dependency outside tests).
-mod tempfile_dir {
-    use std::path::{Path, PathBuf};
-
-    pub struct Dir(PathBuf);
-
-    impl Dir {
-        pub fn new(parent: &Path, name: &str) -> std::io::Result<Dir> {
-            let p = parent.join(name);
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p)?;
-            Ok(Dir(p))
-        }
-        pub fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    _mosquitto: Option<Mosquitto>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -116,7 +81,7 @@ impl Kind {
     }
 }
 
-fn start_broker(kind: Kind, work: &Path, phase: &str) -> anyhow::Result<Broker> {
+fn start_broker(kind: Kind) -> anyhow::Result<Broker> {
     match kind {
         Kind::Embedded => {
             let b = EmbeddedBroker::start(&BrokerConfig {
@@ -125,48 +90,15 @@ fn start_broker(kind: Kind, work: &Path, phase: &str) -> anyhow::Result<Broker> 
             })?;
             Ok(Broker {
                 addr: b.addr(),
-                child: None,
-                _dir: None,
+                _mosquitto: None,
             })
         }
         Kind::Mosquitto => {
-            let bin =
-                mosquitto_binary().ok_or_else(|| anyhow::anyhow!("mosquitto not installed"))?;
-            let dir = tempfile_dir::Dir::new(work, &format!("mosquitto-{phase}"))?;
-            let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-            let conf = dir.path().join("mosquitto.conf");
-            // Queue and inflight limits off: the default max_queued_messages 1000 drops QoS 1
-            // messages to a busy subscriber. Log to stdout: as root it drops to user mosquitto.
-            std::fs::write(
-                &conf,
-                format!(
-                    "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-                     max_queued_messages 0\nmax_queued_bytes 0\nmax_inflight_messages 0\n\
-                     log_dest stdout\nlog_type error\nlog_type warning\n"
-                ),
-            )?;
-            let child = Command::new(bin)
-                .arg("-c")
-                .arg(&conf)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .spawn()?;
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let broker = Broker {
-                addr,
-                child: Some(child),
-                _dir: Some(dir),
-            };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while TcpStream::connect(addr).is_err() {
-                anyhow::ensure!(
-                    Instant::now() < deadline,
-                    "mosquitto did not listen on {addr}"
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Ok(broker)
+            let m = Mosquitto::start().ok_or_else(|| anyhow::anyhow!("mosquitto not installed"))?;
+            Ok(Broker {
+                addr: SocketAddr::from(([127, 0, 0, 1], m.port())),
+                _mosquitto: Some(m),
+            })
         }
     }
 }
@@ -184,7 +116,7 @@ impl Fleet {
             topics: (0..o.devices)
                 .map(|i| root.reading(&format!("bench-{:03}", i % o.sites), &format!("d{i:04}")))
                 .collect(),
-            sites: crate::bench::bench_sites(o.sites),
+            sites: crate::dashboard::bench_sites(o.sites),
         }
     }
 }
@@ -302,8 +234,8 @@ async fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) -> an
 }
 
 /// The baseline: the broker delivers N readings to a plain subscriber that discards them.
-async fn baseline(kind: Kind, work: &Path, fleet: &Fleet, o: &Options) -> anyhow::Result<f64> {
-    let broker = start_broker(kind, work, "baseline")?;
+async fn baseline(kind: Kind, fleet: &Fleet, o: &Options) -> anyhow::Result<f64> {
+    let broker = start_broker(kind)?;
     let mut opts = MqttOptions::new(
         "bench-discard",
         broker.addr.ip().to_string(),
@@ -354,7 +286,7 @@ struct AggPhase {
     broker: Broker,
     agg: Aggregator,
     shutdown: CancellationToken,
-    _data: tempfile_dir::Dir,
+    _data: tempfile::TempDir,
 }
 
 async fn start_aggregator(
@@ -364,8 +296,10 @@ async fn start_aggregator(
     fleet: &Fleet,
     rules: bool,
 ) -> anyhow::Result<AggPhase> {
-    let broker = start_broker(kind, work, phase)?;
-    let data = tempfile_dir::Dir::new(work, &format!("data-{phase}"))?;
+    let broker = start_broker(kind)?;
+    let data = tempfile::Builder::new()
+        .prefix(&format!("data-{phase}-"))
+        .tempdir_in(work)?;
     let mut config = Config::default();
     config.mqtt.url = format!("mqtt://{}", broker.addr);
     config.mqtt.client_id = format!("dustwatch-bench-{phase}");
@@ -579,7 +513,7 @@ pub async fn run(work: &Path, o: &Options) -> anyhow::Result<String> {
     let fleet = Fleet::new(o);
     let n = o.readings;
     let mut rows = Vec::new();
-    let have_mosquitto = mosquitto_binary().is_some();
+    let have_mosquitto = Mosquitto::available();
     let primary = if have_mosquitto {
         Kind::Mosquitto
     } else {
@@ -606,7 +540,7 @@ pub async fn run(work: &Path, o: &Options) -> anyhow::Result<String> {
         let mut memory = Vec::new();
         for round in 1..=o.rounds {
             eprintln!("{b}: plain subscriber, {n} readings (round {round})");
-            plains.push(baseline(kind, work, &fleet, o).await?);
+            plains.push(baseline(kind, &fleet, o).await?);
             eprintln!("{b}: aggregator, {n} readings (round {round})");
             let phase =
                 start_aggregator(kind, work, &format!("{b}-on-{round}"), &fleet, true).await?;

@@ -1,13 +1,13 @@
-//! `dustwatch bench charts`: the dashboard's performance figures from one run, with ratios to the
+//! `dustwatch-bench charts`: the dashboard's performance figures from one run, with ratios to the
 //! dashboard's targets: a 24-hour, 1-minute site chart renders in under 20 ms; the overview of 200
 //! sites answers in under 100 ms; the page stays responsive with 50 live updates a second.
 //! Everything runs in-process against the real pieces (embedded broker, aggregator, HTTP).
 
-use crate::app::Aggregator;
-use crate::charts::site_series::{AlertPeriod, LevelPeriod, SiteSeries};
-use crate::charts::{self, data::default_limits};
-use crate::config::Config;
-use crate::store::SeriesPoint;
+use dustwatch::app::Aggregator;
+use dustwatch::charts::site_series::{AlertPeriod, LevelPeriod, SiteSeries};
+use dustwatch::charts::{self, data::default_limits};
+use dustwatch::config::Config;
+use dustwatch::store::SeriesPoint;
 use dustwatch_broker::EmbeddedBroker;
 use dustwatch_protocol::{Level, Metric, Reading, SiteInfo, TopicRoot};
 use rumqttc::{AsyncClient, MqttOptions, QoS};
