@@ -42,6 +42,10 @@ pub struct SiteLine {
     pub alerts: Vec<String>,
     /// True when nothing happened: the explicit zero line.
     pub no_incident: bool,
+    /// Minutes of rule windows that could not be judged (no data, no or lagging reference).
+    pub not_judged_minutes: u32,
+    /// "not judged, because ..." per rule.
+    pub not_judged: Vec<String>,
 }
 
 fn day_bounds(tz: Tz, date: NaiveDate) -> (i64, i64) {
@@ -91,7 +95,20 @@ pub fn daily(reader: &dyn StoreReader, date: NaiveDate, tz: Tz) -> Result<DailyR
             activity_minutes: day.map_or(0, |d| d.activity_minutes),
             night_activity_minutes: day.map_or(0, |d| d.night_activity_minutes),
             level_max: day.map_or("none".to_string(), |d| d.level_max.clone()),
-            no_incident: rules.is_empty() && day.is_none_or(|d| d.exceedance_minutes == 0),
+            not_judged_minutes: day.map_or(0, |d| d.not_judged_minutes),
+            not_judged: day.map_or_else(Vec::new, |d| {
+                not_judged_lines(
+                    &serde_json::from_str::<Vec<crate::rules::NotJudged>>(&d.not_judged)
+                        .unwrap_or_default(),
+                )
+            }),
+            // A day whose figures count an alert is never a zero line, even if the alert's row
+            // was not found (one source of truth would be better; both are checked).
+            // Nor is a day the rules could not wholly judge: silence is not compliance.
+            no_incident: rules.is_empty()
+                && day.is_none_or(|d| {
+                    d.exceedance_minutes == 0 && d.alerts_opened == 0 && d.not_judged_minutes == 0
+                }),
             alerts: rules,
         };
         let street = if s.info.street.is_empty() {
@@ -115,6 +132,36 @@ pub fn daily(reader: &dyn StoreReader, date: NaiveDate, tz: Tz) -> Result<DailyR
             })
             .collect(),
     })
+}
+
+/// Add what the rules could not judge (from the rules engine's day figures) to a report: a site
+/// whose PM10 was not judged must not read as a clean zero line.
+pub fn add_not_judged(report: &mut DailyReport, days: &[crate::rules::DayStats]) {
+    for st in &mut report.streets {
+        for line in &mut st.sites {
+            let Some(d) = days
+                .iter()
+                .find(|d| d.date == report.date && d.site == line.site)
+            else {
+                continue;
+            };
+            line.not_judged_minutes = d.not_judged_minutes;
+            line.not_judged = not_judged_lines(&d.not_judged);
+            line.no_incident &= d.not_judged_minutes == 0;
+        }
+    }
+}
+
+/// What was not judged, one line per rule and reason, for the report.
+fn not_judged_lines(list: &[crate::rules::NotJudged]) -> Vec<String> {
+    list.iter()
+        .map(|n| {
+            format!(
+                "{}: not judged for {} min, because {}",
+                n.rule, n.minutes, n.text
+            )
+        })
+        .collect()
 }
 
 pub fn to_csv(r: &DailyReport) -> String {

@@ -150,7 +150,15 @@ async fn a_sequence_number_the_store_cannot_hold_does_not_stop_ingest() {
     })
     .await
     .expect("wait");
-    assert_eq!(agg.metrics.rejected(RejectReason::OutOfRange), 2);
+    // The writer counts a batch right after committing it: wait for the count, too.
+    let m = agg.metrics.clone();
+    tokio::task::spawn_blocking(move || {
+        eventually(30, "both counted as out_of_range", || {
+            (m.rejected(RejectReason::OutOfRange) == 2).then_some(())
+        })
+    })
+    .await
+    .expect("wait");
     assert_eq!(agg.metrics.store_errors.load(Relaxed), 0);
     shutdown.cancel();
     agg.wait().await.expect("clean stop");

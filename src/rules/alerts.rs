@@ -25,7 +25,7 @@ impl AlertState {
     }
 }
 
-/// Rule kinds (issue 4, 2a-g).
+/// Rule kinds (docs/rules.md, a-g).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum RuleKind {
@@ -80,6 +80,11 @@ pub struct Alert {
     pub updated_ts: i64,
     pub cleared_ts: Option<i64>,
     pub closed_ts: Option<i64>,
+    /// Start of the current re-check period: the clear, or the last window after it that was
+    /// not clean. Not stored on its own: after a restart it is the later of the clear and the
+    /// last update.
+    #[serde(skip)]
+    pub recheck_from: Option<i64>,
     /// Times this alert's condition was raised (1 at open).
     pub offences: u32,
     /// City level when the alert opened.
@@ -185,6 +190,7 @@ impl AlertBook {
                 _ => {
                     a.state = AlertState::Active;
                     a.cleared_ts = None;
+                    a.recheck_from = None;
                     a.offences += 1;
                     Change::Reactivated
                 }
@@ -214,6 +220,7 @@ impl AlertBook {
             updated_ts: r.ts,
             cleared_ts: None,
             closed_ts: None,
+            recheck_from: None,
             offences: 1,
             level: r.level,
             evidence: r.evidence,
@@ -234,9 +241,26 @@ impl AlertBook {
         }
         a.state = AlertState::Cleared;
         a.cleared_ts = Some(ts);
+        a.recheck_from = Some(ts);
         a.updated_ts = a.updated_ts.max(ts);
         Some(Transition {
             change: Change::Cleared,
+            alert: a.clone(),
+        })
+    }
+
+    /// A judged window up to `ts` was not clean (below the raise condition, not below the clear
+    /// limit): a cleared alert's re-check period starts again at `ts`. The update is stored
+    /// (so a restart keeps it), not published.
+    pub fn hold(&mut self, site: &str, rule: &str, ts: i64) -> Option<Transition> {
+        let a = self.open.get_mut(&(site.to_string(), rule.to_string()))?;
+        if a.state != AlertState::Cleared {
+            return None;
+        }
+        a.recheck_from = Some(a.recheck_from.map_or(ts, |r| r.max(ts)));
+        a.updated_ts = a.updated_ts.max(ts);
+        Some(Transition {
+            change: Change::Updated,
             alert: a.clone(),
         })
     }
@@ -269,7 +293,11 @@ impl AlertBook {
             .open
             .values()
             .filter(|a| a.site == site && a.state == AlertState::Cleared)
-            .filter(|a| a.cleared_ts.is_some_and(|c| ts - c >= self.recheck_ms))
+            .filter(|a| {
+                a.recheck_from
+                    .or(a.cleared_ts)
+                    .is_some_and(|c| ts - c >= self.recheck_ms)
+            })
             .map(|a| a.rule.clone())
             .collect();
         due.iter()

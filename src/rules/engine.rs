@@ -3,9 +3,12 @@
 //! has passed that minute, so a live stream, an accelerated simulation, a backfill and a test
 //! give the same answer.
 
-use super::alerts::{AlertBook, Raise, RuleKind, Transition};
+use super::alerts::{AlertBook, Change, Raise, RuleKind, Transition};
+use super::coverage::{self, NotJudged, Reason};
 use super::minute::{minute_of, Minute};
 use super::profile::{parse_hhmm, Profile, Severity};
+use super::relevel::{ActivityLog, ActivityMinute};
+use super::sprinkling::SprinklerLog;
 use super::timeline::LevelTimeline;
 use super::window::{Verdict, WindowState};
 use crate::store::Record;
@@ -16,43 +19,18 @@ use serde::Serialize;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+mod days;
+mod devices;
+mod late_level;
+
+pub use days::DayStats;
+use days::{day_bounds, tally};
+
 /// Minutes of per-site history kept for windows and as reference background.
 const HORIZON_MS: i64 = 3 * 3_600_000;
 /// How far a site's clock may run ahead of the fleet's (a device with a fast clock cannot drag
 /// its site's judgement into the future).
 const AHEAD_SLACK_MS: i64 = 10 * 60_000;
-
-/// One site's figures for one local day (the daily report's line).
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct DayStats {
-    pub site: String,
-    pub date: NaiveDate,
-    pub exceedance_minutes: u32,
-    pub data_minutes: u32,
-    pub activity_minutes: u32,
-    pub night_activity_minutes: u32,
-    pub sprinkling_runs: u32,
-    pub alerts_opened: u32,
-    pub alerts_closed: u32,
-    pub level_max: Level,
-}
-
-impl DayStats {
-    fn new(site: &str, date: NaiveDate) -> DayStats {
-        DayStats {
-            site: site.to_string(),
-            date,
-            exceedance_minutes: 0,
-            data_minutes: 0,
-            activity_minutes: 0,
-            night_activity_minutes: 0,
-            sprinkling_runs: 0,
-            alerts_opened: 0,
-            alerts_closed: 0,
-            level_max: Level::None,
-        }
-    }
-}
 
 /// What the engine produced.
 #[derive(Debug, Clone)]
@@ -110,11 +88,19 @@ struct SiteState {
     exceeded_minutes: BTreeSet<i64>,
     /// Exceedance minutes of the current day counted before a restart.
     exceedance_base: u32,
-    sprinkles: BTreeMap<NaiveDate, u32>,
+    /// Sprinkling runs counted before a restart, per day (saved figures).
+    sprinkle_base: BTreeMap<NaiveDate, u32>,
+    sprinklers: SprinklerLog,
     windows: Vec<WindowState>,
     activity: ActivityAcc,
     noise: NoiseAcc,
     devices: HashMap<String, DeviceTrack>,
+    /// Judged minutes of work, for levels entered late.
+    act_log: ActivityLog,
+    /// Alerts opened and closed stamped in days not yet open here.
+    pending: BTreeMap<NaiveDate, (u32, u32)>,
+    /// The figures of the last closed day, for alerts stamped in it that are decided late.
+    last_closed: Option<DayStats>,
 }
 
 pub struct Engine {
@@ -238,13 +224,15 @@ impl Engine {
     }
 
     fn day_bounds(&self, date: NaiveDate) -> (i64, i64) {
-        let start = |d: NaiveDate| {
-            self.tz
-                .from_local_datetime(&d.and_time(chrono::NaiveTime::MIN))
-                .earliest()
-                .map_or(0, |t| t.timestamp_millis())
-        };
-        (start(date), start(date.succ_opt().unwrap_or(date)))
+        day_bounds(self.tz, date)
+    }
+
+    /// Shortest sprinkling run that counts (0 without a sprinkling rule).
+    fn min_run_ms(&self) -> i64 {
+        self.profile
+            .sprinkling
+            .as_ref()
+            .map_or(0, |r| r.get_ref().min_run_s * 1000)
     }
 
     /// Feed committed records; returns what changed.
@@ -257,18 +245,30 @@ impl Engine {
                     device,
                     reading,
                 } => self.on_reading(site, device, reading, &mut out),
-                Record::Event { site, event, .. } => {
-                    if event.kind == EventKind::SprinklerOn {
-                        let date = self.local_date(event.ts);
-                        let s = self.sites.entry(site.clone()).or_default();
-                        *s.sprinkles.entry(date).or_default() += 1;
-                        if let Some(day) = s.day.as_mut().filter(|d| d.date == date) {
-                            day.sprinkling_runs += 1;
-                        }
+                Record::Event {
+                    site,
+                    device,
+                    event,
+                } => {
+                    let on = match event.kind {
+                        EventKind::SprinklerOn => true,
+                        EventKind::SprinklerOff => false,
+                        _ => continue,
+                    };
+                    let min_run = self.min_run_ms();
+                    let s = self.sites.entry(site.clone()).or_default();
+                    s.sprinklers.add(event.ts, device, on);
+                    if let Some(day) = s.day.as_mut() {
+                        let (from, to) = day_bounds(self.tz, day.date);
+                        day.sprinkling_runs = s.sprinkle_base.get(&day.date).copied().unwrap_or(0)
+                            + s.sprinklers.runs(from, to, min_run);
                     }
                 }
                 Record::CityLevel { level, .. } => {
-                    self.levels.set(level.ts, level.level);
+                    let before = self.levels.clone();
+                    if self.levels.set(level.ts, level.level) {
+                        self.rejudge_levels(&before, level.ts, &mut out);
+                    }
                 }
                 Record::Status { .. } | Record::DeadLetter(_) => {}
             }
@@ -277,165 +277,13 @@ impl Engine {
         out
     }
 
-    fn on_reading(&mut self, site: &str, device: &str, r: &Reading, out: &mut Vec<Output>) {
-        let fault = self.profile.fault.as_ref().map(|f| {
-            let f = f.get_ref();
-            (f.stuck_readings, f.flagged_readings, f.severity)
-        });
-        let gap_after = self
-            .profile
-            .gap
-            .as_ref()
-            .map(|g| g.get_ref().after_s * 1000);
-        let fleet_now = self.gap_now;
-        if !self.touched.contains(site) {
-            self.touched.insert(site.to_string());
-        }
-        self.readings_since_clock += 1;
-        if !self.sites.contains_key(site) {
-            self.sites.insert(site.to_string(), SiteState::default());
-        }
-        let Some(s) = self.sites.get_mut(site) else {
-            return;
-        };
-        let m = minute_of(r.ts);
-        // Readings older than the judged horizon are stored but cannot change a judged minute.
-        if s.judged_to.is_none_or(|j| m >= j - HORIZON_MS) {
-            s.minutes.entry(m).or_default().add(r);
-        }
-        s.max_ts = s.max_ts.max(r.ts);
-        if !s.devices.contains_key(device) {
-            self.devices += 1;
-            s.devices.insert(
-                device.to_string(),
-                DeviceTrack {
-                    first_ts: r.ts,
-                    ..Default::default()
-                },
-            );
-        }
-        let Some(d) = s.devices.get_mut(device) else {
-            return;
-        };
-        d.first_ts = d.first_ts.min(r.ts);
-        d.last_ts = d.last_ts.max(r.ts);
-        d.fleet_at_arrival = if fleet_now == i64::MIN {
-            r.ts
-        } else {
-            fleet_now.max(d.fleet_at_arrival)
-        };
-        // A metric gap is a metric not reported at all; flagged values are the fault rule's.
-        for metric in Metric::ALL {
-            if r.get(metric).is_some() {
-                let e = d.last_metric_ts.entry(metric).or_insert(r.ts);
-                *e = (*e).max(r.ts);
-            }
-        }
-        let mut transitions = Vec::new();
-        // Data arrived (live or backfilled): the device's gap closes.
-        if let Some(after) = gap_after {
-            if std::mem::take(&mut d.gap_open) {
-                transitions.extend(self.book.resolve(site, &format!("gap-{device}"), r.ts));
-            }
-            let (back, still): (Vec<Metric>, Vec<Metric>) =
-                d.metric_gaps.drain(..).partition(|m| {
-                    d.last_metric_ts
-                        .get(m)
-                        .is_some_and(|t| d.last_ts - t <= after)
-                });
-            d.metric_gaps = still;
-            for metric in back {
-                transitions.extend(self.book.resolve(
-                    site,
-                    &format!("gap-{device}-{}", metric.name()),
-                    r.ts,
-                ));
-            }
-        }
-        if let Some((stuck_readings, flagged_readings, severity)) = fault {
-            let mut stuck_on: Option<(Metric, f64, u32)> = None;
-            for metric in [Metric::Pm25, Metric::Pm10, Metric::Tsp] {
-                // A value at the range cap is flagged (T), not stuck: the flag rule reports it.
-                if let Some(v) = r.valid(metric) {
-                    let e = d.stuck.entry(metric).or_insert((v, 0));
-                    if e.0 == v {
-                        e.1 += 1;
-                    } else {
-                        *e = (v, 1);
-                    }
-                    if e.1 >= stuck_readings {
-                        stuck_on = Some((metric, v, e.1));
-                    }
-                }
-            }
-            let pm_flagged = [Metric::Pm25, Metric::Pm10, Metric::Tsp]
-                .into_iter()
-                .any(|m| r.get(m).is_some() && r.flag(m) != Flag::N);
-            d.flagged_run = if pm_flagged { d.flagged_run + 1 } else { 0 };
-            let flagged_run = d.flagged_run;
-            let stuck_was_open = std::mem::replace(&mut d.stuck_open, stuck_on.is_some());
-            let flag_now_open = if flagged_run >= flagged_readings {
-                true
-            } else if flagged_run == 0 {
-                false
-            } else {
-                d.flag_open
-            };
-            let flag_was_open = std::mem::replace(&mut d.flag_open, flag_now_open);
-            // Alerts are raised when a fault starts and cleared when it ends; readings in between
-            // change nothing (the hot path allocates nothing for them).
-            match stuck_on {
-                Some((metric, v, n)) if !stuck_was_open => {
-                    let evidence = json!({"fault": "stuck", "device": device,
-                        "metric": metric.name(), "value": v, "readings": n});
-                    transitions.extend(self.book.raise(Raise {
-                        site,
-                        rule: &format!("stuck-{device}"),
-                        kind: RuleKind::Fault,
-                        severity,
-                        ts: r.ts,
-                        level: self.levels.at(r.ts),
-                        evidence,
-                    }));
-                }
-                None if stuck_was_open => {
-                    transitions.extend(self.book.clear(site, &format!("stuck-{device}"), r.ts));
-                }
-                _ => {}
-            }
-            if flag_now_open && !flag_was_open {
-                let flags: Vec<(&str, String)> = [Metric::Pm25, Metric::Pm10, Metric::Tsp]
-                    .into_iter()
-                    .filter(|m| r.get(*m).is_some() && r.flag(*m) != Flag::N)
-                    .map(|m| (m.name(), r.flag(m).letter().to_string()))
-                    .collect();
-                let evidence = json!({"fault": "flag", "device": device, "flags": flags,
-                    "readings": flagged_run});
-                transitions.extend(self.book.raise(Raise {
-                    site,
-                    rule: &format!("flag-{device}"),
-                    kind: RuleKind::Fault,
-                    severity,
-                    ts: r.ts,
-                    level: self.levels.at(r.ts),
-                    evidence,
-                }));
-            } else if !flag_now_open && flag_was_open {
-                transitions.extend(self.book.clear(site, &format!("flag-{device}"), r.ts));
-            }
-        }
-        self.record(site, transitions, out);
-    }
-
     /// Count transitions into the site's day figures and emit them.
     fn record(&mut self, site: &str, transitions: Vec<Transition>, out: &mut Vec<Output>) {
-        use super::alerts::Change;
-        if let Some(day) = self.sites.get_mut(site).and_then(|s| s.day.as_mut()) {
+        let tz = self.tz;
+        if let Some(s) = self.sites.get_mut(site) {
             for t in &transitions {
-                match t.change {
-                    Change::Opened => day.alerts_opened += 1,
-                    Change::Closed => day.alerts_closed += 1,
-                    _ => {}
+                if let Some(day) = tally(tz, s, t) {
+                    out.push(Output::DayClosed(day));
                 }
             }
         }
@@ -507,79 +355,6 @@ impl Engine {
             self.last_sweep = fleet_now;
             self.check_gaps(out);
             self.check_reports(out);
-        }
-    }
-
-    fn check_gaps(&mut self, out: &mut Vec<Output>) {
-        let Some(gap) = self.profile.gap.as_ref().map(|g| g.get_ref().clone()) else {
-            return;
-        };
-        let now = self.gap_now;
-        let after = gap.after_s * 1000;
-        let level = self.levels.at(now);
-        let mut raises: Vec<(String, String, Option<Metric>, String, serde_json::Value)> =
-            Vec::new();
-        for (site, s) in &self.sites {
-            for (device, d) in &s.devices {
-                if now - d.last_ts > after && now - d.fleet_at_arrival > after {
-                    if d.gap_open {
-                        continue;
-                    }
-                    raises.push((
-                        site.clone(),
-                        device.clone(),
-                        None,
-                        format!("gap-{device}"),
-                        json!({"device": device, "last_ts": d.last_ts, "silent_s": (now - d.last_ts) / 1000}),
-                    ));
-                    continue;
-                }
-                if now - d.last_ts > after {
-                    continue;
-                }
-                for metric in &gap.metrics {
-                    // The device reports, but not this metric (judged on the device's own clock;
-                    // never seen: counted from its first reading).
-                    let last = d.last_metric_ts.get(metric).copied();
-                    if d.last_ts - last.unwrap_or(d.first_ts) > after
-                        && !d.metric_gaps.contains(metric)
-                    {
-                        raises.push((
-                            site.clone(),
-                            device.clone(),
-                            Some(*metric),
-                            format!("gap-{device}-{}", metric.name()),
-                            json!({"device": device, "metric": metric.name(), "last_ts": last}),
-                        ));
-                    }
-                }
-            }
-        }
-        raises.sort_by(|a, b| (&a.0, &a.3).cmp(&(&b.0, &b.3)));
-        for (site, device, metric, rule, evidence) in raises {
-            if let Some(d) = self
-                .sites
-                .get_mut(&site)
-                .and_then(|s| s.devices.get_mut(&device))
-            {
-                match metric {
-                    None => d.gap_open = true,
-                    Some(m) => d.metric_gaps.push(m),
-                }
-            }
-            if self.book.is_active(&site, &rule) {
-                continue;
-            }
-            let t = self.book.raise(Raise {
-                site: &site,
-                rule: &rule,
-                kind: RuleKind::Gap,
-                severity: gap.severity,
-                ts: now,
-                level,
-                evidence,
-            });
-            self.record(&site, t.into_iter().collect(), out);
         }
     }
 
@@ -658,7 +433,8 @@ impl Engine {
             s.exceeded_minutes.pop_first();
         }
         self.sites.insert(id.to_string(), s);
-        self.record(id, transitions, out);
+        // Counted into their days as they were made (judge_minute).
+        out.extend(transitions.into_iter().map(Output::Alert));
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -673,7 +449,6 @@ impl Engine {
         transitions: &mut Vec<Transition>,
         out: &mut Vec<Output>,
     ) {
-        let end = m + 60_000;
         let date = self.local_date(m);
         if s.day.as_ref().is_none_or(|d| d.date != date) {
             if let Some(prev) = s.day.take() {
@@ -682,7 +457,7 @@ impl Engine {
             let mut day = DayStats::new(id, date);
             // A day that was open when the aggregator stopped continues from its saved figures.
             if let Some(seed) = self.seeds.remove(&(id.to_string(), date)) {
-                *s.sprinkles.entry(date).or_default() += seed.sprinkling_runs;
+                *s.sprinkle_base.entry(date).or_default() += seed.sprinkling_runs;
                 s.exceedance_base = seed.exceedance_minutes;
                 day = DayStats {
                     sprinkling_runs: 0,
@@ -692,10 +467,42 @@ impl Engine {
             } else {
                 s.exceedance_base = 0;
             }
-            day.sprinkling_runs = s.sprinkles.get(&date).copied().unwrap_or(0);
+            let (from, to) = day_bounds(self.tz, date);
+            day.sprinkling_runs = s.sprinkle_base.get(&date).copied().unwrap_or(0)
+                + s.sprinklers.runs(from, to, self.min_run_ms());
+            // Alerts stamped in this day that were decided before it opened (a device's fault
+            // raised on its own clock, ahead of the site's judgement).
+            if let Some((opened, closed)) = s.pending.remove(&date) {
+                day.alerts_opened += opened;
+                day.alerts_closed += closed;
+            }
+            s.pending.retain(|d, _| *d > date);
             s.day = Some(day);
         }
-        let level = self.levels.at(end);
+        let k0 = transitions.len();
+        self.judge_minute_rules(id, s, kind, phase, reference, m, transitions);
+        for t in &transitions[k0..] {
+            if let Some(day) = tally(self.tz, s, t) {
+                out.push(Output::DayClosed(day));
+            }
+        }
+    }
+
+    /// The minute's rules (the day it belongs to is open).
+    #[allow(clippy::too_many_arguments)]
+    fn judge_minute_rules(
+        &mut self,
+        id: &str,
+        s: &mut SiteState,
+        kind: SiteKind,
+        phase: Phase,
+        reference: Option<&str>,
+        m: i64,
+        transitions: &mut Vec<Transition>,
+    ) {
+        let end = m + 60_000;
+        // The level in force during the minute: set at or before its start.
+        let level = self.levels.at(m);
         let empty = Minute::default();
         let minute = s.minutes.get(&m).unwrap_or(&empty).clone();
         let ref_minute = reference
@@ -722,16 +529,29 @@ impl Engine {
                 continue;
             }
             let window_start = end - rule.window_min * 60_000;
-            if self.local_date(window_start) != self.local_date(end - 1) {
-                w.today = 0;
-            }
-            match w.judge(rule, phase) {
-                Verdict::Unjudged => {}
+            // Windows are aligned to the epoch, not to local midnight: the allowance is kept per
+            // local day of the window's last instant.
+            let reference = reference.filter(|r| *r != id);
+            match w.judge(rule, phase, self.local_date(end - 1), reference) {
+                Verdict::Unjudged(reason) => {
+                    // Said, per site and window: silence must not read as compliance.
+                    if let Some(day) = s.day.as_mut() {
+                        day.not_judged_minutes += rule.window_min as u32;
+                        coverage::add(
+                            &mut day.not_judged,
+                            &rule.id,
+                            rule.window_min as u32,
+                            reason,
+                        );
+                    }
+                }
                 Verdict::Judged {
                     value,
                     site_mean,
                     ref_mean,
                     limit,
+                    clear,
+                    fallback,
                     exceeded,
                     alert,
                     cleared,
@@ -747,7 +567,7 @@ impl Engine {
                             rule: &rule.id,
                             kind: RuleKind::Window,
                             severity: rule.severity,
-                            ts: end,
+                            ts: end - 1,
                             level,
                             evidence: json!({
                                 "metric": rule.metric.name(), "window_min": rule.window_min,
@@ -755,10 +575,15 @@ impl Engine {
                                 "value": round1(value), "site_mean": round1(site_mean),
                                 "reference_mean": ref_mean.map(round1), "limit": limit,
                                 "exceedances_today": w.today, "daily_budget": rule.daily_budget,
+                                "fallback": fallback.as_ref().map(|r| format!("absolute limit, because {r}")),
                             }),
                         }));
                     } else if cleared {
-                        transitions.extend(self.book.clear(id, &rule.id, end));
+                        transitions.extend(self.book.clear(id, &rule.id, end - 1));
+                    } else if value >= clear {
+                        // Not clean (in the hysteresis band, or over the limit within the
+                        // allowance): a re-inspection running now starts again.
+                        transitions.extend(self.book.hold(id, &rule.id, end - 1));
                     }
                 }
             }
@@ -774,7 +599,6 @@ impl Engine {
         }
         let act = self.profile.activity.get_ref();
         let noise = minute.mean(Metric::NoiseDba);
-        let active = noise.is_some_and(|n| n >= act.noise_dba);
         let increment = match (
             minute.mean(Metric::Pm10),
             ref_minute.as_ref().and_then(|r| r.mean(Metric::Pm10)),
@@ -782,14 +606,34 @@ impl Engine {
             (Some(a), Some(b)) => Some(a - b),
             _ => None,
         };
-        // Earthwork needs a phase that digs (registry) and a dust burst over the background.
-        let earth = active
-            && act.earthwork_phases.contains(&phase)
+        let dust_burst = act
+            .dust_pm10_increment
+            .is_some_and(|t| increment.is_some_and(|i| i >= t));
+        // A fog cannon or a water truck is loud and its run is required: during a run the noise
+        // is not evidence of work. Dust over a work threshold still is: digging under the mist.
+        let sprinkling = s
+            .sprinklers
+            .intervals(end)
+            .iter()
+            .any(|(a, b)| *a < end && *b > m);
+        let digs = act.earthwork_phases.contains(&phase)
             && increment.is_some_and(|i| i >= act.earthwork_pm10_increment);
+        let loud = !sprinkling && noise.is_some_and(|n| n >= act.noise_dba);
+        let active = loud || dust_burst || (sprinkling && digs);
+        // Earthwork needs a phase that digs (registry) and a dust burst over the background.
+        let earth = active && digs;
         let in_night = self.profile.night.as_ref().is_some_and(|n| {
             let n = n.get_ref();
             in_window(self.local_minute_of_day(m), &n.start, &n.end)
         });
+        s.act_log.push(
+            ActivityMinute {
+                start: m,
+                work: active,
+                earthwork: earth,
+            },
+            self.profile.max_backfill_s * 1000,
+        );
         let a = &mut s.activity;
         if active {
             a.active += 1;
@@ -837,12 +681,15 @@ impl Engine {
                             rule,
                             kind: RuleKind::Restriction,
                             severity: r.severity,
-                            ts: end,
+                            ts: end - 1,
                             level,
                             evidence: evidence(what),
                         }));
                     } else if count == 0 {
-                        transitions.extend(self.book.clear(id, rule, end));
+                        transitions.extend(self.book.clear(id, rule, end - 1));
+                    } else {
+                        // Some forbidden work, below the raise threshold: not clean.
+                        transitions.extend(self.book.hold(id, rule, end - 1));
                     }
                 }
             }
@@ -853,12 +700,14 @@ impl Engine {
                         rule: "night-activity",
                         kind: RuleKind::Night,
                         severity: n.get_ref().severity,
-                        ts: end,
+                        ts: end - 1,
                         level,
                         evidence: evidence("night work"),
                     }));
                 } else if a.night_active == 0 {
-                    transitions.extend(self.book.clear(id, "night-activity", end));
+                    transitions.extend(self.book.clear(id, "night-activity", end - 1));
+                } else {
+                    transitions.extend(self.book.hold(id, "night-activity", end - 1));
                 }
             }
         }
@@ -891,65 +740,20 @@ impl Engine {
                             rule: "noise",
                             kind: RuleKind::Noise,
                             severity: rule.severity,
-                            ts: end,
+                            ts: end - 1,
                             level,
                             evidence: json!({"leq_dba": round1(leq), "limit_dba": limit,
                                              "period": if is_day {"day"} else {"night"},
                                              "window_start": start, "window_end": end}),
                         }));
                     } else if leq < limit - rule.hysteresis_db {
-                        transitions.extend(self.book.clear(id, "noise", end));
+                        transitions.extend(self.book.clear(id, "noise", end - 1));
+                    } else {
+                        transitions.extend(self.book.hold(id, "noise", end - 1));
                     }
                 }
             }
         }
-    }
-
-    /// Kind c at the close of a local day, and the day's figures.
-    fn close_day(
-        &mut self,
-        id: &str,
-        kind: SiteKind,
-        mut day: DayStats,
-        s: &SiteState,
-        transitions: &mut Vec<Transition>,
-        out: &mut Vec<Output>,
-    ) {
-        day.sprinkling_runs = s.sprinkles.get(&day.date).copied().unwrap_or(0);
-        let mut judged = Vec::new();
-        if let (Some(rule), SiteKind::Construction) = (&self.profile.sprinkling, kind) {
-            let rule = rule.get_ref();
-            let (start, end) = self.day_bounds(day.date);
-            let level = self.levels.max_in(start, end);
-            // A day without data cannot be judged: the gap rule reports that instead.
-            if level >= rule.from_level && day.data_minutes > 0 {
-                if day.sprinkling_runs < rule.min_runs {
-                    judged.extend(self.book.raise(Raise {
-                        site: id,
-                        rule: "sprinkling",
-                        kind: RuleKind::Sprinkling,
-                        severity: rule.severity,
-                        ts: end,
-                        level,
-                        evidence: json!({"date": day.date.to_string(), "runs": day.sprinkling_runs,
-                                         "min_runs": rule.min_runs, "level_max": level.name()}),
-                    }));
-                } else {
-                    judged.extend(self.book.clear(id, "sprinkling", end));
-                }
-            }
-        }
-        // The day's own figures include what was decided within it (transitions of the day so
-        // far) and at its close.
-        for t in transitions.iter().chain(&judged) {
-            match t.change {
-                super::alerts::Change::Opened => day.alerts_opened += 1,
-                super::alerts::Change::Closed => day.alerts_closed += 1,
-                _ => {}
-            }
-        }
-        out.push(Output::DayClosed(day));
-        transitions.extend(judged);
     }
 
     /// The current (not yet closed) day of every site, for live reports.

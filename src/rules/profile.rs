@@ -1,5 +1,5 @@
 //! Rule profiles: the office's rulebook as TOML. Every limit, window, level and time of day is a
-//! setting here (domain.md insists none is a constant in code). `dustwatch rules check FILE`
+//! setting here (docs/domain.md: none is a constant in code). `dustwatch rules check FILE`
 //! validates a profile and reports each problem with its line and field.
 
 use dustwatch_protocol::{Level, Metric, Phase, SiteKind};
@@ -24,6 +24,12 @@ fn d_escalate() -> u32 {
 }
 fn d_coverage() -> f64 {
     0.75
+}
+fn d_min_run() -> i64 {
+    300
+}
+fn d_min_data_hours() -> f64 {
+    12.0
 }
 fn d_earth_phases() -> Vec<Phase> {
     vec![Phase::Earthwork]
@@ -92,13 +98,19 @@ impl Severity {
     }
 }
 
-/// Work activity inferred per minute: noise at or above `noise_dba` is work; on a site in an
-/// earthwork phase, with a PM10 increment over the reference at or above
-/// `earthwork_pm10_increment`, it is earthwork.
+/// Work activity inferred per minute: noise at or above `noise_dba` (or, when set, a PM10
+/// increment at or above `dust_pm10_increment`) is work; on a site in an earthwork phase, with a
+/// PM10 increment over the reference at or above `earthwork_pm10_increment`, it is earthwork.
+/// A sprinkling run is never work: during one, noise does not count (dust over these
+/// thresholds still does).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Activity {
     pub noise_dba: f64,
+    /// A minute whose PM10 is at least this far over the reference is work too, noise or not (a
+    /// dust burst from digging, loading, a truck). Default none: noise alone.
+    #[serde(default)]
+    pub dust_pm10_increment: Option<f64>,
     pub earthwork_pm10_increment: f64,
     /// Registry phases in which a site can do earthwork. Default `["earthwork"]`.
     #[serde(default = "d_earth_phases")]
@@ -147,6 +159,14 @@ pub struct WindowRule {
     /// Increment mode: the subtracted reference value is capped at this (Hebei caps at 150).
     #[serde(default)]
     pub reference_cap: Option<f64>,
+    /// Increment mode: when the reference is missing or lags (too few reference minutes in the
+    /// window) or the site has none, judge the site's own mean against this absolute limit
+    /// instead. Default none: such windows are not judged (and the day's figures say so).
+    #[serde(default)]
+    pub fallback_raise: Option<f64>,
+    /// Clear limit for the fallback. Default `fallback_raise`.
+    #[serde(default)]
+    pub fallback_clear: Option<f64>,
     /// Site kinds the rule applies to. Default construction and road.
     #[serde(default = "d_kinds")]
     pub kinds: Vec<SiteKind>,
@@ -170,11 +190,19 @@ pub struct RestrictionRule {
     pub severity: Severity,
 }
 
-/// Kind c: too few sprinkling runs in a local day, judged when the day closes.
+/// Kind c: too few sprinkling runs in a local day, judged when the day closes. A run is the
+/// site's `sprinkler_on`..`sprinkler_off` time, merged across its devices.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SprinklingRule {
     pub min_runs: u32,
+    /// A run shorter than this does not count, s. Default 300.
+    #[serde(default = "d_min_run")]
+    pub min_run_s: i64,
+    /// A day with fewer hours of valid PM data is not judged (the day's figures say so).
+    /// Default 12.
+    #[serde(default = "d_min_data_hours")]
+    pub min_data_hours: f64,
     /// Judged on days when the city level reached at least this.
     pub from_level: Level,
     pub severity: Severity,
@@ -398,6 +426,23 @@ impl Profile {
                 );
             }
         }
+        if let Some(sp) = &self.sprinkling {
+            let r = sp.get_ref();
+            if r.min_run_s < 0 {
+                bad(
+                    &sp.span(),
+                    "sprinkling.min_run_s",
+                    "must not be negative".into(),
+                );
+            }
+            if !(0.0..=24.0).contains(&r.min_data_hours) {
+                bad(
+                    &sp.span(),
+                    "sprinkling.min_data_hours",
+                    "must be between 0 and 24".into(),
+                );
+            }
+        }
         if let Some(g) = &self.gap {
             if g.get_ref().after_s < 60 {
                 bad(&g.span(), "gap.after_s", "must be at least 60".into());
@@ -431,7 +476,7 @@ mod tests {
 
     #[test]
     fn problems_name_line_and_field() {
-        let text = Profile::default_profile_text().replace("clear = 120.0", "clear = 999.0");
+        let text = Profile::default_profile_text().replacen("clear = 150.0", "clear = 999.0", 1);
         let err = Profile::parse(&text, "x.toml").expect_err("clear above raise");
         let ProfileError::Invalid { problems, .. } = err else {
             panic!("expected Invalid");

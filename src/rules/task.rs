@@ -29,7 +29,14 @@ pub enum Input {
         comment: String,
         reply: oneshot::Sender<Result<AlertRow, RulesError>>,
     },
+    /// The figures of the open days and of the days closed recently, with what was not judged.
+    Days {
+        reply: oneshot::Sender<Vec<DayStats>>,
+    },
 }
+
+/// Closed days kept for `RulesHandle::days` (what was not judged is not in the store's rows).
+const RECENT_DAYS: usize = 8;
 
 /// Talk to the running engine.
 #[derive(Clone)]
@@ -51,6 +58,17 @@ impl RulesHandle {
             .await
             .map_err(|_| RulesError::Stopped)?;
         rx.await.map_err(|_| RulesError::Stopped)?
+    }
+
+    /// Every site's figures for the open day and the last few closed days, including what could
+    /// not be judged and why (`DayStats::not_judged`).
+    pub async fn days(&self) -> Result<Vec<DayStats>, RulesError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Input::Days { reply })
+            .await
+            .map_err(|_| RulesError::Stopped)?;
+        rx.await.map_err(|_| RulesError::Stopped)
     }
 
     /// Sender of committed batches, for the store writer (blocking side).
@@ -106,6 +124,8 @@ fn from_row(r: AlertRow) -> Option<Alert> {
         ack_comment: r.ack_comment,
         opened_ts: r.opened_ts,
         updated_ts: r.updated_ts,
+        // The re-check restarts are stored as updates: the period runs from the later one.
+        recheck_from: r.cleared_ts.map(|c| c.max(r.updated_ts)),
         cleared_ts: r.cleared_ts,
         closed_ts: r.closed_ts,
         offences: r.offences,
@@ -126,6 +146,9 @@ pub fn day_stats(r: &DayRow) -> Option<DayStats> {
         alerts_opened: r.alerts_opened,
         alerts_closed: r.alerts_closed,
         level_max: r.level_max.parse().ok()?,
+        not_judged_minutes: r.not_judged_minutes,
+        // A row from before schema 4 (or unreadable) has no list: the minutes still count.
+        not_judged: serde_json::from_str(&r.not_judged).unwrap_or_default(),
     })
 }
 
@@ -142,6 +165,8 @@ pub fn day_row(d: &DayStats, closed: bool) -> DayRow {
         alerts_closed: d.alerts_closed,
         level_max: d.level_max.name().to_string(),
         closed,
+        not_judged_minutes: d.not_judged_minutes,
+        not_judged: serde_json::to_string(&d.not_judged).unwrap_or_else(|_| "[]".into()),
     }
 }
 
@@ -172,6 +197,8 @@ pub fn start(
         .name("rules".into())
         .spawn(move || {
             let mut last_open_save = std::time::Instant::now();
+            let mut recent: std::collections::BTreeMap<(chrono::NaiveDate, String), DayStats> =
+                Default::default();
             while let Some(input) = rx.blocking_recv() {
                 match input {
                     Input::Batch(records) => {
@@ -188,9 +215,18 @@ pub fn start(
                             tracing::error!(error = %e, "could not persist rule outputs");
                         }
                         for o in &outputs {
+                            if let Output::DayClosed(d) = o {
+                                recent.insert((d.date, d.site.clone()), d.clone());
+                            }
                             if let (Output::ReportDue(date), Some(f)) = (o, on_report.as_mut()) {
                                 f(*date);
                             }
+                        }
+                        // Bounded: the last few closed dates only.
+                        let dates: std::collections::BTreeSet<chrono::NaiveDate> =
+                            recent.keys().map(|(d, _)| *d).collect();
+                        if let Some(oldest) = dates.iter().rev().nth(RECENT_DAYS).copied() {
+                            recent.retain(|(d, _), _| *d > oldest);
                         }
                     }
                     Input::Ack {
@@ -210,6 +246,11 @@ pub fn start(
                             None => Err(RulesError::NoSuchAlert(id)),
                         };
                         let _ = reply.send(result);
+                    }
+                    Input::Days { reply } => {
+                        let mut days: Vec<DayStats> = recent.values().cloned().collect();
+                        days.extend(engine.open_days());
+                        let _ = reply.send(days);
                     }
                 }
             }

@@ -56,6 +56,10 @@ pub struct DayRow {
     pub level_max: String,
     /// False while the day is still open in event time.
     pub closed: bool,
+    /// Minutes of windows the rules could not judge.
+    pub not_judged_minutes: u32,
+    /// What could not be judged and why, as the rules recorded it (JSON, opaque to the store).
+    pub not_judged: String,
 }
 
 /// Which alerts to list.
@@ -144,8 +148,8 @@ impl AlertStore {
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO daily_stats (site, date, exceedance_minutes, data_minutes, \
                  activity_minutes, night_activity_minutes, sprinkling_runs, alerts_opened, \
-                 alerts_closed, level_max, closed) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                 alerts_closed, level_max, closed, not_judged_minutes, not_judged) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?
             .execute(params![
                 d.site,
@@ -158,7 +162,9 @@ impl AlertStore {
                 d.alerts_opened,
                 d.alerts_closed,
                 d.level_max,
-                d.closed
+                d.closed,
+                d.not_judged_minutes,
+                d.not_judged
             ])?;
         }
         tx.commit()?;
@@ -265,7 +271,8 @@ pub(super) fn query_history(c: &Connection, id: i64) -> Result<Vec<AlertChange>,
 pub(super) fn query_days(c: &Connection, from: &str, to: &str) -> Result<Vec<DayRow>, StoreError> {
     let mut stmt = c.prepare(
         "SELECT site, date, exceedance_minutes, data_minutes, activity_minutes, \
-         night_activity_minutes, sprinkling_runs, alerts_opened, alerts_closed, level_max, closed \
+         night_activity_minutes, sprinkling_runs, alerts_opened, alerts_closed, level_max, closed, \
+         not_judged_minutes, not_judged \
          FROM daily_stats WHERE date >= ?1 AND date <= ?2 ORDER BY date, site",
     )?;
     let rows = stmt.query_map(params![from, to], |r| {
@@ -281,6 +288,8 @@ pub(super) fn query_days(c: &Connection, from: &str, to: &str) -> Result<Vec<Day
             alerts_closed: r.get(8)?,
             level_max: r.get(9)?,
             closed: r.get(10)?,
+            not_judged_minutes: r.get(11)?,
+            not_judged: r.get(12)?,
         })
     })?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)

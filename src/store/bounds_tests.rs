@@ -230,3 +230,61 @@ fn an_unregistered_site_whose_data_aged_out_is_forgotten() {
     assert_eq!(ids.len(), 3, "{ids:?}");
     assert!(!ids.contains(&"ghost".to_string()));
 }
+
+#[test]
+fn what_was_not_judged_survives_in_the_day_row_and_reaches_the_report() {
+    use crate::rules::{DayStats, NotJudged, Reason};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = SqliteStore::open(config(dir.path()), false).expect("open");
+    store.upsert_sites(&registered(&["a"])).expect("sites");
+    let date = chrono::NaiveDate::from_ymd_opt(2017, 1, 2).expect("date");
+    let day = DayStats {
+        not_judged_minutes: 60,
+        not_judged: vec![NotJudged {
+            rule: "pm10-hourly".into(),
+            minutes: 60,
+            reason: Reason::NoReference,
+            text: Reason::NoReference.to_string(),
+        }],
+        ..crate::rules::task::day_stats(&crate::rules::task::day_row(
+            &DayStats {
+                site: "a".into(),
+                date,
+                exceedance_minutes: 0,
+                data_minutes: 1440,
+                activity_minutes: 0,
+                night_activity_minutes: 0,
+                sprinkling_runs: 2,
+                alerts_opened: 0,
+                alerts_closed: 0,
+                level_max: dustwatch_protocol::Level::None,
+                not_judged_minutes: 0,
+                not_judged: Vec::new(),
+            },
+            true,
+        ))
+        .expect("row back into figures")
+    };
+    let mut alerts = super::AlertStore::open(dir.path()).expect("alert store");
+    alerts
+        .save_days(&[crate::rules::task::day_row(&day, true)])
+        .expect("save");
+    // After a restart the engine gets the same figures back from the row.
+    let reader = store.reader().expect("reader");
+    let rows = reader.days("2017-01-02", "2017-01-02").expect("days");
+    let back = crate::rules::task::day_stats(&rows[0]).expect("figures");
+    assert_eq!(back.not_judged, day.not_judged);
+    // And a report built from the store alone says it.
+    let report = crate::report::daily(&reader, date, chrono_tz::Asia::Shanghai).expect("report");
+    let line = &report.streets[0].sites[0];
+    assert_eq!(line.not_judged_minutes, 60);
+    assert!(
+        line.not_judged[0].contains("no reference station"),
+        "{:?}",
+        line.not_judged
+    );
+    assert!(
+        !line.no_incident,
+        "a day not wholly judged is not a zero line"
+    );
+}

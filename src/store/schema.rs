@@ -11,7 +11,7 @@
 use dustwatch_protocol::Metric;
 
 /// Schema version stored in `PRAGMA user_version`.
-pub const VERSION: i64 = 3;
+pub const VERSION: i64 = 4;
 
 const BASE: &str = "
 CREATE TABLE IF NOT EXISTS sites (
@@ -127,6 +127,8 @@ CREATE TABLE IF NOT EXISTS daily_stats (
     alerts_closed INTEGER NOT NULL,
     level_max TEXT NOT NULL,
     closed INTEGER NOT NULL,
+    not_judged_minutes INTEGER NOT NULL DEFAULT 0,
+    not_judged TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (site, date)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -153,6 +155,21 @@ pub fn migrate(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
         if !has_source {
             conn.execute_batch(
                 "ALTER TABLE dead_letters ADD COLUMN source TEXT NOT NULL DEFAULT ''",
+            )?;
+        }
+    }
+    if version != 0 && version < 4 {
+        // Schema 4: a day's row says what the rules could not judge.
+        let has: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info('daily_stats') \
+             WHERE name = 'not_judged')",
+            [],
+            |r| r.get(0),
+        )?;
+        if !has {
+            conn.execute_batch(
+                "ALTER TABLE daily_stats ADD COLUMN not_judged_minutes INTEGER NOT NULL DEFAULT 0;
+                 ALTER TABLE daily_stats ADD COLUMN not_judged TEXT NOT NULL DEFAULT '[]';",
             )?;
         }
     }

@@ -1,0 +1,158 @@
+//! A site's local day: its figures, the sprinkling verdict at its close, and which day an alert
+//! change counts in.
+
+use super::*;
+
+/// One site's figures for one local day (the daily report's line).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DayStats {
+    pub site: String,
+    pub date: NaiveDate,
+    pub exceedance_minutes: u32,
+    pub data_minutes: u32,
+    pub activity_minutes: u32,
+    pub night_activity_minutes: u32,
+    pub sprinkling_runs: u32,
+    pub alerts_opened: u32,
+    pub alerts_closed: u32,
+    pub level_max: Level,
+    /// Minutes of windows that could not be judged (all window rules together).
+    pub not_judged_minutes: u32,
+    /// What could not be judged in the day, per rule, and why.
+    pub not_judged: Vec<NotJudged>,
+}
+
+impl DayStats {
+    pub(super) fn new(site: &str, date: NaiveDate) -> DayStats {
+        DayStats {
+            site: site.to_string(),
+            date,
+            exceedance_minutes: 0,
+            data_minutes: 0,
+            activity_minutes: 0,
+            night_activity_minutes: 0,
+            sprinkling_runs: 0,
+            alerts_opened: 0,
+            alerts_closed: 0,
+            level_max: Level::None,
+            not_judged_minutes: 0,
+            not_judged: Vec::new(),
+        }
+    }
+}
+
+impl Engine {
+    /// Kind c at the close of a local day, and the day's figures.
+    pub(super) fn close_day(
+        &mut self,
+        id: &str,
+        kind: SiteKind,
+        mut day: DayStats,
+        s: &mut SiteState,
+        transitions: &mut Vec<Transition>,
+        out: &mut Vec<Output>,
+    ) {
+        let (start, end) = self.day_bounds(day.date);
+        day.sprinkling_runs = s.sprinkle_base.get(&day.date).copied().unwrap_or(0)
+            + s.sprinklers.runs(start, end, self.min_run_ms());
+        // The day before is final now: its events are no longer needed.
+        s.sprinklers.forget_before(start);
+        let mut judged = Vec::new();
+        if let (Some(rule), SiteKind::Construction) = (&self.profile.sprinkling, kind) {
+            let rule = rule.get_ref();
+            let level = self.levels.max_in(start, end);
+            let needed = (rule.min_data_hours * 60.0).ceil() as u32;
+            let covered = day.data_minutes >= needed.max(1);
+            if level >= rule.from_level && !covered {
+                // Too little data to say how often the site sprinkled: said, not raised.
+                coverage::add(
+                    &mut day.not_judged,
+                    "sprinkling",
+                    1440,
+                    Reason::TooLittleData {
+                        data_minutes: day.data_minutes,
+                        needed_minutes: needed,
+                    },
+                );
+            }
+            if level >= rule.from_level && covered {
+                if day.sprinkling_runs < rule.min_runs {
+                    judged.extend(self.book.raise(Raise {
+                        site: id,
+                        rule: "sprinkling",
+                        kind: RuleKind::Sprinkling,
+                        severity: rule.severity,
+                        ts: end - 1,
+                        level,
+                        evidence: json!({"date": day.date.to_string(), "runs": day.sprinkling_runs,
+                                         "min_runs": rule.min_runs, "level_max": level.name()}),
+                    }));
+                } else {
+                    judged.extend(self.book.clear(id, "sprinkling", end - 1));
+                }
+            }
+        }
+        // What was decided within the day was counted as it was made; what is decided at its
+        // close is stamped at its last instant and counts here.
+        for t in &judged {
+            bump(&mut day, t.change);
+        }
+        s.last_closed = Some(day.clone());
+        out.push(Output::DayClosed(day));
+        transitions.extend(judged);
+    }
+}
+
+/// First and last-plus-one millisecond of a local day.
+pub(super) fn day_bounds(tz: Tz, date: NaiveDate) -> (i64, i64) {
+    let start = |d: NaiveDate| {
+        tz.from_local_datetime(&d.and_time(chrono::NaiveTime::MIN))
+            .earliest()
+            .map_or(0, |t| t.timestamp_millis())
+    };
+    (start(date), start(date.succ_opt().unwrap_or(date)))
+}
+
+fn bump(day: &mut DayStats, change: Change) {
+    match change {
+        Change::Opened => day.alerts_opened += 1,
+        Change::Closed => day.alerts_closed += 1,
+        _ => {}
+    }
+}
+
+/// Count an alert opening or closing into the site's figures of the local day of its stamp
+/// (each change counts once, in the day the daily report lists it under). Returns the last closed
+/// day's figures again when the change belongs to it.
+pub(super) fn tally(tz: Tz, s: &mut SiteState, t: &Transition) -> Option<DayStats> {
+    let ts = match t.change {
+        Change::Opened => t.alert.opened_ts,
+        Change::Closed => t.alert.closed_ts.unwrap_or(t.alert.updated_ts),
+        _ => return None,
+    };
+    let date = tz
+        .timestamp_millis_opt(ts)
+        .single()
+        .map(|t| t.date_naive())
+        .unwrap_or_default();
+    match s.day.as_mut() {
+        Some(day) if day.date == date => bump(day, t.change),
+        Some(day) if day.date > date => {
+            if let Some(c) = s.last_closed.as_mut().filter(|c| c.date == date) {
+                bump(c, t.change);
+                return Some(c.clone());
+            }
+            // Older days are final: the change is still stored with its alert.
+            tracing::debug!(site = %t.alert.site, %date, "alert change for a day long closed");
+        }
+        _ => {
+            let e = s.pending.entry(date).or_default();
+            if t.change == Change::Opened {
+                e.0 += 1;
+            } else {
+                e.1 += 1;
+            }
+        }
+    }
+    None
+}
