@@ -3,6 +3,7 @@
 
 mod process;
 
+use dustwatch_protocol::hj212::{DropReason, Dropped, FACTOR_LABELS};
 use dustwatch_protocol::RejectReason;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
@@ -330,9 +331,10 @@ impl Metrics {
     }
 }
 
-/// Labels of `dustwatch_hj212_rejected_total`: every `Hj212Error::label()` of the codec, then the
-/// TCP listener's identity checks, then `other` (a label this list does not know yet).
-pub const HJ212_REJECT_LABELS: [&str; 26] = [
+/// Labels of `dustwatch_hj212_rejected_total`: every `Hj212Error::label()` of the codec, then
+/// `no_values` (a frame none of whose values could be stored), the TCP listener's identity
+/// checks, then `other` (a label this list does not know yet).
+pub const HJ212_REJECT_LABELS: [&str; 25] = [
     "bad_header",
     "bad_length",
     "length_mismatch",
@@ -348,13 +350,12 @@ pub const HJ212_REJECT_LABELS: [&str; 26] = [
     "unknown_field",
     "bad_field",
     "unknown_cn",
-    "unknown_factor",
     "non_numeric",
     "bad_datatime",
-    "bad_flag",
     "not_data",
     "split_fragment",
     "split_mismatch",
+    "no_values",
     "unknown_mn",
     "bad_password",
     "locked_out",
@@ -365,6 +366,8 @@ pub const HJ212_REJECT_LABELS: [&str; 26] = [
 #[derive(Debug, Default)]
 pub struct Hj212Metrics {
     rejected: [AtomicU64; HJ212_REJECT_LABELS.len()],
+    /// Values left out of readings, by factor label and reason (both bounded lists).
+    fields_dropped: [[AtomicU64; DropReason::ALL.len()]; FACTOR_LABELS.len()],
     /// Frames (or packets) received, MQTT and TCP.
     pub frames: AtomicU64,
     /// Frames that became readings (before deduplication).
@@ -407,6 +410,27 @@ impl Hj212Metrics {
         }
     }
 
+    /// Count the values a frame could not store.
+    pub fn drop_fields(&self, dropped: &[Dropped]) {
+        for d in dropped {
+            if let Some(c) = self.dropped_counter(d.factor, d.reason) {
+                c.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// Values of `factor` (a `FACTOR_LABELS` entry) dropped for `reason`.
+    pub fn fields_dropped(&self, factor: &str, reason: DropReason) -> u64 {
+        self.dropped_counter(factor, reason)
+            .map_or(0, |c| c.load(Relaxed))
+    }
+
+    fn dropped_counter(&self, factor: &str, reason: DropReason) -> Option<&AtomicU64> {
+        let f = FACTOR_LABELS.iter().position(|l| *l == factor)?;
+        let r = DropReason::ALL.iter().position(|x| *x == reason)?;
+        self.fields_dropped.get(f)?.get(r)
+    }
+
     pub fn rejected(&self, label: &str) -> u64 {
         self.rejected
             .get(Self::index(label))
@@ -425,6 +449,21 @@ impl Hj212Metrics {
                 "dustwatch_hj212_rejected_total{{reason=\"{label}\"}} {}",
                 c.load(Relaxed)
             );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP dustwatch_hj212_fields_dropped_total HJ 212 values left out of stored readings, by factor code and reason (the raw frame is kept as a dead letter).\n\
+             # TYPE dustwatch_hj212_fields_dropped_total counter"
+        );
+        for (factor, row) in FACTOR_LABELS.iter().zip(&self.fields_dropped) {
+            for (reason, c) in DropReason::ALL.iter().zip(row) {
+                let _ = writeln!(
+                    out,
+                    "dustwatch_hj212_fields_dropped_total{{factor=\"{factor}\",reason=\"{}\"}} {}",
+                    reason.label(),
+                    c.load(Relaxed)
+                );
+            }
         }
         let counters: [(&str, &str, &AtomicU64); 11] = [
             (

@@ -380,6 +380,8 @@ async fn every_rejection_reason_is_counted_and_kept_as_a_dead_letter() {
         "20170102150000",
         "a34002-Rtd=80",
     ));
+    // An unknown factor or an unreadable value costs only itself; with nothing else in the
+    // frame, the frame has no usable value.
     let unknown_factor = frame(&good("zz999-Rtd=80"));
     let non_numeric = frame(&good("a34002-Rtd=lots"));
     let cases: [(&str, Vec<u8>); 6] = [
@@ -387,8 +389,8 @@ async fn every_rejection_reason_is_counted_and_kept_as_a_dead_letter() {
         ("length_mismatch", wrong_length),
         ("oversized", oversized),
         ("unknown_cn", unknown_cn),
-        ("unknown_factor", unknown_factor),
-        ("non_numeric", non_numeric),
+        ("no_values", unknown_factor),
+        ("no_values", non_numeric),
     ];
     let mut s = r.connect().await;
     for (_, bytes) in &cases {
@@ -440,8 +442,6 @@ async fn every_rejection_reason_is_counted_and_kept_as_a_dead_letter() {
         "length_mismatch",
         "oversized",
         "unknown_cn",
-        "unknown_factor",
-        "non_numeric",
         "bad_password",
         "unknown_mn",
         "truncated",
@@ -456,9 +456,11 @@ async fn every_rejection_reason_is_counted_and_kept_as_a_dead_letter() {
     let m = r.agg.metrics.clone();
     r.until("dead letters committed", move |_| {
         m.rejected(dustwatch_protocol::RejectReason::BadFrame) == labels.len() as u64
+            && m.rejected(dustwatch_protocol::RejectReason::NoValues) == 2
     })
     .await;
-    assert_eq!(dead_letters(&r).await, labels.len() as u64);
+    assert_eq!(r.agg.metrics.hj212.rejected("no_values"), 2);
+    assert_eq!(dead_letters(&r).await, labels.len() as u64 + 2);
     assert!(readings(&r, 0, i64::MAX).await.is_empty());
 
     let port = r.agg.http_addr.port();

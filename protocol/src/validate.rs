@@ -39,10 +39,14 @@ pub enum RejectReason {
     FutureTimestamp,
     /// The store refused the record for a reason retrying cannot fix.
     StoreRefused,
+    /// An HJ 212 frame stored without some of its values: the raw frame, kept to show them.
+    PartialFrame,
+    /// An HJ 212 frame none of whose values could be stored.
+    NoValues,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 12] = [
+    pub const ALL: [RejectReason; 14] = [
         RejectReason::Oversized,
         RejectReason::MalformedJson,
         RejectReason::WrongType,
@@ -55,6 +59,8 @@ impl RejectReason {
         RejectReason::BadFrame,
         RejectReason::FutureTimestamp,
         RejectReason::StoreRefused,
+        RejectReason::PartialFrame,
+        RejectReason::NoValues,
     ];
     pub fn label(self) -> &'static str {
         match self {
@@ -70,6 +76,8 @@ impl RejectReason {
             RejectReason::BadFrame => "bad_frame",
             RejectReason::FutureTimestamp => "future_timestamp",
             RejectReason::StoreRefused => "store_refused",
+            RejectReason::PartialFrame => "partial_frame",
+            RejectReason::NoValues => "no_values",
         }
     }
 }

@@ -13,7 +13,7 @@
 
 use crate::metrics::Metrics;
 use crate::store::{DeadLetter, Record};
-use dustwatch_protocol::hj212::{self, Cn, DeviceProfile, Frame, Hj212Error, Reassembler};
+use dustwatch_protocol::hj212::{self, Cn, DeviceProfile, Dropped, Frame, Hj212Error, Reassembler};
 use dustwatch_protocol::{DeviceInfo, RejectReason, Rejected};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -102,8 +102,10 @@ pub enum FrameReject {
     BadPassword(String),
     /// TCP: the MN or the sender's address is locked out after repeated MN/PW failures.
     LockedOut(String),
-    /// Decoded, but the reading breaks the contract's limits (range, time).
+    /// Decoded, but the reading breaks the contract's limits (time, interval).
     Invalid(Rejected),
+    /// Decoded, but none of its values can be stored (each one's reason listed).
+    NoValues(Vec<Dropped>),
 }
 
 impl FrameReject {
@@ -115,6 +117,7 @@ impl FrameReject {
             FrameReject::UnknownMn(_) => Some("unknown_mn"),
             FrameReject::BadPassword(_) => Some("bad_password"),
             FrameReject::LockedOut(_) => Some("locked_out"),
+            FrameReject::NoValues(_) => Some("no_values"),
             FrameReject::Invalid(_) => None,
         }
     }
@@ -123,6 +126,9 @@ impl FrameReject {
     pub fn dead_letter(&self, topic: &str, raw: &[u8], metrics: &Metrics) -> Record {
         if let Some(label) = self.label() {
             metrics.hj212.reject(label);
+        }
+        if let FrameReject::NoValues(dropped) = self {
+            metrics.hj212.drop_fields(dropped);
         }
         let (reason, detail) = match self {
             FrameReject::Frame(e) => (RejectReason::BadFrame, format!("{}: {e}", e.label())),
@@ -139,6 +145,10 @@ impl FrameReject {
                 format!("locked_out: MN `{mn}` or the sender's address is locked out after repeated MN/PW failures"),
             ),
             FrameReject::Invalid(r) => (r.reason, r.detail.clone()),
+            FrameReject::NoValues(dropped) => (
+                RejectReason::NoValues,
+                format!("no value of the frame can be stored: {}", summary(dropped)),
+            ),
         };
         dead_letter(topic, raw, reason, detail)
     }
@@ -174,14 +184,15 @@ pub fn dedup_key(frame: &Frame) -> Option<(u32, u64)> {
     Some((0, digits * 10 + digit))
 }
 
-/// A whole (reassembled) data frame of (site, device) as a reading record, validated against the
-/// contract's limits.
+/// A whole (reassembled) data frame of (site, device) as a reading record, each value judged on
+/// its own (`hj212::read_values`), with the values left out. The frame is refused only for its
+/// envelope (not data, no DataTime, a time outside the contract) or when no value is left.
 pub fn reading_record(
     site: &str,
     device: &str,
     frame: &Frame,
     profile: &DeviceProfile,
-) -> Result<Record, FrameReject> {
+) -> Result<(Record, Vec<Dropped>), FrameReject> {
     if !frame.cn.is_data() {
         return Err(Hj212Error::NotData {
             cn: frame.cn.code(),
@@ -189,13 +200,54 @@ pub fn reading_record(
         .into());
     }
     let (boot, seq) = dedup_key(frame).ok_or(Hj212Error::MissingField { field: "DataTime" })?;
-    let reading = hj212::to_reading(frame, profile, seq, boot)?;
-    reading.validate().map_err(FrameReject::Invalid)?;
-    Ok(Record::Reading {
+    let values = hj212::read_values(frame, profile, seq, boot)?;
+    values.reading.validate().map_err(FrameReject::Invalid)?;
+    if values.is_empty() {
+        return Err(FrameReject::NoValues(values.dropped));
+    }
+    let record = Record::Reading {
         site: site.to_owned(),
         device: device.to_owned(),
-        reading,
-    })
+        reading: values.reading,
+    };
+    Ok((record, values.dropped))
+}
+
+/// For a frame stored without some values: count them, and keep the raw frame as a
+/// `partial_frame` dead letter naming each (so the values are not lost, only not stored).
+pub fn partial_frame(
+    topic: &str,
+    raw: &[u8],
+    dropped: &[Dropped],
+    metrics: &Metrics,
+) -> Option<Record> {
+    if dropped.is_empty() {
+        return None;
+    }
+    metrics.hj212.drop_fields(dropped);
+    let detail = format!(
+        "stored without {} value(s): {}",
+        dropped.len(),
+        summary(dropped)
+    );
+    Some(dead_letter(topic, raw, RejectReason::PartialFrame, detail))
+}
+
+fn summary(dropped: &[Dropped]) -> String {
+    let parts: Vec<String> = dropped
+        .iter()
+        .map(|d| format!("{} {}: {}", d.factor, d.reason.label(), d.detail))
+        .collect();
+    let mut s = parts.join("; ");
+    if s.len() > 1_000 {
+        let cut = (0..=1_000)
+            .rev()
+            .find(|&i| s.is_char_boundary(i))
+            .unwrap_or(0);
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
 }
 
 /// HJ 212 over MQTT: `dust/v1/{site}/{device}/hj212`, one frame per message. The topic names
@@ -208,6 +260,8 @@ pub struct MqttFrames {
     devices: Arc<Hj212Devices>,
     metrics: Arc<Metrics>,
     splits: Reassembler,
+    /// The `partial_frame` dead letter of the last decoded message, for [`MqttFrames::take_partial`].
+    partial: Option<Record>,
 }
 
 impl MqttFrames {
@@ -216,11 +270,13 @@ impl MqttFrames {
             devices,
             metrics,
             splits: Reassembler::new(MQTT_MAX_PENDING_SPLITS),
+            partial: None,
         }
     }
 
     /// The record of one message; `None` for a packet of a split frame still waiting for the
-    /// others.
+    /// others. When the reading was stored without some values, the raw frame's dead letter
+    /// waits in [`MqttFrames::take_partial`].
     pub fn decode(
         &mut self,
         topic: &str,
@@ -232,12 +288,14 @@ impl MqttFrames {
             .hj212
             .frames
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.partial = None;
         match self.decode_inner(site, device, payload) {
-            Ok(Some(record)) => {
+            Ok(Some((record, dropped))) => {
                 self.metrics
                     .hj212
                     .readings
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.partial = partial_frame(topic, payload, &dropped, &self.metrics);
                 Some(record)
             }
             Ok(None) => None,
@@ -245,12 +303,21 @@ impl MqttFrames {
         }
     }
 
+    /// The `partial_frame` dead letter of the message just decoded, if some of its values were
+    /// left out; stored before the reading (so the message's acknowledgement covers both).
+    pub fn take_partial(&mut self) -> Option<Record> {
+        self.partial.take()
+    }
+
     fn decode_inner(
         &mut self,
         site: &str,
         device: &str,
         payload: &[u8],
-    ) -> Result<Option<Record>, FrameReject> {
+    ) -> Result<Option<(Record, Vec<Dropped>)>, FrameReject> {
+        // C firmwares may send their string terminator.
+        let end = payload.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+        let payload = payload.get(..end).unwrap_or_default();
         let frame = if payload.ends_with(b"\r\n") {
             hj212::decode(payload)?
         } else {
@@ -307,7 +374,9 @@ mod tests {
     fn mqtt_frame_with_or_without_crlf_becomes_a_reading() {
         let mut m = frames();
         let bytes = wrap_segment(SEG).unwrap();
-        for payload in [&bytes[..], &bytes[..bytes.len() - 2]] {
+        let with_nul = [&bytes[..], b"\0"].concat();
+        let bare_nul = [&bytes[..bytes.len() - 2], b"\0"].concat();
+        for payload in [&bytes[..], &bytes[..bytes.len() - 2], &with_nul, &bare_nul] {
             match m.decode("t", "s1", "d1", payload) {
                 Some(Record::Reading {
                     site,
@@ -342,11 +411,45 @@ mod tests {
             other => panic!("expected a dead letter, got {other:?}"),
         }
         assert_eq!(m.hj212.rejected("bad_crc"), 1);
-        let out_of_range = SEG.replace("245.0", "99999");
-        match f.decode("t", "s1", "d1", &wrap_segment(&out_of_range).unwrap()) {
-            Some(Record::DeadLetter(d)) => assert_eq!(d.reason, RejectReason::OutOfRange),
+        // An implausible value costs that value only: the rest is stored, the raw frame kept.
+        let out_of_range = wrap_segment(&SEG.replace("245.0", "99999")).unwrap();
+        match f.decode("t", "s1", "d1", &out_of_range) {
+            Some(Record::Reading { reading, .. }) => {
+                assert_eq!((reading.pm25, reading.pm10), (None, Some(312.0)));
+            }
+            other => panic!("expected a reading, got {other:?}"),
+        }
+        match f.take_partial() {
+            Some(Record::DeadLetter(d)) => {
+                assert_eq!(d.reason, RejectReason::PartialFrame);
+                assert!(d.detail.contains("a34004 out_of_range"), "{}", d.detail);
+                assert_eq!(d.payload, out_of_range);
+            }
+            other => panic!("expected the raw frame, got {other:?}"),
+        }
+        assert_eq!(
+            m.hj212
+                .fields_dropped("a34004", hj212::DropReason::OutOfRange),
+            1
+        );
+        // Nothing usable: one dead letter, not lost.
+        let nothing = SEG
+            .replace("245.0", "99999")
+            .replace("312.0", "0,a01006-Rtd=0");
+        let nothing = wrap_segment(&nothing.replace("a34002-Flag=N", "a34002-Flag=D")).unwrap();
+        match f.decode("t", "s1", "d1", &nothing) {
+            Some(Record::DeadLetter(d)) => {
+                assert_eq!(d.reason, RejectReason::NoValues);
+                assert!(
+                    d.detail.contains("a01006 zero_not_physical"),
+                    "{}",
+                    d.detail
+                );
+            }
             other => panic!("expected a dead letter, got {other:?}"),
         }
+        assert!(f.take_partial().is_none());
+        assert_eq!(m.hj212.rejected("no_values"), 1);
     }
 
     #[test]

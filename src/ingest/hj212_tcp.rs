@@ -18,7 +18,7 @@
 //! `write_timeout_s`, or sends `max_bad_frames` bad frames in a row. At most `max_inflight` frames of one connection wait for
 //! their commit; reading pauses meanwhile, so a fast device is slowed by TCP backpressure.
 
-use super::hj212::{reading_record, FrameReject, Hj212Devices};
+use super::hj212::{partial_frame, reading_record, FrameReject, Hj212Devices};
 use super::writer::Item;
 use crate::metrics::Metrics;
 use crate::store::Record;
@@ -156,6 +156,8 @@ struct Inflight {
 
 /// What one frame gave.
 struct Handled {
+    /// The raw frame of a reading stored without some values, queued before `record`.
+    partial: Option<Record>,
     record: Option<Record>,
     reply: Option<Vec<u8>>,
     bad: bool,
@@ -166,6 +168,7 @@ struct Handled {
 impl Handled {
     fn bad(record: Option<Record>, reply: Option<Vec<u8>>) -> Self {
         Handled {
+            partial: None,
             record,
             reply,
             bad: true,
@@ -412,6 +415,7 @@ impl Connection {
             Ok(Some(whole)) => whole,
             Ok(None) => {
                 return Handled {
+                    partial: None,
                     record: None,
                     reply: None,
                     bad: false,
@@ -421,10 +425,22 @@ impl Connection {
             Err(e) => return rejected(self, e.into(), None),
         };
         match reading_record(&device.site, &device.id, &whole, &device.profile()) {
-            Ok(record) => {
+            Ok((record, dropped)) => {
                 self.shared.metrics.hj212.readings.fetch_add(1, Relaxed);
                 Handled {
+                    partial: partial_frame(&self.topic, raw, &dropped, &self.shared.metrics),
                     record: Some(record),
+                    reply: reply_if_wanted(&whole, data_reply),
+                    bad: false,
+                    refused: None,
+                }
+            }
+            Err(reject @ FrameReject::NoValues(_)) => {
+                // A sound frame whose values are all unusable (a monitor warming up reports
+                // zeros): kept raw and acknowledged like data, not a bad frame.
+                Handled {
+                    partial: None,
+                    record: Some(reject.dead_letter(&self.topic, raw, &self.shared.metrics)),
                     reply: reply_if_wanted(&whole, data_reply),
                     bad: false,
                     refused: None,
@@ -473,6 +489,7 @@ impl Connection {
             None
         };
         Handled {
+            partial: None,
             record,
             reply: reply_if_wanted(frame, |f| request_reply(f, QnRtn::BadPassword)),
             bad: true,
@@ -510,6 +527,17 @@ impl Connection {
             ),
             None => (None, None),
         };
+        if let Some(partial) = handled.partial {
+            let item = Item {
+                record: Some(partial),
+                ack: None,
+                on_commit: None,
+                received: std::time::Instant::now(),
+            };
+            if self.items.send(item).await.is_err() {
+                return Flow::Close;
+            }
+        }
         if let Some(record) = handled.record {
             let item = Item {
                 record: Some(record),

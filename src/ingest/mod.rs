@@ -236,6 +236,15 @@ async fn mqtt_loop(
                         Err(e) => break e,
                     };
                     metrics.received.fetch_add(1, Relaxed);
+                    // An HJ 212 frame stored without some values: its raw frame goes first,
+                    // so the message's acknowledgement (on the reading) covers both.
+                    if let Some(partial) = frames.take_partial() {
+                        let item = Item { record: Some(partial), ack: None, on_commit: None, received: Instant::now() };
+                        if item_tx.send(item).await.is_err() {
+                            tracing::error!("store writer stopped; ingest ends");
+                            break 'connection;
+                        }
+                    }
                     let ack = ack.map(|pkid| Ack { generation, pkid });
                     let item = Item { record, ack, on_commit: None, received: Instant::now() };
                     // Waits while the queue is full and reads nothing meanwhile: the broker holds

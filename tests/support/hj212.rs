@@ -77,6 +77,24 @@ impl Listener {
         socket.connect(self.addr).await.expect("connect")
     }
 
+    /// Port of the embedded MQTT broker the aggregator subscribes to.
+    pub fn broker_port(&self) -> u16 {
+        self._broker.addr().port()
+    }
+
+    /// Rows of the store's `dead_letters` table, oldest first: (reason, detail, payload).
+    pub fn dead_letters(&self) -> Vec<(String, String, Vec<u8>)> {
+        let db = self._data.path().join("store").join("dustwatch.db");
+        let c = rusqlite::Connection::open(db).expect("open the store");
+        let mut q = c
+            .prepare("SELECT reason, detail, payload FROM dead_letters ORDER BY rowid")
+            .expect("query");
+        q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("read rows")
+    }
+
     pub async fn stop(self) {
         self.shutdown.cancel();
         self.agg.wait().await.expect("clean stop");

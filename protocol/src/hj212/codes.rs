@@ -186,6 +186,41 @@ impl Factor {
     }
 }
 
+/// Gas factors of ambient air stations (NO2, O3, SO2, CO): recognised and named in counters, kept
+/// in the raw frame, not stored as readings (dustwatch has no gas metrics yet).
+pub const GAS_CODES: [(&str, &str); 4] = [
+    ("a21004", "NO2"),
+    ("a05024", "O3"),
+    ("a21026", "SO2"),
+    ("a21005", "CO"),
+];
+
+/// The `factor` labels of per-field counters: every known factor's code, the gases, then `other`
+/// (any code not listed, so the label set stays bounded whatever devices send).
+pub const FACTOR_LABELS: [&str; 15] = [
+    "a34004", "a34002", "a34001", "a34005", "LA", "a01001", "a01002", "a01006", "a01007", "a01008",
+    "a21004", "a05024", "a21026", "a21005", "other",
+];
+
+/// The counter label of a factor code as written in a frame (`other` when not in
+/// [`FACTOR_LABELS`]); vendor aliases (`PM25`) count under their standard code.
+pub fn factor_label(code: &str) -> &'static str {
+    let standard = Factor::from_code(code)
+        .or_else(|| Factor::from_alias(code))
+        .map(Factor::code);
+    let code = standard.unwrap_or(code);
+    FACTOR_LABELS
+        .iter()
+        .copied()
+        .find(|l| *l == code && *l != "other")
+        .unwrap_or("other")
+}
+
+/// True for a gas code of [`GAS_CODES`].
+pub fn is_gas(code: &str) -> bool {
+    GAS_CODES.iter().any(|(c, _)| *c == code)
+}
+
 /// The part of a CP key after the factor code: `a34004-Rtd`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Field {
@@ -287,5 +322,17 @@ mod tests {
         assert_eq!(Cn::Day.interval_s(30), Some(86_400));
         assert!(!Cn::DataReply.is_data());
         assert!(Cn::Day.is_data());
+    }
+
+    #[test]
+    fn factor_labels_are_bounded() {
+        for f in Factor::ALL {
+            assert_eq!(factor_label(f.code()), f.code());
+        }
+        assert_eq!(factor_label("PM25"), "a34004");
+        assert_eq!(factor_label("a21004"), "a21004");
+        assert_eq!(factor_label("a99999"), "other");
+        assert_eq!(factor_label("other"), "other");
+        assert!(is_gas("a05024") && !is_gas("a34004"));
     }
 }

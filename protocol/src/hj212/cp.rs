@@ -104,6 +104,47 @@ impl FactorData {
     }
 }
 
+/// Why a CP item was kept as text instead of read into a [`FactorData`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UnreadWhy {
+    /// A factor code dustwatch does not know (`a21004-Avg`): gases, vendor extras.
+    UnknownFactor,
+    /// A key that is no `code-Rtd/Min/Avg/Max/Flag` (`a34004-Cou`, `Foo`).
+    UnknownField,
+    /// A value that is no decimal number (`a34004-Rtd=--`).
+    NonNumeric,
+    /// A flag that is not one of N F M S D C T B.
+    BadFlag,
+}
+
+impl UnreadWhy {
+    /// Counter label.
+    pub fn label(self) -> &'static str {
+        match self {
+            UnreadWhy::UnknownFactor => "unknown_factor",
+            UnreadWhy::UnknownField => "unknown_field",
+            UnreadWhy::NonNumeric => "non_numeric",
+            UnreadWhy::BadFlag => "bad_flag",
+        }
+    }
+}
+
+/// A CP item that could not be read: one field's problem never costs the frame, so it is kept
+/// as written (and re-encoded as written) with the reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unread {
+    pub key: String,
+    pub value: String,
+    pub why: UnreadWhy,
+}
+
+impl Unread {
+    /// The factor code part of the key (`a21004` of `a21004-Avg`; the whole key without a `-`).
+    pub fn code(&self) -> &str {
+        self.key.split_once('-').map_or(&self.key, |(c, _)| c)
+    }
+}
+
 /// The CP of a data segment.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Cp {
@@ -115,6 +156,8 @@ pub struct Cp {
     /// Vendor keys that were read through an alias (`PM25-Rtd` as `a34004-Rtd`, `LA-Rtd-Rtd` as
     /// `LA-Rtd`), for logging. Not encoded: re-encoding writes the standard keys.
     pub mapped_keys: Vec<String>,
+    /// Items that could not be read (unknown factor or field, bad value or flag), in order.
+    pub unread: Vec<Unread>,
 }
 
 /// One `;`-separated group of a CP, the unit packets are split at.
@@ -122,6 +165,7 @@ pub struct Cp {
 pub(crate) enum Group {
     Param(String, String),
     Factor(FactorData),
+    Unread(Unread),
 }
 
 impl Group {
@@ -129,6 +173,7 @@ impl Group {
         match self {
             Group::Param(k, v) => format!("{k}={v}"),
             Group::Factor(f) => f.encode(),
+            Group::Unread(u) => format!("{}={}", u.key, u.value),
         }
     }
 }
@@ -182,19 +227,25 @@ impl Cp {
             self.params.push((key.to_owned(), value.to_owned()));
             return Ok(());
         }
+        let unread = |why| Unread {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            why,
+        };
         let Some((code, suffix)) = key.split_once('-') else {
-            return Err(Hj212Error::UnknownField {
-                field: quote(key.as_bytes()),
-            });
+            self.unread.push(unread(UnreadWhy::UnknownField));
+            return Ok(());
         };
         let mut mapped = false;
         let factor = match Factor::from_code(code) {
             Some(f) => f,
             None => {
                 mapped = true;
-                Factor::from_alias(code).ok_or_else(|| Hj212Error::UnknownFactor {
-                    key: quote(key.as_bytes()),
-                })?
+                let Some(f) = Factor::from_alias(code) else {
+                    self.unread.push(unread(UnreadWhy::UnknownFactor));
+                    return Ok(());
+                };
+                f
             }
         };
         // `LA-Rtd-Rtd`: a suffix written twice is read once; anything else with a second `-` is
@@ -206,13 +257,10 @@ impl Cp {
             }
             _ => suffix,
         };
-        let field = Field::from_suffix(suffix).ok_or_else(|| Hj212Error::UnknownField {
-            field: quote(key.as_bytes()),
-        })?;
-        if mapped {
-            self.mapped_keys.push(key.to_owned());
-        }
-        let canonical = || format!("{}-{}", factor.code(), field.suffix());
+        let Some(field) = Field::from_suffix(suffix) else {
+            self.unread.push(unread(UnreadWhy::UnknownField));
+            return Ok(());
+        };
         let mut one = FactorData::new(factor);
         if field == Field::Flag {
             let mut chars = value.chars();
@@ -220,18 +268,22 @@ impl Cp {
                 (Some(c), None) => Flag::from_letter(c),
                 _ => None,
             };
-            one.flag = Some(flag.ok_or_else(|| Hj212Error::BadFlag {
-                key: canonical(),
-                value: quote(value.as_bytes()),
-            })?);
+            let Some(flag) = flag else {
+                self.unread.push(unread(UnreadWhy::BadFlag));
+                return Ok(());
+            };
+            one.flag = Some(flag);
         } else {
-            let num = Num::parse(value).ok_or_else(|| Hj212Error::NonNumeric {
-                key: canonical(),
-                value: quote(value.as_bytes()),
-            })?;
+            let Some(num) = Num::parse(value) else {
+                self.unread.push(unread(UnreadWhy::NonNumeric));
+                return Ok(());
+            };
             if let Some(slot) = one.slot(field) {
                 *slot = Some(num);
             }
+        }
+        if mapped {
+            self.mapped_keys.push(key.to_owned());
         }
         match self.factors.iter_mut().find(|f| f.factor == factor) {
             Some(existing) => existing.merge(one),
@@ -244,7 +296,8 @@ impl Cp {
 
     /// Check that parameters can be written without breaking the CP syntax.
     pub(crate) fn check(&self) -> Result<(), Hj212Error> {
-        for (k, v) in &self.params {
+        let unread = self.unread.iter().map(|u| (&u.key, &u.value));
+        for (k, v) in self.params.iter().map(|(k, v)| (k, v)).chain(unread) {
             let clean = |s: &str| {
                 !s.is_empty()
                     && s.bytes()
@@ -270,7 +323,8 @@ impl Cp {
             .iter()
             .map(|(k, v)| Group::Param(k.clone(), v.clone()));
         let factors = self.factors.iter().cloned().map(Group::Factor);
-        params.chain(factors).collect()
+        let unread = self.unread.iter().cloned().map(Group::Unread);
+        params.chain(factors).chain(unread).collect()
     }
 
     /// A CP of `data_time` and `groups`.
@@ -283,6 +337,7 @@ impl Cp {
             match g {
                 Group::Param(k, v) => cp.params.push((k, v)),
                 Group::Factor(f) => cp.factors.push(f),
+                Group::Unread(u) => cp.unread.push(u),
             }
         }
         cp
@@ -290,7 +345,8 @@ impl Cp {
 
     /// The text between the `&&`s: `DataTime=...;params;factor groups`.
     pub fn encode(&self) -> String {
-        let mut parts: Vec<String> = Vec::with_capacity(1 + self.params.len() + self.factors.len());
+        let mut parts: Vec<String> =
+            Vec::with_capacity(1 + self.params.len() + self.factors.len() + self.unread.len());
         if let Some(t) = self.data_time {
             parts.push(format!("DataTime={t}"));
         }
@@ -368,16 +424,33 @@ mod tests {
     }
 
     #[test]
+    fn unreadable_items_are_kept_with_their_reason() {
+        for (item, why) in [
+            ("a99999-Rtd=1", "unknown_factor"),
+            ("a21004-Avg=12.5", "unknown_factor"),
+            ("a34004-Cou=1", "unknown_field"),
+            ("LA-Rtd-Avg=1", "unknown_field"),
+            ("Foo=1", "unknown_field"),
+            ("a34004-Rtd=abc", "non_numeric"),
+            ("a34004-Rtd=", "non_numeric"),
+            ("a34004-Flag=X", "bad_flag"),
+            ("a34004-Flag=NN", "bad_flag"),
+        ] {
+            let cp = Cp::parse(&format!("a34002-Rtd=60;{item}")).unwrap();
+            assert_eq!(cp.factors.len(), 1, "{item}");
+            assert_eq!(cp.unread.len(), 1, "{item}");
+            assert_eq!(cp.unread[0].why.label(), why, "{item}");
+            assert_eq!(cp.encode(), format!("a34002-Rtd=60;{item}"));
+        }
+        assert_eq!(
+            Cp::parse("a21004-Avg=1").unwrap().unread[0].code(),
+            "a21004"
+        );
+    }
+
+    #[test]
     fn rejects_with_a_reason() {
         let label = |s: &str| Cp::parse(s).unwrap_err().label();
-        assert_eq!(label("a99999-Rtd=1"), "unknown_factor");
-        assert_eq!(label("a34004-Cou=1"), "unknown_field");
-        assert_eq!(label("LA-Rtd-Avg=1"), "unknown_field");
-        assert_eq!(label("Foo=1"), "unknown_field");
-        assert_eq!(label("a34004-Rtd=abc"), "non_numeric");
-        assert_eq!(label("a34004-Rtd="), "non_numeric");
-        assert_eq!(label("a34004-Flag=X"), "bad_flag");
-        assert_eq!(label("a34004-Flag=NN"), "bad_flag");
         assert_eq!(label("DataTime=20171301000000"), "bad_datatime");
         assert_eq!(label("a34004-Rtd=1;a34004-Rtd=2"), "duplicate_field");
         assert_eq!(label("PM25-Rtd=1;a34004-Rtd=2"), "duplicate_field");

@@ -55,14 +55,10 @@ pub enum Hj212Error {
         "unknown command CN=`{cn}`; supported: 2011, 2051, 2061, 2031, 9014, 9011, 9012, 1062"
     )]
     UnknownCn { cn: String },
-    #[error("unknown factor code in `{key}`; supported: a34004 (PM2.5), a34002 (PM10), a34001 (TSP), a34005 (PM1.0), LA (noise), a01001, a01002, a01006, a01007, a01008 (or PM25/PM10/TSP)")]
-    UnknownFactor { key: String },
     #[error("value of `{key}` is `{value}`, not a decimal number (like 245.0 or -1.5)")]
     NonNumeric { key: String, value: String },
     #[error("DataTime `{value}` is not a valid yyyyMMddHHmmss time")]
     BadDataTime { value: String },
-    #[error("data flag `{key}={value}` is not one of N F M S D C T B")]
-    BadFlag { key: String, value: String },
     #[error("CN={cn} carries no monitoring data (only 2011, 2051, 2061 and 2031 become readings)")]
     NotData { cn: u16 },
     #[error("packet {index} of {total} of a split frame: pass it through a Reassembler first")]
@@ -90,10 +86,8 @@ impl Hj212Error {
             Hj212Error::UnknownField { .. } => "unknown_field",
             Hj212Error::BadField { .. } => "bad_field",
             Hj212Error::UnknownCn { .. } => "unknown_cn",
-            Hj212Error::UnknownFactor { .. } => "unknown_factor",
             Hj212Error::NonNumeric { .. } => "non_numeric",
             Hj212Error::BadDataTime { .. } => "bad_datatime",
-            Hj212Error::BadFlag { .. } => "bad_flag",
             Hj212Error::NotData { .. } => "not_data",
             Hj212Error::SplitFragment { .. } => "split_fragment",
             Hj212Error::SplitMismatch { .. } => "split_mismatch",

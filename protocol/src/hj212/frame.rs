@@ -106,8 +106,12 @@ pub fn wrap_segment(segment: &str) -> Result<Vec<u8>, Hj212Error> {
 }
 
 /// Decode one complete frame (CRLF included).
+/// NUL bytes before or after the frame (C firmwares sending their string terminator) are
+/// padding, not data.
 pub fn decode(bytes: &[u8]) -> Result<Frame, Hj212Error> {
-    Frame::parse_segment(unwrap_segment(bytes)?)
+    let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|&b| b != 0).map_or(start, |i| i + 1);
+    Frame::parse_segment(unwrap_segment(bytes.get(start..end).unwrap_or_default())?)
 }
 
 /// Encode a frame whose data segment fits 1,024 bytes; use `encode_packets` for longer ones.

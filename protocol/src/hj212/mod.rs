@@ -6,10 +6,12 @@
 //! - `codes`: CN, factor codes, CP field suffixes, reply codes; `num`: decimal values; `time`:
 //!   DataTime and QN.
 //! - `split`: PNUM/PNO packets ([`encode_packets`], [`Reassembler`]).
-//! - `reading`: frames ↔ [`crate::Reading`] ([`to_reading`], [`from_reading`]); `reply`: 9014,
-//!   9011 and 9012 replies.
+//! - `reading`: frames ↔ [`crate::Reading`] ([`to_reading`], [`from_reading`]); `values`: each
+//!   value judged on its own ([`read_values`]); `reply`: 9014, 9011 and 9012 replies.
 //!
 //! Every rejection is an [`Hj212Error`] with a counter label; no input makes the decoder panic.
+//! Only the envelope refuses a frame: an unknown factor or an unreadable item is kept as text
+//! ([`Unread`]) and a bad value is left out by [`read_values`] with its [`DropReason`].
 
 mod codes;
 mod cp;
@@ -22,12 +24,15 @@ mod reply;
 mod segment;
 mod split;
 mod time;
+mod values;
 
+#[cfg(test)]
+mod corpus;
 #[cfg(test)]
 mod tests;
 
-pub use codes::{Cn, Factor, Field, QnRtn};
-pub use cp::{Cp, FactorData, PARAMS};
+pub use codes::{factor_label, is_gas, Cn, Factor, Field, QnRtn, FACTOR_LABELS, GAS_CODES};
+pub use cp::{Cp, FactorData, Unread, UnreadWhy, PARAMS};
 pub use crc::crc16;
 pub use error::Hj212Error;
 pub use frame::{
@@ -39,3 +44,4 @@ pub use reply::{data_reply, execution_result, request_reply, ST_SYSTEM};
 pub use segment::{Frame, Packet, FLAG_REPLY, FLAG_SPLIT, FLAG_V2017, MAX_PACKETS};
 pub use split::{encode_packets, Reassembler};
 pub use time::{qn_from_unix_ms, DataTime, CHINA_UTC_OFFSET_MIN};
+pub use values::{read_values, DropReason, Dropped, Values};

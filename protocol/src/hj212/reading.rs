@@ -61,6 +61,34 @@ pub fn to_reading(
     seq: u64,
     boot: u32,
 ) -> Result<Reading, Hj212Error> {
+    let mut reading = empty_reading(frame, device, seq, boot)?;
+    for f in &frame.cp.factors {
+        let Some(metric) = f.factor.metric() else {
+            continue;
+        };
+        let num = if frame.cn == Cn::RealTime {
+            f.rtd.as_ref()
+        } else {
+            f.avg.as_ref()
+        };
+        let Some(num) = num else { continue };
+        let value = to_ug(num, f.factor, device.unit)?;
+        reading.set(metric, Some(value));
+        if let Some(flag) = f.flag.filter(|f| *f != Flag::N) {
+            reading.flags.insert(metric.name().to_owned(), flag);
+        }
+    }
+    Ok(reading)
+}
+
+/// The reading of a data frame without values: time, interval, `seq` and `boot`. Fails for what
+/// is wrong with the frame as a whole (not data, a packet of a split frame, no DataTime).
+pub(crate) fn empty_reading(
+    frame: &Frame,
+    device: &DeviceProfile,
+    seq: u64,
+    boot: u32,
+) -> Result<Reading, Hj212Error> {
     let interval_s =
         frame
             .cn
@@ -84,30 +112,13 @@ pub fn to_reading(
     } else {
         start_or_end + i64::from(interval_s) * 1_000
     };
-    let mut reading = Reading {
+    Ok(Reading {
         ts,
         seq,
         boot,
         interval_s,
         ..Reading::default()
-    };
-    for f in &frame.cp.factors {
-        let Some(metric) = f.factor.metric() else {
-            continue;
-        };
-        let num = if frame.cn == Cn::RealTime {
-            f.rtd.as_ref()
-        } else {
-            f.avg.as_ref()
-        };
-        let Some(num) = num else { continue };
-        let value = to_ug(num, f.factor, device.unit)?;
-        reading.set(metric, Some(value));
-        if let Some(flag) = f.flag.filter(|f| *f != Flag::N) {
-            reading.flags.insert(metric.name().to_owned(), flag);
-        }
-    }
-    Ok(reading)
+    })
 }
 
 /// Turn a reading into a data frame for a device: `Rtd` values for 2011, `Avg` for
@@ -176,7 +187,7 @@ pub fn from_reading(
     })
 }
 
-fn to_ug(num: &Num, factor: Factor, unit: PmUnit) -> Result<f64, Hj212Error> {
+pub(crate) fn to_ug(num: &Num, factor: Factor, unit: PmUnit) -> Result<f64, Hj212Error> {
     if factor.is_particulate() && unit == PmUnit::MgPerM3 {
         num.shift(3)
             .map(|n| n.value())

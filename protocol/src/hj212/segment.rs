@@ -65,9 +65,12 @@ impl Frame {
             h.add(item)?;
             rest = tail;
         };
+        // Some firmwares write `CP=&&...&&&&` or `CP=&&&&...&&`: extra `&`s at either end of
+        // the CP are read as padding.
         let content = cp_text
             .strip_prefix("&&")
             .and_then(|c| c.strip_suffix("&&"))
+            .map(|c| c.trim_matches('&'))
             .ok_or_else(|| Hj212Error::Malformed {
                 detail: "CP must be written `CP=&&...&&` and end the data segment".into(),
             })?;
@@ -355,7 +358,13 @@ mod tests {
             label(&with("a34004-Flag=N", "a34004-Flag=N&&x")),
             "malformed"
         );
-        assert_eq!(label(&with("Rtd=245.0", "Rtd=24five")), "non_numeric");
+        // A bad value is the value's problem, not the frame's: kept unread.
+        let f = Frame::parse_segment(&with("Rtd=245.0", "Rtd=24five")).unwrap();
+        assert_eq!(f.cp.unread[0].key, "a34004-Rtd");
+        // Extra `&&` around the CP is padding.
+        let f = Frame::parse_segment(&with("&&DataTime", "&&&&DataTime").replace("N&&", "N&&&&"))
+            .unwrap();
+        assert_eq!(f.cp.factors.len(), 1);
     }
 
     #[test]

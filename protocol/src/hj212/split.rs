@@ -209,6 +209,7 @@ fn merge(mut parts: impl Iterator<Item = Frame>) -> Result<Frame, Hj212Error> {
             add_factor(&mut whole.cp.factors, f)?;
         }
         whole.cp.mapped_keys.extend(cp.mapped_keys);
+        whole.cp.unread.extend(cp.unread);
     }
     Ok(whole)
 }

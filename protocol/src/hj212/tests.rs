@@ -75,6 +75,12 @@ fn every_rejection_reason_has_a_label_and_a_message() {
     other.packet = Some(Packet { total: 3, index: 2 });
     let mut r = Reassembler::new(2);
     r.push(split.clone()).unwrap();
+    let nan = Reading {
+        ts: 1_483_340_400_000,
+        interval_s: 60,
+        pm25: Some(f64::NAN),
+        ..Reading::default()
+    };
 
     let cases: Vec<Hj212Error> = vec![
         decode(b"GET / HTTP/1.1\r\n").unwrap_err(),
@@ -89,13 +95,11 @@ fn every_rejection_reason_has_a_label_and_a_message() {
         decode(&seg("CP=&&", "CP=&")).unwrap_err(),
         decode(&seg("QN=20170102150000000;", "")).unwrap_err(),
         decode(&seg("ST=39", "ST=39;ST=39")).unwrap_err(),
-        decode(&seg("a34004-Rtd", "a34004-Cou")).unwrap_err(),
+        decode(&seg("CN=2011", "CN=2011;XX=1")).unwrap_err(),
         decode(&seg("ST=39", "ST=three")).unwrap_err(),
         decode(&seg("CN=2011", "CN=2099")).unwrap_err(),
-        decode(&seg("a34004-Rtd", "PM4-Rtd")).unwrap_err(),
-        decode(&seg("245.0", "2a5.0")).unwrap_err(),
+        from_reading(&nan, Cn::RealTime, "M", "p", 39, &d).unwrap_err(),
         decode(&seg("DataTime=20170102150000", "DataTime=20170132150000")).unwrap_err(),
-        decode(&seg("a34004-Flag=N", "a34004-Flag=Z")).unwrap_err(),
         to_reading(&reply, &d, 0, 0).unwrap_err(),
         to_reading(&split, &d, 0, 0).unwrap_err(),
         r.push(other).unwrap_err(),
@@ -202,6 +206,16 @@ fn exercise(bytes: &[u8]) {
             ..DeviceProfile::default()
         };
         let _ = to_reading(&frame, &device, 0, 0);
+        // Judged value by value: whatever is kept is plausible, every drop has a bounded label.
+        if let Ok(v) = read_values(&frame, &device, 0, 0) {
+            for m in Metric::ALL {
+                if let Some(x) = v.reading.get(m) {
+                    let (lo, hi) = m.range();
+                    assert!(x.is_finite() && (lo..=hi).contains(&x), "{m} = {x} kept");
+                }
+            }
+            assert!(v.dropped.iter().all(|d| FACTOR_LABELS.contains(&d.factor)));
+        }
     }
     let _ = data_reply(&frame).encode();
     let _ = Reassembler::new(1).push(frame.clone());
@@ -273,7 +287,20 @@ enum FuzzInput {
     /// Frame-like text with a correct length and CRC, so it reaches the segment parser.
     Wrapped(Vec<u8>),
     Mutated(Vec<Edit>),
+    /// A field-shaped frame (gases, an unknown factor, Min/Avg/Max, zeros, extra `&&`, lowercase
+    /// CRC, NUL padding), mutated: the paths that keep unread items and drop single values.
+    Field(Vec<Edit>),
     RoundTrip(Reading, Cn, PmUnit),
+}
+
+pub(super) const FIELD_SEGMENT: &str = "QN=20170102150100000;ST=22;CN=2051;PW=123456;MN=AIR01;CP=&&&&DataTime=20170102150000;a34004-Min=20,a34004-Avg=25,a34004-Max=31,a34004-Flag=N;a21004-Avg=35,a21004-Flag=N;zz9-Avg=1;a01006-Avg=0.0,a01006-Flag=N;a34002-Avg=0,a34002-Flag=D;a01001-Avg=-1e2;TSP-Avg=90&&&&";
+
+/// The field segment framed with a lowercase CRC and a trailing NUL.
+pub(super) fn field_frame(seg: &[u8]) -> Vec<u8> {
+    let mut framed = format!("##{:04}", seg.len()).into_bytes();
+    framed.extend_from_slice(seg);
+    framed.extend_from_slice(format!("{:04x}\r\n\0", crc16(seg)).as_bytes());
+    framed
 }
 
 fn fuzz_input() -> impl Strategy<Value = FuzzInput> {
@@ -281,6 +308,7 @@ fn fuzz_input() -> impl Strategy<Value = FuzzInput> {
         proptest::collection::vec(any::<u8>(), 0..1_100).prop_map(FuzzInput::Bytes),
         "[A-Za-z0-9=;,&.\\-]{0,400}".prop_map(|s| FuzzInput::Wrapped(s.into_bytes())),
         proptest::collection::vec(edit(), 1..8).prop_map(FuzzInput::Mutated),
+        proptest::collection::vec(edit(), 0..8).prop_map(FuzzInput::Field),
         (reading(), cn(), unit()).prop_map(|(r, c, u)| FuzzInput::RoundTrip(r, c, u)),
     ]
 }
@@ -314,6 +342,13 @@ proptest! {
                 apply(&mut seg, &edits);
                 if seg.len() <= MAX_SEGMENT_LEN {
                     exercise(&wrapped(&seg));
+                }
+            }
+            FuzzInput::Field(edits) => {
+                let mut seg = FIELD_SEGMENT.as_bytes().to_vec();
+                apply(&mut seg, &edits);
+                if seg.len() <= MAX_SEGMENT_LEN {
+                    exercise(&field_frame(&seg));
                 }
             }
             FuzzInput::RoundTrip(mut r, cn, unit) => {
