@@ -6,26 +6,24 @@ mod support;
 
 use dustwatch::app::Aggregator;
 use dustwatch::config::Config;
-use dustwatch::store::{SqliteReader, StoreReader};
+use dustwatch::store::StoreReader;
 use dustwatch_protocol::hj212::{self, Cn, DeviceProfile, Frame, FLAG_REPLY};
 use dustwatch_protocol::{Reading, TopicRoot};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
+use support::hj212::{closed, read_line, reply, Listener, MN1};
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-const MN1: &str = "410108HJ0000000000000001";
 const MN2: &str = "410108HJ0000000000000002";
-/// The domain.md vector: 374 bytes of data segment, CRC 06C0.
+/// The vector of docs/domain.md: 374 bytes of data segment, CRC 06C0.
 const DOMAIN_SEGMENT: &str = "QN=20170102150000000;ST=39;CN=2011;PW=123456;MN=410108HJ0000000000000001;Flag=4;CP=&&DataTime=20170102150000;a34004-Rtd=245.0,a34004-Flag=N;a34002-Rtd=312.0,a34002-Flag=N;a34001-Rtd=401.0,a34001-Flag=N;LA-Rtd=62.5,LA-Flag=N;a01001-Rtd=-1.5,a01001-Flag=N;a01002-Rtd=78.0,a01002-Flag=N;a01006-Rtd=102.35,a01006-Flag=N;a01007-Rtd=1.2,a01007-Flag=N;a01008-Rtd=45,a01008-Flag=N&&";
 /// 2017-01-02 15:00:00 +08:00.
 const T15: i64 = 1_483_340_400_000;
-/// Safety net for a hung socket; never an assertion on how long anything takes.
-const GUARD: Duration = Duration::from_secs(30);
 
 const REGISTRY: &str = r#"
 [[site]]
@@ -47,67 +45,9 @@ password = "654321"
 unit = "mg/m3"
 "#;
 
-struct Running {
-    agg: Aggregator,
-    shutdown: CancellationToken,
-    hj212: SocketAddr,
-    _data: tempfile::TempDir,
-    broker: dustwatch_broker::EmbeddedBroker,
-}
-
-impl Running {
-    async fn start(tune: impl FnOnce(&mut Config)) -> Running {
-        let broker = embedded_broker();
-        let data = tempfile::tempdir().expect("temp dir");
-        let registry = data.path().join("registry.toml");
-        std::fs::write(&registry, REGISTRY).expect("write registry");
-        let mut c = Config::default();
-        let port = broker.addr().port();
-        c.mqtt.url = format!("mqtt://127.0.0.1:{port}");
-        c.mqtt.client_id = format!("hj212-test-{port}");
-        c.http.listen = "127.0.0.1:0".parse().expect("literal");
-        c.store.data_dir = data.path().join("store");
-        c.registry.file = Some(registry);
-        c.hj212.listen = Some("127.0.0.1:0".parse().expect("literal"));
-        tune(&mut c);
-        let shutdown = CancellationToken::new();
-        let agg = Aggregator::start(&c, vec![], shutdown.clone())
-            .await
-            .expect("aggregator starts");
-        let hj212 = agg.hj212_addr.expect("listener bound");
-        Running {
-            agg,
-            shutdown,
-            hj212,
-            _data: data,
-            broker,
-        }
-    }
-
-    fn reader(&self) -> Arc<SqliteReader> {
-        self.agg.reader.clone()
-    }
-
-    async fn connect(&self) -> TcpStream {
-        TcpStream::connect(self.hj212).await.expect("connect")
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        self.agg.wait().await.expect("clean stop");
-    }
-
-    /// Poll until `f` holds (at most the guard time).
-    async fn until(&self, what: &'static str, f: impl Fn(&Aggregator) -> bool) {
-        let deadline = tokio::time::Instant::now() + GUARD;
-        while !f(&self.agg) {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for {what}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
+/// The aggregator with its HJ 212 listener and the two devices of [`REGISTRY`].
+async fn running(tune: impl FnOnce(&mut Config)) -> Listener {
+    Listener::start(REGISTRY, tune).await
 }
 
 /// A data segment: header fields, then `CP=&&DataTime=..;items&&`.
@@ -127,50 +67,15 @@ fn frame(seg: &str) -> Vec<u8> {
     hj212::wrap_segment(seg).expect("segment fits")
 }
 
-/// Read one CRLF-terminated line (a reply); `None` at EOF or on a reset.
-async fn read_line(s: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut line = Vec::new();
-    let mut byte = [0u8; 1];
-    loop {
-        match tokio::time::timeout(GUARD, s.read(&mut byte)).await {
-            Ok(Ok(1)) => {
-                line.push(byte[0]);
-                if byte[0] == b'\n' {
-                    return Some(line);
-                }
-            }
-            Ok(_) => return None,
-            Err(_) => panic!("no reply and no close within the guard time"),
-        }
-    }
-}
-
-async fn reply(s: &mut TcpStream) -> Frame {
-    let line = read_line(s).await.expect("a reply, not a close");
-    hj212::decode(&line).expect("the reply is a valid frame")
-}
-
-/// True once the server closed the connection (EOF or reset).
-async fn closed(s: &mut TcpStream) -> bool {
-    let mut buf = [0u8; 256];
-    loop {
-        match tokio::time::timeout(GUARD, s.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return true,
-            Ok(Ok(_)) => continue,
-            Err(_) => return false,
-        }
-    }
-}
-
-async fn readings(r: &Running, from: i64, to: i64) -> Vec<(String, Reading)> {
-    let reader = r.reader();
+async fn readings(r: &Listener, from: i64, to: i64) -> Vec<(String, Reading)> {
+    let reader = r.agg.reader.clone();
     tokio::task::spawn_blocking(move || reader.readings("s1", from, to).expect("query"))
         .await
         .expect("join")
 }
 
-async fn dead_letters(r: &Running) -> u64 {
-    let reader = r.reader();
+async fn dead_letters(r: &Listener) -> u64 {
+    let reader = r.agg.reader.clone();
     tokio::task::spawn_blocking(move || reader.counts().expect("counts").dead_letters)
         .await
         .expect("join")
@@ -188,8 +93,8 @@ fn domain_vector_frame_is_what_the_codec_builds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_frames_become_readings_and_replies_follow_the_commit() {
-    let r = Running::start(|_| {}).await;
-    let mut s = r.connect().await;
+    let r = running(|_| {}).await;
+    let mut s = TcpStream::connect(r.addr).await.expect("connect");
 
     // The domain vector with Flag=5 (reply wanted).
     let seg = DOMAIN_SEGMENT.replace("Flag=4", "Flag=5");
@@ -293,7 +198,7 @@ async fn tcp_frames_become_readings_and_replies_follow_the_commit() {
     assert!(r.agg.metrics.duplicates.load(Relaxed) >= 1);
 
     // A mg/m³ device on its own connection: values arrive in µg/m³.
-    let mut s2 = r.connect().await;
+    let mut s2 = TcpStream::connect(r.addr).await.expect("connect");
     let seg2 = segment(
         2011,
         5,
@@ -350,7 +255,7 @@ async fn tcp_frames_become_readings_and_replies_follow_the_commit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rejection_reason_is_counted_and_kept_as_a_dead_letter() {
-    let r = Running::start(|_| {}).await;
+    let r = running(|_| {}).await;
     let good = |items: &str| {
         segment(
             2011,
@@ -392,7 +297,7 @@ async fn every_rejection_reason_is_counted_and_kept_as_a_dead_letter() {
         ("no_values", unknown_factor),
         ("no_values", non_numeric),
     ];
-    let mut s = r.connect().await;
+    let mut s = TcpStream::connect(r.addr).await.expect("connect");
     for (_, bytes) in &cases {
         s.write_all(bytes).await.expect("send");
     }
@@ -430,7 +335,7 @@ async fn every_rejection_reason_is_counted_and_kept_as_a_dead_letter() {
     );
     // Truncated: the connection closes mid-frame.
     let whole = frame(&good("a34002-Rtd=80"));
-    let mut cut = r.connect().await;
+    let mut cut = TcpStream::connect(r.addr).await.expect("connect");
     cut.write_all(&whole[..whole.len() / 2])
         .await
         .expect("send");
@@ -476,21 +381,21 @@ async fn every_rejection_reason_is_counted_and_kept_as_a_dead_letter() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_slow_and_half_open_clients_do_not_take_the_listener_down() {
-    let r = Running::start(|c| {
+    let r = running(|c| {
         c.hj212.idle_timeout_s = 1;
         c.hj212.read_timeout_s = 1;
         c.hj212.max_bad_frames = 3;
     })
     .await;
     // Garbage lines: closed after three bad frames in a row.
-    let mut garbage = r.connect().await;
+    let mut garbage = TcpStream::connect(r.addr).await.expect("connect");
     let junk: Vec<u8> = (0..64u8)
         .flat_map(|i| [i.wrapping_mul(37), 0xff, b'#', b'\r', b'\n'])
         .collect();
     let _ = garbage.write_all(&junk).await;
     assert!(closed(&mut garbage).await);
     // Binary without any line end: skipped as oversized, then closed by the read timeout.
-    let mut endless = r.connect().await;
+    let mut endless = TcpStream::connect(r.addr).await.expect("connect");
     let _ = endless.write_all(&[0x55u8; 5000]).await;
     assert!(closed(&mut endless).await);
     // Half-open: half a frame, then silence.
@@ -503,11 +408,11 @@ async fn garbage_slow_and_half_open_clients_do_not_take_the_listener_down() {
         "20170102150000",
         "a34002-Rtd=80",
     ));
-    let mut half = r.connect().await;
+    let mut half = TcpStream::connect(r.addr).await.expect("connect");
     half.write_all(&whole[..20]).await.expect("send");
     assert!(closed(&mut half).await);
     // Slow: one byte at a time, never finishing in time.
-    let mut slow = r.connect().await;
+    let mut slow = TcpStream::connect(r.addr).await.expect("connect");
     let slow_task = tokio::spawn(async move {
         for b in whole.iter().take(40) {
             if slow.write_all(&[*b]).await.is_err() {
@@ -518,12 +423,12 @@ async fn garbage_slow_and_half_open_clients_do_not_take_the_listener_down() {
         closed(&mut slow).await
     });
     // Silent: connects and sends nothing.
-    let mut silent = r.connect().await;
+    let mut silent = TcpStream::connect(r.addr).await.expect("connect");
     assert!(closed(&mut silent).await);
     assert!(slow_task.await.expect("slow client"));
 
     // The listener still serves a good device.
-    let mut good = r.connect().await;
+    let mut good = TcpStream::connect(r.addr).await.expect("connect");
     let seg = DOMAIN_SEGMENT.replace("Flag=4", "Flag=5");
     good.write_all(&frame(&seg)).await.expect("send");
     assert_eq!(reply(&mut good).await.cn, Cn::DataReply);
@@ -538,10 +443,10 @@ async fn garbage_slow_and_half_open_clients_do_not_take_the_listener_down() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_limit_holds_and_frees_up() {
-    let r = Running::start(|c| c.hj212.max_connections = 3).await;
+    let r = running(|c| c.hj212.max_connections = 3).await;
     let mut open = Vec::new();
     for i in 0..3 {
-        let mut s = r.connect().await;
+        let mut s = TcpStream::connect(r.addr).await.expect("connect");
         let qn = format!("2017010215000000{i}");
         let seg = segment(
             2011,
@@ -556,7 +461,7 @@ async fn connection_limit_holds_and_frees_up() {
         assert_eq!(reply(&mut s).await.qn, qn);
         open.push(s);
     }
-    let mut extra = r.connect().await;
+    let mut extra = TcpStream::connect(r.addr).await.expect("connect");
     let _ = extra.write_all(&frame(DOMAIN_SEGMENT)).await;
     assert!(closed(&mut extra).await, "the fourth connection is closed");
     assert_eq!(r.agg.metrics.hj212.connections_refused.load(Relaxed), 1);
@@ -568,7 +473,7 @@ async fn connection_limit_holds_and_frees_up() {
         m.hj212.connections_open.load(Relaxed) == 2
     })
     .await;
-    let mut again = r.connect().await;
+    let mut again = TcpStream::connect(r.addr).await.expect("connect");
     let seg = DOMAIN_SEGMENT.replace("Flag=4", "Flag=5");
     again.write_all(&frame(&seg)).await.expect("send");
     assert_eq!(reply(&mut again).await.cn, Cn::DataReply);
@@ -577,7 +482,7 @@ async fn connection_limit_holds_and_frees_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqtt_frames_are_ingested_and_redelivery_stores_nothing_twice() {
-    let r = Running::start(|_| {}).await;
+    let r = running(|_| {}).await;
     let m = r.agg.metrics.clone();
     r.until("subscribed", move |_| m.mqtt_subscribed.load(Relaxed) == 1)
         .await;
@@ -604,7 +509,7 @@ async fn mqtt_frames_are_ingested_and_redelivery_stores_nothing_twice() {
         (topic.clone(), domain),
         (topic.clone(), bad_crc),
     ];
-    let port = r.broker.addr().port();
+    let port = r.broker_port();
     publish_all(port, &format!("hj212-pub-{port}"), msgs).await;
     let m = r.agg.metrics.clone();
     r.until("frames committed", move |a| {
