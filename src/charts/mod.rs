@@ -101,13 +101,13 @@ pub fn png(chart: &impl Chart) -> Result<Vec<u8>, ChartError> {
         root.present()?;
     }
     let mut out = Vec::with_capacity(64 * 1024);
-    let mut encoder = png::Encoder::new(&mut out, w, h);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
+    let mut encoder = ::png::Encoder::new(&mut out, w, h);
+    encoder.set_color(::png::ColorType::Rgb);
+    encoder.set_depth(::png::BitDepth::Eight);
     // Fast compression with the Sub filter: charts are flat colour, and this keeps a 24-hour
     // chart's PNG within a few milliseconds.
-    encoder.set_compression(png::Compression::Fast);
-    encoder.set_filter(png::Filter::Sub);
+    encoder.set_compression(::png::Compression::Fast);
+    encoder.set_filter(::png::Filter::Sub);
     let mut writer = encoder
         .write_header()
         .map_err(|e| ChartError::Encode(e.to_string()))?;
