@@ -1,5 +1,5 @@
 //! AQI calendar: one cell per local day, weeks as columns and weekdays as rows, coloured in the
-//! official HJ 633 category colours (domain.md section 4).
+//! official HJ 633 category colours (docs/domain.md, AQI).
 
 use super::{font, hex, Chart, ChartError};
 use crate::aqi;

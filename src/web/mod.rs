@@ -111,7 +111,7 @@ pub fn router(state: AppState) -> Router {
         .route("/reports/daily/:date", get(reports::daily))
         .route("/rankings", get(reports::rankings_page))
         .route("/assets/:file", get(layout::asset))
-        // Pages, charts, CSV and live updates (issue 5).
+        // Pages, charts, CSV and live updates.
         .route("/sites/:id", get(site_page::page))
         .route("/alerts", get(alerts::page))
         .route("/events", get(live::events))
