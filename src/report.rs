@@ -13,8 +13,9 @@ use std::fmt::Write;
 pub struct DailyReport {
     pub date: NaiveDate,
     pub time_zone: String,
-    /// False while the day is still open in event time (a preliminary report).
-    pub final_: bool,
+    /// False while the day is still open in event time (a preliminary report). `final` in JSON.
+    #[serde(rename = "final")]
+    pub is_final: bool,
     pub streets: Vec<StreetReport>,
 }
 
@@ -118,11 +119,11 @@ pub fn daily(reader: &dyn StoreReader, date: NaiveDate, tz: Tz) -> Result<DailyR
         };
         by_street.entry(street).or_default().push(line);
     }
-    let final_ = !days.is_empty() && days.values().all(|d| d.closed);
+    let is_final = !days.is_empty() && days.values().all(|d| d.closed);
     Ok(DailyReport {
         date,
         time_zone: tz.name().to_string(),
-        final_,
+        is_final,
         streets: by_street
             .into_iter()
             .map(|(street, sites)| StreetReport {
@@ -301,4 +302,32 @@ pub fn rankings(
         sites: rank(by_site),
         streets: rank(streets),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_report_says_final_in_json() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = crate::store::SqliteStore::open(
+            crate::store::StoreConfig {
+                data_dir: dir.path().to_path_buf(),
+                ..Default::default()
+            },
+            false,
+        )
+        .expect("open");
+        crate::store::StoreWriter::upsert_sites(
+            &mut store,
+            &[dustwatch_protocol::SiteInfo::new("a", "a", "test")],
+        )
+        .expect("sites");
+        let reader = store.reader().expect("reader");
+        let date = chrono::NaiveDate::from_ymd_opt(2017, 1, 2).expect("date");
+        let report =
+            crate::report::daily(&reader, date, chrono_tz::Asia::Shanghai).expect("report");
+        let json = serde_json::to_value(&report).expect("json");
+        assert_eq!(json["final"], false, "{json}");
+        assert!(json.get("final_").is_none());
+    }
 }

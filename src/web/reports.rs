@@ -109,7 +109,7 @@ fn body(r: &DailyReport, lang: Lang) -> String {
          <a class=noprint href=\"/reports/daily/{prev}\">← {prev}</a> · <a class=noprint href=\"/reports/daily/{next}\">{next} →</a></p>",
         title = t.report_title,
         date = r.date,
-        status = if r.final_ { t.report_final } else { t.report_prelim },
+        status = if r.is_final { t.report_final } else { t.report_prelim },
         local_day = t.report_local_day,
         tz = escape(&r.time_zone),
         prev = r.date.pred_opt().unwrap_or(r.date),
