@@ -105,6 +105,13 @@ fn dashboard_renders_updates_live_and_acknowledges_in_chromium() {
             .contains(&level.as_str().unwrap_or_default()),
         "the level in force, in Chinese: {level}"
     );
+    // Yellow comes at 08:00 local (ten simulated minutes into the demo); live updates bring it
+    // and the time it has been in force since, whatever the page first showed.
+    b.wait_for(
+        60,
+        "document.getElementById('level-now').textContent === '黄色预警' \
+         && document.getElementById('level-since').textContent.includes('08:00')",
+    );
     // Site names as registered (the demo's carry Chinese), on the cards and on the map.
     let han = "/[\\u4e00-\\u9fff]/";
     let names = b.eval(&format!(

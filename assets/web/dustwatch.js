@@ -54,7 +54,8 @@ document.addEventListener('DOMContentLoaded', () => {
   });
   es.addEventListener('alerts', (ev) => { if (live.onAlerts) live.onAlerts(Number(ev.data)); });
   es.addEventListener('level', (ev) => {
-    const h = document.getElementById('city-level'); h.textContent = dw.level(ev.data); h.className = 'level ' + ev.data;
-    if (live.onLevel) live.onLevel(ev.data);
+    const [l, since] = ev.data.split(' ');
+    const h = document.getElementById('city-level'); h.textContent = dw.level(l); h.className = 'level ' + l;
+    if (live.onLevel) live.onLevel(l, since ? Number(since) : null);
   });
 });

@@ -128,12 +128,11 @@ fn changes(state: &AppState, seen: &mut Seen) -> Result<Changes, WebError> {
         seen.alerts = alerts_sig;
         out.alerts = Some(open.len().to_string());
     }
-    let level = state
-        .reader
-        .city_levels()?
-        .last()
-        .map_or("none", |l| l.level.name())
-        .to_string();
+    // "<level> <since, Unix ms>": the pages show both, and a new level always has a new since.
+    let level = state.reader.city_levels()?.last().map_or_else(
+        || "none".to_string(),
+        |l| format!("{} {}", l.level.name(), l.ts),
+    );
     if seen.level.as_deref() != Some(level.as_str()) {
         out.level = Some(level.clone());
         seen.level = Some(level);

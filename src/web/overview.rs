@@ -146,13 +146,12 @@ pub fn render(state: &AppState, ui: Ui) -> Result<String, WebError> {
         .find(|l| now.is_none_or(|n| l.ts <= n))
         .copied();
     let level = in_force.map_or(dustwatch_protocol::Level::None, |l| l.level);
-    let since = in_force.map_or_else(String::new, |l| {
-        format!(
-            " <span class=muted>{} {}</span>",
-            t.level_since,
-            ui.time(Some(l.ts))
-        )
-    });
+    // Live updates rewrite the time when the level changes.
+    let since = format!(
+        " <span class=muted>{} <span id=level-since>{}</span></span>",
+        t.level_since,
+        in_force.map_or_else(|| "—".to_string(), |l| ui.time(Some(l.ts)))
+    );
     let count = |f: &dyn Fn(&SiteView) -> bool| views.iter().filter(|v| f(v)).count();
     let counts = [
         (
@@ -265,7 +264,7 @@ const relist = (sites) => {
 };
 const onSitesCards = live.onSites;
 live.onSites = (sites) => { onSitesCards(sites); relist(sites); };
-live.onLevel = (l) => { const e = document.getElementById('level-now'); e.textContent = dw.level(l); e.className = 'level bigLevel ' + l; };
+live.onLevel = (l, since) => { const e = document.getElementById('level-now'); e.textContent = dw.level(l); e.className = 'level bigLevel ' + l; const s = document.getElementById('level-since'); if (s && since) s.textContent = dw.time(since); };
 "#;
 
 pub async fn page(State(state): State<AppState>, lang: Lang) -> Result<Response, WebError> {
