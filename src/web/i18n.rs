@@ -140,7 +140,8 @@ impl Lang {
         let t = self.t();
         let fixed = match id {
             "pm10-hourly" => Some(t.rule_pm10_hourly),
-            "tsp-15min" => Some(t.rule_tsp_15min),
+            "tsp-hourly" => Some(t.rule_tsp_hourly),
+            "pm10-increment-hourly" => Some(t.rule_pm10_increment_hourly),
             "night-activity" => Some(t.rule_night),
             "noise" => Some(t.rule_noise),
             "sprinkling" => Some(t.rule_sprinkling),
@@ -258,7 +259,8 @@ strings! {
     as_closed: "已关闭", "closed";
     as_all: "全部", "all";
     rule_pm10_hourly: "PM10小时均值超标", "PM10 hourly mean over limit";
-    rule_tsp_15min: "TSP 15分钟均值超标", "TSP 15-minute mean over limit";
+    rule_tsp_hourly: "TSP 小时均值超标", "TSP hourly mean over limit";
+    rule_pm10_increment_hourly: "PM10小时增量超标", "PM10 hourly increment over limit";
     rule_night: "夜间违规施工", "night-time work";
     rule_noise: "噪声超标", "noise over limit";
     rule_sprinkling: "洒水降尘不足", "too few sprinkling runs";
@@ -442,5 +444,26 @@ mod tests {
         assert_eq!(Lang::Zh.rule("my-own-rule"), "my-own-rule");
         assert_eq!(Lang::En.severity("violation"), "violation");
         assert_eq!(Lang::Zh.severity("violation"), "超标");
+    }
+
+    #[test]
+    fn every_window_rule_of_the_shipped_profiles_has_a_name() {
+        for file in ["rules/default.toml", "rules/hebei-db13-2934.toml"] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+            let profile = crate::rules::Profile::load(&path).expect("shipped profile");
+            for w in &profile.windows {
+                let id = &w.get_ref().id;
+                assert_ne!(
+                    &Lang::Zh.rule(id),
+                    id,
+                    "{file}: rule `{id}` has no Chinese name"
+                );
+                assert_ne!(
+                    &Lang::En.rule(id),
+                    id,
+                    "{file}: rule `{id}` has no English name"
+                );
+            }
+        }
     }
 }
