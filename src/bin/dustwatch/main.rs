@@ -1,0 +1,247 @@
+//! The `dustwatch` command line: parses flags and wires the pieces together; nothing else.
+
+mod cli;
+#[cfg(feature = "sim")]
+mod demo;
+
+#[cfg(feature = "sim")]
+use anyhow::Context;
+use anyhow::Result;
+use clap::Parser;
+use cli::*;
+use dustwatch::app::Aggregator;
+use dustwatch::config::Config;
+use dustwatch_broker::EmbeddedBroker;
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_logs(cli.common.log_format);
+    let mut config = Config::load(cli.common.config.as_deref())?;
+
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::info!("Ctrl-C: stopping");
+            on_signal.cancel();
+        }
+    });
+
+    match cli.command {
+        Command::Serve {
+            broker,
+            client_id,
+            aggregator,
+        } => {
+            aggregator.apply(&mut config);
+            if let Some(b) = broker {
+                config.mqtt.url = b;
+            }
+            if let Some(c) = client_id {
+                config.mqtt.client_id = c;
+            }
+            let agg = Aggregator::start(&config, Vec::new(), shutdown.clone()).await?;
+            print_urls(&agg, &config.mqtt.url);
+            agg.wait().await?;
+        }
+        Command::Render {
+            dashboard,
+            out,
+            store,
+        } => {
+            store.apply(&mut config);
+            let tz: chrono_tz::Tz = config
+                .time
+                .zone
+                .parse()
+                .map_err(|_| anyhow::anyhow!("unknown time zone `{}`", config.time.zone))?;
+            let files = dustwatch::dashboard::render_from_store(
+                &config.store.data_dir,
+                &dashboard,
+                &out,
+                tz,
+            )?;
+            for f in files {
+                println!("{}", f.display());
+            }
+        }
+        Command::Rules {
+            command: RulesCommand::Check { file },
+        } => match dustwatch::rules::Profile::load(&file) {
+            Ok(p) => println!(
+                "{}: profile `{}` is valid ({} window rules)",
+                file.display(),
+                p.name,
+                p.windows.len()
+            ),
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(1);
+            }
+        },
+        Command::Level {
+            command:
+                LevelCommand::Set {
+                    level,
+                    broker,
+                    at,
+                    username,
+                    password,
+                },
+        } => {
+            let url = broker.unwrap_or(config.mqtt.url.clone());
+            if username.is_some() || password.is_some() {
+                config.mqtt.username = username;
+                config.mqtt.password = password;
+            }
+            let ts = at.map_or_else(
+                || chrono::Utc::now().timestamp_millis(),
+                |t| t.timestamp_millis(),
+            );
+            dustwatch::publish::publish_once(
+                &url,
+                &config.mqtt,
+                &dustwatch_protocol::TopicRoot::new(&config.mqtt.topic_root).city_level(),
+                serde_json::to_vec(&dustwatch_protocol::CityLevel { level, ts })?,
+            )
+            .await?;
+            println!("city level {level} published on {url} (in force from {ts})");
+        }
+        Command::Report {
+            date,
+            format,
+            store,
+        } => {
+            store.apply(&mut config);
+            let tz: chrono_tz::Tz = config
+                .time
+                .zone
+                .parse()
+                .map_err(|_| anyhow::anyhow!("unknown time zone {}", config.time.zone))?;
+            let reader = open_reader(&config)?;
+            let report = dustwatch::report::daily(&reader, date, tz)?;
+            match format {
+                ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                ReportFormat::Csv => print!("{}", dustwatch::report::to_csv(&report)),
+                ReportFormat::Html => println!("{}", dustwatch::web::report_html(&report)),
+            }
+        }
+        #[cfg(feature = "sim")]
+        Command::Score {
+            truth,
+            format,
+            store,
+        } => {
+            store.apply(&mut config);
+            let text = std::fs::read_to_string(&truth)
+                .with_context(|| format!("reading {}", truth.display()))?;
+            let truth: sensors_sim::Truth = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a sensors-sim truth file", truth.display()))?;
+            let reader = open_reader(&config)?;
+            let scores = dustwatch::score::score(&reader, &truth)?;
+            match format {
+                ScoreFormat::Json => println!("{}", serde_json::to_string_pretty(&scores)?),
+                ScoreFormat::Table => print!("{}", dustwatch::score::table(&scores)),
+            }
+        }
+        Command::BrokerConfig {
+            broker:
+                BrokerKind::Mosquitto {
+                    registry: file,
+                    out,
+                    office_username,
+                },
+        } => {
+            let registry = dustwatch::config::load_registry(&file)?;
+            let who = dustwatch::broker_config::Identities {
+                topic_root: dustwatch_protocol::TopicRoot::new(&config.mqtt.topic_root),
+                aggregator_client_id: config.mqtt.client_id.clone(),
+                office_username,
+            };
+            let w = dustwatch::broker_config::write(&registry, &who, &out)?;
+            for site in &w.sites_without_devices {
+                eprintln!(
+                    "warning: site `{site}` has no [[device]] table in {}: its devices get no login",
+                    file.display()
+                );
+            }
+            println!(
+                "{} device logins, the aggregator's and the office's:\n  \
+                 {}  password file (hashed)\n  \
+                 {}  ACL\n  \
+                 {}  for mosquitto.conf\n  \
+                 {}  every password (mode 0600): devices, `sensors-sim --credentials`\n  \
+                 {}  the aggregator's [mqtt] login",
+                w.credentials.devices.len(),
+                w.password_file.display(),
+                w.acl_file.display(),
+                w.conf_file.display(),
+                w.credentials_file.display(),
+                w.aggregator_file.display(),
+            );
+        }
+        Command::Broker { broker } => {
+            broker.apply(&mut config);
+            let broker = EmbeddedBroker::start(&config.broker)?;
+            println!("MQTT broker listening on mqtt://{}", broker.addr());
+            shutdown.cancelled().await;
+        }
+        #[cfg(feature = "sim")]
+        Command::Demo {
+            scenario,
+            speed,
+            seed,
+            from_start,
+            aggregator,
+            broker,
+        } => {
+            aggregator.apply(&mut config);
+            broker.apply(&mut config);
+            config.demo.from_start |= from_start;
+            if let Some(s) = scenario {
+                config.demo.scenario = s;
+            }
+            if let Some(s) = speed {
+                config.demo.speed = s;
+            }
+            if let Some(s) = seed {
+                config.demo.seed = s;
+            }
+            demo::demo(config, shutdown).await?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn print_urls(agg: &Aggregator, broker: &str) {
+    println!("dustwatch is running");
+    println!("  dashboard   http://{}/", agg.http_addr);
+    println!("  sites API   http://{}/api/sites", agg.http_addr);
+    println!("  metrics     http://{}/metrics", agg.http_addr);
+    println!("  MQTT broker {broker}");
+    if let Some(a) = agg.hj212_addr {
+        println!("  HJ 212 TCP  {a}");
+    }
+    if agg.write_token_generated {
+        println!("  write token {}", agg.write_token);
+    } else {
+        println!("  write token (configured)");
+    }
+    println!("Press Ctrl-C to stop.");
+}
+
+/// A read-only view of the store in `config.store.data_dir`.
+fn open_reader(config: &Config) -> Result<dustwatch::store::SqliteReader> {
+    let db = config.store.data_dir.join("dustwatch.db");
+    anyhow::ensure!(
+        db.exists(),
+        "no store at {} (pass --data DIR)",
+        db.display()
+    );
+    Ok(dustwatch::store::SqliteReader::open(
+        &config.store.data_dir,
+        Default::default(),
+    )?)
+}
