@@ -10,6 +10,8 @@
 //! The aggregator runs in-process (its RSS is this process's); Mosquitto runs as a child process
 //! when installed. Every aggregator phase gets a fresh broker and a fresh temporary data dir.
 
+use crate::probe::{cpu_secs, heap_in_use_mib, rss_mib};
+use crate::table::{list, median, row, verdict, Row};
 use dustwatch::app::Aggregator;
 use dustwatch::config::Config;
 use dustwatch::metrics::Metrics;
@@ -349,90 +351,6 @@ impl AggPhase {
         self.shutdown.cancel();
         let _ = self.agg.wait().await;
         drop(self.broker);
-    }
-}
-
-/// Resident set size of this process, MiB (VmRSS).
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kib| kib / 1024.0)
-}
-
-/// Heap bytes in use (allocated and not freed), MiB, as glibc counts them. Unlike RSS it does not
-/// include memory the allocator keeps after it was freed.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn heap_in_use_mib() -> f64 {
-    // SAFETY: mallinfo2 only reads the allocator's statistics; it takes no arguments and returns
-    // a plain struct by value.
-    let info = unsafe { libc::mallinfo2() };
-    // Small blocks in use (uordblks) plus blocks served by mmap (hblkhd).
-    (info.uordblks + info.hblkhd) as f64 / (1024.0 * 1024.0)
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn heap_in_use_mib() -> f64 {
-    f64::NAN
-}
-
-/// CPU time of this process (user + system), seconds (/proc/self/stat, USER_HZ = 100).
-fn cpu_secs() -> f64 {
-    std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            let rest = s.rsplit_once(')')?.1;
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            // After the command name: field 3 is index 0; utime is field 14, stime 15.
-            let u: f64 = f.get(11)?.parse().ok()?;
-            let st: f64 = f.get(12)?.parse().ok()?;
-            Some((u + st) / 100.0)
-        })
-        .unwrap_or(f64::NAN)
-}
-
-/// Median of a few measurements (the upper middle one of an even count).
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
-/// Measurements as printed beside their median.
-fn list(values: &[f64]) -> String {
-    values
-        .iter()
-        .map(|v| format!("{v:.0}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// One row of the printed table.
-struct Row {
-    figure: String,
-    measured: String,
-    target: String,
-    ratio: String,
-}
-
-fn row(figure: impl Into<String>, measured: impl Into<String>, target: &str, ratio: String) -> Row {
-    Row {
-        figure: figure.into(),
-        measured: measured.into(),
-        target: target.into(),
-        ratio,
-    }
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok {
-        "met"
-    } else {
-        "NOT met"
     }
 }
 

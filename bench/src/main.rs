@@ -4,6 +4,8 @@
 
 mod dashboard;
 mod ingest;
+mod probe;
+mod table;
 
 use clap::Parser;
 
