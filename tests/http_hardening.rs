@@ -98,7 +98,9 @@ async fn every_response_carries_the_security_headers() {
             let scripts = r.body.matches("<script").count();
             assert!(scripts >= 1, "{path}");
             assert_eq!(
-                r.body.matches(&format!("<script nonce={nonce}")).count(),
+                r.body
+                    .matches(&format!("<script nonce=\"{nonce}\""))
+                    .count(),
                 scripts,
                 "{path}: every script carries the nonce"
             );

@@ -2,11 +2,10 @@
 //! tile server, works offline). A dot per site coloured by status, each street's name at the
 //! middle of its sites.
 
-use super::html::escape;
 use super::layout::Ui;
 use super::sites::SiteView;
+use maud::{html, Markup};
 use std::collections::BTreeMap;
-use std::fmt::Write;
 
 const W: f64 = 800.0;
 const H: f64 = 560.0;
@@ -15,14 +14,14 @@ const PAD_X: f64 = 110.0;
 const PAD_Y: f64 = 40.0;
 
 /// The SVG, or a note when no site has a location.
-pub fn render(ui: Ui, views: &[SiteView]) -> String {
+pub fn render(ui: Ui, views: &[SiteView]) -> Markup {
     let located: Vec<(&SiteView, f64, f64)> = views
         .iter()
         .filter_map(|v| Some((v, v.info.lat?, v.info.lon?)))
         .filter(|(_, lat, lon)| lat.is_finite() && lon.is_finite())
         .collect();
     if located.is_empty() {
-        return format!("<p class=muted>{}</p>", ui.t().no_location);
+        return html! { p.muted { (ui.t().no_location) } };
     }
     let (mut lat0, mut lat1, mut lon0, mut lon1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for (_, lat, lon) in &located {
@@ -37,11 +36,6 @@ pub fn render(ui: Ui, views: &[SiteView]) -> String {
     let scale = ((W - 2.0 * PAD_X) / dx).min((H - 2.0 * PAD_Y) / dy);
     let (ox, oy) = ((W - dx * scale) / 2.0, (H - dy * scale) / 2.0);
     let xy = |lat: f64, lon: f64| (ox + (lon - lon0) * k * scale, oy + (lat1 - lat) * scale);
-    let mut svg = format!(
-        "<svg class=map id=map viewBox=\"0 0 {W} {H}\" role=img aria-label=\"{}\">\
-         <rect width=\"{W}\" height=\"{H}\" fill=\"#fff\"/>",
-        ui.t().map
-    );
     let mut streets: BTreeMap<&str, (f64, f64, u32)> = BTreeMap::new();
     for (v, lat, lon) in &located {
         let (x, y) = xy(*lat, *lon);
@@ -50,33 +44,32 @@ pub fn render(ui: Ui, views: &[SiteView]) -> String {
         e.1 += y;
         e.2 += 1;
     }
-    // Street names first, so the dots stay on top.
-    for (street, (x, y, n)) in &streets {
-        let n = f64::from(*n);
-        let _ = write!(
-            svg,
-            "<text class=street x=\"{:.1}\" y=\"{:.1}\" text-anchor=middle dy=\"-12\">{}</text>",
-            x / n,
-            y / n,
-            escape(street)
-        );
+    let label = ui.t().map;
+    html! {
+        svg.map #map viewBox={ "0 0 " (W) " " (H) } role="img" aria-label=(label) {
+            rect width=(W) height=(H) fill="#fff" {}
+            // Street names first, so the dots stay on top.
+            @for (street, (x, y, n)) in &streets {
+                @let n = f64::from(*n);
+                text.street x=(px(x / n)) y=(px(y / n)) text-anchor="middle" dy="-12" { (street) }
+            }
+            @for (v, lat, lon) in &located {
+                @let (x, y) = xy(*lat, *lon);
+                @let status = super::overview::status_name(v);
+                a href={ "/sites/" (v.info.id) } {
+                    circle class={ "dot " (status) } data-site=(v.info.id) cx=(px(x)) cy=(px(y)) r="8"
+                        fill=(colour(&status)) stroke="#000" stroke-width="1" {
+                        title { (v.info.name) " · " (v.info.street) " · " (ui.lang.status(&status)) }
+                    }
+                }
+            }
+        }
     }
-    for (v, lat, lon) in &located {
-        let (x, y) = xy(*lat, *lon);
-        let status = super::overview::status_name(v);
-        let _ = write!(
-            svg,
-            "<a href=\"/sites/{id}\"><circle class=\"dot {status}\" data-site=\"{id}\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"8\" \
-             fill=\"{fill}\" stroke=\"#000\" stroke-width=\"1\"><title>{name} · {street} · {word}</title></circle></a>",
-            id = escape(&v.info.id),
-            fill = colour(&status),
-            name = escape(&v.info.name),
-            street = escape(&v.info.street),
-            word = ui.lang.status(&status),
-        );
-    }
-    svg.push_str("</svg>");
-    svg
+}
+
+/// A coordinate with one decimal: enough on an 800-unit canvas.
+fn px(v: f64) -> String {
+    format!("{v:.1}")
 }
 
 /// A status's dot colour (the same as the cards' stripes).
