@@ -31,16 +31,16 @@ fn rows(alerts: &[AlertRow], names: &HashMap<&str, &str>, ui: Ui) -> Markup {
         }
         @for a in alerts {
             tr data-alert=(a.id) {
-                td.n { (a.id) }
-                td { a href={ "/sites/" (a.site) } { (names.get(a.site.as_str()).copied().unwrap_or(&a.site)) } }
-                td { (ui.lang.rule(&a.rule)) div.muted { (super::evidence::words(ui, &a.evidence)) } }
-                td class={ "sev-" (a.severity) } {
+                td.n data-label="#" { (a.id) }
+                td data-label=(t.site) { a href={ "/sites/" (a.site) } { (names.get(a.site.as_str()).copied().unwrap_or(&a.site)) } }
+                td data-label=(t.rule) { (ui.lang.rule(&a.rule)) div.muted { (super::evidence::words(ui, &a.evidence)) } }
+                td class={ "sev-" (a.severity) } data-label=(t.severity) {
                     (ui.lang.severity(&a.severity)) div.muted { (a.offences) " " (t.offences) }
                 }
-                td { (ui.lang.alert_state(&a.state)) }
-                td { (ui.time(Some(a.opened_ts))) div.muted { (t.updated) " " (ui.time(Some(a.updated_ts))) } }
-                td.hide-s { (ui.time(a.cleared_ts.or(a.closed_ts))) }
-                td { (acknowledgement(ui, a)) }
+                td data-label=(t.state) { (ui.lang.alert_state(&a.state)) }
+                td data-label=(t.opened) { (ui.time(Some(a.opened_ts))) div.muted { (t.updated) " " (ui.time(Some(a.updated_ts))) } }
+                td.hide-s data-label=(t.cleared) { (ui.time(a.cleared_ts.or(a.closed_ts))) }
+                td data-label=(t.acknowledge) { (acknowledgement(ui, a)) }
             }
         }
     }
@@ -124,7 +124,7 @@ pub async fn page(
             (t.token_for_ack) " "
             input name="token" type="password" autocomplete="off" placeholder=(t.write_token);
         }
-        table {
+        table.stack {
             thead { tr {
                 th { "#" } th { (t.site) } th { (t.rule) } th { (t.severity) } th { (t.state) } th { (t.opened) }
                 th.hide-s { (t.cleared) } th { (t.acknowledge) }

@@ -118,7 +118,7 @@ fn body(r: &DailyReport, lang: Lang) -> Markup {
                 (st.street) " "
                 small { "(" (st.sites_with_incidents) " " (t.of) " " (st.sites.len()) " " (t.sites_with_incidents) ")" }
             }
-            table {
+            table.stack {
                 thead { tr {
                     th { (t.site) } th { (t.name) } th.n { (t.exceedance_min) } th.n { (t.alerts_opened) }
                     th.n { (t.closed) } th.n { (t.sprinkling_runs) } th.n { (t.data_pct) } th { (t.highest_level) }
@@ -127,15 +127,15 @@ fn body(r: &DailyReport, lang: Lang) -> Markup {
                 tbody {
                     @for s in &st.sites {
                         tr {
-                            td { a href={ "/sites/" (s.site) } { (s.site) } }
-                            td { (s.name) }
-                            td.n { (s.exceedance_minutes) }
-                            td.n { (s.alerts_opened) }
-                            td.n { (s.alerts_closed) }
-                            td.n { (s.sprinkling_runs) }
-                            td.n { (s.completeness_pct) }
-                            td { (lang.level_word(&s.level_max)) }
-                            td {
+                            td data-label=(t.site) { a href={ "/sites/" (s.site) } { (s.site) } }
+                            td data-label=(t.name) { (s.name) }
+                            td.n data-label=(t.exceedance_min) { (s.exceedance_minutes) }
+                            td.n data-label=(t.alerts_opened) { (s.alerts_opened) }
+                            td.n data-label=(t.closed) { (s.alerts_closed) }
+                            td.n data-label=(t.sprinkling_runs) { (s.sprinkling_runs) }
+                            td.n data-label=(t.data_pct) { (s.completeness_pct) }
+                            td data-label=(t.highest_level) { (lang.level_word(&s.level_max)) }
+                            td data-label=(t.incidents) {
                                 @if s.no_incident {
                                     (t.no_incident)
                                 } @else {

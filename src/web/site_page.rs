@@ -163,7 +163,7 @@ fn alert_history(state: &AppState, ui: Ui, id: &str) -> Result<Markup, WebError>
             (t.alert_history) " "
             a.muted href={ "/alerts?site=" (id) "&state=all" } { (t.act_on_them) }
         }
-        table {
+        table.stack {
             thead { tr {
                 th { "#" } th { (t.rule) } th { (t.severity) } th { (t.state) } th { (t.opened) }
                 th.hide-s { (t.cleared) } th.hide-s { (t.closed) } th { (t.acknowledged) }
@@ -174,14 +174,14 @@ fn alert_history(state: &AppState, ui: Ui, id: &str) -> Result<Markup, WebError>
                 }
                 @for a in &alerts {
                     tr {
-                        td.n { (a.id) }
-                        td { (ui.lang.rule(&a.rule)) }
-                        td class={ "sev-" (a.severity) } { (ui.lang.severity(&a.severity)) }
-                        td { (ui.lang.alert_state(&a.state)) }
-                        td { (ui.time(Some(a.opened_ts))) }
-                        td.hide-s { (ui.time(a.cleared_ts)) }
-                        td.hide-s { (ui.time(a.closed_ts)) }
-                        td {
+                        td.n data-label="#" { (a.id) }
+                        td data-label=(t.rule) { (ui.lang.rule(&a.rule)) }
+                        td class={ "sev-" (a.severity) } data-label=(t.severity) { (ui.lang.severity(&a.severity)) }
+                        td data-label=(t.state) { (ui.lang.alert_state(&a.state)) }
+                        td data-label=(t.opened) { (ui.time(Some(a.opened_ts))) }
+                        td.hide-s data-label=(t.cleared) { (ui.time(a.cleared_ts)) }
+                        td.hide-s data-label=(t.closed) { (ui.time(a.closed_ts)) }
+                        td data-label=(t.acknowledged) {
                             @if a.acknowledged {
                                 (a.ack_by.as_deref().unwrap_or("")) " — " (a.ack_comment.as_deref().unwrap_or(""))
                             } @else {
