@@ -277,3 +277,53 @@ pub async fn rankings_page(
         body,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{SiteLine, StreetReport};
+
+    #[test]
+    fn the_standalone_report_shows_registry_markup_as_text() {
+        let evil = "<script>alert(1)</script>";
+        let r = DailyReport {
+            date: NaiveDate::from_ymd_opt(2017, 1, 3).expect("a valid date"),
+            time_zone: "Asia/Shanghai".into(),
+            is_final: true,
+            streets: vec![StreetReport {
+                street: format!("迎宾路街道{evil}"),
+                sites_with_incidents: 1,
+                sites: vec![SiteLine {
+                    site: "s1".into(),
+                    name: format!("\"><img src=x onerror=alert(2)>{evil}"),
+                    kind: "construction".into(),
+                    exceedance_minutes: 12,
+                    alerts_opened: 1,
+                    alerts_closed: 0,
+                    sprinkling_runs: 0,
+                    completeness_pct: 100.0,
+                    activity_minutes: 0,
+                    night_activity_minutes: 0,
+                    level_max: "red".into(),
+                    alerts: vec![format!("{evil} (warning)")],
+                    no_incident: false,
+                    not_judged_minutes: 0,
+                    not_judged: vec![],
+                }],
+            }],
+        };
+        let page = to_html(&r);
+        assert!(
+            page.starts_with("<!DOCTYPE html><html lang=\"zh-CN\">"),
+            "{page}"
+        );
+        assert!(!page.contains("<script"), "{page}");
+        assert!(!page.contains("<img"), "{page}");
+        assert!(
+            page.contains("迎宾路街道&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{page}"
+        );
+        assert!(page.contains("&quot;&gt;&lt;img src=x"), "{page}");
+        assert!(page.contains("红色预警"), "the level in words: {page}");
+    }
+}
