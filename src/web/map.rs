@@ -1,6 +1,6 @@
 //! The district map on the overview: an SVG drawn from the registry's latitude and longitude (no
-//! tile server, works offline). A dot per site coloured by status, each street's name at the
-//! middle of its sites.
+//! tile server, works offline). A dot per site coloured by status, each street's name near its
+//! sites where it covers no dot and no other name.
 
 use super::layout::Ui;
 use super::sites::SiteView;
@@ -36,22 +36,22 @@ pub fn render(ui: Ui, views: &[SiteView]) -> Markup {
     let scale = ((W - 2.0 * PAD_X) / dx).min((H - 2.0 * PAD_Y) / dy);
     let (ox, oy) = ((W - dx * scale) / 2.0, (H - dy * scale) / 2.0);
     let xy = |lat: f64, lon: f64| (ox + (lon - lon0) * k * scale, oy + (lat1 - lat) * scale);
-    let mut streets: BTreeMap<&str, (f64, f64, u32)> = BTreeMap::new();
-    for (v, lat, lon) in &located {
-        let (x, y) = xy(*lat, *lon);
-        let e = streets.entry(v.info.street.as_str()).or_default();
-        e.0 += x;
-        e.1 += y;
-        e.2 += 1;
+    let dots: Vec<(f64, f64)> = located.iter().map(|(_, lat, lon)| xy(*lat, *lon)).collect();
+    let mut streets: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
+    for ((v, _, _), dot) in located.iter().zip(&dots) {
+        streets
+            .entry(v.info.street.as_str())
+            .or_default()
+            .push(*dot);
     }
+    let names = place_names(&streets, &dots);
     let label = ui.t().map;
     html! {
         svg.map #map viewBox={ "0 0 " (W) " " (H) } role="img" aria-label=(label) {
             rect width=(W) height=(H) fill="#fff" {}
             // Street names first, so the dots stay on top.
-            @for (street, (x, y, n)) in &streets {
-                @let n = f64::from(*n);
-                text.street x=(px(x / n)) y=(px(y / n)) text-anchor="middle" dy="-12" { (street) }
+            @for (street, (x, y)) in &names {
+                text.street x=(px(*x)) y=(px(*y)) text-anchor="middle" { (street) }
             }
             @for (v, lat, lon) in &located {
                 @let (x, y) = xy(*lat, *lon);
@@ -67,6 +67,72 @@ pub fn render(ui: Ui, views: &[SiteView]) -> Markup {
     }
 }
 
+/// A box on the canvas: left, top, right, bottom.
+type Box = (f64, f64, f64, f64);
+
+fn overlaps(a: Box, b: Box) -> bool {
+    a.0 < b.2 && b.0 < a.2 && a.1 < b.3 && b.1 < a.3
+}
+
+/// The box a street name takes when centred on `x` with its baseline at `y` (the map's names are
+/// 17 px bold: a Chinese character is about one em wide, a Latin one a little over half).
+fn name_box(name: &str, x: f64, y: f64) -> Box {
+    let w: f64 = name
+        .chars()
+        .map(|c| if c >= '\u{2e80}' { 17.0 } else { 10.5 })
+        .sum();
+    (x - w / 2.0, y - 15.0, x + w / 2.0, y + 4.0)
+}
+
+/// Where each street's name goes: the first of a few spots around its sites (above them, below
+/// them, beside their middle) that covers no dot and no name already placed and stays on the
+/// canvas; above the sites when none is free.
+fn place_names<'a>(
+    streets: &BTreeMap<&'a str, Vec<(f64, f64)>>,
+    dots: &[(f64, f64)],
+) -> Vec<(&'a str, (f64, f64))> {
+    const R: f64 = 9.0;
+    let dot_boxes: Vec<Box> = dots
+        .iter()
+        .map(|(x, y)| (x - R, y - R, x + R, y + R))
+        .collect();
+    let mut placed: Vec<Box> = Vec::new();
+    let mut out = Vec::new();
+    for (street, sites) in streets {
+        let n = sites.len().max(1) as f64;
+        let cx = sites.iter().map(|p| p.0).sum::<f64>() / n;
+        let cy = sites.iter().map(|p| p.1).sum::<f64>() / n;
+        let top = sites.iter().map(|p| p.1).fold(f64::MAX, f64::min);
+        let bottom = sites.iter().map(|p| p.1).fold(f64::MIN, f64::max);
+        let half = name_box(street, 0.0, 0.0).2;
+        let candidates = [
+            (cx, top - R - 5.0),
+            (cx, bottom + R + 17.0),
+            (cx, cy - R - 5.0),
+            (cx, cy + R + 17.0),
+            (cx - half - R, cy + 6.0),
+            (cx + half + R, cy + 6.0),
+            (cx, top - R - 26.0),
+            (cx, bottom + R + 38.0),
+        ];
+        let fits = |b: Box| {
+            b.0 >= 0.0
+                && b.1 >= 0.0
+                && b.2 <= W
+                && b.3 <= H
+                && !dot_boxes.iter().chain(&placed).any(|d| overlaps(b, *d))
+        };
+        let (x, y) = candidates
+            .iter()
+            .copied()
+            .find(|(x, y)| fits(name_box(street, *x, *y)))
+            .unwrap_or(candidates[0]);
+        placed.push(name_box(street, x, y));
+        out.push((*street, (x, y)));
+    }
+    out
+}
+
 /// A coordinate with one decimal: enough on an 800-unit canvas.
 fn px(v: f64) -> String {
     format!("{v:.1}")
@@ -80,5 +146,34 @@ pub fn colour(status: &str) -> &'static str {
         "violation" => "#c62828",
         "unregistered" => "#6a1b9a",
         _ => "#9e9e9e",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn street_names_cover_no_dot_and_no_other_name() {
+        // Two streets whose sites interleave around the same middle, as on a dense district.
+        let a = vec![(400.0, 280.0), (420.0, 300.0), (380.0, 260.0)];
+        let b = vec![(405.0, 285.0), (395.0, 275.0), (410.0, 262.0)];
+        let dots: Vec<(f64, f64)> = a.iter().chain(&b).copied().collect();
+        let streets = BTreeMap::from([("迎宾路街道 Yingbin Road", a), ("新城街道 Xincheng", b)]);
+        let names = place_names(&streets, &dots);
+        assert_eq!(names.len(), 2);
+        let boxes: Vec<Box> = names
+            .iter()
+            .map(|(n, (x, y))| name_box(n, *x, *y))
+            .collect();
+        assert!(!overlaps(boxes[0], boxes[1]), "{names:?}");
+        for b in &boxes {
+            for (x, y) in &dots {
+                assert!(
+                    !overlaps(*b, (x - 8.0, y - 8.0, x + 8.0, y + 8.0)),
+                    "{names:?}"
+                );
+            }
+        }
     }
 }
