@@ -113,11 +113,10 @@ dw.pages.overview = () => {
 // A site page: its card follows the stream, and its chart slides to the newest data.
 dw.pages.site = () => {
   // On a phone the chart panels scroll sideways: start them at the newest data, on the right.
-  document.querySelectorAll('.panel').forEach(p => {
-    const right = () => { p.scrollLeft = p.scrollWidth; };
-    const img = p.querySelector('img');
-    if (img && !img.complete) img.addEventListener('load', right, { once: true }); else right();
-  });
+  const right = () => document.querySelectorAll('.panel').forEach(p => { p.scrollLeft = p.scrollWidth; });
+  document.querySelectorAll('.panel img').forEach(i => { if (!i.complete) i.addEventListener('load', right, { once: true }); });
+  right();
+  window.addEventListener('resize', right);
   let lastChart = 0;
   live.onSites = (sites) => {
     for (const s of sites) {
