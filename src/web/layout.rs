@@ -112,7 +112,7 @@ fn nav(t: &super::i18n::Strings, active: Nav) -> Markup {
     ];
     html! {
         @for (href, name, nav) in entries {
-            a.on[nav == active] href=(href) { (name) }
+            a href=(href) class=[(nav == active).then_some("on")] { (name) }
         }
     }
 }
