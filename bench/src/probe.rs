@@ -42,3 +42,15 @@ pub fn cpu_secs() -> f64 {
         })
         .unwrap_or(f64::NAN)
 }
+
+/// Peak resident set size of this process so far, MiB (VmHWM).
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}

@@ -14,13 +14,13 @@
 //! instruments, [`faults`] what breaks, [`scenario`] the TOML files, [`truth`] the ground truth,
 //! [`clock`] simulated time, [`city`] the warning-level feed, [`net`] one MQTT connection,
 //! [`hj212_tcp`] one HJ 212 TCP connection to a platform, [`transport`] the choice between them,
-//! [`bench`] the benchmark.
+//! [`fd_limit`] the open-file limit a large fleet needs.
 
-pub mod bench;
 pub mod city;
 pub mod clock;
 pub mod device;
 pub mod faults;
+pub mod fd_limit;
 pub mod hj212_tcp;
 pub mod net;
 pub mod physics;
