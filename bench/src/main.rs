@@ -2,6 +2,7 @@
 //! its own baseline in one run (the machines are shared and noisy: never one figure alone).
 //! `cargo run --release -p dustwatch-bench -- charts`, `-- ingest` or `-- sim`.
 
+mod city;
 mod dashboard;
 mod ingest;
 mod probe;
@@ -30,6 +31,9 @@ enum What {
     /// The simulator: 10,000 devices in real time (CPU, memory), and `--speed max` against a
     /// plain rumqttc publisher loop.
     Sim(SimArgs),
+    /// The simulator at city scale: 100,000 devices, each with its own MQTT connection, at one
+    /// reading a minute, over several simulator processes and brokers.
+    City(CityArgs),
     /// Run the embedded broker until killed (`sim`'s child process).
     #[command(hide = true)]
     Broker {
@@ -71,6 +75,35 @@ struct SimArgs {
     json: bool,
 }
 
+#[derive(Debug, Args)]
+struct CityArgs {
+    #[arg(long, default_value_t = 100_000)]
+    devices: u32,
+    /// Devices per simulator process, below the open-file limit of one process (and of a
+    /// broker started here).
+    #[arg(long, default_value_t = 19_000)]
+    per_process: u32,
+    /// A broker's MQTT URL (repeat for several, e.g. each NATS node's MQTT listener); the
+    /// simulator processes take them in turn [default: one Mosquitto per simulator process].
+    #[arg(long = "broker")]
+    brokers: Vec<String>,
+    /// Seconds between a device's readings.
+    #[arg(long, default_value_t = 60)]
+    interval: u32,
+    /// Seconds over which the fleet powers on.
+    #[arg(long, default_value_t = 60)]
+    power_on: u64,
+    /// Seconds measured once the fleet is in.
+    #[arg(long, default_value_t = 120)]
+    measure: u64,
+    /// The simulator executable [default: `sensors-sim` beside this one].
+    #[arg(long)]
+    sim: Option<std::path::PathBuf>,
+    /// Also print the figures as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -107,6 +140,7 @@ async fn measure(what: What) -> anyhow::Result<()> {
             }
         }
         What::Sim(a) => run_sim(a).await?,
+        What::City(a) => run_city(a).await?,
         What::Broker { .. } => unreachable!("run before the runtime starts"),
     }
     Ok(())
@@ -145,6 +179,34 @@ async fn run_sim(a: SimArgs) -> anyhow::Result<()> {
     let result = sim::run(&o).await;
     drop(child);
     let report = result?;
+    report.print();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    Ok(())
+}
+
+async fn run_city(a: CityArgs) -> anyhow::Result<()> {
+    let sim_exe = match a.sim {
+        Some(p) => p,
+        None => std::env::current_exe()?.with_file_name("sensors-sim"),
+    };
+    if !sim_exe.exists() {
+        bail!(
+            "{} not found: build it (`cargo build --release -p sensors-sim`) or pass --sim",
+            sim_exe.display()
+        );
+    }
+    let report = city::run(&city::CityOptions {
+        devices: a.devices,
+        per_process: a.per_process,
+        brokers: a.brokers,
+        interval_s: a.interval,
+        power_on: Duration::from_secs(a.power_on),
+        measure: Duration::from_secs(a.measure),
+        sim_exe,
+    })
+    .await?;
     report.print();
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -103,11 +103,26 @@ struct RunArgs {
     /// Unacknowledged publishes per device connection.
     #[arg(long, default_value_t = 16)]
     inflight: u16,
+    /// Spread the devices' first connections over this much real time, e.g. `60s`, as a
+    /// fleet powering on does [default: 1s].
+    #[arg(long)]
+    power_on: Option<String>,
+    /// Progress while running: a line on a terminal (`auto`), one JSON object per second on
+    /// stdout (`json`, for a program driving the simulator), or `none`.
+    #[arg(long, value_enum, default_value_t = ProgressOutput::Auto)]
+    progress: ProgressOutput,
     /// HJ 212 platform `host:port` that the scenario's `hj212_tcp` devices connect to, e.g. a
     /// dustwatch started with `--hj212-listen`. Required when the scenario has such devices
     /// [default: none].
     #[arg(long, env = "SENSORS_SIM_HJ212_PLATFORM")]
     hj212_platform: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ProgressOutput {
+    Auto,
+    Json,
+    None,
 }
 
 fn parse_broker(url: &str) -> Result<BrokerUrl> {
@@ -188,6 +203,7 @@ async fn run_sim(a: RunArgs) -> Result<()> {
         };
     let start = time("start", &a.start)?;
     let resume_at = time("resume-at", &a.resume_at)?;
+    let power_on = a.power_on.as_deref().map(parse_duration).transpose()?;
     let duration = match &a.duration {
         Some(d) => Some(parse_duration(d)?),
         None => None,
@@ -223,6 +239,7 @@ async fn run_sim(a: RunArgs) -> Result<()> {
         client_prefix: a.client_prefix,
         inflight: a.inflight,
         hj212_platform: a.hj212_platform.clone(),
+        connect_spread: power_on.unwrap_or(SimOptions::default().connect_spread),
         ..Default::default()
     };
     let sim = Sim::new(scenario, options);
@@ -249,9 +266,13 @@ async fn run_sim(a: RunArgs) -> Result<()> {
             ctrl_c.cancel();
         }
     });
-    let progress = std::io::stderr()
-        .is_terminal()
-        .then(|| tokio::spawn(progress_line(stats.clone(), plan.devices.len())));
+    let progress = match a.progress {
+        ProgressOutput::Auto if std::io::stderr().is_terminal() => Some(tokio::spawn(
+            progress_line(stats.clone(), plan.devices.len()),
+        )),
+        ProgressOutput::Json => Some(tokio::spawn(progress_json(stats.clone()))),
+        _ => None,
+    };
     let summary = sim.run(shutdown).await?;
     if let Some(p) = progress {
         p.abort();
@@ -259,6 +280,16 @@ async fn run_sim(a: RunArgs) -> Result<()> {
     }
     println!("summary: {summary}");
     Ok(())
+}
+
+async fn progress_json(stats: Arc<Stats>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if let Ok(line) = serde_json::to_string(&stats.snapshot()) {
+            println!("{line}");
+        }
+    }
 }
 
 async fn progress_line(stats: Arc<Stats>, devices: usize) {
