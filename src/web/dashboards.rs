@@ -22,6 +22,14 @@ fn load(name: &str) -> Result<dashboard::Dashboard, WebError> {
     })
 }
 
+/// Where dashboards are defined and how to render them to files, in the page's language.
+fn definitions_note(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Zh => "看板定义在 dashboards/*.toml；导出为图片文件：",
+        Lang::En => "Definitions: dashboards/*.toml. Render to files:",
+    }
+}
+
 pub async fn list(State(state): State<AppState>, lang: Lang) -> Response {
     let ui = Ui::new(lang, &state);
     let names = dashboard::names(std::path::Path::new(DIR));
@@ -29,8 +37,8 @@ pub async fn list(State(state): State<AppState>, lang: Lang) -> Response {
         h1 { (ui.t().nav_dashboards) }
         ul { @for n in &names { li { a href={ "/dashboards/" (n) } { (n) } } } }
         p.muted {
-            "Definitions: dashboards/*.toml. Render to files: "
-            code { "dustwatch render --dashboard dashboards/office.toml --out DIR" } "."
+            (definitions_note(lang)) " "
+            code { "dustwatch render --dashboard dashboards/office.toml --out DIR" }
         }
     };
     // Live: the header still shows the live clock and city level.
