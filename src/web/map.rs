@@ -81,7 +81,8 @@ fn name_box(name: &str, x: f64, y: f64) -> Box {
         .chars()
         .map(|c| if c >= '\u{2e80}' { 17.0 } else { 10.5 })
         .sum();
-    (x - w / 2.0, y - 15.0, x + w / 2.0, y + 4.0)
+    // A little room either side, so two names never touch.
+    (x - w / 2.0 - 4.0, y - 15.0, x + w / 2.0 + 4.0, y + 4.0)
 }
 
 /// Where each street's name goes: the first of a few spots around its sites (above them, below
