@@ -75,19 +75,19 @@ fn overlaps(a: Box, b: Box) -> bool {
 }
 
 /// The box a street name takes when centred on `x` with its baseline at `y` (the map's names are
-/// 17 px bold: a Chinese character is about one em wide, a Latin one a little over half).
+/// 17 px bold, measured in Chromium: a Chinese character takes about 18 units, a Latin one 11.5).
 fn name_box(name: &str, x: f64, y: f64) -> Box {
     let w: f64 = name
         .chars()
-        .map(|c| if c >= '\u{2e80}' { 17.0 } else { 10.5 })
+        .map(|c| if c >= '\u{2e80}' { 18.0 } else { 11.5 })
         .sum();
     // A little room either side, so two names never touch.
     (x - w / 2.0 - 4.0, y - 15.0, x + w / 2.0 + 4.0, y + 4.0)
 }
 
-/// Where each street's name goes: the first of a few spots around its sites (above them, below
-/// them, beside their middle) that covers no dot and no name already placed and stays on the
-/// canvas; above the sites when none is free.
+/// Where each street's name goes: the nearest of a few spots around its sites (over or under
+/// their middle, above, below or beside them) that stays on the canvas and covers no name already
+/// placed and no dot; where every spot covers something, the one covering least.
 fn place_names<'a>(
     streets: &BTreeMap<&'a str, Vec<(f64, f64)>>,
     dots: &[(f64, f64)],
@@ -106,28 +106,29 @@ fn place_names<'a>(
         let top = sites.iter().map(|p| p.1).fold(f64::MAX, f64::min);
         let bottom = sites.iter().map(|p| p.1).fold(f64::MIN, f64::max);
         let half = name_box(street, 0.0, 0.0).2;
-        let candidates = [
-            (cx, top - R - 5.0),
-            (cx, bottom + R + 17.0),
-            (cx, cy - R - 5.0),
-            (cx, cy + R + 17.0),
-            (cx - half - R, cy + 6.0),
-            (cx + half + R, cy + 6.0),
-            (cx, top - R - 26.0),
-            (cx, bottom + R + 38.0),
-        ];
-        let fits = |b: Box| {
-            b.0 >= 0.0
-                && b.1 >= 0.0
-                && b.2 <= W
-                && b.3 <= H
-                && !dot_boxes.iter().chain(&placed).any(|d| overlaps(b, *d))
+        let left = sites.iter().map(|p| p.0).fold(f64::MAX, f64::min);
+        let right = sites.iter().map(|p| p.0).fold(f64::MIN, f64::max);
+        // Nearest first: above and below the sites, beside them, then a line further out.
+        let mut candidates = vec![(cx, cy - R - 5.0), (cx, cy + R + 17.0)];
+        for step in 0..4 {
+            let d = f64::from(step) * 21.0;
+            candidates.push((cx, top - R - 5.0 - d));
+            candidates.push((cx, bottom + R + 17.0 + d));
+            candidates.push((left - R - half, cy + 6.0 + d));
+            candidates.push((right + R + half, cy + 6.0 - d));
+        }
+        // Off the canvas is worst, then covering a name, then covering a dot.
+        let cost = |b: Box| {
+            let off = b.0 < 0.0 || b.1 < 0.0 || b.2 > W || b.3 > H;
+            let names = placed.iter().filter(|p| overlaps(b, **p)).count();
+            let dots = dot_boxes.iter().filter(|d| overlaps(b, **d)).count();
+            usize::from(off) * 1000 + names * 10 + dots
         };
         let (x, y) = candidates
             .iter()
             .copied()
-            .find(|(x, y)| fits(name_box(street, *x, *y)))
-            .unwrap_or(candidates[0]);
+            .min_by_key(|(x, y)| cost(name_box(street, *x, *y)))
+            .unwrap_or((cx, top - R - 5.0));
         placed.push(name_box(street, x, y));
         out.push((*street, (x, y)));
     }
