@@ -118,7 +118,7 @@ fn charts(state: &AppState, ui: Ui, id: &str, range: &str) -> Markup {
             }
         }
         div.panel {
-            img.chart alt={ "AQI " (id) } src={ "/charts/aqi/" (id) ".svg?lang=" (lang) } width="560" height="240";
+            img.chart.calendar alt={ "AQI " (id) } src={ "/charts/aqi/" (id) ".svg?lang=" (lang) } width="560" height="240";
         }
     }
 }
