@@ -317,8 +317,8 @@ pub fn rankings(
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn the_report_says_final_in_json() {
+    /// A store in a temporary directory with one registered site, `a`.
+    fn store_with_one_site() -> (tempfile::TempDir, crate::store::SqliteStore) {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut store = crate::store::SqliteStore::open(
             crate::store::StoreConfig {
@@ -333,6 +333,12 @@ mod tests {
             &[dustwatch_protocol::SiteInfo::new("a", "a", "test")],
         )
         .expect("sites");
+        (dir, store)
+    }
+
+    #[test]
+    fn the_report_says_final_in_json() {
+        let (_dir, store) = store_with_one_site();
         let reader = store.reader().expect("reader");
         let date = chrono::NaiveDate::from_ymd_opt(2017, 1, 2).expect("date");
         let report =
@@ -344,20 +350,7 @@ mod tests {
 
     #[test]
     fn a_day_before_the_first_reading_has_no_data_to_report() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = crate::store::SqliteStore::open(
-            crate::store::StoreConfig {
-                data_dir: dir.path().to_path_buf(),
-                ..Default::default()
-            },
-            false,
-        )
-        .expect("open");
-        crate::store::StoreWriter::upsert_sites(
-            &mut store,
-            &[dustwatch_protocol::SiteInfo::new("a", "a", "test")],
-        )
-        .expect("sites");
+        let (dir, store) = store_with_one_site();
         let mut days = crate::store::AlertStore::open(dir.path()).expect("alert store");
         let row = |date: &str, data_minutes| crate::store::DayRow {
             site: "a".into(),
