@@ -8,7 +8,7 @@ use crate::ingest::{self, IngestError};
 use crate::metrics::Metrics;
 use crate::publish::Publisher;
 use crate::rules::{self, Engine, Profile, ProfileError, RulesError, RulesHandle};
-use crate::store::{SqliteReader, SqliteStore, StoreError, StoreReader, StoreWriter};
+use crate::store::{SqliteStore, StoreError, StoreReader, StoreWriter};
 use crate::web;
 use dustwatch_protocol::{Registry, SiteInfo};
 use std::net::SocketAddr;
@@ -53,7 +53,7 @@ pub enum AppError {
 pub struct Aggregator {
     pub http_addr: SocketAddr,
     pub metrics: Arc<Metrics>,
-    pub reader: Arc<SqliteReader>,
+    pub reader: Arc<dyn StoreReader>,
     pub write_token: Arc<String>,
     /// The write token was generated at start (show it to the operator); else configured.
     pub write_token_generated: bool,
@@ -115,7 +115,7 @@ impl Aggregator {
         })
         .await
         .map_err(|e| AppError::Join(e.to_string()))??;
-        let reader = Arc::new(reader);
+        let reader: Arc<dyn StoreReader> = Arc::new(reader);
         let metrics = Arc::new(Metrics::default());
 
         let listener = TcpListener::bind(config.http.listen)

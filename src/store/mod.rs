@@ -16,6 +16,7 @@ pub mod retention;
 mod rollup;
 pub mod schema;
 pub mod sqlite;
+mod sqlite_batch;
 #[cfg(test)]
 mod tests;
 
@@ -25,7 +26,9 @@ use dustwatch_protocol::{
 use serde::Serialize;
 use thiserror::Error;
 
-pub use alerts::{AlertChange, AlertFilter, AlertRow, AlertStore, DayRow};
+pub use alerts::{
+    AlertChange, AlertFilter, AlertRow, AlertStore, AlertWriter, DayRow, LoadedAlerts,
+};
 pub use reader::SqliteReader;
 pub use sqlite::{SqliteStore, StoreConfig};
 
@@ -265,6 +268,8 @@ pub struct RetentionRefused {
 
 /// The read side: shared by the web and the rules.
 pub trait StoreReader: Send + Sync {
+    /// The hot state (newest reading per site, fleet clock) the writer keeps for the pages.
+    fn hot(&self) -> &std::sync::Arc<hot::Hot>;
     fn sites(&self) -> Result<Vec<SiteRow>, StoreError>;
     fn devices(&self, site: Option<&str>) -> Result<Vec<DeviceRow>, StoreError>;
     /// Latest reading per site, as persisted at the last commit (used to warm the hot copy).
