@@ -8,9 +8,11 @@ mod bounds_tests;
 pub mod checkpoint;
 pub mod config;
 mod dead_letters;
+pub mod fence;
 pub mod hot;
 mod known;
 pub mod outbox;
+pub mod postgres;
 pub mod reader;
 pub mod retention;
 mod rollup;
@@ -29,6 +31,7 @@ use thiserror::Error;
 pub use alerts::{
     AlertChange, AlertFilter, AlertRow, AlertStore, AlertWriter, DayRow, LoadedAlerts,
 };
+pub use fence::Fence;
 pub use reader::SqliteReader;
 pub use sqlite::{SqliteStore, StoreConfig};
 
@@ -189,6 +192,19 @@ pub enum StoreError {
     },
     #[error("SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] ::postgres::Error),
+    #[error(
+        "partition {partition}: lease revision {revision} is older than the store's {current}; \
+         another instance owns the partition now"
+    )]
+    Fenced {
+        partition: u32,
+        revision: u64,
+        current: u64,
+    },
+    #[error("store configuration: {0}")]
+    Config(String),
     #[error("stored row is corrupt: {0}")]
     Corrupt(String),
     #[error("step must be between 1 s and 31 days, got {0} s")]
@@ -217,6 +233,7 @@ impl StoreError {
                     | FileLockingProtocolFailed
                     | ReadOnly
             ),
+            StoreError::Postgres(e) => postgres::is_transient(e),
             StoreError::DataDir { .. } | StoreError::Thread { .. } => true,
             _ => false,
         }
@@ -227,6 +244,14 @@ impl StoreError {
 pub trait StoreWriter: Send {
     /// Write a batch atomically: either every record is durable when this returns Ok, or none.
     fn write_batch(&mut self, batch: &[Record]) -> Result<BatchOutcome, StoreError>;
+    /// As [`StoreWriter::write_batch`], for the owner of a partition's lease: in the same
+    /// transaction, refuse with [`StoreError::Fenced`] (writing nothing) when the store has seen
+    /// a newer revision of the partition's lease, else record `fence.revision` and write.
+    fn write_batch_fenced(
+        &mut self,
+        batch: &[Record],
+        fence: Fence,
+    ) -> Result<BatchOutcome, StoreError>;
     /// Insert or update registry sites (marks them registered).
     fn upsert_sites(&mut self, sites: &[SiteInfo]) -> Result<(), StoreError>;
     /// Delete what is older than the retention of each table, relative to event time `now_ms`

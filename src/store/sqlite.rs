@@ -183,6 +183,18 @@ impl StoreWriter for SqliteStore {
         Ok(out)
     }
 
+    fn write_batch_fenced(
+        &mut self,
+        _batch: &[Record],
+        _fence: super::Fence,
+    ) -> Result<BatchOutcome, StoreError> {
+        // Placeholder until the SQLite side of fencing (partition leases) lands: refuse rather
+        // than write unfenced.
+        Err(StoreError::Corrupt(
+            "fenced writes are not implemented for SQLite in this build".into(),
+        ))
+    }
+
     fn upsert_sites(&mut self, sites: &[SiteInfo]) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         for s in sites {
