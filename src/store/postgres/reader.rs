@@ -67,7 +67,7 @@ fn refresh(pool: Weak<Pool>, hot: Arc<Hot>, every: Duration) {
     loop {
         std::thread::sleep(every);
         let Some(pool) = pool.upgrade() else { return };
-        match pool.with(|c| read_latest(c)) {
+        match pool.with(read_latest) {
             Ok(latest) => {
                 let newest: Vec<i64> = latest.iter().map(|(_, l)| l.reading.ts).collect();
                 let fresher: Vec<(String, Latest)> = latest
@@ -159,7 +159,7 @@ impl StoreReader for PgReader {
     }
 
     fn latest(&self) -> Result<Vec<(String, Latest)>, StoreError> {
-        self.pool.with(|c| read_latest(c))
+        self.pool.with(read_latest)
     }
 
     fn series(
