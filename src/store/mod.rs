@@ -11,6 +11,7 @@ mod dead_letters;
 pub mod fence;
 pub mod hot;
 mod known;
+mod open;
 pub mod outbox;
 pub mod postgres;
 pub mod reader;
@@ -32,6 +33,7 @@ pub use alerts::{
     AlertChange, AlertFilter, AlertRow, AlertStore, AlertWriter, DayRow, LoadedAlerts,
 };
 pub use fence::Fence;
+pub use open::{open, OpenStore};
 pub use reader::SqliteReader;
 pub use sqlite::{SqliteStore, StoreConfig};
 

@@ -229,8 +229,14 @@ pub(crate) fn print_urls(agg: &Aggregator, broker: &str) {
     println!("Press Ctrl-C to stop.");
 }
 
-/// A read-only view of the store in `config.store.data_dir`.
+/// A read-only view of the configured store (`[store] backend`).
 fn open_reader(config: &Config) -> Result<Box<dyn dustwatch::store::StoreReader>> {
+    if config.store.backend == dustwatch::store::config::Backend::Postgres {
+        return Ok(Box::new(dustwatch::store::postgres::PgReader::open(
+            &config.store.postgres,
+            Default::default(),
+        )?));
+    }
     let db = config.store.data_dir.join("dustwatch.db");
     anyhow::ensure!(
         db.exists(),
