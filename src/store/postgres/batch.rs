@@ -62,6 +62,14 @@ impl PgBatch {
         batch: &[Record],
     ) -> Result<(), StoreError> {
         let received = self.received;
+        if self.outbox {
+            // Outbox ids must become visible in id order, or the exporter's cursor could pass
+            // an id a slower transaction commits later: writers of the outbox take turns.
+            tx.execute(
+                "SELECT pg_advisory_xact_lock($1)",
+                &[&super::schema::OUTBOX_LOCK],
+            )?;
+        }
         let mut pending: Vec<Pending> = Vec::new();
         for (i, record) in batch.iter().enumerate() {
             self.out.fresh.push(false);
