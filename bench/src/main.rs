@@ -1,10 +1,11 @@
 //! `dustwatch-bench`: performance figures with ratios to their targets, each measured against
 //! its own baseline in one run (the machines are shared and noisy: never one figure alone).
-//! `cargo run --release -p dustwatch-bench -- charts` or `-- ingest`.
+//! `cargo run --release -p dustwatch-bench -- charts`, `-- ingest` or `-- store`.
 
 mod dashboard;
 mod ingest;
 mod probe;
+mod store;
 mod table;
 
 use clap::Parser;
@@ -24,6 +25,8 @@ enum What {
     Charts,
     /// Ingest rate against a plain subscriber, publish-to-commit latency, memory, rules' cost.
     Ingest,
+    /// The store writer alone: SQLite against PostgreSQL.
+    Store,
 }
 
 #[tokio::main]
@@ -44,6 +47,7 @@ async fn main() -> anyhow::Result<()> {
             let table = ingest::run(work.path(), &ingest::Options::default()).await?;
             print!("{table}");
         }
+        What::Store => print!("{}", store::run(work.path())?),
         What::Charts => {
             for figure in dashboard::run(work.path()).await? {
                 println!("{figure}");
