@@ -8,7 +8,8 @@ use crate::ingest::{self, IngestError};
 use crate::metrics::Metrics;
 use crate::publish::Publisher;
 use crate::rules::{self, Engine, Profile, ProfileError, RulesError, RulesHandle};
-use crate::store::{SqliteReader, SqliteStore, StoreError, StoreReader, StoreWriter};
+use crate::store::config::Backend;
+use crate::store::{self, OpenStore, StoreError, StoreReader};
 use crate::web;
 use dustwatch_protocol::{Registry, SiteInfo};
 use std::net::SocketAddr;
@@ -53,7 +54,7 @@ pub enum AppError {
 pub struct Aggregator {
     pub http_addr: SocketAddr,
     pub metrics: Arc<Metrics>,
-    pub reader: Arc<SqliteReader>,
+    pub reader: Arc<dyn StoreReader>,
     pub write_token: Arc<String>,
     /// The write token was generated at start (show it to the operator); else configured.
     pub write_token_generated: bool,
@@ -106,16 +107,18 @@ impl Aggregator {
         }
         let store_config = config.store.clone();
         let outbox = config.influx.is_some();
-        let (store, reader) = tokio::task::spawn_blocking(move || {
-            let mut store = SqliteStore::open(store_config, strict)?;
-            store.set_outbox(outbox);
-            store.upsert_sites(&sites)?;
-            let reader = store.reader()?;
-            Ok::<_, StoreError>((store, reader))
+        let opened = tokio::task::spawn_blocking(move || {
+            let mut opened = store::open(&store_config, strict, outbox)?;
+            opened.writer.upsert_sites(&sites)?;
+            Ok::<_, StoreError>(opened)
         })
         .await
         .map_err(|e| AppError::Join(e.to_string()))??;
-        let reader = Arc::new(reader);
+        let OpenStore {
+            writer: store,
+            reader,
+            alerts: alert_store,
+        } = opened;
         let metrics = Arc::new(Metrics::default());
 
         let listener = TcpListener::bind(config.http.listen)
@@ -130,12 +133,24 @@ impl Aggregator {
         })?;
 
         let export = match &config.influx {
-            Some(influx) => Some(export::start(
-                influx,
-                &config.store.data_dir,
-                metrics.clone(),
-                shutdown.clone(),
-            )?),
+            Some(influx) => {
+                let source: Box<dyn export::ExportSource> = match config.store.backend {
+                    Backend::Sqlite => Box::new(export::OutboxSource::open(
+                        &config.store.data_dir,
+                        export::CURSOR,
+                    )?),
+                    Backend::Postgres => Box::new(export::PgOutboxSource::open(
+                        &config.store.postgres.url,
+                        export::CURSOR,
+                    )?),
+                };
+                Some(export::start_with(
+                    influx,
+                    source,
+                    metrics.clone(),
+                    shutdown.clone(),
+                )?)
+            }
             None => None,
         };
 
@@ -189,13 +204,20 @@ impl Aggregator {
                     Err(e) => tracing::error!(error = %e, %date, "daily report failed"),
                 },
             );
-        let (rules_handle, rules_thread) = rules::task::start(
-            engine,
-            &config.store.data_dir,
-            Some(publisher.clone()),
-            Some(on_report),
-            64,
-        )?;
+        // Off the async workers: the engine reads its alerts back through the store's blocking
+        // client (PostgreSQL's runs a runtime of its own and must not nest in ours).
+        let rules_publisher = publisher.clone();
+        let (rules_handle, rules_thread) = tokio::task::spawn_blocking(move || {
+            rules::task::start_with(
+                engine,
+                alert_store,
+                Some(rules_publisher),
+                Some(on_report),
+                64,
+            )
+        })
+        .await
+        .map_err(|e| AppError::Join(e.to_string()))??;
 
         let hj212 = ingest::Hj212Setup {
             devices: Arc::new(Hj212Devices::new(&hj212_devices)),
@@ -212,7 +234,7 @@ impl Aggregator {
         let ingest = ingest::start(
             &config.mqtt,
             &config.ingest,
-            Box::new(store) as Box<dyn StoreWriter>,
+            store,
             // Rules off: readings are stored but never reach the engine.
             config
                 .rules

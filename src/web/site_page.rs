@@ -7,7 +7,7 @@ use super::layout::{self, Nav, Script, Ui};
 use super::overview::{age, aqi_badge, status_name, values};
 use super::sites::{site_views, SiteView};
 use super::{blocking, AppState, WebError};
-use crate::store::{AlertFilter, StoreReader};
+use crate::store::AlertFilter;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use dustwatch_protocol::SiteInfo;
