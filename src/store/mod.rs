@@ -8,6 +8,7 @@ mod bounds_tests;
 pub mod checkpoint;
 pub mod config;
 mod dead_letters;
+pub mod fence;
 pub mod hot;
 mod known;
 pub mod outbox;
@@ -26,6 +27,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 pub use alerts::{AlertChange, AlertFilter, AlertRow, AlertStore, DayRow};
+pub use fence::Fence;
 pub use reader::SqliteReader;
 pub use sqlite::{SqliteStore, StoreConfig};
 
@@ -190,6 +192,16 @@ pub enum StoreError {
     Corrupt(String),
     #[error("step must be between 1 s and 31 days, got {0} s")]
     BadStep(i64),
+    /// The batch's owner holds an older lease than the one the store has seen: nothing written.
+    #[error(
+        "partition {partition}: lease revision {revision} is older than the store's {current}; \
+         another instance owns the partition now"
+    )]
+    Fenced {
+        partition: u32,
+        revision: u64,
+        current: u64,
+    },
     #[error("cannot start the store's {what} thread: {source}")]
     Thread {
         what: &'static str,
@@ -224,6 +236,14 @@ impl StoreError {
 pub trait StoreWriter: Send {
     /// Write a batch atomically: either every record is durable when this returns Ok, or none.
     fn write_batch(&mut self, batch: &[Record]) -> Result<BatchOutcome, StoreError>;
+    /// [`write_batch`](Self::write_batch) for the owner of a partition: in the same transaction,
+    /// refuse with [`StoreError::Fenced`] (writing nothing) when the partition's stored revision
+    /// is greater than `fence.revision`; else store `fence.revision` and write the batch.
+    fn write_batch_fenced(
+        &mut self,
+        batch: &[Record],
+        fence: fence::Fence,
+    ) -> Result<BatchOutcome, StoreError>;
     /// Insert or update registry sites (marks them registered).
     fn upsert_sites(&mut self, sites: &[SiteInfo]) -> Result<(), StoreError>;
     /// Delete what is older than the retention of each table, relative to event time `now_ms`

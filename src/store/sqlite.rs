@@ -4,6 +4,7 @@
 
 use super::checkpoint::Checkpointer;
 pub use super::config::{StoreConfig, Synchronous};
+use super::fence::Fence;
 use super::hot::Hot;
 use super::known::{admit, DeviceState, Known, Limits};
 use super::outbox::{self, OutboxKind};
@@ -13,7 +14,7 @@ use super::rollup::{bucket, Agg};
 use super::schema::{self, ROLLUPS};
 use super::{BatchOutcome, Latest, Record, RetentionReport, StoreError, StoreWriter};
 use dustwatch_protocol::{Flag, Metric, Reading, RejectReason, SiteInfo, StatusState};
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -44,6 +45,32 @@ pub(super) fn open_writer(dir: &Path, synchronous: Synchronous) -> Result<Connec
     conn.execute_batch(&schema::ddl())?;
     schema::migrate(&conn)?;
     Ok(conn)
+}
+
+/// Refuse a fence older than the partition's stored revision, else store its revision: a new
+/// owner's first batch shuts out every older owner from then on.
+fn check_fence(tx: &rusqlite::Transaction, fence: Fence) -> Result<(), StoreError> {
+    let current: Option<i64> = tx
+        .prepare_cached("SELECT revision FROM partition_fences WHERE partition = ?1")?
+        .query_row(params![fence.partition], |r| r.get(0))
+        .optional()?;
+    // Revisions are stored as SQLite integers (i64); a revision past i64::MAX is out of reach.
+    let revision = i64::try_from(fence.revision).unwrap_or(i64::MAX);
+    if let Some(current) = current {
+        if current > revision {
+            return Err(StoreError::Fenced {
+                partition: fence.partition,
+                revision: fence.revision,
+                current: u64::try_from(current).unwrap_or(0),
+            });
+        }
+    }
+    tx.prepare_cached(
+        "INSERT INTO partition_fences (partition, revision) VALUES (?1, ?2) \
+         ON CONFLICT (partition) DO UPDATE SET revision = excluded.revision",
+    )?
+    .execute(params![fence.partition, revision])?;
+    Ok(())
 }
 
 fn now_ms() -> i64 {
@@ -129,8 +156,14 @@ fn flags_json(r: &Reading) -> Option<String> {
     }
 }
 
-impl StoreWriter for SqliteStore {
-    fn write_batch(&mut self, batch: &[Record]) -> Result<BatchOutcome, StoreError> {
+impl SqliteStore {
+    /// One batch in one transaction; with a fence, the partition's stored revision is checked
+    /// and advanced in that same transaction, before anything is written.
+    fn write(
+        &mut self,
+        batch: &[Record],
+        fence: Option<Fence>,
+    ) -> Result<BatchOutcome, StoreError> {
         self.checkpointer.rewind_if_due(&self.conn);
         let received = now_ms();
         let mut out = BatchOutcome::default();
@@ -144,6 +177,9 @@ impl StoreWriter for SqliteStore {
         let use_outbox = self.outbox;
         let result = (|| -> Result<(), StoreError> {
             let tx = self.conn.transaction()?;
+            if let Some(fence) = fence {
+                check_fence(&tx, fence)?;
+            }
             // Prepared once per batch: the statement cache hashes the SQL text on every lookup.
             let mut insert_reading = tx.prepare_cached(
                 "INSERT OR IGNORE INTO readings (site, ts, device, boot, seq, interval_s, pm25, \
@@ -436,6 +472,20 @@ impl StoreWriter for SqliteStore {
         }
         out.rejected = rejected.into_iter().collect();
         Ok(out)
+    }
+}
+
+impl StoreWriter for SqliteStore {
+    fn write_batch(&mut self, batch: &[Record]) -> Result<BatchOutcome, StoreError> {
+        self.write(batch, None)
+    }
+
+    fn write_batch_fenced(
+        &mut self,
+        batch: &[Record],
+        fence: Fence,
+    ) -> Result<BatchOutcome, StoreError> {
+        self.write(batch, Some(fence))
     }
 
     fn upsert_sites(&mut self, sites: &[SiteInfo]) -> Result<(), StoreError> {
