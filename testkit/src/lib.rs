@@ -7,8 +7,13 @@
 //! - [`VictoriaMetrics`]: a server taking the InfluxDB v2 write API, as a child process with a
 //!   temporary data directory when installed (Debian `victoria-metrics`); required when
 //!   `DUSTWATCH_REQUIRE_VM` is set.
+//! - [`NatsCluster`]: N `nats-server` nodes (JetStream, cluster routes, MQTT listener); required
+//!   when `DUSTWATCH_REQUIRE_NATS` is set.
+
+pub mod nats;
 
 pub use dustwatch_broker::mosquitto_binary;
+pub use nats::NatsCluster;
 use dustwatch_broker::{BrokerConfig, EmbeddedBroker};
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
