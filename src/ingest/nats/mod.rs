@@ -104,8 +104,11 @@ pub async fn start(
         .collect::<Result<Vec<_>, _>>()?;
     let metrics = setup.metrics.clone();
     let event_metrics = metrics.clone();
+    // Connects in the background and keeps reconnecting: a cluster that is down or still
+    // electing its leaders at start delays ingest, it does not stop the aggregator.
     let client = async_nats::ConnectOptions::new()
         .name("dustwatch")
+        .retry_on_initial_connect()
         .event_callback(move |event| {
             let metrics = event_metrics.clone();
             async move {
@@ -125,37 +128,7 @@ pub async fn start(
             servers: config.servers.clone(),
             detail: e.to_string(),
         })?;
-    metrics.nats.connected.store(1, Relaxed);
     let js = jetstream::new(client);
-    let stream = js
-        .get_or_create_stream(stream::Config {
-            name: config.stream.clone(),
-            subjects: vec![format!("{}.>", config.subject_prefix)],
-            // A message is gone once its partition's consumer acknowledged it: disk holds the
-            // backlog only, bounded by max_bytes (then new messages are refused, old ones kept).
-            retention: stream::RetentionPolicy::WorkQueue,
-            discard: stream::DiscardPolicy::New,
-            max_bytes: config.stream_max_bytes,
-            num_replicas: config.replicas.max(1),
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| NatsError::Stream(config.stream.clone(), e.to_string()))?;
-    let bucket = kv::Config {
-        bucket: config.lease_bucket.clone(),
-        history: 1,
-        // Every key (lease or announcement) expires unless rewritten within the TTL.
-        max_age: config.lease_ttl(),
-        num_replicas: config.replicas.max(1),
-        ..Default::default()
-    };
-    let kv = match js.create_key_value(bucket).await {
-        Ok(kv) => kv,
-        Err(_) => js
-            .get_key_value(config.lease_bucket.clone())
-            .await
-            .map_err(|e| NatsError::Bucket(config.lease_bucket.clone(), e.to_string()))?,
-    };
 
     let (jobs_tx, jobs_rx) = mpsc::channel(4);
     let writer_options = WriterOptions {
@@ -181,21 +154,28 @@ pub async fn start(
         })
         .map_err(NatsError::Writer)?;
 
-    let shared = consumer::Shared {
-        stream,
-        config: config.clone(),
-        root: setup.root,
-        hj212: setup.hj212,
-        jobs: jobs_tx,
-        metrics: metrics.clone(),
-    };
     let me = config.instance.clone().unwrap_or_else(default_instance);
-    tracing::info!(instance = %me, partitions = config.partitions, "NATS ingest starting");
-    let leases = leases::Leases::new(me, config.partitions, config.lease_ttl());
-    let every = (config.lease_ttl() / 3).max(Duration::from_millis(500));
-    let driver = driver::Driver::new(kv, leases, shared, every);
+    let root = setup.root;
+    let hj212 = setup.hj212;
     Ok(tokio::spawn(async move {
-        driver.run(shutdown).await;
+        if let Some((stream, kv)) = prepare(&js, &config, &shutdown).await {
+            let shared = consumer::Shared {
+                stream,
+                config: config.clone(),
+                root,
+                hj212,
+                jobs: jobs_tx,
+                metrics,
+            };
+            tracing::info!(instance = %me, partitions = config.partitions, "NATS ingest starting");
+            let leases = leases::Leases::new(me, config.partitions, config.lease_ttl());
+            let every = (config.lease_ttl() / 3).max(Duration::from_millis(500));
+            driver::Driver::new(kv, leases, shared, every)
+                .run(shutdown)
+                .await;
+        } else {
+            drop(jobs_tx);
+        }
         if tokio::task::spawn_blocking(move || writer.join())
             .await
             .is_err()
@@ -203,4 +183,62 @@ pub async fn start(
             tracing::error!("store writer panicked");
         }
     }))
+}
+
+/// Make sure the stream and the lease bucket exist, retrying until the cluster answers (it may
+/// still be starting or electing); `None` when shutdown came first.
+async fn prepare(
+    js: &jetstream::Context,
+    config: &NatsConfig,
+    shutdown: &CancellationToken,
+) -> Option<(stream::Stream, kv::Store)> {
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        match try_prepare(js, config).await {
+            Ok(ready) => return Some(ready),
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "NATS JetStream not ready")
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn try_prepare(
+    js: &jetstream::Context,
+    config: &NatsConfig,
+) -> Result<(stream::Stream, kv::Store), NatsError> {
+    let stream = js
+        .get_or_create_stream(stream::Config {
+            name: config.stream.clone(),
+            subjects: vec![format!("{}.>", config.subject_prefix)],
+            // A message is gone once its partition's consumer acknowledged it: disk holds the
+            // backlog only, bounded by max_bytes (then new messages are refused, old ones kept).
+            retention: stream::RetentionPolicy::WorkQueue,
+            discard: stream::DiscardPolicy::New,
+            max_bytes: config.stream_max_bytes,
+            num_replicas: config.replicas.max(1),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| NatsError::Stream(config.stream.clone(), e.to_string()))?;
+    let kv = match js.get_key_value(config.lease_bucket.clone()).await {
+        Ok(kv) => kv,
+        Err(_) => js
+            .create_key_value(kv::Config {
+                bucket: config.lease_bucket.clone(),
+                history: 1,
+                // Every key (lease or announcement) expires unless rewritten within the TTL.
+                max_age: config.lease_ttl(),
+                num_replicas: config.replicas.max(1),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| NatsError::Bucket(config.lease_bucket.clone(), e.to_string()))?,
+    };
+    Ok((stream, kv))
 }
