@@ -122,8 +122,14 @@ fn a_paused_instance_that_lost_its_leases_writes_nothing_after_the_new_owner() {
         (stored(data.path()).0 >= expected).then_some(())
     });
     std::thread::sleep(std::time::Duration::from_secs(2));
-    assert_eq!(stored(data.path()), (expected, expected), "0 lost, 0 doubled");
-    let fenced = a.metric("dustwatch_nats_fenced_batches_total").unwrap_or(0.0);
+    assert_eq!(
+        stored(data.path()),
+        (expected, expected),
+        "0 lost, 0 doubled"
+    );
+    let fenced = a
+        .metric("dustwatch_nats_fenced_batches_total")
+        .unwrap_or(0.0);
     let lost = a.metric("dustwatch_nats_leases_lost_total").unwrap_or(0.0);
     eprintln!("paused instance: {fenced} batches fenced, {lost} leases lost");
     assert!(lost >= 2.0, "A saw its leases gone: {}", a.log());
