@@ -8,7 +8,8 @@ use crate::ingest::{self, IngestError};
 use crate::metrics::Metrics;
 use crate::publish::Publisher;
 use crate::rules::{self, Engine, Profile, ProfileError, RulesError, RulesHandle};
-use crate::store::{SqliteReader, SqliteStore, StoreError, StoreReader, StoreWriter};
+use crate::store::config::Backend;
+use crate::store::{self, OpenStore, StoreError, StoreReader};
 use crate::web;
 use dustwatch_protocol::{Registry, SiteInfo};
 use std::net::SocketAddr;
@@ -53,7 +54,7 @@ pub enum AppError {
 pub struct Aggregator {
     pub http_addr: SocketAddr,
     pub metrics: Arc<Metrics>,
-    pub reader: Arc<SqliteReader>,
+    pub reader: Arc<dyn StoreReader>,
     pub write_token: Arc<String>,
     /// The write token was generated at start (show it to the operator); else configured.
     pub write_token_generated: bool,
@@ -106,16 +107,25 @@ impl Aggregator {
         }
         let store_config = config.store.clone();
         let outbox = config.influx.is_some();
-        let (store, reader) = tokio::task::spawn_blocking(move || {
-            let mut store = SqliteStore::open(store_config, strict)?;
-            store.set_outbox(outbox);
-            store.upsert_sites(&sites)?;
-            let reader = store.reader()?;
-            Ok::<_, StoreError>((store, reader))
+        if outbox && config.store.backend == Backend::Postgres {
+            return Err(AppError::Store(StoreError::Config(
+                "the InfluxDB export reads the SQLite outbox; it is not available with \
+                 [store] backend = \"postgres\" yet: remove [influx] or use sqlite"
+                    .into(),
+            )));
+        }
+        let opened = tokio::task::spawn_blocking(move || {
+            let mut opened = store::open(&store_config, strict, outbox)?;
+            opened.writer.upsert_sites(&sites)?;
+            Ok::<_, StoreError>(opened)
         })
         .await
         .map_err(|e| AppError::Join(e.to_string()))??;
-        let reader = Arc::new(reader);
+        let OpenStore {
+            writer: store,
+            reader,
+            alerts: alert_store,
+        } = opened;
         let metrics = Arc::new(Metrics::default());
 
         let listener = TcpListener::bind(config.http.listen)
@@ -186,9 +196,9 @@ impl Aggregator {
                     Err(e) => tracing::error!(error = %e, %date, "daily report failed"),
                 },
             );
-        let (rules_handle, rules_thread) = rules::task::start(
+        let (rules_handle, rules_thread) = rules::task::start_with(
             engine,
-            &config.store.data_dir,
+            alert_store,
             Some(publisher.clone()),
             Some(on_report),
             64,
@@ -215,7 +225,7 @@ impl Aggregator {
             ingest::nats::Source::Mqtt => ingest::start(
                 &config.mqtt,
                 &config.ingest,
-                Box::new(store) as Box<dyn StoreWriter>,
+                store,
                 committed,
                 metrics.clone(),
                 shutdown.clone(),
@@ -227,7 +237,7 @@ impl Aggregator {
                     &config.ingest,
                     ingest::nats::Setup {
                         root: dustwatch_protocol::TopicRoot::new(&config.mqtt.topic_root),
-                        store: Box::new(store),
+                        store,
                         committed,
                         hj212: hj212.devices,
                         metrics: metrics.clone(),

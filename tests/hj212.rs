@@ -6,7 +6,6 @@ mod support;
 
 use dustwatch::app::Aggregator;
 use dustwatch::config::Config;
-use dustwatch::store::StoreReader;
 use dustwatch_protocol::hj212::{self, Cn, DeviceProfile, Frame, FLAG_REPLY};
 use dustwatch_protocol::{Reading, TopicRoot};
 use std::net::SocketAddr;
@@ -536,7 +535,6 @@ async fn mqtt_frames_are_ingested_and_redelivery_stores_nothing_twice() {
 /// become readings of the right site, device and interval, one per minute of the run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulator_hj212_devices_are_ingested() {
-    use dustwatch::store::StoreReader;
     let broker = dustwatch_testkit::embedded_broker();
     let port = broker.addr().port();
     let scenario = sensors_sim::Scenario::parse(

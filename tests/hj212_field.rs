@@ -5,7 +5,6 @@
 
 mod support;
 
-use dustwatch::store::StoreReader;
 use dustwatch_protocol::hj212::{self, Cn, DropReason};
 use dustwatch_protocol::{Reading, TopicRoot};
 use std::sync::atomic::Ordering::Relaxed;

@@ -33,6 +33,36 @@ pub struct Cursor {
     pub alerts: i64,
 }
 
+/// Where the exporter reads what to send: the store's outbox and alert history, in id order,
+/// with a persisted cursor. One per store backend.
+pub trait ExportSource: Send {
+    /// What is exported already (0 = nothing yet).
+    fn cursor(&self) -> Result<Cursor, StoreError>;
+    /// Records committed after `cursor`.
+    fn backlog(&self, cursor: Cursor) -> Result<i64, StoreError>;
+    /// Up to `limit` records after `after` (outbox first, then alert transitions), rendered as
+    /// line protocol; None when there are none.
+    fn next_batch(&self, after: Cursor, limit: usize) -> Result<Option<Batch>, StoreError>;
+    /// Record that everything up to `to` is exported and delete those outbox rows.
+    fn advance(&mut self, to: Cursor) -> Result<(), StoreError>;
+}
+
+impl<T: ExportSource + ?Sized> ExportSource for Box<T> {
+    fn cursor(&self) -> Result<Cursor, StoreError> {
+        (**self).cursor()
+    }
+    fn backlog(&self, cursor: Cursor) -> Result<i64, StoreError> {
+        (**self).backlog(cursor)
+    }
+    fn next_batch(&self, after: Cursor, limit: usize) -> Result<Option<Batch>, StoreError> {
+        (**self).next_batch(after, limit)
+    }
+    fn advance(&mut self, to: Cursor) -> Result<(), StoreError> {
+        (**self).advance(to)
+    }
+}
+
+/// The SQLite store's export source.
 pub struct OutboxSource {
     conn: Connection,
     name: String,
@@ -100,46 +130,6 @@ impl OutboxSource {
                 |r| r.get(0),
             )
             .map_err(StoreError::from)
-    }
-
-    /// What is exported already (0 = nothing yet).
-    pub fn cursor(&self) -> Result<Cursor, StoreError> {
-        Ok(Cursor {
-            outbox: self.cursor_of(&self.name)?,
-            alerts: self.cursor_of(&self.alerts_name)?,
-        })
-    }
-
-    /// Records committed after `cursor`.
-    pub fn backlog(&self, cursor: Cursor) -> Result<i64, StoreError> {
-        let newest: i64 =
-            self.conn
-                .query_row("SELECT coalesce(max(id), 0) FROM outbox", [], |r| r.get(0))?;
-        let mut backlog = (newest - cursor.outbox).max(0);
-        if self.has_alerts {
-            let newest: i64 =
-                self.conn
-                    .query_row("SELECT coalesce(max(id), 0) FROM alert_history", [], |r| {
-                        r.get(0)
-                    })?;
-            backlog += (newest - cursor.alerts).max(0);
-        }
-        Ok(backlog)
-    }
-
-    /// Up to `limit` records after `after` (outbox first, then alert transitions), rendered as
-    /// line protocol; None when there are none.
-    pub fn next_batch(&self, after: Cursor, limit: usize) -> Result<Option<Batch>, StoreError> {
-        let mut batch = Batch {
-            last_id: after.outbox,
-            ..Default::default()
-        };
-        self.outbox_rows(&mut batch, after.outbox, limit)?;
-        if self.has_alerts && batch.rows < limit {
-            let room = limit - batch.rows;
-            self.alert_rows(&mut batch, after.alerts, room)?;
-        }
-        Ok((batch.rows > 0).then_some(batch))
     }
 
     fn alert_rows(&self, batch: &mut Batch, after: i64, limit: usize) -> Result<(), StoreError> {
@@ -245,9 +235,51 @@ impl OutboxSource {
         }
         Ok(())
     }
+}
+
+impl ExportSource for OutboxSource {
+    /// What is exported already (0 = nothing yet).
+    fn cursor(&self) -> Result<Cursor, StoreError> {
+        Ok(Cursor {
+            outbox: self.cursor_of(&self.name)?,
+            alerts: self.cursor_of(&self.alerts_name)?,
+        })
+    }
+
+    /// Records committed after `cursor`.
+    fn backlog(&self, cursor: Cursor) -> Result<i64, StoreError> {
+        let newest: i64 =
+            self.conn
+                .query_row("SELECT coalesce(max(id), 0) FROM outbox", [], |r| r.get(0))?;
+        let mut backlog = (newest - cursor.outbox).max(0);
+        if self.has_alerts {
+            let newest: i64 =
+                self.conn
+                    .query_row("SELECT coalesce(max(id), 0) FROM alert_history", [], |r| {
+                        r.get(0)
+                    })?;
+            backlog += (newest - cursor.alerts).max(0);
+        }
+        Ok(backlog)
+    }
+
+    /// Up to `limit` records after `after` (outbox first, then alert transitions), rendered as
+    /// line protocol; None when there are none.
+    fn next_batch(&self, after: Cursor, limit: usize) -> Result<Option<Batch>, StoreError> {
+        let mut batch = Batch {
+            last_id: after.outbox,
+            ..Default::default()
+        };
+        self.outbox_rows(&mut batch, after.outbox, limit)?;
+        if self.has_alerts && batch.rows < limit {
+            let room = limit - batch.rows;
+            self.alert_rows(&mut batch, after.alerts, room)?;
+        }
+        Ok((batch.rows > 0).then_some(batch))
+    }
 
     /// Record that everything up to `to` is exported and delete those outbox rows.
-    pub fn advance(&mut self, to: Cursor) -> Result<(), StoreError> {
+    fn advance(&mut self, to: Cursor) -> Result<(), StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;

@@ -1,4 +1,3 @@
-// src/store/fence.rs
 //! Fencing tokens for partition ownership: the store refuses a batch from an owner whose lease
 //! has moved on, so a paused old owner cannot write after a new one has.
 

@@ -11,12 +11,15 @@ mod dead_letters;
 pub mod fence;
 pub mod hot;
 mod known;
+mod open;
 pub mod outbox;
+pub mod postgres;
 pub mod reader;
 pub mod retention;
 mod rollup;
 pub mod schema;
 pub mod sqlite;
+mod sqlite_batch;
 #[cfg(test)]
 mod tests;
 
@@ -26,8 +29,11 @@ use dustwatch_protocol::{
 use serde::Serialize;
 use thiserror::Error;
 
-pub use alerts::{AlertChange, AlertFilter, AlertRow, AlertStore, DayRow};
+pub use alerts::{
+    AlertChange, AlertFilter, AlertRow, AlertStore, AlertWriter, DayRow, LoadedAlerts,
+};
 pub use fence::Fence;
+pub use open::{open, OpenStore};
 pub use reader::SqliteReader;
 pub use sqlite::{SqliteStore, StoreConfig};
 
@@ -188,11 +194,8 @@ pub enum StoreError {
     },
     #[error("SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("stored row is corrupt: {0}")]
-    Corrupt(String),
-    #[error("step must be between 1 s and 31 days, got {0} s")]
-    BadStep(i64),
-    /// The batch's owner holds an older lease than the one the store has seen: nothing written.
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] ::postgres::Error),
     #[error(
         "partition {partition}: lease revision {revision} is older than the store's {current}; \
          another instance owns the partition now"
@@ -202,6 +205,12 @@ pub enum StoreError {
         revision: u64,
         current: u64,
     },
+    #[error("store configuration: {0}")]
+    Config(String),
+    #[error("stored row is corrupt: {0}")]
+    Corrupt(String),
+    #[error("step must be between 1 s and 31 days, got {0} s")]
+    BadStep(i64),
     #[error("cannot start the store's {what} thread: {source}")]
     Thread {
         what: &'static str,
@@ -226,6 +235,7 @@ impl StoreError {
                     | FileLockingProtocolFailed
                     | ReadOnly
             ),
+            StoreError::Postgres(e) => postgres::is_transient(e),
             StoreError::DataDir { .. } | StoreError::Thread { .. } => true,
             _ => false,
         }
@@ -236,13 +246,13 @@ impl StoreError {
 pub trait StoreWriter: Send {
     /// Write a batch atomically: either every record is durable when this returns Ok, or none.
     fn write_batch(&mut self, batch: &[Record]) -> Result<BatchOutcome, StoreError>;
-    /// [`write_batch`](Self::write_batch) for the owner of a partition: in the same transaction,
-    /// refuse with [`StoreError::Fenced`] (writing nothing) when the partition's stored revision
-    /// is greater than `fence.revision`; else store `fence.revision` and write the batch.
+    /// As [`StoreWriter::write_batch`], for the owner of a partition's lease: in the same
+    /// transaction, refuse with [`StoreError::Fenced`] (writing nothing) when the store has seen
+    /// a newer revision of the partition's lease, else record `fence.revision` and write.
     fn write_batch_fenced(
         &mut self,
         batch: &[Record],
-        fence: fence::Fence,
+        fence: Fence,
     ) -> Result<BatchOutcome, StoreError>;
     /// Insert or update registry sites (marks them registered).
     fn upsert_sites(&mut self, sites: &[SiteInfo]) -> Result<(), StoreError>;
@@ -285,6 +295,8 @@ pub struct RetentionRefused {
 
 /// The read side: shared by the web and the rules.
 pub trait StoreReader: Send + Sync {
+    /// The hot state (newest reading per site, fleet clock) the writer keeps for the pages.
+    fn hot(&self) -> &std::sync::Arc<hot::Hot>;
     fn sites(&self) -> Result<Vec<SiteRow>, StoreError>;
     fn devices(&self, site: Option<&str>) -> Result<Vec<DeviceRow>, StoreError>;
     /// Latest reading per site, as persisted at the last commit (used to warm the hot copy).

@@ -64,10 +64,6 @@ impl SqliteReader {
         Ok(reader)
     }
 
-    pub fn hot(&self) -> &Arc<Hot> {
-        &self.hot
-    }
-
     fn connect(&self) -> Result<Connection, StoreError> {
         let conn = Connection::open_with_flags(
             &self.path,
@@ -108,6 +104,10 @@ fn parse_enum<T: for<'de> Deserialize<'de>>(s: &str) -> Result<T, StoreError> {
 }
 
 impl StoreReader for SqliteReader {
+    fn hot(&self) -> &Arc<Hot> {
+        &self.hot
+    }
+
     fn alerts(&self, filter: &AlertFilter) -> Result<Vec<AlertRow>, StoreError> {
         self.with(|c| alerts::query_alerts(c, filter))
     }

@@ -179,7 +179,7 @@ fn forget_empty_sites(
 /// The share of the tables' time span (per site, from its oldest row to `now`) that lies
 /// before `cut`: rows come at a steady rate, so this estimates the share of rows deleted
 /// without counting the whole table.
-fn share_deleted(oldest: impl Iterator<Item = i64>, cut: i64, now: i64) -> f64 {
+pub(super) fn share_deleted(oldest: impl Iterator<Item = i64>, cut: i64, now: i64) -> f64 {
     let (mut gone, mut span) = (0i128, 0i128);
     for t in oldest {
         let whole = i128::from(now) - i128::from(t);

@@ -6,7 +6,7 @@ use super::html::escape;
 use super::i18n::Lang;
 use super::layout::{self, Nav, Ui};
 use super::{blocking, AppState, WebError};
-use crate::store::{AlertFilter, AlertRow, StoreReader};
+use crate::store::{AlertFilter, AlertRow};
 use axum::extract::{Query, State};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;

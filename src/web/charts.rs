@@ -8,7 +8,7 @@ use super::{blocking, AppState, WebError};
 use crate::charts::data::{self, Frame, Overlays};
 use crate::charts::site_series::AlertPeriod;
 use crate::charts::{self, Format};
-use crate::store::{AlertFilter, StoreReader};
+use crate::store::AlertFilter;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};

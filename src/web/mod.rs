@@ -21,7 +21,7 @@ mod site_page;
 pub mod sites;
 
 use crate::metrics::Metrics;
-use crate::store::{SqliteReader, StoreError};
+use crate::store::{StoreError, StoreReader};
 use axum::extract::{Request, State};
 use axum::handler::Handler;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -35,7 +35,7 @@ use thiserror::Error;
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub reader: Arc<SqliteReader>,
+    pub reader: Arc<dyn StoreReader>,
     pub metrics: Arc<Metrics>,
     pub offline_after_ms: i64,
     pub write_token: Arc<String>,

@@ -8,7 +8,7 @@ use super::i18n::Lang;
 use super::layout::{self, Nav, Ui};
 use super::sites::{site_views, SiteStatus, SiteView};
 use super::{blocking, AppState, WebError};
-use crate::store::{AlertFilter, StoreReader};
+use crate::store::AlertFilter;
 use axum::extract::State;
 use axum::response::Response;
 use dustwatch_protocol::SiteKind;

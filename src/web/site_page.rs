@@ -8,7 +8,7 @@ use super::layout::{self, Nav, Ui};
 use super::overview::{aqi_badge, status_name};
 use super::sites::site_views;
 use super::{blocking, AppState, WebError};
-use crate::store::{AlertFilter, StoreReader};
+use crate::store::AlertFilter;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use serde::Deserialize;

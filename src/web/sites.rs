@@ -2,7 +2,7 @@
 //! data age, all in event time.
 
 use crate::aqi;
-use crate::store::{AlertFilter, Latest, SiteRow, StoreReader};
+use crate::store::{AlertFilter, Latest, SiteRow};
 use crate::web::{AppState, WebError};
 use dustwatch_protocol::SiteInfo;
 use serde::Serialize;
