@@ -1,5 +1,6 @@
-//! Cluster tests' parts: a NATS cluster with the aggregator's partition mapping, `dustwatch
-//! serve` instances ingesting from it (`[ingest] source = "nats"`), and counts read straight
+//! Cluster tests' parts: a NATS cluster with the aggregator's partition mapping, the store the
+//! instances share (PostgreSQL when installed, else one SQLite file), `dustwatch serve`
+//! instances ingesting from the cluster (`[ingest] source = "nats"`), and counts read straight
 //! from the store.
 
 use super::{free_port, metric, wait_port};
@@ -18,6 +19,62 @@ pub fn nats_cluster(nodes: usize, partitions: u32) -> Option<NatsCluster> {
     NatsCluster::start(nodes, &config.server_mappings("dust/v1"))
 }
 
+/// The store the instances share: a PostgreSQL database when PostgreSQL is installed (testkit
+/// starts it), else one SQLite file in a temporary directory (SQLite's WAL lets processes on
+/// one machine share it, fencing table included).
+pub struct SharedStore {
+    pg: Option<(dustwatch_testkit::Postgres, String)>,
+    pub dir: tempfile::TempDir,
+}
+
+impl SharedStore {
+    pub fn new() -> SharedStore {
+        let pg = dustwatch_testkit::Postgres::start().map(|pg| {
+            let url = pg.database();
+            (pg, url)
+        });
+        SharedStore {
+            pg,
+            dir: tempfile::tempdir().expect("data dir"),
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        if self.pg.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
+    }
+
+    /// The `[store]` section of an instance's config.
+    fn config_toml(&self) -> String {
+        match &self.pg {
+            Some((_, url)) => {
+                format!("[store]\nbackend = \"postgres\"\n\n[store.postgres]\nurl = \"{url}\"\n")
+            }
+            None => String::new(),
+        }
+    }
+
+    /// (rows, distinct dedup keys) of the readings table.
+    pub fn stored(&self) -> (u64, u64) {
+        const COUNT: &str = "SELECT count(*), (SELECT count(*) FROM (SELECT DISTINCT site, \
+                             device, boot, seq FROM readings) AS k) FROM readings";
+        match &self.pg {
+            Some((_, url)) => {
+                let Ok(mut c) = postgres::Client::connect(url, postgres::NoTls) else {
+                    return (0, 0);
+                };
+                c.query_one(COUNT, &[])
+                    .map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64))
+                    .unwrap_or((0, 0))
+            }
+            None => stored(self.dir.path()),
+        }
+    }
+}
+
 /// A `dustwatch serve` child process ingesting from a NATS cluster.
 pub struct Instance {
     child: Option<Child>,
@@ -27,16 +84,16 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// Start instance `name` on `data` (instances may share one), with `partitions` and a lease
-    /// TTL of `ttl_s`; its alerts go to node 0's MQTT listener.
+    /// Start instance `name` on the shared `store`, with `partitions` and a lease TTL of
+    /// `ttl_s`; its alerts go to node 0's MQTT listener.
     pub fn start(
         cluster: &NatsCluster,
         name: &str,
-        data: &Path,
+        store: &SharedStore,
         partitions: u32,
         ttl_s: u64,
     ) -> Instance {
-        std::fs::create_dir_all(data).expect("data dir");
+        let data = store.dir.path();
         let servers = cluster
             .client_urls()
             .iter()
@@ -50,7 +107,8 @@ impl Instance {
             format!(
                 "[ingest]\nsource = \"nats\"\n\n[nats]\nservers = [{servers}]\n\
                  partitions = {partitions}\nreplicas = {replicas}\nlease_ttl_s = {ttl_s}\n\
-                 instance = \"{name}\"\nfetch_max = 500\nack_wait_s = 10\nstream_max_bytes = 268435456\n"
+                 instance = \"{name}\"\nfetch_max = 500\nack_wait_s = 10\nstream_max_bytes = 268435456\n\n{}",
+                store.config_toml()
             ),
         )
         .expect("write config");
@@ -155,8 +213,8 @@ impl Drop for Instance {
     }
 }
 
-/// (rows, distinct dedup keys) of the readings table of the store in `data`.
-pub fn stored(data: &Path) -> (u64, u64) {
+/// (rows, distinct dedup keys) of the readings table of the SQLite store in `data`.
+fn stored(data: &Path) -> (u64, u64) {
     let Ok(conn) = rusqlite::Connection::open(data.join("dustwatch.db")) else {
         return (0, 0);
     };
