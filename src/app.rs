@@ -196,13 +196,20 @@ impl Aggregator {
                     Err(e) => tracing::error!(error = %e, %date, "daily report failed"),
                 },
             );
-        let (rules_handle, rules_thread) = rules::task::start_with(
-            engine,
-            alert_store,
-            Some(publisher.clone()),
-            Some(on_report),
-            64,
-        )?;
+        // Off the async workers: the engine reads its alerts back through the store's blocking
+        // client (PostgreSQL's runs a runtime of its own and must not nest in ours).
+        let rules_publisher = publisher.clone();
+        let (rules_handle, rules_thread) = tokio::task::spawn_blocking(move || {
+            rules::task::start_with(
+                engine,
+                alert_store,
+                Some(rules_publisher),
+                Some(on_report),
+                64,
+            )
+        })
+        .await
+        .map_err(|e| AppError::Join(e.to_string()))??;
 
         let hj212 = ingest::Hj212Setup {
             devices: Arc::new(Hj212Devices::new(&hj212_devices)),

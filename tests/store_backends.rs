@@ -619,3 +619,36 @@ fn postgres_instances_see_each_others_newest_readings() {
     }
     assert_eq!(other.reader.hot().fleet_clock(), Some(T0 + 5 * MIN));
 }
+
+#[test]
+fn postgres_writer_survives_a_server_restart() {
+    let Some(mut pg) = Postgres::start() else {
+        return;
+    };
+    let s = stores(Some(&pg)).pop().expect("postgres store");
+    let mut st = s.open();
+    st.writer
+        .write_batch(&[reading("s1", "d1", 1, 1, 1.0)])
+        .expect("before");
+    pg.stop();
+    let err = st
+        .writer
+        .write_batch(&[reading("s1", "d1", 2, 2, 2.0)])
+        .expect_err("no server");
+    assert!(err.is_transient(), "a lost server is worth retrying: {err}");
+    pg.restart();
+    // The caller retries the same batch (as ingest does) until the server takes it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let out = loop {
+        match st.writer.write_batch(&[reading("s1", "d1", 2, 2, 2.0)]) {
+            Ok(out) => break out,
+            Err(e) => {
+                assert!(e.is_transient(), "{e}");
+                assert!(Instant::now() < deadline, "never reconnected: {e}");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    };
+    assert_eq!(out.stored, 1);
+    assert_eq!(st.reader.counts().expect("counts").readings, 2);
+}

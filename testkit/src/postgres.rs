@@ -181,6 +181,12 @@ impl Postgres {
         format!("postgresql://postgres@127.0.0.1:{}/{name}", self.port)
     }
 
+    /// Start again on the same port with the same data (after [`Postgres::stop`]).
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
     /// Stop: SIGINT is PostgreSQL's fast shutdown (clients are disconnected).
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {

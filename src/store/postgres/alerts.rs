@@ -9,13 +9,24 @@ use postgres::{Client, GenericClient, Row};
 /// The rules engine's alert writer.
 pub struct PgAlertStore {
     client: std::cell::RefCell<Client>,
+    url: String,
 }
 
 impl PgAlertStore {
     pub fn open(url: &str) -> Result<PgAlertStore, StoreError> {
         Ok(PgAlertStore {
             client: std::cell::RefCell::new(connect(url)?),
+            url: url.to_string(),
         })
+    }
+
+    /// The connection, opened again first when it was lost (the rules engine logs a failed
+    /// write and carries on, so the next one must find a live connection).
+    fn client(&mut self) -> Result<&mut Client, StoreError> {
+        if self.client.get_mut().is_closed() {
+            *self.client.get_mut() = connect(&self.url)?;
+        }
+        Ok(self.client.get_mut())
     }
 }
 
@@ -25,8 +36,7 @@ fn u32_of(v: i64) -> u32 {
 
 impl AlertWriter for PgAlertStore {
     fn apply(&mut self, changes: &[(String, AlertRow)]) -> Result<(), StoreError> {
-        let client = self.client.get_mut();
-        let mut tx = client.transaction()?;
+        let mut tx = self.client()?.transaction()?;
         let now = chrono::Utc::now().timestamp_millis();
         for (change, a) in changes {
             let evidence = a.evidence.to_string();
@@ -68,8 +78,7 @@ impl AlertWriter for PgAlertStore {
     }
 
     fn save_days(&mut self, days: &[DayRow]) -> Result<(), StoreError> {
-        let client = self.client.get_mut();
-        let mut tx = client.transaction()?;
+        let mut tx = self.client()?.transaction()?;
         for d in days {
             let n = |v: u32| i64::from(v);
             tx.execute(

@@ -64,11 +64,22 @@ impl PgStore {
         super::PgAlertStore::open(&self.config.postgres.url)
     }
 
+    /// A lost connection (server restart, network) is opened again before the next batch; the
+    /// failed batch was reported transient and is retried by the caller.
+    fn reconnect_if_closed(&mut self) -> Result<(), StoreError> {
+        if self.client.is_closed() {
+            self.client = connect(&self.config.postgres.url)?;
+            self.known.reload(&mut self.client)?;
+        }
+        Ok(())
+    }
+
     fn write(
         &mut self,
         batch: &[Record],
         fence: Option<Fence>,
     ) -> Result<BatchOutcome, StoreError> {
+        self.reconnect_if_closed()?;
         let received = chrono::Utc::now().timestamp_millis();
         let outbox = self.outbox;
         let known = &mut self.known;
@@ -154,6 +165,7 @@ impl StoreWriter for PgStore {
     }
 
     fn upsert_sites(&mut self, sites: &[SiteInfo]) -> Result<(), StoreError> {
+        self.reconnect_if_closed()?;
         let mut tx = self.client.transaction()?;
         for s in sites {
             tx.execute(
@@ -182,6 +194,7 @@ impl StoreWriter for PgStore {
     }
 
     fn apply_retention(&mut self, fleet_ms: i64) -> Result<RetentionReport, StoreError> {
+        self.reconnect_if_closed()?;
         let mut tx = self.client.transaction()?;
         let report = super::retention::apply(&mut tx, &self.config, fleet_ms)?;
         tx.commit()?;
