@@ -123,6 +123,10 @@ impl Instance {
                 &format!("mqtt://127.0.0.1:{}", cluster.ports(0).mqtt),
                 "--http",
                 &format!("127.0.0.1:{http_port}"),
+                // MQTT client ids are unique: a second session with the same id takes the
+                // first one over.
+                "--client-id",
+                &format!("dustwatch-{name}"),
                 "--data",
             ])
             .arg(data)
