@@ -86,8 +86,14 @@ fn kill_9_of_an_instance_moves_its_partitions_with_nothing_lost_or_doubled() {
         (data.stored().0 >= 1000).then_some(())
     });
     a.kill9();
-    // A's leases expire after the TTL; B takes them (within 30 s here).
-    b.wait_owned(PARTITIONS, 30);
+    let killed = std::time::Instant::now();
+    // A's leases expire after the TTL and B takes them. The bound only stops a hung test; the
+    // time it took is reported, not asserted (the machine is shared).
+    b.wait_owned(PARTITIONS, 120);
+    eprintln!(
+        "failover: B owns every partition {:.1} s after the kill (lease TTL {TTL_S} s)",
+        killed.elapsed().as_secs_f64()
+    );
     publisher.join().expect("publisher");
     eventually(120, "every reading stored", || {
         (data.stored().0 >= expected).then_some(())
