@@ -95,3 +95,92 @@ pub fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{SqliteStore, StoreConfig};
+    use dustwatch_protocol::Reading;
+    use std::sync::Mutex;
+
+    fn reading(seq: u64) -> Record {
+        Record::Reading {
+            site: "s1".into(),
+            device: "d1".into(),
+            reading: Reading {
+                ts: 1_483_228_800_000 + seq as i64 * 60_000,
+                seq,
+                boot: 1,
+                interval_s: 60,
+                pm10: Some(80.0),
+                ..Default::default()
+            },
+        }
+    }
+
+    fn send(
+        jobs: &mpsc::Sender<Job>,
+        records: Vec<Record>,
+        revision: u64,
+    ) -> Result<BatchOutcome, NotWritten> {
+        let (done, result) = oneshot::channel();
+        let fence = Fence {
+            partition: 1,
+            revision,
+        };
+        jobs.blocking_send(Job {
+            records,
+            fence,
+            done,
+        })
+        .expect("writer runs");
+        result.blocking_recv().expect("writer answers")
+    }
+
+    #[test]
+    fn a_fenced_batch_reaches_neither_the_store_nor_the_rules() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(
+            StoreConfig {
+                data_dir: dir.path().to_path_buf(),
+                ..Default::default()
+            },
+            false,
+        )
+        .expect("open");
+        let reader = store.reader().expect("reader");
+        let to_rules: Arc<Mutex<Vec<Record>>> = Arc::default();
+        let sink = to_rules.clone();
+        let (jobs, rx) = mpsc::channel(1);
+        let writer = std::thread::spawn(move || {
+            run(
+                Box::new(store),
+                rx,
+                Some(Box::new(move |batch| {
+                    sink.lock().expect("not poisoned").extend(batch)
+                })),
+                Arc::new(Metrics::default()),
+                WriterOptions {
+                    batch_max: 100,
+                    max_future_ms: i64::MAX,
+                    root: dustwatch_protocol::TopicRoot::default(),
+                },
+                CancellationToken::new(),
+            )
+        });
+        // The new owner (revision 9) writes; the old one (revision 7) comes back after it.
+        let first = send(&jobs, vec![reading(1), reading(2)], 9).expect("owner writes");
+        assert_eq!(first.stored, 2);
+        let late = send(&jobs, vec![reading(3)], 7);
+        assert!(matches!(late, Err(NotWritten::Fenced(_))), "{late:?}");
+        drop(jobs);
+        writer.join().expect("writer ends");
+        use crate::store::StoreReader;
+        assert_eq!(reader.counts().expect("counts").readings, 2);
+        assert_eq!(
+            to_rules.lock().expect("not poisoned").len(),
+            2,
+            "only committed records"
+        );
+    }
+}
