@@ -31,6 +31,18 @@ impl SharedStore {
     pub fn new() -> SharedStore {
         let pg = dustwatch_testkit::Postgres::start().map(|pg| {
             let url = pg.database();
+            // As docs/scale-out.md advises: an instance frozen inside a transaction holds its
+            // partition's fence row; the server ends such a session so the new owner goes on.
+            let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+            let db = url
+                .rsplit('/')
+                .next()
+                .expect("a database in the URL")
+                .to_string();
+            c.batch_execute(&format!(
+                "ALTER DATABASE {db} SET idle_in_transaction_session_timeout = '3s'"
+            ))
+            .expect("set idle_in_transaction_session_timeout");
             (pg, url)
         });
         SharedStore {
@@ -282,4 +294,39 @@ pub fn publish_in_background(
             super::publish_all(port, &client_id, payloads).await
         });
     })
+}
+
+/// Messages fetched and not yet acknowledged on the partitions whose lease `owner` holds (read
+/// from the lease bucket and the consumers' state on the cluster).
+pub fn ack_pending_of(cluster: &NatsCluster, owner: &str) -> usize {
+    let url = cluster.client_urls()[0].clone();
+    let owner = owner.to_string();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async move {
+            let client = async_nats::connect(url.as_str()).await.expect("connect");
+            let js = async_nats::jetstream::new(client);
+            let config = NatsConfig::default();
+            let kv = js
+                .get_key_value(config.lease_bucket.clone())
+                .await
+                .expect("lease bucket");
+            let mut stream = js.get_stream(config.stream.clone()).await.expect("stream");
+            let mut pending = 0;
+            for p in 0..64u32 {
+                let Ok(Some(entry)) = kv.entry(format!("partition.{p}")).await else {
+                    continue;
+                };
+                if entry.value.as_ref() != owner.as_bytes() {
+                    continue;
+                }
+                let name = dustwatch::ingest::nats::consumer::consumer_name(&config, p);
+                if let Ok(info) = stream.consumer_info(name).await {
+                    pending += info.num_ack_pending;
+                }
+            }
+            pending
+        })
 }
