@@ -313,7 +313,7 @@ pub fn ack_pending_of(cluster: &NatsCluster, owner: &str) -> usize {
                 .get_key_value(config.lease_bucket.clone())
                 .await
                 .expect("lease bucket");
-            let mut stream = js.get_stream(config.stream.clone()).await.expect("stream");
+            let stream = js.get_stream(config.stream.clone()).await.expect("stream");
             let mut pending = 0;
             for p in 0..64u32 {
                 let Ok(Some(entry)) = kv.entry(format!("partition.{p}")).await else {
