@@ -317,6 +317,8 @@ pub fn rankings(
 
 #[cfg(test)]
 mod tests {
+    use crate::store::AlertWriter;
+
     /// A store in a temporary directory with one registered site, `a`.
     fn store_with_one_site() -> (tempfile::TempDir, crate::store::SqliteStore) {
         let dir = tempfile::tempdir().expect("tempdir");
