@@ -159,10 +159,13 @@ impl Driver {
                                 let _ = r.revision.send(new);
                             }
                         }
-                        Err(e) => {
+                        Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
                             tracing::warn!(partition, error = %e, "lease renewal refused; partition lost");
                             self.lose(partition);
                         }
+                        // No answer (a node going away): keep consuming; the next round finds
+                        // out, and the lease lapses by itself if renewals keep failing.
+                        Err(e) => tracing::warn!(partition, error = %e, "lease renewal failed"),
                     }
                 }
                 Action::Take { partition } => {

@@ -84,15 +84,15 @@ impl Leases {
         let mut keep: Vec<(u32, u64)> = Vec::new();
         for (&partition, held) in &self.held {
             let lapsed = now.saturating_duration_since(held.confirmed) >= self.ttl;
-            let moved = match view.holders.get(&partition) {
-                Some(h) => h.owner != self.me || h.revision != held.revision,
-                // Gone from the bucket: it expired (we were too slow) or was deleted.
-                None => true,
+            let current = match view.holders.get(&partition) {
+                // A newer revision of our own: a renewal whose answer was lost did go through.
+                Some(h) if h.owner == self.me && h.revision >= held.revision => Some(h.revision),
+                // Someone else's now, or gone (expired because we were too slow, or deleted).
+                _ => None,
             };
-            if lapsed || moved {
-                actions.push(Action::Lost { partition });
-            } else {
-                keep.push((partition, held.revision));
+            match current {
+                Some(revision) if !lapsed => keep.push((partition, revision)),
+                _ => actions.push(Action::Lost { partition }),
             }
         }
         // Count ourselves live even before our announcement is visible.
@@ -248,6 +248,21 @@ mod tests {
         }
         // Partition 1 is free again: it may be taken afresh (with a new revision).
         assert_eq!(takes(&plan), vec![1]);
+    }
+
+    #[test]
+    fn a_renewal_whose_answer_was_lost_is_picked_up_from_the_bucket() {
+        let now = Instant::now();
+        let mut a = Leases::new("a", 1, TTL);
+        a.confirmed(0, 10, now);
+        let plan = a.plan(&view(&["a"], &[(0, "a", 14)]), now);
+        assert_eq!(
+            plan,
+            vec![Action::Renew {
+                partition: 0,
+                revision: 14
+            }]
+        );
     }
 
     #[test]
