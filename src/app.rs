@@ -107,13 +107,6 @@ impl Aggregator {
         }
         let store_config = config.store.clone();
         let outbox = config.influx.is_some();
-        if outbox && config.store.backend == Backend::Postgres {
-            return Err(AppError::Store(StoreError::Config(
-                "the InfluxDB export reads the SQLite outbox; it is not available with \
-                 [store] backend = \"postgres\" yet: remove [influx] or use sqlite"
-                    .into(),
-            )));
-        }
         let opened = tokio::task::spawn_blocking(move || {
             let mut opened = store::open(&store_config, strict, outbox)?;
             opened.writer.upsert_sites(&sites)?;
@@ -140,12 +133,24 @@ impl Aggregator {
         })?;
 
         let export = match &config.influx {
-            Some(influx) => Some(export::start(
-                influx,
-                &config.store.data_dir,
-                metrics.clone(),
-                shutdown.clone(),
-            )?),
+            Some(influx) => {
+                let source: Box<dyn export::ExportSource> = match config.store.backend {
+                    Backend::Sqlite => Box::new(export::OutboxSource::open(
+                        &config.store.data_dir,
+                        export::CURSOR,
+                    )?),
+                    Backend::Postgres => Box::new(export::PgOutboxSource::open(
+                        &config.store.postgres.url,
+                        export::CURSOR,
+                    )?),
+                };
+                Some(export::start_with(
+                    influx,
+                    source,
+                    metrics.clone(),
+                    shutdown.clone(),
+                )?)
+            }
             None => None,
         };
 

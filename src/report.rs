@@ -317,8 +317,6 @@ pub fn rankings(
 
 #[cfg(test)]
 mod tests {
-    use crate::store::AlertWriter;
-
     /// A store in a temporary directory with one registered site, `a`.
     fn store_with_one_site() -> (tempfile::TempDir, crate::store::SqliteStore) {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -353,6 +351,7 @@ mod tests {
     #[test]
     fn a_day_before_the_first_reading_has_no_data_to_report() {
         let (dir, store) = store_with_one_site();
+        use crate::store::AlertWriter;
         let mut days = crate::store::AlertStore::open(dir.path()).expect("alert store");
         let row = |date: &str, data_minutes| crate::store::DayRow {
             site: "a".into(),

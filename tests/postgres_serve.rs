@@ -98,4 +98,19 @@ async fn serve_on_postgres_stores_and_shows_readings() {
     );
     other.interrupt();
     assert!(agg.interrupt().success());
+
+    // `dustwatch report` reads the same database through the same config file.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dustwatch"))
+        .arg("--config")
+        .arg(data.path().join("test-config.toml"))
+        .args(["report", "--date", "2017-01-01", "--format", "json"])
+        .output()
+        .expect("run dustwatch report");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report json");
+    assert_eq!(report["date"], "2017-01-01", "{report}");
 }

@@ -652,3 +652,101 @@ fn postgres_writer_survives_a_server_restart() {
     assert_eq!(out.stored, 1);
     assert_eq!(st.reader.counts().expect("counts").readings, 2);
 }
+
+#[test]
+fn refused_sites_and_devices_become_dead_letters() {
+    let pg = Postgres::start();
+    for mut s in stores(pg.as_ref()) {
+        s.config.max_devices_per_site = 2;
+        s.config.max_dead_letters_per_source = 3;
+        let mut st = store::open(&s.config, true, false).expect("strict store");
+        st.writer
+            .upsert_sites(&[dustwatch_protocol::SiteInfo::new("s1", "Site 1", "street")])
+            .expect("registry");
+        let out = st
+            .writer
+            .write_batch(&[
+                reading("s1", "d1", 1, 1, 1.0),
+                reading("s1", "d2", 1, 1, 1.0),
+                // A third device is over the cap; an unregistered site is refused (strict).
+                reading("s1", "d3", 1, 1, 1.0),
+                reading("nobody", "d1", 1, 1, 1.0),
+            ])
+            .expect("batch");
+        assert_eq!(out.stored, 2, "{}", s.name);
+        assert_eq!(out.fresh, vec![true, true, false, false], "{}", s.name);
+        let mut rejected = out.rejected.clone();
+        rejected.sort();
+        assert_eq!(
+            rejected,
+            vec![
+                (dustwatch_protocol::RejectReason::UnknownSite, 1),
+                (dustwatch_protocol::RejectReason::UnknownDevice, 1)
+            ],
+            "{}",
+            s.name
+        );
+        // One noisy source keeps at most its cap of dead letters.
+        for seq in 2..10 {
+            st.writer
+                .write_batch(&[reading("nobody", "d1", seq, seq as u64, 1.0)])
+                .expect("batch");
+        }
+        let counts = st.reader.counts().expect("counts");
+        assert_eq!((counts.readings, counts.sites), (2, 1), "{}", s.name);
+        assert_eq!(counts.dead_letters, 1 + 3, "{}", s.name);
+    }
+}
+
+#[test]
+fn retention_deletes_old_readings_and_refuses_to_empty_a_table() {
+    const DAY: i64 = 86_400_000;
+    let pg = Postgres::start();
+    for s in stores(pg.as_ref()) {
+        let mut st = s.open();
+        st.writer
+            .upsert_sites(&[dustwatch_protocol::SiteInfo::new("s1", "Site 1", "street")])
+            .expect("registry");
+        // One reading a day for 40 days at a registered site; an unregistered one with a
+        // single reading 35 days old.
+        let mut batch: Vec<Record> = (0..40)
+            .map(|d| reading("s1", "d1", d * 1440 + 1, d as u64 + 1, 1.0))
+            .collect();
+        batch.push(reading("stray", "d1", 5 * 1440, 1, 1.0));
+        st.writer.write_batch(&batch).expect("batch");
+        let now = T0 + 40 * DAY;
+        assert_eq!(
+            st.writer.fleet_clock(),
+            Some(T0 + 39 * DAY + MIN),
+            "{}",
+            s.name
+        );
+        // A clock far ahead would delete everything: refused, nothing deleted.
+        let report = st
+            .writer
+            .apply_retention(now + 365 * DAY)
+            .expect("retention");
+        assert!(
+            report.refused.iter().any(|r| r.table == "readings"),
+            "{}: {report:?}",
+            s.name
+        );
+        assert_eq!(
+            st.reader.counts().expect("counts").readings,
+            40,
+            "{}",
+            s.name
+        );
+        // At the real clock, the readings older than 30 days go.
+        let report = st.writer.apply_retention(now).expect("retention");
+        assert!(report.refused.is_empty(), "{}: {report:?}", s.name);
+        assert_eq!(
+            st.reader.counts().expect("counts").readings,
+            30,
+            "{}",
+            s.name
+        );
+        let oldest = st.reader.readings("s1", T0, now).expect("readings")[0].1.ts;
+        assert!(oldest >= now - 30 * DAY, "{}", s.name);
+    }
+}

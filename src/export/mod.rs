@@ -9,10 +9,12 @@
 pub mod config;
 pub mod influx;
 pub mod line;
+mod pg_source;
 pub mod source;
 
 pub use config::InfluxConfig;
 pub use influx::InfluxSink;
+pub use pg_source::PgOutboxSource;
 pub use source::{Batch, Cursor, ExportSource, OutboxSource};
 
 use crate::metrics::Metrics;

@@ -1,6 +1,7 @@
-//! The embedded store: what a reading becomes once it is accepted, and the traits the rest of the
-//! aggregator uses to write and read it. SQLite (`sqlite.rs`) is the implementation; the traits keep
-//! a long-term store or a clustered engine a swap away.
+//! The store: what a reading becomes once it is accepted, and the traits the rest of the
+//! aggregator uses to write and read it (`StoreWriter`, `StoreReader`, `AlertWriter`). SQLite
+//! (`sqlite.rs`, the embedded default) and PostgreSQL (`postgres/`, shared by several
+//! aggregators) implement them; `open.rs` picks one from `[store] backend`.
 
 pub mod alerts;
 #[cfg(test)]

@@ -37,6 +37,11 @@ fn u32_of(v: i64) -> u32 {
 impl AlertWriter for PgAlertStore {
     fn apply(&mut self, changes: &[(String, AlertRow)]) -> Result<(), StoreError> {
         let mut tx = self.client()?.transaction()?;
+        // Several instances' engines append history: ids become visible in id order.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[&super::schema::ALERT_HISTORY_LOCK],
+        )?;
         let now = chrono::Utc::now().timestamp_millis();
         for (change, a) in changes {
             let evidence = a.evidence.to_string();

@@ -13,7 +13,7 @@ use crate::store::{BatchOutcome, Record, StoreError};
 use dustwatch_protocol::{CityLevel, Event, Metric, Reading, RejectReason, Status};
 use postgres::types::ToSql;
 use postgres::Transaction;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 type Key = (String, i64, String, i64, i64);
 
@@ -25,10 +25,12 @@ pub(super) struct PgBatch {
     outbox: bool,
     out: BatchOutcome,
     rejected: BTreeMap<RejectReason, u64>,
-    deltas: [HashMap<(String, i64), [Agg; Metric::ALL.len()]>; ROLLUPS.len()],
+    // Ordered maps: rows are upserted in key order, so two instances writing the same rows
+    // lock them in the same order instead of deadlocking.
+    deltas: [BTreeMap<(String, i64), [Agg; Metric::ALL.len()]>; ROLLUPS.len()],
     /// The newest reading of each site in this batch, as (device, reading).
-    newest: HashMap<String, (String, Reading)>,
-    seen: HashMap<(String, String), i64>,
+    newest: BTreeMap<String, (String, Reading)>,
+    seen: BTreeMap<(String, String), i64>,
 }
 
 fn seq_i64(seq: u64) -> Result<i64, StoreError> {
@@ -43,13 +45,13 @@ impl PgBatch {
             out: BatchOutcome::default(),
             rejected: BTreeMap::new(),
             deltas: Default::default(),
-            newest: HashMap::new(),
-            seen: HashMap::new(),
+            newest: BTreeMap::new(),
+            seen: BTreeMap::new(),
         }
     }
 
     /// The outcome and the batch's newest reading per site (site -> (device, reading)).
-    pub(super) fn into_outcome(self) -> (BatchOutcome, HashMap<String, (String, Reading)>) {
+    pub(super) fn into_outcome(self) -> (BatchOutcome, BTreeMap<String, (String, Reading)>) {
         let mut out = self.out;
         out.rejected = self.rejected.into_iter().collect();
         (out, self.newest)
@@ -62,6 +64,14 @@ impl PgBatch {
         batch: &[Record],
     ) -> Result<(), StoreError> {
         let received = self.received;
+        if self.outbox {
+            // Outbox ids must become visible in id order, or the exporter's cursor could pass
+            // an id a slower transaction commits later: writers of the outbox take turns.
+            tx.execute(
+                "SELECT pg_advisory_xact_lock($1)",
+                &[&super::schema::OUTBOX_LOCK],
+            )?;
+        }
         let mut pending: Vec<Pending> = Vec::new();
         for (i, record) in batch.iter().enumerate() {
             self.out.fresh.push(false);

@@ -33,6 +33,10 @@ impl Default for PostgresConfig {
     }
 }
 
+/// Environment variable with the database password, to keep it out of the config file (it
+/// wins over a password in the URL).
+pub const PASSWORD_ENV: &str = "DUSTWATCH_POSTGRES_PASSWORD";
+
 /// Open one plain connection.
 pub fn connect(url: &str) -> Result<postgres::Client, StoreError> {
     if url.trim().is_empty() {
@@ -43,6 +47,9 @@ pub fn connect(url: &str) -> Result<postgres::Client, StoreError> {
     let mut config: postgres::Config = url
         .parse()
         .map_err(|e: postgres::Error| StoreError::Config(format!("[store.postgres] url: {e}")))?;
+    if let Ok(password) = std::env::var(PASSWORD_ENV) {
+        config.password(password);
+    }
     config.application_name("dustwatch");
     config.connect_timeout(std::time::Duration::from_secs(10));
     Ok(config.connect(postgres::NoTls)?)

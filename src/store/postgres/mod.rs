@@ -7,7 +7,7 @@ mod alerts;
 mod batch;
 pub mod config;
 mod known;
-mod pool;
+pub(crate) mod pool;
 mod reader;
 mod retention;
 pub mod schema;

@@ -12,52 +12,55 @@ use std::sync::{Arc, Mutex};
 type Job = Box<dyn FnOnce(&mut Option<Client>) + Send>;
 
 /// The connection threads; they end when the pool is dropped.
-pub(super) struct Pool {
+pub(crate) struct Pool {
     jobs: Mutex<mpsc::Sender<Job>>,
 }
 
 impl Pool {
-    pub(super) fn start(url: &str, size: usize) -> Result<Pool, StoreError> {
-        // Fail at start on a bad URL or an unreachable server, not at the first page.
-        let first = connect(url)?;
+    pub(crate) fn start(url: &str, size: usize) -> Result<Pool, StoreError> {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
-        let mut first = Some(first);
+        // Fail at start on a bad URL or an unreachable server, not at the first page. Each
+        // thread connects itself: connecting blocks too.
+        let (ready, first) = mpsc::sync_channel::<Result<(), StoreError>>(1);
         for i in 0..size.max(1) {
             let rx = rx.clone();
             let url = url.to_string();
-            let mut client = first.take();
+            let ready = (i == 0).then(|| ready.clone());
             std::thread::Builder::new()
                 .name(format!("pg-reader-{i}"))
-                .spawn(move || loop {
-                    let job = {
-                        let rx = rx.lock().unwrap_or_else(|p| p.into_inner());
-                        rx.recv()
-                    };
-                    let Ok(job) = job else { return };
-                    if client.as_ref().is_none_or(Client::is_closed) {
-                        client = match connect(&url) {
-                            Ok(c) => Some(c),
-                            Err(e) => {
-                                tracing::warn!(error = %e, "PostgreSQL reader cannot connect");
-                                None
+                .spawn(move || {
+                    let mut client = None;
+                    if let Some(ready) = ready {
+                        match connect(&url) {
+                            Ok(c) => {
+                                client = Some(c);
+                                let _ = ready.send(Ok(()));
                             }
-                        };
+                            Err(e) => {
+                                let _ = ready.send(Err(e));
+                                return;
+                            }
+                        }
                     }
-                    job(&mut client);
+                    serve(&rx, &url, client)
                 })
                 .map_err(|source| StoreError::Thread {
                     what: "PostgreSQL reader",
                     source,
                 })?;
         }
+        drop(ready);
+        first
+            .recv()
+            .unwrap_or_else(|_| Err(StoreError::Config("a PostgreSQL reader stopped".into())))?;
         Ok(Pool {
             jobs: Mutex::new(tx),
         })
     }
 
     /// Run `f` on one of the connections and wait for its answer.
-    pub(super) fn with<T: Send + 'static>(
+    pub(crate) fn with<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -81,5 +84,27 @@ impl Pool {
         answer
             .recv()
             .unwrap_or_else(|_| Err(StoreError::Config("a PostgreSQL reader stopped".into())))
+    }
+}
+
+/// One connection thread: run jobs until the pool is dropped, connecting again when the
+/// connection was lost.
+fn serve(rx: &Mutex<mpsc::Receiver<Job>>, url: &str, mut client: Option<Client>) {
+    loop {
+        let job = {
+            let rx = rx.lock().unwrap_or_else(|p| p.into_inner());
+            rx.recv()
+        };
+        let Ok(job) = job else { return };
+        if client.as_ref().is_none_or(Client::is_closed) {
+            client = match connect(url) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "PostgreSQL reader cannot connect");
+                    None
+                }
+            };
+        }
+        job(&mut client);
     }
 }

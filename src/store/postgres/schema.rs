@@ -12,6 +12,11 @@ use dustwatch_protocol::Metric;
 /// Arbitrary key of the advisory lock migrations hold ("dustwatch" in ASCII, truncated).
 const MIGRATION_LOCK: i64 = 0x6475_7374_7761_7463;
 
+/// Advisory lock held by a transaction appending to the outbox, and one by a transaction
+/// appending alert history: ids of those tables become visible in id order (see the exporter).
+pub const OUTBOX_LOCK: i64 = MIGRATION_LOCK + 1;
+pub const ALERT_HISTORY_LOCK: i64 = MIGRATION_LOCK + 2;
+
 /// Version 1: everything the SQLite store has, in PostgreSQL types.
 const V1: &str = "
 CREATE TABLE IF NOT EXISTS sites (

@@ -196,8 +196,13 @@ impl StoreWriter for PgStore {
     fn apply_retention(&mut self, fleet_ms: i64) -> Result<RetentionReport, StoreError> {
         self.reconnect_if_closed()?;
         let mut tx = self.client.transaction()?;
-        let report = super::retention::apply(&mut tx, &self.config, fleet_ms)?;
+        let wall_ms = chrono::Utc::now().timestamp_millis();
+        let (report, gone) = super::retention::apply(&mut tx, &self.config, fleet_ms, wall_ms)?;
         tx.commit()?;
+        if !gone.is_empty() {
+            self.hot.forget(&gone);
+        }
+        // Sites, devices and dead-letter counts changed underneath: read them back.
         self.known.reload(&mut self.client)?;
         Ok(report)
     }
