@@ -49,8 +49,20 @@ fn qos1_readings_land_in_their_partition_and_a_refusing_stream_still_gets_puback
         let payloads = site_payloads(10, 2, 0, 10);
         let sent = payloads.len() as u64;
         support::publish_all(mqtt, "qos1", payloads).await;
-        let info = s.info().await.expect("stream info").clone();
-        assert_eq!(info.state.messages, sent, "every QoS 1 message captured");
+        // The PUBACKs came before the stream stored everything (see the module comment): wait
+        // until it has, bounded only against a hang.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let kept = s.info().await.expect("stream info").state.messages;
+            if kept == sent {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{kept} of {sent} QoS 1 messages captured"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         // Each site in exactly one partition.
         let mut partitions_of: std::collections::BTreeMap<
             String,
@@ -75,6 +87,7 @@ fn qos1_readings_land_in_their_partition_and_a_refusing_stream_still_gets_puback
         let more = site_payloads(10, 2, 10, 100);
         let more_sent = more.len() as u64;
         support::publish_all(mqtt, "qos1-full", more).await;
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         let info = s.info().await.expect("stream info").clone();
         eprintln!(
             "stream full: {} of {} PUBACKed messages kept",
@@ -117,8 +130,16 @@ fn a_retained_status_is_captured_once() {
         let _ = client.disconnect().await;
         // A later subscriber would get it from MQTT's own retained store; the device stream
         // holds it once, and a reconnect of the device does not add it again.
-        let info = s.info().await.expect("stream info").clone();
-        assert_eq!(info.state.messages, 1);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while s.info().await.expect("stream info").state.messages == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the status never reached the stream"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert_eq!(s.info().await.expect("stream info").state.messages, 1);
         let m = s.get_raw_message(1).await.expect("message");
         assert!(
             m.subject.ends_with(".dust.v1.site-1.dev1.status"),
