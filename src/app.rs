@@ -231,19 +231,40 @@ impl Aggregator {
                 None => None,
             },
         };
-        let ingest = ingest::start(
-            &config.mqtt,
-            &config.ingest,
-            store,
-            // Rules off: readings are stored but never reach the engine.
-            config
-                .rules
-                .enabled
-                .then(|| Box::new(rules_handle.batch_sink()) as _),
-            metrics.clone(),
-            shutdown.clone(),
-            hj212,
-        )?;
+        // Rules off: readings are stored but never reach the engine.
+        let committed = config
+            .rules
+            .enabled
+            .then(|| Box::new(rules_handle.batch_sink()) as _);
+        let ingest = match config.ingest.source {
+            ingest::nats::Source::Mqtt => ingest::start(
+                &config.mqtt,
+                &config.ingest,
+                store,
+                committed,
+                metrics.clone(),
+                shutdown.clone(),
+                hj212,
+            )?,
+            ingest::nats::Source::Nats => ingest::Ingest {
+                task: ingest::nats::start(
+                    &config.nats,
+                    &config.ingest,
+                    ingest::nats::Setup {
+                        root: dustwatch_protocol::TopicRoot::new(&config.mqtt.topic_root),
+                        store,
+                        committed,
+                        hj212: hj212.devices,
+                        metrics: metrics.clone(),
+                    },
+                    shutdown.clone(),
+                )
+                .await
+                .map_err(IngestError::from)?,
+                // HJ 212 devices reach a NATS cluster over MQTT only.
+                hj212: None,
+            },
+        };
         let hj212_addr = ingest.hj212.as_ref().map(|l| l.addr);
 
         let token = web::token::resolve(

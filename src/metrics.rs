@@ -3,10 +3,12 @@
 
 mod hj212;
 mod http;
+mod nats;
 mod process;
 
 pub use hj212::{Hj212Metrics, HJ212_REJECT_LABELS};
 pub use http::HttpMetrics;
+pub use nats::NatsMetrics;
 
 use dustwatch_protocol::RejectReason;
 use std::fmt::Write;
@@ -108,6 +110,8 @@ pub struct Metrics {
     pub hj212: Hj212Metrics,
     /// The HTTP server and its live streams.
     pub http: HttpMetrics,
+    /// NATS JetStream ingest: partitions, leases, fencing.
+    pub nats: NatsMetrics,
     /// InfluxDB export: 1 when configured.
     pub export_enabled: AtomicI64,
     /// Lines the long-term store accepted.
@@ -315,6 +319,7 @@ impl Metrics {
         }
         self.hj212.render(&mut out);
         self.http.render(&mut out);
+        self.nats.render(&mut out);
         self.batch_seconds.render(
             &mut out,
             "dustwatch_store_batch_seconds",

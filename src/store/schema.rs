@@ -11,7 +11,7 @@
 use dustwatch_protocol::Metric;
 
 /// Schema version stored in `PRAGMA user_version`.
-pub const VERSION: i64 = 4;
+pub const VERSION: i64 = 5;
 
 const BASE: &str = "
 CREATE TABLE IF NOT EXISTS sites (
@@ -131,6 +131,11 @@ CREATE TABLE IF NOT EXISTS daily_stats (
     not_judged TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (site, date)
 ) WITHOUT ROWID;
+-- The newest lease revision that wrote each partition (fencing; see store/fence.rs).
+CREATE TABLE IF NOT EXISTS partition_fences (
+    partition INTEGER PRIMARY KEY,
+    revision INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY,
     received_ms INTEGER NOT NULL,
@@ -172,6 +177,13 @@ pub fn migrate(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
                  ALTER TABLE daily_stats ADD COLUMN not_judged TEXT NOT NULL DEFAULT '[]';",
             )?;
         }
+    }
+    if version != 0 && version < 5 {
+        // Schema 5: the fencing table (the DDL above already creates it; kept for the record).
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS partition_fences (\
+             partition INTEGER PRIMARY KEY, revision INTEGER NOT NULL)",
+        )?;
     }
     conn.execute_batch(
         "CREATE INDEX IF NOT EXISTS dead_letters_by_source ON dead_letters (source, id)",

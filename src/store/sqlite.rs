@@ -4,6 +4,7 @@
 
 use super::checkpoint::Checkpointer;
 pub use super::config::{StoreConfig, Synchronous};
+use super::fence::Fence;
 use super::hot::Hot;
 use super::known::{Known, Limits};
 use super::outbox;
@@ -13,7 +14,7 @@ use super::schema;
 use super::sqlite_batch::{BatchWrite, INSERT_READING};
 use super::{BatchOutcome, Latest, Record, RetentionReport, StoreError, StoreWriter};
 use dustwatch_protocol::SiteInfo;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -43,6 +44,32 @@ pub(super) fn open_writer(dir: &Path, synchronous: Synchronous) -> Result<Connec
     conn.execute_batch(&schema::ddl())?;
     schema::migrate(&conn)?;
     Ok(conn)
+}
+
+/// Refuse a fence older than the partition's stored revision, else store its revision: a new
+/// owner's first batch shuts out every older owner from then on.
+fn check_fence(tx: &rusqlite::Transaction, fence: Fence) -> Result<(), StoreError> {
+    let current: Option<i64> = tx
+        .prepare_cached("SELECT revision FROM partition_fences WHERE partition = ?1")?
+        .query_row(params![fence.partition], |r| r.get(0))
+        .optional()?;
+    // Revisions are stored as SQLite integers (i64); a revision past i64::MAX is out of reach.
+    let revision = i64::try_from(fence.revision).unwrap_or(i64::MAX);
+    if let Some(current) = current {
+        if current > revision {
+            return Err(StoreError::Fenced {
+                partition: fence.partition,
+                revision: fence.revision,
+                current: u64::try_from(current).unwrap_or(0),
+            });
+        }
+    }
+    tx.prepare_cached(
+        "INSERT INTO partition_fences (partition, revision) VALUES (?1, ?2) \
+         ON CONFLICT (partition) DO UPDATE SET revision = excluded.revision",
+    )?
+    .execute(params![fence.partition, revision])?;
+    Ok(())
 }
 
 fn now_ms() -> i64 {
@@ -114,14 +141,23 @@ impl SqliteStore {
     }
 }
 
-impl StoreWriter for SqliteStore {
-    fn write_batch(&mut self, batch: &[Record]) -> Result<BatchOutcome, StoreError> {
+impl SqliteStore {
+    /// One batch in one transaction; with a fence, the partition's stored revision is checked
+    /// and advanced in that same transaction, before anything is written.
+    fn write(
+        &mut self,
+        batch: &[Record],
+        fence: Option<Fence>,
+    ) -> Result<BatchOutcome, StoreError> {
         self.checkpointer.rewind_if_due(&self.conn);
         let received = now_ms();
         let mut w = BatchWrite::new(received, self.outbox);
         let known = &mut self.known;
         let result = (|| -> Result<(), StoreError> {
             let tx = self.conn.transaction()?;
+            if let Some(fence) = fence {
+                check_fence(&tx, fence)?;
+            }
             let mut insert_reading = tx.prepare_cached(INSERT_READING)?;
             for record in batch {
                 // Set true by the record's function once it is stored for the first time.
@@ -182,17 +218,19 @@ impl StoreWriter for SqliteStore {
         out.rejected = rejected.into_iter().collect();
         Ok(out)
     }
+}
+
+impl StoreWriter for SqliteStore {
+    fn write_batch(&mut self, batch: &[Record]) -> Result<BatchOutcome, StoreError> {
+        self.write(batch, None)
+    }
 
     fn write_batch_fenced(
         &mut self,
-        _batch: &[Record],
-        _fence: super::Fence,
+        batch: &[Record],
+        fence: Fence,
     ) -> Result<BatchOutcome, StoreError> {
-        // Placeholder until the SQLite side of fencing (partition leases) lands: refuse rather
-        // than write unfenced.
-        Err(StoreError::Corrupt(
-            "fenced writes are not implemented for SQLite in this build".into(),
-        ))
+        self.write(batch, Some(fence))
     }
 
     fn upsert_sites(&mut self, sites: &[SiteInfo]) -> Result<(), StoreError> {

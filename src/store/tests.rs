@@ -101,3 +101,63 @@ fn commits_are_copied_back_into_the_database_file_while_the_writer_runs() {
     let counts = store.reader().expect("reader").counts().expect("counts");
     assert_eq!(counts.readings, 4000);
 }
+
+#[test]
+fn a_fenced_batch_from_an_older_lease_writes_nothing() {
+    use super::{Fence, StoreError};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = SqliteStore::open(config(dir.path()), false).expect("open");
+    let old = Fence {
+        partition: 3,
+        revision: 7,
+    };
+    let new = Fence {
+        partition: 3,
+        revision: 9,
+    };
+    let first = store
+        .write_batch_fenced(&[reading(0, 1)], old)
+        .expect("the first owner writes");
+    assert_eq!(first.stored, 1);
+    store
+        .write_batch_fenced(&[reading(0, 2)], new)
+        .expect("the new owner writes");
+    // The old owner wakes up and tries again: refused, nothing of its batch stored.
+    let err = store
+        .write_batch_fenced(&[reading(1, 3), reading(2, 3)], old)
+        .expect_err("the old owner is fenced");
+    assert!(
+        matches!(
+            err,
+            StoreError::Fenced {
+                partition: 3,
+                revision: 7,
+                current: 9
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(!err.is_transient(), "retrying a fenced batch cannot help");
+    // Other partitions are not affected, and the current owner goes on.
+    store
+        .write_batch_fenced(
+            &[reading(3, 4)],
+            Fence {
+                partition: 4,
+                revision: 1,
+            },
+        )
+        .expect("another partition");
+    store
+        .write_batch_fenced(&[reading(4, 5)], new)
+        .expect("the same revision again");
+    let counts = store.reader().expect("reader").counts().expect("counts");
+    assert_eq!(counts.readings, 4, "the fenced batch left no reading");
+    drop(store);
+    // The stored revision survives a restart.
+    let mut store = SqliteStore::open(config(dir.path()), false).expect("reopen");
+    assert!(matches!(
+        store.write_batch_fenced(&[reading(1, 6)], old),
+        Err(StoreError::Fenced { .. })
+    ));
+}

@@ -179,6 +179,13 @@ async fn main() -> Result<()> {
                 w.aggregator_file.display(),
             );
         }
+        Command::NatsMappings => {
+            config.nats.validate()?;
+            println!(
+                "mappings {{\n{}\n}}",
+                config.nats.server_mappings(&config.mqtt.topic_root)
+            );
+        }
         Command::Broker { broker } => {
             broker.apply(&mut config);
             let broker = EmbeddedBroker::start(&config.broker)?;
