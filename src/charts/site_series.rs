@@ -227,5 +227,9 @@ pub fn metric_label(m: Metric) -> &'static str {
         Metric::PressureKpa => "Pressure",
         Metric::WindMs => "Wind",
         Metric::WindDeg => "Wind dir",
+        Metric::No2 => "NO2",
+        Metric::So2 => "SO2",
+        Metric::O3 => "O3",
+        Metric::Co => "CO",
     }
 }

@@ -63,7 +63,7 @@ pub struct SqliteStore {
 }
 
 /// Per-batch partial aggregates by (site, bucket), keyed by the batch's own strings.
-type RollupDelta<'a> = HashMap<(&'a str, i64), [Agg; 9]>;
+type RollupDelta<'a> = HashMap<(&'a str, i64), [Agg; Metric::ALL.len()]>;
 
 impl SqliteStore {
     /// Open (or create) the store under `config.data_dir`.
@@ -148,8 +148,9 @@ impl StoreWriter for SqliteStore {
             let mut insert_reading = tx.prepare_cached(
                 "INSERT OR IGNORE INTO readings (site, ts, device, boot, seq, interval_s, pm25, \
                  pm10, tsp, noise_dba, temp_c, rh_pct, pressure_kpa, wind_ms, wind_deg, flags, \
-                 received_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                 received_ms, no2, so2, o3, co) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
+                 ?18, ?19, ?20, ?21)",
             )?;
             for record in batch {
                 // Set true below once the record is stored for the first time.
@@ -190,7 +191,11 @@ impl StoreWriter for SqliteStore {
                             r.wind_ms,
                             r.wind_deg,
                             flags_json(r),
-                            received
+                            received,
+                            r.no2,
+                            r.so2,
+                            r.o3,
+                            r.co
                         ])?;
                         if n == 0 {
                             out.duplicates += 1;

@@ -6,6 +6,7 @@ mod api;
 mod charts;
 mod dashboards;
 mod evidence;
+mod gases;
 mod html;
 pub mod i18n;
 mod layout;

@@ -76,6 +76,7 @@ fn render(state: &AppState, ui: Ui, id: &str, range: &str) -> Result<String, Web
             newest = ui.time(l.map(|r| r.ts)),
         );
     }
+    b.push_str(&super::gases::section(ui.lang, view.as_ref(), from, to));
     let _ = write!(b, "<h2>{} ", t.pm_over);
     for (n, _) in RANGES {
         if n == range {

@@ -31,7 +31,7 @@ mod corpus;
 #[cfg(test)]
 mod tests;
 
-pub use codes::{factor_label, is_gas, Cn, Factor, Field, QnRtn, FACTOR_LABELS, GAS_CODES};
+pub use codes::{factor_label, Cn, Factor, Field, QnRtn, FACTOR_LABELS};
 pub use cp::{Cp, FactorData, Unread, UnreadWhy, PARAMS};
 pub use crc::crc16;
 pub use error::Hj212Error;

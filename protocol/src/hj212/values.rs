@@ -2,7 +2,7 @@
 //! length, CN, DataTime...); a value that cannot be stored costs that value alone: it is left out
 //! of the reading with a [`DropReason`], and the caller keeps the raw frame.
 
-use super::codes::{factor_label, is_gas, Cn};
+use super::codes::{factor_label, Cn};
 use super::cp::UnreadWhy;
 use super::error::Hj212Error;
 use super::reading::{empty_reading, to_ug, DeviceProfile};
@@ -20,8 +20,6 @@ pub enum DropReason {
     ZeroNotPhysical,
     /// A 0 flagged other than N (fault, maintenance, calibration...): no measurement.
     ZeroFlagged,
-    /// A gas of an air station (NO2, O3, SO2, CO): recognised, not stored as a reading yet.
-    NotStored,
     /// A factor code dustwatch does not know.
     UnknownFactor,
     /// A key that is no `code-Rtd/Min/Avg/Max/Flag`.
@@ -33,12 +31,11 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 8] = [
         DropReason::OutOfRange,
         DropReason::NonFinite,
         DropReason::ZeroNotPhysical,
         DropReason::ZeroFlagged,
-        DropReason::NotStored,
         DropReason::UnknownFactor,
         DropReason::UnknownField,
         DropReason::NonNumeric,
@@ -52,7 +49,6 @@ impl DropReason {
             DropReason::NonFinite => "non_finite",
             DropReason::ZeroNotPhysical => "zero_not_physical",
             DropReason::ZeroFlagged => "zero_flagged",
-            DropReason::NotStored => "not_stored",
             DropReason::UnknownFactor => "unknown_factor",
             DropReason::UnknownField => "unknown_field",
             DropReason::NonNumeric => "non_numeric",
@@ -87,7 +83,7 @@ impl Values {
 }
 
 /// Like [`super::to_reading`], but every value is checked on its own: implausible values, a bare
-/// 0 pressure, a 0 flagged other than N, gases, unknown factors and unreadable items are left out
+/// 0 pressure, a 0 flagged other than N, unknown factors and unreadable items are left out
 /// and listed in `dropped`. A value flagged other than N that is plausible is kept with its flag
 /// (not valid for means). Fails only for the frame as a whole (not data, split packet, no
 /// DataTime); `ts`, `seq` and `interval_s` still need `Reading::validate`.
@@ -135,7 +131,6 @@ pub fn read_values(
     let mut seen: Vec<(&str, DropReason)> = Vec::new();
     for u in &frame.cp.unread {
         let reason = match u.why {
-            UnreadWhy::UnknownFactor if is_gas(u.code()) => DropReason::NotStored,
             UnreadWhy::UnknownFactor => DropReason::UnknownFactor,
             UnreadWhy::UnknownField => DropReason::UnknownField,
             UnreadWhy::NonNumeric => DropReason::NonNumeric,
@@ -244,10 +239,10 @@ mod tests {
             "a34004-Rtd=35;a21004-Rtd=40,a21004-Flag=N;x99-Rtd=1,x99-Flag=N;a34002-Rtd=n/a;a34001-Flag=Z",
         );
         assert_eq!(v.reading.pm25, Some(35.0));
+        assert_eq!(v.reading.no2, Some(40.0), "a gas is a metric of its own");
         assert_eq!(
             reasons(&v),
             [
-                ("a21004", "not_stored"),
                 ("other", "unknown_factor"),
                 ("a34002", "non_numeric"),
                 ("a34001", "bad_flag"),
@@ -257,7 +252,7 @@ mod tests {
 
     #[test]
     fn a_frame_of_zeros_has_no_usable_value() {
-        let v = values("a01006-Rtd=0;a34004-Rtd=0,a34004-Flag=D;a21004-Rtd=3");
+        let v = values("a01006-Rtd=0;a34004-Rtd=0,a34004-Flag=D;a21004-Rtd=0,a21004-Flag=M");
         assert!(v.is_empty());
         assert_eq!(v.dropped.len(), 3);
     }
