@@ -218,7 +218,11 @@ mod tests {
         assert_eq!(at(Pollutant::Co, 10.0, Period::Hour), 100);
         assert_eq!(at(Pollutant::Co, 4.0, Period::Day), 100);
         assert_eq!(at(Pollutant::O3, 160.0, Period::Hour), 50);
-        assert_eq!(at(Pollutant::O3, 160.0, Period::Day), 100, "the 8-hour table");
+        assert_eq!(
+            at(Pollutant::O3, 160.0, Period::Day),
+            100,
+            "the 8-hour table"
+        );
         assert_eq!(at(Pollutant::So2, 500.0, Period::Hour), 100);
         assert_eq!(at(Pollutant::So2, 150.0, Period::Day), 100);
         // Past the end of the short tables, the other table of the same pollutant.
@@ -251,7 +255,9 @@ mod tests {
         assert_eq!((a.value, a.primary.len()), (40, 0));
         // A flagged value is no measurement.
         let mut flagged = r.clone();
-        flagged.flags.insert("no2".into(), dustwatch_protocol::Flag::C);
+        flagged
+            .flags
+            .insert("no2".into(), dustwatch_protocol::Flag::C);
         assert_eq!(of_reading(&flagged).expect("known").value, 48);
         assert_eq!(of_reading(&Reading::default()), None);
     }

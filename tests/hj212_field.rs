@@ -164,7 +164,10 @@ async fn air_station_minute_frame_fills_the_site_page_the_series_and_the_aqi() {
             assert_eq!(h.fields_dropped(gas, reason), 0, "{gas} {reason:?}");
         }
     }
-    assert!(l.dead_letters().is_empty(), "a frame stored whole leaves no raw copy");
+    assert!(
+        l.dead_letters().is_empty(),
+        "a frame stored whole leaves no raw copy"
+    );
 
     let http = l.agg.http_addr.port();
     let get = |path: String| async move {
@@ -185,7 +188,8 @@ async fn air_station_minute_frame_fills_the_site_page_the_series_and_the_aqi() {
     let points = series["points"].as_array().expect("points");
     assert_eq!(points.len(), 1, "{body}");
     assert_eq!(points[0]["mean"], 450.0);
-    let (_, body) = get("/api/sites/s1/series?metric=co&from=1483340400000&to=1483344000000".into()).await;
+    let (_, body) =
+        get("/api/sites/s1/series?metric=co&from=1483340400000&to=1483344000000".into()).await;
     let series: serde_json::Value = serde_json::from_str(&body).expect("json");
     assert_eq!(series["unit"], "mg/m³", "{body}");
 
@@ -208,11 +212,20 @@ async fn air_station_minute_frame_fills_the_site_page_the_series_and_the_aqi() {
         ("o3", "72.0 µg/m³"),
         ("co", "0.7 mg/m³"),
     ] {
-        assert!(page.contains(&format!("data-metric=\"{metric}\"")), "{metric}");
+        assert!(
+            page.contains(&format!("data-metric=\"{metric}\"")),
+            "{metric}"
+        );
         assert!(page.contains(text), "{text}");
     }
-    assert!(page.contains("<b data-f=\"primary\">NO2</b>"), "primary pollutant on the page");
-    assert!(page.contains("<td class=\"n\" data-f=\"iaqi\">125</td>"), "NO2 IAQI on the page");
+    assert!(
+        page.contains("<b data-f=\"primary\">NO2</b>"),
+        "primary pollutant on the page"
+    );
+    assert!(
+        page.contains("<td class=\"n\" data-f=\"iaqi\">125</td>"),
+        "NO2 IAQI on the page"
+    );
     l.stop().await;
 }
 

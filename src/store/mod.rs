@@ -11,6 +11,7 @@ mod dead_letters;
 pub mod hot;
 mod known;
 pub mod outbox;
+pub mod raw_frames;
 pub mod reader;
 pub mod retention;
 mod rollup;
@@ -302,4 +303,9 @@ pub trait StoreReader: Send + Sync {
     fn alert_history(&self, id: i64) -> Result<Vec<AlertChange>, StoreError>;
     /// Daily figures for local dates in [from, to] (`YYYY-MM-DD`).
     fn days(&self, from: &str, to: &str) -> Result<Vec<DayRow>, StoreError>;
+    /// HJ 212 frames kept as dead letters, newest first.
+    fn raw_frames(
+        &self,
+        q: &raw_frames::RawFrameQuery,
+    ) -> Result<Vec<raw_frames::RawFrameRow>, StoreError>;
 }

@@ -77,7 +77,7 @@ impl SqliteReader {
         Ok(conn)
     }
 
-    fn with<T>(
+    pub(super) fn with<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -108,6 +108,13 @@ fn parse_enum<T: for<'de> Deserialize<'de>>(s: &str) -> Result<T, StoreError> {
 }
 
 impl StoreReader for SqliteReader {
+    fn raw_frames(
+        &self,
+        q: &super::raw_frames::RawFrameQuery,
+    ) -> Result<Vec<super::raw_frames::RawFrameRow>, StoreError> {
+        self.with(|c| super::raw_frames::query(c, q))
+    }
+
     fn alerts(&self, filter: &AlertFilter) -> Result<Vec<AlertRow>, StoreError> {
         self.with(|c| alerts::query_alerts(c, filter))
     }

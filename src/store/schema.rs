@@ -185,7 +185,12 @@ pub fn migrate(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
                 .into_iter()
                 .flat_map(|m| {
                     let [n, s, lo, hi] = rollup_cols(m);
-                    [(n, "REAL DEFAULT 0"), (s, "REAL DEFAULT 0"), (lo, "REAL"), (hi, "REAL")]
+                    [
+                        (n, "REAL DEFAULT 0"),
+                        (s, "REAL DEFAULT 0"),
+                        (lo, "REAL"),
+                        (hi, "REAL"),
+                    ]
                 })
                 .collect();
             add_columns(conn, table, &cols)?;

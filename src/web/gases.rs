@@ -60,7 +60,12 @@ const GASES: [(Metric, Pollutant); 4] = [
 /// The chart links cover the page's range [from, to).
 pub fn section(lang: Lang, view: Option<&SiteView>, from: i64, to: i64) -> String {
     match view.and_then(|v| v.latest.as_ref().map(|l| (&v.info.id, &l.reading))) {
-        Some((site, r)) => render(lang, site, r, &format!("from={from}&to={to}&lang={}", lang.code())),
+        Some((site, r)) => render(
+            lang,
+            site,
+            r,
+            &format!("from={from}&to={to}&lang={}", lang.code()),
+        ),
         None => String::new(),
     }
 }
@@ -139,9 +144,15 @@ mod tests {
         };
         let html = render(Lang::En, "s<1", &station, "from=1&to=2");
         assert!(html.contains("data-metric=\"no2\""), "{html}");
-        assert!(html.contains("450.0 µg/m³") && html.contains("0.7 mg/m³"), "{html}");
+        assert!(
+            html.contains("450.0 µg/m³") && html.contains("0.7 mg/m³"),
+            "{html}"
+        );
         assert!(html.contains("<b data-f=\"primary\">NO2</b>"), "{html}");
         assert!(html.contains("s&lt;1"), "escaped: {html}");
-        assert!(!html.contains("data-metric=\"so2\""), "absent gases are not listed");
+        assert!(
+            !html.contains("data-metric=\"so2\""),
+            "absent gases are not listed"
+        );
     }
 }

@@ -290,7 +290,7 @@ enum FuzzInput {
     /// A field-shaped frame (gases, an unknown factor, Min/Avg/Max, zeros, extra `&&`, lowercase
     /// CRC, NUL padding), mutated: the paths that keep unread items and drop single values.
     Field(Vec<Edit>),
-    RoundTrip(Reading, Cn, PmUnit),
+    RoundTrip(Box<Reading>, Cn, PmUnit),
 }
 
 pub(super) const FIELD_SEGMENT: &str = "QN=20170102150100000;ST=22;CN=2051;PW=123456;MN=AIR01;CP=&&&&DataTime=20170102150000;a34004-Min=20,a34004-Avg=25,a34004-Max=31,a34004-Flag=N;a21004-Avg=35,a21004-Flag=N;zz9-Avg=1;a01006-Avg=0.0,a01006-Flag=N;a34002-Avg=0,a34002-Flag=D;a01001-Avg=-1e2;TSP-Avg=90&&&&";
@@ -309,7 +309,7 @@ fn fuzz_input() -> impl Strategy<Value = FuzzInput> {
         "[A-Za-z0-9=;,&.\\-]{0,400}".prop_map(|s| FuzzInput::Wrapped(s.into_bytes())),
         proptest::collection::vec(edit(), 1..8).prop_map(FuzzInput::Mutated),
         proptest::collection::vec(edit(), 0..8).prop_map(FuzzInput::Field),
-        (reading(), cn(), unit()).prop_map(|(r, c, u)| FuzzInput::RoundTrip(r, c, u)),
+        (reading(), cn(), unit()).prop_map(|(r, c, u)| FuzzInput::RoundTrip(Box::new(r), c, u)),
     ]
 }
 
@@ -351,7 +351,8 @@ proptest! {
                     exercise(&field_frame(&seg));
                 }
             }
-            FuzzInput::RoundTrip(mut r, cn, unit) => {
+            FuzzInput::RoundTrip(r, cn, unit) => {
+                let mut r = *r;
                 let device = DeviceProfile { unit, ..DeviceProfile::default() };
                 r.interval_s = cn.interval_s(device.realtime_interval_s).unwrap_or_default();
                 let frame = from_reading(&r, cn, "410108HJ0000000000000001", "123456", 39, &device)

@@ -164,7 +164,7 @@ fn judge(metric: Metric, value: f64, flag: Flag) -> Result<(), (DropReason, Stri
     if value == 0.0 && metric == Metric::PressureKpa {
         return Err((
             DropReason::ZeroNotPhysical,
-            format!("= 0: no air pressure is 0 (plausible {lo}..={hi} {unit}); the monitor has no such sensor"),
+            format!("= 0: no air pressure is 0 (plausible {lo}..={hi} {unit}), the monitor has no such sensor"),
         ));
     }
     if value == 0.0 && flag != Flag::N {
