@@ -28,6 +28,8 @@ pub enum AppError {
     #[error(transparent)]
     Export(#[from] ExportError),
     #[error(transparent)]
+    Forward(#[from] crate::hj212_forward::ForwardError),
+    #[error(transparent)]
     Profile(#[from] ProfileError),
     #[error(transparent)]
     Rules(#[from] RulesError),
@@ -65,6 +67,7 @@ pub struct Aggregator {
     publisher_task: tokio::task::JoinHandle<()>,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
     export: Option<export::Exporter>,
+    forward: Option<crate::hj212_forward::Forwarder>,
 }
 
 impl Aggregator {
@@ -104,11 +107,14 @@ impl Aggregator {
         if let Some(influx) = &config.influx {
             influx.validate()?;
         }
+        crate::hj212_forward::validate(&config.hj212.forward)?;
+        let forward_queue = !config.hj212.forward.is_empty();
         let store_config = config.store.clone();
         let outbox = config.influx.is_some();
         let (store, reader) = tokio::task::spawn_blocking(move || {
             let mut store = SqliteStore::open(store_config, strict)?;
             store.set_outbox(outbox);
+            store.set_forward_queue(forward_queue);
             store.upsert_sites(&sites)?;
             let reader = store.reader()?;
             Ok::<_, StoreError>((store, reader))
@@ -137,6 +143,17 @@ impl Aggregator {
                 shutdown.clone(),
             )?),
             None => None,
+        };
+
+        let forward = match config.hj212.forward.as_slice() {
+            [] => None,
+            targets => Some(crate::hj212_forward::start(
+                targets,
+                &hj212_devices,
+                &config.store.data_dir,
+                metrics.clone(),
+                shutdown.clone(),
+            )?),
         };
 
         let tz: chrono_tz::Tz = config
@@ -266,6 +283,7 @@ impl Aggregator {
             publisher_task,
             http,
             export,
+            forward,
         })
     }
 
@@ -280,6 +298,9 @@ impl Aggregator {
                 .task
                 .await
                 .map_err(|e| AppError::Join(e.to_string()))?;
+        }
+        for task in self.forward.into_iter().flat_map(|f| f.tasks) {
+            task.await.map_err(|e| AppError::Join(e.to_string()))?;
         }
         if let Some(export) = self.export {
             export

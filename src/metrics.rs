@@ -2,10 +2,12 @@
 //! Plain atomics: every task updates them without a lock.
 
 mod hj212;
+mod hj212_forward;
 mod http;
 mod process;
 
 pub use hj212::{Hj212Metrics, HJ212_REJECT_LABELS};
+pub use hj212_forward::{ForwardMetrics, TargetCounters};
 pub use http::HttpMetrics;
 
 use dustwatch_protocol::RejectReason;
@@ -106,6 +108,7 @@ pub struct Metrics {
     pub event_to_commit_seconds: Histogram,
     /// HJ 212 ingest (MQTT topic and TCP listener).
     pub hj212: Hj212Metrics,
+    pub hj212_forward: ForwardMetrics,
     /// The HTTP server and its live streams.
     pub http: HttpMetrics,
     /// InfluxDB export: 1 when configured.
@@ -314,6 +317,7 @@ impl Metrics {
             );
         }
         self.hj212.render(&mut out);
+        self.hj212_forward.render(&mut out);
         self.http.render(&mut out);
         self.batch_seconds.render(
             &mut out,

@@ -8,6 +8,7 @@ mod bounds_tests;
 pub mod checkpoint;
 pub mod config;
 mod dead_letters;
+pub mod forward_queue;
 pub mod hot;
 mod known;
 pub mod outbox;

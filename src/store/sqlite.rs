@@ -60,6 +60,8 @@ pub struct SqliteStore {
     known: Known,
     /// Append fresh readings, events and city levels to the outbox (export enabled).
     outbox: bool,
+    /// Queue fresh readings for HJ 212 forwarding (targets configured).
+    forward: bool,
 }
 
 /// Per-batch partial aggregates by (site, bucket), keyed by the batch's own strings.
@@ -73,6 +75,7 @@ impl SqliteStore {
         // or each batch reads it back from the OS: bounded, whatever the number of readings.
         conn.pragma_update(None, "cache_size", -i64::from(config.cache_mib) * 1024)?;
         outbox::create(&conn)?;
+        super::forward_queue::create(&conn)?;
         let checkpointer = Checkpointer::start(&config.data_dir)?;
         if config.max_size_mib > 0 {
             // At the limit SQLite answers SQLITE_FULL, which the writer treats as a full disk.
@@ -92,6 +95,7 @@ impl SqliteStore {
             },
             config,
             outbox: false,
+            forward: false,
         };
         store.known.load(&store.conn)?;
         store.hot.update(store.known.latest.clone());
@@ -105,6 +109,11 @@ impl SqliteStore {
     /// InfluxDB exporter). Off by default: nothing consumes the outbox then.
     pub fn set_outbox(&mut self, on: bool) {
         self.outbox = on;
+    }
+
+    /// Queue every fresh reading for HJ 212 forwarding from now on (`[[hj212.forward]]`).
+    pub fn set_forward_queue(&mut self, on: bool) {
+        self.forward = on;
     }
 
     /// The hot state this writer maintains; share it with readers.
@@ -142,6 +151,7 @@ impl StoreWriter for SqliteStore {
 
         let known = &mut self.known;
         let use_outbox = self.outbox;
+        let use_forward = self.forward;
         let result = (|| -> Result<(), StoreError> {
             let tx = self.conn.transaction()?;
             // Prepared once per batch: the statement cache hashes the SQL text on every lookup.
@@ -213,6 +223,9 @@ impl StoreWriter for SqliteStore {
                                 Some(r.seq),
                                 r.ts,
                             )?;
+                        }
+                        if use_forward {
+                            super::forward_queue::push(&tx, site, device, r.boot, r.seq, r.ts)?;
                         }
                         for (i, (_, width)) in ROLLUPS.iter().enumerate() {
                             let aggs = deltas[i]
