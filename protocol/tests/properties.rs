@@ -105,7 +105,7 @@ fn reading() -> impl Strategy<Value = Reading> {
         Metric::ALL.map(metric),
         proptest::collection::vec(
             prop::sample::select(vec![Flag::N, Flag::F, Flag::D, Flag::C]),
-            9,
+            Metric::ALL.len(),
         ),
     )
         .prop_map(|(ts, seq, boot, interval_s, values, flags)| {

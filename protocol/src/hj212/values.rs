@@ -2,10 +2,12 @@
 //! length, CN, DataTime...); a value that cannot be stored costs that value alone: it is left out
 //! of the reading with a [`DropReason`], and the caller keeps the raw frame.
 
+use super::codes::Factor;
 use super::codes::{factor_label, Cn};
 use super::cp::UnreadWhy;
 use super::error::Hj212Error;
-use super::reading::{empty_reading, to_ug, DeviceProfile};
+use super::num::Num;
+use super::reading::{DeviceProfile, PmUnit};
 use super::segment::Frame;
 use crate::payload::{Flag, Metric, Reading};
 
@@ -82,9 +84,12 @@ impl Values {
     }
 }
 
-/// Like [`super::to_reading`], but every value is checked on its own: implausible values, a bare
-/// 0 pressure, a 0 flagged other than N, unknown factors and unreadable items are left out
-/// and listed in `dropped`. A value flagged other than N that is plausible is kept with its flag
+/// The reading of a data frame (2011, 2051, 2061, 2031), every value checked on its own. Uses
+/// `Rtd` for 2011 and `Avg` for the others (a factor without that value is absent); particulate
+/// values in mg/m³ become µg/m³; flags other than `N` go to `flags`; PM1.0 is not stored.
+/// `seq` and `boot` are the caller's (HJ 212 has neither). Implausible values, a bare 0
+/// pressure, a 0 flagged other than N, unknown factors and unreadable items are left out and
+/// listed in `dropped`. A value flagged other than N that is plausible is kept with its flag
 /// (not valid for means). Fails only for the frame as a whole (not data, split packet, no
 /// DataTime); `ts`, `seq` and `interval_s` still need `Reading::validate`.
 pub fn read_values(
@@ -152,6 +157,59 @@ pub fn read_values(
         });
     }
     Ok(values)
+}
+
+/// The reading of a data frame without values: time, interval, `seq` and `boot`. Fails for what
+/// is wrong with the frame as a whole (not data, a packet of a split frame, no DataTime).
+fn empty_reading(
+    frame: &Frame,
+    device: &DeviceProfile,
+    seq: u64,
+    boot: u32,
+) -> Result<Reading, Hj212Error> {
+    let interval_s =
+        frame
+            .cn
+            .interval_s(device.realtime_interval_s)
+            .ok_or(Hj212Error::NotData {
+                cn: frame.cn.code(),
+            })?;
+    if let Some(p) = frame.packet.filter(|p| p.total > 1) {
+        return Err(Hj212Error::SplitFragment {
+            index: p.index,
+            total: p.total,
+        });
+    }
+    let data_time = frame
+        .cp
+        .data_time
+        .ok_or(Hj212Error::MissingField { field: "DataTime" })?;
+    let start_or_end = data_time.to_unix_ms(device.utc_offset_min);
+    let ts = if frame.cn == Cn::RealTime {
+        start_or_end
+    } else {
+        start_or_end + i64::from(interval_s) * 1_000
+    };
+    Ok(Reading {
+        ts,
+        seq,
+        boot,
+        interval_s,
+        ..Reading::default()
+    })
+}
+
+fn to_ug(num: &Num, factor: Factor, unit: PmUnit) -> Result<f64, Hj212Error> {
+    if factor.is_particulate() && unit == PmUnit::MgPerM3 {
+        num.shift(3)
+            .map(|n| n.value())
+            .ok_or_else(|| Hj212Error::NonNumeric {
+                key: factor.code().to_owned(),
+                value: format!("{num} mg/m³ (too large in µg/m³)"),
+            })
+    } else {
+        Ok(num.value())
+    }
 }
 
 /// Whether `value` of `metric` with `flag` can be stored; otherwise the reason and what is wrong.
