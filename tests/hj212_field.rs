@@ -193,6 +193,19 @@ async fn air_station_minute_frame_fills_the_site_page_the_series_and_the_aqi() {
     let series: serde_json::Value = serde_json::from_str(&body).expect("json");
     assert_eq!(series["unit"], "mg/m³", "{body}");
 
+    // The chart draws the gas on its own axis.
+    let (status, svg) = get(format!(
+        "/charts/sites/s1.svg?metric=no2&from={}&to={}&lang=en",
+        T15,
+        T15 + 3_600_000
+    ))
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        svg.contains("NO2") && !svg.contains("no data in this range"),
+        "{svg}"
+    );
+
     // The AQI is NO2's individual index, and NO2 is named the primary pollutant.
     let (_, body) = get("/api/sites".into()).await;
     let sites: serde_json::Value = serde_json::from_str(&body).expect("json");

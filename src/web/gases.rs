@@ -112,6 +112,13 @@ fn render(lang: Lang, site: &str, r: &Reading, chart: &str) -> String {
                     }
                 }
             }
+            @if let Some((metric, pollutant)) = GASES.iter().find(|(m, _)| r.get(*m).is_some()) {
+                div.panel {
+                    img.chart alt=(format!("{} {site}", pollutant.label()))
+                        src=(format!("/charts/sites/{site}.svg?metric={}&{chart}", metric.name()))
+                        width="900" height="300";
+                }
+            }
             p.primary {
                 (t.primary) ": "
                 b data-f="primary" {
