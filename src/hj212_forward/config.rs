@@ -31,12 +31,13 @@ pub struct ForwardConfig {
     /// ST of the frames. Default 39 (construction-site dust).
     #[serde(default = "default_st")]
     pub st: u16,
-    /// Ask for a 9014 data reply and send the next frame only once it came; without it, resend
-    /// after `reply_timeout_ms` over a new connection. Default false (a written frame counts as
-    /// sent).
+    /// Ask for a 9014 data reply and send the next frame only once it came; without it within
+    /// `reply_timeout_ms`, send the frame again over a new connection. Default false (a written
+    /// frame counts as sent).
     #[serde(default)]
     pub reply: bool,
-    /// Default 10,000 ms.
+    /// How long a reply (and the write of a frame) may take before the frame is sent again over
+    /// a new connection. Default 10,000 ms.
     #[serde(default = "default_reply_timeout_ms")]
     pub reply_timeout_ms: u64,
     /// Readings queued beyond this (the platform down for long) are given up, oldest first,

@@ -30,8 +30,9 @@ impl Link {
         })
     }
 
-    /// Write every packet of one frame; with `reply`, wait up to `timeout` for a 9014 carrying
-    /// `qn` (other frames the platform sends meanwhile are read and ignored).
+    /// Write every packet of one frame; with `reply`, wait for a 9014 carrying `qn` (other
+    /// frames the platform sends meanwhile are read and ignored). Writing and waiting each get
+    /// `timeout`: a platform that stops reading must not hold the target forever.
     pub async fn send(
         &mut self,
         packets: &[Vec<u8>],
@@ -40,9 +41,9 @@ impl Link {
         timeout: Duration,
     ) -> Result<(), ForwardError> {
         for p in packets {
-            self.writer
-                .write_all(p)
+            tokio::time::timeout(timeout, self.writer.write_all(p))
                 .await
+                .map_err(|_| ForwardError::Io("write timed out".into()))?
                 .map_err(|e| ForwardError::Io(format!("write: {e}")))?;
         }
         if !reply {

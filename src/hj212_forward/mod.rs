@@ -331,4 +331,85 @@ mod tests {
             "a JSON device's reading"
         );
     }
+
+    fn target(extra: &str) -> Target {
+        let config: ForwardConfig =
+            toml::from_str(&format!("address = \"127.0.0.1:1\"\npw = \"up\"\n{extra}"))
+                .expect("config");
+        config.validate().expect("valid");
+        Target {
+            config,
+            mns: Arc::new(HashMap::from([(
+                ("s1".into(), "d1".into()),
+                "MN-D1".into(),
+            )])),
+            counters: Arc::default(),
+        }
+    }
+
+    fn queued(site: &str, device: &str, interval_s: u32) -> Queued {
+        Queued {
+            id: 1,
+            site: site.into(),
+            device: device.into(),
+            reading: Some(Reading {
+                ts: 1_483_340_400_000,
+                interval_s,
+                boot: 1,
+                seq: 1,
+                pm10: Some(80.0),
+                no2: Some(41.0),
+                ..Reading::default()
+            }),
+        }
+    }
+
+    fn sent(t: &Target, q: &Queued) -> Option<hj212::Frame> {
+        match t.plan(q) {
+            Plan::Send { packets, .. } => Some(hj212::decode(&packets[0]).expect("a valid frame")),
+            Plan::Skip => None,
+        }
+    }
+
+    #[test]
+    fn targets_pick_by_site_mn_and_cn_and_send_under_their_mn() {
+        let all = target("reply = true");
+        let f = sent(&all, &queued("s1", "d1", 60)).expect("sent");
+        assert_eq!(
+            (f.mn.as_str(), f.pw.as_str(), f.cn, f.st),
+            ("MN-D1", "up", Cn::RealTime, 39)
+        );
+        assert_eq!(f.flag, Some(FLAG_V2017 | FLAG_REPLY));
+        assert!(f.cp.factor(hj212::Factor::No2).is_some(), "gases go up too");
+        assert!(
+            sent(&all, &queued("s2", "json", 60)).is_none(),
+            "no MN to send under"
+        );
+        let renamed = target("mn = \"CITY1\"\nst = 22");
+        let f = sent(&renamed, &queued("s2", "json", 60)).expect("sent under the target's MN");
+        assert_eq!(
+            (f.mn.as_str(), f.st, f.flag),
+            ("CITY1", 22, Some(FLAG_V2017))
+        );
+        let site = target("mn = \"CITY1\"\nsites = [\"s2\"]");
+        assert!(sent(&site, &queued("s1", "d1", 60)).is_none());
+        assert!(sent(&site, &queued("s2", "x", 60)).is_some());
+        let device = target("mns = [\"MN-D1\"]");
+        assert!(sent(&device, &queued("s1", "d1", 60)).is_some());
+        assert!(sent(&device, &queued("s1", "d2", 60)).is_none());
+        let hourly = target("cns = [2061]");
+        assert!(sent(&hourly, &queued("s1", "d1", 60)).is_none());
+        assert_eq!(
+            sent(&hourly, &queued("s1", "d1", 3_600)).map(|f| f.cn),
+            Some(Cn::Hour)
+        );
+        let gone = Queued {
+            reading: None,
+            ..queued("s1", "d1", 60)
+        };
+        assert!(
+            sent(&all, &gone).is_none(),
+            "removed by retention before it was sent"
+        );
+    }
 }
