@@ -159,16 +159,6 @@ pub fn of_reading(r: &Reading) -> Option<Aqi> {
     compute(|p| r.valid(p.metric()), Period::Hour)
 }
 
-/// AQI (rounded up, as HJ 633 prescribes) from whatever of PM2.5 and PM10 is known.
-pub fn aqi(pm25: Option<f64>, pm10: Option<f64>) -> Option<u32> {
-    let conc = |p| match p {
-        Pollutant::Pm25 => pm25,
-        Pollutant::Pm10 => pm10,
-        _ => None,
-    };
-    compute(conc, Period::Day).map(|a| a.value)
-}
-
 /// AQI category with its official colour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Category {
@@ -196,6 +186,16 @@ pub fn category(aqi: u32) -> Category {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The daily AQI of whatever of PM2.5 and PM10 is known.
+    fn aqi(pm25: Option<f64>, pm10: Option<f64>) -> Option<u32> {
+        let conc = |p| match p {
+            Pollutant::Pm25 => pm25,
+            Pollutant::Pm10 => pm10,
+            _ => None,
+        };
+        compute(conc, Period::Day).map(|a| a.value)
+    }
 
     #[test]
     fn breakpoints_match_hj633() {
