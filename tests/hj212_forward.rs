@@ -136,16 +136,16 @@ async fn every_frame_arrives_once_in_order_across_an_outage() {
     // The platform is down: these are stored and wait in the queue.
     send_minutes(&mut device, 5..12).await;
     let c = l.agg.metrics.hj212_forward.target("city");
-    until("a failed attempt", || c.errors.load(Relaxed) > 0).await;
+    until("seven waiting after failed attempts", || {
+        c.errors.load(Relaxed) > 0 && c.backlog.load(Relaxed) == 7
+    })
+    .await;
     let http = l.agg.http_addr.port();
     let text = tokio::task::spawn_blocking(move || http_get(http, "/metrics").1)
         .await
         .expect("get");
     let backlog = metric(&text, r#"dustwatch_hj212_forward_backlog{target="city"}"#);
-    assert!(
-        backlog.is_some_and(|b| b >= 6.0),
-        "backlog while down: {backlog:?}"
-    );
+    assert_eq!(backlog, Some(7.0), "backlog while down");
     assert!(metric(
         &text,
         r#"dustwatch_hj212_forward_errors_total{target="city"}"#
@@ -221,4 +221,72 @@ async fn a_missing_reply_means_the_frame_is_sent_again() {
     );
     platform.stop().await;
     l.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_aggregator_resumes_after_what_was_sent() {
+    use dustwatch::app::Aggregator;
+    use dustwatch::config::Config;
+    use tokio_util::sync::CancellationToken;
+
+    let received: Received = Arc::default();
+    let platform = Platform::start("127.0.0.1:0".parse().expect("addr"), received.clone(), 0).await;
+    let broker = support::embedded_broker();
+    let data = tempfile::tempdir().expect("temp dir");
+    let registry = data.path().join("registry.toml");
+    std::fs::write(&registry, REGISTRY).expect("write registry");
+    let mut c = Config::default();
+    c.mqtt.url = format!("mqtt://127.0.0.1:{}", broker.addr().port());
+    c.mqtt.client_id = format!("forward-restart-{}", broker.addr().port());
+    c.http.listen = "127.0.0.1:0".parse().expect("literal");
+    c.store.data_dir = data.path().join("store");
+    c.registry.file = Some(registry);
+    c.hj212.listen = Some("127.0.0.1:0".parse().expect("literal"));
+    c.hj212.forward = vec![target(platform.addr, 5_000)];
+    let platform_addr = platform.addr;
+
+    let start = || async {
+        let shutdown = CancellationToken::new();
+        let agg = Aggregator::start(&c, vec![], shutdown.clone())
+            .await
+            .expect("aggregator starts");
+        let device = tokio::net::TcpStream::connect(agg.hj212_addr.expect("listener"))
+            .await
+            .expect("connect");
+        (agg, device, shutdown)
+    };
+    // Run 1: three forwarded, then the platform goes down and two more wait in the queue.
+    let (agg, mut device, shutdown) = start().await;
+    send_minutes(&mut device, 0..3).await;
+    until("three forwarded", || {
+        received.lock().expect("lock").len() == 3
+    })
+    .await;
+    platform.stop().await;
+    send_minutes(&mut device, 3..5).await;
+    let c1 = agg.metrics.hj212_forward.target("city");
+    until("two waiting", || c1.backlog.load(Relaxed) == 2).await;
+    drop(device);
+    shutdown.cancel();
+    agg.wait().await.expect("clean stop");
+
+    // Run 2: the platform is back; the waiting two go first, then the new one.
+    let platform = Platform::start(platform_addr, received.clone(), 0).await;
+    let (agg, mut device, shutdown) = start().await;
+    send_minutes(&mut device, 5..6).await;
+    until("six forwarded", || {
+        received.lock().expect("lock").len() >= 6
+    })
+    .await;
+    let c2 = agg.metrics.hj212_forward.target("city");
+    until("nothing waiting", || c2.backlog.load(Relaxed) == 0).await;
+    assert_eq!(
+        minutes(&received),
+        (0..6).collect::<Vec<_>>(),
+        "once each, in order, across the restart"
+    );
+    drop(device);
+    shutdown.cancel();
+    agg.wait().await.expect("clean stop");
+    platform.stop().await;
 }

@@ -226,7 +226,7 @@ impl Target {
                                     link = Some(l);
                                 }
                                 Err(e) => {
-                                    self.fail(&name, &e, backlog);
+                                    self.fail(&name, &e, &queue, cursor).await;
                                     if !pause(backoff, &shutdown).await {
                                         break 'outer;
                                     }
@@ -250,7 +250,7 @@ impl Target {
                                 // Over a new connection, the same frame again.
                                 link = None;
                                 self.counters.connected.store(0, Relaxed);
-                                self.fail(&name, &e, backlog);
+                                self.fail(&name, &e, &queue, cursor).await;
                                 if !pause(backoff, &shutdown).await {
                                     break 'outer;
                                 }
@@ -277,12 +277,18 @@ impl Target {
         tracing::info!(target = %name, cursor, "forwarding stopped");
     }
 
-    fn fail(&self, name: &str, e: &ForwardError, backlog: i64) {
+    /// Count a failure, log it (the first loudly), and refresh the backlog gauge: while the
+    /// platform is down the queue keeps growing behind the frame being retried.
+    async fn fail(&self, name: &str, e: &ForwardError, queue: &Arc<Mutex<Queue>>, cursor: i64) {
+        let backlog = blocking(queue, move |q| q.backlog(cursor)).await.ok();
+        if let Some(b) = backlog {
+            self.counters.backlog.store(b, Relaxed);
+        }
         let first = self.counters.errors.fetch_add(1, Relaxed) == 0;
         if first {
-            tracing::warn!(target = %name, error = %e, backlog, "forwarding failed; the backlog waits in SQLite, retrying with backoff");
+            tracing::warn!(target = %name, error = %e, ?backlog, "forwarding failed; the backlog waits in SQLite, retrying with backoff");
         } else {
-            tracing::debug!(target = %name, error = %e, backlog, "forwarding failed again");
+            tracing::debug!(target = %name, error = %e, ?backlog, "forwarding failed again");
         }
     }
 }
