@@ -64,7 +64,17 @@ async fn kept_frames_are_queryable_by_mn_reason_time_and_limit() {
     .expect("fits");
     let port = l.broker_port();
     let topic = TopicRoot::default().hj212("s1", "d7");
-    publish_all(port, &format!("frames-api-{port}"), vec![(topic, other)]).await;
+    // And a frame whose CRC is wrong: refused whole, shown only when asked for.
+    let mut bad_crc =
+        hj212::wrap_segment("QN=5;ST=39;CN=2011;PW=x;MN=OTHER01;CP=&&&&").expect("fits");
+    let at = bad_crc.len() - 3;
+    bad_crc[at] = if bad_crc[at] == b'0' { b'1' } else { b'0' };
+    publish_all(
+        port,
+        &format!("frames-api-{port}"),
+        vec![(topic.clone(), bad_crc), (topic, other)],
+    )
+    .await;
     l.until("three frames kept", |a| {
         a.metrics
             .rejected(dustwatch_protocol::RejectReason::PartialFrame)
@@ -134,6 +144,20 @@ async fn kept_frames_are_queryable_by_mn_reason_time_and_limit() {
     assert!(frames(&unknown_mn).is_empty());
     let (_, no_values) = get(&l, "/api/hj212/frames?reason=no_values").await;
     assert_eq!(frames(&no_values).len(), 1);
+    let (_, refused) = get(&l, "/api/hj212/frames?reason=bad_frame").await;
+    let refused = frames(&refused);
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(
+        refused[0]["mn"],
+        Value::Null,
+        "a frame that does not decode has no header"
+    );
+    assert!(
+        refused[0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("bad_crc")),
+        "{refused:?}"
+    );
     let (_, one) = get(&l, "/api/hj212/frames?limit=1").await;
     assert_eq!((frames(&one).len(), &one["more"]), (1, &Value::Bool(true)));
     let (_, long_ago) = get(&l, "/api/hj212/frames?to=2000-01-01T00:00:00Z").await;
