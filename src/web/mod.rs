@@ -6,6 +6,8 @@ mod api;
 mod charts;
 mod dashboards;
 mod evidence;
+mod gases;
+mod hj212_frames;
 mod html;
 pub mod i18n;
 mod layout;
@@ -97,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/sites", get(api::sites))
         .route("/api/sites/:id/series", get(api::series))
+        .route("/api/hj212/frames", get(hj212_frames::list))
         .route("/api/alerts", get(alerts_api::list))
         .route("/api/alerts/:id", get(alerts_api::one))
         .route(

@@ -290,6 +290,7 @@ mod tests {
             latest: None,
             aqi,
             aqi_category: aqi.map(crate::aqi::category),
+            primary_pollutants: Vec::new(),
             data_age_s: None,
             open_alerts: 0,
         }
