@@ -37,7 +37,9 @@ pub fn open(
         }
         Backend::Postgres => {
             if forward {
-                return Err(StoreError::NotOnPostgres("HJ 212 forwarding ([[hj212.forward]])"));
+                return Err(StoreError::NotOnPostgres(
+                    "HJ 212 forwarding ([[hj212.forward]])",
+                ));
             }
             let mut store = PgStore::open(config.clone(), strict)?;
             store.set_outbox(outbox);

@@ -9,7 +9,7 @@ use super::query::{parse_time, MAX_TIME_MS, MIN_TIME_MS};
 use super::{blocking, AppState, WebError};
 use crate::ingest::hj212::{dropped_fields, DroppedField};
 use crate::store::raw_frames::{RawFrameQuery, RawFrameRow, MAX_LIMIT};
-use crate::store::StoreReader;
+
 use axum::extract::{Query, State};
 use axum::Json;
 use dustwatch_protocol::{hj212, RejectReason};
