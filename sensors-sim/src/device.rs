@@ -30,7 +30,7 @@ use outbox::{InFlight, Kind, Msg};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use sample::Sampler;
-use schedule::align_up;
+pub(crate) use schedule::align_up;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
