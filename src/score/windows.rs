@@ -1,0 +1,162 @@
+//! The window rules' truth: what each window rule of the profile decides on the air perfect
+//! sensors would have measured (the simulator's per-minute series), window by window, and the
+//! windows the aggregator's alerts were raised on, read back from each alert's history.
+
+use crate::rules::profile::{Mode, Profile, WindowRule};
+use crate::store::{AlertFilter, StoreError, StoreReader};
+use chrono::TimeZone;
+use chrono_tz::Tz;
+use dustwatch_protocol::{Metric, SiteKind};
+use sensors_sim::truth::PerfectSeries;
+use std::collections::{BTreeMap, BTreeSet};
+
+const MINUTE: i64 = 60_000;
+
+/// One window of one rule at one site: (site, rule id, window start ms).
+pub type WindowKey = (String, String, i64);
+
+/// The truth's verdict on every window it can judge: `true` when the rule's alert condition
+/// holds (over the limit for the minimum duration, beyond the day's allowance).
+pub fn truth_windows(
+    profile: &Profile,
+    series: &[PerfectSeries],
+    tz: Tz,
+    end_ms: i64,
+) -> BTreeMap<WindowKey, bool> {
+    let by_id: BTreeMap<&str, &PerfectSeries> =
+        series.iter().map(|s| (s.site.as_str(), s)).collect();
+    // Sites that name no reference are judged against the first reference station by id.
+    let default_ref = series
+        .iter()
+        .filter(|s| s.kind == SiteKind::Reference)
+        .map(|s| s.site.as_str())
+        .min();
+    let mut out = BTreeMap::new();
+    for rule in &profile.windows {
+        let rule = rule.get_ref();
+        for s in series.iter().filter(|s| rule.kinds.contains(&s.kind)) {
+            let reference = s
+                .reference
+                .as_deref()
+                .or(default_ref)
+                .filter(|r| *r != s.site)
+                .and_then(|r| by_id.get(r).copied());
+            judge_site(rule, s, reference, tz, end_ms, &mut out);
+        }
+    }
+    out
+}
+
+fn column(s: &PerfectSeries, m: Metric) -> &[Option<f64>] {
+    match m {
+        Metric::Pm25 => &s.pm25,
+        Metric::Tsp => &s.tsp,
+        _ => &s.pm10,
+    }
+}
+
+fn value_at(s: &PerfectSeries, m: Metric, t: i64) -> Option<f64> {
+    if t < s.start_ms {
+        return None;
+    }
+    let i = usize::try_from((t - s.start_ms) / MINUTE).ok()?;
+    column(s, m).get(i).copied().flatten()
+}
+
+/// The rule as written (docs/rules.md), applied to one site's windows in order.
+fn judge_site(
+    rule: &WindowRule,
+    s: &PerfectSeries,
+    reference: Option<&PerfectSeries>,
+    tz: Tz,
+    end_ms: i64,
+    out: &mut BTreeMap<WindowKey, bool>,
+) {
+    let w_ms = rule.window_min * MINUTE;
+    let need = ((rule.min_coverage * rule.window_min as f64).ceil() as i64).max(1);
+    let mut start = s.start_ms.div_euclid(w_ms) * w_ms;
+    if start < s.start_ms {
+        start += w_ms;
+    }
+    let (mut above, mut run_min) = (false, 0i64);
+    let mut today: (Option<chrono::NaiveDate>, u32) = (None, 0);
+    while start + w_ms <= end_ms {
+        let end = start + w_ms;
+        let date = tz
+            .timestamp_millis_opt(end - 1)
+            .single()
+            .map(|t| t.date_naive());
+        if today.0 != date {
+            today = (date, 0);
+        }
+        let minutes = (0..rule.window_min).map(|k| start + k * MINUTE);
+        let site: Vec<f64> = minutes
+            .clone()
+            .filter_map(|t| value_at(s, rule.metric, t))
+            .collect();
+        let refs: Vec<f64> = minutes
+            .filter_map(|t| reference.and_then(|r| value_at(r, rule.metric, t)))
+            .collect();
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let judged = if (site.len() as i64) < need {
+            None
+        } else {
+            match rule.mode {
+                Mode::Absolute => Some((mean(&site), rule.raise_for(s.phase), rule.clear)),
+                Mode::Increment if (refs.len() as i64) < need => rule
+                    .fallback_raise
+                    .map(|r| (mean(&site), r, rule.fallback_clear.unwrap_or(r))),
+                Mode::Increment => {
+                    let r = mean(&refs);
+                    let subtracted = rule.reference_cap.map_or(r, |cap| r.min(cap));
+                    Some((mean(&site) - subtracted, rule.raise_for(s.phase), rule.clear))
+                }
+            }
+        };
+        if let Some((value, limit, clear)) = judged {
+            if value > limit {
+                run_min += rule.window_min;
+                today.1 += 1;
+                if run_min >= rule.min_duration_min {
+                    above = true;
+                }
+            } else {
+                run_min = 0;
+                if value < clear.min(limit) {
+                    above = false;
+                }
+            }
+            let alert = above && today.1 > rule.daily_budget;
+            out.insert((s.site.clone(), rule.id.clone(), start), alert);
+        }
+        start = end;
+    }
+}
+
+/// The windows the aggregator raised (or re-raised) each window rule's alert on, from the
+/// evidence of every change in each alert's history.
+pub fn alert_windows(
+    reader: &dyn StoreReader,
+    profile: &Profile,
+) -> Result<BTreeSet<WindowKey>, StoreError> {
+    let rules: BTreeSet<&str> = profile
+        .windows
+        .iter()
+        .map(|r| r.get_ref().id.as_str())
+        .collect();
+    let mut out = BTreeSet::new();
+    for a in reader.alerts(&AlertFilter::default())? {
+        if a.kind != "window" || !rules.contains(a.rule.as_str()) {
+            continue;
+        }
+        for c in reader.alert_history(a.id)? {
+            if !matches!(c.change.as_str(), "opened" | "updated" | "reactivated") {
+                continue;
+            }
+            if let Some(start) = c.evidence.get("window_start").and_then(|v| v.as_i64()) {
+                out.insert((a.site.clone(), a.rule.clone(), start));
+            }
+        }
+    }
+    Ok(out)
+}
