@@ -126,6 +126,12 @@ impl Device {
         }
     }
 
+    /// Tell the lockstep where this device's next work is.
+    fn announce(&self) {
+        let next = self.next_wake().unwrap_or(i64::MAX);
+        self.shared.lockstep.announce(self.plan.index, next);
+    }
+
     fn end_ms(&self) -> i64 {
         self.shared.plan.end_ms.unwrap_or(i64::MAX)
     }
@@ -165,6 +171,7 @@ impl Device {
     }
 
     pub(crate) async fn run(mut self, shutdown: CancellationToken) -> DeviceReport {
+        self.announce();
         self.reconnect_at = Some(Instant::now() + self.shared.stagger(self.plan.index));
         let mut spins = 0u32;
         // One future for the whole run: a new `cancelled()` per turn registers and unregisters
@@ -188,12 +195,13 @@ impl Device {
             let reconnect = self.conn.is_none() && !self.net_blocked && !self.off;
             let reconnect_at = self.reconnect_at.unwrap_or_else(Instant::now);
             let wake_at = wake.unwrap_or(i64::MAX);
+            let shared = self.shared.clone();
             tokio::select! {
                 biased;
                 _ = &mut cancelled => break,
                 ev = recv(&mut self.conn) => self.on_net(ev),
                 _ = tokio::time::sleep_until(reconnect_at), if reconnect => self.connect(),
-                _ = self.shared.clock.sleep_until(wake_at), if gen => {
+                _ = due(&shared, self.plan.index, wake_at), if gen => {
                     self.advance(wake_at);
                     if self.shared.clock.is_max() {
                         // Fill the window in one turn, so the publishes leave in one write
@@ -201,8 +209,10 @@ impl Device {
                         let mut batch = 1;
                         while batch < self.shared.window && self.can_generate() {
                             match self.next_wake() {
-                                Some(t) => self.advance(t),
-                                None => break,
+                                Some(t) if self.shared.lockstep.may(self.plan.index, t) => {
+                                    self.advance(t)
+                                }
+                                _ => break,
                             }
                             batch += 1;
                         }
@@ -219,6 +229,7 @@ impl Device {
         }
         // Done: this device no longer holds back the --speed max city feed.
         self.shared.progress[self.plan.index].store(i64::MAX, Ordering::Relaxed);
+        self.shared.lockstep.announce(self.plan.index, i64::MAX);
         self.finish(&shutdown).await;
         let unsent = self
             .outbox
@@ -262,5 +273,15 @@ impl Device {
                 self.power_on(align_up(now, 1000));
             }
         }
+    }
+}
+
+/// Wait until the simulated instant `t` is due for device `who`: on the paced clock, or at
+/// `--speed max` when the rest of the fleet has caught up with it (lockstep).
+async fn due(shared: &Shared, who: usize, t: i64) {
+    if shared.clock.is_max() {
+        shared.lockstep.wait(who, t).await;
+    } else {
+        shared.clock.sleep_until(t).await;
     }
 }

@@ -264,7 +264,11 @@ fn score_windows(
     for (k, miss) in all_e
         .difference(&all_t)
         .map(|k| (k, MissKind::FalsePositive))
-        .chain(all_t.difference(&all_e).map(|k| (k, MissKind::FalseNegative)))
+        .chain(
+            all_t
+                .difference(&all_e)
+                .map(|k| (k, MissKind::FalseNegative)),
+        )
     {
         misses.push(Miss {
             miss,

@@ -109,7 +109,11 @@ fn judge_site(
                 Mode::Increment => {
                     let r = mean(&refs);
                     let subtracted = rule.reference_cap.map_or(r, |cap| r.min(cap));
-                    Some((mean(&site) - subtracted, rule.raise_for(s.phase), rule.clear))
+                    Some((
+                        mean(&site) - subtracted,
+                        rule.raise_for(s.phase),
+                        rule.clear,
+                    ))
                 }
             }
         };

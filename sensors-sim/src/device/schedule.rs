@@ -38,6 +38,7 @@ impl Device {
                 self.next_end = next;
             }
         }
+        self.announce();
     }
 
     pub(super) fn apply(&mut self, t: i64, tr: Transition) {
@@ -81,6 +82,7 @@ impl Device {
         self.next_end = start + i_ms;
         self.cur_len = self.interval_s;
         self.push_event(t, EventKind::Reboot);
+        self.announce();
         // Booting takes a moment; the broker sees the old connection die before the new one.
         self.reconnect_at = Some(Instant::now() + self.shared.backoff_min);
         self.backoff = self.shared.backoff_min;
