@@ -234,12 +234,7 @@ fn score_windows(
     // ending later than that before the span's end are never judged.
     let judged_to = truth.end_ms - profile.allowed_lateness_s * 1000;
     let verdicts = windows::truth_windows(profile, &truth.perfect, tz, judged_to);
-    let raised = windows::alert_windows(reader, profile)?;
-    let unscored = raised.iter().filter(|k| !verdicts.contains_key(*k)).count();
-    let judged: BTreeSet<&WindowKey> = raised
-        .iter()
-        .filter(|k| verdicts.contains_key(*k))
-        .collect();
+    let judged = windows::alert_windows(reader, profile, verdicts.keys())?;
     let truth_set: BTreeSet<&WindowKey> = verdicts
         .iter()
         .filter(|(_, alert)| **alert)
@@ -259,7 +254,7 @@ fn score_windows(
         }
     };
     let all_t: BTreeSet<WindowKey> = truth_set.iter().map(|k| (*k).clone()).collect();
-    let all_e: BTreeSet<WindowKey> = judged.iter().map(|k| (*k).clone()).collect();
+    let all_e = judged;
     kinds.push(row("window".into(), "window", &all_t, &all_e));
     for (k, miss) in all_e
         .difference(&all_t)
@@ -301,7 +296,35 @@ fn score_windows(
             &pick(&all_e),
         ));
     }
-    Ok(unscored)
+    Ok(unscored_windows(reader, profile, &verdicts)?)
+}
+
+/// Windows whose alert was raised where the truth cannot speak (monitor off or faulty).
+fn unscored_windows(
+    reader: &dyn StoreReader,
+    profile: &Profile,
+    verdicts: &BTreeMap<WindowKey, bool>,
+) -> Result<usize, StoreError> {
+    let rules: BTreeSet<&str> = profile
+        .windows
+        .iter()
+        .map(|r| r.get_ref().id.as_str())
+        .collect();
+    let mut n = 0;
+    for a in reader.alerts(&AlertFilter::default())? {
+        if a.kind != "window" || !rules.contains(a.rule.as_str()) {
+            continue;
+        }
+        for c in reader.alert_history(a.id)? {
+            let start = c.evidence.get("window_start").and_then(|v| v.as_i64());
+            if matches!(c.change.as_str(), "opened" | "reactivated")
+                && start.is_some_and(|s| !verdicts.contains_key(&(a.site.clone(), a.rule.clone(), s)))
+            {
+                n += 1;
+            }
+        }
+    }
+    Ok(n)
 }
 
 /// Start (ms) of the local day holding `t`.

@@ -137,29 +137,50 @@ fn judge_site(
     }
 }
 
-/// The windows the aggregator raised (or re-raised) each window rule's alert on, from the
-/// evidence of every change in each alert's history.
-pub fn alert_windows(
+/// The windows the aggregator held each window rule's alert active at: a window's verdict is
+/// stamped at its last instant, so the alert's state just after that instant (from its history
+/// of opens, reactivations, clears and closes) is the aggregator's verdict on the window. Only
+/// the windows in `keys` are asked about.
+pub fn alert_windows<'a>(
     reader: &dyn StoreReader,
     profile: &Profile,
+    keys: impl Iterator<Item = &'a WindowKey>,
 ) -> Result<BTreeSet<WindowKey>, StoreError> {
-    let rules: BTreeSet<&str> = profile
+    let lengths: BTreeMap<&str, i64> = profile
         .windows
         .iter()
-        .map(|r| r.get_ref().id.as_str())
+        .map(|r| (r.get_ref().id.as_str(), r.get_ref().window_min * MINUTE))
         .collect();
-    let mut out = BTreeSet::new();
+    // Per (site, rule): state changes in time order, true = active from then on.
+    let mut changes: BTreeMap<(String, String), Vec<(i64, bool)>> = BTreeMap::new();
     for a in reader.alerts(&AlertFilter::default())? {
-        if a.kind != "window" || !rules.contains(a.rule.as_str()) {
+        if a.kind != "window" || !lengths.contains_key(a.rule.as_str()) {
             continue;
         }
+        let list = changes.entry((a.site.clone(), a.rule.clone())).or_default();
         for c in reader.alert_history(a.id)? {
-            if !matches!(c.change.as_str(), "opened" | "updated" | "reactivated") {
-                continue;
+            match c.change.as_str() {
+                "opened" | "reactivated" => list.push((c.ts, true)),
+                "cleared" | "closed" => list.push((c.ts, false)),
+                _ => {}
             }
-            if let Some(start) = c.evidence.get("window_start").and_then(|v| v.as_i64()) {
-                out.insert((a.site.clone(), a.rule.clone(), start));
-            }
+        }
+    }
+    for list in changes.values_mut() {
+        list.sort();
+    }
+    let mut out = BTreeSet::new();
+    for k in keys {
+        let (Some(len), Some(list)) = (
+            lengths.get(k.1.as_str()),
+            changes.get(&(k.0.clone(), k.1.clone())),
+        ) else {
+            continue;
+        };
+        let at = k.2 + len - 1;
+        let i = list.partition_point(|(t, _)| *t <= at);
+        if i > 0 && list[i - 1].1 {
+            out.insert(k.clone());
         }
     }
     Ok(out)

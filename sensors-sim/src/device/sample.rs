@@ -56,7 +56,11 @@ impl Sampler {
         Sampler {
             rng: ChaCha8Rng::seed_from_u64(seed),
             sensor,
-            hygroscopic: if reference { 0.0 } else { 1.0 },
+            hygroscopic: if reference || site.heated_inlet {
+                0.0
+            } else {
+                1.0
+            },
             station_gain,
             sample_faults: SampleFaults::new(&device.faults),
             runs: Vec::new(),
