@@ -321,12 +321,14 @@ mod tests {
 
         // The window rules' truth: every site's true air, minute by minute, except where the
         // monitor was off (power cut 43-53 h) or its values were not the air (stuck 34-58 h).
+        // (PM2.5 never reaches the range cap here; PM10 does in truck plumes, and a flagged
+        // minute is not counted either.)
         assert_eq!(t.perfect.len(), 43);
         let unknown = |site: &str| -> Vec<(i64, i64)> {
             let s = t.perfect.iter().find(|p| p.site == site).expect("listed");
-            assert_eq!(s.pm10.len(), 72 * 60, "{site}");
+            assert_eq!(s.pm25.len(), 72 * 60, "{site}");
             let mut out: Vec<(i64, i64)> = Vec::new();
-            for (i, v) in s.pm10.iter().enumerate() {
+            for (i, v) in s.pm25.iter().enumerate() {
                 let i = i as i64;
                 match (v, out.last_mut()) {
                     (None, Some(last)) if last.1 == i => last.1 = i + 1,
@@ -339,5 +341,14 @@ mod tests {
         assert_eq!(unknown("hj-yb-03"), vec![(43 * 60, 53 * 60)]);
         assert_eq!(unknown("hj-lyc-02"), vec![(34 * 60, 58 * 60)]);
         assert_eq!(unknown("hj-yb-01"), vec![]);
+        let yb03 = t.perfect.iter().find(|p| p.site == "hj-yb-03").expect("listed");
+        let flagged = t
+            .records
+            .iter()
+            .find(|r| r.site == "hj-yb-03" && r.kind == "flagged_readings")
+            .expect("a truck plume over the PM10 range");
+        let i = ((flagged.end_ms - START) / 60_000 - 1) as usize;
+        assert_eq!(yb03.pm10[i], None, "a flagged PM10 minute is not counted");
+        assert!(yb03.pm25[i].is_some());
     }
 }

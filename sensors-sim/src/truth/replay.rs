@@ -11,9 +11,10 @@ use std::collections::BTreeMap;
 
 /// What perfect PM sensors at one site would have measured, per minute of event time (a
 /// reading's minute is the one its interval ends in). `null` where no monitor of the site
-/// sampled (powered off) or a fault altered what it sent (stuck, drift, spikes, invalid or
-/// malformed values, a skewed clock): there the rules judge other data than the air, and the
-/// truth does not speak for those minutes.
+/// sampled (powered off), a fault altered what it sent (stuck, drift, spikes, invalid or
+/// malformed values, a skewed clock), or every monitor flagged the value (over its range: the
+/// rules do not count a flagged value, and the true one is beyond what the monitor can say).
+/// There the truth does not speak for the minute.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PerfectSeries {
     pub site: String,
@@ -68,7 +69,7 @@ pub fn replay(plan: &Plan, end_ms: i64) -> (Vec<PerfectSeries>, Vec<FlagRun>) {
     // Per site: sums and counts of the three PM metrics per minute, and minutes to leave out.
     struct Acc {
         sum: Vec<[f64; 3]>,
-        n: Vec<u32>,
+        n: Vec<[u32; 3]>,
         bad: Vec<bool>,
     }
     let mut sites: BTreeMap<usize, Acc> = BTreeMap::new();
@@ -76,7 +77,7 @@ pub fn replay(plan: &Plan, end_ms: i64) -> (Vec<PerfectSeries>, Vec<FlagRun>) {
     for dev in &plan.devices {
         let acc = sites.entry(dev.site.index).or_insert_with(|| Acc {
             sum: vec![[0.0; 3]; minutes],
-            n: vec![0; minutes],
+            n: vec![[0; 3]; minutes],
             bad: vec![false; minutes],
         });
         let mut sampler = Sampler::new(plan, dev);
@@ -99,10 +100,12 @@ pub fn replay(plan: &Plan, end_ms: i64) -> (Vec<PerfectSeries>, Vec<FlagRun>) {
             let start = end - i_ms;
             let idx = usize::try_from((minute_of(end) - first_minute) / MINUTE).ok();
             if let Some(i) = idx.filter(|i| *i < minutes) {
-                for m in 0..3 {
-                    acc.sum[i][m] += s.perfect[m];
+                for (m, name) in ["pm25", "pm10", "tsp"].iter().enumerate() {
+                    if !s.reading.flags.contains_key(*name) {
+                        acc.sum[i][m] += s.perfect[m];
+                        acc.n[i][m] += 1;
+                    }
                 }
-                acc.n[i] += 1;
                 if dev
                     .faults
                     .iter()
@@ -140,8 +143,8 @@ pub fn replay(plan: &Plan, end_ms: i64) -> (Vec<PerfectSeries>, Vec<FlagRun>) {
             let col = |m: usize| -> Vec<Option<f64>> {
                 (0..minutes)
                     .map(|i| {
-                        (acc.n[i] > 0 && !acc.bad[i])
-                            .then(|| round1(acc.sum[i][m] / f64::from(acc.n[i])))
+                        (acc.n[i][m] > 0 && !acc.bad[i])
+                            .then(|| round1(acc.sum[i][m] / f64::from(acc.n[i][m])))
                     })
                     .collect()
             };
