@@ -318,7 +318,8 @@ fn unscored_windows(
         for c in reader.alert_history(a.id)? {
             let start = c.evidence.get("window_start").and_then(|v| v.as_i64());
             if matches!(c.change.as_str(), "opened" | "reactivated")
-                && start.is_some_and(|s| !verdicts.contains_key(&(a.site.clone(), a.rule.clone(), s)))
+                && start
+                    .is_some_and(|s| !verdicts.contains_key(&(a.site.clone(), a.rule.clone(), s)))
             {
                 n += 1;
             }

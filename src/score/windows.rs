@@ -185,3 +185,79 @@ pub fn alert_windows<'a>(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dustwatch_protocol::Phase;
+
+    // 2017-01-02T00:00:00+08:00
+    const DAY1: i64 = 1_483_286_400_000;
+    const H: i64 = 3_600_000;
+
+    fn series(site: &str, kind: SiteKind, start: i64, pm10: Vec<Option<f64>>) -> PerfectSeries {
+        PerfectSeries {
+            site: site.into(),
+            kind,
+            phase: Phase::Structure,
+            reference: (kind != SiteKind::Reference).then(|| "ref".to_string()),
+            start_ms: start,
+            pm25: vec![None; pm10.len()],
+            tsp: vec![None; pm10.len()],
+            pm10,
+        }
+    }
+
+    #[test]
+    fn the_allowance_is_per_local_day_and_the_reference_is_capped() {
+        let profile = Profile::parse(
+            include_str!("../../rules/hebei-db13-2934.toml"),
+            "rules/hebei-db13-2934.toml",
+        )
+        .expect("the shipped profile parses");
+        // From 20:00 local on day 1, six hours: the reference at 300 (subtracted as 150); the
+        // site 100 over that for five hours (the fifth is 00:00-01:00 of day 2), then clean.
+        let start = DAY1 + 20 * H;
+        let site: Vec<Option<f64>> = (0..6 * 60)
+            .map(|m| Some(if m >= 5 * 60 { 200.0 } else { 250.0 }))
+            .collect();
+        let reference = vec![Some(300.0); 6 * 60];
+        let s = vec![
+            series("s1", SiteKind::Construction, start, site),
+            series("ref", SiteKind::Reference, start, reference),
+        ];
+        let tz: Tz = "Asia/Shanghai".parse().expect("tz");
+        let v = truth_windows(&profile, &s, tz, start + 6 * H);
+        let alert = |h: i64| v.get(&("s1".into(), "pm10-increment-hourly".into(), start + h * H));
+        // Day 1: two exceedances are allowed; the third and fourth (22:00, 23:00) are alerts.
+        assert_eq!(
+            (0..6).map(alert).collect::<Vec<_>>(),
+            vec![
+                Some(&false),
+                Some(&false),
+                Some(&true),
+                Some(&true),
+                // 00:00 of day 2: a new day's allowance.
+                Some(&false),
+                Some(&false)
+            ]
+        );
+        // The reference station itself is not judged by a construction rule.
+        assert!(v.keys().all(|k| k.0 == "s1"));
+    }
+
+    #[test]
+    fn too_little_data_is_not_judged() {
+        let profile = Profile::default_profile();
+        let start = DAY1;
+        // 40 of 60 minutes (coverage 0.75 needs 45): the truth does not speak for the window.
+        let site: Vec<Option<f64>> = (0..60).map(|m| (m < 40).then_some(900.0)).collect();
+        let s = vec![
+            series("s1", SiteKind::Construction, start, site),
+            series("ref", SiteKind::Reference, start, vec![Some(100.0); 60]),
+        ];
+        let tz: Tz = "Asia/Shanghai".parse().expect("tz");
+        let v = truth_windows(&profile, &s, tz, start + H);
+        assert!(v.is_empty(), "{v:?}");
+    }
+}
