@@ -10,6 +10,7 @@ pub mod export;
 pub mod ingest;
 pub mod metrics;
 pub mod publish;
+pub mod rankings;
 pub mod report;
 pub mod rules;
 #[cfg(feature = "sim")]

@@ -115,8 +115,8 @@ fn street_ranking(state: &AppState, ui: Ui, now: Option<i64>) -> Result<String, 
     let r = crate::report::rankings(state.reader.as_ref(), today, today, ui.tz)?;
     let mut b = format!(
         "<h2>{} <span class=muted>{today}</span> <a class=muted href=\"/rankings?period=day\">{}</a></h2>\
-         <table id=street-ranking><thead><tr><th class=n>{}</th><th>{}</th><th class=n>{}</th><th class=n>{}</th></tr></thead><tbody>",
-        t.rank_streets, t.nav_rankings, t.rank, t.street, t.exceedance_min, t.alerts_opened
+         <table id=street-ranking><thead><tr><th class=n>{}</th><th>{}</th>{}<th class=n>{}</th></tr></thead><tbody>",
+        t.rank_streets, t.nav_rankings, t.rank, t.street, super::rankings_text::score_header(ui.lang), t.alerts_opened
     );
     for s in r.streets.iter().take(5) {
         let _ = write!(
@@ -124,7 +124,7 @@ fn street_ranking(state: &AppState, ui: Ui, now: Option<i64>) -> Result<String, 
             "<tr><td class=n>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td></tr>",
             s.rank,
             escape(&s.street),
-            s.exceedance_minutes,
+            s.minutes_per_day,
             s.alerts
         );
     }

@@ -259,8 +259,8 @@ pub async fn rankings_page(
     b.push_str("</p>");
     let _ = write!(
         b,
-        "<h2>{}</h2><table id=rank-streets><thead><tr><th class=n>{}</th><th>{}</th><th class=n>{}</th><th class=n>{}</th><th class=n>{}</th></tr></thead><tbody>",
-        t.rank_streets, t.rank, t.street, t.sites_n, t.exceedance_min, t.alerts_opened
+        "<h2>{}</h2><table id=rank-streets><thead><tr><th class=n>{}</th><th>{}</th><th class=n>{}</th>{}<th class=n>{}</th></tr></thead><tbody>",
+        t.rank_streets, t.rank, t.street, t.sites_n, super::rankings_text::score_header(ui.lang), t.alerts_opened
     );
     for s in &r.streets {
         let _ = write!(
@@ -269,14 +269,14 @@ pub async fn rankings_page(
             s.rank,
             escape(&s.street),
             s.sites,
-            s.exceedance_minutes,
+            s.minutes_per_day,
             s.alerts
         );
     }
     let _ = write!(
         b,
-        "</tbody></table><h2>{}</h2><table id=rank-sites><thead><tr><th class=n>{}</th><th>{}</th><th>{}</th><th class=n>{}</th><th class=n>{}</th></tr></thead><tbody>",
-        t.rank_sites, t.rank, t.site, t.street, t.exceedance_min, t.alerts_opened
+        "</tbody></table><h2>{}</h2><table id=rank-sites><thead><tr><th class=n>{}</th><th>{}</th><th>{}</th>{}<th class=n>{}</th></tr></thead><tbody>",
+        t.rank_sites, t.rank, t.site, t.street, super::rankings_text::score_header(ui.lang), t.alerts_opened
     );
     for s in &r.sites {
         let _ = write!(
@@ -284,7 +284,7 @@ pub async fn rankings_page(
             "<tr><td class=n>{}</td><td><a href=\"/sites/{id}\">{name}</a></td><td>{}</td><td class=n>{}</td><td class=n>{}</td></tr>",
             s.rank,
             escape(&s.street),
-            s.exceedance_minutes,
+            s.minutes_per_day,
             s.alerts,
             id = escape(&s.id),
             name = escape(&s.name),
