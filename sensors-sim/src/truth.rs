@@ -341,7 +341,11 @@ mod tests {
         assert_eq!(unknown("hj-yb-03"), vec![(43 * 60, 53 * 60)]);
         assert_eq!(unknown("hj-lyc-02"), vec![(34 * 60, 58 * 60)]);
         assert_eq!(unknown("hj-yb-01"), vec![]);
-        let yb03 = t.perfect.iter().find(|p| p.site == "hj-yb-03").expect("listed");
+        let yb03 = t
+            .perfect
+            .iter()
+            .find(|p| p.site == "hj-yb-03")
+            .expect("listed");
         let flagged = t
             .records
             .iter()
