@@ -253,9 +253,28 @@ fn score_windows(
             recall: ratio(right, t.len()),
         }
     };
-    let all_t: BTreeSet<WindowKey> = truth_set.iter().map(|k| (*k).clone()).collect();
-    let all_e = judged;
-    kinds.push(row("window".into(), "window", &all_t, &all_e));
+    // Each rule's unit: a window, or the local day (its start stands for the window start) for
+    // a rule with a daily allowance.
+    let per_day: BTreeMap<&str, i64> = profile
+        .windows
+        .iter()
+        .filter(|r| r.get_ref().daily_budget > 0)
+        .map(|r| (r.get_ref().id.as_str(), r.get_ref().window_min * 60_000))
+        .collect();
+    let unit_of = |k: &WindowKey| -> WindowKey {
+        match per_day.get(k.1.as_str()) {
+            Some(len) => (k.0.clone(), k.1.clone(), day_start(tz, k.2 + len - 1)),
+            None => k.clone(),
+        }
+    };
+    let all_t: BTreeSet<WindowKey> = truth_set.iter().map(|k| unit_of(k)).collect();
+    let all_e: BTreeSet<WindowKey> = judged.iter().map(unit_of).collect();
+    let unit = match (per_day.is_empty(), per_day.len() == profile.windows.len()) {
+        (true, _) => "window",
+        (false, true) => "day",
+        (false, false) => "window or day",
+    };
+    kinds.push(row("window".into(), unit, &all_t, &all_e));
     for (k, miss) in all_e
         .difference(&all_t)
         .map(|k| (k, MissKind::FalsePositive))
@@ -275,20 +294,14 @@ fn score_windows(
     }
     for rule in &profile.windows {
         let rule = rule.get_ref();
-        let per_day = rule.daily_budget > 0;
-        // Per day: the day's start stands for the window start.
-        let key = |k: &WindowKey| -> WindowKey {
-            let start = if per_day {
-                day_start(tz, k.2 + rule.window_min * 60_000 - 1)
-            } else {
-                k.2
-            };
-            (k.0.clone(), k.1.clone(), start)
-        };
         let pick = |s: &BTreeSet<WindowKey>| -> BTreeSet<WindowKey> {
-            s.iter().filter(|k| k.1 == rule.id).map(key).collect()
+            s.iter().filter(|k| k.1 == rule.id).cloned().collect()
         };
-        let unit = if per_day { "day" } else { "window" };
+        let unit = if rule.daily_budget > 0 {
+            "day"
+        } else {
+            "window"
+        };
         kinds.push(row(
             format!("window/{}", rule.id),
             unit,
