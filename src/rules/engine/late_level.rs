@@ -66,10 +66,13 @@ impl Engine {
                     )
                 });
                 if supported == Some(false) {
+                    let since = self.tz.timestamp_millis_opt(from).single().map_or_else(
+                        || from.to_string(),
+                        |t| t.format("%Y-%m-%d %H:%M").to_string(),
+                    );
                     let why = format!(
-                        "the level was corrected after the alert was raised: {} from {}",
+                        "the level was corrected after the alert was raised: {} from {since}",
                         self.levels.at(from).name(),
-                        from
                     );
                     transitions.extend(self.book.withdraw(&id, name, closing_ts(a), &why));
                 }
