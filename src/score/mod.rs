@@ -10,6 +10,9 @@
 
 pub mod windows;
 
+#[cfg(test)]
+mod tests;
+
 use crate::rules::{Profile, RuleKind};
 use crate::store::{AlertFilter, AlertRow, StoreError, StoreReader};
 use chrono::{SecondsFormat, TimeZone, Utc};
