@@ -241,9 +241,9 @@ mod tests {
             false,
         )
         .expect("open");
-        let sites = [("a1", "A"), ("a2", "A"), ("a3", "A"), ("b1", "B")]
+        let infos = [("a1", "A"), ("a2", "A"), ("a3", "A"), ("b1", "B")]
             .map(|(id, street)| SiteInfo::new(id, id, street));
-        store.upsert_sites(&sites).expect("sites");
+        store.upsert_sites(&infos).expect("sites");
         let mut alerts = AlertStore::open(dir.path()).expect("alert store");
         // a1 exceeded 60 minutes on the one day it sent data (offline the next); b1 40 a day on
         // both; a3 30 a day; a2 worked 30 minutes under a restriction alert.
@@ -297,5 +297,33 @@ mod tests {
             .map(|s| (s.id.as_str(), s.minutes_per_day))
             .collect();
         assert_eq!(streets, [("B", 40.0), ("A", 35.0)]);
+
+        // The wall screen's ranking panel ranks by the same definition.
+        use crate::charts::data::{ranking, Frame, Overlays, RankBy};
+        let (from_ms, _) = day_bounds(chrono_tz::Asia::Shanghai, date("2017-01-02"));
+        let (_, to_ms) = day_bounds(chrono_tz::Asia::Shanghai, date("2017-01-03"));
+        let panel = ranking(
+            &reader,
+            "wall",
+            &infos,
+            dustwatch_protocol::Metric::Pm10,
+            RankBy::Verdicts,
+            Frame {
+                from_ms,
+                to_ms,
+                size: (900, 320),
+            },
+            &Overlays::default(),
+        )
+        .expect("panel");
+        let entries: Vec<(&str, f64)> = panel
+            .entries
+            .iter()
+            .map(|(l, v)| (l.as_str(), *v))
+            .collect();
+        assert_eq!(
+            entries,
+            [("a1", 60.0), ("b1", 40.0), ("a3", 30.0), ("a2", 15.0)]
+        );
     }
 }
