@@ -226,13 +226,12 @@ async fn html_errors(State(state): State<AppState>, request: Request, next: Next
         StatusCode::BAD_REQUEST => t.bad_request,
         _ => t.error,
     };
-    let body = format!(
-        "<h1>{} {title}</h1><p>{}</p><p><a href=\"/\">{}</a></p>",
-        status.as_u16(),
-        html::escape(&why),
-        t.back_home
-    );
-    let mut page = layout::page(ui, title, layout::Nav::None, &body, "");
+    let body = maud::html! {
+        h1 { (status.as_u16()) " " (title) }
+        p { (why) }
+        p { a href="/" { (t.back_home) } }
+    };
+    let mut page = layout::page(ui, title, layout::Nav::None, layout::Script::Static, body);
     *page.status_mut() = status;
     page
 }

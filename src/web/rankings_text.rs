@@ -1,6 +1,7 @@
 //! Words of the rankings' score column (the rankings page and the overview's street table).
 
 use super::i18n::Lang;
+use maud::{html, Markup};
 
 pub struct RankingTexts {
     /// Header of the score column.
@@ -27,7 +28,7 @@ pub fn texts(lang: Lang) -> &'static RankingTexts {
 }
 
 /// The score column's header cell.
-pub fn score_header(lang: Lang) -> String {
+pub fn score_header(lang: Lang) -> Markup {
     let t = texts(lang);
-    format!("<th class=n title=\"{}\">{}</th>", t.score_title, t.score)
+    html! { th.n title=(t.score_title) { (t.score) } }
 }
