@@ -11,6 +11,7 @@ pub mod hj212_forward;
 pub mod ingest;
 pub mod metrics;
 pub mod publish;
+pub mod rankings;
 pub mod report;
 pub mod rules;
 #[cfg(feature = "sim")]

@@ -15,6 +15,7 @@ pub mod live;
 mod map;
 pub mod overview;
 pub mod query;
+mod rankings_text;
 mod reports;
 pub mod server;
 pub mod token;

@@ -135,12 +135,12 @@ fn street_ranking(state: &AppState, ui: Ui, now: Option<i64>) -> Result<Markup, 
         }
         table #street-ranking {
             thead { tr {
-                th.n { (t.rank) } th { (t.street) } th.n { (t.exceedance_min) } th.n { (t.alerts_opened) }
+                th.n { (t.rank) } th { (t.street) } (super::rankings_text::score_header(ui.lang)) th.n { (t.alerts_opened) }
             } }
             tbody {
                 @for s in r.streets.iter().take(5) {
                     tr {
-                        td.n { (s.rank) } td { (s.street) } td.n { (s.exceedance_minutes) } td.n { (s.alerts) }
+                        td.n { (s.rank) } td { (s.street) } td.n { (s.minutes_per_day) } td.n { (s.alerts) }
                     }
                 }
             }

@@ -243,13 +243,13 @@ pub async fn rankings_page(
         h2 { (t.rank_streets) }
         table #rank-streets {
             thead { tr {
-                th.n { (t.rank) } th { (t.street) } th.n { (t.sites_n) } th.n { (t.exceedance_min) } th.n { (t.alerts_opened) }
+                th.n { (t.rank) } th { (t.street) } th.n { (t.sites_n) } (super::rankings_text::score_header(ui.lang)) th.n { (t.alerts_opened) }
             } }
             tbody {
                 @for s in &r.streets {
                     tr {
                         td.n { (s.rank) } td { (s.street) } td.n { (s.sites) }
-                        td.n { (s.exceedance_minutes) } td.n { (s.alerts) }
+                        td.n { (s.minutes_per_day) } td.n { (s.alerts) }
                     }
                 }
             }
@@ -257,13 +257,13 @@ pub async fn rankings_page(
         h2 { (t.rank_sites) }
         table #rank-sites {
             thead { tr {
-                th.n { (t.rank) } th { (t.site) } th { (t.street) } th.n { (t.exceedance_min) } th.n { (t.alerts_opened) }
+                th.n { (t.rank) } th { (t.site) } th { (t.street) } (super::rankings_text::score_header(ui.lang)) th.n { (t.alerts_opened) }
             } }
             tbody {
                 @for s in &r.sites {
                     tr {
                         td.n { (s.rank) } td { a href={ "/sites/" (s.id) } { (s.name) } } td { (s.street) }
-                        td.n { (s.exceedance_minutes) } td.n { (s.alerts) }
+                        td.n { (s.minutes_per_day) } td.n { (s.alerts) }
                     }
                 }
             }

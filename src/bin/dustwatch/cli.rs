@@ -174,6 +174,10 @@ pub enum Command {
         /// Output format: `table` (Markdown) or `json`.
         #[arg(long, value_enum, default_value_t = ScoreFormat::Table)]
         format: ScoreFormat,
+        /// The rule profile the aggregator judged with (default `[rules] profile`, else the
+        /// built-in default): the window rules' truth is what its rules decide on perfect sensors.
+        #[arg(long)]
+        rules: Option<PathBuf>,
         #[command(flatten)]
         store: StoreArgs,
     },

@@ -129,18 +129,27 @@ async fn main() -> Result<()> {
         Command::Score {
             truth,
             format,
+            rules,
             store,
         } => {
             store.apply(&mut config);
+            if let Some(r) = rules {
+                config.rules.profile = Some(r);
+            }
             let text = std::fs::read_to_string(&truth)
                 .with_context(|| format!("reading {}", truth.display()))?;
             let truth: sensors_sim::Truth = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not a sensors-sim truth file", truth.display()))?;
             let reader = open_reader(&config)?;
-            let scores = dustwatch::score::score(reader.as_ref(), &truth)?;
+            // The window rules' truth is what the profile's rules decide on perfect sensors.
+            let profile = match &config.rules.profile {
+                Some(p) => dustwatch::rules::Profile::load(p)?,
+                None => dustwatch::rules::Profile::default_profile(),
+            };
+            let report = dustwatch::score::score(reader.as_ref(), &truth, &profile)?;
             match format {
-                ScoreFormat::Json => println!("{}", serde_json::to_string_pretty(&scores)?),
-                ScoreFormat::Table => print!("{}", dustwatch::score::table(&scores)),
+                ScoreFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                ScoreFormat::Table => print!("{}", dustwatch::score::table(&report)),
             }
         }
         Command::BrokerConfig {
