@@ -139,6 +139,8 @@ pub struct AlertBook {
     escalate_after: u32,
     /// Clean time before a cleared alert closes, per kind (gaps close as soon as data is back).
     recheck_ms: i64,
+    /// Alerts held open by an order awaiting a passed re-inspection.
+    holds: crate::store::acting::Holds,
 }
 
 /// Everything needed to raise an alert.
@@ -160,6 +162,11 @@ impl AlertBook {
             recheck_ms: recheck_s * 1000,
             ..Default::default()
         }
+    }
+
+    /// Alerts in `holds` are never closed by a re-check.
+    pub fn set_holds(&mut self, holds: crate::store::acting::Holds) {
+        self.holds = holds;
     }
 
     /// Restore open alerts and offence counts after a restart.
@@ -293,6 +300,7 @@ impl AlertBook {
             .open
             .values()
             .filter(|a| a.site == site && a.state == AlertState::Cleared)
+            .filter(|a| !self.holds.is_held(a.id))
             .filter(|a| {
                 a.recheck_from
                     .or(a.cleared_ts)

@@ -2,6 +2,7 @@
 //! aggregator uses to write and read it. SQLite (`sqlite.rs`) is the implementation; the traits keep
 //! a long-term store or a clustered engine a swap away.
 
+pub mod acting;
 pub mod alerts;
 #[cfg(test)]
 mod bounds_tests;

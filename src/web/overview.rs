@@ -224,7 +224,7 @@ pub fn render(state: &AppState, ui: Ui) -> Result<String, WebError> {
         token = t.write_token,
         set = t.level_set,
     );
-    Ok(body)
+    Ok(body + &super::acting::patrol::overview_section(state, ui)?)
 }
 
 const SCRIPT: &str = r#"

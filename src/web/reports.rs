@@ -50,7 +50,13 @@ pub async fn daily(
     let ui = Ui::new(lang, &state);
     let reader = state.reader.clone();
     let tz = state.tz;
-    let r = blocking(move || Ok(report::daily(reader.as_ref(), day, tz)?)).await?;
+    let acting = state.acting.store.clone();
+    let r = blocking(move || {
+        let mut r = report::daily(reader.as_ref(), day, tz)?;
+        report::add_actions(&mut r, &acting, tz)?;
+        Ok(r)
+    })
+    .await?;
     Ok(match format.as_str() {
         "json" => Json(r).into_response(),
         "csv" => (
@@ -68,7 +74,7 @@ pub async fn daily(
             ui,
             &format!("{} {}", ui.t().report_title, r.date),
             Nav::Report,
-            &body(&r, lang),
+            &(body(&r, lang) + &super::acting::report::section(&r, ui)),
             "",
         ),
     })
