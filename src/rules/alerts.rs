@@ -300,7 +300,7 @@ impl AlertBook {
             .open
             .values()
             .filter(|a| a.site == site && a.state == AlertState::Cleared)
-            .filter(|a| !self.holds.is_held(a.id))
+            .filter(|a| !self.holds.is_held(a.id, ts))
             .filter(|a| {
                 a.recheck_from
                     .or(a.cleared_ts)

@@ -17,7 +17,7 @@ pub use patrol::{Checkin, PatrolResult};
 use super::sqlite::{open_writer, Synchronous};
 use super::StoreError;
 use rusqlite::Connection;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use thiserror::Error;
@@ -118,24 +118,24 @@ pub enum ActingError {
     },
 }
 
-/// Alerts the rules engine must not close: they carry an order without a passed re-inspection.
-/// Shared by the store (which changes it with every order) and the rules thread (which reads it
-/// before closing).
+/// Alerts the rules engine must not close yet, in event time: an alert with an order waits for
+/// a passed re-inspection, and then for data from the re-inspection's time on. Shared by the
+/// store (which changes it with every order) and the rules thread (which asks before closing).
 #[derive(Debug, Clone, Default)]
-pub struct Holds(Arc<RwLock<HashSet<i64>>>);
+pub struct Holds(Arc<RwLock<HashMap<i64, i64>>>);
 
 impl Holds {
-    pub fn is_held(&self, alert_id: i64) -> bool {
+    /// May the alert not close on data up to event time `ts`?
+    pub fn is_held(&self, alert_id: i64, ts: i64) -> bool {
         // A poisoned lock means a writer panicked mid-update; holding is the safe answer.
-        self.0.read().map_or(true, |s| s.contains(&alert_id))
+        self.0
+            .read()
+            .map_or(true, |s| s.get(&alert_id).is_some_and(|from| ts < *from))
     }
-    fn set(&self, alert_id: i64, held: bool) {
+    /// Hold the alert until event time `from` (`i64::MAX`: until a re-inspection passes).
+    fn hold_until(&self, alert_id: i64, from: i64) {
         if let Ok(mut s) = self.0.write() {
-            if held {
-                s.insert(alert_id);
-            } else {
-                s.remove(&alert_id);
-            }
+            s.insert(alert_id, from);
         }
     }
 }
@@ -156,8 +156,8 @@ impl ActingStore {
             holds: Holds::default(),
             photo_dir: dir.join("photos"),
         };
-        for id in store.held_alerts()? {
-            store.holds.set(id, true);
+        for (id, from) in store.held_alerts()? {
+            store.holds.hold_until(id, from);
         }
         Ok(store)
     }

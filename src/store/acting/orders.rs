@@ -165,12 +165,18 @@ fn reinspection_of(r: &Row<'_>) -> rusqlite::Result<Reinspection> {
 }
 
 impl ActingStore {
-    pub(super) fn held_alerts(&self) -> Result<Vec<i64>, ActingError> {
+    /// Alerts of orders whose alert is not closed, and the event time from which each may close
+    /// (`i64::MAX` while no re-inspection passed).
+    pub(super) fn held_alerts(&self) -> Result<Vec<(i64, i64)>, ActingError> {
         let conn = self.conn();
-        let mut st = conn.prepare("SELECT DISTINCT alert_id FROM orders WHERE state = 'open'")?;
+        let mut st = conn.prepare(
+            "SELECT o.alert_id, CASE WHEN o.state = 'open' THEN 9223372036854775807 ELSE              (SELECT max(r.ts) FROM reinspections r WHERE r.order_id = o.id AND r.result = 'passed') END              FROM orders o LEFT JOIN alerts a ON a.id = o.alert_id              WHERE a.state IS NULL OR a.state != 'closed' ORDER BY o.id",
+        )?;
         let ids = st
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<Vec<i64>, _>>()?;
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0)))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(ids)
     }
 
@@ -211,7 +217,7 @@ impl ActingStore {
             )?;
             conn.last_insert_rowid()
         };
-        self.holds.set(o.alert_id, true);
+        self.holds.hold_until(o.alert_id, i64::MAX);
         self.order(id)
     }
 
@@ -299,7 +305,7 @@ impl ActingStore {
         tx.commit()?;
         drop(conn);
         if n.result == ReinspectionResult::Passed {
-            self.holds.set(order.alert_id, false);
+            self.holds.hold_until(order.alert_id, n.ts);
         }
         Ok(Reinspection {
             id,
