@@ -170,7 +170,11 @@ impl ActingStore {
     pub(super) fn held_alerts(&self) -> Result<Vec<(i64, i64)>, ActingError> {
         let conn = self.conn();
         let mut st = conn.prepare(
-            "SELECT o.alert_id, CASE WHEN o.state = 'open' THEN 9223372036854775807 ELSE              (SELECT max(r.ts) FROM reinspections r WHERE r.order_id = o.id AND r.result = 'passed') END              FROM orders o LEFT JOIN alerts a ON a.id = o.alert_id              WHERE a.state IS NULL OR a.state != 'closed' ORDER BY o.id",
+            "SELECT o.alert_id, CASE WHEN o.state = 'open' THEN 9223372036854775807 ELSE \
+             (SELECT max(r.ts) FROM reinspections r \
+              WHERE r.order_id = o.id AND r.result = 'passed') END \
+             FROM orders o LEFT JOIN alerts a ON a.id = o.alert_id \
+             WHERE a.state IS NULL OR a.state != 'closed' ORDER BY o.id",
         )?;
         let ids = st
             .query_map([], |r| {

@@ -36,7 +36,7 @@ pub fn night_of(now_ms: i64, tz: chrono_tz::Tz) -> (NaiveDate, bool) {
     } else {
         local.date_naive()
     };
-    (night, hour >= START_HOUR || hour < END_HOUR)
+    (night, !(END_HOUR..START_HOUR).contains(&hour))
 }
 
 /// One site on tonight's list.
