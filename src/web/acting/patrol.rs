@@ -5,7 +5,7 @@
 use super::i18n::words;
 use super::{now_ms, to_login};
 use crate::auth::{pages::whoami, Inspector, Role, User};
-use crate::store::acting::{Checkin, PatrolResult};
+use crate::store::acting::{ActingStore, Checkin, PatrolResult};
 use crate::store::{AlertFilter, StoreReader};
 use crate::web::i18n::Lang;
 use crate::web::layout::{self, Nav, Ui};
@@ -51,8 +51,11 @@ pub struct PatrolSite {
 }
 
 /// Tonight's list: every working site (night work is forbidden to all), the ones at risk first.
-pub fn tonight(state: &AppState, night: NaiveDate) -> Result<Vec<PatrolSite>, WebError> {
-    let reader = &state.reader;
+pub fn tonight(
+    reader: &dyn StoreReader,
+    store: &ActingStore,
+    night: NaiveDate,
+) -> Result<Vec<PatrolSite>, WebError> {
     let open = reader.alerts(&AlertFilter {
         state: Some("open".into()),
         ..Default::default()
@@ -68,7 +71,7 @@ pub fn tonight(state: &AppState, night: NaiveDate) -> Result<Vec<PatrolSite>, We
             risky.insert(d.site);
         }
     }
-    let checkins = state.acting.store.checkins(&night.to_string())?;
+    let checkins = store.checkins(&night.to_string())?;
     let mut last: HashMap<String, Checkin> = HashMap::new();
     for c in checkins {
         last.insert(c.site.clone(), c);
@@ -121,15 +124,20 @@ fn list_markup(ui: Ui, list: &[PatrolSite], user: Option<&User>) -> Markup {
 
 /// The overview's section: tonight's list while the patrol is on, else nothing.
 pub fn overview_section(state: &AppState, ui: Ui) -> Result<String, WebError> {
-    overview_section_at(state, ui, now_ms())
+    overview_section_at(state.reader.as_ref(), &state.acting.store, ui, now_ms())
 }
 
-pub fn overview_section_at(state: &AppState, ui: Ui, now: i64) -> Result<String, WebError> {
+pub fn overview_section_at(
+    reader: &dyn StoreReader,
+    store: &ActingStore,
+    ui: Ui,
+    now: i64,
+) -> Result<String, WebError> {
     let (night, on) = night_of(now, ui.tz);
     if !on {
         return Ok(String::new());
     }
-    let list = tonight(state, night)?;
+    let list = tonight(reader, store, night)?;
     let w = words(ui.lang);
     Ok(html! {
         section id="patrol-tonight" {
@@ -152,7 +160,7 @@ pub async fn page(
     let ui = Ui::new(lang, &state);
     let (night, _) = night_of(now_ms(), ui.tz);
     let st = state.clone();
-    let list = blocking(move || tonight(&st, night)).await?;
+    let list = blocking(move || tonight(st.reader.as_ref(), &st.acting.store, night)).await?;
     let w = words(lang);
     let body = html! {
         (whoami(lang, &user))
@@ -289,6 +297,70 @@ mod tests {
         assert_eq!(
             night_of(at("2026-11-29T21:59:00+08:00"), tz),
             (d("2026-11-29"), false)
+        );
+    }
+    #[test]
+    fn the_overview_lists_tonights_patrol_only_during_the_patrol() {
+        use crate::store::{SqliteStore, StoreConfig, StoreWriter};
+        use dustwatch_protocol::SiteInfo;
+        let dir = tempfile::tempdir().expect("dir");
+        let mut writer = SqliteStore::open(
+            StoreConfig {
+                data_dir: dir.path().to_path_buf(),
+                ..Default::default()
+            },
+            false,
+        )
+        .expect("store");
+        let site = |id: &str, name: &str, kind| SiteInfo {
+            id: id.into(),
+            name: name.into(),
+            street: "柳寨街道".into(),
+            kind,
+            phase: Default::default(),
+            lat: None,
+            lon: None,
+            reference: None,
+        };
+        writer
+            .upsert_sites(&[
+                site("s1", "迎宾路3号地块", SiteKind::Construction),
+                site("ref", "国控站", SiteKind::Reference),
+            ])
+            .expect("sites");
+        let reader = writer.reader().expect("reader");
+        let store = ActingStore::open(dir.path()).expect("acting store");
+        let tz: chrono_tz::Tz = "Asia/Shanghai".parse().expect("zone");
+        let ui = Ui { lang: Lang::Zh, tz };
+        let at = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .expect("time")
+                .timestamp_millis()
+        };
+        let night = at("2026-11-29T23:10:00+08:00");
+        store
+            .check_in(
+                "2026-11-29",
+                "s1",
+                PatrolResult::NotWorking,
+                "li",
+                night,
+                "",
+            )
+            .expect("check-in");
+        let html = overview_section_at(&reader, &store, ui, night).expect("section");
+        assert!(html.contains("今晚巡查清单"), "{html}");
+        assert!(
+            html.contains("迎宾路3号地块") && !html.contains("国控站"),
+            "{html}"
+        );
+        assert!(html.contains("未施工") && html.contains("li"), "{html}");
+        // No forms on the wall screen.
+        assert!(!html.contains("<form"), "{html}");
+        let day = at("2026-11-29T15:00:00+08:00");
+        assert_eq!(
+            overview_section_at(&reader, &store, ui, day).expect("section"),
+            ""
         );
     }
 }
