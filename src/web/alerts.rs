@@ -54,6 +54,7 @@ fn rows(alerts: &[AlertRow], names: &HashMap<&str, &str>, ui: Ui) -> String {
         } else {
             format!("<span class=muted>{}</span>", t.closed_unacked)
         };
+        let ack = ack + &super::acting::act_link(ui.lang, a.id);
         let _ = write!(
             b,
             "<tr data-alert=\"{id}\"><td class=n>{id}</td><td><a href=\"/sites/{site}\">{site_name}</a></td>\

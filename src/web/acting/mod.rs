@@ -132,6 +132,24 @@ pub fn routes() -> Router<AppState> {
         .route("/api/patrol/:site", post(patrol::check_in))
 }
 
+/// The link from an alert's row to its action page (orders, re-inspections).
+pub fn act_link(lang: super::i18n::Lang, alert_id: i64) -> String {
+    maud::html! { " " a.act href={"/alerts/" (alert_id) "/act"} { (i18n::words(lang).act_title) } }
+        .into_string()
+}
+
+/// The overview's links to the office's actions, on every overview.
+pub fn overview_links(lang: super::i18n::Lang) -> String {
+    let w = i18n::words(lang);
+    maud::html! {
+        p.actions.noprint {
+            a href="/notices" { (w.notices) } " · " a href="/patrol" { (w.patrol) } " · "
+            a href="/login" { (crate::auth::i18n::words(lang).login) }
+        }
+    }
+    .into_string()
+}
+
 /// Now, Unix ms (wall clock).
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()

@@ -135,11 +135,12 @@ pub fn overview_section_at(
 ) -> Result<String, WebError> {
     let (night, on) = night_of(now, ui.tz);
     if !on {
-        return Ok(String::new());
+        return Ok(super::overview_links(ui.lang));
     }
     let list = tonight(reader, store, night)?;
     let w = words(ui.lang);
     Ok(html! {
+        (maud::PreEscaped(super::overview_links(ui.lang)))
         section id="patrol-tonight" {
             h2 { a href="/patrol" { (w.patrol_tonight) } }
             (list_markup(ui, &list, None))
@@ -358,9 +359,10 @@ mod tests {
         // No forms on the wall screen.
         assert!(!html.contains("<form"), "{html}");
         let day = at("2026-11-29T15:00:00+08:00");
-        assert_eq!(
-            overview_section_at(&reader, &store, ui, day).expect("section"),
-            ""
+        let html = overview_section_at(&reader, &store, ui, day).expect("section");
+        assert!(
+            !html.contains("patrol-tonight") && html.contains("/patrol"),
+            "{html}"
         );
     }
 }
