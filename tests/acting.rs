@@ -312,6 +312,60 @@ async fn a_session_writes_only_with_its_csrf_token() {
         );
         assert_eq!(s, 403);
 
+        // Stop-work notices from the page: the office's button, the inspector's confirmation.
+        let (s, _) = form(port, "/notices", &bare, &[("csrf", &csrf), ("note", "x")]);
+        assert_eq!(s, 403, "an inspector may not issue a notice");
+        let (oc, ocsrf) = login(port, "office", "office-password").expect("admin logs in");
+        let office_s = Auth::Session {
+            cookie: oc,
+            csrf: None,
+        };
+        ok(
+            port,
+            "PUT",
+            "/api/city/level",
+            &admin,
+            r#"{"level":"yellow"}"#,
+        );
+        eventually(30, "the level back through the broker", || {
+            call(port, "GET", "/api/city/level", &Auth::None, "")
+                .1
+                .contains("yellow")
+                .then_some(())
+        });
+        let (s, _) = form(port, "/notices", &office_s, &[("note", "黄色预警")]);
+        assert_eq!(s, 403, "no CSRF token");
+        let (s, _) = form(
+            port,
+            "/notices",
+            &office_s,
+            &[("csrf", &ocsrf), ("note", "黄色预警")],
+        );
+        assert_eq!(s, 303);
+        let notices = ok(port, "GET", "/api/notices", &Auth::None, "");
+        // Yellow stops earthwork: both sites are in an earthwork phase.
+        assert_eq!(notices[0]["level"], "yellow");
+        assert_eq!(notices[0]["receipts"][1]["work"], "earthwork");
+        let nid = notices[0]["id"].as_i64().expect("id");
+        let (s, _) = form(
+            port,
+            &format!("/notices/{nid}/confirm/s2"),
+            &viewer,
+            &[("csrf", &vcsrf)],
+        );
+        assert_eq!(s, 403);
+        let (s, _) = form(
+            port,
+            &format!("/notices/{nid}/confirm/s2"),
+            &bare,
+            &[("csrf", &csrf)],
+        );
+        assert_eq!(s, 303);
+        let notices = ok(port, "GET", "/api/notices", &Auth::None, "");
+        assert_eq!(notices[0]["receipts"][1]["by"], "li");
+        let (s, page) = call(port, "GET", "/notices", &bare, "");
+        assert!(s == 200 && page.contains("黄色预警"), "{page}");
+
         // Logging out ends the session.
         let (s, _) = form(port, "/logout", &bare, &[("csrf", &csrf)]);
         assert_eq!(s, 303);
@@ -578,7 +632,8 @@ async fn reinspection_photos_are_checked_capped_and_kept_in_the_data_directory()
         let png: Vec<u8> = b"\x89PNG\r\n\x1a\n"
             .iter()
             .copied()
-            .chain((0..2000u32).map(|i| (i % 251) as u8))
+            // Over the 2 MB a form may carry elsewhere, under the photo's 5 MiB.
+            .chain((0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8))
             .collect();
 
         // Declared PNG but not one; a PNG declared as something else; too large: refused.
