@@ -65,6 +65,16 @@ async fn an_inspector_logs_in_orders_and_reinspects_in_chromium() {
         );
         b.wait_for(20, "document.readyState === 'complete' && !!document.querySelector('form.reinspect')");
 
+        // The site's answer, as the inspector heard it.
+        b.eval(
+            "document.querySelector('form.response textarea').value = '已停工，正在覆盖裸土';
+             document.querySelector('form.response button').click(); true",
+        );
+        b.wait_for(
+            20,
+            "document.readyState === 'complete' && document.body.textContent.includes('已停工，正在覆盖裸土') && !!document.querySelector('form.reinspect')",
+        );
+
         // A failed re-inspection, then a passed one.
         for (result, note) in [("failed", "道路仍有扬尘"), ("passed", "已覆盖，已洒水")] {
             let before = b.eval("document.querySelectorAll('tr.reinspection').length");
@@ -91,6 +101,7 @@ async fn an_inspector_logs_in_orders_and_reinspects_in_chromium() {
         assert_eq!(orders[0]["issued_by"], "li");
         assert_eq!(orders[0]["kind"], "stop_work");
         assert_eq!(orders[0]["state"], "passed");
+        assert_eq!(orders[0]["response_by"], "li");
         assert_eq!(orders[0]["reinspections"][0]["escalated_to"], "critical");
 
         // The phone page: check a site in.

@@ -115,6 +115,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/orders/:id/reinspections", post(orders::reinspect))
         .route("/alerts/:id/act", get(orders::page))
         .route("/alerts/:id/act/order", post(orders::issue_form))
+        .route("/alerts/:id/act/response", post(orders::respond_form))
         .route(
             "/alerts/:id/act/reinspect",
             post(orders::reinspect_form).layer(axum::extract::DefaultBodyLimit::max(

@@ -229,6 +229,12 @@ pub async fn page(
     let w = words(lang);
     let can = user.role >= Role::Inspector;
     let open_order = orders.iter().find(|o| o.state == OrderState::Open);
+    // The newest escalation a failed re-inspection recorded.
+    let escalated = orders
+        .iter()
+        .flat_map(|o| o.reinspections.iter())
+        .filter_map(|r| r.escalated_to.as_deref())
+        .next_back();
     let kind_word = |k: OrderKind| match k {
         OrderKind::StopWork => w.stop_work,
         OrderKind::Rectify => w.rectify,
@@ -239,6 +245,7 @@ pub async fn page(
         p {
             a href={"/sites/" (a.site)} { (a.site) } " · " (lang.rule(&a.rule)) " · "
             (lang.severity(&a.severity)) " · " (lang.alert_state(&a.state))
+            @if let Some(s) = escalated { " · " (w.escalated_to) " " strong.escalated { (lang.severity(s)) } }
         }
         h2 { (w.orders) }
         @if orders.is_empty() { p.muted { (w.no_orders) } }
@@ -269,6 +276,13 @@ pub async fn page(
         }
         @if can && a.state != "closed" {
             @if let Some(o) = open_order {
+                h2 { (w.response) }
+                form.response method="post" action={"/alerts/" (a.id) "/act/response"} {
+                    input type="hidden" name="csrf" value=(user.csrf());
+                    input type="hidden" name="order_id" value=(o.id);
+                    p { textarea name="response" required maxlength="2000" { (o.response.as_deref().unwrap_or("")) } }
+                    p { button type="submit" { (w.save) } }
+                }
                 h2 { (w.reinspect) }
                 form.reinspect method="post" action={"/alerts/" (a.id) "/act/reinspect"} enctype="multipart/form-data" {
                     input type="hidden" name="csrf" value=(user.csrf());
@@ -407,5 +421,40 @@ pub async fn reinspect_form(
         ts: None,
     };
     do_reinspect(&state, &user, order_id, body, photo).await?;
+    Ok(Redirect::to(&format!("/alerts/{alert_id}/act")).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ResponseForm {
+    #[serde(default)]
+    pub csrf: String,
+    pub order_id: i64,
+    pub response: String,
+}
+
+pub async fn respond_form(
+    State(state): State<AppState>,
+    user: User,
+    Path(alert_id): Path<i64>,
+    Form(f): Form<ResponseForm>,
+) -> Result<Response, WebError> {
+    let user = user.form_csrf(&f.csrf);
+    user.require(Role::Inspector)?;
+    check_note(&f.response)?;
+    if f.response.trim().is_empty() {
+        return Err(WebError::BadRequest("`response` is required".into()));
+    }
+    let store = state.acting.store.clone();
+    blocking(move || {
+        let order = store.order(f.order_id)?;
+        if order.alert_id != alert_id {
+            return Err(WebError::BadRequest(format!(
+                "order {} is not on alert {alert_id}",
+                f.order_id
+            )));
+        }
+        Ok(store.respond(f.order_id, f.response.trim(), &user.name, now_ms())?)
+    })
+    .await?;
     Ok(Redirect::to(&format!("/alerts/{alert_id}/act")).into_response())
 }
