@@ -1,7 +1,6 @@
 //! Acting on alerts over real HTTP: every write route with each role (no login 401, viewer 403,
 //! inspector and admin as designed, the user recorded), browser sessions with their CSRF token,
-//! an order holding an alert open in event time until a re-inspection passes, and the
-//! `dustwatch user` command working on the store of a running aggregator.
+//! and an order holding an alert open in event time until a re-inspection passes.
 
 mod support;
 
@@ -366,6 +365,29 @@ async fn a_session_writes_only_with_its_csrf_token() {
         let (s, page) = call(port, "GET", "/notices", &bare, "");
         assert!(s == 200 && page.contains("黄色预警"), "{page}");
 
+        // Every form a page posts: no login 401; a viewer's session, with its token, 403.
+        for (path, fields) in [
+            ("/alerts/1/act/order", vec![("kind", "stop_work")]),
+            (
+                "/alerts/1/act/response",
+                vec![("order_id", "1"), ("response", "ok")],
+            ),
+            (
+                "/alerts/1/act/reinspect",
+                vec![("order_id", "1"), ("result", "passed")],
+            ),
+            ("/notices", vec![]),
+            ("/notices/1/confirm/s1", vec![]),
+            ("/patrol/s1", vec![("result", "working")]),
+        ] {
+            let (s, _) = form(port, path, &Auth::None, &fields);
+            assert_eq!(s, 401, "{path} without login");
+            let mut with_token = fields.clone();
+            with_token.push(("csrf", &vcsrf));
+            let (s, b) = form(port, path, &viewer, &with_token);
+            assert_eq!(s, 403, "{path} as a viewer: {b}");
+        }
+
         // Logging out ends the session.
         let (s, _) = form(port, "/logout", &bare, &[("csrf", &csrf)]);
         assert_eq!(s, 303);
@@ -488,210 +510,5 @@ async fn an_order_holds_the_alert_open_until_a_reinspection_passes() {
     })
     .await
     .expect("report");
-    office.stop().await;
-}
-
-fn cli(data: &std::path::Path, args: &[&str], password: Option<&str>) -> (bool, String, String) {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_dustwatch"));
-    cmd.arg("user").args(args).arg("--data").arg(data);
-    cmd.env_remove("DUSTWATCH_USER_PASSWORD");
-    if let Some(p) = password {
-        cmd.env("DUSTWATCH_USER_PASSWORD", p);
-    }
-    let out = cmd
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("dustwatch runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_user_command_works_on_the_store_of_a_running_aggregator() {
-    let office = Office::start().await;
-    let port = office.port;
-    let dir = office.data.path().to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let (ok_, out, err) = cli(
-            &dir,
-            &["add", "chen", "--role", "inspector"],
-            Some("chen-password"),
-        );
-        assert!(ok_, "{out}{err}");
-        let (ok_, _, err) = cli(&dir, &["add", "zhao", "--role", "viewer"], Some("short"));
-        assert!(!ok_ && err.contains("at least 8"), "{err}");
-        let (ok_, _, err) = cli(
-            &dir,
-            &["add", "zhao", "--role", "boss"],
-            Some("long enough"),
-        );
-        assert!(!ok_ && err.contains("viewer, inspector or admin"), "{err}");
-        let (_, list, _) = cli(&dir, &["list"], None);
-        assert_eq!(list, "chen\tinspector\tenabled\n");
-        let (ok_, token, err) = cli(&dir, &["token", "chen", "--label", "phone"], None);
-        assert!(ok_, "{err}");
-        let chen = Auth::Bearer(token.trim().to_string());
-        let c = ok(
-            port,
-            "POST",
-            "/api/patrol/s1",
-            &chen,
-            r#"{"result":"working"}"#,
-        );
-        assert_eq!(c["by"], "chen");
-        assert!(login(port, "chen", "chen-password").is_some());
-        let (ok_, _, err) = cli(&dir, &["disable", "chen"], None);
-        assert!(ok_, "{err}");
-        let (s, _) = call(
-            port,
-            "POST",
-            "/api/patrol/s1",
-            &chen,
-            r#"{"result":"working"}"#,
-        );
-        assert_eq!(s, 401);
-        let (_, list, _) = cli(&dir, &["list"], None);
-        assert_eq!(list, "chen\tinspector\tdisabled\n");
-    })
-    .await
-    .expect("cli");
-    office.stop().await;
-}
-
-/// A multipart form as a browser sends it: (content type, body).
-fn multipart(fields: &[(&str, &str)], photo: Option<(&str, &[u8])>) -> (String, Vec<u8>) {
-    let boundary = "----dustwatch-test-boundary";
-    let mut body = Vec::new();
-    for (k, v) in fields {
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
-                .as_bytes(),
-        );
-    }
-    if let Some((mime, bytes)) = photo {
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"site.img\"\r\nContent-Type: {mime}\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
-fn post_multipart(port: u16, path: &str, cookie: &str, ct: &str, body: &[u8]) -> u16 {
-    let agent = ureq::AgentBuilder::new().redirects(0).build();
-    match agent
-        .post(&format!("http://127.0.0.1:{port}{path}"))
-        .set("Cookie", cookie)
-        .set("Content-Type", ct)
-        .send_bytes(body)
-    {
-        Ok(r) => r.status(),
-        Err(ureq::Error::Status(s, _)) => s,
-        // The server may answer before it has read an oversized body and close.
-        Err(e) => panic!("transport: {e}"),
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reinspection_photos_are_checked_capped_and_kept_in_the_data_directory() {
-    let office = Office::start().await;
-    let port = office.port;
-    publish_all(office.broker_port, "fleet-photo", readings(0, 130)).await;
-    let id = wait_alert(port, "s1", "active").await["id"]
-        .as_i64()
-        .expect("id");
-    let photos = office.data.path().join("photos");
-    tokio::task::spawn_blocking(move || {
-        let (_, inspector, _) = users(port);
-        let order = ok(
-            port,
-            "POST",
-            &format!("/api/alerts/{id}/orders"),
-            &inspector,
-            r#"{"kind":"stop_work"}"#,
-        )["id"]
-            .as_i64()
-            .expect("order");
-        let (cookie, csrf) = login(port, "li", "li-password").expect("login");
-        let path = format!("/alerts/{id}/act/reinspect");
-        let order_s = order.to_string();
-        let fields = [
-            ("csrf", csrf.as_str()),
-            ("order_id", order_s.as_str()),
-            ("result", "failed"),
-            ("note", "照片为证"),
-        ];
-        let png: Vec<u8> = b"\x89PNG\r\n\x1a\n"
-            .iter()
-            .copied()
-            // Over the 2 MB a form may carry elsewhere, under the photo's 5 MiB.
-            .chain((0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8))
-            .collect();
-
-        // Declared PNG but not one; a PNG declared as something else; too large: refused.
-        let (ct, body) = multipart(&fields, Some(("image/png", b"<svg onload=alert(1)>")));
-        assert_eq!(post_multipart(port, &path, &cookie, &ct, &body), 400);
-        let (ct, body) = multipart(&fields, Some(("text/html", &png)));
-        assert_eq!(post_multipart(port, &path, &cookie, &ct, &body), 400);
-        let mut big = png.clone();
-        big.resize(6 * 1024 * 1024, 0);
-        let (ct, body) = multipart(&fields, Some(("image/png", &big)));
-        let s = post_multipart(port, &path, &cookie, &ct, &body);
-        assert!(s == 400 || s == 413, "{s}");
-        // Without the CSRF token: refused.
-        let (ct, body) = multipart(&fields[1..], Some(("image/png", &png)));
-        assert_eq!(post_multipart(port, &path, &cookie, &ct, &body), 403);
-        let none = ok(
-            port,
-            "GET",
-            &format!("/api/alerts/{id}/orders"),
-            &Auth::None,
-            "",
-        );
-        assert_eq!(
-            none[0]["reinspections"],
-            serde_json::json!([]),
-            "nothing recorded"
-        );
-
-        // A real PNG: recorded, kept under the data directory, shown to logged-in users only.
-        let (ct, body) = multipart(&fields, Some(("image/png", &png)));
-        assert_eq!(post_multipart(port, &path, &cookie, &ct, &body), 303);
-        let orders = ok(
-            port,
-            "GET",
-            &format!("/api/alerts/{id}/orders"),
-            &Auth::None,
-            "",
-        );
-        let r = &orders[0]["reinspections"][0];
-        assert_eq!(
-            (r["by"].as_str(), r["result"].as_str()),
-            (Some("li"), Some("failed"))
-        );
-        let name = r["photo"].as_str().expect("photo name").to_string();
-        assert_eq!(std::fs::read(photos.join(&name)).expect("kept"), png);
-        let (s, _) = call(port, "GET", &format!("/photos/{name}"), &Auth::None, "");
-        assert_eq!(s, 401);
-        let (s, _) = call(port, "GET", "/photos/..%2Fdustwatch.db", &inspector, "");
-        assert_eq!(s, 404);
-        let agent = ureq::AgentBuilder::new().build();
-        let got = agent
-            .get(&format!("http://127.0.0.1:{port}/photos/{name}"))
-            .set("Cookie", &cookie)
-            .call()
-            .expect("photo");
-        assert_eq!(got.content_type(), "image/png");
-    })
-    .await
-    .expect("photos");
     office.stop().await;
 }

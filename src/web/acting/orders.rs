@@ -359,12 +359,17 @@ pub async fn reinspect_form(
     State(state): State<AppState>,
     user: User,
     Path(alert_id): Path<i64>,
-    mut form: Multipart,
+    form: Option<Multipart>,
 ) -> Result<Response, WebError> {
     // The role is known before the body: refuse a viewer without reading a photo.
     if user.role < Role::Inspector {
         user.require(Role::Inspector)?;
     }
+    let Some(mut form) = form else {
+        return Err(WebError::BadRequest(
+            "a re-inspection form is multipart/form-data".into(),
+        ));
+    };
     let bad = |e: axum::extract::multipart::MultipartError| WebError::BadRequest(e.body_text());
     let (mut csrf, mut order_id, mut result, mut note, mut photo) =
         (String::new(), None, None, String::new(), None);
