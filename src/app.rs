@@ -190,6 +190,9 @@ impl Aggregator {
         let report_publisher = publisher.clone();
         let on_report: rules::task::ReportFn = Box::new(move |date| {
             match crate::report::daily(report_reader.as_ref(), date, tz) {
+                Ok(report) if !report.has_data() => {
+                    tracing::debug!(%date, "no data that day: no daily report");
+                }
                 Ok(mut report) => {
                     if let Err(e) = crate::report::add_actions(&mut report, &report_acting, tz) {
                         tracing::warn!(error = %e, %date, "the report goes out without the day's actions");
