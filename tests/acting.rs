@@ -202,6 +202,12 @@ async fn every_write_route_refuses_a_viewer_and_records_the_user() {
         // A bad token is no login; the bootstrap token acts as an admin named in `by` for acks.
         let (s, _) = call(port, "POST", "/api/patrol/s1", &Auth::Bearer("dwt_guess".into()), "{}");
         assert_eq!(s, 401);
+        let metrics = call(port, "GET", "/metrics", &Auth::None, "").1;
+        assert_eq!(
+            support::metric(&metrics, "dustwatch_auth_bad_credentials_total"),
+            Some(1.0),
+            "the guessed token is counted"
+        );
         let boot = Auth::Bearer(BOOTSTRAP.into());
         let acked = ok(
             port,
@@ -387,6 +393,15 @@ async fn a_session_writes_only_with_its_csrf_token() {
             let (s, b) = form(port, path, &viewer, &with_token);
             assert_eq!(s, 403, "{path} as a viewer: {b}");
         }
+
+        let metrics = call(port, "GET", "/metrics", &Auth::None, "").1;
+        let count = |name: &str| support::metric(&metrics, name).unwrap_or(-1.0);
+        assert_eq!(
+            count("dustwatch_auth_login_failures_total"),
+            1.0,
+            "{metrics}"
+        );
+        assert_eq!(count("dustwatch_auth_logins_total"), 3.0, "{metrics}");
 
         // Logging out ends the session.
         let (s, _) = form(port, "/logout", &bare, &[("csrf", &csrf)]);

@@ -97,6 +97,16 @@ fn unauthorized() -> WebError {
     )
 }
 
+/// A credential that matched nobody: counted (someone may be guessing).
+fn bad_credentials(state: &AppState) -> WebError {
+    state
+        .metrics
+        .auth
+        .bad_credentials
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    unauthorized()
+}
+
 #[axum::async_trait]
 impl FromRequestParts<AppState> for User {
     type Rejection = WebError;
@@ -129,7 +139,7 @@ impl FromRequestParts<AppState> for User {
                     role: u.role,
                     via: Via::Token,
                 })
-                .ok_or_else(unauthorized);
+                .ok_or_else(|| bad_credentials(state));
         }
         let Some(session) = session_cookie(&parts.headers) else {
             return Err(unauthorized());
@@ -141,7 +151,7 @@ impl FromRequestParts<AppState> for User {
                 .map_err(|e| WebError::Internal(e.to_string()))
         })
         .await?;
-        let (u, csrf) = found.ok_or_else(unauthorized)?;
+        let (u, csrf) = found.ok_or_else(|| bad_credentials(state))?;
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         let header_ok = parts
             .headers

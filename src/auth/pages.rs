@@ -98,6 +98,12 @@ pub async fn login(
     })
     .await?;
     let next = local(f.next.as_deref());
+    let counter = if opened.is_some() {
+        &state.metrics.auth.logins
+    } else {
+        &state.metrics.auth.login_failures
+    };
+    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let Some((session, csrf)) = opened else {
         let mut page = form(Ui::new(lang, &state), &next, true);
         *page.status_mut() = StatusCode::UNAUTHORIZED;
