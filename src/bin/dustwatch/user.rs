@@ -55,3 +55,24 @@ pub fn run(command: UserCommand, config: &mut Config) -> Result<()> {
     }
     Ok(())
 }
+
+/// The demo's users on a store that has none: an office admin and an inspector with fresh random
+/// passwords, printed once (as the generated write token is), so the pages can be tried at once.
+#[cfg(feature = "sim")]
+pub fn demo_users(data_dir: &std::path::Path) -> Result<()> {
+    let users = Users::new(Arc::new(
+        ActingStore::open(data_dir).context("opening the store")?,
+    ));
+    if !users.list()?.is_empty() {
+        return Ok(());
+    }
+    for (name, role) in [
+        ("office", dustwatch::auth::Role::Admin),
+        ("inspector", dustwatch::auth::Role::Inspector),
+    ] {
+        let password = dustwatch::web::token::generate()?;
+        users.add(name, role, &password)?;
+        println!("  demo user {name} ({}) password {password}", role.name());
+    }
+    Ok(())
+}
