@@ -41,7 +41,8 @@ async fn an_inspector_logs_in_orders_and_reinspects_in_chromium() {
         b.phone(true);
 
         // Not logged in: the action page sends the browser to the login page, and back after.
-        b.goto(&url(&format!("/alerts/{id}/act")));
+        // In Chinese, as the office works (the switch is remembered by a cookie).
+        b.goto(&url(&format!("/alerts/{id}/act?lang=zh-CN")));
         b.wait_for(10, "location.pathname === '/login'");
         b.eval(
             "document.querySelector('input[name=name]').value = 'li';
@@ -52,7 +53,9 @@ async fn an_inspector_logs_in_orders_and_reinspects_in_chromium() {
             20,
             &format!("location.pathname === '/alerts/{id}/act' && document.readyState === 'complete' && !!document.querySelector('form.order')"),
         );
-        assert!(b.eval("document.body.textContent").as_str().unwrap_or("").contains("li"));
+        let text = b.eval("document.body.textContent");
+        let text = text.as_str().unwrap_or("");
+        assert!(text.contains("当前用户") && text.contains("巡查员") && text.contains("下达指令"), "{text}");
         // The session cookie is not readable by scripts.
         let cookies = b.eval("document.cookie");
         assert!(!cookies.as_str().unwrap_or("").contains("dw_session"), "{cookies}");
