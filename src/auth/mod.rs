@@ -1,5 +1,14 @@
 //! Named users and what they may do: roles, passwords (argon2 PHC strings), browser sessions by
 //! cookie, per-user API tokens, and the axum extractors write routes use to require a role.
+//!
+//! A JSON write route takes the role as its first extractor, so a caller without it is refused
+//! (401 without a login, 403 below the role) before the body is read, and records `user.name`:
+//!
+//! ```ignore
+//! async fn sprinkle(State(s): State<AppState>, Inspector(user): Inspector, Json(b): Json<Cmd>) { … }
+//! ```
+//!
+//! A page's form takes [`User`] and its `csrf` field: `user.form_csrf(&form.csrf).require(role)?`.
 
 mod extract;
 pub mod i18n;
