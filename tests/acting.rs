@@ -338,6 +338,9 @@ async fn a_session_writes_only_with_its_csrf_token() {
                 .contains("yellow")
                 .then_some(())
         });
+        let due = "预警等级已升高，尚未发送停工通知";
+        let (_, page) = call(port, "GET", "/notices", &office_s, "");
+        assert!(page.contains(due), "the page says a notice is due: {page}");
         let (s, _) = form(port, "/notices", &office_s, &[("note", "黄色预警")]);
         assert_eq!(s, 403, "no CSRF token");
         let (s, _) = form(
@@ -369,7 +372,10 @@ async fn a_session_writes_only_with_its_csrf_token() {
         let notices = ok(port, "GET", "/api/notices", &Auth::None, "");
         assert_eq!(notices[0]["receipts"][1]["by"], "li");
         let (s, page) = call(port, "GET", "/notices", &bare, "");
-        assert!(s == 200 && page.contains("黄色预警"), "{page}");
+        assert!(
+            s == 200 && page.contains("黄色预警") && !page.contains(due),
+            "{page}"
+        );
 
         // Every form a page posts: no login 401; a viewer's session, with its token, 403.
         for (path, fields) in [

@@ -25,6 +25,7 @@ pub struct Words {
     pub notices: &'static str,
     pub issue_notice: &'static str,
     pub notice_help: &'static str,
+    pub notice_due: &'static str,
     pub level_now: &'static str,
     pub received: &'static str,
     pub pending: &'static str,
@@ -72,6 +73,7 @@ pub const ZH: Words = Words {
     notices: "停工通知",
     issue_notice: "向受影响工地发送停工通知",
     notice_help: "按当前预警等级与规则，通知所有须停工的工地（按类型与施工阶段）。",
+    notice_due: "预警等级已升高，尚未发送停工通知。",
     level_now: "当前预警等级",
     received: "已签收",
     pending: "未签收",
@@ -120,6 +122,7 @@ pub const EN: Words = Words {
     issue_notice: "Send a stop-work notice to every affected site",
     notice_help:
         "By the level in force and the rules: every site that must stop (by kind and phase).",
+    notice_due: "The level has risen and no stop-work notice has gone out for it yet.",
     level_now: "Level in force",
     received: "Received",
     pending: "Not yet received",

@@ -157,10 +157,26 @@ pub async fn page(
     .await?;
     let ui = Ui::new(lang, &state);
     let w = words(lang);
+    // The level rose past the last notice (or there is none) and it stops work somewhere.
+    let due = level != Level::None
+        && state
+            .acting
+            .duty
+            .stops(
+                level,
+                dustwatch_protocol::SiteKind::Construction,
+                dustwatch_protocol::Phase::Earthwork,
+            )
+            .is_some()
+        && notices
+            .last()
+            .and_then(|n| n.level.parse::<Level>().ok())
+            .is_none_or(|last| level > last);
     let body = html! {
         (whoami(lang, &user))
         h1 { (w.notices) }
         p { (w.level_now) ": " (lang.level(level)) }
+        @if due { p.notice-due role="status" { strong { (w.notice_due) } } }
         @if user.role >= Role::Admin {
             form.notice method="post" action="/notices" {
                 input type="hidden" name="csrf" value=(user.csrf());
