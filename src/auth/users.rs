@@ -10,6 +10,10 @@ use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 use std::sync::Arc;
 
+/// Longer passwords are refused unhashed: hashing megabytes per request would be a cheap way
+/// to load the server.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
 /// A browser session lasts this long after login.
 pub const SESSION_TTL_MS: i64 = 12 * 3_600_000;
 
@@ -87,10 +91,10 @@ impl Users {
     /// Add a user. Passwords are at least 8 characters.
     pub fn add(&self, name: &str, role: Role, password: &str) -> Result<UserInfo, AuthError> {
         check_name(name)?;
-        if password.chars().count() < 8 {
-            return Err(AuthError::Invalid(
-                "a password is at least 8 characters".into(),
-            ));
+        if password.chars().count() < 8 || password.len() > MAX_PASSWORD_BYTES {
+            return Err(AuthError::Invalid(format!(
+                "a password is at least 8 characters and at most {MAX_PASSWORD_BYTES} bytes"
+            )));
         }
         let phc = hash_password(password)?;
         self.store.with_conn(|c| {
@@ -182,6 +186,9 @@ impl Users {
     /// Check a password; on success open a session: (session id for the cookie, CSRF token).
     /// None for a wrong name, wrong password or a disabled user alike.
     pub fn login(&self, name: &str, password: &str) -> Result<Option<(String, String)>, AuthError> {
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Ok(None);
+        }
         let row: Option<(i64, String, bool)> = self.store.with_conn(|c| {
             c.query_row(
                 "SELECT id, password, disabled FROM users WHERE name = ?1",
@@ -300,6 +307,12 @@ mod tests {
             .expect("login")
             .is_none());
         users.add("wang", Role::Viewer, "viewer-pass").expect("add");
+        let huge = "x".repeat(MAX_PASSWORD_BYTES + 1);
+        assert!(matches!(
+            users.add("zhao", Role::Viewer, &huge),
+            Err(AuthError::Invalid(_))
+        ));
+        assert!(users.login("wang", &huge).expect("login").is_none());
         let (session, _) = users
             .login("wang", "viewer-pass")
             .expect("login")
