@@ -139,7 +139,7 @@ pub struct AlertBook {
     escalate_after: u32,
     /// Clean time before a cleared alert closes, per kind (gaps close as soon as data is back).
     recheck_ms: i64,
-    /// Alerts held open by an order awaiting a passed re-inspection.
+    /// Alerts held open by an order, in event time.
     holds: crate::store::acting::Holds,
 }
 
@@ -164,7 +164,8 @@ impl AlertBook {
         }
     }
 
-    /// Alerts in `holds` are never closed by a re-check.
+    /// An alert in `holds` is closed by a re-check only on data from its hold's end on (an order
+    /// waits for a passed re-inspection).
     pub fn set_holds(&mut self, holds: crate::store::acting::Holds) {
         self.holds = holds;
     }
