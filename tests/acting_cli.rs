@@ -43,8 +43,24 @@ async fn the_user_command_works_on_the_store_of_a_running_aggregator() {
             Some("long enough"),
         );
         assert!(!ok_ && err.contains("viewer, inspector or admin"), "{err}");
+        // The password from the first line of standard input.
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dustwatch"))
+            .args(["user", "add", "zhou", "--role", "viewer", "--data"])
+            .arg(&dir)
+            .env_remove("DUSTWATCH_USER_PASSWORD")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("dustwatch runs");
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin.write_all(b"zhou-password\n").expect("write");
+        }
+        assert!(child.wait().expect("exit").success());
+        assert!(login(port, "zhou", "zhou-password").is_some());
         let (_, list, _) = cli(&dir, &["list"], None);
-        assert_eq!(list, "chen\tinspector\tenabled\n");
+        assert_eq!(list, "chen\tinspector\tenabled\nzhou\tviewer\tenabled\n");
         let (ok_, token, err) = cli(&dir, &["token", "chen", "--label", "phone"], None);
         assert!(ok_, "{err}");
         let chen = Auth::Bearer(token.trim().to_string());
@@ -68,7 +84,7 @@ async fn the_user_command_works_on_the_store_of_a_running_aggregator() {
         );
         assert_eq!(s, 401);
         let (_, list, _) = cli(&dir, &["list"], None);
-        assert_eq!(list, "chen\tinspector\tdisabled\n");
+        assert_eq!(list, "chen\tinspector\tdisabled\nzhou\tviewer\tenabled\n");
     })
     .await
     .expect("cli");
