@@ -40,7 +40,7 @@ fn form(ui: Ui, next: &str, error: bool) -> Response {
             p { button type="submit" { (w.submit) } }
         }
     };
-    layout::page(ui, w.login, Nav::None, &body.into_string(), "")
+    layout::page(ui, w.login, Nav::None, layout::Script::Static, body)
 }
 
 pub async fn login_page(

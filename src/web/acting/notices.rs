@@ -7,7 +7,7 @@ use super::i18n::words;
 use super::{now_ms, to_login};
 use crate::auth::{pages::whoami, Admin, Inspector, Role, User};
 use crate::store::acting::{Notice, ReceiptVia};
-use crate::store::StoreReader;
+
 use crate::web::i18n::Lang;
 use crate::web::layout::{self, Nav, Ui};
 use crate::web::{blocking, AppState, WebError};
@@ -219,7 +219,7 @@ pub async fn page(
         ui,
         w.notices,
         Nav::None,
-        &body.into_string(),
-        "",
+        layout::Script::Live,
+        body,
     ))
 }

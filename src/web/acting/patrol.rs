@@ -172,8 +172,8 @@ pub async fn page(
         ui,
         w.patrol,
         Nav::None,
-        &body.into_string(),
-        "",
+        layout::Script::Live,
+        body,
     ))
 }
 
