@@ -260,6 +260,7 @@ mod tests {
     #[test]
     fn a_day_before_the_first_reading_has_no_data_to_report() {
         let (dir, store) = store_with_one_site();
+        use crate::store::AlertWriter;
         let mut days = crate::store::AlertStore::open(dir.path()).expect("alert store");
         let row = |date: &str, data_minutes| crate::store::DayRow {
             site: "a".into(),

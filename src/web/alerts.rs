@@ -5,7 +5,7 @@
 use super::i18n::Lang;
 use super::layout::{self, Nav, Script, Ui};
 use super::{blocking, AppState, WebError};
-use crate::store::{AlertFilter, AlertRow, StoreReader};
+use crate::store::{AlertFilter, AlertRow};
 use axum::extract::{Query, State};
 use axum::response::{Html, IntoResponse, Response};
 use maud::{html, Markup};

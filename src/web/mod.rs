@@ -6,6 +6,8 @@ mod api;
 mod charts;
 mod dashboards;
 mod evidence;
+mod gases;
+mod hj212_frames;
 mod html;
 pub mod i18n;
 mod layout;
@@ -22,7 +24,7 @@ mod site_page;
 pub mod sites;
 
 use crate::metrics::Metrics;
-use crate::store::{SqliteReader, StoreError};
+use crate::store::{StoreError, StoreReader};
 use axum::extract::{Request, State};
 use axum::handler::Handler;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -36,7 +38,7 @@ use thiserror::Error;
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub reader: Arc<SqliteReader>,
+    pub reader: Arc<dyn StoreReader>,
     pub metrics: Arc<Metrics>,
     pub offline_after_ms: i64,
     pub write_token: Arc<String>,
@@ -98,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/sites", get(api::sites))
         .route("/api/sites/:id/series", get(api::series))
+        .route("/api/hj212/frames", get(hj212_frames::list))
         .route("/api/alerts", get(alerts_api::list))
         .route("/api/alerts/:id", get(alerts_api::one))
         .route(

@@ -8,7 +8,7 @@ use super::i18n::Lang;
 use super::layout::{self, Nav, Script, Ui};
 use super::sites::{site_views, SiteStatus, SiteView};
 use super::{blocking, AppState, WebError};
-use crate::store::{AlertFilter, StoreReader};
+use crate::store::AlertFilter;
 use axum::extract::State;
 use axum::response::Response;
 use dustwatch_protocol::SiteKind;
@@ -290,6 +290,7 @@ mod tests {
             latest: None,
             aqi,
             aqi_category: aqi.map(crate::aqi::category),
+            primary_pollutants: Vec::new(),
             data_age_s: None,
             open_alerts: 0,
         }

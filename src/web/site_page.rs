@@ -7,7 +7,7 @@ use super::layout::{self, Nav, Script, Ui};
 use super::overview::{age, aqi_badge, status_name, values};
 use super::sites::{site_views, SiteView};
 use super::{blocking, AppState, WebError};
-use crate::store::{AlertFilter, StoreReader};
+use crate::store::AlertFilter;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use dustwatch_protocol::SiteInfo;
@@ -34,6 +34,7 @@ fn render(state: &AppState, ui: Ui, id: &str, range: &str) -> Result<Markup, Web
     let sections = [
         heading(ui, &site),
         latest(ui, &site.id, view.as_ref()),
+        gases(state, ui, &site.id, range, view.as_ref()),
         charts(state, ui, &site.id, range),
         devices(state, ui, id)?,
         alert_history(state, ui, id)?,
@@ -76,9 +77,8 @@ fn latest(ui: Ui, id: &str, view: Option<&SiteView>) -> Markup {
     }
 }
 
-/// The PM chart over the chosen range, its PNG and CSV links, and the AQI calendar.
-fn charts(state: &AppState, ui: Ui, id: &str, range: &str) -> Markup {
-    let t = ui.t();
+/// The chosen range [from, to), ending at the site's newest reading (or the fleet's clock).
+fn window(state: &AppState, id: &str, range: &str) -> (i64, i64) {
     let span = RANGES
         .iter()
         .find(|(n, _)| *n == range)
@@ -89,7 +89,20 @@ fn charts(state: &AppState, ui: Ui, id: &str, range: &str) -> Markup {
         .latest(id)
         .map_or_else(|| fleet_now(state), |l| l.reading.ts)
         + 1;
-    let from = to - span;
+    (to - span, to)
+}
+
+/// An air station's gases with their sub-indices, charts over the same range.
+fn gases(state: &AppState, ui: Ui, id: &str, range: &str, view: Option<&SiteView>) -> Markup {
+    let (from, to) = window(state, id, range);
+    // gases.rs renders with maud too: the text is already escaped.
+    maud::PreEscaped(super::gases::section(ui.lang, view, from, to))
+}
+
+/// The PM chart over the chosen range, its PNG and CSV links, and the AQI calendar.
+fn charts(state: &AppState, ui: Ui, id: &str, range: &str) -> Markup {
+    let t = ui.t();
+    let (from, to) = window(state, id, range);
     let lang = ui.lang.code();
     let window = format!("from={from}&to={to}&lang={lang}");
     let csv = [

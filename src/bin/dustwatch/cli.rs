@@ -130,6 +130,9 @@ pub enum Command {
         #[command(flatten)]
         aggregator: AggregatorArgs,
     },
+    /// Print the `mappings { ... }` block every nats-server of the cluster needs for
+    /// `[ingest] source = "nats"`: device topics to `[nats] partitions` partitions by site.
+    NatsMappings,
     /// Run only the embedded MQTT broker.
     Broker {
         #[command(flatten)]

@@ -57,12 +57,9 @@ async fn main() -> Result<()> {
                 .zone
                 .parse()
                 .map_err(|_| anyhow::anyhow!("unknown time zone `{}`", config.time.zone))?;
-            let files = dustwatch::dashboard::render_from_store(
-                &config.store.data_dir,
-                &dashboard,
-                &out,
-                tz,
-            )?;
+            let reader = open_reader(&config)?;
+            let files =
+                dustwatch::dashboard::render_from_store(reader.as_ref(), &dashboard, &out, tz)?;
             for f in files {
                 println!("{}", f.display());
             }
@@ -121,7 +118,7 @@ async fn main() -> Result<()> {
                 .parse()
                 .map_err(|_| anyhow::anyhow!("unknown time zone {}", config.time.zone))?;
             let reader = open_reader(&config)?;
-            let report = dustwatch::report::daily(&reader, date, tz)?;
+            let report = dustwatch::report::daily(reader.as_ref(), date, tz)?;
             match format {
                 ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
                 ReportFormat::Csv => print!("{}", dustwatch::report::to_csv(&report)),
@@ -149,7 +146,7 @@ async fn main() -> Result<()> {
                 Some(p) => dustwatch::rules::Profile::load(p)?,
                 None => dustwatch::rules::Profile::default_profile(),
             };
-            let report = dustwatch::score::score(&reader, &truth, &profile)?;
+            let report = dustwatch::score::score(reader.as_ref(), &truth, &profile)?;
             match format {
                 ScoreFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
                 ScoreFormat::Table => print!("{}", dustwatch::score::table(&report)),
@@ -189,6 +186,13 @@ async fn main() -> Result<()> {
                 w.conf_file.display(),
                 w.credentials_file.display(),
                 w.aggregator_file.display(),
+            );
+        }
+        Command::NatsMappings => {
+            config.nats.validate()?;
+            println!(
+                "mappings {{\n{}\n}}",
+                config.nats.server_mappings(&config.mqtt.topic_root)
             );
         }
         Command::Broker { broker } => {
@@ -241,16 +245,22 @@ pub(crate) fn print_urls(agg: &Aggregator, broker: &str) {
     println!("Press Ctrl-C to stop.");
 }
 
-/// A read-only view of the store in `config.store.data_dir`.
-fn open_reader(config: &Config) -> Result<dustwatch::store::SqliteReader> {
+/// A read-only view of the configured store (`[store] backend`).
+fn open_reader(config: &Config) -> Result<Box<dyn dustwatch::store::StoreReader>> {
+    if config.store.backend == dustwatch::store::config::Backend::Postgres {
+        return Ok(Box::new(dustwatch::store::postgres::PgReader::open(
+            &config.store.postgres,
+            Default::default(),
+        )?));
+    }
     let db = config.store.data_dir.join("dustwatch.db");
     anyhow::ensure!(
         db.exists(),
         "no store at {} (pass --data DIR)",
         db.display()
     );
-    Ok(dustwatch::store::SqliteReader::open(
+    Ok(Box::new(dustwatch::store::SqliteReader::open(
         &config.store.data_dir,
         Default::default(),
-    )?)
+    )?))
 }
