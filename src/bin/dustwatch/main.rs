@@ -3,6 +3,7 @@
 mod cli;
 #[cfg(feature = "sim")]
 mod demo;
+mod user;
 
 #[cfg(feature = "sim")]
 use anyhow::Context;
@@ -106,6 +107,7 @@ async fn main() -> Result<()> {
             .await?;
             println!("city level {level} published on {url} (in force from {ts})");
         }
+        Command::User { command } => user::run(command, &mut config)?,
         Command::Report {
             date,
             format,
@@ -118,7 +120,9 @@ async fn main() -> Result<()> {
                 .parse()
                 .map_err(|_| anyhow::anyhow!("unknown time zone {}", config.time.zone))?;
             let reader = open_reader(&config)?;
-            let report = dustwatch::report::daily(reader.as_ref(), date, tz)?;
+            let mut report = dustwatch::report::daily(reader.as_ref(), date, tz)?;
+            let acting = dustwatch::store::acting::ActingStore::open(&config.store.data_dir)?;
+            dustwatch::report::add_actions(&mut report, &acting, tz)?;
             match format {
                 ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
                 ReportFormat::Csv => print!("{}", dustwatch::report::to_csv(&report)),
