@@ -25,6 +25,7 @@ DIR=$(mktemp -d /tmp/dustwatch-cluster.XXXXXX)
 chmod 755 "$DIR"
 PIDS=()
 cleanup() {
+  trap - EXIT INT TERM
   echo "stopping..."
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   # SIGINT is PostgreSQL's fast shutdown (SIGTERM would wait for every session to end).
