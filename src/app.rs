@@ -29,6 +29,8 @@ pub enum AppError {
     #[error(transparent)]
     Export(#[from] ExportError),
     #[error(transparent)]
+    Forward(#[from] crate::hj212_forward::ForwardError),
+    #[error(transparent)]
     Profile(#[from] ProfileError),
     #[error(transparent)]
     Rules(#[from] RulesError),
@@ -66,6 +68,7 @@ pub struct Aggregator {
     publisher_task: tokio::task::JoinHandle<()>,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
     export: Option<export::Exporter>,
+    forward: Option<crate::hj212_forward::Forwarder>,
 }
 
 impl Aggregator {
@@ -105,10 +108,12 @@ impl Aggregator {
         if let Some(influx) = &config.influx {
             influx.validate()?;
         }
+        crate::hj212_forward::validate(&config.hj212.forward)?;
+        let forward_queue = !config.hj212.forward.is_empty();
         let store_config = config.store.clone();
         let outbox = config.influx.is_some();
         let opened = tokio::task::spawn_blocking(move || {
-            let mut opened = store::open(&store_config, strict, outbox)?;
+            let mut opened = store::open(&store_config, strict, outbox, forward_queue)?;
             opened.writer.upsert_sites(&sites)?;
             Ok::<_, StoreError>(opened)
         })
@@ -152,6 +157,17 @@ impl Aggregator {
                 )?)
             }
             None => None,
+        };
+
+        let forward = match config.hj212.forward.as_slice() {
+            [] => None,
+            targets => Some(crate::hj212_forward::start(
+                targets,
+                &hj212_devices,
+                &config.store.data_dir,
+                metrics.clone(),
+                shutdown.clone(),
+            )?),
         };
 
         let tz: chrono_tz::Tz = config
@@ -312,6 +328,7 @@ impl Aggregator {
             publisher_task,
             http,
             export,
+            forward,
         })
     }
 
@@ -326,6 +343,9 @@ impl Aggregator {
                 .task
                 .await
                 .map_err(|e| AppError::Join(e.to_string()))?;
+        }
+        for task in self.forward.into_iter().flat_map(|f| f.tasks) {
+            task.await.map_err(|e| AppError::Join(e.to_string()))?;
         }
         if let Some(export) = self.export {
             export

@@ -7,6 +7,7 @@ pub mod charts;
 pub mod config;
 pub mod dashboard;
 pub mod export;
+pub mod hj212_forward;
 pub mod ingest;
 pub mod metrics;
 pub mod publish;

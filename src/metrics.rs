@@ -2,11 +2,13 @@
 //! Plain atomics: every task updates them without a lock.
 
 mod hj212;
+mod hj212_forward;
 mod http;
 mod nats;
 mod process;
 
 pub use hj212::{Hj212Metrics, HJ212_REJECT_LABELS};
+pub use hj212_forward::{ForwardMetrics, TargetCounters};
 pub use http::HttpMetrics;
 pub use nats::NatsMetrics;
 
@@ -108,6 +110,7 @@ pub struct Metrics {
     pub event_to_commit_seconds: Histogram,
     /// HJ 212 ingest (MQTT topic and TCP listener).
     pub hj212: Hj212Metrics,
+    pub hj212_forward: ForwardMetrics,
     /// The HTTP server and its live streams.
     pub http: HttpMetrics,
     /// NATS JetStream ingest: partitions, leases, fencing.
@@ -318,6 +321,7 @@ impl Metrics {
             );
         }
         self.hj212.render(&mut out);
+        self.hj212_forward.render(&mut out);
         self.http.render(&mut out);
         self.nats.render(&mut out);
         self.batch_seconds.render(

@@ -85,7 +85,7 @@ async fn the_outbox_is_exported_once_from_postgres() {
     let write = move |batch: Vec<Record>, alert: Option<AlertRow>| {
         let config = config.clone();
         std::thread::spawn(move || {
-            let mut st = store::open(&config, false, true).expect("store");
+            let mut st = store::open(&config, false, true, false).expect("store");
             st.writer.write_batch(&batch).expect("batch");
             if let Some(a) = alert {
                 st.alerts.apply(&[("opened".into(), a)]).expect("alert");

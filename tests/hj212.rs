@@ -785,10 +785,12 @@ async fn simulator_hj212_tcp_devices_are_ingested_over_tcp() {
             .iter()
             .find(|f| {
                 f.mn == format!("hj-tcp.{device}")
-                    && hj212::to_reading(f, &profile, 0, 0).map(|x| x.ts) == Ok(r.ts)
+                    && hj212::read_values(f, &profile, 0, 0).map(|x| x.reading.ts) == Ok(r.ts)
             })
             .expect("a frame the simulator sent for this device and minute");
-        let expected = hj212::to_reading(frame, &profile, r.seq, r.boot).expect("reading");
+        let expected = hj212::read_values(frame, &profile, r.seq, r.boot)
+            .expect("reading")
+            .reading;
         assert_eq!(r, &expected, "stored values are the simulator's");
     }
     assert_eq!(agg.metrics.hj212.readings.load(Relaxed), 60);

@@ -26,11 +26,11 @@ struct Under {
 
 impl Under {
     fn open(&self) -> OpenStore {
-        store::open(&self.config, false, false).expect("store opens")
+        store::open(&self.config, false, false, false).expect("store opens")
     }
 
     fn open_with_outbox(&self) -> OpenStore {
-        store::open(&self.config, false, true).expect("store opens")
+        store::open(&self.config, false, true, false).expect("store opens")
     }
 
     /// Outbox rows, read past the store (its traits do not expose the outbox).
@@ -659,7 +659,7 @@ fn refused_sites_and_devices_become_dead_letters() {
     for mut s in stores(pg.as_ref()) {
         s.config.max_devices_per_site = 2;
         s.config.max_dead_letters_per_source = 3;
-        let mut st = store::open(&s.config, true, false).expect("strict store");
+        let mut st = store::open(&s.config, true, false, false).expect("strict store");
         st.writer
             .upsert_sites(&[dustwatch_protocol::SiteInfo::new("s1", "Site 1", "street")])
             .expect("registry");

@@ -37,7 +37,7 @@ fn readings() -> Vec<Record> {
 
 /// Readings a second written through `config`'s store.
 fn rate(config: &StoreConfig, records: &[Record]) -> anyhow::Result<f64> {
-    let mut st = store::open(config, false, false)?;
+    let mut st = store::open(config, false, false, false)?;
     let start = Instant::now();
     for batch in records.chunks(BATCH) {
         st.writer.write_batch(batch)?;

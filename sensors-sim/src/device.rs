@@ -738,6 +738,7 @@ impl Device {
             wind_ms: Some(round_to(sums[6] / n, 0.1)),
             wind_deg: Some(wind_deg.round()),
             flags: Default::default(),
+            ..Reading::default()
         };
         for (m, name) in ["pm25", "pm10", "tsp"].iter().enumerate() {
             if over[m] {

@@ -88,7 +88,8 @@ SELECT o.id, o.kind, o.site, o.device, o.boot, o.seq, o.ts,
        r.interval_s, r.pm25, r.pm10, r.tsp, r.noise_dba, r.temp_c, r.rh_pct, r.pressure_kpa,
        r.wind_ms, r.wind_deg, r.flags,
        e.kind,
-       c.level
+       c.level,
+       r.no2, r.so2, r.o3, r.co
 FROM outbox o
 LEFT JOIN sites s ON s.id = o.site
 LEFT JOIN readings r ON o.kind = 1 AND r.site = o.site AND r.ts = o.ts AND r.device = o.device
@@ -195,6 +196,10 @@ impl OutboxSource {
                         pressure_kpa: row.get(16)?,
                         wind_ms: row.get(17)?,
                         wind_deg: row.get(18)?,
+                        no2: row.get(22)?,
+                        so2: row.get(23)?,
+                        o3: row.get(24)?,
+                        co: row.get(25)?,
                         flags: match flags {
                             Some(f) => serde_json::from_str(&f)
                                 .map_err(|e| StoreError::Corrupt(e.to_string()))?,

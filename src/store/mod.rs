@@ -10,11 +10,13 @@ pub mod checkpoint;
 pub mod config;
 mod dead_letters;
 pub mod fence;
+pub mod forward_queue;
 pub mod hot;
 mod known;
 mod open;
 pub mod outbox;
 pub mod postgres;
+pub mod raw_frames;
 pub mod reader;
 pub mod retention;
 mod rollup;
@@ -188,6 +190,8 @@ pub struct Counts {
 
 #[derive(Debug, Error)]
 pub enum StoreError {
+    #[error("{0} is not available with the PostgreSQL store yet: use the SQLite store")]
+    NotOnPostgres(&'static str),
     #[error("cannot create data directory {path}: {source}")]
     DataDir {
         path: String,
@@ -335,4 +339,9 @@ pub trait StoreReader: Send + Sync {
     fn alert_history(&self, id: i64) -> Result<Vec<AlertChange>, StoreError>;
     /// Daily figures for local dates in [from, to] (`YYYY-MM-DD`).
     fn days(&self, from: &str, to: &str) -> Result<Vec<DayRow>, StoreError>;
+    /// HJ 212 frames kept as dead letters, newest first.
+    fn raw_frames(
+        &self,
+        q: &raw_frames::RawFrameQuery,
+    ) -> Result<Vec<raw_frames::RawFrameRow>, StoreError>;
 }

@@ -15,11 +15,19 @@ pub struct OpenStore {
 
 /// Open (or create, or migrate) the configured store. `strict`: refuse sites not in the
 /// registry; `outbox`: append fresh records to the outbox for the exporter.
-pub fn open(config: &StoreConfig, strict: bool, outbox: bool) -> Result<OpenStore, StoreError> {
+/// `outbox`: queue fresh records for the long-term export; `forward`: queue fresh readings for
+/// HJ 212 forwarding (`[[hj212.forward]]`, SQLite only for now).
+pub fn open(
+    config: &StoreConfig,
+    strict: bool,
+    outbox: bool,
+    forward: bool,
+) -> Result<OpenStore, StoreError> {
     match config.backend {
         Backend::Sqlite => {
             let mut store = SqliteStore::open(config.clone(), strict)?;
             store.set_outbox(outbox);
+            store.set_forward_queue(forward);
             let reader = Arc::new(store.reader()?);
             Ok(OpenStore {
                 writer: Box::new(store),
@@ -28,6 +36,11 @@ pub fn open(config: &StoreConfig, strict: bool, outbox: bool) -> Result<OpenStor
             })
         }
         Backend::Postgres => {
+            if forward {
+                return Err(StoreError::NotOnPostgres(
+                    "HJ 212 forwarding ([[hj212.forward]])",
+                ));
+            }
             let mut store = PgStore::open(config.clone(), strict)?;
             store.set_outbox(outbox);
             let reader = Arc::new(store.reader()?);

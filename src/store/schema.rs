@@ -11,7 +11,8 @@
 use dustwatch_protocol::Metric;
 
 /// Schema version stored in `PRAGMA user_version`.
-pub const VERSION: i64 = 5;
+
+pub const VERSION: i64 = 6;
 
 const BASE: &str = "
 CREATE TABLE IF NOT EXISTS sites (
@@ -46,6 +47,7 @@ CREATE TABLE IF NOT EXISTS readings (
     pressure_kpa REAL, wind_ms REAL, wind_deg REAL,
     flags TEXT,
     received_ms INTEGER NOT NULL,
+    no2 REAL, so2 REAL, o3 REAL, co REAL,
     PRIMARY KEY (site, ts, device, boot, seq)
 ) WITHOUT ROWID;
 -- Schema 1's dedup index (see the module comment).
@@ -185,10 +187,55 @@ pub fn migrate(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
              partition INTEGER PRIMARY KEY, revision INTEGER NOT NULL)",
         )?;
     }
+    if version != 0 && version < 6 {
+        // Schema 6: the gases of air stations, in readings and in every rollup.
+        let plain = |c: &str| (c.to_string(), "REAL");
+        add_columns(conn, "readings", &GAS_COLUMNS.map(plain))?;
+        for (table, _) in ROLLUPS {
+            // Counts and sums of the buckets already there start at 0, not NULL: the upsert
+            // adds to them (NULL + x stays NULL). Min and max start unknown.
+            let cols: Vec<(String, &str)> = Metric::GASES
+                .into_iter()
+                .flat_map(|m| {
+                    let [n, s, lo, hi] = rollup_cols(m);
+                    [
+                        (n, "REAL DEFAULT 0"),
+                        (s, "REAL DEFAULT 0"),
+                        (lo, "REAL"),
+                        (hi, "REAL"),
+                    ]
+                })
+                .collect();
+            add_columns(conn, table, &cols)?;
+        }
+    }
     conn.execute_batch(
         "CREATE INDEX IF NOT EXISTS dead_letters_by_source ON dead_letters (source, id)",
     )?;
     conn.pragma_update(None, "user_version", VERSION)
+}
+
+/// The gas columns schema 6 added to `readings`.
+const GAS_COLUMNS: [&str; 4] = ["no2", "so2", "o3", "co"];
+
+/// Add the columns (name, declaration) `table` lacks (a migration that stopped half-way runs
+/// again cleanly).
+fn add_columns(
+    conn: &rusqlite::Connection,
+    table: &str,
+    cols: &[(String, &str)],
+) -> rusqlite::Result<()> {
+    for (col, decl) in cols {
+        let has: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
+            [table, col.as_str()],
+            |r| r.get(0),
+        )?;
+        if !has {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {col} {decl}"))?;
+        }
+    }
+    Ok(())
 }
 
 /// Rollup tables and their bucket widths.

@@ -86,6 +86,8 @@ pub struct SqliteStore {
     known: Known,
     /// Append fresh readings, events and city levels to the outbox (export enabled).
     outbox: bool,
+    /// Queue fresh readings for HJ 212 forwarding (targets configured).
+    forward: bool,
 }
 
 impl SqliteStore {
@@ -96,6 +98,7 @@ impl SqliteStore {
         // or each batch reads it back from the OS: bounded, whatever the number of readings.
         conn.pragma_update(None, "cache_size", -i64::from(config.cache_mib) * 1024)?;
         outbox::create(&conn)?;
+        super::forward_queue::create(&conn)?;
         let checkpointer = Checkpointer::start(&config.data_dir)?;
         if config.max_size_mib > 0 {
             // At the limit SQLite answers SQLITE_FULL, which the writer treats as a full disk.
@@ -115,6 +118,7 @@ impl SqliteStore {
             },
             config,
             outbox: false,
+            forward: false,
         };
         store.known.load(&store.conn)?;
         store.hot.update(store.known.latest.clone());
@@ -128,6 +132,11 @@ impl SqliteStore {
     /// InfluxDB exporter). Off by default: nothing consumes the outbox then.
     pub fn set_outbox(&mut self, on: bool) {
         self.outbox = on;
+    }
+
+    /// Queue every fresh reading for HJ 212 forwarding from now on (`[[hj212.forward]]`).
+    pub fn set_forward_queue(&mut self, on: bool) {
+        self.forward = on;
     }
 
     /// The hot state this writer maintains; share it with readers.
@@ -151,7 +160,7 @@ impl SqliteStore {
     ) -> Result<BatchOutcome, StoreError> {
         self.checkpointer.rewind_if_due(&self.conn);
         let received = now_ms();
-        let mut w = BatchWrite::new(received, self.outbox);
+        let mut w = BatchWrite::new(received, self.outbox, self.forward);
         let known = &mut self.known;
         let result = (|| -> Result<(), StoreError> {
             let tx = self.conn.transaction()?;

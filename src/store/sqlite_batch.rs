@@ -18,13 +18,16 @@ type RollupDelta<'a> = HashMap<(&'a str, i64), [Agg; Metric::ALL.len()]>;
 pub(super) const INSERT_READING: &str =
     "INSERT OR IGNORE INTO readings (site, ts, device, boot, seq, \
      interval_s, pm25, pm10, tsp, noise_dba, temp_c, rh_pct, pressure_kpa, wind_ms, wind_deg, \
-     flags, received_ms) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+     flags, received_ms, no2, so2, o3, co) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
+     ?19, ?20, ?21)";
 
 /// What one batch has written so far, borrowed from the batch's records.
 pub(super) struct BatchWrite<'a> {
     pub(super) received: i64,
     pub(super) outbox: bool,
+    /// Queue fresh readings for HJ 212 forwarding.
+    pub(super) forward: bool,
     pub(super) out: BatchOutcome,
     pub(super) rejected: BTreeMap<RejectReason, u64>,
     deltas: [RollupDelta<'a>; ROLLUPS.len()],
@@ -34,10 +37,11 @@ pub(super) struct BatchWrite<'a> {
 }
 
 impl<'a> BatchWrite<'a> {
-    pub(super) fn new(received: i64, outbox: bool) -> BatchWrite<'a> {
+    pub(super) fn new(received: i64, outbox: bool, forward: bool) -> BatchWrite<'a> {
         BatchWrite {
             received,
             outbox,
+            forward,
             out: BatchOutcome::default(),
             rejected: BTreeMap::new(),
             deltas: Default::default(),
@@ -95,7 +99,11 @@ impl<'a> BatchWrite<'a> {
             r.wind_ms,
             r.wind_deg,
             flags_json(r),
-            received
+            received,
+            r.no2,
+            r.so2,
+            r.o3,
+            r.co
         ])?;
         if n == 0 {
             self.out.duplicates += 1;
@@ -114,6 +122,9 @@ impl<'a> BatchWrite<'a> {
                 Some(key.3),
                 r.ts,
             )?;
+        }
+        if self.forward {
+            super::forward_queue::push(tx, site, device, r.boot, r.seq, r.ts)?;
         }
         self.roll_up(site, r);
         let newest_ts = match self.newest.get(site) {

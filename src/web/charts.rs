@@ -146,6 +146,13 @@ pub async fn site_chart(
             &ov,
         )?;
         if let Some(m) = metric {
+            if !chart.lines.iter().any(|(lm, _)| *lm == m) {
+                // A metric beside the PM chart's three (noise, weather, gases): its own line.
+                let points = state
+                    .reader
+                    .series(&id, m, from, to, chart.step_ms / 1000)?;
+                chart.lines.push((m, points));
+            }
             chart.lines.retain(|(lm, _)| *lm == m);
             chart.limits.retain(|l| l.metric == m);
         }

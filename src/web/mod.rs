@@ -6,6 +6,8 @@ mod api;
 mod charts;
 mod dashboards;
 mod evidence;
+mod gases;
+mod hj212_frames;
 mod html;
 pub mod i18n;
 mod layout;
@@ -97,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/sites", get(api::sites))
         .route("/api/sites/:id/series", get(api::series))
+        .route("/api/hj212/frames", get(hj212_frames::list))
         .route("/api/alerts", get(alerts_api::list))
         .route("/api/alerts/:id", get(alerts_api::one))
         .route(
@@ -225,13 +228,12 @@ async fn html_errors(State(state): State<AppState>, request: Request, next: Next
         StatusCode::BAD_REQUEST => t.bad_request,
         _ => t.error,
     };
-    let body = format!(
-        "<h1>{} {title}</h1><p>{}</p><p><a href=\"/\">{}</a></p>",
-        status.as_u16(),
-        html::escape(&why),
-        t.back_home
-    );
-    let mut page = layout::page(ui, title, layout::Nav::None, &body, "");
+    let body = maud::html! {
+        h1 { (status.as_u16()) " " (title) }
+        p { (why) }
+        p { a href="/" { (t.back_home) } }
+    };
+    let mut page = layout::page(ui, title, layout::Nav::None, layout::Script::Static, body);
     *page.status_mut() = status;
     page
 }

@@ -8,6 +8,7 @@ mod batch;
 pub mod config;
 mod known;
 pub(crate) mod pool;
+mod raw_frames;
 mod reader;
 mod retention;
 pub mod schema;

@@ -108,6 +108,14 @@ impl StoreReader for PgReader {
         &self.hot
     }
 
+    fn raw_frames(
+        &self,
+        q: &crate::store::raw_frames::RawFrameQuery,
+    ) -> Result<Vec<crate::store::raw_frames::RawFrameRow>, StoreError> {
+        let q = q.clone();
+        self.pool.with(move |c| super::raw_frames::query(c, &q))
+    }
+
     fn sites(&self) -> Result<Vec<SiteRow>, StoreError> {
         self.pool.with(|c| {
             let rows = c.query(
