@@ -11,7 +11,6 @@
 use dustwatch_protocol::Metric;
 
 /// Schema version stored in `PRAGMA user_version`.
-
 pub const VERSION: i64 = 6;
 
 const BASE: &str = "
