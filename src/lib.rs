@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod aqi;
+pub mod auth;
 pub mod broker_config;
 pub mod charts;
 pub mod config;
@@ -11,6 +12,7 @@ pub mod hj212_forward;
 pub mod ingest;
 pub mod metrics;
 pub mod publish;
+pub mod rankings;
 pub mod report;
 pub mod rules;
 #[cfg(feature = "sim")]

@@ -1,12 +1,14 @@
 //! Counters a user would graph, rendered in the Prometheus text format at `/metrics`.
 //! Plain atomics: every task updates them without a lock.
 
+mod auth;
 mod hj212;
 mod hj212_forward;
 mod http;
 mod nats;
 mod process;
 
+pub use auth::AuthMetrics;
 pub use hj212::{Hj212Metrics, HJ212_REJECT_LABELS};
 pub use hj212_forward::{ForwardMetrics, TargetCounters};
 pub use http::HttpMetrics;
@@ -115,6 +117,8 @@ pub struct Metrics {
     pub http: HttpMetrics,
     /// NATS JetStream ingest: partitions, leases, fencing.
     pub nats: NatsMetrics,
+    /// Logins and refused credentials.
+    pub auth: AuthMetrics,
     /// InfluxDB export: 1 when configured.
     pub export_enabled: AtomicI64,
     /// Lines the long-term store accepted.
@@ -324,6 +328,7 @@ impl Metrics {
         self.hj212_forward.render(&mut out);
         self.http.render(&mut out);
         self.nats.render(&mut out);
+        self.auth.render(&mut out);
         self.batch_seconds.render(
             &mut out,
             "dustwatch_store_batch_seconds",

@@ -225,6 +225,9 @@ pub enum RankBy {
     ExceedMinutes,
     /// Mean over the range.
     Mean,
+    /// The rankings' one definition (`crate::rankings`): exceedance and restriction minutes per
+    /// day of data, over the local days the range touches.
+    Verdicts,
 }
 
 pub fn ranking(
@@ -242,9 +245,29 @@ pub fn ranking(
         size,
     } = frame;
     let limit = limit_of(&overlays.limits, metric);
+    let verdicts = match by {
+        RankBy::Verdicts => {
+            let day = |ms: i64| {
+                chrono::DateTime::from_timestamp_millis(ms)
+                    .map(|t| t.with_timezone(&overlays.tz).date_naive())
+                    .unwrap_or_default()
+            };
+            let r = crate::rankings::rankings(reader, day(from_ms), day(to_ms - 1), overlays.tz)?;
+            r.sites
+                .into_iter()
+                .map(|s| (s.id, s.minutes_per_day))
+                .collect()
+        }
+        _ => BTreeMap::new(),
+    };
     let mut entries = Vec::with_capacity(sites.len());
     for s in sites {
         let value = match by {
+            RankBy::Verdicts => match verdicts.get(&s.id) {
+                Some(v) => *v,
+                // Reference stations are not ranked.
+                None => continue,
+            },
             RankBy::ExceedMinutes => reader
                 .series(&s.id, metric, from_ms, to_ms, 60)?
                 .iter()
@@ -271,6 +294,7 @@ pub fn ranking(
                 format!("minutes of {label} above {limit:.0} {}", metric.unit())
             }
             RankBy::Mean => format!("mean {label}, {}", metric.unit()),
+            RankBy::Verdicts => "exceedance + restriction minutes per day of data".to_string(),
         },
         size,
     })

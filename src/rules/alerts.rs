@@ -139,6 +139,8 @@ pub struct AlertBook {
     escalate_after: u32,
     /// Clean time before a cleared alert closes, per kind (gaps close as soon as data is back).
     recheck_ms: i64,
+    /// Alerts held open by an order, in event time.
+    holds: crate::store::acting::Holds,
 }
 
 /// Everything needed to raise an alert.
@@ -160,6 +162,12 @@ impl AlertBook {
             recheck_ms: recheck_s * 1000,
             ..Default::default()
         }
+    }
+
+    /// An alert in `holds` is closed by a re-check only on data from its hold's end on (an order
+    /// waits for a passed re-inspection).
+    pub fn set_holds(&mut self, holds: crate::store::acting::Holds) {
+        self.holds = holds;
     }
 
     /// Restore open alerts and offence counts after a restart.
@@ -274,6 +282,23 @@ impl AlertBook {
         out
     }
 
+    /// What the alert was raised on no longer holds on what is now known (a level or a
+    /// sprinkling event that arrived late): close it at once, saying why in its evidence. The
+    /// offence is taken back, so it does not escalate later alerts.
+    pub fn withdraw(&mut self, site: &str, rule: &str, ts: i64, why: &str) -> Option<Transition> {
+        let a = self.open.get_mut(&(site.to_string(), rule.to_string()))?;
+        if let Some(e) = a.evidence.as_object_mut() {
+            e.insert("withdrawn".into(), serde_json::Value::from(why));
+        }
+        a.offences = a.offences.saturating_sub(1);
+        self.close(site, rule, ts)
+    }
+
+    /// The open alert of `rule` at `site`, if any.
+    pub fn open_alert(&self, site: &str, rule: &str) -> Option<&Alert> {
+        self.open.get(&(site.to_string(), rule.to_string()))
+    }
+
     fn close(&mut self, site: &str, rule: &str, ts: i64) -> Option<Transition> {
         let key = (site.to_string(), rule.to_string());
         let mut a = self.open.remove(&key)?;
@@ -293,6 +318,7 @@ impl AlertBook {
             .open
             .values()
             .filter(|a| a.site == site && a.state == AlertState::Cleared)
+            .filter(|a| !self.holds.is_held(a.id, ts))
             .filter(|a| {
                 a.recheck_from
                     .or(a.cleared_ts)

@@ -11,7 +11,7 @@
 use dustwatch_protocol::Metric;
 
 /// Schema version stored in `PRAGMA user_version`.
-pub const VERSION: i64 = 6;
+pub const VERSION: i64 = 7;
 
 const BASE: &str = "
 CREATE TABLE IF NOT EXISTS sites (
@@ -208,6 +208,10 @@ pub fn migrate(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
             add_columns(conn, table, &cols)?;
         }
     }
+    if version != 0 && version < 7 {
+        // Schema 7: users, orders, re-inspections, notices, patrol check-ins. New tables only,
+        // created by `ddl` (`acting::DDL`); nothing to alter.
+    }
     conn.execute_batch(
         "CREATE INDEX IF NOT EXISTS dead_letters_by_source ON dead_letters (source, id)",
     )?;
@@ -243,6 +247,7 @@ pub const ROLLUPS: [(&str, i64); 2] = [("rollup_1m", 60_000), ("rollup_1h", 3_60
 /// The full DDL, rollup tables included.
 pub fn ddl() -> String {
     let mut sql = BASE.to_string();
+    sql.push_str(super::acting::DDL);
     for (table, _) in ROLLUPS {
         sql.push_str(&format!(
             "CREATE TABLE IF NOT EXISTS {table} (site TEXT NOT NULL, bucket INTEGER NOT NULL, {cols}, \

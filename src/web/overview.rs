@@ -135,12 +135,12 @@ fn street_ranking(state: &AppState, ui: Ui, now: Option<i64>) -> Result<Markup, 
         }
         table #street-ranking {
             thead { tr {
-                th.n { (t.rank) } th { (t.street) } th.n { (t.exceedance_min) } th.n { (t.alerts_opened) }
+                th.n { (t.rank) } th { (t.street) } (super::rankings_text::score_header(ui.lang)) th.n { (t.alerts_opened) }
             } }
             tbody {
                 @for s in r.streets.iter().take(5) {
                     tr {
-                        td.n { (s.rank) } td { (s.street) } td.n { (s.exceedance_minutes) } td.n { (s.alerts) }
+                        td.n { (s.rank) } td { (s.street) } td.n { (s.minutes_per_day) } td.n { (s.alerts) }
                     }
                 }
             }
@@ -229,7 +229,12 @@ pub fn render(state: &AppState, ui: Ui) -> Result<Markup, WebError> {
         .copied();
     let level = in_force.map_or(dustwatch_protocol::Level::None, |l| l.level);
     // The wall's side column, one section each: a new section is one line here.
-    let side = [map_section(ui, &views), street_ranking(state, ui, now)?];
+    let side = [
+        map_section(ui, &views),
+        street_ranking(state, ui, now)?,
+        // Tonight's patrol list during 22:00–02:00 (acting/patrol.rs renders it with maud).
+        maud::PreEscaped(super::acting::patrol::overview_section(state, ui)?),
+    ];
     Ok(html! {
         h1 {
             (t.city_level) ": "

@@ -49,7 +49,13 @@ pub async fn daily(
     let ui = Ui::new(lang, &state);
     let reader = state.reader.clone();
     let tz = state.tz;
-    let r = blocking(move || Ok(report::daily(reader.as_ref(), day, tz)?)).await?;
+    let acting = state.acting.store.clone();
+    let r = blocking(move || {
+        let mut r = report::daily(reader.as_ref(), day, tz)?;
+        report::add_actions(&mut r, &acting, tz)?;
+        Ok(r)
+    })
+    .await?;
     Ok(match format.as_str() {
         "json" => Json(r).into_response(),
         "csv" => (
@@ -68,7 +74,11 @@ pub async fn daily(
             &format!("{} {}", ui.t().report_title, r.date),
             Nav::Report,
             Script::Static,
-            body(&r, lang),
+            html! {
+                (body(&r, lang))
+                // Notices, orders, re-inspections and patrols (acting/report.rs, maud there).
+                (PreEscaped(super::acting::report::section(&r, ui)))
+            },
         ),
     })
 }
@@ -243,13 +253,13 @@ pub async fn rankings_page(
         h2 { (t.rank_streets) }
         table #rank-streets {
             thead { tr {
-                th.n { (t.rank) } th { (t.street) } th.n { (t.sites_n) } th.n { (t.exceedance_min) } th.n { (t.alerts_opened) }
+                th.n { (t.rank) } th { (t.street) } th.n { (t.sites_n) } (super::rankings_text::score_header(ui.lang)) th.n { (t.alerts_opened) }
             } }
             tbody {
                 @for s in &r.streets {
                     tr {
                         td.n { (s.rank) } td { (s.street) } td.n { (s.sites) }
-                        td.n { (s.exceedance_minutes) } td.n { (s.alerts) }
+                        td.n { (s.minutes_per_day) } td.n { (s.alerts) }
                     }
                 }
             }
@@ -257,13 +267,13 @@ pub async fn rankings_page(
         h2 { (t.rank_sites) }
         table #rank-sites {
             thead { tr {
-                th.n { (t.rank) } th { (t.site) } th { (t.street) } th.n { (t.exceedance_min) } th.n { (t.alerts_opened) }
+                th.n { (t.rank) } th { (t.site) } th { (t.street) } (super::rankings_text::score_header(ui.lang)) th.n { (t.alerts_opened) }
             } }
             tbody {
                 @for s in &r.sites {
                     tr {
                         td.n { (s.rank) } td { a href={ "/sites/" (s.id) } { (s.name) } } td { (s.street) }
-                        td.n { (s.exceedance_minutes) } td.n { (s.alerts) }
+                        td.n { (s.minutes_per_day) } td.n { (s.alerts) }
                     }
                 }
             }

@@ -154,6 +154,11 @@ pub enum Command {
         #[command(subcommand)]
         command: LevelCommand,
     },
+    /// Named users of the dashboard and the API, in the store in --data.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Print the daily zero-report of a local date from the store in --data.
     Report {
         /// Local date, YYYY-MM-DD.
@@ -174,6 +179,10 @@ pub enum Command {
         /// Output format: `table` (Markdown) or `json`.
         #[arg(long, value_enum, default_value_t = ScoreFormat::Table)]
         format: ScoreFormat,
+        /// The rule profile the aggregator judged with (default `[rules] profile`, else the
+        /// built-in default): the window rules' truth is what its rules decide on perfect sensors.
+        #[arg(long)]
+        rules: Option<PathBuf>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -224,6 +233,40 @@ pub enum BrokerKind {
 pub enum RulesCommand {
     /// Validate a profile; problems are reported with line, field and reason.
     Check { file: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user. The password is read from DUSTWATCH_USER_PASSWORD, else from the first line
+    /// of standard input (at least 8 characters).
+    Add {
+        name: String,
+        /// viewer (reads), inspector (acts on alerts in the field), admin (the office).
+        #[arg(long)]
+        role: dustwatch::auth::Role,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List users, their roles and whether they are disabled.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Disable a user: their sessions and API tokens stop working at once.
+    Disable {
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Issue an API token for a user (`Authorization: Bearer <token>`); printed once.
+    Token {
+        name: String,
+        /// What the token is for, e.g. the script using it.
+        #[arg(long, default_value = "")]
+        label: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

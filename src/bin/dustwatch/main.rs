@@ -3,6 +3,7 @@
 mod cli;
 #[cfg(feature = "sim")]
 mod demo;
+mod user;
 
 #[cfg(feature = "sim")]
 use anyhow::Context;
@@ -106,6 +107,7 @@ async fn main() -> Result<()> {
             .await?;
             println!("city level {level} published on {url} (in force from {ts})");
         }
+        Command::User { command } => user::run(command, &mut config)?,
         Command::Report {
             date,
             format,
@@ -118,7 +120,9 @@ async fn main() -> Result<()> {
                 .parse()
                 .map_err(|_| anyhow::anyhow!("unknown time zone {}", config.time.zone))?;
             let reader = open_reader(&config)?;
-            let report = dustwatch::report::daily(reader.as_ref(), date, tz)?;
+            let mut report = dustwatch::report::daily(reader.as_ref(), date, tz)?;
+            let acting = dustwatch::store::acting::ActingStore::open(&config.store.data_dir)?;
+            dustwatch::report::add_actions(&mut report, &acting, tz)?;
             match format {
                 ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
                 ReportFormat::Csv => print!("{}", dustwatch::report::to_csv(&report)),
@@ -129,18 +133,27 @@ async fn main() -> Result<()> {
         Command::Score {
             truth,
             format,
+            rules,
             store,
         } => {
             store.apply(&mut config);
+            if let Some(r) = rules {
+                config.rules.profile = Some(r);
+            }
             let text = std::fs::read_to_string(&truth)
                 .with_context(|| format!("reading {}", truth.display()))?;
             let truth: sensors_sim::Truth = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not a sensors-sim truth file", truth.display()))?;
             let reader = open_reader(&config)?;
-            let scores = dustwatch::score::score(reader.as_ref(), &truth)?;
+            // The window rules' truth is what the profile's rules decide on perfect sensors.
+            let profile = match &config.rules.profile {
+                Some(p) => dustwatch::rules::Profile::load(p)?,
+                None => dustwatch::rules::Profile::default_profile(),
+            };
+            let report = dustwatch::score::score(reader.as_ref(), &truth, &profile)?;
             match format {
-                ScoreFormat::Json => println!("{}", serde_json::to_string_pretty(&scores)?),
-                ScoreFormat::Table => print!("{}", dustwatch::score::table(&scores)),
+                ScoreFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                ScoreFormat::Table => print!("{}", dustwatch::score::table(&report)),
             }
         }
         Command::BrokerConfig {
