@@ -219,26 +219,23 @@ impl Aggregator {
         let report_reader = reader.clone();
         let report_acting = acting.store.clone();
         let report_publisher = publisher.clone();
-        let on_report: rules::task::ReportFn =
-            Box::new(
-                move |date| match crate::report::daily(report_reader.as_ref(), date, tz) {
-                    Ok(report) if !report.has_data() => {
-                        tracing::debug!(%date, "no data that day: no daily report");
+        let on_report: rules::task::ReportFn = Box::new(move |date| {
+            match crate::report::daily(report_reader.as_ref(), date, tz) {
+                Ok(report) if !report.has_data() => {
+                    tracing::debug!(%date, "no data that day: no daily report");
+                }
+                Ok(mut report) => {
+                    if let Err(e) = crate::report::add_actions(&mut report, &report_acting, tz) {
+                        tracing::warn!(error = %e, %date, "the report goes out without the day's actions");
                     }
-                    Ok(mut report) => {
-                        if let Err(e) =
-                            crate::report::add_actions(&mut report, &report_acting, tz)
-                        {
-                            tracing::warn!(error = %e, %date, "the report goes out without the day's actions");
-                        }
-                        let topic = report_publisher.root().daily_report(&date.to_string());
-                        let payload = serde_json::to_vec(&report).unwrap_or_default();
-                        report_publisher.publish(topic, payload, true);
-                        tracing::info!(%date, "daily report published");
-                    }
-                    Err(e) => tracing::error!(error = %e, %date, "daily report failed"),
-                },
-            );
+                    let topic = report_publisher.root().daily_report(&date.to_string());
+                    let payload = serde_json::to_vec(&report).unwrap_or_default();
+                    report_publisher.publish(topic, payload, true);
+                    tracing::info!(%date, "daily report published");
+                }
+                Err(e) => tracing::error!(error = %e, %date, "daily report failed"),
+            }
+        });
         // Off the async workers: the engine reads its alerts back through the store's blocking
         // client (PostgreSQL's runs a runtime of its own and must not nest in ours).
         let rules_publisher = publisher.clone();

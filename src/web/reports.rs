@@ -300,6 +300,7 @@ mod tests {
             date: NaiveDate::from_ymd_opt(2017, 1, 3).expect("a valid date"),
             time_zone: "Asia/Shanghai".into(),
             is_final: true,
+            actions: None,
             streets: vec![StreetReport {
                 street: format!("迎宾路街道{evil}"),
                 sites_with_incidents: 1,

@@ -6,9 +6,9 @@ use super::{now_ms, to_login};
 use crate::auth::{pages::whoami, Inspector, Role, User};
 use crate::store::acting::{NewOrder, NewReinspection};
 use crate::store::acting::{Order, OrderKind, OrderState, ReinspectionResult};
-use crate::store::{AlertFilter, AlertRow, StoreReader};
+use crate::store::{AlertFilter, AlertRow};
 use crate::web::i18n::Lang;
-use crate::web::layout::{self, Nav, Ui};
+use crate::web::layout::{self, Nav, Script, Ui};
 use crate::web::{blocking, AppState, WebError};
 use axum::extract::{Multipart, Path, State};
 use axum::http::{header, Uri};
@@ -314,8 +314,8 @@ pub async fn page(
         ui,
         w.act_title,
         Nav::Alerts,
-        &body.into_string(),
-        "",
+        Script::Static,
+        body,
     ))
 }
 
