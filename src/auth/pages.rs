@@ -6,7 +6,7 @@ use super::extract::{session_cookie, CSRF_COOKIE, SESSION_COOKIE};
 use super::users::SESSION_TTL_MS;
 use super::{i18n, User};
 use crate::web::i18n::Lang;
-use crate::web::layout::{self, Nav, Ui};
+use crate::web::layout::{self, Nav, Script, Ui};
 use crate::web::{blocking, AppState, WebError};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -40,7 +40,7 @@ fn form(ui: Ui, next: &str, error: bool) -> Response {
             p { button type="submit" { (w.submit) } }
         }
     };
-    layout::page(ui, w.login, Nav::None, layout::Script::Static, body)
+    layout::page(ui, w.login, Nav::None, Script::Static, body)
 }
 
 pub async fn login_page(

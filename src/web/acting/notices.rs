@@ -7,9 +7,8 @@ use super::i18n::words;
 use super::{now_ms, to_login};
 use crate::auth::{pages::whoami, Admin, Inspector, Role, User};
 use crate::store::acting::{Notice, ReceiptVia};
-
 use crate::web::i18n::Lang;
-use crate::web::layout::{self, Nav, Ui};
+use crate::web::layout::{self, Nav, Script, Ui};
 use crate::web::{blocking, AppState, WebError};
 use axum::extract::{Path, State};
 use axum::http::Uri;
@@ -215,11 +214,5 @@ pub async fn page(
             }
         }
     };
-    Ok(layout::page(
-        ui,
-        w.notices,
-        Nav::None,
-        layout::Script::Live,
-        body,
-    ))
+    Ok(layout::page(ui, w.notices, Nav::None, Script::Static, body))
 }

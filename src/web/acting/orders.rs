@@ -8,7 +8,7 @@ use crate::store::acting::{NewOrder, NewReinspection};
 use crate::store::acting::{Order, OrderKind, OrderState, ReinspectionResult};
 use crate::store::{AlertFilter, AlertRow};
 use crate::web::i18n::Lang;
-use crate::web::layout::{self, Nav, Ui};
+use crate::web::layout::{self, Nav, Script, Ui};
 use crate::web::{blocking, AppState, WebError};
 use axum::extract::{Multipart, Path, State};
 use axum::http::{header, Uri};
@@ -314,7 +314,7 @@ pub async fn page(
         ui,
         w.act_title,
         Nav::Alerts,
-        layout::Script::Live,
+        Script::Static,
         body,
     ))
 }

@@ -8,7 +8,7 @@ use crate::auth::{pages::whoami, Inspector, Role, User};
 use crate::store::acting::{ActingStore, Checkin, PatrolResult};
 use crate::store::{AlertFilter, StoreReader};
 use crate::web::i18n::Lang;
-use crate::web::layout::{self, Nav, Ui};
+use crate::web::layout::{self, Nav, Script, Ui};
 use crate::web::{blocking, AppState, WebError};
 use axum::extract::{Path, Query, State};
 use axum::http::Uri;
@@ -168,13 +168,7 @@ pub async fn page(
         h1 { (w.patrol_tonight) " " span.muted { (night) } }
         (list_markup(ui, &list, Some(&user)))
     };
-    Ok(layout::page(
-        ui,
-        w.patrol,
-        Nav::None,
-        layout::Script::Live,
-        body,
-    ))
+    Ok(layout::page(ui, w.patrol, Nav::None, Script::Static, body))
 }
 
 #[derive(Debug, Deserialize)]
