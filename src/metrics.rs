@@ -1,10 +1,12 @@
 //! Counters a user would graph, rendered in the Prometheus text format at `/metrics`.
 //! Plain atomics: every task updates them without a lock.
 
+mod acting;
 mod hj212;
 mod http;
 mod process;
 
+pub use acting::ActingMetrics;
 pub use hj212::{Hj212Metrics, HJ212_REJECT_LABELS};
 pub use http::HttpMetrics;
 
@@ -108,6 +110,8 @@ pub struct Metrics {
     pub hj212: Hj212Metrics,
     /// The HTTP server and its live streams.
     pub http: HttpMetrics,
+    /// Device commands and notifications.
+    pub acting: ActingMetrics,
     /// InfluxDB export: 1 when configured.
     pub export_enabled: AtomicI64,
     /// Lines the long-term store accepted.
@@ -315,6 +319,7 @@ impl Metrics {
         }
         self.hj212.render(&mut out);
         self.http.render(&mut out);
+        self.acting.render(&mut out);
         self.batch_seconds.render(
             &mut out,
             "dustwatch_store_batch_seconds",

@@ -4,7 +4,7 @@
 use super::hj212::MqttFrames;
 use crate::store::{DeadLetter, Record};
 use dustwatch_protocol::{
-    CityLevel, Event, Reading, RejectReason, Rejected, Status, Topic, TopicRoot,
+    CityLevel, CommandReply, Event, Reading, RejectReason, Rejected, Status, Topic, TopicRoot,
 };
 
 /// Decode one message. `None` means the message is not ingest's business (a command, our own
@@ -50,6 +50,13 @@ pub fn decode(
             source: "mqtt".to_string(),
         }),
         Topic::Hj212 { site, device } => return hj212.decode(topic, site, device, payload),
+        Topic::Reply { site, device } => {
+            CommandReply::decode(payload).map(|reply| Record::CommandReply {
+                site: site.to_string(),
+                device: device.to_string(),
+                reply,
+            })
+        }
         Topic::Cmd { .. } | Topic::Alert { .. } | Topic::DailyReport { .. } => return None,
     };
     Some(result.unwrap_or_else(|rejected| dead(topic, payload, rejected)))

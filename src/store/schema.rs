@@ -11,7 +11,7 @@
 use dustwatch_protocol::Metric;
 
 /// Schema version stored in `PRAGMA user_version`.
-pub const VERSION: i64 = 4;
+pub const VERSION: i64 = 8;
 
 const BASE: &str = "
 CREATE TABLE IF NOT EXISTS sites (
@@ -185,6 +185,9 @@ pub const ROLLUPS: [(&str, i64); 2] = [("rollup_1m", 60_000), ("rollup_1h", 3_60
 /// The full DDL, rollup tables included.
 pub fn ddl() -> String {
     let mut sql = BASE.to_string();
+    // Schema 8: device commands and the notification outbox (new tables only).
+    sql.push_str(super::commands::DDL);
+    sql.push_str(super::notify_outbox::DDL);
     for (table, _) in ROLLUPS {
         sql.push_str(&format!(
             "CREATE TABLE IF NOT EXISTS {table} (site TEXT NOT NULL, bucket INTEGER NOT NULL, {cols}, \

@@ -118,6 +118,12 @@ impl SqliteStore {
     }
 }
 
+/// The topic of a dead-lettered reply. The store does not know the configured root: the site
+/// and device say where it came from.
+fn root_less_reply_topic(site: &str, device: &str) -> String {
+    format!("{site}/{device}/reply")
+}
+
 fn flags_json(r: &Reading) -> Option<String> {
     // Absent flags mean N; store only the abnormal ones to keep rows small.
     let abnormal: BTreeMap<&String, &Flag> =
@@ -367,6 +373,35 @@ impl StoreWriter for SqliteStore {
                                 None,
                                 level.ts,
                             )?;
+                        }
+                    }
+                    Record::CommandReply {
+                        site,
+                        device,
+                        reply,
+                    } => {
+                        use super::commands::{record_reply, ReplyOutcome};
+                        match record_reply(&tx, site, device, reply, received)? {
+                            ReplyOutcome::Recorded => {
+                                out.other += 1;
+                                out.fresh[fresh] = true;
+                            }
+                            ReplyOutcome::Duplicate => out.duplicates += 1,
+                            ReplyOutcome::Unknown => {
+                                let detail = format!(
+                                    "no command `{}` was sent to {site}/{device}",
+                                    reply.id
+                                );
+                                known.dead_letter(
+                                    &tx,
+                                    received,
+                                    &root_less_reply_topic(site, device),
+                                    &reply.encode(),
+                                    RejectReason::StoreRefused,
+                                    &detail,
+                                )?;
+                                *rejected.entry(RejectReason::StoreRefused).or_default() += 1;
+                            }
                         }
                     }
                     Record::DeadLetter(d) => {

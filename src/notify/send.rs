@@ -1,0 +1,147 @@
+//! Transports: an HTTP POST to a webhook, an email over SMTP. Both are blocking (they run on
+//! the notifier's own thread) with timeouts, and say whether a failure is worth retrying.
+
+use super::config::{SmtpConfig, SmtpSecurity, WebhookConfig, WebhookFormat};
+use super::format::{dingtalk_url, Message};
+use super::NotifyError;
+use std::time::Duration;
+
+/// What one attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    /// The receiver is away or busy: try again later.
+    Retry(String),
+    /// The receiver refused this message and would refuse it again.
+    Refused(String),
+}
+
+const TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Webhook sender: one HTTP agent (connection reuse, TLS through rustls).
+pub struct WebhookSender {
+    agent: ureq::Agent,
+}
+
+impl WebhookSender {
+    pub fn new() -> WebhookSender {
+        WebhookSender {
+            agent: ureq::AgentBuilder::new()
+                .timeout(TIMEOUT)
+                .user_agent(concat!("dustwatch/", env!("CARGO_PKG_VERSION")))
+                .build(),
+        }
+    }
+
+    pub fn send(&self, target: &WebhookConfig, m: &Message<'_>, now_ms: i64) -> Outcome {
+        let (url, body) = match target.format {
+            WebhookFormat::Generic => (target.url.clone(), m.generic()),
+            WebhookFormat::Dingtalk => (
+                match &target.secret {
+                    Some(s) => dingtalk_url(&target.url, s, now_ms),
+                    None => target.url.clone(),
+                },
+                m.dingtalk(),
+            ),
+            WebhookFormat::Wecom => (target.url.clone(), m.wecom()),
+        };
+        let result = self
+            .agent
+            .post(&url)
+            .set("Content-Type", "application/json; charset=utf-8")
+            // Receivers that may see a message twice (a crash between their answer and our
+            // commit) can drop the repeat by this key.
+            .set("Idempotency-Key", &format!("dustwatch-{}", m.row.id))
+            .send_string(&body.to_string());
+        match result {
+            Ok(response) => {
+                if target.format == WebhookFormat::Generic {
+                    return Outcome::Delivered;
+                }
+                // The robots answer 200 with `errcode` ≠ 0 when they refuse (rate limit, bad
+                // signature, keyword missing): retried, the error kept for the operator.
+                let text = response.into_string().unwrap_or_default();
+                let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                match v["errcode"].as_i64() {
+                    Some(0) => Outcome::Delivered,
+                    _ => Outcome::Retry(format!(
+                        "robot answered {}",
+                        text.chars().take(300).collect::<String>()
+                    )),
+                }
+            }
+            Err(ureq::Error::Status(code, response)) => {
+                let text = response.into_string().unwrap_or_default();
+                let why = format!("HTTP {code}: {}", text.chars().take(300).collect::<String>());
+                // 4xx other than timeout / too many requests: this body will never pass.
+                if (400..500).contains(&code) && code != 408 && code != 429 {
+                    Outcome::Refused(why)
+                } else {
+                    Outcome::Retry(why)
+                }
+            }
+            Err(e) => Outcome::Retry(e.to_string()),
+        }
+    }
+}
+
+/// Email sender: one SMTP transport.
+pub struct SmtpSender {
+    transport: lettre::SmtpTransport,
+    from: lettre::message::Mailbox,
+    to: Vec<lettre::message::Mailbox>,
+}
+
+impl SmtpSender {
+    pub fn new(c: &SmtpConfig) -> Result<SmtpSender, NotifyError> {
+        use lettre::transport::smtp::authentication::Credentials;
+        let bad = |what: &str, e: String| NotifyError::Config(format!("[notify.smtp] {what}: {e}"));
+        let mut builder = match c.security {
+            SmtpSecurity::Tls => lettre::SmtpTransport::relay(&c.host)
+                .map_err(|e| bad("host", e.to_string()))?,
+            SmtpSecurity::Starttls => lettre::SmtpTransport::starttls_relay(&c.host)
+                .map_err(|e| bad("host", e.to_string()))?,
+            SmtpSecurity::None => lettre::SmtpTransport::builder_dangerous(&c.host),
+        };
+        let port = c.port.unwrap_or(match c.security {
+            SmtpSecurity::Tls => 465,
+            SmtpSecurity::Starttls => 587,
+            SmtpSecurity::None => 25,
+        });
+        builder = builder.port(port).timeout(Some(TIMEOUT));
+        if let (Some(u), Some(p)) = (&c.username, &c.password) {
+            builder = builder.credentials(Credentials::new(u.clone(), p.clone()));
+        }
+        let from = c.from.parse().map_err(|e: lettre::address::AddressError| bad("from", e.to_string()))?;
+        let to = c
+            .to
+            .iter()
+            .map(|t| t.parse().map_err(|e: lettre::address::AddressError| bad("to", e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(SmtpSender {
+            transport: builder.build(),
+            from,
+            to,
+        })
+    }
+
+    pub fn send(&self, m: &Message<'_>) -> Outcome {
+        use lettre::Transport;
+        let mut b = lettre::Message::builder()
+            .from(self.from.clone())
+            .subject(m.title())
+            .header(lettre::message::header::ContentType::TEXT_PLAIN);
+        for t in &self.to {
+            b = b.to(t.clone());
+        }
+        let email = match b.body(m.text()) {
+            Ok(e) => e,
+            Err(e) => return Outcome::Refused(format!("cannot build the email: {e}")),
+        };
+        match self.transport.send(&email) {
+            Ok(_) => Outcome::Delivered,
+            Err(e) if e.is_permanent() => Outcome::Refused(e.to_string()),
+            Err(e) => Outcome::Retry(e.to_string()),
+        }
+    }
+}
