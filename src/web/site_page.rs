@@ -119,6 +119,7 @@ fn render(state: &AppState, ui: Ui, id: &str, range: &str) -> Result<String, Web
     }
     b.push_str("</tbody></table>");
 
+    b.push_str(&super::commands::section(state, ui, id)?);
     let alerts = state.reader.alerts(&AlertFilter {
         site: Some(id.to_string()),
         limit: Some(200),

@@ -1,6 +1,7 @@
 //! The `dustwatch` command line: parses flags and wires the pieces together; nothing else.
 
 mod cli;
+mod device_command;
 #[cfg(feature = "sim")]
 mod demo;
 
@@ -108,6 +109,9 @@ async fn main() -> Result<()> {
             )
             .await?;
             println!("city level {level} published on {url} (in force from {ts})");
+        }
+        Command::Command(args) => {
+            tokio::task::spawn_blocking(move || device_command::run(args)).await??;
         }
         Command::Report {
             date,
