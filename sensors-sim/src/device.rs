@@ -33,6 +33,7 @@ enum Kind {
     Reading,
     Event,
     Status,
+    Reply,
 }
 
 #[derive(Debug, Clone)]
@@ -60,8 +61,8 @@ pub(crate) struct Device {
     rng: ChaCha8Rng,
     jitter: ChaCha8Rng,
     client_id: String,
-    /// reading, event, status, cmd, hj212
-    topics: [String; 5],
+    /// reading, event, status, cmd, hj212, reply
+    topics: [String; 6],
     sensor: LaserPm,
     hygroscopic: f64,
     station_gain: f64,
@@ -114,6 +115,7 @@ impl Device {
             root.status(s, d),
             root.cmd(s, d),
             root.hj212(s, d),
+            root.reply(s, d),
         ];
         let reference = site.info.kind == SiteKind::Reference;
         // Reference stations are heated-inlet instruments: no humidity bias, less noise.
@@ -417,8 +419,14 @@ impl Device {
     }
 
     fn on_command(&mut self, payload: &[u8]) {
-        let cmd = match Command::decode(payload) {
-            Ok(c) => c,
+        let cmd = match crate::commands::decode(payload) {
+            Ok(envelope) => {
+                // Answered first: a reboot below keeps the outbox, so the answer goes out after.
+                if let Some(reply) = crate::commands::answer(&envelope, self.now_ms()) {
+                    self.push(Msg { kind: Kind::Reply, payload: reply, retain: false });
+                }
+                envelope.command
+            }
             Err(e) => {
                 tracing::warn!(client = %self.client_id, error = %e, "ignoring bad command");
                 self.stats.bad_commands.fetch_add(1, Ordering::Relaxed);
@@ -532,6 +540,7 @@ impl Device {
                 Kind::Reading => &self.topics[0],
                 Kind::Event => &self.topics[1],
                 Kind::Status => &self.topics[2],
+                Kind::Reply => &self.topics[5],
             };
             match conn.try_publish(topic, msg.retain, &msg.payload) {
                 Queued::Id(pkid) => {

@@ -18,6 +18,7 @@
 
 pub mod bench;
 pub mod city;
+mod commands;
 pub mod clock;
 pub mod device;
 pub mod faults;
