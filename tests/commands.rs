@@ -19,7 +19,10 @@ fn state_of(port: u16, id: &str) -> serde_json::Value {
 async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while !f() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -51,9 +54,8 @@ async fn a_simulated_device_answers_and_an_unanswered_command_times_out() {
 
     let broker_port = web.broker_port();
     let fleet_stop = CancellationToken::new();
-    let fleet = tokio::spawn(
-        sensors_sim::Sim::new(scenario, options(broker_port)).run(fleet_stop.clone()),
-    );
+    let fleet =
+        tokio::spawn(sensors_sim::Sim::new(scenario, options(broker_port)).run(fleet_stop.clone()));
     let reader = web.agg.reader.clone();
     let (s, d) = (site.clone(), dev.clone());
     wait_for("the simulated device reports", || {
@@ -67,12 +69,27 @@ async fn a_simulated_device_answers_and_an_unanswered_command_times_out() {
     let path = format!("/api/sites/{site}/commands");
     let body = format!(r#"{{"device":"{dev}","by":"王工","cmd":"sprinkle","duration_s":600}}"#);
     assert_eq!(request(port, "POST", &path, None, &body).status, 401);
-    assert_eq!(request(port, "POST", &path, Some("wrong-token-0123456789"), &body).status, 401);
+    assert_eq!(
+        request(port, "POST", &path, Some("wrong-token-0123456789"), &body).status,
+        401
+    );
     // Out of range, unknown device, not JSON: clear 4xx answers.
-    let r = request(port, "POST", &path, Some(TOKEN), &format!(r#"{{"device":"{dev}","cmd":"set_interval","interval_s":0}}"#));
+    let r = request(
+        port,
+        "POST",
+        &path,
+        Some(TOKEN),
+        &format!(r#"{{"device":"{dev}","cmd":"set_interval","interval_s":0}}"#),
+    );
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.body.contains("interval_s"), "{}", r.body);
-    let r = request(port, "POST", &path, Some(TOKEN), r#"{"device":"nobody","cmd":"reboot"}"#);
+    let r = request(
+        port,
+        "POST",
+        &path,
+        Some(TOKEN),
+        r#"{"device":"nobody","cmd":"reboot"}"#,
+    );
     assert_eq!(r.status, 404, "{}", r.body);
     let r = request(port, "POST", &path, Some(TOKEN), "{oops");
     assert_eq!(r.status, 400, "{}", r.body);
@@ -86,7 +103,10 @@ async fn a_simulated_device_answers_and_an_unanswered_command_times_out() {
     let id = sent["id"].as_str().expect("an id").to_string();
     assert_eq!(sent["state"], "sent");
     assert_eq!(sent["by"], "王工");
-    wait_for("the device's answer", || state_of(port, &id)["state"] == "answered").await;
+    wait_for("the device's answer", || {
+        state_of(port, &id)["state"] == "answered"
+    })
+    .await;
     let answered = state_of(port, &id);
     assert_eq!(answered["ok"], true);
     assert_eq!(answered["detail"], "sprinkling for 600 s");
@@ -94,13 +114,22 @@ async fn a_simulated_device_answers_and_an_unanswered_command_times_out() {
     // The device is stopped: the next command is never answered and times out.
     fleet_stop.cancel();
     fleet.await.expect("join").expect("the fleet ran");
-    let r = request(port, "POST", &path, Some(TOKEN), &format!(r#"{{"device":"{dev}","cmd":"reboot"}}"#));
+    let r = request(
+        port,
+        "POST",
+        &path,
+        Some(TOKEN),
+        &format!(r#"{{"device":"{dev}","cmd":"reboot"}}"#),
+    );
     assert_eq!(r.status, 202, "{}", r.body);
     let id2 = serde_json::from_str::<serde_json::Value>(&r.body).expect("JSON")["id"]
         .as_str()
         .expect("an id")
         .to_string();
-    wait_for("the timeout", || state_of(port, &id2)["state"] == "timed_out").await;
+    wait_for("the timeout", || {
+        state_of(port, &id2)["state"] == "timed_out"
+    })
+    .await;
 
     // A reply to a command that was never sent is a dead letter, not lost.
     let before = reader.counts().expect("counts").dead_letters;
@@ -108,7 +137,10 @@ async fn a_simulated_device_answers_and_an_unanswered_command_times_out() {
     support::publish_all(
         broker_port,
         "forger",
-        vec![(root.reply(&site, &dev), br#"{"id":"feedface","ok":true}"#.to_vec())],
+        vec![(
+            root.reply(&site, &dev),
+            br#"{"id":"feedface","ok":true}"#.to_vec(),
+        )],
     )
     .await;
     wait_for("the stray reply's dead letter", || {
@@ -120,10 +152,20 @@ async fn a_simulated_device_answers_and_an_unanswered_command_times_out() {
     let page = request(port, "GET", &format!("/sites/{site}"), None, "");
     assert_eq!(page.status, 200);
     assert!(page.body.contains("设备指令"), "the section is there");
-    assert!(page.body.contains(&format!("data-command=\"{id}\" data-state=\"answered\"")));
-    assert!(page.body.contains(&format!("data-command=\"{id2}\" data-state=\"timed_out\"")));
+    assert!(page
+        .body
+        .contains(&format!("data-command=\"{id}\" data-state=\"answered\"")));
+    assert!(page
+        .body
+        .contains(&format!("data-command=\"{id2}\" data-state=\"timed_out\"")));
     let metrics = request(port, "GET", "/metrics", None, "").body;
-    assert_eq!(support::metric(&metrics, "dustwatch_commands_sent_total"), Some(2.0));
-    assert_eq!(support::metric(&metrics, "dustwatch_commands_timed_out_total"), Some(1.0));
+    assert_eq!(
+        support::metric(&metrics, "dustwatch_commands_sent_total"),
+        Some(2.0)
+    );
+    assert_eq!(
+        support::metric(&metrics, "dustwatch_commands_timed_out_total"),
+        Some(1.0)
+    );
     web.stop().await;
 }

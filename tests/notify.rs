@@ -141,16 +141,22 @@ async fn every_alert_change_arrives_once_per_target_in_order_across_an_outage() 
 
     // Opened, acknowledged, then escalated (an evidence update that raised the severity).
     let mut a = alert(1, "active", "violation");
-    s.alerts.apply(&[("opened".into(), a.clone())]).expect("opened");
+    s.alerts
+        .apply(&[("opened".into(), a.clone())])
+        .expect("opened");
     a.acknowledged = true;
     a.ack_by = Some("王工".into());
     s.alerts
         .apply(&[("acknowledged".into(), a.clone())])
         .expect("acknowledged");
     a.severity = "critical".into();
-    s.alerts.apply(&[("updated".into(), a.clone())]).expect("escalated");
+    s.alerts
+        .apply(&[("updated".into(), a.clone())])
+        .expect("escalated");
     // A plain evidence update is not a change anyone is told about.
-    s.alerts.apply(&[("updated".into(), a.clone())]).expect("updated");
+    s.alerts
+        .apply(&[("updated".into(), a.clone())])
+        .expect("updated");
 
     wait("three messages at every target", || {
         receiver.got("/generic").len() >= 3
@@ -165,7 +171,9 @@ async fn every_alert_change_arrives_once_per_target_in_order_across_an_outage() 
     sink.stop().await;
     a.state = "closed".into();
     a.closed_ts = Some(a.opened_ts + 3_600_000);
-    s.alerts.apply(&[("closed".into(), a.clone())]).expect("closed");
+    s.alerts
+        .apply(&[("closed".into(), a.clone())])
+        .expect("closed");
     let b = alert(2, "active", "warning");
     s.alerts.apply(&[("opened".into(), b)]).expect("opened 2");
     let m = s.metrics.clone();
@@ -194,7 +202,11 @@ async fn every_alert_change_arrives_once_per_target_in_order_across_an_outage() 
         (1, "closed".into()),
         (2, "opened".into()),
     ];
-    assert_eq!(changes(&receiver.got("/generic")), expected, "generic JSON, in order, once each");
+    assert_eq!(
+        changes(&receiver.got("/generic")),
+        expected,
+        "generic JSON, in order, once each"
+    );
     // Each message names its delivery; none came twice.
     let mut ids: Vec<i64> = receiver
         .got("/generic")
@@ -203,14 +215,24 @@ async fn every_alert_change_arrives_once_per_target_in_order_across_an_outage() 
         .collect();
     ids.dedup();
     assert_eq!(ids.len(), 5);
-    assert!(receiver.got("/generic-other").is_empty(), "routed by street");
+    assert!(
+        receiver.got("/generic-other").is_empty(),
+        "routed by street"
+    );
 
     let ding = receiver.got("/dingtalk");
     assert_eq!(ding.len(), 5);
-    assert_eq!(receiver.bad_signatures(), 0, "every DingTalk message was signed");
+    assert_eq!(
+        receiver.bad_signatures(),
+        0,
+        "every DingTalk message was signed"
+    );
     assert_eq!(ding[0].body["msgtype"], "markdown");
     let title = ding[0].body["markdown"]["title"].as_str().unwrap_or("");
-    assert!(title.contains("新告警") && title.contains("Site One"), "{title}");
+    assert!(
+        title.contains("新告警") && title.contains("Site One"),
+        "{title}"
+    );
     assert!(ding[1].body["markdown"]["text"]
         .as_str()
         .unwrap_or("")
@@ -226,7 +248,13 @@ async fn every_alert_change_arrives_once_per_target_in_order_across_an_outage() 
 
     let mails = sink.mails();
     assert_eq!(mails.len(), 5, "one email per change");
-    let order = ["Alert opened", "Alert acknowledged", "Alert escalated", "Alert closed", "Alert opened"];
+    let order = [
+        "Alert opened",
+        "Alert acknowledged",
+        "Alert escalated",
+        "Alert closed",
+        "Alert opened",
+    ];
     for (mail, what) in mails.iter().zip(order) {
         assert!(mail.contains(what), "expected `{what}` in\n{mail}");
         assert!(mail.contains("To: office@example.org"), "{mail}");
@@ -267,12 +295,18 @@ async fn quiet_hours_hold_all_but_critical_messages() {
         .apply(&[("opened".into(), alert(2, "active", "critical"))])
         .expect("critical");
     let m = s.metrics.clone();
-    wait("the critical message", || !receiver.got("/generic").is_empty()).await;
+    wait("the critical message", || {
+        !receiver.got("/generic").is_empty()
+    })
+    .await;
     wait("the warning routed and held", || {
         m.acting.notify_routed.load(Relaxed) == 2 && m.acting.notify_backlog.load(Relaxed) == 1
     })
     .await;
-    assert_eq!(changes(&receiver.got("/generic")), vec![(2, "opened".to_string())]);
+    assert_eq!(
+        changes(&receiver.got("/generic")),
+        vec![(2, "opened".to_string())]
+    );
     s.shutdown.cancel();
     tokio::task::spawn_blocking(move || s.notifier.thread.join())
         .await

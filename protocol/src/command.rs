@@ -148,12 +148,15 @@ mod tests {
 
     #[test]
     fn bad_replies_are_rejected_with_reasons() {
-        let ok = CommandReply::decode(br#"{"id":"c1","ok":false,"detail":"busy"}"#)
-            .expect("good reply");
+        let ok =
+            CommandReply::decode(br#"{"id":"c1","ok":false,"detail":"busy"}"#).expect("good reply");
         assert!(!ok.ok);
         let reason = |p: &[u8]| CommandReply::decode(p).map_err(|r| r.reason).err();
         assert_eq!(reason(b"{oops"), Some(RejectReason::MalformedJson));
-        assert_eq!(reason(br#"{"id":"a b","ok":true}"#), Some(RejectReason::WrongType));
+        assert_eq!(
+            reason(br#"{"id":"a b","ok":true}"#),
+            Some(RejectReason::WrongType)
+        );
         assert_eq!(reason(br#"{"ok":true}"#), Some(RejectReason::WrongType));
         let long = format!(r#"{{"id":"c1","ok":true,"detail":"{}"}}"#, "x".repeat(600));
         assert_eq!(reason(long.as_bytes()), Some(RejectReason::OutOfRange));

@@ -18,8 +18,8 @@
 
 pub mod bench;
 pub mod city;
-mod commands;
 pub mod clock;
+mod commands;
 pub mod device;
 pub mod faults;
 pub mod hj212_tcp;

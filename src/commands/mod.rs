@@ -82,7 +82,11 @@ impl Commands {
                         if n > 0 {
                             tracing::info!(commands = n, "commands timed out unanswered");
                         }
-                        sweeper.metrics.acting.commands_timed_out.fetch_add(n, Relaxed);
+                        sweeper
+                            .metrics
+                            .acting
+                            .commands_timed_out
+                            .fetch_add(n, Relaxed);
                     }
                     Ok(Err(e)) => tracing::warn!(error = %e, "could not time out commands"),
                     Err(e) => tracing::error!(error = %e, "command sweeper failed"),
@@ -142,9 +146,9 @@ impl Commands {
             self.metrics.acting.commands_not_sent.fetch_add(1, Relaxed);
             store.not_sent(id.as_str(), "the aggregator's publish queue is full")?;
         }
-        store
-            .get(id.as_str())?
-            .ok_or_else(|| CommandError::Store(StoreError::Corrupt(format!("command {id} vanished"))))
+        store.get(id.as_str())?.ok_or_else(|| {
+            CommandError::Store(StoreError::Corrupt(format!("command {id} vanished")))
+        })
     }
 
     /// A site's commands, newest first. Blocking.

@@ -36,7 +36,11 @@ impl Message<'_> {
         let a = &self.row.alert;
         let time = |ms: Option<i64>| {
             ms.and_then(chrono::DateTime::from_timestamp_millis)
-                .map(|d| d.with_timezone(&self.tz).format("%Y-%m-%d %H:%M").to_string())
+                .map(|d| {
+                    d.with_timezone(&self.tz)
+                        .format("%Y-%m-%d %H:%M")
+                        .to_string()
+                })
                 .unwrap_or_else(|| "—".into())
         };
         let mut out = vec![
@@ -47,7 +51,10 @@ impl Message<'_> {
             (t.state, a["state"].as_str().unwrap_or("").to_string()),
             (t.opened_at, time(a["opened_ts"].as_i64())),
         ];
-        if let Some(by) = a["ack_by"].as_str().filter(|_| self.row.change == "acknowledged") {
+        if let Some(by) = a["ack_by"]
+            .as_str()
+            .filter(|_| self.row.change == "acknowledged")
+        {
             out.push((t.acknowledged_by, by.to_string()));
         }
         out
@@ -78,7 +85,10 @@ impl Message<'_> {
 
     fn markdown(&self, wecom: bool) -> String {
         let title = if wecom && matches!(self.row.severity.as_str(), "violation" | "critical") {
-            format!("<font color=\"warning\">{}</font>", md_escape(&self.title()))
+            format!(
+                "<font color=\"warning\">{}</font>",
+                md_escape(&self.title())
+            )
         } else {
             md_escape(&self.title())
         };

@@ -199,8 +199,10 @@ impl Worker {
                     routes.push((r.id, t.name.clone(), due));
                 }
             }
-            let refs: Vec<(i64, &str, i64)> =
-                routes.iter().map(|(i, n, d)| (*i, n.as_str(), *d)).collect();
+            let refs: Vec<(i64, &str, i64)> = routes
+                .iter()
+                .map(|(i, n, d)| (*i, n.as_str(), *d))
+                .collect();
             self.outbox.route(last, &refs)?;
             self.metrics
                 .acting
@@ -212,7 +214,10 @@ impl Worker {
     /// Deliver what is due, target by target, oldest first.
     fn deliver(&mut self, shutdown: &CancellationToken) {
         for i in 0..self.targets.len() {
-            if self.targets[i].wait_until.is_some_and(|t| Instant::now() < t) {
+            if self.targets[i]
+                .wait_until
+                .is_some_and(|t| Instant::now() < t)
+            {
                 continue;
             }
             // A bounded number per pass, so one busy target does not starve routing.

@@ -23,6 +23,12 @@ pub struct WebhookSender {
     agent: ureq::Agent,
 }
 
+impl Default for WebhookSender {
+    fn default() -> Self {
+        WebhookSender::new()
+    }
+}
+
 impl WebhookSender {
     pub fn new() -> WebhookSender {
         WebhookSender {
@@ -58,21 +64,29 @@ impl WebhookSender {
                 if target.format == WebhookFormat::Generic {
                     return Outcome::Delivered;
                 }
-                // The robots answer 200 with `errcode` ≠ 0 when they refuse (rate limit, bad
-                // signature, keyword missing): retried, the error kept for the operator.
+                // The robots answer 200 with `errcode` ≠ 0 when they refuse. Busy and rate
+                // limits (-1; DingTalk 130101; WeCom 45009) pass: retried. Anything else (bad
+                // signature, keyword missing, bad key) would be refused again: kept, not retried.
                 let text = response.into_string().unwrap_or_default();
                 let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-                match v["errcode"].as_i64() {
-                    Some(0) => Outcome::Delivered,
-                    _ => Outcome::Retry(format!(
+                let why = || {
+                    format!(
                         "robot answered {}",
                         text.chars().take(300).collect::<String>()
-                    )),
+                    )
+                };
+                match v["errcode"].as_i64() {
+                    Some(0) => Outcome::Delivered,
+                    Some(-1 | 130101 | 45009) | None => Outcome::Retry(why()),
+                    Some(_) => Outcome::Refused(why()),
                 }
             }
             Err(ureq::Error::Status(code, response)) => {
                 let text = response.into_string().unwrap_or_default();
-                let why = format!("HTTP {code}: {}", text.chars().take(300).collect::<String>());
+                let why = format!(
+                    "HTTP {code}: {}",
+                    text.chars().take(300).collect::<String>()
+                );
                 // 4xx other than timeout / too many requests: this body will never pass.
                 if (400..500).contains(&code) && code != 408 && code != 429 {
                     Outcome::Refused(why)
@@ -97,8 +111,9 @@ impl SmtpSender {
         use lettre::transport::smtp::authentication::Credentials;
         let bad = |what: &str, e: String| NotifyError::Config(format!("[notify.smtp] {what}: {e}"));
         let mut builder = match c.security {
-            SmtpSecurity::Tls => lettre::SmtpTransport::relay(&c.host)
-                .map_err(|e| bad("host", e.to_string()))?,
+            SmtpSecurity::Tls => {
+                lettre::SmtpTransport::relay(&c.host).map_err(|e| bad("host", e.to_string()))?
+            }
             SmtpSecurity::Starttls => lettre::SmtpTransport::starttls_relay(&c.host)
                 .map_err(|e| bad("host", e.to_string()))?,
             SmtpSecurity::None => lettre::SmtpTransport::builder_dangerous(&c.host),
@@ -112,12 +127,17 @@ impl SmtpSender {
         if let (Some(u), Some(p)) = (&c.username, &c.password) {
             builder = builder.credentials(Credentials::new(u.clone(), p.clone()));
         }
-        let from = c.from.parse().map_err(|e: lettre::address::AddressError| bad("from", e.to_string()))?;
-        let to = c
-            .to
-            .iter()
-            .map(|t| t.parse().map_err(|e: lettre::address::AddressError| bad("to", e.to_string())))
-            .collect::<Result<Vec<_>, _>>()?;
+        let from = c
+            .from
+            .parse()
+            .map_err(|e: lettre::address::AddressError| bad("from", e.to_string()))?;
+        let to =
+            c.to.iter()
+                .map(|t| {
+                    t.parse()
+                        .map_err(|e: lettre::address::AddressError| bad("to", e.to_string()))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
         Ok(SmtpSender {
             transport: builder.build(),
             from,

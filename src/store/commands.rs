@@ -212,9 +212,10 @@ impl CommandStore {
 
     /// Delete commands sent before `before_ms` (retention).
     pub fn prune(&mut self, before_ms: i64) -> Result<u64, StoreError> {
-        let n = self
-            .conn
-            .execute("DELETE FROM commands WHERE sent_ms < ?1", params![before_ms])?;
+        let n = self.conn.execute(
+            "DELETE FROM commands WHERE sent_ms < ?1",
+            params![before_ms],
+        )?;
         Ok(n as u64)
     }
 

@@ -22,7 +22,8 @@ pub mod sqlite;
 mod tests;
 
 use dustwatch_protocol::{
-    CityLevel, CommandReply, Event, Metric, Reading, RejectReason, Rejected, SiteInfo, Status, TopicRoot,
+    CityLevel, CommandReply, Event, Metric, Reading, RejectReason, Rejected, SiteInfo, Status,
+    TopicRoot,
 };
 use serde::Serialize;
 use thiserror::Error;

@@ -221,7 +221,12 @@ impl NotifyOutbox {
         self.conn.execute(
             "UPDATE notify_delivery SET state = 'refused', attempts = attempts + 1, \
              last_error = ?3, done_ms = ?4 WHERE outbox_id = ?1 AND target = ?2",
-            params![id, target, error.chars().take(500).collect::<String>(), now_ms],
+            params![
+                id,
+                target,
+                error.chars().take(500).collect::<String>(),
+                now_ms
+            ],
         )?;
         Ok(())
     }

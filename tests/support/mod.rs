@@ -226,8 +226,8 @@ pub fn fleet_payloads(site: &str, devices: usize, per_device: u64) -> Vec<(Strin
 
 pub mod browser;
 pub mod hj212;
-pub mod sinks;
 pub mod http;
+pub mod sinks;
 
 /// The real `dustwatch demo` (embedded broker, simulated fleet, aggregator, dashboard) as a child
 /// process on free ports, with a known write token.

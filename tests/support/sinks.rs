@@ -130,7 +130,8 @@ async fn dingtalk(
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, s.secret.as_bytes());
     let expected = base64::engine::general_purpose::STANDARD
         .encode(ring::hmac::sign(&key, format!("{ts}\n{}", s.secret).as_bytes()).as_ref());
-    if q.get("sign") != Some(&expected) || q.get("access_token").map(String::as_str) != Some("t0k") {
+    if q.get("sign") != Some(&expected) || q.get("access_token").map(String::as_str) != Some("t0k")
+    {
         *s.bad_signatures.lock().expect("lock") += 1;
         return Json(serde_json::json!({"errcode": 310000, "errmsg": "sign not match"}));
     }

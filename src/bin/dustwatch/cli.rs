@@ -153,7 +153,8 @@ pub enum Command {
     },
     /// A command to a device through a running aggregator: `sprinkle --duration 10m`,
     /// `set-interval --interval 30s`, `reboot`. Waits for the device's answer.
-    Command(crate::device_command::CommandArgs),
+    #[command(name = "command")]
+    Device(crate::device_command::CommandArgs),
     /// Print the daily zero-report of a local date from the store in --data.
     Report {
         /// Local date, YYYY-MM-DD.

@@ -15,10 +15,20 @@ pub struct CommandArgs {
     #[command(subcommand)]
     pub action: Action,
     /// The aggregator's dashboard address.
-    #[arg(long, env = "DUSTWATCH_SERVER", default_value = "http://127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "DUSTWATCH_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
     pub server: String,
     /// The write token (printed by the aggregator at start, or configured).
-    #[arg(long, env = "DUSTWATCH_WRITE_TOKEN", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "DUSTWATCH_WRITE_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
     pub token: Option<String>,
     /// Who is sending it, as recorded with the command.
     #[arg(long, env = "USER", global = true)]
@@ -99,7 +109,10 @@ pub fn run(args: CommandArgs) -> Result<()> {
         }
         Err(e) => bail!("cannot reach the aggregator at {server}: {e}"),
     };
-    let id = row["id"].as_str().context("the answer has no command id")?.to_string();
+    let id = row["id"]
+        .as_str()
+        .context("the answer has no command id")?
+        .to_string();
     println!("command {id} sent to {}/{}", args.site, args.device);
     if args.no_wait {
         return Ok(());
@@ -107,7 +120,8 @@ pub fn run(args: CommandArgs) -> Result<()> {
     // The aggregator times the command out itself: wait until it says how it ended.
     let started = Instant::now();
     let deadline = row["deadline_ms"].as_i64().unwrap_or(0) - row["sent_ms"].as_i64().unwrap_or(0);
-    let limit = Duration::from_millis(u64::try_from(deadline).unwrap_or(60_000)) + Duration::from_secs(10);
+    let limit =
+        Duration::from_millis(u64::try_from(deadline).unwrap_or(60_000)) + Duration::from_secs(10);
     loop {
         std::thread::sleep(Duration::from_millis(500));
         let text = agent

@@ -1,9 +1,9 @@
 //! The `dustwatch` command line: parses flags and wires the pieces together; nothing else.
 
 mod cli;
-mod device_command;
 #[cfg(feature = "sim")]
 mod demo;
+mod device_command;
 
 #[cfg(feature = "sim")]
 use anyhow::Context;
@@ -110,7 +110,7 @@ async fn main() -> Result<()> {
             .await?;
             println!("city level {level} published on {url} (in force from {ts})");
         }
-        Command::Command(args) => {
+        Command::Device(args) => {
             tokio::task::spawn_blocking(move || device_command::run(args)).await??;
         }
         Command::Report {
