@@ -152,6 +152,10 @@ async fn a_simulated_device_answers_and_an_unanswered_command_times_out() {
     let page = request(port, "GET", &format!("/sites/{site}"), None, "");
     assert_eq!(page.status, 200);
     assert!(page.body.contains("设备指令"), "the section is there");
+    assert!(
+        page.body.contains(&format!("<option value=\"{dev}\">")),
+        "the form offers the site's device"
+    );
     assert!(page
         .body
         .contains(&format!("data-command=\"{id}\" data-state=\"answered\"")));

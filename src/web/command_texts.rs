@@ -12,6 +12,12 @@ pub struct CommandTexts {
     pub state: &'static str,
     pub answer: &'static str,
     pub how_to: &'static str,
+    pub send: &'static str,
+    pub sprinkle_min: &'static str,
+    pub interval_s: &'static str,
+    pub reboot: &'static str,
+    pub amount: &'static str,
+    pub write_token: &'static str,
 }
 
 pub const ZH: CommandTexts = CommandTexts {
@@ -23,7 +29,13 @@ pub const ZH: CommandTexts = CommandTexts {
     by: "发送人",
     state: "状态",
     answer: "设备应答",
-    how_to: "发送指令:dustwatch command <工地> <设备> sprinkle --duration 10m,或 POST /api/sites/<工地>/commands。",
+    how_to: "也可用命令行:dustwatch command <工地> <设备> sprinkle --duration 10m,或 POST /api/sites/<工地>/commands。",
+    send: "发送",
+    sprinkle_min: "立即喷淋(分钟)",
+    interval_s: "上报间隔(秒)",
+    reboot: "重启",
+    amount: "数值",
+    write_token: "写入令牌",
 };
 
 pub const EN: CommandTexts = CommandTexts {
@@ -35,7 +47,13 @@ pub const EN: CommandTexts = CommandTexts {
     by: "By",
     state: "State",
     answer: "Device's answer",
-    how_to: "To send one: dustwatch command <site> <device> sprinkle --duration 10m, or POST /api/sites/<site>/commands.",
+    how_to: "Also from the command line: dustwatch command <site> <device> sprinkle --duration 10m, or POST /api/sites/<site>/commands.",
+    send: "Send",
+    sprinkle_min: "Sprinkle now (minutes)",
+    interval_s: "Report interval (seconds)",
+    reboot: "Reboot",
+    amount: "Value",
+    write_token: "write token",
 };
 
 pub fn texts(lang: Lang) -> &'static CommandTexts {

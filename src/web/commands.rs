@@ -90,8 +90,24 @@ pub async fn one(
 pub fn section(state: &AppState, ui: Ui, site: &str) -> Result<String, WebError> {
     let t = texts(ui.lang);
     let rows = state.commands.list(site, 20)?;
+    let devices = state.reader.devices(Some(site))?;
     Ok(html! {
         h2 { (t.heading) }
+        @if !devices.is_empty() {
+            // Sent by the shared page script (`form.device-command`) with the write token.
+            form.inline.device-command data-site=(site) {
+                select name="device" { @for d in &devices { option value=(d.device) { (d.device) } } }
+                select name="cmd" {
+                    option value="sprinkle" { (t.sprinkle_min) }
+                    option value="set_interval" { (t.interval_s) }
+                    option value="reboot" { (t.reboot) }
+                }
+                input name="amount" type="number" min="1" max="3600" value="10" aria-label=(t.amount);
+                input name="token" type="password" autocomplete="off" placeholder=(t.write_token);
+                button type="submit" { (t.send) }
+                " " span.msg {}
+            }
+        }
         table #commands {
             thead { tr {
                 th { (t.sent) } th { (t.device) } th { (t.command) }
