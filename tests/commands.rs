@@ -28,7 +28,7 @@ async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_simulated_device_answers_and_an_unanswered_command_times_out() {
+async fn commands_from_the_api_and_the_site_page_are_answered_and_unanswered_ones_time_out() {
     let scenario = sensors_sim::Scenario::load("steady").expect("shipped scenario");
     let options = |port: u16| sensors_sim::SimOptions {
         port,
@@ -111,6 +111,10 @@ async fn a_simulated_device_answers_and_an_unanswered_command_times_out() {
     assert_eq!(answered["ok"], true);
     assert_eq!(answered["detail"], "sprinkling for 600 s");
 
+    // The same from the site page, in a real browser: the form sends with the write token and
+    // the page shows the answer.
+    from_the_site_page(port, &site).await;
+
     // The device is stopped: the next command is never answered and times out.
     fleet_stop.cancel();
     fleet.await.expect("join").expect("the fleet ran");
@@ -163,13 +167,58 @@ async fn a_simulated_device_answers_and_an_unanswered_command_times_out() {
         .body
         .contains(&format!("data-command=\"{id2}\" data-state=\"timed_out\"")));
     let metrics = request(port, "GET", "/metrics", None, "").body;
+    let from_browser = if support::browser::chromium_binary().is_some() {
+        1.0
+    } else {
+        0.0
+    };
     assert_eq!(
         support::metric(&metrics, "dustwatch_commands_sent_total"),
-        Some(2.0)
+        Some(2.0 + from_browser)
     );
     assert_eq!(
         support::metric(&metrics, "dustwatch_commands_timed_out_total"),
         Some(1.0)
     );
     web.stop().await;
+}
+
+/// Send a sprinkle command from the site page in headless Chromium and wait until the page shows
+/// it answered (skipped without Chromium unless DUSTWATCH_REQUIRE_BROWSER is set).
+async fn from_the_site_page(port: u16, site: &str) {
+    use support::browser::{browser_required, chromium_binary, Browser};
+    let Some(chromium) = chromium_binary() else {
+        assert!(
+            !browser_required(),
+            "DUSTWATCH_REQUIRE_BROWSER is set but no chromium was found (apt-get install chromium)"
+        );
+        eprintln!("SKIPPED (browser part): chromium not installed (apt-get install chromium)");
+        return;
+    };
+    let url = format!("http://127.0.0.1:{port}/sites/{site}?lang=zh-CN");
+    tokio::task::spawn_blocking(move || {
+        let mut b = Browser::launch(&chromium);
+        b.goto(&url);
+        let answered = "document.querySelectorAll('#commands tr[data-state=answered]').length";
+        assert_eq!(b.eval(answered), serde_json::json!(1));
+        b.eval(&format!(
+            "(() => {{ const f = document.querySelector('form.device-command'); \
+             f.token.value = '{TOKEN}'; f.cmd.value = 'sprinkle'; f.amount.value = '2'; \
+             f.requestSubmit(); return true; }})()"
+        ));
+        b.wait_for(60, &format!("{answered} >= 2"));
+        let text = b.eval("document.querySelector('#commands tbody tr').textContent");
+        assert!(
+            text.as_str()
+                .is_some_and(|t| t.contains("喷淋 120 秒") && t.contains("已应答")),
+            "{text}"
+        );
+        assert!(
+            b.js_errors.is_empty(),
+            "JavaScript errors: {:?}",
+            b.js_errors
+        );
+    })
+    .await
+    .expect("browser part");
 }
