@@ -314,3 +314,119 @@ async fn quiet_hours_hold_all_but_critical_messages() {
         .expect("notifier ends cleanly");
     receiver.stop().await;
 }
+
+/// The running aggregator: readings in over a real broker open a rule's alert, the office
+/// acknowledges it over HTTP, and the webhook receiver gets both changes, once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_aggregator_notifies_a_rule_alert_and_its_acknowledgement() {
+    use dustwatch_protocol::{Phase, Reading, SiteKind, TopicRoot};
+    let receiver = WebhookReceiver::start(SECRET).await;
+    let site = |id: &str, kind: SiteKind| SiteInfo {
+        kind,
+        phase: Phase::Earthwork,
+        reference: Some("ref".into()),
+        ..SiteInfo::new(id, format!("Site {id}"), "Liuzhai")
+    };
+    let receiver_port = receiver.port;
+    let web = support::http::Web::start_with(
+        |c| {
+            c.notify = toml::from_str(&format!(
+                "retry_max_s = 1\n[[webhook]]\nname = \"generic\"\n\
+                 url = \"http://127.0.0.1:{receiver_port}/generic\"\nstreets = [\"Liuzhai\"]\n"
+            ))
+            .expect("notify config");
+        },
+        vec![
+            site("s1", SiteKind::Construction),
+            site("ref", SiteKind::Reference),
+        ],
+    )
+    .await;
+    support::wait_subscribed(&web.agg).await;
+
+    // Two hours: the first clean, the second at +200 over the reference, then ten minutes more.
+    let root = TopicRoot::default();
+    let t0 = 1_483_574_400_000i64;
+    let mut msgs = Vec::new();
+    for i in 0..130i64 {
+        let ts = t0 + (i + 1) * 60_000;
+        let pm10 = if (60..120).contains(&i) { 300.0 } else { 110.0 };
+        for (s, v) in [("s1", pm10), ("ref", 100.0)] {
+            let r = Reading {
+                ts,
+                seq: i as u64,
+                boot: 1,
+                interval_s: 60,
+                pm10: Some(v),
+                ..Default::default()
+            };
+            msgs.push((root.reading(s, "d1"), r.encode()));
+        }
+    }
+    support::publish_all(web.broker_port(), "notify-fleet", msgs).await;
+    wait("the opened alert's message", || {
+        changes(&receiver.got("/generic"))
+            .iter()
+            .any(|(_, c)| c == "opened")
+    })
+    .await;
+    let opened = receiver.got("/generic");
+    let hook = opened
+        .iter()
+        .find(|h| h.body["change"] == "opened")
+        .expect("opened");
+    assert_eq!(hook.body["site"]["street"], "Liuzhai");
+    let id = hook.body["alert"]["id"].as_i64().expect("alert id");
+
+    let port = web.port;
+    let ack = tokio::task::spawn_blocking(move || {
+        support::http::request(
+            port,
+            "POST",
+            &format!("/api/alerts/{id}/ack"),
+            Some(support::http::TOKEN),
+            r#"{"by":"王工","comment":"已派人"}"#,
+        )
+    })
+    .await
+    .expect("ack");
+    assert_eq!(ack.status, 200, "{}", ack.body);
+    wait("the acknowledgement's message", || {
+        changes(&receiver.got("/generic")).contains(&(id, "acknowledged".to_string()))
+    })
+    .await;
+    // Exactly the changes the store recorded, once each and in order, for every alert.
+    let got = changes(&receiver.got("/generic"));
+    let alerts = support::http::request(port, "GET", "/api/alerts?state=all", None, "");
+    let alerts: serde_json::Value = serde_json::from_str(&alerts.body).expect("alerts JSON");
+    let ids: Vec<i64> = alerts
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|a| a["id"].as_i64())
+        .collect();
+    assert!(ids.len() >= 2, "{alerts}");
+    for alert in ids {
+        let one = support::http::request(port, "GET", &format!("/api/alerts/{alert}"), None, "");
+        let one: serde_json::Value = serde_json::from_str(&one.body).expect("alert JSON");
+        let recorded: Vec<String> = one["history"]
+            .as_array()
+            .expect("history")
+            .iter()
+            .filter_map(|h| h["change"].as_str().map(str::to_string))
+            .collect();
+        let notified: Vec<String> = got
+            .iter()
+            .filter(|(a, c)| *a == alert && c != "escalated")
+            .map(|(_, c)| c.clone())
+            .collect();
+        assert_eq!(notified, recorded, "alert {alert}: {got:?}");
+    }
+    assert_eq!(got.first(), Some(&(id, "opened".to_string())));
+    assert_eq!(got.last(), Some(&(id, "acknowledged".to_string())));
+    let metrics = support::http::request(port, "GET", "/metrics", None, "").body;
+    assert!(
+        support::metric(&metrics, "dustwatch_notify_delivered_total").is_some_and(|n| n >= 2.0)
+    );
+    web.stop().await;
+}
