@@ -147,6 +147,25 @@ mod tests {
     }
 
     #[test]
+    fn replies_become_records_and_bad_ones_dead_letters() {
+        let r = decode(
+            &TopicRoot::default(),
+            &mut frames(),
+            "dust/v1/s1/d1/reply",
+            br#"{"id":"c1","ok":true,"detail":"done"}"#,
+        );
+        assert!(matches!(r, Some(Record::CommandReply { ref device, .. }) if device == "d1"));
+        assert_eq!(
+            reason("dust/v1/s1/d1/reply", br#"{"ok":true}"#),
+            Some(RejectReason::WrongType)
+        );
+        assert_eq!(
+            reason("dust/v1/s1/d1/reply", b"not json"),
+            Some(RejectReason::MalformedJson)
+        );
+    }
+
+    #[test]
     fn empty_retained_clear_is_ignored() {
         assert!(decode(
             &TopicRoot::default(),

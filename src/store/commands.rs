@@ -239,3 +239,87 @@ impl CommandStore {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::{db_path, SqliteStore, StoreConfig};
+    use crate::store::{Record, StoreWriter};
+    use dustwatch_protocol::{CommandId, CommandReply, RejectReason};
+
+    fn config(dir: &Path) -> StoreConfig {
+        StoreConfig {
+            data_dir: dir.to_path_buf(),
+            ..Default::default()
+        }
+    }
+
+    fn reply(id: &str) -> Record {
+        Record::CommandReply {
+            site: "s1".into(),
+            device: "d1".into(),
+            reply: CommandReply {
+                id: CommandId::try_from(id.to_string()).expect("valid id"),
+                ok: true,
+                detail: "done".into(),
+                ts: None,
+            },
+        }
+    }
+
+    #[test]
+    fn a_store_of_schema_4_gains_the_command_and_notification_tables() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        drop(SqliteStore::open(config(dir.path()), false).expect("open"));
+        let conn = Connection::open(db_path(dir.path())).expect("sqlite");
+        conn.execute_batch(
+            "DROP TABLE commands; DROP TABLE notify_outbox; DROP TABLE notify_delivery;
+             DROP TABLE notify_cursor; PRAGMA user_version = 4;",
+        )
+        .expect("back to schema 4");
+        drop(conn);
+        let mut store = CommandStore::open(dir.path()).expect("reopen");
+        let version: i64 = store
+            .conn
+            .query_row("SELECT user_version FROM pragma_user_version", [], |r| {
+                r.get(0)
+            })
+            .expect("version");
+        assert_eq!(version, crate::store::schema::VERSION);
+        assert_eq!(version, 8);
+        store.expire(0).expect("the commands table is there");
+    }
+
+    #[test]
+    fn replies_answer_their_command_once_and_strays_become_dead_letters() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut writer = SqliteStore::open(config(dir.path()), false).expect("open");
+        let mut commands = CommandStore::open(dir.path()).expect("commands");
+        let cmd = serde_json::json!({"cmd": "reboot"});
+        commands
+            .insert(&NewCommand {
+                id: "c1",
+                site: "s1",
+                device: "d1",
+                command: &cmd,
+                by: "test",
+                sent_ms: 1_000,
+                deadline_ms: 2_000,
+            })
+            .expect("insert");
+        // Timed out first, answered late: the answer is still recorded.
+        assert_eq!(commands.expire(5_000).expect("expire"), 1);
+        let out = writer.write_batch(&[reply("c1")]).expect("write");
+        assert_eq!(out.fresh, vec![true]);
+        let row = commands.get("c1").expect("get").expect("stored");
+        assert_eq!(row.state, CommandState::Answered);
+        assert_eq!(row.ok, Some(true));
+        // Redelivered: a duplicate. Never sent: a dead letter with its reason.
+        let out = writer
+            .write_batch(&[reply("c1"), reply("nope")])
+            .expect("write");
+        assert_eq!(out.duplicates, 1);
+        assert_eq!(out.rejected, vec![(RejectReason::StoreRefused, 1)]);
+        assert_eq!(commands.list("s1", 10).expect("list").len(), 1);
+    }
+}

@@ -173,6 +173,12 @@ pub fn migrate(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
             )?;
         }
     }
+    if version != 0 && version < 8 {
+        // Schema 8: device commands and the notification outbox; new tables only (`ddl` has
+        // them too, so this is a no-op there).
+        conn.execute_batch(super::commands::DDL)?;
+        conn.execute_batch(super::notify_outbox::DDL)?;
+    }
     conn.execute_batch(
         "CREATE INDEX IF NOT EXISTS dead_letters_by_source ON dead_letters (source, id)",
     )?;
