@@ -94,7 +94,11 @@ impl WebhookSender {
                     Outcome::Retry(why)
                 }
             }
-            Err(e) => Outcome::Retry(e.to_string()),
+            // Not the error's Display: it names the URL, and robot URLs carry their key.
+            Err(ureq::Error::Transport(t)) => Outcome::Retry(match t.message() {
+                Some(m) => format!("{}: {m}", t.kind()),
+                None => t.kind().to_string(),
+            }),
         }
     }
 }
