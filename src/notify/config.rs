@@ -261,6 +261,29 @@ mod tests {
     }
 
     #[test]
+    fn bad_targets_are_refused_with_a_reason() {
+        let parse = |s: &str| toml::from_str::<NotifyConfig>(s).expect("parses");
+        let twice = parse(
+            "[[webhook]]\nname = \"a\"\nurl = \"http://x/\"\n\
+             [[webhook]]\nname = \"a\"\nurl = \"http://y/\"\n",
+        );
+        assert!(twice.validate().is_err());
+        let ftp = parse("[[webhook]]\nname = \"a\"\nurl = \"ftp://x/\"\n");
+        assert!(ftp.validate().unwrap_err().to_string().contains("http"));
+        let quiet =
+            parse("quiet_hours = \"late\"\n[[webhook]]\nname = \"a\"\nurl = \"http://x/\"\n");
+        assert!(quiet
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("22:00-07:00"));
+        assert!(toml::from_str::<NotifyConfig>(
+            "[[webhook]]\nname = \"a\"\nurl = \"http://x/\"\nformat = \"telegram\"\n"
+        )
+        .is_err());
+    }
+
+    #[test]
     fn routes_match_by_rule_severity_and_street() {
         let r = Route {
             rules: vec!["night_work".into()],
