@@ -28,7 +28,8 @@ async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn commands_from_the_api_and_the_site_page_are_answered_and_unanswered_ones_time_out() {
+async fn commands_from_the_api_the_site_page_and_the_cli_are_answered_and_unanswered_ones_time_out()
+{
     let scenario = sensors_sim::Scenario::load("steady").expect("shipped scenario");
     let options = |port: u16| sensors_sim::SimOptions {
         port,
@@ -115,6 +116,36 @@ async fn commands_from_the_api_and_the_site_page_are_answered_and_unanswered_one
     // the page shows the answer.
     from_the_site_page(port, &site).await;
 
+    // And from the command line, as an inspector would.
+    let out = tokio::task::spawn_blocking({
+        let (site, dev) = (site.clone(), dev.clone());
+        move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_dustwatch"))
+                .args(["command", &site, &dev, "set-interval", "--interval", "1m"])
+                .args([
+                    "--server",
+                    &format!("http://127.0.0.1:{port}"),
+                    "--by",
+                    "cli-test",
+                ])
+                .env("DUSTWATCH_WRITE_TOKEN", TOKEN)
+                .output()
+                .expect("run dustwatch command")
+        }
+    })
+    .await
+    .expect("cli");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("answered: done reporting every 60 s"),
+        "{stdout}"
+    );
+
     // The device is stopped: the next command is never answered and times out.
     fleet_stop.cancel();
     fleet.await.expect("join").expect("the fleet ran");
@@ -174,7 +205,7 @@ async fn commands_from_the_api_and_the_site_page_are_answered_and_unanswered_one
     };
     assert_eq!(
         support::metric(&metrics, "dustwatch_commands_sent_total"),
-        Some(2.0 + from_browser)
+        Some(3.0 + from_browser)
     );
     assert_eq!(
         support::metric(&metrics, "dustwatch_commands_timed_out_total"),
