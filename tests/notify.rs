@@ -430,3 +430,53 @@ async fn the_running_aggregator_notifies_a_rule_alert_and_its_acknowledgement() 
     );
     web.stop().await;
 }
+
+/// A receiver on HTTPS with the office's own CA: trusted through `ca_file`; without it (Mozilla's
+/// roots only) the handshake fails and nothing is sent in the clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_over_https_trust_the_configured_ca_only() {
+    let pki = dustwatch_testkit::TestPki::generate();
+    let receiver = WebhookReceiver::start_https(SECRET, &pki).await;
+    let config: NotifyConfig = toml::from_str(&format!(
+        r#"
+        retry_max_s = 1
+        [[webhook]]
+        name = "own-ca"
+        url = "https://127.0.0.1:{port}/generic"
+        ca_file = "{ca}"
+        [[webhook]]
+        name = "public-roots"
+        url = "https://127.0.0.1:{port}/wecom"
+        "#,
+        port = receiver.port,
+        ca = pki.ca.display()
+    ))
+    .expect("config parses");
+    let s = setup(&config);
+    let mut alerts = s.alerts;
+    alerts
+        .apply(&[("opened".into(), alert(1, "active", "violation"))])
+        .expect("opened");
+    wait("the message over HTTPS", || {
+        !receiver.got("/generic").is_empty()
+    })
+    .await;
+    let m = s.metrics.clone();
+    wait("the untrusted receiver's failures", || {
+        m.acting.notify_failures.load(Relaxed) >= 2
+    })
+    .await;
+    assert_eq!(
+        changes(&receiver.got("/generic")),
+        vec![(1, "opened".to_string())]
+    );
+    assert!(
+        receiver.got("/wecom").is_empty(),
+        "an untrusted certificate gets nothing"
+    );
+    s.shutdown.cancel();
+    tokio::task::spawn_blocking(move || s.notifier.thread.join())
+        .await
+        .expect("join")
+        .expect("notifier ends cleanly");
+}

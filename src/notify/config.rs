@@ -72,6 +72,10 @@ pub struct WebhookConfig {
     /// DingTalk's signing secret (`SEC…`), when the robot has 加签 on.
     #[serde(default)]
     pub secret: Option<String>,
+    /// A PEM file of the CA that signed an `https://` receiver's certificate (an office's own
+    /// CA), trusted beside Mozilla's roots. Default none.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
     #[serde(default, flatten)]
     pub route: Route,
     /// This target's quiet hours (`""` for none), else `[notify] quiet_hours`.

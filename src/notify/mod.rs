@@ -45,7 +45,7 @@ const POLL: Duration = Duration::from_millis(200);
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 
 enum Sender {
-    Webhook(Box<config::WebhookConfig>),
+    Webhook(Box<config::WebhookConfig>, Box<WebhookSender>),
     Smtp(Box<SmtpSender>, crate::web::i18n::Lang),
 }
 
@@ -84,7 +84,7 @@ pub fn start(
             name: w.name.clone(),
             route: w.route.clone(),
             quiet: config.quiet_of(w.quiet_hours.as_deref())?,
-            sender: Sender::Webhook(Box::new(w.clone())),
+            sender: Sender::Webhook(Box::new(w.clone()), Box::new(WebhookSender::new(w)?)),
             wait_until: None,
             backoff: FIRST_BACKOFF,
         });
@@ -108,7 +108,6 @@ pub fn start(
         sites_read: None,
         tz,
         metrics,
-        webhooks: WebhookSender::new(),
         retry_max: Duration::from_secs(config.retry_max_s.max(1)),
         keep_ms: i64::from(config.keep_days) * 86_400_000,
         dashboard_url: config.dashboard_url.clone(),
@@ -149,7 +148,6 @@ struct Worker {
     sites_read: Option<Instant>,
     tz: chrono_tz::Tz,
     metrics: Arc<Metrics>,
-    webhooks: WebhookSender,
     retry_max: Duration,
     keep_ms: i64,
     dashboard_url: Option<String>,
@@ -276,7 +274,7 @@ impl Worker {
     fn attempt(&mut self, i: usize, row: &OutboxRow, now: i64) -> Outcome {
         let (site_name, street) = self.site(&row.site);
         let lang = match &self.targets[i].sender {
-            Sender::Webhook(w) => w.language,
+            Sender::Webhook(w, _) => w.language,
             Sender::Smtp(_, lang) => *lang,
         };
         let message = Message {
@@ -288,7 +286,7 @@ impl Worker {
             dashboard_url: self.dashboard_url.as_deref(),
         };
         match &self.targets[i].sender {
-            Sender::Webhook(w) => self.webhooks.send(w, &message, now),
+            Sender::Webhook(w, sender) => sender.send(w, &message, now),
             Sender::Smtp(s, _) => s.send(&message),
         }
     }

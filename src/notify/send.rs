@@ -18,25 +18,23 @@ pub enum Outcome {
 
 const TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Webhook sender: one HTTP agent (connection reuse, TLS through rustls).
+/// Webhook sender of one target: an HTTP agent (connection reuse, TLS through rustls with
+/// Mozilla's roots, and the target's own CA when it names one).
 pub struct WebhookSender {
     agent: ureq::Agent,
 }
 
-impl Default for WebhookSender {
-    fn default() -> Self {
-        WebhookSender::new()
-    }
-}
-
 impl WebhookSender {
-    pub fn new() -> WebhookSender {
-        WebhookSender {
-            agent: ureq::AgentBuilder::new()
-                .timeout(TIMEOUT)
-                .user_agent(concat!("dustwatch/", env!("CARGO_PKG_VERSION")))
-                .build(),
+    pub fn new(target: &WebhookConfig) -> Result<WebhookSender, NotifyError> {
+        let mut builder = ureq::AgentBuilder::new()
+            .timeout(TIMEOUT)
+            .user_agent(concat!("dustwatch/", env!("CARGO_PKG_VERSION")));
+        if let Some(ca) = &target.ca_file {
+            builder = builder.tls_config(std::sync::Arc::new(tls_with_ca(&target.name, ca)?));
         }
+        Ok(WebhookSender {
+            agent: builder.build(),
+        })
     }
 
     pub fn send(&self, target: &WebhookConfig, m: &Message<'_>, now_ms: i64) -> Outcome {
@@ -101,6 +99,31 @@ impl WebhookSender {
             }),
         }
     }
+}
+
+/// Mozilla's roots and the CAs in `ca` (PEM).
+fn tls_with_ca(name: &str, ca: &std::path::Path) -> Result<rustls::ClientConfig, NotifyError> {
+    let bad =
+        |e: String| NotifyError::Config(format!("webhook `{name}`: ca_file {}: {e}", ca.display()));
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let file = std::fs::File::open(ca).map_err(|e| bad(e.to_string()))?;
+    let mut added = 0;
+    for cert in rustls_pemfile::certs(&mut std::io::BufReader::new(file)) {
+        roots
+            .add(cert.map_err(|e| bad(e.to_string()))?)
+            .map_err(|e| bad(e.to_string()))?;
+        added += 1;
+    }
+    if added == 0 {
+        return Err(bad("no certificate in it".into()));
+    }
+    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| bad(e.to_string()))
+    .map(|b| b.with_root_certificates(roots).with_no_client_auth())
 }
 
 /// Email sender: one SMTP transport.

@@ -32,11 +32,35 @@ struct Shared {
 pub struct WebhookReceiver {
     pub port: u16,
     shared: Shared,
+    /// HTTPS with this server configuration; plain HTTP without.
+    tls: Option<tokio_rustls::TlsAcceptor>,
     stop: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
 }
 
 impl WebhookReceiver {
     pub async fn start(secret: &str) -> WebhookReceiver {
+        WebhookReceiver::start_with(secret, None).await
+    }
+
+    /// Over HTTPS with the test PKI's server certificate (for 127.0.0.1).
+    pub async fn start_https(secret: &str, pki: &dustwatch_testkit::TestPki) -> WebhookReceiver {
+        use std::io::BufReader;
+        let open = |p: &std::path::Path| BufReader::new(std::fs::File::open(p).expect("PKI file"));
+        let certs = rustls_pemfile::certs(&mut open(&pki.server_cert))
+            .collect::<Result<Vec<_>, _>>()
+            .expect("server certificate");
+        let key = rustls_pemfile::private_key(&mut open(&pki.server_key))
+            .expect("server key")
+            .expect("a key in the file");
+        let config = tokio_rustls::rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("server TLS configuration");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        WebhookReceiver::start_with(secret, Some(acceptor)).await
+    }
+
+    async fn start_with(secret: &str, tls: Option<tokio_rustls::TlsAcceptor>) -> WebhookReceiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let mut r = WebhookReceiver {
@@ -45,6 +69,7 @@ impl WebhookReceiver {
                 secret: secret.to_string(),
                 ..Default::default()
             },
+            tls,
             stop: None,
         };
         r.serve(listener);
@@ -59,11 +84,34 @@ impl WebhookReceiver {
             .with_state(self.shared.clone());
         let token = CancellationToken::new();
         let t = token.clone();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { t.cancelled().await })
-                .await;
-        });
+        let task = match self.tls.clone() {
+            None => tokio::spawn(async move {
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { t.cancelled().await })
+                    .await;
+            }),
+            Some(acceptor) => tokio::spawn(async move {
+                let mut conns = tokio::task::JoinSet::new();
+                loop {
+                    tokio::select! {
+                        _ = t.cancelled() => break,
+                        accepted = listener.accept() => {
+                            let Ok((stream, _)) = accepted else { continue };
+                            let (acceptor, app) = (acceptor.clone(), app.clone());
+                            conns.spawn(async move {
+                                // A client that does not trust us ends the handshake: fine.
+                                let Ok(tls) = acceptor.accept(stream).await else { return };
+                                let service = hyper_util::service::TowerToHyperService::new(app);
+                                let _ = hyper::server::conn::http1::Builder::new()
+                                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                                    .await;
+                            });
+                        }
+                    }
+                }
+                conns.abort_all();
+            }),
+        };
         self.stop = Some((token, task));
     }
 
