@@ -198,6 +198,9 @@ impl Aggregator {
         let on_report: rules::task::ReportFn =
             Box::new(
                 move |date| match crate::report::daily(report_reader.as_ref(), date, tz) {
+                    Ok(report) if !report.has_data() => {
+                        tracing::debug!(%date, "no data that day: no daily report");
+                    }
                     Ok(report) => {
                         let topic = report_publisher.root().daily_report(&date.to_string());
                         let payload = serde_json::to_vec(&report).unwrap_or_default();

@@ -58,6 +58,17 @@ fn day_bounds(tz: Tz, date: NaiveDate) -> (i64, i64) {
     (start(date), start(date.succ_opt().unwrap_or(date)))
 }
 
+impl DailyReport {
+    /// True when any site reported during the day. The rules close the day before a fleet's
+    /// first reading too; a report of nothing is not published.
+    pub fn has_data(&self) -> bool {
+        self.streets
+            .iter()
+            .flat_map(|s| &s.sites)
+            .any(|l| l.completeness_pct > 0.0)
+    }
+}
+
 /// Build the report of `date` from the store.
 pub fn daily(reader: &dyn StoreReader, date: NaiveDate, tz: Tz) -> Result<DailyReport, StoreError> {
     let d = date.to_string();
@@ -306,8 +317,8 @@ pub fn rankings(
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn the_report_says_final_in_json() {
+    /// A store in a temporary directory with one registered site, `a`.
+    fn store_with_one_site() -> (tempfile::TempDir, crate::store::SqliteStore) {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut store = crate::store::SqliteStore::open(
             crate::store::StoreConfig {
@@ -322,6 +333,12 @@ mod tests {
             &[dustwatch_protocol::SiteInfo::new("a", "a", "test")],
         )
         .expect("sites");
+        (dir, store)
+    }
+
+    #[test]
+    fn the_report_says_final_in_json() {
+        let (_dir, store) = store_with_one_site();
         let reader = store.reader().expect("reader");
         let date = chrono::NaiveDate::from_ymd_opt(2017, 1, 2).expect("date");
         let report =
@@ -329,5 +346,36 @@ mod tests {
         let json = serde_json::to_value(&report).expect("json");
         assert_eq!(json["final"], false, "{json}");
         assert!(json.get("final_").is_none());
+    }
+
+    #[test]
+    fn a_day_before_the_first_reading_has_no_data_to_report() {
+        let (dir, store) = store_with_one_site();
+        let mut days = crate::store::AlertStore::open(dir.path()).expect("alert store");
+        let row = |date: &str, data_minutes| crate::store::DayRow {
+            site: "a".into(),
+            date: date.into(),
+            exceedance_minutes: 0,
+            data_minutes,
+            activity_minutes: 0,
+            night_activity_minutes: 0,
+            sprinkling_runs: 0,
+            alerts_opened: 0,
+            alerts_closed: 0,
+            level_max: "none".into(),
+            closed: true,
+            not_judged_minutes: 0,
+            not_judged: "[]".into(),
+        };
+        days.save_days(&[row("2017-01-01", 0), row("2017-01-02", 30)])
+            .expect("days");
+        let reader = store.reader().expect("reader");
+        let report = |d| {
+            let date = chrono::NaiveDate::from_ymd_opt(2017, 1, d).expect("date");
+            crate::report::daily(&reader, date, chrono_tz::Asia::Shanghai).expect("report")
+        };
+        assert!(!report(1).has_data(), "a day the rules closed without data");
+        assert!(report(2).has_data(), "30 minutes of data");
+        assert!(!report(3).has_data(), "a day without a row");
     }
 }

@@ -14,14 +14,14 @@
 //! instruments, [`faults`] what breaks, [`scenario`] the TOML files, [`truth`] the ground truth,
 //! [`clock`] simulated time, [`city`] the warning-level feed, [`net`] one MQTT connection,
 //! [`hj212_tcp`] one HJ 212 TCP connection to a platform, [`transport`] the choice between them,
-//! [`bench`] the benchmark.
+//! [`fd_limit`] the open-file limit a large fleet needs.
 
-pub mod bench;
 pub mod city;
 pub mod clock;
 mod commands;
 pub mod device;
 pub mod faults;
+pub mod fd_limit;
 pub mod hj212_tcp;
 pub mod net;
 pub mod physics;
@@ -185,6 +185,33 @@ impl Stats {
     fn get(a: &AtomicU64) -> u64 {
         a.load(Ordering::Relaxed)
     }
+
+    /// The counters a watcher follows (a progress line, a benchmark driving several simulator
+    /// processes), read at one moment.
+    pub fn snapshot(&self) -> Progress {
+        Progress {
+            connected: Self::get(&self.connected),
+            connect_failures: Self::get(&self.connect_failures),
+            generated: Self::get(&self.generated),
+            published: Self::get(&self.published),
+            acked: Self::get(&self.acked),
+            buffered: Self::get(&self.buffered),
+            dropped: Self::get(&self.dropped),
+        }
+    }
+}
+
+/// A run's counters at one moment ([`Stats::snapshot`]); `sensors-sim --progress json` prints one
+/// per second.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Progress {
+    pub connected: u64,
+    pub connect_failures: u64,
+    pub generated: u64,
+    pub published: u64,
+    pub acked: u64,
+    pub buffered: u64,
+    pub dropped: u64,
 }
 
 /// What a finished run did.

@@ -4,7 +4,6 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use dustwatch_mqtt::{BrokerUrl, Credentials, TlsSettings};
 use dustwatch_protocol::TopicRoot;
-use sensors_sim::bench::{self, BenchOptions};
 use sensors_sim::scenario::{DEFAULT_SCENARIO, SHIPPED};
 use sensors_sim::{clock::parse_duration, Scenario, Sim, SimOptions, Speed, Stats};
 use std::io::IsTerminal;
@@ -29,8 +28,6 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Measure the scale figures (10,000 devices; --speed max vs a plain rumqttc loop).
-    Bench(BenchArgs),
     /// List the shipped scenarios.
     Scenarios,
     /// Print the registry (sites) of a scenario as TOML, for the aggregator.
@@ -39,12 +36,6 @@ enum Cmd {
         scenario: String,
         #[arg(long)]
         devices: Option<u32>,
-    },
-    /// Run the embedded broker until killed (used by `bench` as its child process).
-    #[command(hide = true)]
-    Broker {
-        #[arg(long)]
-        listen: std::net::SocketAddr,
     },
 }
 
@@ -112,6 +103,14 @@ struct RunArgs {
     /// Unacknowledged publishes per device connection.
     #[arg(long, default_value_t = 16)]
     inflight: u16,
+    /// Spread the devices' first connections over this much real time, e.g. `60s`, as a
+    /// fleet powering on does [default: 1s].
+    #[arg(long)]
+    power_on: Option<String>,
+    /// Progress while running: a line on a terminal (`auto`), one JSON object per second on
+    /// stdout (`json`, for a program driving the simulator), or `none`.
+    #[arg(long, value_enum, default_value_t = ProgressOutput::Auto)]
+    progress: ProgressOutput,
     /// HJ 212 platform `host:port` that the scenario's `hj212_tcp` devices connect to, e.g. a
     /// dustwatch started with `--hj212-listen`. Required when the scenario has such devices
     /// [default: none].
@@ -119,37 +118,11 @@ struct RunArgs {
     hj212_platform: Option<String>,
 }
 
-#[derive(Args, Debug)]
-struct BenchArgs {
-    /// Use this broker instead of starting one in a child process (Mosquitto when installed,
-    /// else the embedded rumqttd).
-    #[arg(long)]
-    broker: Option<String>,
-    /// Start the embedded rumqttd even when Mosquitto is installed.
-    #[arg(long)]
-    embedded: bool,
-    #[arg(long, default_value_t = 10_000)]
-    devices: u32,
-    /// Seconds over which the steady devices power on (connect).
-    #[arg(long, default_value_t = 5)]
-    power_on: u64,
-    /// Seconds of warm-up before the steady phase is measured.
-    #[arg(long, default_value_t = 15)]
-    warmup: u64,
-    /// Seconds measured in the steady phase.
-    #[arg(long, default_value_t = 20)]
-    measure: u64,
-    #[arg(long, default_value_t = 50)]
-    connections: u32,
-    /// Messages per side and round of the throughput phase.
-    #[arg(long, default_value_t = 200_000)]
-    messages: u64,
-    /// Throughput rounds, each a plain rumqttc loop then the simulator at --speed max.
-    #[arg(long, default_value_t = 2)]
-    rounds: u32,
-    /// Also print the figures as JSON.
-    #[arg(long)]
-    json: bool,
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ProgressOutput {
+    Auto,
+    Json,
+    None,
 }
 
 fn parse_broker(url: &str) -> Result<BrokerUrl> {
@@ -159,7 +132,7 @@ fn parse_broker(url: &str) -> Result<BrokerUrl> {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     // 10,000 devices are 10,000 sockets; a broker child inherits the limit too.
-    bench::raise_fd_limit();
+    sensors_sim::fd_limit::raise();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -173,7 +146,6 @@ fn main() -> Result<()> {
         )
         .init();
     match cli.command {
-        Some(Cmd::Broker { listen }) => run_broker(listen),
         Some(Cmd::Scenarios) => {
             for (name, _) in SHIPPED {
                 let s = Scenario::load(name)?;
@@ -190,7 +162,6 @@ fn main() -> Result<()> {
             print!("{}", toml::to_string(&reg)?);
             Ok(())
         }
-        Some(Cmd::Bench(args)) => runtime()?.block_on(run_bench(args)),
         None => runtime()?.block_on(run_sim(cli.run)),
     }
 }
@@ -200,17 +171,6 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")
-}
-
-fn run_broker(listen: std::net::SocketAddr) -> Result<()> {
-    let broker = dustwatch_broker::EmbeddedBroker::start(&dustwatch_broker::BrokerConfig {
-        listen,
-        ..Default::default()
-    })?;
-    eprintln!("embedded broker on {}", broker.addr());
-    loop {
-        std::thread::park();
-    }
 }
 
 async fn run_sim(a: RunArgs) -> Result<()> {
@@ -243,6 +203,7 @@ async fn run_sim(a: RunArgs) -> Result<()> {
         };
     let start = time("start", &a.start)?;
     let resume_at = time("resume-at", &a.resume_at)?;
+    let power_on = a.power_on.as_deref().map(parse_duration).transpose()?;
     let duration = match &a.duration {
         Some(d) => Some(parse_duration(d)?),
         None => None,
@@ -278,6 +239,7 @@ async fn run_sim(a: RunArgs) -> Result<()> {
         client_prefix: a.client_prefix,
         inflight: a.inflight,
         hj212_platform: a.hj212_platform.clone(),
+        connect_spread: power_on.unwrap_or(SimOptions::default().connect_spread),
         ..Default::default()
     };
     let sim = Sim::new(scenario, options);
@@ -304,9 +266,13 @@ async fn run_sim(a: RunArgs) -> Result<()> {
             ctrl_c.cancel();
         }
     });
-    let progress = std::io::stderr()
-        .is_terminal()
-        .then(|| tokio::spawn(progress_line(stats.clone(), plan.devices.len())));
+    let progress = match a.progress {
+        ProgressOutput::Auto if std::io::stderr().is_terminal() => Some(tokio::spawn(
+            progress_line(stats.clone(), plan.devices.len()),
+        )),
+        ProgressOutput::Json => Some(tokio::spawn(progress_json(stats.clone()))),
+        _ => None,
+    };
     let summary = sim.run(shutdown).await?;
     if let Some(p) = progress {
         p.abort();
@@ -314,6 +280,16 @@ async fn run_sim(a: RunArgs) -> Result<()> {
     }
     println!("summary: {summary}");
     Ok(())
+}
+
+async fn progress_json(stats: Arc<Stats>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if let Ok(line) = serde_json::to_string(&stats.snapshot()) {
+            println!("{line}");
+        }
+    }
 }
 
 async fn progress_line(stats: Arc<Stats>, devices: usize) {
@@ -333,51 +309,4 @@ async fn progress_line(stats: Arc<Stats>, devices: usize) {
         );
         last = acked;
     }
-}
-
-async fn run_bench(a: BenchArgs) -> Result<()> {
-    let mut child = None;
-    let (host, port, broker) = match &a.broker {
-        Some(b) => {
-            let url = parse_broker(b)?;
-            if url.is_tls() {
-                bail!("bench measures plain MQTT: pass an mqtt:// broker");
-            }
-            (url.host, url.port, format!("external {b}"))
-        }
-        None => {
-            let p = match dustwatch_broker::mosquitto_binary().filter(|_| !a.embedded) {
-                Some(bin) => bench::start_mosquitto(&bin)?,
-                None => {
-                    let exe = std::env::current_exe()
-                        .context("cannot find this executable to start the broker")?;
-                    bench::start_embedded(&exe)?
-                }
-            };
-            let (port, name) = (p.port, p.name);
-            child = Some(p);
-            ("127.0.0.1".to_string(), port, name.to_string())
-        }
-    };
-    let o = BenchOptions {
-        host,
-        port,
-        broker,
-        devices: a.devices,
-        power_on: Duration::from_secs(a.power_on),
-        warmup: Duration::from_secs(a.warmup),
-        measure: Duration::from_secs(a.measure),
-        connections: a.connections,
-        messages: a.messages,
-        rounds: a.rounds,
-        ..Default::default()
-    };
-    let result = bench::run(&o).await;
-    drop(child);
-    let report = result?;
-    report.print();
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    }
-    Ok(())
 }

@@ -1,4 +1,4 @@
-//! `sensors-sim bench`: the simulator's scale figures, from one run against one broker.
+//! `dustwatch-bench sim`: the simulator's scale figures, from one run against one broker.
 //!
 //! 1. Steady load: N devices (default 10,000) at one reading per second each, real time; the
 //!    figures are this process's CPU (getrusage, cores = CPU seconds / wall seconds) and RSS
@@ -10,16 +10,18 @@
 //!    size; in alternating rounds (plain, sim, plain, sim, ...) so that neither side always gets
 //!    the quieter moment of a shared machine. The ratio is sim / plain over all rounds.
 
-use crate::{Scenario, Sim, SimOptions, Speed};
+use crate::probe;
 use dustwatch_protocol::Reading;
 use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
-use serde::Serialize;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use sensors_sim::{Scenario, Sim, SimOptions, Speed};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use thiserror::Error;
+
+mod broker;
+mod report;
+pub use broker::{run_embedded as run_embedded_broker, BrokerProcess};
+pub use report::{BenchReport, Round};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone)]
@@ -64,261 +66,6 @@ impl Default for BenchOptions {
     }
 }
 
-#[derive(Debug, Error)]
-pub enum BenchError {
-    #[error("benchmark scenario: {0}")]
-    Scenario(#[from] crate::ScenarioError),
-    #[error("benchmark run: {0}")]
-    Sim(#[from] crate::SimError),
-    #[error("cannot start the {what} broker for the benchmark: {source}")]
-    Broker {
-        what: &'static str,
-        source: std::io::Error,
-    },
-    #[error("the {what} broker did not listen on 127.0.0.1:{port} within 10 s")]
-    NotListening { what: &'static str, port: u16 },
-}
-
-/// One throughput round.
-#[derive(Debug, Clone, Serialize)]
-pub struct Round {
-    pub plain_msgs_per_s: f64,
-    pub sim_msgs_per_s: f64,
-    /// This process's CPU per message (µs), plain loop and simulator.
-    pub plain_cpu_us_per_msg: f64,
-    pub sim_cpu_us_per_msg: f64,
-}
-
-/// The figures, printed as a table and as JSON.
-#[derive(Debug, Clone, Serialize)]
-pub struct BenchReport {
-    pub broker: String,
-    pub steady_devices: u32,
-    pub steady_connected: u64,
-    pub steady_connect_failures: u64,
-    pub steady_target_per_s: f64,
-    pub steady_acked_per_s: f64,
-    /// Readings produced per second in the window (the devices' own pace).
-    pub steady_generated_per_s: f64,
-    /// Seconds from the start until the window began (warm-up, all connected, backlog sent).
-    pub steady_settled_s: f64,
-    pub steady_buffered: u64,
-    pub steady_dropped: u64,
-    pub steady_cpu_cores: f64,
-    pub steady_rss_mb: f64,
-    pub steady_peak_rss_mb: f64,
-    pub connections: u32,
-    pub inflight: u16,
-    pub payload_bytes: usize,
-    pub rounds: Vec<Round>,
-    pub plain_msgs_per_s: f64,
-    pub sim_max_msgs_per_s: f64,
-    pub ratio: f64,
-}
-
-impl BenchReport {
-    pub fn print(&self) {
-        let yes = |ok: bool| if ok { "met" } else { "NOT met" };
-        println!(
-            "sensors-sim bench: broker {} (child process; figures are this process only)",
-            self.broker
-        );
-        println!(
-            "steady   {} devices x 1 reading/s: connected {}, connect failures {}, window from {:.0} s",
-            self.steady_devices,
-            self.steady_connected,
-            self.steady_connect_failures,
-            self.steady_settled_s
-        );
-        println!(
-            "         generated {:.0}/s, acked {:.0}/s of {:.0}/s (ratio {:.3}), buffered at end {}, dropped {}",
-            self.steady_generated_per_s,
-            self.steady_acked_per_s,
-            self.steady_target_per_s,
-            self.steady_acked_per_s / self.steady_target_per_s.max(1.0),
-            self.steady_buffered,
-            self.steady_dropped
-        );
-        println!(
-            "         CPU {:.2} cores (budget 1.00, ratio {:.2}: {})",
-            self.steady_cpu_cores,
-            self.steady_cpu_cores / 1.0,
-            yes(self.steady_cpu_cores < 1.0)
-        );
-        println!(
-            "         RSS {:.0} MB, peak {:.0} MB (budget 300, ratio {:.2}: {})",
-            self.steady_rss_mb,
-            self.steady_peak_rss_mb,
-            self.steady_peak_rss_mb / 300.0,
-            yes(self.steady_peak_rss_mb < 300.0)
-        );
-        println!(
-            "max      {} connections, QoS 1, in flight {}, payload {} bytes:",
-            self.connections, self.inflight, self.payload_bytes
-        );
-        for (i, r) in self.rounds.iter().enumerate() {
-            println!(
-                "         round {}: plain rumqttc loop {:.0} msg/s ({:.1} µs CPU/msg), sim --speed max {:.0} msg/s ({:.1} µs CPU/msg), ratio {:.2}",
-                i + 1,
-                r.plain_msgs_per_s,
-                r.plain_cpu_us_per_msg,
-                r.sim_msgs_per_s,
-                r.sim_cpu_us_per_msg,
-                r.sim_msgs_per_s / r.plain_msgs_per_s.max(1e-9)
-            );
-        }
-        println!(
-            "         all rounds: plain {:.0} msg/s, sim {:.0} msg/s, ratio {:.2} (goal >= 0.90: {})",
-            self.plain_msgs_per_s,
-            self.sim_max_msgs_per_s,
-            self.ratio,
-            yes(self.ratio >= 0.9)
-        );
-    }
-}
-
-fn cpu_seconds() -> f64 {
-    // SAFETY: getrusage only writes into the zeroed struct we pass.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
-        return 0.0;
-    }
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(u.ru_utime) + tv(u.ru_stime)
-}
-
-/// (VmRSS, VmHWM) of this process in MB.
-pub fn rss_mb() -> (f64, f64) {
-    let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        text.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .map(|kb| kb / 1024.0)
-            .unwrap_or(0.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// Raise this process's open-file limit to its hard limit (10,000 devices are 10,000 sockets;
-/// children such as the broker inherit it). Returns the soft limit now in force.
-pub fn raise_fd_limit() -> u64 {
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        let mut l: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) != 0 {
-            return 0;
-        }
-        if l.rlim_cur < l.rlim_max {
-            let want = libc::rlimit {
-                rlim_cur: l.rlim_max,
-                rlim_max: l.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
-                return want.rlim_cur;
-            }
-        }
-        l.rlim_cur
-    }
-}
-
-/// A broker child process, killed on drop.
-pub struct BrokerProcess {
-    pub name: &'static str,
-    pub port: u16,
-    child: Child,
-    dir: Option<PathBuf>,
-}
-
-impl Drop for BrokerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(d) = &self.dir {
-            let _ = std::fs::remove_dir_all(d);
-        }
-    }
-}
-
-fn free_port() -> Result<u16, std::io::Error> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-/// Start Mosquitto on a free port with the limits a load test needs (no queue or in-flight caps).
-pub fn start_mosquitto(bin: &Path) -> Result<BrokerProcess, BenchError> {
-    let err = |source| BenchError::Broker {
-        what: "mosquitto",
-        source,
-    };
-    let port = free_port().map_err(err)?;
-    let dir = std::env::temp_dir().join(format!("sensors-sim-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(err)?;
-    let conf = dir.join("mosquitto.conf");
-    // Logs to stdout: started as root, Mosquitto drops to user `mosquitto` and may not write files.
-    std::fs::write(
-        &conf,
-        format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-             max_queued_messages 0\nmax_queued_bytes 0\nmax_inflight_messages 0\n\
-             log_dest stdout\nlog_type error\nlog_type warning\n"
-        ),
-    )
-    .map_err(err)?;
-    let child = Command::new(bin)
-        .arg("-c")
-        .arg(&conf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(err)?;
-    let p = BrokerProcess {
-        name: "mosquitto",
-        port,
-        child,
-        dir: Some(dir),
-    };
-    wait_port(p.name, port)?;
-    Ok(p)
-}
-
-/// Start the embedded broker (rumqttd) as `exe broker --listen ...` on a free port.
-pub fn start_embedded(exe: &Path) -> Result<BrokerProcess, BenchError> {
-    let err = |source| BenchError::Broker {
-        what: "embedded",
-        source,
-    };
-    let port = free_port().map_err(err)?;
-    let child = Command::new(exe)
-        .args(["broker", "--listen", &format!("127.0.0.1:{port}")])
-        .stdin(Stdio::null())
-        .spawn()
-        .map_err(err)?;
-    let p = BrokerProcess {
-        name: "embedded rumqttd",
-        port,
-        child,
-        dir: None,
-    };
-    wait_port(p.name, port)?;
-    Ok(p)
-}
-
-fn wait_port(what: &'static str, port: u16) -> Result<(), BenchError> {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Err(BenchError::NotListening { what, port })
-}
-
 fn sim_options(o: &BenchOptions, prefix: &str) -> SimOptions {
     SimOptions {
         host: o.host.clone(),
@@ -350,7 +97,7 @@ fn reading_payload() -> Vec<u8> {
     .encode()
 }
 
-pub async fn run(o: &BenchOptions) -> Result<BenchReport, BenchError> {
+pub async fn run(o: &BenchOptions) -> anyhow::Result<BenchReport> {
     // Phase 1: steady load in real time.
     let steady = Scenario::load("steady")?;
     let opts = SimOptions {
@@ -376,20 +123,20 @@ pub async fn run(o: &BenchOptions) -> Result<BenchReport, BenchError> {
     }
     let settled_after = o.warmup + settle.elapsed();
     let (cpu0, acked0, gen0, t0) = (
-        cpu_seconds(),
+        probe::cpu_secs(),
         stats.acked.load(Ordering::Relaxed),
         stats.generated.load(Ordering::Relaxed),
         Instant::now(),
     );
-    let mut peak_rss: f64 = 0.0;
+    let mut peak_rss = 0.0;
     let mut rss = 0.0;
     while t0.elapsed() < o.measure {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        rss = rss_mb().0;
-        peak_rss = peak_rss.max(rss);
+        rss = probe::rss_mib();
+        peak_rss = probe::peak_rss_mib();
     }
     let wall = t0.elapsed().as_secs_f64();
-    let cpu = cpu_seconds() - cpu0;
+    let cpu = probe::cpu_secs() - cpu0;
     let acked = stats.acked.load(Ordering::Relaxed) - acked0;
     let generated = stats.generated.load(Ordering::Relaxed) - gen0;
     let connected = stats.connected.load(Ordering::Relaxed);
@@ -405,9 +152,9 @@ pub async fn run(o: &BenchOptions) -> Result<BenchReport, BenchError> {
     let mut rounds = Vec::new();
     let (mut plain_n, mut plain_s, mut sim_n, mut sim_s) = (0u64, 0.0, 0u64, 0.0);
     for round in 0..o.rounds.max(1) {
-        let c0 = cpu_seconds();
+        let c0 = probe::cpu_secs();
         let (n, secs) = plain_loop(o, &payload, round).await;
-        let plain_cpu = cpu_seconds() - c0;
+        let plain_cpu = probe::cpu_secs() - c0;
         // One-second intervals (one sample per reading), the same window as the plain loop.
         let opts = SimOptions {
             speed: Speed::Max,
@@ -418,11 +165,11 @@ pub async fn run(o: &BenchOptions) -> Result<BenchReport, BenchError> {
             connect_spread: Duration::ZERO,
             ..sim_options(o, &format!("bench-max-{round}"))
         };
-        let c0 = cpu_seconds();
+        let c0 = probe::cpu_secs();
         let summary = Sim::new(Scenario::load("steady")?, opts)
             .run(CancellationToken::new())
             .await?;
-        let sim_cpu = cpu_seconds() - c0;
+        let sim_cpu = probe::cpu_secs() - c0;
         rounds.push(Round {
             plain_msgs_per_s: n as f64 / secs,
             sim_msgs_per_s: summary.rate,
