@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS notify_delivery (
     PRIMARY KEY (outbox_id, target)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS notify_delivery_pending ON notify_delivery (target, state, outbox_id);
+CREATE INDEX IF NOT EXISTS notify_delivery_by_state ON notify_delivery (state);
 CREATE TABLE IF NOT EXISTS notify_cursor (
     name TEXT PRIMARY KEY,
     last_id INTEGER NOT NULL

@@ -50,6 +50,11 @@ pub async fn send(
             )));
         }
         let by = body.by.as_deref().unwrap_or("api");
+        if by.chars().count() > 100 {
+            return Err(WebError::BadRequest(
+                "`by` is longer than 100 characters".into(),
+            ));
+        }
         Ok(state.commands.send(&site, &body.device, body.command, by)?)
     })
     .await?;
