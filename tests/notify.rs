@@ -480,3 +480,41 @@ async fn webhooks_over_https_trust_the_configured_ca_only() {
         .expect("join")
         .expect("notifier ends cleanly");
 }
+
+/// Email over STARTTLS to a server with the office's own CA: the sink takes no mail in the
+/// clear, and the message arrives once the session is encrypted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_goes_over_starttls_to_a_server_of_the_configured_ca() {
+    let pki = dustwatch_testkit::TestPki::generate();
+    let sink = SmtpSink::start_starttls(&pki).await;
+    let config: NotifyConfig = toml::from_str(&format!(
+        r#"
+        retry_max_s = 1
+        [smtp]
+        host = "127.0.0.1"
+        port = {port}
+        security = "starttls"
+        ca_file = "{ca}"
+        from = "dustwatch@example.org"
+        to = ["office@example.org"]
+        language = "en"
+        "#,
+        port = sink.port,
+        ca = pki.ca.display()
+    ))
+    .expect("config parses");
+    let s = setup(&config);
+    let mut alerts = s.alerts;
+    alerts
+        .apply(&[("opened".into(), alert(1, "active", "violation"))])
+        .expect("opened");
+    wait("the email", || !sink.mails().is_empty()).await;
+    let mails = sink.mails();
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].contains("Alert opened"), "{}", mails[0]);
+    s.shutdown.cancel();
+    tokio::task::spawn_blocking(move || s.notifier.thread.join())
+        .await
+        .expect("join")
+        .expect("notifier ends cleanly");
+}

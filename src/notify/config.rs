@@ -112,6 +112,10 @@ pub struct SmtpConfig {
     pub username: Option<String>,
     #[serde(default)]
     pub password: Option<String>,
+    /// A PEM file of the CA that signed the server's certificate (an office's own CA), trusted
+    /// beside Mozilla's roots. Default none.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
     /// `Name <address>` or a bare address.
     pub from: String,
     pub to: Vec<String>,

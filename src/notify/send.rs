@@ -151,6 +151,20 @@ impl SmtpSender {
             SmtpSecurity::None => 25,
         });
         builder = builder.port(port).timeout(Some(TIMEOUT));
+        if let Some(ca) = &c.ca_file {
+            use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+            let pem = std::fs::read(ca).map_err(|e| bad("ca_file", e.to_string()))?;
+            let cert = Certificate::from_pem(&pem).map_err(|e| bad("ca_file", e.to_string()))?;
+            let params = TlsParameters::builder(c.host.clone())
+                .add_root_certificate(cert)
+                .build_rustls()
+                .map_err(|e| bad("ca_file", e.to_string()))?;
+            builder = builder.tls(match c.security {
+                SmtpSecurity::Tls => Tls::Wrapper(params),
+                SmtpSecurity::Starttls => Tls::Required(params),
+                SmtpSecurity::None => Tls::None,
+            });
+        }
         if let (Some(u), Some(p)) = (&c.username, &c.password) {
             builder = builder.credentials(Credentials::new(u.clone(), p.clone()));
         }

@@ -44,20 +44,7 @@ impl WebhookReceiver {
 
     /// Over HTTPS with the test PKI's server certificate (for 127.0.0.1).
     pub async fn start_https(secret: &str, pki: &dustwatch_testkit::TestPki) -> WebhookReceiver {
-        use std::io::BufReader;
-        let open = |p: &std::path::Path| BufReader::new(std::fs::File::open(p).expect("PKI file"));
-        let certs = rustls_pemfile::certs(&mut open(&pki.server_cert))
-            .collect::<Result<Vec<_>, _>>()
-            .expect("server certificate");
-        let key = rustls_pemfile::private_key(&mut open(&pki.server_key))
-            .expect("server key")
-            .expect("a key in the file");
-        let config = tokio_rustls::rustls::ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .expect("server TLS configuration");
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        WebhookReceiver::start_with(secret, Some(acceptor)).await
+        WebhookReceiver::start_with(secret, Some(acceptor(pki))).await
     }
 
     async fn start_with(secret: &str, tls: Option<tokio_rustls::TlsAcceptor>) -> WebhookReceiver {
@@ -148,6 +135,23 @@ impl WebhookReceiver {
     }
 }
 
+/// A TLS server side with the test PKI's certificate for 127.0.0.1.
+fn acceptor(pki: &dustwatch_testkit::TestPki) -> tokio_rustls::TlsAcceptor {
+    use std::io::BufReader;
+    let open = |p: &std::path::Path| BufReader::new(std::fs::File::open(p).expect("PKI file"));
+    let certs = rustls_pemfile::certs(&mut open(&pki.server_cert))
+        .collect::<Result<Vec<_>, _>>()
+        .expect("server certificate");
+    let key = rustls_pemfile::private_key(&mut open(&pki.server_key))
+        .expect("server key")
+        .expect("a key in the file");
+    let config = tokio_rustls::rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("server TLS configuration");
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
 async fn generic(State(s): State<Shared>, Json(body): Json<serde_json::Value>) -> &'static str {
     s.got.lock().expect("lock").push(Hook {
         path: "/generic".into(),
@@ -195,16 +199,28 @@ async fn dingtalk(
 pub struct SmtpSink {
     pub port: u16,
     mails: Arc<Mutex<Vec<String>>>,
+    /// Offer STARTTLS with this server side, and take mail only once it is on.
+    tls: Option<tokio_rustls::TlsAcceptor>,
     stop: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
 }
 
 impl SmtpSink {
     pub async fn start() -> SmtpSink {
+        SmtpSink::start_with(None).await
+    }
+
+    /// A sink that requires STARTTLS (the test PKI's certificate) before it takes mail.
+    pub async fn start_starttls(pki: &dustwatch_testkit::TestPki) -> SmtpSink {
+        SmtpSink::start_with(Some(acceptor(pki))).await
+    }
+
+    async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> SmtpSink {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let mut s = SmtpSink {
             port,
             mails: Default::default(),
+            tls,
             stop: None,
         };
         s.serve(listener);
@@ -215,6 +231,7 @@ impl SmtpSink {
         let token = CancellationToken::new();
         let t = token.clone();
         let mails = self.mails.clone();
+        let tls = self.tls.clone();
         let task = tokio::spawn(async move {
             let mut sessions = tokio::task::JoinSet::new();
             loop {
@@ -222,7 +239,7 @@ impl SmtpSink {
                     _ = t.cancelled() => break,
                     accepted = listener.accept() => {
                         let Ok((stream, _)) = accepted else { continue };
-                        sessions.spawn(session(stream, mails.clone()));
+                        sessions.spawn(session(stream, mails.clone(), tls.clone()));
                     }
                 }
             }
@@ -251,40 +268,92 @@ impl SmtpSink {
     }
 }
 
-async fn session(stream: tokio::net::TcpStream, mails: Arc<Mutex<Vec<String>>>) {
-    let (read, mut write) = stream.into_split();
-    let mut lines = BufReader::new(read).lines();
-    if write.write_all(b"220 sink ESMTP\r\n").await.is_err() {
+async fn session(
+    stream: tokio::net::TcpStream,
+    mails: Arc<Mutex<Vec<String>>>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
+    let mut stream = BufReader::new(stream);
+    if stream
+        .get_mut()
+        .write_all(b"220 sink ESMTP\r\n")
+        .await
+        .is_err()
+    {
         return;
     }
-    while let Ok(Some(line)) = lines.next_line().await {
+    if let Some(acceptor) = tls {
+        // Plain until STARTTLS; no mail is taken in the clear.
+        if !dialogue(&mut stream, &mails, Phase::BeforeTls).await {
+            return;
+        }
+        let Ok(tls) = acceptor.accept(stream.into_inner()).await else {
+            return;
+        };
+        dialogue(&mut BufReader::new(tls), &mails, Phase::Tls).await;
+    } else {
+        dialogue(&mut stream, &mails, Phase::Plain).await;
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Phase {
+    Plain,
+    BeforeTls,
+    Tls,
+}
+
+/// Answer commands until QUIT or the end; true when the client asked for STARTTLS.
+async fn dialogue<S>(s: &mut BufReader<S>, mails: &Mutex<Vec<String>>, phase: Phase) -> bool
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match s.read_line(&mut line).await {
+            Ok(0) | Err(_) => return false,
+            Ok(_) => {}
+        }
         let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
-        let answer: &[u8] = match verb.as_str() {
-            "EHLO" | "HELO" => b"250 sink\r\n",
-            "MAIL" | "RCPT" | "RSET" | "NOOP" => b"250 OK\r\n",
-            "DATA" => {
-                if write.write_all(b"354 go on\r\n").await.is_err() {
-                    return;
+        let answer: &[u8] = match (verb.as_str(), phase) {
+            ("EHLO", Phase::BeforeTls) => b"250-sink\r\n250 STARTTLS\r\n",
+            ("EHLO" | "HELO", _) => b"250 sink\r\n",
+            ("STAR", Phase::BeforeTls) => {
+                let _ = s.get_mut().write_all(b"220 go ahead\r\n").await;
+                return true;
+            }
+            ("MAIL" | "RCPT" | "DATA", Phase::BeforeTls) => b"530 STARTTLS first\r\n",
+            ("MAIL" | "RCPT" | "RSET" | "NOOP", _) => b"250 OK\r\n",
+            ("DATA", _) => {
+                if s.get_mut().write_all(b"354 go on\r\n").await.is_err() {
+                    return false;
                 }
                 let mut text = String::new();
-                while let Ok(Some(l)) = lines.next_line().await {
-                    if l == "." {
+                let mut l = String::new();
+                loop {
+                    l.clear();
+                    match s.read_line(&mut l).await {
+                        Ok(0) | Err(_) => return false,
+                        Ok(_) => {}
+                    }
+                    if l.trim_end_matches(['\r', '\n']) == "." {
                         break;
                     }
-                    text.push_str(&l);
+                    text.push_str(l.trim_end_matches(['\r', '\n']));
                     text.push('\n');
                 }
                 mails.lock().expect("sink lock").push(text);
                 b"250 queued\r\n"
             }
-            "QUIT" => {
-                let _ = write.write_all(b"221 bye\r\n").await;
-                return;
+            ("QUIT", _) => {
+                let _ = s.get_mut().write_all(b"221 bye\r\n").await;
+                return false;
             }
             _ => b"502 not here\r\n",
         };
-        if write.write_all(answer).await.is_err() {
-            return;
+        if s.get_mut().write_all(answer).await.is_err() {
+            return false;
         }
     }
 }
