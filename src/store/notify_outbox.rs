@@ -258,3 +258,67 @@ impl NotifyOutbox {
         Ok(n as u64)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::alerts::{AlertRow, AlertStore};
+
+    fn alert(id: i64) -> AlertRow {
+        AlertRow {
+            id,
+            site: "s1".into(),
+            rule: "r".into(),
+            kind: "window".into(),
+            severity: "warning".into(),
+            state: "active".into(),
+            acknowledged: false,
+            ack_by: None,
+            ack_comment: None,
+            opened_ts: 0,
+            updated_ts: 0,
+            cleared_ts: None,
+            closed_ts: None,
+            offences: 1,
+            level: "none".into(),
+            evidence: serde_json::json!({}),
+        }
+    }
+
+    #[test]
+    fn finished_deliveries_are_pruned_and_pending_ones_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut alerts = AlertStore::open(dir.path()).expect("alerts");
+        alerts
+            .apply(&[("opened".into(), alert(1)), ("opened".into(), alert(2))])
+            .expect("two changes");
+        let mut outbox = NotifyOutbox::open(dir.path()).expect("outbox");
+        let rows = outbox.unrouted(10).expect("unrouted");
+        assert_eq!(rows.len(), 2);
+        let (a, b) = (rows[0].id, rows[1].id);
+        outbox
+            .route(b, &[(a, "t", 0), (b, "t", 0), (a, "t", 0)])
+            .expect("routed; a repeat is ignored");
+        assert!(outbox.unrouted(10).expect("unrouted").is_empty());
+        let due = outbox.next_due("t", 1).expect("due").expect("one due");
+        assert_eq!(due.row.id, a, "oldest first");
+        outbox.delivered(a, "t", 1).expect("delivered");
+        assert_eq!(outbox.backlog().expect("backlog"), 1);
+        // Far in the future: the delivered change goes, the pending one stays.
+        let gone = outbox.prune(i64::MAX).expect("prune");
+        assert_eq!(gone, 2, "the first change and its delivery row");
+        assert_eq!(
+            outbox.next_due("t", 1).expect("due").map(|d| d.row.id),
+            Some(b)
+        );
+        outbox.prune(i64::MAX).expect("prune again");
+        let left: i64 = outbox
+            .conn
+            .query_row("SELECT count(*) FROM notify_outbox", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(
+            left, 1,
+            "the change still pending stays, the finished one went"
+        );
+    }
+}
