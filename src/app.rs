@@ -8,7 +8,8 @@ use crate::ingest::{self, IngestError};
 use crate::metrics::Metrics;
 use crate::publish::Publisher;
 use crate::rules::{self, Engine, Profile, ProfileError, RulesError, RulesHandle};
-use crate::store::{SqliteReader, SqliteStore, StoreError, StoreReader, StoreWriter};
+use crate::store::config::Backend;
+use crate::store::{self, OpenStore, StoreError, StoreReader};
 use crate::web;
 use dustwatch_protocol::{Registry, SiteInfo};
 use std::net::SocketAddr;
@@ -27,6 +28,8 @@ pub enum AppError {
     Ingest(#[from] IngestError),
     #[error(transparent)]
     Export(#[from] ExportError),
+    #[error(transparent)]
+    Forward(#[from] crate::hj212_forward::ForwardError),
     #[error(transparent)]
     Profile(#[from] ProfileError),
     #[error(transparent)]
@@ -57,7 +60,7 @@ pub enum AppError {
 pub struct Aggregator {
     pub http_addr: SocketAddr,
     pub metrics: Arc<Metrics>,
-    pub reader: Arc<SqliteReader>,
+    pub reader: Arc<dyn StoreReader>,
     pub write_token: Arc<String>,
     /// The write token was generated at start (show it to the operator); else configured.
     pub write_token_generated: bool,
@@ -71,6 +74,7 @@ pub struct Aggregator {
     export: Option<export::Exporter>,
     commands_task: tokio::task::JoinHandle<()>,
     notifier: Option<crate::notify::Notifier>,
+    forward: Option<crate::hj212_forward::Forwarder>,
 }
 
 impl Aggregator {
@@ -110,18 +114,22 @@ impl Aggregator {
         if let Some(influx) = &config.influx {
             influx.validate()?;
         }
+        crate::hj212_forward::validate(&config.hj212.forward)?;
+        let forward_queue = !config.hj212.forward.is_empty();
         let store_config = config.store.clone();
         let outbox = config.influx.is_some();
-        let (store, reader) = tokio::task::spawn_blocking(move || {
-            let mut store = SqliteStore::open(store_config, strict)?;
-            store.set_outbox(outbox);
-            store.upsert_sites(&sites)?;
-            let reader = store.reader()?;
-            Ok::<_, StoreError>((store, reader))
+        let opened = tokio::task::spawn_blocking(move || {
+            let mut opened = store::open(&store_config, strict, outbox, forward_queue)?;
+            opened.writer.upsert_sites(&sites)?;
+            Ok::<_, StoreError>(opened)
         })
         .await
         .map_err(|e| AppError::Join(e.to_string()))??;
-        let reader = Arc::new(reader);
+        let OpenStore {
+            writer: store,
+            reader,
+            alerts: alert_store,
+        } = opened;
         let metrics = Arc::new(Metrics::default());
 
         let listener = TcpListener::bind(config.http.listen)
@@ -136,13 +144,36 @@ impl Aggregator {
         })?;
 
         let export = match &config.influx {
-            Some(influx) => Some(export::start(
-                influx,
+            Some(influx) => {
+                let source: Box<dyn export::ExportSource> = match config.store.backend {
+                    Backend::Sqlite => Box::new(export::OutboxSource::open(
+                        &config.store.data_dir,
+                        export::CURSOR,
+                    )?),
+                    Backend::Postgres => Box::new(export::PgOutboxSource::open(
+                        &config.store.postgres.url,
+                        export::CURSOR,
+                    )?),
+                };
+                Some(export::start_with(
+                    influx,
+                    source,
+                    metrics.clone(),
+                    shutdown.clone(),
+                )?)
+            }
+            None => None,
+        };
+
+        let forward = match config.hj212.forward.as_slice() {
+            [] => None,
+            targets => Some(crate::hj212_forward::start(
+                targets,
+                &hj212_devices,
                 &config.store.data_dir,
                 metrics.clone(),
                 shutdown.clone(),
             )?),
-            None => None,
         };
 
         let tz: chrono_tz::Tz = config
@@ -210,13 +241,20 @@ impl Aggregator {
                     Err(e) => tracing::error!(error = %e, %date, "daily report failed"),
                 },
             );
-        let (rules_handle, rules_thread) = rules::task::start(
-            engine,
-            &config.store.data_dir,
-            Some(publisher.clone()),
-            Some(on_report),
-            64,
-        )?;
+        // Off the async workers: the engine reads its alerts back through the store's blocking
+        // client (PostgreSQL's runs a runtime of its own and must not nest in ours).
+        let rules_publisher = publisher.clone();
+        let (rules_handle, rules_thread) = tokio::task::spawn_blocking(move || {
+            rules::task::start_with(
+                engine,
+                alert_store,
+                Some(rules_publisher),
+                Some(on_report),
+                64,
+            )
+        })
+        .await
+        .map_err(|e| AppError::Join(e.to_string()))??;
 
         let hj212 = ingest::Hj212Setup {
             devices: Arc::new(Hj212Devices::new(&hj212_devices)),
@@ -230,19 +268,40 @@ impl Aggregator {
                 None => None,
             },
         };
-        let ingest = ingest::start(
-            &config.mqtt,
-            &config.ingest,
-            Box::new(store) as Box<dyn StoreWriter>,
-            // Rules off: readings are stored but never reach the engine.
-            config
-                .rules
-                .enabled
-                .then(|| Box::new(rules_handle.batch_sink()) as _),
-            metrics.clone(),
-            shutdown.clone(),
-            hj212,
-        )?;
+        // Rules off: readings are stored but never reach the engine.
+        let committed = config
+            .rules
+            .enabled
+            .then(|| Box::new(rules_handle.batch_sink()) as _);
+        let ingest = match config.ingest.source {
+            ingest::nats::Source::Mqtt => ingest::start(
+                &config.mqtt,
+                &config.ingest,
+                store,
+                committed,
+                metrics.clone(),
+                shutdown.clone(),
+                hj212,
+            )?,
+            ingest::nats::Source::Nats => ingest::Ingest {
+                task: ingest::nats::start(
+                    &config.nats,
+                    &config.ingest,
+                    ingest::nats::Setup {
+                        root: dustwatch_protocol::TopicRoot::new(&config.mqtt.topic_root),
+                        store,
+                        committed,
+                        hj212: hj212.devices,
+                        metrics: metrics.clone(),
+                    },
+                    shutdown.clone(),
+                )
+                .await
+                .map_err(IngestError::from)?,
+                // HJ 212 devices reach a NATS cluster over MQTT only.
+                hj212: None,
+            },
+        };
         let hj212_addr = ingest.hj212.as_ref().map(|l| l.addr);
 
         let token = web::token::resolve(
@@ -293,6 +352,7 @@ impl Aggregator {
             export,
             commands_task,
             notifier,
+            forward,
         })
     }
 
@@ -307,6 +367,9 @@ impl Aggregator {
                 .task
                 .await
                 .map_err(|e| AppError::Join(e.to_string()))?;
+        }
+        for task in self.forward.into_iter().flat_map(|f| f.tasks) {
+            task.await.map_err(|e| AppError::Join(e.to_string()))?;
         }
         if let Some(export) = self.export {
             export

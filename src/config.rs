@@ -4,6 +4,7 @@
 
 use crate::export::InfluxConfig;
 use crate::ingest::hj212_tcp::Hj212Config;
+use crate::ingest::nats::NatsConfig;
 use crate::ingest::{IngestConfig, MqttConfig};
 use crate::store::sqlite::StoreConfig;
 use dustwatch_broker::BrokerConfig;
@@ -21,6 +22,8 @@ pub struct Config {
     /// The embedded broker of `demo` and `broker`.
     pub broker: BrokerConfig,
     pub ingest: IngestConfig,
+    /// The NATS cluster of `[ingest] source = "nats"`.
+    pub nats: NatsConfig,
     /// The native HJ 212 TCP listener (off unless `listen` is set).
     pub hj212: Hj212Config,
     pub store: StoreConfig,

@@ -349,16 +349,15 @@ pub fn render_to_dir(
     Ok(written)
 }
 
-/// `dustwatch render`: open the store in `data_dir` read-only and render `dashboard` into `out`,
-/// with the range of every panel ending at the newest stored reading.
+/// `dustwatch render`: render `dashboard` from the store into `out`, with the range of every
+/// panel ending at the newest stored reading.
 pub fn render_from_store(
-    data_dir: &Path,
+    reader: &dyn crate::store::StoreReader,
     dashboard_file: &Path,
     out: &Path,
     tz: chrono_tz::Tz,
 ) -> Result<Vec<PathBuf>, DashboardError> {
     let d = load(dashboard_file)?;
-    let reader = crate::store::SqliteReader::open(data_dir, Default::default())?;
     let now = reader
         .latest()?
         .iter()
@@ -369,7 +368,7 @@ pub fn render_from_store(
         tz,
         ..Default::default()
     };
-    render_to_dir(&reader, &d, now, &overlays, out)
+    render_to_dir(reader, &d, now, &overlays, out)
 }
 
 #[cfg(test)]

@@ -8,10 +8,12 @@ pub mod commands;
 pub mod config;
 pub mod dashboard;
 pub mod export;
+pub mod hj212_forward;
 pub mod ingest;
 pub mod metrics;
 pub mod notify;
 pub mod publish;
+pub mod rankings;
 pub mod report;
 pub mod rules;
 #[cfg(feature = "sim")]

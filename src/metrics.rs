@@ -3,12 +3,16 @@
 
 mod acting;
 mod hj212;
+mod hj212_forward;
 mod http;
+mod nats;
 mod process;
 
 pub use acting::ActingMetrics;
 pub use hj212::{Hj212Metrics, HJ212_REJECT_LABELS};
+pub use hj212_forward::{ForwardMetrics, TargetCounters};
 pub use http::HttpMetrics;
+pub use nats::NatsMetrics;
 
 use dustwatch_protocol::RejectReason;
 use std::fmt::Write;
@@ -108,10 +112,13 @@ pub struct Metrics {
     pub event_to_commit_seconds: Histogram,
     /// HJ 212 ingest (MQTT topic and TCP listener).
     pub hj212: Hj212Metrics,
+    pub hj212_forward: ForwardMetrics,
     /// The HTTP server and its live streams.
     pub http: HttpMetrics,
     /// Device commands and notifications.
     pub acting: ActingMetrics,
+    /// NATS JetStream ingest: partitions, leases, fencing.
+    pub nats: NatsMetrics,
     /// InfluxDB export: 1 when configured.
     pub export_enabled: AtomicI64,
     /// Lines the long-term store accepted.
@@ -318,8 +325,10 @@ impl Metrics {
             );
         }
         self.hj212.render(&mut out);
+        self.hj212_forward.render(&mut out);
         self.http.render(&mut out);
         self.acting.render(&mut out);
+        self.nats.render(&mut out);
         self.batch_seconds.render(
             &mut out,
             "dustwatch_store_batch_seconds",

@@ -221,99 +221,8 @@ pub fn csv(s: &str) -> String {
     }
 }
 
-/// Sites and streets ranked by exceedance minutes, then alerts, over local dates [from, to].
-#[derive(Debug, Clone, Serialize)]
-pub struct Rankings {
-    pub from: NaiveDate,
-    pub to: NaiveDate,
-    pub sites: Vec<Rank>,
-    pub streets: Vec<Rank>,
-}
-
-#[derive(Debug, Clone, Serialize, Default)]
-pub struct Rank {
-    pub rank: u32,
-    pub id: String,
-    pub name: String,
-    pub street: String,
-    pub exceedance_minutes: u64,
-    pub alerts: u64,
-    pub sites: u32,
-}
-
-pub fn rankings(
-    reader: &dyn StoreReader,
-    from: NaiveDate,
-    to: NaiveDate,
-    tz: Tz,
-) -> Result<Rankings, StoreError> {
-    let sites = reader.sites()?;
-    let days = reader.days(&from.to_string(), &to.to_string())?;
-    let (start, _) = day_bounds(tz, from);
-    let (_, end) = day_bounds(tz, to);
-    let alerts = reader.alerts(&AlertFilter {
-        from_ts: Some(start),
-        to_ts: Some(end),
-        ..Default::default()
-    })?;
-    let mut by_site: BTreeMap<String, Rank> = BTreeMap::new();
-    for s in sites
-        .iter()
-        .filter(|s| s.info.kind != dustwatch_protocol::SiteKind::Reference)
-    {
-        by_site.insert(
-            s.info.id.clone(),
-            Rank {
-                id: s.info.id.clone(),
-                name: s.info.name.clone(),
-                street: s.info.street.clone(),
-                sites: 1,
-                ..Default::default()
-            },
-        );
-    }
-    for d in &days {
-        if let Some(r) = by_site.get_mut(&d.site) {
-            r.exceedance_minutes += u64::from(d.exceedance_minutes);
-        }
-    }
-    for a in alerts
-        .iter()
-        .filter(|a| a.opened_ts >= start && a.opened_ts < end)
-    {
-        if let Some(r) = by_site.get_mut(&a.site) {
-            r.alerts += 1;
-        }
-    }
-    let mut streets: BTreeMap<String, Rank> = BTreeMap::new();
-    for r in by_site.values() {
-        let s = streets.entry(r.street.clone()).or_insert_with(|| Rank {
-            id: r.street.clone(),
-            name: r.street.clone(),
-            street: r.street.clone(),
-            ..Default::default()
-        });
-        s.exceedance_minutes += r.exceedance_minutes;
-        s.alerts += r.alerts;
-        s.sites += 1;
-    }
-    let rank = |v: BTreeMap<String, Rank>| {
-        let mut v: Vec<Rank> = v.into_values().collect();
-        v.sort_by(|a, b| {
-            (b.exceedance_minutes, b.alerts, &a.id).cmp(&(a.exceedance_minutes, a.alerts, &b.id))
-        });
-        for (i, r) in v.iter_mut().enumerate() {
-            r.rank = i as u32 + 1;
-        }
-        v
-    };
-    Ok(Rankings {
-        from,
-        to,
-        sites: rank(by_site),
-        streets: rank(streets),
-    })
-}
+/// Rankings have one definition, in their own module.
+pub use crate::rankings::{rankings, Rank, Rankings};
 
 #[cfg(test)]
 mod tests {
@@ -351,6 +260,7 @@ mod tests {
     #[test]
     fn a_day_before_the_first_reading_has_no_data_to_report() {
         let (dir, store) = store_with_one_site();
+        use crate::store::AlertWriter;
         let mut days = crate::store::AlertStore::open(dir.path()).expect("alert store");
         let row = |date: &str, data_minutes| crate::store::DayRow {
             site: "a".into(),

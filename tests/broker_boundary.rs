@@ -9,7 +9,6 @@ mod support;
 use dustwatch::app::Aggregator;
 use dustwatch::broker_config::{self, Identities};
 use dustwatch::config::Config;
-use dustwatch::store::StoreReader;
 use dustwatch_mqtt::Credentials;
 use dustwatch_protocol::registry::{DeviceInfo, Registry};
 use dustwatch_protocol::{CityLevel, Level, TopicRoot};

@@ -9,7 +9,6 @@ use dustwatch::app::Aggregator;
 use dustwatch::config::Config;
 use dustwatch::ingest::session::{Session, SessionError, SessionOptions};
 use dustwatch::publish::Publisher;
-use dustwatch::store::StoreReader;
 use dustwatch_mqtt::{ConnectError, TlsSettings};
 use dustwatch_protocol::{CityLevel, Level, TopicRoot};
 use dustwatch_testkit::TestPki;

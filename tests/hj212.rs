@@ -6,7 +6,6 @@ mod support;
 
 use dustwatch::app::Aggregator;
 use dustwatch::config::Config;
-use dustwatch::store::StoreReader;
 use dustwatch_protocol::hj212::{self, Cn, DeviceProfile, Frame, FLAG_REPLY};
 use dustwatch_protocol::{Reading, TopicRoot};
 use std::net::SocketAddr;
@@ -536,7 +535,6 @@ async fn mqtt_frames_are_ingested_and_redelivery_stores_nothing_twice() {
 /// become readings of the right site, device and interval, one per minute of the run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulator_hj212_devices_are_ingested() {
-    use dustwatch::store::StoreReader;
     let broker = dustwatch_testkit::embedded_broker();
     let port = broker.addr().port();
     let scenario = sensors_sim::Scenario::parse(
@@ -787,10 +785,12 @@ async fn simulator_hj212_tcp_devices_are_ingested_over_tcp() {
             .iter()
             .find(|f| {
                 f.mn == format!("hj-tcp.{device}")
-                    && hj212::to_reading(f, &profile, 0, 0).map(|x| x.ts) == Ok(r.ts)
+                    && hj212::read_values(f, &profile, 0, 0).map(|x| x.reading.ts) == Ok(r.ts)
             })
             .expect("a frame the simulator sent for this device and minute");
-        let expected = hj212::to_reading(frame, &profile, r.seq, r.boot).expect("reading");
+        let expected = hj212::read_values(frame, &profile, r.seq, r.boot)
+            .expect("reading")
+            .reading;
         assert_eq!(r, &expected, "stored values are the simulator's");
     }
     assert_eq!(agg.metrics.hj212.readings.load(Relaxed), 60);

@@ -1,11 +1,11 @@
 //! HJ 212 frames as monitors in the field send them, through the real aggregator (embedded broker,
 //! SQLite store, TCP listener): a dust monitor whose unused channels report 0 and an ambient air
-//! station carrying gases are stored with every usable value; what is left out is counted per
-//! factor and reason in /metrics and the raw frame is kept as a dead letter.
+//! station carrying gases are stored with every usable value (its gases on the site page, in the
+//! series API and in the AQI); what is left out is counted per factor and reason in /metrics and
+//! the raw frame is kept as a dead letter.
 
 mod support;
 
-use dustwatch::store::StoreReader;
 use dustwatch_protocol::hj212::{self, Cn, DropReason};
 use dustwatch_protocol::{Reading, TopicRoot};
 use std::sync::atomic::Ordering::Relaxed;
@@ -28,12 +28,13 @@ fn dust_monitor(mn: &str, pw: &str, flag: u8, minute: u32) -> Vec<u8> {
     hj212::wrap_segment(&seg).expect("segment fits")
 }
 
-/// An ambient air station's minute frame: PM, four gases and weather as Min/Avg/Max.
+/// An ambient air station's minute frame: PM, four gases and weather as Min/Avg/Max. Its NO2
+/// (450 µg/m³, IAQI 125 by the 1-hour table) is the worst of its pollutants.
 fn air_station() -> Vec<u8> {
     let seg = "QN=20170102150100000;ST=22;CN=2051;PW=123456;MN=AIRSTATION01;Flag=4;CP=&&DataTime=20170102150000;\
         a34004-Min=20.0,a34004-Avg=25.0,a34004-Max=31.0,a34004-Flag=N;\
         a34002-Min=40.0,a34002-Avg=48.0,a34002-Max=57.0,a34002-Flag=N;\
-        a21004-Min=30.0,a21004-Avg=35.0,a21004-Max=41.0,a21004-Flag=N;\
+        a21004-Min=420.0,a21004-Avg=450.0,a21004-Max=481.0,a21004-Flag=N;\
         a05024-Min=60.0,a05024-Avg=72.0,a05024-Max=80.0,a05024-Flag=N;\
         a21026-Min=5.0,a21026-Avg=6.0,a21026-Max=8.0,a21026-Flag=N;\
         a21005-Min=0.6,a21005-Avg=0.7,a21005-Max=0.9,a21005-Flag=N;\
@@ -123,7 +124,7 @@ async fn dust_monitor_with_zero_channels_is_stored_over_tcp_and_mqtt() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn air_station_minute_frame_keeps_pm_and_weather_and_counts_the_gases() {
+async fn air_station_minute_frame_fills_the_site_page_the_series_and_the_aqi() {
     let l = Listener::start(REGISTRY, |_| {}).await;
     l.until("subscribed", |a| {
         a.metrics.mqtt_subscribed.load(Relaxed) == 1
@@ -151,22 +152,92 @@ async fn air_station_minute_frame_keeps_pm_and_weather_and_counts_the_gases() {
         (r.temp_c, r.rh_pct, r.pressure_kpa, r.wind_ms, r.wind_deg),
         (Some(12.5), Some(41.0), Some(101.2), Some(2.1), Some(180.0))
     );
+    assert_eq!(
+        (r.no2, r.o3, r.so2, r.co),
+        (Some(450.0), Some(72.0), Some(6.0), Some(0.7)),
+        "the gases are metrics of their own"
+    );
     let h = &l.agg.metrics.hj212;
     for gas in ["a21004", "a05024", "a21026", "a21005"] {
-        assert_eq!(h.fields_dropped(gas, DropReason::NotStored), 1, "{gas}");
+        for reason in DropReason::ALL {
+            assert_eq!(h.fields_dropped(gas, reason), 0, "{gas} {reason:?}");
+        }
     }
-    l.until("raw frame committed", |a| {
-        a.metrics
-            .rejected(dustwatch_protocol::RejectReason::PartialFrame)
-            == 1
-    })
+    assert!(
+        l.dead_letters().is_empty(),
+        "a frame stored whole leaves no raw copy"
+    );
+
+    let http = l.agg.http_addr.port();
+    let get = |path: String| async move {
+        tokio::task::spawn_blocking(move || http_get(http, &path))
+            .await
+            .expect("get")
+    };
+    // The series API and its rollups carry the gas.
+    let (status, body) = get(format!(
+        "/api/sites/s1/series?metric=no2&from={}&to={}&step=60",
+        T15,
+        T15 + 3_600_000
+    ))
     .await;
-    let letters = l.dead_letters();
-    assert_eq!(letters.len(), 1);
-    let (reason, detail, payload) = &letters[0];
-    assert_eq!(reason, "partial_frame");
-    assert!(detail.contains("a21004 not_stored"), "{detail}");
-    assert_eq!(payload, &raw, "the gases are kept in the raw frame");
+    assert_eq!(status, 200, "{body}");
+    let series: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(series["unit"], "µg/m³");
+    let points = series["points"].as_array().expect("points");
+    assert_eq!(points.len(), 1, "{body}");
+    assert_eq!(points[0]["mean"], 450.0);
+    let (_, body) =
+        get("/api/sites/s1/series?metric=co&from=1483340400000&to=1483344000000".into()).await;
+    let series: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(series["unit"], "mg/m³", "{body}");
+
+    // The chart draws the gas on its own axis.
+    let (status, svg) = get(format!(
+        "/charts/sites/s1.svg?metric=no2&from={}&to={}&lang=en",
+        T15,
+        T15 + 3_600_000
+    ))
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        svg.contains("NO2") && !svg.contains("no data in this range"),
+        "{svg}"
+    );
+
+    // The AQI is NO2's individual index, and NO2 is named the primary pollutant.
+    let (_, body) = get("/api/sites".into()).await;
+    let sites: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let s1 = sites
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["id"] == "s1"))
+        .expect("s1 listed");
+    assert_eq!(s1["aqi"], 125, "{s1}");
+    assert_eq!(s1["primary_pollutants"], serde_json::json!(["no2"]), "{s1}");
+
+    // The site page shows the four gases with units and sub-indices.
+    let (status, page) = get("/sites/s1?lang=en".into()).await;
+    assert_eq!(status, 200);
+    for (metric, text) in [
+        ("no2", "450.0 µg/m³"),
+        ("so2", "6.0 µg/m³"),
+        ("o3", "72.0 µg/m³"),
+        ("co", "0.7 mg/m³"),
+    ] {
+        assert!(
+            page.contains(&format!("data-metric=\"{metric}\"")),
+            "{metric}"
+        );
+        assert!(page.contains(text), "{text}");
+    }
+    assert!(
+        page.contains("<b data-f=\"primary\">NO2</b>"),
+        "primary pollutant on the page"
+    );
+    assert!(
+        page.contains("<td class=\"n\" data-f=\"iaqi\">125</td>"),
+        "NO2 IAQI on the page"
+    );
     l.stop().await;
 }
 

@@ -174,7 +174,6 @@ async fn refusals_leave_rate_limited_dead_letters_and_are_all_counted() {
     assert_eq!(h.auth_dead_letters_dropped.load(Relaxed), 4);
     let reader = l.agg.reader.clone();
     l.until("two dead letters stored", move |_| {
-        use dustwatch::store::StoreReader;
         reader.counts().is_ok_and(|c| c.dead_letters == 2)
     })
     .await;

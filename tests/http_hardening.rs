@@ -98,10 +98,21 @@ async fn every_response_carries_the_security_headers() {
             let scripts = r.body.matches("<script").count();
             assert!(scripts >= 1, "{path}");
             assert_eq!(
-                r.body.matches(&format!("<script nonce={nonce}")).count(),
+                r.body
+                    .matches(&format!("<script nonce=\"{nonce}\""))
+                    .count(),
                 scripts,
                 "{path}: every script carries the nonce"
             );
+            // No code inline: the page's words are data, its script is the shared file.
+            for tag in r.body.split("<script").skip(1) {
+                let open = tag.split('>').next().unwrap_or_default();
+                assert!(
+                    open.contains("src=\"/assets/dustwatch.js\"")
+                        || open.contains("type=\"application/json\""),
+                    "{path}: inline script <script{open}>"
+                );
+            }
             nonces.push(nonce.to_owned());
         }
         nonces.sort();

@@ -5,7 +5,6 @@ mod support;
 
 use dustwatch::app::Aggregator;
 use dustwatch::config::Config;
-use dustwatch::store::StoreReader;
 use dustwatch_protocol::{RejectReason, TopicRoot};
 use std::sync::atomic::Ordering::Relaxed;
 use support::*;

@@ -6,7 +6,9 @@ mod support;
 
 use dustwatch::metrics::Metrics;
 use dustwatch::notify::{self, NotifyConfig};
-use dustwatch::store::{AlertRow, AlertStore, SqliteStore, StoreConfig, StoreReader, StoreWriter};
+use dustwatch::store::{
+    AlertRow, AlertStore, AlertWriter, SqliteStore, StoreConfig, StoreReader, StoreWriter,
+};
 use dustwatch_protocol::SiteInfo;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;

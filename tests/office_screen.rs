@@ -39,11 +39,11 @@ async fn pages_are_chinese_by_default_and_english_when_asked() {
         // No preference: Chinese, names exactly as registered, the map with both sites.
         let zh = get_with(port, "/", &[]);
         assert_eq!(zh.status, 200);
-        assert!(zh.body.contains("<html lang=zh-CN"), "{}", zh.body);
+        assert!(zh.body.contains(r#"<html lang="zh-CN""#), "{}", zh.body);
         assert!(zh.body.contains("无预警"), "the level in Chinese");
         assert!(zh.body.contains("迎宾路3号地块"), "the name as registered");
         assert!(zh.body.contains("总览") && zh.body.contains("日报") && zh.body.contains("排名"));
-        assert!(zh.body.contains("<svg class=map"), "the district map");
+        assert!(zh.body.contains(r#"<svg class="map""#), "the district map");
         assert_eq!(
             zh.body.matches("<circle").count(),
             2,
@@ -55,13 +55,13 @@ async fn pages_are_chinese_by_default_and_english_when_asked() {
         );
         assert!(!zh.body.contains(">Overview<"), "no English navigation");
         assert!(
-            zh.body.contains("<table id=street-ranking>") && zh.body.contains("街道排名"),
+            zh.body.contains(r#"<table id="street-ranking">"#) && zh.body.contains("街道排名"),
             "today's street ranking on the overview"
         );
 
         // The switch: English, remembered by a cookie.
         let en = get_with(port, "/?lang=en", &[]);
-        assert!(en.body.contains("<html lang=en"));
+        assert!(en.body.contains(r#"<html lang="en""#));
         assert!(en.body.contains("no warning") && en.body.contains(">Overview<"));
         assert!(
             en.body.contains("迎宾路3号地块"),
@@ -71,18 +71,18 @@ async fn pages_are_chinese_by_default_and_english_when_asked() {
         assert!(cookie.starts_with("lang=en"), "remembered: {cookie}");
         let again = get_with(port, "/alerts", &[("Cookie", "lang=en")]);
         assert!(
-            again.body.contains("<html lang=en"),
+            again.body.contains(r#"<html lang="en""#),
             "the cookie keeps English"
         );
 
         // The browser's preference.
         let en = get_with(port, "/", &[("Accept-Language", "en-US,en;q=0.9")]);
-        assert!(en.body.contains("<html lang=en"));
+        assert!(en.body.contains(r#"<html lang="en""#));
         let zh = get_with(port, "/", &[("Accept-Language", "zh-CN,zh;q=0.9,en;q=0.8")]);
-        assert!(zh.body.contains("<html lang=zh-CN"));
+        assert!(zh.body.contains(r#"<html lang="zh-CN""#));
         // The switch wins over the browser.
         let zh = get_with(port, "/?lang=zh-CN", &[("Accept-Language", "en")]);
-        assert!(zh.body.contains("<html lang=zh-CN"));
+        assert!(zh.body.contains(r#"<html lang="zh-CN""#));
 
         // The rankings page and today's report are pages in the navigation.
         let r = get_with(port, "/rankings", &[]);
@@ -103,9 +103,9 @@ async fn configured_language_applies_when_the_browser_names_none() {
     let port = w.port;
     tokio::task::spawn_blocking(move || {
         let en = get_with(port, "/", &[]);
-        assert!(en.body.contains("<html lang=en"), "{}", en.body);
+        assert!(en.body.contains(r#"<html lang="en""#), "{}", en.body);
         let zh = get_with(port, "/", &[("Accept-Language", "zh-CN")]);
-        assert!(zh.body.contains("<html lang=zh-CN"));
+        assert!(zh.body.contains(r#"<html lang="zh-CN""#));
     })
     .await
     .expect("checks");

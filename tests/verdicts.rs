@@ -373,3 +373,58 @@ fn earthwork_under_the_mist_is_still_earthwork() {
     s.run(t0() + 15 * MIN, 10, quiet);
     assert_eq!(s.changes("earthwork-restriction"), vec![Change::Opened]);
 }
+
+#[test]
+fn a_sprinkling_event_after_its_day_closed_judges_the_day_again() {
+    let mut s = Sim::new();
+    s.level(t0() - 10 * MIN, Level::Yellow);
+    // One run in the morning; the day (2017-01-05 local) closes with one run of two.
+    s.sprinkle("d1", t0() + 60 * MIN, t0() + 90 * MIN);
+    s.run(t0(), 16 * 60 + 10, quiet);
+    assert_eq!(s.changes("sprinkling"), vec![Change::Opened]);
+    // The evening run of a monitor that was offline arrives ten minutes after the day closed.
+    s.sprinkle("d2", t0() + 13 * HOUR, t0() + 13 * HOUR + 30 * MIN);
+    let t = s.transitions("sprinkling");
+    assert_eq!(
+        t.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
+        vec![Change::Opened, Change::Closed],
+        "the day had its two runs after all"
+    );
+    let closed = &t[1].1;
+    let why = closed.evidence["withdrawn"].as_str().unwrap_or_default();
+    assert!(why.contains("2 runs"), "{why}");
+    assert!(closed.closed_ts.is_some_and(|c| c < midnight()));
+    let day = s.closed_days().into_iter().next().expect("the day closed");
+    assert_eq!(
+        (day.sprinkling_runs, day.alerts_opened, day.alerts_closed),
+        (2, 1, 1)
+    );
+}
+
+#[test]
+fn a_late_lower_level_withdraws_the_alerts_it_no_longer_supports() {
+    let mut s = Sim::new();
+    s.level(t0() - 10 * MIN, Level::Red);
+    // A quarter hour of work under red, then quiet: the work-restriction alert opens.
+    s.run(t0(), 15, |i| (110.0 + (i % 3) as f64, 75.0));
+    s.run(t0() + 15 * MIN, 15, quiet);
+    assert_eq!(s.changes("work-restriction"), vec![Change::Opened]);
+    // The office corrects the record half an hour late: from t0 the level was yellow, where
+    // work is allowed.
+    s.level(t0(), Level::Yellow);
+    let t = s.transitions("work-restriction");
+    assert_eq!(
+        t.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
+        vec![Change::Opened, Change::Closed],
+        "{t:?}"
+    );
+    let why = t[1].1.evidence["withdrawn"].as_str().unwrap_or_default();
+    assert!(why.contains("yellow"), "{why}");
+    // A correction that still leaves the window forbidden withdraws nothing.
+    let mut s = Sim::new();
+    s.level(t0() - 10 * MIN, Level::Red);
+    s.run(t0(), 15, |i| (110.0 + (i % 3) as f64, 75.0));
+    s.run(t0() + 15 * MIN, 15, quiet);
+    s.level(t0() + 20 * MIN, Level::Yellow);
+    assert_eq!(s.changes("work-restriction"), vec![Change::Opened]);
+}

@@ -74,7 +74,7 @@ async fn markup_from_devices_and_registry_is_escaped_in_html_and_svg() {
         }
         let (_, site_page) = http_get(http, "/sites/evil-1");
         assert!(
-            site_page.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"),
+            site_page.contains("&lt;script&gt;alert('x')&lt;/script&gt;"),
             "the name shows as text"
         );
         for path in ["/charts/sites/evil-1.svg", "/charts/aqi/evil-1.svg"] {

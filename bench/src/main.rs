@@ -1,12 +1,13 @@
 //! `dustwatch-bench`: performance figures with ratios to their targets, each measured against
 //! its own baseline in one run (the machines are shared and noisy: never one figure alone).
-//! `cargo run --release -p dustwatch-bench -- charts`, `-- ingest` or `-- sim`.
+//! `cargo run --release -p dustwatch-bench -- charts`, `-- ingest`, `-- sim` or `-- store`.
 
 mod city;
 mod dashboard;
 mod ingest;
 mod probe;
 mod sim;
+mod store;
 mod table;
 
 use anyhow::bail;
@@ -28,6 +29,8 @@ enum What {
     Charts,
     /// Ingest rate against a plain subscriber, publish-to-commit latency, memory, rules' cost.
     Ingest,
+    /// The store writer alone: SQLite against PostgreSQL.
+    Store,
     /// The simulator: 10,000 devices in real time (CPU, memory), and `--speed max` against a
     /// plain rumqttc publisher loop.
     Sim(SimArgs),
@@ -134,6 +137,7 @@ async fn measure(what: What) -> anyhow::Result<()> {
             let table = ingest::run(work.path(), &ingest::Options::default()).await?;
             print!("{table}");
         }
+        What::Store => print!("{}", store::run(work.path())?),
         What::Charts => {
             for figure in dashboard::run(work.path()).await? {
                 println!("{figure}");

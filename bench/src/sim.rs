@@ -93,6 +93,7 @@ fn reading_payload() -> Vec<u8> {
         wind_ms: Some(1.9),
         wind_deg: Some(45.0),
         flags: Default::default(),
+        ..Reading::default()
     }
     .encode()
 }

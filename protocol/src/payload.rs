@@ -34,6 +34,16 @@ pub struct Reading {
     pub wind_ms: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wind_deg: Option<f64>,
+    /// Gases of ambient air stations (HJ 212 `a21004`, `a21026`, `a05024`), µg/m³.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no2: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub so2: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub o3: Option<f64>,
+    /// Carbon monoxide (`a21005`), mg/m³ as stations and HJ 633 give it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub co: Option<f64>,
     /// HJ 212 data flags per metric name; absent means `N` (normal).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub flags: BTreeMap<String, Flag>,
@@ -51,6 +61,10 @@ impl Reading {
             Metric::PressureKpa => self.pressure_kpa,
             Metric::WindMs => self.wind_ms,
             Metric::WindDeg => self.wind_deg,
+            Metric::No2 => self.no2,
+            Metric::So2 => self.so2,
+            Metric::O3 => self.o3,
+            Metric::Co => self.co,
         }
     }
 
@@ -65,6 +79,10 @@ impl Reading {
             Metric::PressureKpa => &mut self.pressure_kpa,
             Metric::WindMs => &mut self.wind_ms,
             Metric::WindDeg => &mut self.wind_deg,
+            Metric::No2 => &mut self.no2,
+            Metric::So2 => &mut self.so2,
+            Metric::O3 => &mut self.o3,
+            Metric::Co => &mut self.co,
         };
         *slot = value;
     }
@@ -93,10 +111,14 @@ pub enum Metric {
     PressureKpa,
     WindMs,
     WindDeg,
+    No2,
+    So2,
+    O3,
+    Co,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 9] = [
+    pub const ALL: [Metric; 13] = [
         Metric::Pm25,
         Metric::Pm10,
         Metric::Tsp,
@@ -106,7 +128,14 @@ impl Metric {
         Metric::PressureKpa,
         Metric::WindMs,
         Metric::WindDeg,
+        Metric::No2,
+        Metric::So2,
+        Metric::O3,
+        Metric::Co,
     ];
+
+    /// The gases of ambient air stations.
+    pub const GASES: [Metric; 4] = [Metric::No2, Metric::So2, Metric::O3, Metric::Co];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -119,12 +148,18 @@ impl Metric {
             Metric::PressureKpa => "pressure_kpa",
             Metric::WindMs => "wind_ms",
             Metric::WindDeg => "wind_deg",
+            Metric::No2 => "no2",
+            Metric::So2 => "so2",
+            Metric::O3 => "o3",
+            Metric::Co => "co",
         }
     }
 
     pub fn unit(self) -> &'static str {
         match self {
             Metric::Pm25 | Metric::Pm10 | Metric::Tsp => "µg/m³",
+            Metric::No2 | Metric::So2 | Metric::O3 => "µg/m³",
+            Metric::Co => "mg/m³",
             Metric::NoiseDba => "dB(A)",
             Metric::TempC => "°C",
             Metric::RhPct => "%",
@@ -146,6 +181,12 @@ impl Metric {
             Metric::PressureKpa => (50.0, 110.0),
             Metric::WindMs => (0.0, 75.0),
             Metric::WindDeg => (0.0, 360.0),
+            // Gas analysers of air stations span a few mg/m³; ten times the top of HJ 633's
+            // tables (or more) is a broken analyser, not air.
+            Metric::No2 => (0.0, 10_000.0),
+            Metric::So2 => (0.0, 20_000.0),
+            Metric::O3 => (0.0, 10_000.0),
+            Metric::Co => (0.0, 1_000.0),
         }
     }
 }

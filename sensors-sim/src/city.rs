@@ -38,15 +38,19 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
     let client_id = format!("{}-city", shared.client_prefix);
     let mut backoff = shared.backoff_min;
     let mut next = 0;
+    let me = shared.progress.len();
+    // Whatever ends this task, it no longer holds the fleet back.
+    let _done = Finished(&shared, me);
     while next < items.len() {
         let item = items[next];
-        // Due when the simulated clock (or, at --speed max, the slowest device) reaches it.
+        // Due when the simulated clock reaches it, or at --speed max when every device has
+        // produced its readings before it (the feed is a participant of the lockstep: no device
+        // goes past the change until it is out).
         if shared.clock.is_max() {
-            while slowest(&shared) < item.ts {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-                }
+            shared.lockstep.announce(me, item.ts);
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = shared.lockstep.wait(me, item.ts) => {}
             }
         } else {
             tokio::select! {
@@ -98,11 +102,11 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
     }
 }
 
-fn slowest(shared: &Shared) -> i64 {
-    shared
-        .progress
-        .iter()
-        .map(|p| p.load(Ordering::Relaxed))
-        .min()
-        .unwrap_or(i64::MAX)
+/// Leaves the lockstep when dropped.
+struct Finished<'a>(&'a Shared, usize);
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        self.0.lockstep.announce(self.1, i64::MAX);
+    }
 }

@@ -14,7 +14,8 @@
 //! instruments, [`faults`] what breaks, [`scenario`] the TOML files, [`truth`] the ground truth,
 //! [`clock`] simulated time, [`city`] the warning-level feed, [`net`] one MQTT connection,
 //! [`hj212_tcp`] one HJ 212 TCP connection to a platform, [`transport`] the choice between them,
-//! [`fd_limit`] the open-file limit a large fleet needs.
+//! `lockstep` the virtual-time barrier of `--speed max`, [`fd_limit`] the open-file limit a
+//! large fleet needs.
 
 pub mod city;
 pub mod clock;
@@ -23,6 +24,7 @@ pub mod device;
 pub mod faults;
 pub mod fd_limit;
 pub mod hj212_tcp;
+mod lockstep;
 pub mod net;
 pub mod physics;
 pub mod scenario;
@@ -302,6 +304,9 @@ pub(crate) struct Shared {
     pub stats: Arc<Stats>,
     /// Simulated time each device has produced up to (the --speed max watermark).
     pub progress: Vec<AtomicI64>,
+    /// The virtual-time barrier of `--speed max`: devices are participants `0..n`, the city's
+    /// level feed is participant `n`.
+    pub lockstep: lockstep::Lockstep,
     pub window: usize,
     pub backoff_min: Duration,
     pub backoff_max: Duration,
@@ -406,6 +411,7 @@ impl Sim {
             client_prefix: o.client_prefix.clone(),
             stats: self.stats.clone(),
             progress: (0..n).map(|_| AtomicI64::new(plan.begin_ms)).collect(),
+            lockstep: lockstep::Lockstep::new(n + 1, plan.begin_ms),
             window: usize::from(o.inflight.max(1)),
             backoff_min: o.backoff_min,
             backoff_max: o.backoff_max.max(o.backoff_min),

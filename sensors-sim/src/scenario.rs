@@ -261,6 +261,7 @@ impl Scenario {
                     covered: None,
                     auto_sprinkle_pm10: None,
                     devices: Some(1),
+                    heated_inlet: None,
                     ignore_restrictions_up_to: None,
                     night_work_at: None,
                     night_work_hours: None,
@@ -322,6 +323,7 @@ impl Scenario {
                 sprinkle_s: s.sprinkle_minutes.unwrap_or(d.sprinkle_minutes) * 60,
                 covered: s.covered.unwrap_or(d.covered),
                 auto_sprinkle_pm10: s.auto_sprinkle_pm10.or(d.auto_sprinkle_pm10),
+                heated_inlet: s.heated_inlet.unwrap_or(d.heated_inlet),
                 ignore_up_to: s.ignore_restrictions_up_to,
                 night_work_at: s.night_work_at,
                 night_work_hours: parse_range(

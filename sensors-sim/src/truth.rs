@@ -1,6 +1,10 @@
 //! Ground truth: every violation and fault a run injected, with the exact simulated window, so an
 //! aggregator's alerts can be scored against it. Kinds are documented in the crate README.
 
+mod replay;
+
+pub use replay::PerfectSeries;
+
 use crate::faults::{FaultKind, SPIKE_MS};
 use crate::physics::is_day;
 use crate::scenario::Plan;
@@ -23,6 +27,9 @@ pub struct TruthRecord {
     pub end: String,
     pub start_ms: i64,
     pub end_ms: i64,
+    /// `flagged_readings`: how many readings in a row carried the flag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readings: Option<u32>,
 }
 
 /// The truth file.
@@ -36,6 +43,10 @@ pub struct Truth {
     pub start_ms: i64,
     pub end_ms: i64,
     pub records: Vec<TruthRecord>,
+    /// Per site, what perfect PM sensors would have measured each minute: the window rules'
+    /// truth is what each rule decides on these (the scorer applies the rule profile).
+    #[serde(default)]
+    pub perfect: Vec<PerfectSeries>,
 }
 
 #[derive(Debug, Error)]
@@ -63,6 +74,7 @@ fn record(site: &str, device: Option<&str>, kind: &str, start: i64, end: i64) ->
         end: rfc3339(end),
         start_ms: start,
         end_ms: end,
+        readings: None,
     }
 }
 
@@ -163,6 +175,12 @@ pub fn compute(plan: &Plan, end_ms: i64) -> Truth {
             }
         }
     }
+    let (perfect, flag_runs) = replay::replay(plan, end_ms);
+    for f in flag_runs {
+        let mut r = record(&f.site, Some(&f.device), "flagged_readings", f.start, f.end);
+        r.readings = Some(f.readings);
+        records.push(r);
+    }
     records.sort_by(|a, b| (a.start_ms, &a.site, &a.kind).cmp(&(b.start_ms, &b.site, &b.kind)));
     Truth {
         scenario: plan.name.clone(),
@@ -173,6 +191,7 @@ pub fn compute(plan: &Plan, end_ms: i64) -> Truth {
         start_ms: start,
         end_ms,
         records,
+        perfect,
     }
 }
 
@@ -289,11 +308,51 @@ mod tests {
                 "{site}"
             );
         }
-        let violators: std::collections::BTreeSet<&str> =
-            t.records.iter().map(|r| r.site.as_str()).collect();
+        let violators: std::collections::BTreeSet<&str> = t
+            .records
+            .iter()
+            .filter(|r| r.kind != "flagged_readings")
+            .map(|r| r.site.as_str())
+            .collect();
         assert_eq!(violators.len(), 10, "{violators:?}");
         assert_eq!(t.start_ms, START);
         assert_eq!(t.end_ms, START + 72 * H);
         assert!(t.records.iter().all(|r| r.start.ends_with('Z')));
+
+        // The window rules' truth: every site's true air, minute by minute, except where the
+        // monitor was off (power cut 43-53 h) or its values were not the air (stuck 34-58 h).
+        // (PM2.5 never reaches the range cap here; PM10 does in truck plumes, and a flagged
+        // minute is not counted either.)
+        assert_eq!(t.perfect.len(), 43);
+        let unknown = |site: &str| -> Vec<(i64, i64)> {
+            let s = t.perfect.iter().find(|p| p.site == site).expect("listed");
+            assert_eq!(s.pm25.len(), 72 * 60, "{site}");
+            let mut out: Vec<(i64, i64)> = Vec::new();
+            for (i, v) in s.pm25.iter().enumerate() {
+                let i = i as i64;
+                match (v, out.last_mut()) {
+                    (None, Some(last)) if last.1 == i => last.1 = i + 1,
+                    (None, _) => out.push((i, i + 1)),
+                    _ => {}
+                }
+            }
+            out
+        };
+        assert_eq!(unknown("hj-yb-03"), vec![(43 * 60, 53 * 60)]);
+        assert_eq!(unknown("hj-lyc-02"), vec![(34 * 60, 58 * 60)]);
+        assert_eq!(unknown("hj-yb-01"), vec![]);
+        let yb03 = t
+            .perfect
+            .iter()
+            .find(|p| p.site == "hj-yb-03")
+            .expect("listed");
+        let flagged = t
+            .records
+            .iter()
+            .find(|r| r.site == "hj-yb-03" && r.kind == "flagged_readings")
+            .expect("a truck plume over the PM10 range");
+        let i = ((flagged.end_ms - START) / 60_000 - 1) as usize;
+        assert_eq!(yb03.pm10[i], None, "a flagged PM10 minute is not counted");
+        assert!(yb03.pm25[i].is_some());
     }
 }

@@ -172,7 +172,9 @@ async fn tcp_devices_send_valid_minute_frames_and_consume_replies() {
             .find(|d| d.mn.as_deref() == Some(f.mn.as_str()))
             .expect("MN is one the registry lists");
         assert_eq!(Some(f.pw.as_str()), d.password.as_deref());
-        let r = hj212::to_reading(f, &d.profile(), 0, 0).expect("a reading");
+        let r = hj212::read_values(f, &d.profile(), 0, 0)
+            .expect("a reading")
+            .reading;
         assert_eq!(r.interval_s, 60);
         assert!(r.pm10.is_some() && r.pm25.is_some());
     }

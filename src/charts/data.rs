@@ -5,7 +5,7 @@ use super::aqi_calendar::AqiCalendar;
 use super::heatmap::Heatmap;
 use super::ranking::Ranking;
 use super::site_series::{AlertPeriod, LevelPeriod, LimitLine, SiteSeries};
-use crate::aqi;
+use crate::aqi::{self, Pollutant};
 use crate::store::{StoreError, StoreReader};
 use chrono::NaiveDate;
 use dustwatch_protocol::{EventKind, Metric, SiteInfo};
@@ -225,6 +225,9 @@ pub enum RankBy {
     ExceedMinutes,
     /// Mean over the range.
     Mean,
+    /// The rankings' one definition (`crate::rankings`): exceedance and restriction minutes per
+    /// day of data, over the local days the range touches.
+    Verdicts,
 }
 
 pub fn ranking(
@@ -242,9 +245,29 @@ pub fn ranking(
         size,
     } = frame;
     let limit = limit_of(&overlays.limits, metric);
+    let verdicts = match by {
+        RankBy::Verdicts => {
+            let day = |ms: i64| {
+                chrono::DateTime::from_timestamp_millis(ms)
+                    .map(|t| t.with_timezone(&overlays.tz).date_naive())
+                    .unwrap_or_default()
+            };
+            let r = crate::rankings::rankings(reader, day(from_ms), day(to_ms - 1), overlays.tz)?;
+            r.sites
+                .into_iter()
+                .map(|s| (s.id, s.minutes_per_day))
+                .collect()
+        }
+        _ => BTreeMap::new(),
+    };
     let mut entries = Vec::with_capacity(sites.len());
     for s in sites {
         let value = match by {
+            RankBy::Verdicts => match verdicts.get(&s.id) {
+                Some(v) => *v,
+                // Reference stations are not ranked.
+                None => continue,
+            },
             RankBy::ExceedMinutes => reader
                 .series(&s.id, metric, from_ms, to_ms, 60)?
                 .iter()
@@ -271,12 +294,36 @@ pub fn ranking(
                 format!("minutes of {label} above {limit:.0} {}", metric.unit())
             }
             RankBy::Mean => format!("mean {label}, {}", metric.unit()),
+            RankBy::Verdicts => "exceedance + restriction minutes per day of data".to_string(),
         },
         size,
     })
 }
 
-/// Daily AQI per local day over [from, to) for one site or the mean of several.
+/// Index of O3 in `Pollutant::ALL`.
+const O3: usize = 5;
+
+/// The 8-hour moving means of hourly O3 means `(hour start, mean)`, oldest first, each stamped
+/// with the last hour of its window; a window needs 6 of its 8 hours (HJ 633 judges the day by
+/// the largest).
+fn o3_8h_max(hours: &[(i64, f64)]) -> Vec<(i64, f64)> {
+    let mut out = Vec::new();
+    for (j, (t, _)) in hours.iter().enumerate() {
+        let window: Vec<f64> = hours[..=j]
+            .iter()
+            .rev()
+            .take_while(|(u, _)| *u > t - 8 * 3_600_000)
+            .map(|(_, v)| *v)
+            .collect();
+        if window.len() >= 6 {
+            out.push((*t, window.iter().sum::<f64>() / window.len() as f64));
+        }
+    }
+    out
+}
+
+/// Daily AQI per local day over [from, to) for one site or the mean of several: PM2.5, PM10, SO2,
+/// NO2 and CO by their 24-hour means, O3 by its largest 8-hour mean.
 pub fn aqi_calendar(
     reader: &dyn StoreReader,
     title: &str,
@@ -293,12 +340,18 @@ pub fn aqi_calendar(
     let day_of = |ms: i64| {
         chrono::DateTime::from_timestamp_millis(ms).map(|t| t.with_timezone(&tz).date_naive())
     };
-    // (date) -> per metric (sum, count) of hourly means, summed over sites.
-    let mut daily: BTreeMap<NaiveDate, [(f64, u64); 2]> = BTreeMap::new();
+    // (date) -> per pollutant (sum, count) of hourly means, summed over sites. O3 counts by its
+    // day's largest 8-hour mean, from hourly means averaged over the sites.
+    let mut daily: BTreeMap<NaiveDate, [(f64, u64); 6]> = BTreeMap::new();
+    let mut o3_hours: BTreeMap<i64, (f64, u64)> = BTreeMap::new();
     for s in sites {
-        for (i, m) in [Metric::Pm25, Metric::Pm10].into_iter().enumerate() {
-            for p in reader.series(&s.id, m, from_ms, to_ms, 3600)? {
-                if let Some(d) = day_of(p.ts) {
+        for (i, pollutant) in Pollutant::ALL.into_iter().enumerate() {
+            for p in reader.series(&s.id, pollutant.metric(), from_ms, to_ms, 3600)? {
+                if pollutant == Pollutant::O3 {
+                    let e = o3_hours.entry(p.ts).or_default();
+                    e.0 += p.mean;
+                    e.1 += 1;
+                } else if let Some(d) = day_of(p.ts) {
                     let e = &mut daily.entry(d).or_default()[i];
                     e.0 += p.mean * p.count as f64;
                     e.1 += p.count;
@@ -306,12 +359,28 @@ pub fn aqi_calendar(
             }
         }
     }
+    let hours: Vec<(i64, f64)> = o3_hours
+        .into_iter()
+        .map(|(t, (s, n))| (t, s / n as f64))
+        .collect();
+    for (t, max) in o3_8h_max(&hours) {
+        if let Some(d) = day_of(t) {
+            let e = &mut daily.entry(d).or_default()[O3];
+            if e.1 == 0 || max > e.0 {
+                *e = (max, 1);
+            }
+        }
+    }
     let mut days = Vec::new();
     if let (Some(mut d), Some(last)) = (day_of(from_ms), day_of(to_ms - 1)) {
         while d <= last && days.len() < 400 {
-            let v = daily.get(&d).and_then(|[a, b]| {
-                let mean = |(s, n): (f64, u64)| (n > 0).then(|| s / n as f64);
-                aqi::aqi(mean(*a), mean(*b))
+            let v = daily.get(&d).and_then(|day| {
+                let mean = |p: Pollutant| {
+                    let i = Pollutant::ALL.iter().position(|x| *x == p)?;
+                    let (s, n) = day[i];
+                    (n > 0).then(|| s / n as f64)
+                };
+                aqi::compute(mean, aqi::Period::Day).map(|a| a.value)
             });
             days.push((d, v));
             match d.succ_opt() {
@@ -340,6 +409,31 @@ fn label(s: &SiteInfo) -> String {
 #[cfg(test)]
 mod profile_limit_tests {
     use super::*;
+
+    #[test]
+    fn o3_counts_by_8_hour_means_of_6_hours_or_more() {
+        let h = |i: i64, v: f64| (i * 3_600_000, v);
+        let hours: Vec<(i64, f64)> = (0..10).map(|i| h(i, 100.0 + i as f64 * 10.0)).collect();
+        let means = o3_8h_max(&hours);
+        assert_eq!(
+            means.first().map(|m| m.0),
+            Some(5 * 3_600_000),
+            "6 hours first"
+        );
+        // Hours 2..=9: 120..190, mean 155.
+        assert_eq!(means.last(), Some(&(9 * 3_600_000, 155.0)));
+        // A gap: hours 0-3 and 8-9 give windows of at most 4 and 2 hours.
+        let gappy = [
+            h(0, 1.0),
+            h(1, 1.0),
+            h(2, 1.0),
+            h(3, 1.0),
+            h(8, 1.0),
+            h(9, 1.0),
+        ];
+        assert!(o3_8h_max(&gappy).is_empty());
+        assert_eq!(Pollutant::ALL[O3], Pollutant::O3);
+    }
 
     #[test]
     fn chart_limits_follow_the_active_profile() {

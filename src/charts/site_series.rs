@@ -114,7 +114,11 @@ impl Chart for SiteSeries {
             .x_labels(7)
             .y_labels(6)
             .x_label_formatter(&|ms| time_label(*ms, tz, fmt))
-            .y_desc("µg/m³")
+            // One unit per chart: the lines' own when they agree (CO alone is mg/m³).
+            .y_desc(match self.lines.as_slice() {
+                [(m, _)] => m.unit(),
+                _ => "µg/m³",
+            })
             .label_style((font::FAMILY, 11))
             .axis_desc_style((font::FAMILY, 11))
             .light_line_style(RGBColor(240, 240, 240))
@@ -227,5 +231,9 @@ pub fn metric_label(m: Metric) -> &'static str {
         Metric::PressureKpa => "Pressure",
         Metric::WindMs => "Wind",
         Metric::WindDeg => "Wind dir",
+        Metric::No2 => "NO2",
+        Metric::So2 => "SO2",
+        Metric::O3 => "O3",
+        Metric::Co => "CO",
     }
 }

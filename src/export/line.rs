@@ -2,7 +2,7 @@
 //!
 //! | measurement | tags | fields |
 //! |---|---|---|
-//! | `reading` | site, device, street, kind | pm25, pm10, tsp, noise_dba, temp_c, rh_pct, pressure_kpa, wind_ms, wind_deg (float, valid values only), interval_s, boot, seq (integer) |
+//! | `reading` | site, device, street, kind | pm25, pm10, tsp, noise_dba, temp_c, rh_pct, pressure_kpa, wind_ms, wind_deg, no2, so2, o3, co (float, valid values only), interval_s, boot, seq (integer) |
 //! | `event` | site, device, street, kind, event | boot, seq (integer) |
 //! | `city_level` | level | code (integer 0 none .. 4 red) |
 //! | `alert` | site, street, kind, rule, change, state, severity | alert_id, active, severity_code, acknowledged (integer) |

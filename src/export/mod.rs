@@ -9,11 +9,13 @@
 pub mod config;
 pub mod influx;
 pub mod line;
+mod pg_source;
 pub mod source;
 
 pub use config::InfluxConfig;
 pub use influx::InfluxSink;
-pub use source::{Batch, Cursor, OutboxSource};
+pub use pg_source::PgOutboxSource;
+pub use source::{Batch, Cursor, ExportSource, OutboxSource};
 
 use crate::metrics::Metrics;
 use crate::store::StoreError;
@@ -96,16 +98,26 @@ pub struct Exporter {
     pub task: tokio::task::JoinHandle<()>,
 }
 
-/// Start the InfluxDB exporter on the store under `data_dir` (the store must be open, with its
-/// outbox on). Fails fast on a bad `[influx]` section.
+/// Start the InfluxDB exporter on the SQLite store under `data_dir` (the store must be open,
+/// with its outbox on). Fails fast on a bad `[influx]` section.
 pub fn start(
     config: &InfluxConfig,
     data_dir: &Path,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> Result<Exporter, ExportError> {
-    let sink = InfluxSink::new(config)?;
     let source = OutboxSource::open(data_dir, CURSOR)?;
+    start_with(config, Box::new(source), metrics, shutdown)
+}
+
+/// Start the InfluxDB exporter on any store's export source.
+pub fn start_with(
+    config: &InfluxConfig,
+    source: Box<dyn ExportSource>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> Result<Exporter, ExportError> {
+    let sink = InfluxSink::new(config)?;
     metrics.export_enabled.store(1, Relaxed);
     tracing::info!(url = %config.url, bucket = %config.bucket, batch_size = config.batch_size, "exporting to InfluxDB");
     let pacing = Pacing::from(config);
@@ -114,9 +126,9 @@ pub fn start(
 }
 
 /// Run a blocking outbox call off the async workers.
-async fn blocking<T: Send + 'static>(
-    source: &Arc<Mutex<OutboxSource>>,
-    f: impl FnOnce(&mut OutboxSource) -> Result<T, StoreError> + Send + 'static,
+async fn blocking<O: ExportSource + 'static, T: Send + 'static>(
+    source: &Arc<Mutex<O>>,
+    f: impl FnOnce(&mut O) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
     let source = source.clone();
     tokio::task::spawn_blocking(move || {
@@ -136,9 +148,9 @@ async fn pause(d: Duration, shutdown: &CancellationToken) -> bool {
 }
 
 /// The export loop; returns after `shutdown` (a write in flight is finished first).
-pub async fn run<S: LineSink>(
+pub async fn run<S: LineSink, O: ExportSource + 'static>(
     sink: S,
-    source: OutboxSource,
+    source: O,
     pacing: Pacing,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,

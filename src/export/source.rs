@@ -33,6 +33,36 @@ pub struct Cursor {
     pub alerts: i64,
 }
 
+/// Where the exporter reads what to send: the store's outbox and alert history, in id order,
+/// with a persisted cursor. One per store backend.
+pub trait ExportSource: Send {
+    /// What is exported already (0 = nothing yet).
+    fn cursor(&self) -> Result<Cursor, StoreError>;
+    /// Records committed after `cursor`.
+    fn backlog(&self, cursor: Cursor) -> Result<i64, StoreError>;
+    /// Up to `limit` records after `after` (outbox first, then alert transitions), rendered as
+    /// line protocol; None when there are none.
+    fn next_batch(&self, after: Cursor, limit: usize) -> Result<Option<Batch>, StoreError>;
+    /// Record that everything up to `to` is exported and delete those outbox rows.
+    fn advance(&mut self, to: Cursor) -> Result<(), StoreError>;
+}
+
+impl<T: ExportSource + ?Sized> ExportSource for Box<T> {
+    fn cursor(&self) -> Result<Cursor, StoreError> {
+        (**self).cursor()
+    }
+    fn backlog(&self, cursor: Cursor) -> Result<i64, StoreError> {
+        (**self).backlog(cursor)
+    }
+    fn next_batch(&self, after: Cursor, limit: usize) -> Result<Option<Batch>, StoreError> {
+        (**self).next_batch(after, limit)
+    }
+    fn advance(&mut self, to: Cursor) -> Result<(), StoreError> {
+        (**self).advance(to)
+    }
+}
+
+/// The SQLite store's export source.
 pub struct OutboxSource {
     conn: Connection,
     name: String,
@@ -58,7 +88,8 @@ SELECT o.id, o.kind, o.site, o.device, o.boot, o.seq, o.ts,
        r.interval_s, r.pm25, r.pm10, r.tsp, r.noise_dba, r.temp_c, r.rh_pct, r.pressure_kpa,
        r.wind_ms, r.wind_deg, r.flags,
        e.kind,
-       c.level
+       c.level,
+       r.no2, r.so2, r.o3, r.co
 FROM outbox o
 LEFT JOIN sites s ON s.id = o.site
 LEFT JOIN readings r ON o.kind = 1 AND r.site = o.site AND r.ts = o.ts AND r.device = o.device
@@ -100,46 +131,6 @@ impl OutboxSource {
                 |r| r.get(0),
             )
             .map_err(StoreError::from)
-    }
-
-    /// What is exported already (0 = nothing yet).
-    pub fn cursor(&self) -> Result<Cursor, StoreError> {
-        Ok(Cursor {
-            outbox: self.cursor_of(&self.name)?,
-            alerts: self.cursor_of(&self.alerts_name)?,
-        })
-    }
-
-    /// Records committed after `cursor`.
-    pub fn backlog(&self, cursor: Cursor) -> Result<i64, StoreError> {
-        let newest: i64 =
-            self.conn
-                .query_row("SELECT coalesce(max(id), 0) FROM outbox", [], |r| r.get(0))?;
-        let mut backlog = (newest - cursor.outbox).max(0);
-        if self.has_alerts {
-            let newest: i64 =
-                self.conn
-                    .query_row("SELECT coalesce(max(id), 0) FROM alert_history", [], |r| {
-                        r.get(0)
-                    })?;
-            backlog += (newest - cursor.alerts).max(0);
-        }
-        Ok(backlog)
-    }
-
-    /// Up to `limit` records after `after` (outbox first, then alert transitions), rendered as
-    /// line protocol; None when there are none.
-    pub fn next_batch(&self, after: Cursor, limit: usize) -> Result<Option<Batch>, StoreError> {
-        let mut batch = Batch {
-            last_id: after.outbox,
-            ..Default::default()
-        };
-        self.outbox_rows(&mut batch, after.outbox, limit)?;
-        if self.has_alerts && batch.rows < limit {
-            let room = limit - batch.rows;
-            self.alert_rows(&mut batch, after.alerts, room)?;
-        }
-        Ok((batch.rows > 0).then_some(batch))
     }
 
     fn alert_rows(&self, batch: &mut Batch, after: i64, limit: usize) -> Result<(), StoreError> {
@@ -205,6 +196,10 @@ impl OutboxSource {
                         pressure_kpa: row.get(16)?,
                         wind_ms: row.get(17)?,
                         wind_deg: row.get(18)?,
+                        no2: row.get(22)?,
+                        so2: row.get(23)?,
+                        o3: row.get(24)?,
+                        co: row.get(25)?,
                         flags: match flags {
                             Some(f) => serde_json::from_str(&f)
                                 .map_err(|e| StoreError::Corrupt(e.to_string()))?,
@@ -245,9 +240,51 @@ impl OutboxSource {
         }
         Ok(())
     }
+}
+
+impl ExportSource for OutboxSource {
+    /// What is exported already (0 = nothing yet).
+    fn cursor(&self) -> Result<Cursor, StoreError> {
+        Ok(Cursor {
+            outbox: self.cursor_of(&self.name)?,
+            alerts: self.cursor_of(&self.alerts_name)?,
+        })
+    }
+
+    /// Records committed after `cursor`.
+    fn backlog(&self, cursor: Cursor) -> Result<i64, StoreError> {
+        let newest: i64 =
+            self.conn
+                .query_row("SELECT coalesce(max(id), 0) FROM outbox", [], |r| r.get(0))?;
+        let mut backlog = (newest - cursor.outbox).max(0);
+        if self.has_alerts {
+            let newest: i64 =
+                self.conn
+                    .query_row("SELECT coalesce(max(id), 0) FROM alert_history", [], |r| {
+                        r.get(0)
+                    })?;
+            backlog += (newest - cursor.alerts).max(0);
+        }
+        Ok(backlog)
+    }
+
+    /// Up to `limit` records after `after` (outbox first, then alert transitions), rendered as
+    /// line protocol; None when there are none.
+    fn next_batch(&self, after: Cursor, limit: usize) -> Result<Option<Batch>, StoreError> {
+        let mut batch = Batch {
+            last_id: after.outbox,
+            ..Default::default()
+        };
+        self.outbox_rows(&mut batch, after.outbox, limit)?;
+        if self.has_alerts && batch.rows < limit {
+            let room = limit - batch.rows;
+            self.alert_rows(&mut batch, after.alerts, room)?;
+        }
+        Ok((batch.rows > 0).then_some(batch))
+    }
 
     /// Record that everything up to `to` is exported and delete those outbox rows.
-    pub fn advance(&mut self, to: Cursor) -> Result<(), StoreError> {
+    fn advance(&mut self, to: Cursor) -> Result<(), StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;

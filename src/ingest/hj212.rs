@@ -250,6 +250,44 @@ fn summary(dropped: &[Dropped]) -> String {
     s
 }
 
+/// One value a kept frame's dead letter says was left out (read back from its detail).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DroppedField {
+    /// Counter label of the factor (`a01006`, `other`...).
+    pub factor: String,
+    /// `DropReason` label (`zero_not_physical`...).
+    pub reason: String,
+    pub detail: String,
+}
+
+/// The values left out, from the detail of a `partial_frame` or `no_values` dead letter as
+/// [`partial_frame`] and [`FrameReject::dead_letter`] write it: `...: factor reason: detail; ...`
+/// (no item's detail holds `; `: CP items never contain `;`). A truncated last item is kept as
+/// far as it goes.
+pub fn dropped_fields(detail: &str) -> Vec<DroppedField> {
+    let list = ["stored without ", "no value of the frame can be stored: "]
+        .iter()
+        .find_map(|p| detail.strip_prefix(p))
+        .map(|rest| match rest.split_once("value(s): ") {
+            Some((_, list)) => list,
+            None => rest,
+        });
+    let Some(list) = list else {
+        return Vec::new();
+    };
+    list.split("; ")
+        .filter_map(|item| {
+            let (factor, rest) = item.split_once(' ')?;
+            let (reason, detail) = rest.split_once(": ").unwrap_or((rest, ""));
+            Some(DroppedField {
+                factor: factor.to_owned(),
+                reason: reason.to_owned(),
+                detail: detail.to_owned(),
+            })
+        })
+        .collect()
+}
+
 /// HJ 212 over MQTT: `dust/v1/{site}/{device}/hj212`, one frame per message. The topic names
 /// the device (its unit and clock offset come from a `[[device]]` table when there is one); the
 /// frame's MN and PW are not checked (the broker authenticates MQTT clients). A payload without
@@ -352,6 +390,39 @@ mod tests {
 
     fn frames() -> MqttFrames {
         MqttFrames::new(Arc::default(), Arc::default())
+    }
+
+    #[test]
+    fn dropped_fields_read_back_what_the_dead_letter_wrote() {
+        let seg = "QN=1;ST=39;CN=2011;PW=1;MN=M;Flag=4;CP=&&DataTime=20170102150000;\
+                   a34004-Rtd=35;a01006-Rtd=0;zz9-Rtd=1;a34002-Rtd=x&&";
+        let frame = hj212::decode(&wrap_segment(seg).unwrap()).unwrap();
+        let (_, dropped) =
+            reading_record("s1", "d1", &frame, &DeviceProfile::default()).expect("stored");
+        let m = Metrics::default();
+        let Some(Record::DeadLetter(d)) = partial_frame("t", b"raw", &dropped, &m) else {
+            panic!("a partial frame is kept");
+        };
+        let back = dropped_fields(&d.detail);
+        let pairs: Vec<(&str, &str)> = back
+            .iter()
+            .map(|f| (f.factor.as_str(), f.reason.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("a01006", "zero_not_physical"),
+                ("other", "unknown_factor"),
+                ("a34002", "non_numeric")
+            ]
+        );
+        assert!(back[0].detail.contains("no such sensor"), "{:?}", back[0]);
+        let none = FrameReject::NoValues(dropped[..1].to_vec()).dead_letter("t", b"raw", &m);
+        let Record::DeadLetter(d) = none else {
+            panic!("a dead letter")
+        };
+        assert_eq!(dropped_fields(&d.detail)[0].reason, "zero_not_physical");
+        assert!(dropped_fields("bad_crc: whatever").is_empty());
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod decode;
 pub mod hj212;
 pub mod hj212_tcp;
 pub mod mqtt_config;
+pub mod nats;
 pub mod session;
 pub mod writer;
 #[cfg(test)]
@@ -40,6 +41,9 @@ pub struct IngestConfig {
     /// Readings, events, statuses and city levels stamped further than this ahead of the wall
     /// clock are `future_timestamp` dead letters. Default 300 s.
     pub max_future_s: u64,
+    /// Where device messages come from: `mqtt` (`[mqtt]`, the default) or `nats` (`[nats]`, a
+    /// JetStream cluster shared by several instances).
+    pub source: nats::Source,
 }
 
 impl Default for IngestConfig {
@@ -48,6 +52,7 @@ impl Default for IngestConfig {
             queue: 20_000,
             batch_max: 5_000,
             max_future_s: 300,
+            source: nats::Source::Mqtt,
         }
     }
 }
@@ -60,6 +65,8 @@ pub enum IngestError {
     Writer(std::io::Error),
     #[error("HJ 212 listener could not start: {0}")]
     Hj212Listener(std::io::Error),
+    #[error(transparent)]
+    Nats(#[from] nats::NatsError),
 }
 
 /// Handles to a running ingest.

@@ -7,7 +7,7 @@
 //! full disk) make it wait, and then it acknowledges nothing and still stops at shutdown.
 
 use crate::metrics::Metrics;
-use crate::store::{BatchOutcome, Record, StoreWriter};
+use crate::store::{BatchOutcome, Fence, Record, StoreError, StoreWriter};
 use dustwatch_protocol::{check_not_future, RejectReason, Rejected, TopicRoot};
 use std::ops::Range;
 use std::sync::atomic::Ordering::Relaxed;
@@ -86,9 +86,10 @@ pub fn run(
             .map(|r| bound_event_time(r, wall_ms, &options))
             .collect();
         let started = Instant::now();
-        let Some(outcome) = write_isolating(
+        let Ok(outcome) = write_isolating(
             store.as_mut(),
             &mut records,
+            None,
             &options.root,
             &metrics,
             &shutdown,
@@ -172,7 +173,7 @@ pub fn run(
 
 /// A record stamped further ahead of the wall clock than allowed becomes a dead letter: one
 /// device's clock must never move the store's or the rules' idea of "now".
-fn bound_event_time(record: Record, wall_ms: i64, options: &WriterOptions) -> Record {
+pub(crate) fn bound_event_time(record: Record, wall_ms: i64, options: &WriterOptions) -> Record {
     match record.event_time() {
         Some(ts) => match check_not_future(ts, wall_ms, options.max_future_ms) {
             Ok(()) => record,
@@ -201,18 +202,28 @@ fn retention(store: &mut dyn StoreWriter, metrics: &Metrics) {
     }
 }
 
+/// Why a batch was not written.
+#[derive(Debug)]
+pub enum NotWritten {
+    /// Shutdown came while the store kept failing.
+    Shutdown,
+    /// The partition's lease moved on (the store's [`StoreError::Fenced`]): nothing written.
+    Fenced(StoreError),
+}
+
 /// Write `records` (all of them, some perhaps turned into dead letters), waiting out transient
-/// store errors. `None` when shutdown came while the store kept failing.
-fn write_isolating(
+/// store errors; with a fence, as its owner's batch (a fenced part ends the whole batch).
+pub(crate) fn write_isolating(
     store: &mut dyn StoreWriter,
     records: &mut [Record],
+    fence: Option<Fence>,
     root: &TopicRoot,
     metrics: &Metrics,
     shutdown: &CancellationToken,
-) -> Option<BatchOutcome> {
+) -> Result<BatchOutcome, NotWritten> {
     if records.is_empty() {
         // Only acknowledgements, or the idle tick: no transaction.
-        return Some(BatchOutcome::default());
+        return Ok(BatchOutcome::default());
     }
     let mut backoff = Duration::from_millis(250);
     // Ranges still to write, the next on top; committed parts with where they start.
@@ -220,7 +231,12 @@ fn write_isolating(
     pending.push(0..records.len());
     let mut parts: Vec<(usize, BatchOutcome)> = Vec::new();
     while let Some(range) = pending.pop() {
-        let error = match store.write_batch(&records[range.clone()]) {
+        let part = &records[range.clone()];
+        let written = match fence {
+            Some(fence) => store.write_batch_fenced(part, fence),
+            None => store.write_batch(part),
+        };
+        let error = match written {
             Ok(outcome) => {
                 if metrics.store_stalled.swap(0, Relaxed) == 1 {
                     tracing::info!("store writes again; ingest resumes");
@@ -232,6 +248,10 @@ fn write_isolating(
             }
             Err(e) => e,
         };
+        if let StoreError::Fenced { .. } = error {
+            // Parts already committed stay so: their owner held the lease then.
+            return Err(NotWritten::Fenced(error));
+        }
         metrics.store_errors.fetch_add(1, Relaxed);
         if error.is_transient() {
             // Nothing of the batch is acknowledged, so nothing is lost; backpressure holds the
@@ -242,7 +262,7 @@ fn write_isolating(
             metrics.set_store_stall(Some(error.to_string()));
             pending.push(range);
             if !pause(shutdown, backoff) {
-                return None;
+                return Err(NotWritten::Shutdown);
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
             continue;
@@ -299,7 +319,7 @@ fn write_isolating(
             }
         }
     }
-    Some(total)
+    Ok(total)
 }
 
 fn placeholder() -> Record {

@@ -274,6 +274,23 @@ impl AlertBook {
         out
     }
 
+    /// What the alert was raised on no longer holds on what is now known (a level or a
+    /// sprinkling event that arrived late): close it at once, saying why in its evidence. The
+    /// offence is taken back, so it does not escalate later alerts.
+    pub fn withdraw(&mut self, site: &str, rule: &str, ts: i64, why: &str) -> Option<Transition> {
+        let a = self.open.get_mut(&(site.to_string(), rule.to_string()))?;
+        if let Some(e) = a.evidence.as_object_mut() {
+            e.insert("withdrawn".into(), serde_json::Value::from(why));
+        }
+        a.offences = a.offences.saturating_sub(1);
+        self.close(site, rule, ts)
+    }
+
+    /// The open alert of `rule` at `site`, if any.
+    pub fn open_alert(&self, site: &str, rule: &str) -> Option<&Alert> {
+        self.open.get(&(site.to_string(), rule.to_string()))
+    }
+
     fn close(&mut self, site: &str, rule: &str, ts: i64) -> Option<Transition> {
         let key = (site.to_string(), rule.to_string());
         let mut a = self.open.remove(&key)?;

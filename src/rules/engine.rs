@@ -3,7 +3,7 @@
 //! has passed that minute, so a live stream, an accelerated simulation, a backfill and a test
 //! give the same answer.
 
-use super::alerts::{AlertBook, Change, Raise, RuleKind, Transition};
+use super::alerts::{AlertBook, AlertState, Change, Raise, RuleKind, Transition};
 use super::coverage::{self, NotJudged, Reason};
 use super::minute::{minute_of, Minute};
 use super::profile::{parse_hhmm, Profile, Severity};
@@ -257,12 +257,23 @@ impl Engine {
                         _ => continue,
                     };
                     let min_run = self.min_run_ms();
+                    let date = self.local_date(event.ts);
+                    let horizon = self
+                        .fleet_now
+                        .saturating_sub(self.profile.max_backfill_s * 1000);
                     let s = self.sites.entry(site.clone()).or_default();
                     s.sprinklers.add(event.ts, device, on);
+                    let mut closed_day = None;
                     if let Some(day) = s.day.as_mut() {
                         let (from, to) = day_bounds(self.tz, day.date);
                         day.sprinkling_runs = s.sprinkle_base.get(&day.date).copied().unwrap_or(0)
                             + s.sprinklers.runs(from, to, min_run);
+                        closed_day = (date < day.date).then_some(date);
+                    }
+                    // An event of a day already closed, within the backfill horizon: that day
+                    // is judged again.
+                    if let Some(date) = closed_day.filter(|_| event.ts >= horizon) {
+                        self.rejudge_sprinkling(site, date, &mut out);
                     }
                 }
                 Record::CityLevel { level, .. } => {

@@ -5,8 +5,8 @@ use dustwatch_protocol::{Metric, Reading};
 
 #[derive(Debug, Clone, Default)]
 pub struct Minute {
-    sum: [f64; 9],
-    n: [u32; 9],
+    sum: [f64; Metric::ALL.len()],
+    n: [u32; Metric::ALL.len()],
     /// Sum of 10^(L/10) for Leq (noise is averaged as energy, not as decibels).
     noise_energy: f64,
 }

@@ -2,9 +2,10 @@
 //! site keeps what it did minute by minute (work, earthwork) for `max_backfill_s`; a level change
 //! stamped in that past judges the restriction windows it covers again.
 //!
-//! Only what becomes forbidden is raised (stamped at the last instant of the window it judges).
-//! A late change that lowers the level does not withdraw an alert already raised: the office
-//! sees the alert with the level it was raised under and decides.
+//! What becomes forbidden is raised (stamped at the last instant of the window it judges). A late
+//! change that lowers the level withdraws an open restriction alert when no window since it was
+//! raised is forbidden under the corrected levels: it is closed at once with the reason in its
+//! evidence, and its offence does not count towards escalation.
 
 use super::profile::RestrictionRule;
 use super::timeline::LevelTimeline;
@@ -43,6 +44,38 @@ impl ActivityLog {
         {
             self.minutes.pop_front();
         }
+    }
+
+    /// Whether any whole window from `from` on still holds `min_active` forbidden minutes of
+    /// `rule_name` under `levels`; `None` when the log no longer reaches back to `from`.
+    pub fn still_forbidden(
+        &self,
+        levels: &LevelTimeline,
+        rule: &RestrictionRule,
+        rule_name: &str,
+        from: i64,
+        window_min: i64,
+        min_active: i64,
+    ) -> Option<bool> {
+        let first = self.minutes.front()?;
+        if first.start > from {
+            return None;
+        }
+        let w = window_min * 60_000;
+        let earth = rule_name == "earthwork-restriction";
+        let mut counts: std::collections::BTreeMap<i64, i64> = Default::default();
+        for m in self.minutes.iter().filter(|m| m.start >= from) {
+            let level = levels.at(m.start);
+            let forbidden = if earth {
+                m.earthwork && level >= rule.earthwork_from
+            } else {
+                m.work && level >= rule.all_work_from
+            };
+            if forbidden {
+                *counts.entry(m.start.div_euclid(w)).or_default() += 1;
+            }
+        }
+        Some(counts.values().any(|n| *n >= min_active))
     }
 
     /// Windows of `window_min` minutes from `from` on, judged whole, whose forbidden minutes

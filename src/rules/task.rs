@@ -5,7 +5,7 @@
 use super::alerts::{Alert, Change, Transition};
 use super::engine::{DayStats, Engine, Output};
 use crate::publish::Publisher;
-use crate::store::{AlertRow, AlertStore, DayRow, Record, StoreError};
+use crate::store::{AlertRow, AlertStore, AlertWriter, DayRow, Record, StoreError};
 use serde_json::json;
 use std::path::Path;
 use thiserror::Error;
@@ -176,16 +176,27 @@ const OPEN_DAY_SAVE_EVERY: std::time::Duration = std::time::Duration::from_secs(
 /// Called when a daily report is due: builds and publishes it (the report module supplies it).
 pub type ReportFn = Box<dyn FnMut(chrono::NaiveDate) + Send>;
 
-/// Start the engine thread. Returns its handle; the thread ends when every handle and sink is
-/// dropped.
+/// Start the engine thread on the SQLite store under `data_dir`. Returns its handle; the thread
+/// ends when every handle and sink is dropped.
 pub fn start(
-    mut engine: Engine,
+    engine: Engine,
     data_dir: &Path,
+    publisher: Option<Publisher>,
+    on_report: Option<ReportFn>,
+    queue: usize,
+) -> Result<(RulesHandle, std::thread::JoinHandle<()>), RulesError> {
+    let store = AlertStore::open(data_dir)?;
+    start_with(engine, Box::new(store), publisher, on_report, queue)
+}
+
+/// Start the engine thread on any alert store (SQLite, PostgreSQL).
+pub fn start_with(
+    mut engine: Engine,
+    mut store: Box<dyn AlertWriter>,
     publisher: Option<Publisher>,
     mut on_report: Option<ReportFn>,
     queue: usize,
 ) -> Result<(RulesHandle, std::thread::JoinHandle<()>), RulesError> {
-    let mut store = AlertStore::open(data_dir)?;
     let (open, history, max_id) = store.load()?;
     engine.book_mut().restore(
         open.into_iter().filter_map(from_row).collect(),
@@ -209,9 +220,13 @@ pub fn start(
                         if save_open {
                             last_open_save = std::time::Instant::now();
                         }
-                        if let Err(e) =
-                            persist(&mut store, &engine, &outputs, publisher.as_ref(), save_open)
-                        {
+                        if let Err(e) = persist(
+                            store.as_mut(),
+                            &engine,
+                            &outputs,
+                            publisher.as_ref(),
+                            save_open,
+                        ) {
                             tracing::error!(error = %e, "could not persist rule outputs");
                         }
                         for o in &outputs {
@@ -239,9 +254,15 @@ pub fn start(
                             Some(t) => {
                                 let row = to_row(&t.alert);
                                 let outputs = vec![Output::Alert(t)];
-                                persist(&mut store, &engine, &outputs, publisher.as_ref(), false)
-                                    .map(|_| row)
-                                    .map_err(RulesError::from)
+                                persist(
+                                    store.as_mut(),
+                                    &engine,
+                                    &outputs,
+                                    publisher.as_ref(),
+                                    false,
+                                )
+                                .map(|_| row)
+                                .map_err(RulesError::from)
                             }
                             None => Err(RulesError::NoSuchAlert(id)),
                         };
@@ -254,7 +275,7 @@ pub fn start(
                     }
                 }
             }
-            if let Err(e) = persist(&mut store, &engine, &[], None, true) {
+            if let Err(e) = persist(store.as_mut(), &engine, &[], None, true) {
                 tracing::warn!(error = %e, "could not save the open days at stop");
             }
             tracing::info!("rules engine stopped");
@@ -264,7 +285,7 @@ pub fn start(
 }
 
 fn persist(
-    store: &mut AlertStore,
+    store: &mut dyn AlertWriter,
     engine: &Engine,
     outputs: &[Output],
     publisher: Option<&Publisher>,

@@ -75,7 +75,21 @@ pub struct AlertFilter {
     pub limit: Option<u32>,
 }
 
-/// The alert writer.
+/// What the rules engine reads back at start: open alerts, offence totals of closed ones per
+/// (site, rule), and the highest alert id.
+pub type LoadedAlerts = (Vec<AlertRow>, Vec<(String, String, u32)>, i64);
+
+/// The rules engine's side of the store: alerts with their history, and daily figures.
+pub trait AlertWriter: Send {
+    /// Upsert alerts and append their changes (all but `updated`), in one transaction.
+    fn apply(&mut self, changes: &[(String, AlertRow)]) -> Result<(), StoreError>;
+    /// Insert or replace days' figures.
+    fn save_days(&mut self, days: &[DayRow]) -> Result<(), StoreError>;
+    /// What the engine restores at start.
+    fn load(&self) -> Result<LoadedAlerts, StoreError>;
+}
+
+/// The SQLite alert writer.
 pub struct AlertStore {
     conn: Connection,
 }
@@ -86,9 +100,10 @@ impl AlertStore {
             conn: open_writer(dir, Synchronous::Normal)?,
         })
     }
+}
 
-    /// Upsert alerts and append their changes, in one transaction.
-    pub fn apply(&mut self, changes: &[(String, AlertRow)]) -> Result<(), StoreError> {
+impl AlertWriter for AlertStore {
+    fn apply(&mut self, changes: &[(String, AlertRow)]) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         let now = chrono::Utc::now().timestamp_millis();
         for (change, a) in changes {
@@ -158,7 +173,7 @@ impl AlertStore {
         Ok(())
     }
 
-    pub fn save_days(&mut self, days: &[DayRow]) -> Result<(), StoreError> {
+    fn save_days(&mut self, days: &[DayRow]) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         for d in days {
             tx.prepare_cached(
@@ -187,9 +202,7 @@ impl AlertStore {
         Ok(())
     }
 
-    /// Open alerts, offence totals of closed ones per (site, rule), and the highest id.
-    #[allow(clippy::type_complexity)]
-    pub fn load(&self) -> Result<(Vec<AlertRow>, Vec<(String, String, u32)>, i64), StoreError> {
+    fn load(&self) -> Result<LoadedAlerts, StoreError> {
         let open = query_alerts(
             &self.conn,
             &AlertFilter {

@@ -2,7 +2,7 @@
 //! table, caps on sites, devices and dead letters. Real SQLite files.
 
 use super::sqlite::StoreConfig;
-use super::{DeadLetter, Record, SqliteStore, StoreReader, StoreWriter};
+use super::{AlertWriter, DeadLetter, Record, SqliteStore, StoreReader, StoreWriter};
 use dustwatch_protocol::{Reading, RejectReason, SiteInfo};
 
 const T0: i64 = 1_483_228_800_000; // 2017-01-01

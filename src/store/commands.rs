@@ -140,6 +140,43 @@ pub fn record_reply(
     })
 }
 
+impl super::sqlite_batch::BatchWrite<'_> {
+    /// A device's reply, in the ingest writer's batch: answered, a duplicate, or (never sent to
+    /// that device) a `store_refused` dead letter.
+    pub(super) fn command_reply(
+        &mut self,
+        tx: &Transaction,
+        known: &mut super::known::Known,
+        site: &str,
+        device: &str,
+        reply: &dustwatch_protocol::CommandReply,
+    ) -> Result<(), StoreError> {
+        match record_reply(tx, site, device, reply, self.received)? {
+            ReplyOutcome::Recorded => {
+                self.out.other += 1;
+                if let Some(f) = self.out.fresh.last_mut() {
+                    *f = true;
+                }
+            }
+            ReplyOutcome::Duplicate => self.out.duplicates += 1,
+            ReplyOutcome::Unknown => {
+                let reason = dustwatch_protocol::RejectReason::StoreRefused;
+                // The store does not know the configured root: site and device say where from.
+                known.dead_letter(
+                    tx,
+                    self.received,
+                    &format!("{site}/{device}/reply"),
+                    &reply.encode(),
+                    reason,
+                    &format!("no command `{}` was sent to {site}/{device}", reply.id),
+                )?;
+                *self.rejected.entry(reason).or_default() += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The command writer and reader of the web side.
 pub struct CommandStore {
     conn: Connection,

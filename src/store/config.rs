@@ -7,6 +7,11 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
+    /// Where the data lives: `sqlite` (the embedded file under `data_dir`, the default) or
+    /// `postgres` (a shared database, `[store.postgres]`).
+    pub backend: Backend,
+    /// `[store.postgres]`: used with `backend = "postgres"`.
+    pub postgres: super::postgres::PostgresConfig,
     /// Directory holding `dustwatch.db`. Default `./dustwatch-data`.
     pub data_dir: PathBuf,
     /// Raw readings older than this (in event time) are deleted. Default 30 days.
@@ -39,6 +44,15 @@ pub struct StoreConfig {
     pub max_dead_letters_per_source: u64,
 }
 
+/// The store implementation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    #[default]
+    Sqlite,
+    Postgres,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Synchronous {
@@ -49,6 +63,8 @@ pub enum Synchronous {
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
+            backend: Backend::Sqlite,
+            postgres: Default::default(),
             data_dir: PathBuf::from("./dustwatch-data"),
             raw_retention_days: 30,
             rollup_retention_days: 730,

@@ -1,6 +1,7 @@
-//! The embedded store: what a reading becomes once it is accepted, and the traits the rest of the
-//! aggregator uses to write and read it. SQLite (`sqlite.rs`) is the implementation; the traits keep
-//! a long-term store or a clustered engine a swap away.
+//! The store: what a reading becomes once it is accepted, and the traits the rest of the
+//! aggregator uses to write and read it (`StoreWriter`, `StoreReader`, `AlertWriter`). SQLite
+//! (`sqlite.rs`, the embedded default) and PostgreSQL (`postgres/`, shared by several
+//! aggregators) implement them; `open.rs` picks one from `[store] backend`.
 
 pub mod alerts;
 #[cfg(test)]
@@ -9,15 +10,21 @@ pub mod checkpoint;
 pub mod commands;
 pub mod config;
 mod dead_letters;
+pub mod fence;
+pub mod forward_queue;
 pub mod hot;
 mod known;
 pub mod notify_outbox;
+mod open;
 pub mod outbox;
+pub mod postgres;
+pub mod raw_frames;
 pub mod reader;
 pub mod retention;
 mod rollup;
 pub mod schema;
 pub mod sqlite;
+mod sqlite_batch;
 #[cfg(test)]
 mod tests;
 
@@ -28,7 +35,11 @@ use dustwatch_protocol::{
 use serde::Serialize;
 use thiserror::Error;
 
-pub use alerts::{AlertChange, AlertFilter, AlertRow, AlertStore, DayRow};
+pub use alerts::{
+    AlertChange, AlertFilter, AlertRow, AlertStore, AlertWriter, DayRow, LoadedAlerts,
+};
+pub use fence::Fence;
+pub use open::{open, OpenStore};
 pub use reader::SqliteReader;
 pub use sqlite::{SqliteStore, StoreConfig};
 
@@ -193,6 +204,8 @@ pub struct Counts {
 
 #[derive(Debug, Error)]
 pub enum StoreError {
+    #[error("{0} is not available with the PostgreSQL store yet: use the SQLite store")]
+    NotOnPostgres(&'static str),
     #[error("cannot create data directory {path}: {source}")]
     DataDir {
         path: String,
@@ -200,6 +213,19 @@ pub enum StoreError {
     },
     #[error("SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] ::postgres::Error),
+    #[error(
+        "partition {partition}: lease revision {revision} is older than the store's {current}; \
+         another instance owns the partition now"
+    )]
+    Fenced {
+        partition: u32,
+        revision: u64,
+        current: u64,
+    },
+    #[error("store configuration: {0}")]
+    Config(String),
     #[error("stored row is corrupt: {0}")]
     Corrupt(String),
     #[error("step must be between 1 s and 31 days, got {0} s")]
@@ -228,6 +254,7 @@ impl StoreError {
                     | FileLockingProtocolFailed
                     | ReadOnly
             ),
+            StoreError::Postgres(e) => postgres::is_transient(e),
             StoreError::DataDir { .. } | StoreError::Thread { .. } => true,
             _ => false,
         }
@@ -238,6 +265,14 @@ impl StoreError {
 pub trait StoreWriter: Send {
     /// Write a batch atomically: either every record is durable when this returns Ok, or none.
     fn write_batch(&mut self, batch: &[Record]) -> Result<BatchOutcome, StoreError>;
+    /// As [`StoreWriter::write_batch`], for the owner of a partition's lease: in the same
+    /// transaction, refuse with [`StoreError::Fenced`] (writing nothing) when the store has seen
+    /// a newer revision of the partition's lease, else record `fence.revision` and write.
+    fn write_batch_fenced(
+        &mut self,
+        batch: &[Record],
+        fence: Fence,
+    ) -> Result<BatchOutcome, StoreError>;
     /// Insert or update registry sites (marks them registered).
     fn upsert_sites(&mut self, sites: &[SiteInfo]) -> Result<(), StoreError>;
     /// Delete what is older than the retention of each table, relative to event time `now_ms`
@@ -279,6 +314,8 @@ pub struct RetentionRefused {
 
 /// The read side: shared by the web and the rules.
 pub trait StoreReader: Send + Sync {
+    /// The hot state (newest reading per site, fleet clock) the writer keeps for the pages.
+    fn hot(&self) -> &std::sync::Arc<hot::Hot>;
     fn sites(&self) -> Result<Vec<SiteRow>, StoreError>;
     fn devices(&self, site: Option<&str>) -> Result<Vec<DeviceRow>, StoreError>;
     /// Latest reading per site, as persisted at the last commit (used to warm the hot copy).
@@ -316,4 +353,9 @@ pub trait StoreReader: Send + Sync {
     fn alert_history(&self, id: i64) -> Result<Vec<AlertChange>, StoreError>;
     /// Daily figures for local dates in [from, to] (`YYYY-MM-DD`).
     fn days(&self, from: &str, to: &str) -> Result<Vec<DayRow>, StoreError>;
+    /// HJ 212 frames kept as dead letters, newest first.
+    fn raw_frames(
+        &self,
+        q: &raw_frames::RawFrameQuery,
+    ) -> Result<Vec<raw_frames::RawFrameRow>, StoreError>;
 }

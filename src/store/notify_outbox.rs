@@ -262,7 +262,7 @@ impl NotifyOutbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::alerts::{AlertRow, AlertStore};
+    use crate::store::alerts::{AlertRow, AlertStore, AlertWriter};
 
     fn alert(id: i64) -> AlertRow {
         AlertRow {

@@ -64,10 +64,6 @@ impl SqliteReader {
         Ok(reader)
     }
 
-    pub fn hot(&self) -> &Arc<Hot> {
-        &self.hot
-    }
-
     fn connect(&self) -> Result<Connection, StoreError> {
         let conn = Connection::open_with_flags(
             &self.path,
@@ -77,7 +73,7 @@ impl SqliteReader {
         Ok(conn)
     }
 
-    fn with<T>(
+    pub(super) fn with<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -108,6 +104,17 @@ fn parse_enum<T: for<'de> Deserialize<'de>>(s: &str) -> Result<T, StoreError> {
 }
 
 impl StoreReader for SqliteReader {
+    fn hot(&self) -> &Arc<Hot> {
+        &self.hot
+    }
+
+    fn raw_frames(
+        &self,
+        q: &super::raw_frames::RawFrameQuery,
+    ) -> Result<Vec<super::raw_frames::RawFrameRow>, StoreError> {
+        self.with(|c| super::raw_frames::query(c, q))
+    }
+
     fn alerts(&self, filter: &AlertFilter) -> Result<Vec<AlertRow>, StoreError> {
         self.with(|c| alerts::query_alerts(c, filter))
     }
@@ -267,7 +274,7 @@ impl StoreReader for SqliteReader {
         self.with(|c| {
             let mut stmt = c.prepare(
                 "SELECT device, ts, boot, seq, interval_s, pm25, pm10, tsp, noise_dba, temp_c, \
-                 rh_pct, pressure_kpa, wind_ms, wind_deg, flags FROM readings \
+                 rh_pct, pressure_kpa, wind_ms, wind_deg, flags, no2, so2, o3, co FROM readings \
                  WHERE site = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts",
             )?;
             let mut rows = stmt.query(params![site, from_ms, to_ms])?;
@@ -288,6 +295,10 @@ impl StoreReader for SqliteReader {
                     pressure_kpa: r.get(11)?,
                     wind_ms: r.get(12)?,
                     wind_deg: r.get(13)?,
+                    no2: r.get(15)?,
+                    so2: r.get(16)?,
+                    o3: r.get(17)?,
+                    co: r.get(18)?,
                     flags: match flags {
                         Some(f) => serde_json::from_str(&f)
                             .map_err(|e| StoreError::Corrupt(e.to_string()))?,

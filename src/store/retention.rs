@@ -9,12 +9,12 @@ use rusqlite::{params, Transaction};
 
 const DAY_MS: i64 = 86_400_000;
 /// Status changes kept in all: a flapping device cannot grow the history without bound.
-const MAX_STATUS_HISTORY: i64 = 100_000;
+pub(super) const MAX_STATUS_HISTORY: i64 = 100_000;
 /// City level changes kept in all (older ones also go with the rollups' age).
-const MAX_CITY_LEVELS: i64 = 10_000;
+pub(super) const MAX_CITY_LEVELS: i64 = 10_000;
 /// An unregistered site without data is kept this long after its devices were last heard
 /// (wall clock), so a device that sent only its status is not forgotten at once.
-const EMPTY_SITE_GRACE_MS: i64 = DAY_MS;
+pub(super) const EMPTY_SITE_GRACE_MS: i64 = DAY_MS;
 
 /// A site as retention sees it.
 pub(super) struct SiteAge<'a> {
@@ -179,7 +179,7 @@ fn forget_empty_sites(
 /// The share of the tables' time span (per site, from its oldest row to `now`) that lies
 /// before `cut`: rows come at a steady rate, so this estimates the share of rows deleted
 /// without counting the whole table.
-fn share_deleted(oldest: impl Iterator<Item = i64>, cut: i64, now: i64) -> f64 {
+pub(super) fn share_deleted(oldest: impl Iterator<Item = i64>, cut: i64, now: i64) -> f64 {
     let (mut gone, mut span) = (0i128, 0i128);
     for t in oldest {
         let whole = i128::from(now) - i128::from(t);

@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS readings (
     pressure_kpa REAL, wind_ms REAL, wind_deg REAL,
     flags TEXT,
     received_ms INTEGER NOT NULL,
+    no2 REAL, so2 REAL, o3 REAL, co REAL,
     PRIMARY KEY (site, ts, device, boot, seq)
 ) WITHOUT ROWID;
 -- Schema 1's dedup index (see the module comment).
@@ -131,6 +132,11 @@ CREATE TABLE IF NOT EXISTS daily_stats (
     not_judged TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (site, date)
 ) WITHOUT ROWID;
+-- The newest lease revision that wrote each partition (fencing; see store/fence.rs).
+CREATE TABLE IF NOT EXISTS partition_fences (
+    partition INTEGER PRIMARY KEY,
+    revision INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY,
     received_ms INTEGER NOT NULL,
@@ -173,6 +179,35 @@ pub fn migrate(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
             )?;
         }
     }
+    if version != 0 && version < 5 {
+        // Schema 5: the fencing table (the DDL above already creates it; kept for the record).
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS partition_fences (\
+             partition INTEGER PRIMARY KEY, revision INTEGER NOT NULL)",
+        )?;
+    }
+    if version != 0 && version < 6 {
+        // Schema 6: the gases of air stations, in readings and in every rollup.
+        let plain = |c: &str| (c.to_string(), "REAL");
+        add_columns(conn, "readings", &GAS_COLUMNS.map(plain))?;
+        for (table, _) in ROLLUPS {
+            // Counts and sums of the buckets already there start at 0, not NULL: the upsert
+            // adds to them (NULL + x stays NULL). Min and max start unknown.
+            let cols: Vec<(String, &str)> = Metric::GASES
+                .into_iter()
+                .flat_map(|m| {
+                    let [n, s, lo, hi] = rollup_cols(m);
+                    [
+                        (n, "REAL DEFAULT 0"),
+                        (s, "REAL DEFAULT 0"),
+                        (lo, "REAL"),
+                        (hi, "REAL"),
+                    ]
+                })
+                .collect();
+            add_columns(conn, table, &cols)?;
+        }
+    }
     if version != 0 && version < 8 {
         // Schema 8: device commands and the notification outbox; new tables only (`ddl` has
         // them too, so this is a no-op there).
@@ -183,6 +218,29 @@ pub fn migrate(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
         "CREATE INDEX IF NOT EXISTS dead_letters_by_source ON dead_letters (source, id)",
     )?;
     conn.pragma_update(None, "user_version", VERSION)
+}
+
+/// The gas columns schema 6 added to `readings`.
+const GAS_COLUMNS: [&str; 4] = ["no2", "so2", "o3", "co"];
+
+/// Add the columns (name, declaration) `table` lacks (a migration that stopped half-way runs
+/// again cleanly).
+fn add_columns(
+    conn: &rusqlite::Connection,
+    table: &str,
+    cols: &[(String, &str)],
+) -> rusqlite::Result<()> {
+    for (col, decl) in cols {
+        let has: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
+            [table, col.as_str()],
+            |r| r.get(0),
+        )?;
+        if !has {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {col} {decl}"))?;
+        }
+    }
+    Ok(())
 }
 
 /// Rollup tables and their bucket widths.

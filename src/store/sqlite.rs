@@ -4,17 +4,17 @@
 
 use super::checkpoint::Checkpointer;
 pub use super::config::{StoreConfig, Synchronous};
+use super::fence::Fence;
 use super::hot::Hot;
-use super::known::{admit, DeviceState, Known, Limits};
-use super::outbox::{self, OutboxKind};
+use super::known::{Known, Limits};
+use super::outbox;
 use super::reader::SqliteReader;
 use super::retention;
-use super::rollup::{bucket, Agg};
-use super::schema::{self, ROLLUPS};
+use super::schema;
+use super::sqlite_batch::{BatchWrite, INSERT_READING};
 use super::{BatchOutcome, Latest, Record, RetentionReport, StoreError, StoreWriter};
-use dustwatch_protocol::{Flag, Metric, Reading, RejectReason, SiteInfo, StatusState};
-use rusqlite::{params, Connection};
-use std::collections::{BTreeMap, HashMap};
+use dustwatch_protocol::SiteInfo;
+use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -46,6 +46,32 @@ pub(super) fn open_writer(dir: &Path, synchronous: Synchronous) -> Result<Connec
     Ok(conn)
 }
 
+/// Refuse a fence older than the partition's stored revision, else store its revision: a new
+/// owner's first batch shuts out every older owner from then on.
+fn check_fence(tx: &rusqlite::Transaction, fence: Fence) -> Result<(), StoreError> {
+    let current: Option<i64> = tx
+        .prepare_cached("SELECT revision FROM partition_fences WHERE partition = ?1")?
+        .query_row(params![fence.partition], |r| r.get(0))
+        .optional()?;
+    // Revisions are stored as SQLite integers (i64); a revision past i64::MAX is out of reach.
+    let revision = i64::try_from(fence.revision).unwrap_or(i64::MAX);
+    if let Some(current) = current {
+        if current > revision {
+            return Err(StoreError::Fenced {
+                partition: fence.partition,
+                revision: fence.revision,
+                current: u64::try_from(current).unwrap_or(0),
+            });
+        }
+    }
+    tx.prepare_cached(
+        "INSERT INTO partition_fences (partition, revision) VALUES (?1, ?2) \
+         ON CONFLICT (partition) DO UPDATE SET revision = excluded.revision",
+    )?
+    .execute(params![fence.partition, revision])?;
+    Ok(())
+}
+
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -60,10 +86,9 @@ pub struct SqliteStore {
     known: Known,
     /// Append fresh readings, events and city levels to the outbox (export enabled).
     outbox: bool,
+    /// Queue fresh readings for HJ 212 forwarding (targets configured).
+    forward: bool,
 }
-
-/// Per-batch partial aggregates by (site, bucket), keyed by the batch's own strings.
-type RollupDelta<'a> = HashMap<(&'a str, i64), [Agg; 9]>;
 
 impl SqliteStore {
     /// Open (or create) the store under `config.data_dir`.
@@ -73,6 +98,7 @@ impl SqliteStore {
         // or each batch reads it back from the OS: bounded, whatever the number of readings.
         conn.pragma_update(None, "cache_size", -i64::from(config.cache_mib) * 1024)?;
         outbox::create(&conn)?;
+        super::forward_queue::create(&conn)?;
         let checkpointer = Checkpointer::start(&config.data_dir)?;
         if config.max_size_mib > 0 {
             // At the limit SQLite answers SQLITE_FULL, which the writer treats as a full disk.
@@ -92,6 +118,7 @@ impl SqliteStore {
             },
             config,
             outbox: false,
+            forward: false,
         };
         store.known.load(&store.conn)?;
         store.hot.update(store.known.latest.clone());
@@ -107,6 +134,11 @@ impl SqliteStore {
         self.outbox = on;
     }
 
+    /// Queue every fresh reading for HJ 212 forwarding from now on (`[[hj212.forward]]`).
+    pub fn set_forward_queue(&mut self, on: bool) {
+        self.forward = on;
+    }
+
     /// The hot state this writer maintains; share it with readers.
     pub fn hot(&self) -> Arc<Hot> {
         self.hot.clone()
@@ -118,331 +150,53 @@ impl SqliteStore {
     }
 }
 
-/// The topic of a dead-lettered reply. The store does not know the configured root: the site
-/// and device say where it came from.
-fn root_less_reply_topic(site: &str, device: &str) -> String {
-    format!("{site}/{device}/reply")
-}
-
-fn flags_json(r: &Reading) -> Option<String> {
-    // Absent flags mean N; store only the abnormal ones to keep rows small.
-    let abnormal: BTreeMap<&String, &Flag> =
-        r.flags.iter().filter(|(_, f)| **f != Flag::N).collect();
-    if abnormal.is_empty() {
-        None
-    } else {
-        serde_json::to_string(&abnormal).ok()
-    }
-}
-
-impl StoreWriter for SqliteStore {
-    fn write_batch(&mut self, batch: &[Record]) -> Result<BatchOutcome, StoreError> {
+impl SqliteStore {
+    /// One batch in one transaction; with a fence, the partition's stored revision is checked
+    /// and advanced in that same transaction, before anything is written.
+    fn write(
+        &mut self,
+        batch: &[Record],
+        fence: Option<Fence>,
+    ) -> Result<BatchOutcome, StoreError> {
         self.checkpointer.rewind_if_due(&self.conn);
         let received = now_ms();
-        let mut out = BatchOutcome::default();
-        let mut rejected: BTreeMap<RejectReason, u64> = BTreeMap::new();
-        let mut deltas: [RollupDelta; 2] = [HashMap::new(), HashMap::new()];
-        // The newest reading of each site in this batch, as (device, reading).
-        let mut newest: HashMap<&str, (&str, &Reading)> = HashMap::new();
-        let mut seen: HashMap<(&str, &str), i64> = HashMap::new();
-
+        let mut w = BatchWrite::new(received, self.outbox, self.forward);
         let known = &mut self.known;
-        let use_outbox = self.outbox;
         let result = (|| -> Result<(), StoreError> {
             let tx = self.conn.transaction()?;
-            // Prepared once per batch: the statement cache hashes the SQL text on every lookup.
-            let mut insert_reading = tx.prepare_cached(
-                "INSERT OR IGNORE INTO readings (site, ts, device, boot, seq, interval_s, pm25, \
-                 pm10, tsp, noise_dba, temp_c, rh_pct, pressure_kpa, wind_ms, wind_deg, flags, \
-                 received_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-            )?;
+            if let Some(fence) = fence {
+                check_fence(&tx, fence)?;
+            }
+            let mut insert_reading = tx.prepare_cached(INSERT_READING)?;
             for record in batch {
-                // Set true below once the record is stored for the first time.
-                out.fresh.push(false);
-                let fresh = out.fresh.len() - 1;
+                // Set true by the record's function once it is stored for the first time.
+                w.out.fresh.push(false);
                 match record {
                     Record::Reading {
                         site,
                         device,
-                        reading: r,
-                    } => {
-                        if !admit(
-                            known,
-                            &tx,
-                            received,
-                            site,
-                            device,
-                            "reading",
-                            || r.encode(),
-                            &mut rejected,
-                        )? {
-                            continue;
-                        }
-                        let n = insert_reading.execute(params![
-                            site,
-                            r.ts,
-                            device,
-                            r.boot,
-                            r.seq,
-                            r.interval_s,
-                            r.pm25,
-                            r.pm10,
-                            r.tsp,
-                            r.noise_dba,
-                            r.temp_c,
-                            r.rh_pct,
-                            r.pressure_kpa,
-                            r.wind_ms,
-                            r.wind_deg,
-                            flags_json(r),
-                            received
-                        ])?;
-                        if n == 0 {
-                            out.duplicates += 1;
-                            continue;
-                        }
-                        out.stored += 1;
-                        out.fresh[fresh] = true;
-                        if use_outbox {
-                            outbox::push(
-                                &tx,
-                                OutboxKind::Reading,
-                                Some(site),
-                                Some(device),
-                                Some(r.boot),
-                                Some(r.seq),
-                                r.ts,
-                            )?;
-                        }
-                        for (i, (_, width)) in ROLLUPS.iter().enumerate() {
-                            let aggs = deltas[i]
-                                .entry((site.as_str(), bucket(r.ts, *width)))
-                                .or_default();
-                            for (j, m) in Metric::ALL.into_iter().enumerate() {
-                                if let Some(v) = r.valid(m) {
-                                    aggs[j].add(v);
-                                }
-                            }
-                        }
-                        let newest_ts = match newest.get(site.as_str()) {
-                            Some((_, l)) => Some(l.ts),
-                            None => known.latest.get(site).map(|l| l.reading.ts),
-                        };
-                        if newest_ts.is_none_or(|ts| ts <= r.ts) {
-                            newest.insert(site, (device, r));
-                        }
-                        seen.insert((site, device), received);
-                    }
+                        reading,
+                    } => w.reading(&tx, &mut insert_reading, known, site, device, reading)?,
                     Record::Event {
                         site,
                         device,
                         event,
-                    } => {
-                        let payload = || serde_json::to_vec(event).unwrap_or_default();
-                        if !admit(
-                            known,
-                            &tx,
-                            received,
-                            site,
-                            device,
-                            "event",
-                            payload,
-                            &mut rejected,
-                        )? {
-                            continue;
-                        }
-                        let n = tx
-                            .prepare_cached(
-                                "INSERT OR IGNORE INTO events (site, device, boot, seq, ts, kind, \
-                                 received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                            )?
-                            .execute(params![
-                                site,
-                                device,
-                                event.boot,
-                                event.seq,
-                                event.ts,
-                                event.kind.name(),
-                                received
-                            ])?;
-                        if n == 0 {
-                            out.duplicates += 1;
-                        } else {
-                            out.other += 1;
-                            out.fresh[fresh] = true;
-                            if use_outbox {
-                                outbox::push(
-                                    &tx,
-                                    OutboxKind::Event,
-                                    Some(site),
-                                    Some(device),
-                                    Some(event.boot),
-                                    Some(event.seq),
-                                    event.ts,
-                                )?;
-                            }
-                        }
-                        seen.insert((site, device), received);
-                    }
+                    } => w.event(&tx, known, site, device, event)?,
                     Record::Status {
                         site,
                         device,
                         status,
-                    } => {
-                        let payload = || serde_json::to_vec(status).unwrap_or_default();
-                        if !admit(
-                            known,
-                            &tx,
-                            received,
-                            site,
-                            device,
-                            "status",
-                            payload,
-                            &mut rejected,
-                        )? {
-                            continue;
-                        }
-                        let state = match status.state {
-                            StatusState::Online => "online",
-                            StatusState::Offline => "offline",
-                        };
-                        let old = known.device(site, device);
-                        let new = DeviceState {
-                            state: Some(state.to_string()),
-                            // The last will carries only the state: keep what we knew.
-                            fw: status.fw.clone().or_else(|| old.and_then(|d| d.fw.clone())),
-                            boot: status.boot.or_else(|| old.and_then(|d| d.boot)),
-                            interval_s: status
-                                .interval_s
-                                .or_else(|| old.and_then(|d| d.interval_s)),
-                        };
-                        // A retained status is redelivered at every reconnect: history keeps
-                        // changes only.
-                        if old != Some(&new) {
-                            tx.prepare_cached(
-                                "INSERT INTO status_history (site, device, received_ms, ts, \
-                                 state, fw, boot, interval_s) \
-                                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                            )?
-                            .execute(params![
-                                site,
-                                device,
-                                received,
-                                status.ts,
-                                state,
-                                new.fw,
-                                new.boot,
-                                new.interval_s
-                            ])?;
-                            tx.prepare_cached(
-                                "UPDATE devices SET state = ?3, fw = ?4, boot = ?5, \
-                                 interval_s = ?6 WHERE site = ?1 AND device = ?2",
-                            )?
-                            .execute(params![
-                                site,
-                                device,
-                                state,
-                                new.fw,
-                                new.boot,
-                                new.interval_s
-                            ])?;
-                            known.set_device(site, device, new);
-                        }
-                        out.other += 1;
-                    }
-                    Record::CityLevel { level, source } => {
-                        tx.prepare_cached(
-                            "INSERT OR REPLACE INTO city_levels (ts, level, source) \
-                             VALUES (?1, ?2, ?3)",
-                        )?
-                        .execute(params![
-                            level.ts,
-                            level.level.name(),
-                            source
-                        ])?;
-                        out.other += 1;
-                        out.fresh[fresh] = true;
-                        if use_outbox {
-                            outbox::push(
-                                &tx,
-                                OutboxKind::CityLevel,
-                                None,
-                                None,
-                                None,
-                                None,
-                                level.ts,
-                            )?;
-                        }
-                    }
+                    } => w.status(&tx, known, site, device, status)?,
+                    Record::CityLevel { level, source } => w.city_level(&tx, level, source)?,
                     Record::CommandReply {
                         site,
                         device,
                         reply,
-                    } => {
-                        use super::commands::{record_reply, ReplyOutcome};
-                        match record_reply(&tx, site, device, reply, received)? {
-                            ReplyOutcome::Recorded => {
-                                out.other += 1;
-                                out.fresh[fresh] = true;
-                            }
-                            ReplyOutcome::Duplicate => out.duplicates += 1,
-                            ReplyOutcome::Unknown => {
-                                let detail = format!(
-                                    "no command `{}` was sent to {site}/{device}",
-                                    reply.id
-                                );
-                                known.dead_letter(
-                                    &tx,
-                                    received,
-                                    &root_less_reply_topic(site, device),
-                                    &reply.encode(),
-                                    RejectReason::StoreRefused,
-                                    &detail,
-                                )?;
-                                *rejected.entry(RejectReason::StoreRefused).or_default() += 1;
-                            }
-                        }
-                    }
-                    Record::DeadLetter(d) => {
-                        known.dead_letter(
-                            &tx, received, &d.topic, &d.payload, d.reason, &d.detail,
-                        )?;
-                        *rejected.entry(d.reason).or_default() += 1;
-                    }
+                    } => w.command_reply(&tx, known, site, device, reply)?,
+                    Record::DeadLetter(d) => w.dead_letter(&tx, known, d)?,
                 }
             }
-            for (i, (table, _)) in ROLLUPS.iter().enumerate() {
-                let mut stmt = tx.prepare_cached(&schema::rollup_upsert(table))?;
-                for ((site, b), aggs) in &deltas[i] {
-                    let mut values: Vec<rusqlite::types::Value> =
-                        vec![site.to_string().into(), (*b).into()];
-                    for a in aggs {
-                        values.push((a.n as f64).into());
-                        values.push(a.sum.into());
-                        values.push(a.lo.into());
-                        values.push(a.hi.into());
-                    }
-                    stmt.execute(rusqlite::params_from_iter(values))?;
-                }
-            }
-            {
-                let mut stmt = tx.prepare_cached(
-                    "INSERT OR REPLACE INTO latest (site, device, reading, received_ms) \
-                     VALUES (?1, ?2, ?3, ?4)",
-                )?;
-                for (site, (device, reading)) in &newest {
-                    let json = serde_json::to_string(reading)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                    stmt.execute(params![site, device, json, received])?;
-                }
-                let mut stmt = tx.prepare_cached(
-                    "UPDATE devices SET last_seen_ms = ?3 WHERE site = ?1 AND device = ?2",
-                )?;
-                for ((site, device), at) in &seen {
-                    stmt.execute(params![site, device, at])?;
-                }
-            }
+            w.finish(&tx)?;
             drop(insert_reading);
             tx.commit()?;
             Ok(())
@@ -453,6 +207,12 @@ impl StoreWriter for SqliteStore {
             return Err(e);
         }
         self.checkpointer.poke();
+        let BatchWrite {
+            mut out,
+            rejected,
+            newest,
+            ..
+        } = w;
         let new_latest: Vec<(String, Latest)> = newest
             .into_iter()
             .map(|(site, (device, reading))| {
@@ -471,6 +231,20 @@ impl StoreWriter for SqliteStore {
         }
         out.rejected = rejected.into_iter().collect();
         Ok(out)
+    }
+}
+
+impl StoreWriter for SqliteStore {
+    fn write_batch(&mut self, batch: &[Record]) -> Result<BatchOutcome, StoreError> {
+        self.write(batch, None)
+    }
+
+    fn write_batch_fenced(
+        &mut self,
+        batch: &[Record],
+        fence: Fence,
+    ) -> Result<BatchOutcome, StoreError> {
+        self.write(batch, Some(fence))
     }
 
     fn upsert_sites(&mut self, sites: &[SiteInfo]) -> Result<(), StoreError> {

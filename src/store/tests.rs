@@ -101,3 +101,109 @@ fn commits_are_copied_back_into_the_database_file_while_the_writer_runs() {
     let counts = store.reader().expect("reader").counts().expect("counts");
     assert_eq!(counts.readings, 4000);
 }
+
+#[test]
+fn a_fenced_batch_from_an_older_lease_writes_nothing() {
+    use super::{Fence, StoreError};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = SqliteStore::open(config(dir.path()), false).expect("open");
+    let old = Fence {
+        partition: 3,
+        revision: 7,
+    };
+    let new = Fence {
+        partition: 3,
+        revision: 9,
+    };
+    let first = store
+        .write_batch_fenced(&[reading(0, 1)], old)
+        .expect("the first owner writes");
+    assert_eq!(first.stored, 1);
+    store
+        .write_batch_fenced(&[reading(0, 2)], new)
+        .expect("the new owner writes");
+    // The old owner wakes up and tries again: refused, nothing of its batch stored.
+    let err = store
+        .write_batch_fenced(&[reading(1, 3), reading(2, 3)], old)
+        .expect_err("the old owner is fenced");
+    assert!(
+        matches!(
+            err,
+            StoreError::Fenced {
+                partition: 3,
+                revision: 7,
+                current: 9
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(!err.is_transient(), "retrying a fenced batch cannot help");
+    // Other partitions are not affected, and the current owner goes on.
+    store
+        .write_batch_fenced(
+            &[reading(3, 4)],
+            Fence {
+                partition: 4,
+                revision: 1,
+            },
+        )
+        .expect("another partition");
+    store
+        .write_batch_fenced(&[reading(4, 5)], new)
+        .expect("the same revision again");
+    let counts = store.reader().expect("reader").counts().expect("counts");
+    assert_eq!(counts.readings, 4, "the fenced batch left no reading");
+    drop(store);
+    // The stored revision survives a restart.
+    let mut store = SqliteStore::open(config(dir.path()), false).expect("reopen");
+    assert!(matches!(
+        store.write_batch_fenced(&[reading(1, 6)], old),
+        Err(StoreError::Fenced { .. })
+    ));
+}
+
+#[test]
+fn schema_6_adds_the_gas_columns_to_a_store_of_schema_4() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = SqliteStore::open(config(dir.path()), false).expect("open");
+    store.write_batch(&[reading(1, 1)]).expect("write");
+    drop(store);
+    // Take the store back to schema 4: no gas columns anywhere.
+    let conn = rusqlite::Connection::open(db_path(dir.path())).expect("sqlite");
+    let mut sql = String::new();
+    for gas in dustwatch_protocol::Metric::GASES {
+        sql.push_str(&format!("ALTER TABLE readings DROP COLUMN {gas};"));
+        for (table, _) in super::schema::ROLLUPS {
+            for col in super::schema::rollup_cols(gas) {
+                sql.push_str(&format!("ALTER TABLE {table} DROP COLUMN {col};"));
+            }
+        }
+    }
+    sql.push_str("PRAGMA user_version = 4;");
+    conn.execute_batch(&sql).expect("schema 4");
+    drop(conn);
+
+    let mut store = SqliteStore::open(config(dir.path()), false).expect("migrated");
+    let mut station = reading(1, 2);
+    if let Record::Reading { reading, .. } = &mut station {
+        reading.no2 = Some(41.0);
+        reading.co = Some(0.8);
+    }
+    store.write_batch(&[station]).expect("a reading with gases");
+    let reader = store.reader().expect("reader");
+    let got = reader.readings("s1", 0, i64::MAX).expect("readings");
+    assert_eq!(got.len(), 2, "the old reading is kept");
+    assert_eq!((got[0].1.no2, got[1].1.no2), (None, Some(41.0)));
+    assert_eq!(got[1].1.co, Some(0.8));
+    let series = reader
+        .series("s1", dustwatch_protocol::Metric::No2, 0, i64::MAX / 2, 3600)
+        .expect("series");
+    assert_eq!(series.len(), 1);
+    assert_eq!(series[0].mean, 41.0);
+    drop(store);
+    let conn = rusqlite::Connection::open(db_path(dir.path())).expect("sqlite");
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, super::schema::VERSION);
+}

@@ -2,16 +2,15 @@
 //! with name and comment (needs the write token; `POST /api/alerts/{id}/ack`). The table refreshes
 //! itself when the `/events` stream reports an alert change.
 
-use super::html::escape;
 use super::i18n::Lang;
-use super::layout::{self, Nav, Ui};
+use super::layout::{self, Nav, Script, Ui};
 use super::{blocking, AppState, WebError};
-use crate::store::{AlertFilter, AlertRow, StoreReader};
+use crate::store::{AlertFilter, AlertRow};
 use axum::extract::{Query, State};
 use axum::response::{Html, IntoResponse, Response};
+use maud::{html, Markup};
 use serde::Deserialize;
 use std::collections::HashMap;
-use std::fmt::Write;
 
 #[derive(Debug, Deserialize)]
 pub struct AlertsQuery {
@@ -24,85 +23,47 @@ pub struct AlertsQuery {
 const STATES: [&str; 5] = ["open", "active", "cleared", "closed", "all"];
 
 /// Table rows; `names` maps site ids to their registered names.
-fn rows(alerts: &[AlertRow], names: &HashMap<&str, &str>, ui: Ui) -> String {
+fn rows(alerts: &[AlertRow], names: &HashMap<&str, &str>, ui: Ui) -> Markup {
     let t = ui.t();
-    let mut b = String::new();
-    if alerts.is_empty() {
-        let _ = write!(
-            b,
-            "<tr><td colspan=8 class=muted>{}</td></tr>",
-            t.no_alerts_match
-        );
+    html! {
+        @if alerts.is_empty() {
+            tr { td.muted colspan="8" { (t.no_alerts_match) } }
+        }
+        @for a in alerts {
+            tr data-alert=(a.id) {
+                td.n data-label="#" { (a.id) }
+                td data-label=(t.site) { a href={ "/sites/" (a.site) } { (names.get(a.site.as_str()).copied().unwrap_or(&a.site)) } }
+                td data-label=(t.rule) { (ui.lang.rule(&a.rule)) div.muted { (super::evidence::words(ui, &a.evidence)) } }
+                td class={ "sev-" (a.severity) } data-label=(t.severity) {
+                    (ui.lang.severity(&a.severity)) div.muted { (a.offences) " " (t.offences) }
+                }
+                td data-label=(t.state) { (ui.lang.alert_state(&a.state)) }
+                td data-label=(t.opened) { (ui.time(Some(a.opened_ts))) div.muted { (t.updated) " " (ui.time(Some(a.updated_ts))) } }
+                td.hide-s data-label=(t.cleared) { (ui.time(a.cleared_ts.or(a.closed_ts))) }
+                td data-label=(t.acknowledge) { (acknowledgement(ui, a)) }
+            }
+        }
     }
-    for a in alerts {
-        let ack = if a.acknowledged {
-            format!(
-                "<span class=acked>✔ {} — {}</span>",
-                escape(a.ack_by.as_deref().unwrap_or("")),
-                escape(a.ack_comment.as_deref().unwrap_or(""))
-            )
-        } else if a.state != "closed" {
-            format!(
-                "<form class=\"inline ack\" data-id=\"{id}\"><input name=by placeholder=\"{name}\" required maxlength=100>\
-                 <input name=comment placeholder=\"{comment}\" maxlength=2000>\
-                 <button type=submit>{ack}</button><span class=msg></span></form>",
-                id = a.id,
-                name = t.your_name,
-                comment = t.comment,
-                ack = t.acknowledge,
-            )
-        } else {
-            format!("<span class=muted>{}</span>", t.closed_unacked)
-        };
-        let _ = write!(
-            b,
-            "<tr data-alert=\"{id}\"><td class=n>{id}</td><td><a href=\"/sites/{site}\">{site_name}</a></td>\
-             <td>{rule}<div class=muted>{ev}</div></td><td class=\"sev-{sev}\">{sev_word}<div class=muted>{off} {offences}</div></td>\
-             <td>{state}</td><td>{opened}<div class=muted>{updated_word} {updated}</div></td><td class=hide-s>{cleared}</td><td>{ack}</td></tr>",
-            id = a.id,
-            site = escape(&a.site),
-            site_name = escape(names.get(a.site.as_str()).copied().unwrap_or(&a.site)),
-            rule = escape(&ui.lang.rule(&a.rule)),
-            ev = escape(&super::evidence::words(ui, &a.evidence)),
-            sev = escape(&a.severity),
-            sev_word = escape(&ui.lang.severity(&a.severity)),
-            off = a.offences,
-            offences = t.offences,
-            state = escape(&ui.lang.alert_state(&a.state)),
-            opened = ui.time(Some(a.opened_ts)),
-            updated_word = t.updated,
-            updated = ui.time(Some(a.updated_ts)),
-            cleared = ui.time(a.cleared_ts.or(a.closed_ts)),
-        );
-    }
-    b
 }
 
-const SCRIPT: &str = r#"
-function wireAcks() {
-  document.querySelectorAll('form.ack').forEach(f => {
-    if (f.dataset.wired) return; f.dataset.wired = '1';
-    f.addEventListener('submit', async (ev) => {
-      ev.preventDefault();
-      const msg = f.querySelector('.msg');
-      try {
-        const r = await dw.call('POST', '/api/alerts/' + f.dataset.id + '/ack', { by: f.by.value, comment: f.comment.value });
-        const done = dw.el('span', { class: 'acked' }, '✔ ' + r.ack_by + ' — ' + (r.ack_comment || ''));
-        f.replaceWith(done);
-      } catch (e) { msg.textContent = e.message; }
-    });
-  });
+/// Who acknowledged an alert, or the form to do it while it is not closed.
+fn acknowledgement(ui: Ui, a: &AlertRow) -> Markup {
+    let t = ui.t();
+    html! {
+        @if a.acknowledged {
+            span.acked { "✔ " (a.ack_by.as_deref().unwrap_or("")) " — " (a.ack_comment.as_deref().unwrap_or("")) }
+        } @else if a.state != "closed" {
+            form.inline.ack data-id=(a.id) {
+                input name="by" placeholder=(t.your_name) required maxlength="100";
+                input name="comment" placeholder=(t.comment) maxlength="2000";
+                button type="submit" { (t.acknowledge) }
+                span.msg {}
+            }
+        } @else {
+            span.muted { (t.closed_unacked) }
+        }
+    }
 }
-wireAcks();
-live.onAlerts = async () => {
-  const active = document.activeElement;
-  if (active && active.closest && active.closest('form.ack')) return; // do not wipe what is being typed
-  const u = new URL(location.href); u.searchParams.set('partial', '1');
-  const r = await fetch(u); if (!r.ok) return;
-  document.getElementById('alert-rows').innerHTML = await r.text();
-  wireAcks();
-};
-"#;
 
 pub async fn page(
     State(state): State<AppState>,
@@ -139,49 +100,43 @@ pub async fn page(
         .collect();
     let body_rows = rows(&alerts, &names, ui);
     if q.partial == Some(1) {
-        return Ok(Html(body_rows).into_response());
+        return Ok(Html(body_rows.into_string()).into_response());
     }
-    let state_opts: String = STATES
-        .iter()
-        .map(|s| {
-            let sel = if *s == filter_state { " selected" } else { "" };
-            format!("<option value={s}{sel}>{}</option>", ui.lang.alert_state(s))
-        })
-        .collect();
-    let mut site_opts = format!("<option value=\"\">{}</option>", t.all_sites);
-    for s in &sites {
-        let sel = if site.as_deref() == Some(s.info.id.as_str()) {
-            " selected"
-        } else {
-            ""
-        };
-        let _ = write!(
-            site_opts,
-            "<option value=\"{id}\"{sel}>{name} ({id})</option>",
-            id = escape(&s.info.id),
-            name = escape(&s.info.name)
-        );
-    }
-    let body = format!(
-        "<h1>{title} <span class=muted>{n} {shown}</span></h1>\
-         <form class=inline method=get action=/alerts><select name=state>{state_opts}</select>\
-         <select name=site>{site_opts}</select><button type=submit>{filter}</button></form>\
-         <p class=inline>{token_for_ack} <input name=token type=password autocomplete=off placeholder=\"{write_token}\"></p>\
-         <table><thead><tr><th>#</th><th>{site}</th><th>{rule}</th><th>{severity}</th><th>{state}</th><th>{opened}</th>\
-         <th class=hide-s>{cleared}</th><th>{ack}</th></tr></thead><tbody id=alert-rows>{body_rows}</tbody></table>",
-        n = alerts.len(),
-        title = t.nav_alerts,
-        shown = t.alerts_shown,
-        filter = t.filter,
-        token_for_ack = t.token_for_ack,
-        write_token = t.write_token,
-        site = t.site,
-        rule = t.rule,
-        severity = t.severity,
-        state = t.state,
-        opened = t.opened,
-        cleared = t.cleared,
-        ack = t.acknowledge,
-    );
-    Ok(layout::page(ui, t.nav_alerts, Nav::Alerts, &body, SCRIPT))
+    let body = html! {
+        h1 { (t.nav_alerts) " " span.muted { (alerts.len()) " " (t.alerts_shown) } }
+        form.inline method="get" action="/alerts" {
+            select name="state" {
+                @for s in STATES {
+                    option value=(s) selected[s == filter_state] { (ui.lang.alert_state(s)) }
+                }
+            }
+            select name="site" {
+                option value="" { (t.all_sites) }
+                @for s in &sites {
+                    option value=(s.info.id) selected[site.as_deref() == Some(s.info.id.as_str())] {
+                        (s.info.name) " (" (s.info.id) ")"
+                    }
+                }
+            }
+            button type="submit" { (t.filter) }
+        }
+        p.inline {
+            (t.token_for_ack) " "
+            input name="token" type="password" autocomplete="off" placeholder=(t.write_token);
+        }
+        table.stack {
+            thead { tr {
+                th { "#" } th { (t.site) } th { (t.rule) } th { (t.severity) } th { (t.state) } th { (t.opened) }
+                th.hide-s { (t.cleared) } th { (t.acknowledge) }
+            } }
+            tbody #alert-rows { (body_rows) }
+        }
+    };
+    Ok(layout::page(
+        ui,
+        t.nav_alerts,
+        Nav::Alerts,
+        Script::Page("alerts"),
+        body,
+    ))
 }

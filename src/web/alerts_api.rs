@@ -2,7 +2,7 @@
 
 use super::{blocking, AppState, WebError};
 use crate::rules::RulesError;
-use crate::store::{AlertChange, AlertFilter, AlertRow, StoreReader};
+use crate::store::{AlertChange, AlertFilter, AlertRow};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::Json;

@@ -3,7 +3,7 @@
 use super::query::{self, DAY_MS};
 use super::sites::{site_views, SiteView};
 use super::{blocking, AppState, WebError};
-use crate::store::{SeriesPoint, StoreReader};
+use crate::store::SeriesPoint;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use dustwatch_protocol::Metric;

@@ -8,7 +8,7 @@ use super::{blocking, AppState, WebError};
 use crate::charts::data::{self, Frame, Overlays};
 use crate::charts::site_series::AlertPeriod;
 use crate::charts::{self, Format};
-use crate::store::{AlertFilter, StoreReader};
+use crate::store::AlertFilter;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -146,6 +146,13 @@ pub async fn site_chart(
             &ov,
         )?;
         if let Some(m) = metric {
+            if !chart.lines.iter().any(|(lm, _)| *lm == m) {
+                // A metric beside the PM chart's three (noise, weather, gases): its own line.
+                let points = state
+                    .reader
+                    .series(&id, m, from, to, chart.step_ms / 1000)?;
+                chart.lines.push((m, points));
+            }
             chart.lines.retain(|(lm, _)| *lm == m);
             chart.limits.retain(|l| l.metric == m);
         }

@@ -6,7 +6,6 @@ use super::layout::Ui;
 use super::{blocking, AppState, WebError};
 use crate::commands::CommandError;
 use crate::store::commands::CommandRow;
-use crate::store::StoreReader;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -92,7 +91,7 @@ pub async fn one(
 }
 
 /// The site page's section: the site's last commands and what became of them. Blocking.
-pub fn section(state: &AppState, ui: Ui, site: &str) -> Result<String, WebError> {
+pub fn section(state: &AppState, ui: Ui, site: &str) -> Result<maud::Markup, WebError> {
     let t = texts(ui.lang);
     let rows = state.commands.list(site, 20)?;
     let devices = state.reader.devices(Some(site))?;
@@ -135,6 +134,5 @@ pub fn section(state: &AppState, ui: Ui, site: &str) -> Result<String, WebError>
             }
         }
         p.muted { (t.how_to) }
-    }
-    .into_string())
+    })
 }

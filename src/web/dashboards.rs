@@ -3,15 +3,14 @@
 //! Definitions come from `./dashboards/{name}.toml`, else the shipped ones.
 
 use super::charts::{fleet_now, image, split_file};
-use super::html::escape;
 use super::i18n::Lang;
-use super::layout::{self, Nav, Ui};
+use super::layout::{self, Nav, Script, Ui};
 use super::{blocking, AppState, WebError};
 use crate::charts::data::Overlays;
 use crate::dashboard::{self, DashboardError};
 use axum::extract::{Path, State};
 use axum::response::Response;
-use std::fmt::Write;
+use maud::html;
 
 /// Where dashboard files are looked up (relative to the working directory).
 pub const DIR: &str = "dashboards";
@@ -23,18 +22,36 @@ fn load(name: &str) -> Result<dashboard::Dashboard, WebError> {
     })
 }
 
-pub async fn list(State(state): State<AppState>, lang: Lang) -> Response {
-    let ui = Ui::new(lang, &state);
-    let mut b = format!("<h1>{}</h1><ul>", ui.t().nav_dashboards);
-    for n in dashboard::names(std::path::Path::new(DIR)) {
-        let n = escape(&n);
-        let _ = write!(b, "<li><a href=\"/dashboards/{n}\">{n}</a></li>");
+/// Where dashboards are defined and how to render them to files, in the page's language.
+fn definitions_note(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Zh => "看板定义在 dashboards/*.toml；导出为图片文件：",
+        Lang::En => "Definitions: dashboards/*.toml. Render to files:",
     }
-    b.push_str("</ul><p class=muted>Definitions: dashboards/*.toml. Render to files: <code>dustwatch render --dashboard dashboards/office.toml --out DIR</code>.</p>");
-    // A (no-op) script: the header still shows the live clock and city level.
-    layout::page(ui, ui.t().nav_dashboards, Nav::Dashboards, &b, ";")
 }
 
+pub async fn list(State(state): State<AppState>, lang: Lang) -> Response {
+    let ui = Ui::new(lang, &state);
+    let names = dashboard::names(std::path::Path::new(DIR));
+    let body = html! {
+        h1 { (ui.t().nav_dashboards) }
+        ul { @for n in &names { li { a href={ "/dashboards/" (n) } { (n) } } } }
+        p.muted {
+            (definitions_note(lang)) " "
+            code { "dustwatch render --dashboard dashboards/office.toml --out DIR" }
+        }
+    };
+    // Live: the header still shows the live clock and city level.
+    layout::page(
+        ui,
+        ui.t().nav_dashboards,
+        Nav::Dashboards,
+        Script::Live,
+        body,
+    )
+}
+
+/// One dashboard: its panels as images that dustwatch.js reloads every `refresh_s` (at least 5 s).
 pub async fn page(
     State(state): State<AppState>,
     lang: Lang,
@@ -42,24 +59,26 @@ pub async fn page(
 ) -> Result<Response, WebError> {
     let ui = Ui::new(lang, &state);
     let d = load(&name)?;
-    let ename = escape(&name);
-    let mut b = format!("<h1>{}</h1>", escape(&d.title));
-    for (i, p) in d.panels.iter().enumerate() {
-        let p = p.get_ref();
-        let _ = write!(
-            b,
-            "<div class=panel><img class=\"chart dash\" alt=\"{title}\" data-src=\"/dashboards/{ename}/{i}.svg\" \
-             src=\"/dashboards/{ename}/{i}.svg\" width={w} height={h}></div>",
-            title = escape(&p.title),
-            w = p.width,
-            h = p.height,
-        );
-    }
-    let script = format!(
-        "setInterval(() => document.querySelectorAll('img.dash').forEach(i => {{ i.src = i.dataset.src + '?t=' + Date.now(); }}), {});",
-        u64::from(d.refresh_s.max(5)) * 1000
-    );
-    Ok(layout::page(ui, &d.title, Nav::Dashboards, &b, &script))
+    let refresh_ms = u64::from(d.refresh_s.max(5)) * 1000;
+    let body = html! {
+        h1 { (d.title) }
+        div #panels data-refresh-ms=(refresh_ms) {
+            @for (i, p) in d.panels.iter().enumerate() {
+                @let p = p.get_ref();
+                div.panel {
+                    img.chart.dash alt=(p.title) data-src={ "/dashboards/" (name) "/" (i) ".svg" }
+                        src={ "/dashboards/" (name) "/" (i) ".svg" } width=(p.width) height=(p.height);
+                }
+            }
+        }
+    };
+    Ok(layout::page(
+        ui,
+        &d.title,
+        Nav::Dashboards,
+        Script::Page("dashboard"),
+        body,
+    ))
 }
 
 pub async fn panel(

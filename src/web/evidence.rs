@@ -62,7 +62,7 @@ fn scalar(v: &Value) -> String {
     }
 }
 
-/// `label value unit` pairs joined by `; ` (plain text: the caller escapes).
+/// `label value unit` pairs joined by `; ` (plain text: the template escapes it).
 pub fn words(ui: Ui, evidence: &Value) -> String {
     let Value::Object(m) = evidence else {
         return match evidence {

@@ -1,22 +1,7 @@
-//! Escaping for HTML text and attributes (every value that came from a device passes here), and
-//! the few formats every page shares.
+//! The few formats every page shares: numbers, local times and the ink that reads on a badge.
+//! (Escaping is the templates' job: maud escapes every spliced value.)
 
 use std::fmt::Write;
-
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// A number with one decimal, or an em dash when absent.
 pub fn num(v: Option<f64>) -> String {
@@ -67,14 +52,6 @@ pub fn ink(bg: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn escapes_markup() {
-        assert_eq!(
-            super::escape(r#"<script>"x" & 'y'</script>"#),
-            "&lt;script&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/script&gt;"
-        );
-    }
-
     #[test]
     fn ink_is_white_on_maroon_and_black_on_yellow() {
         assert_eq!(super::ink("#7E0023"), "#fff");

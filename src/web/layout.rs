@@ -1,10 +1,11 @@
 //! The page shell shared by every HTML page: the stylesheet and shared script (served from
-//! assets/web), the navigation, the language switch, and the words the script needs.
+//! assets/web), the navigation, the language switch, and the words the script needs. Pages are
+//! maud templates: every spliced value is escaped.
 
-use super::html::escape;
 use super::i18n::Lang;
 use axum::http::{header, HeaderValue};
 use axum::response::{Html, IntoResponse, Response};
+use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 pub const CSS: &str = include_str!("../../assets/web/dustwatch.css");
 pub const JS: &str = include_str!("../../assets/web/dustwatch.js");
@@ -82,62 +83,85 @@ fn nonce() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// JSON inside a `<script type=application/json>`: `<` escaped so no string can close it.
-fn json_in_html(v: &serde_json::Value) -> String {
-    v.to_string().replace('<', "\\u003c")
+/// JSON inside a `<script type=application/json>`: `<` escaped so no string can close it. (A
+/// script element's text is not HTML: entities would reach the parser as they are.)
+fn json_in_html(v: &serde_json::Value) -> PreEscaped<String> {
+    PreEscaped(v.to_string().replace('<', "\\u003c"))
 }
 
-/// A full page with its Content-Security-Policy. `body` must already be escaped where it carries
-/// data. A non-empty `script` makes the page follow the live stream.
-pub fn page(ui: Ui, title: &str, active: Nav, body: &str, script: &str) -> Response {
+/// What a page does in the browser. Every script is in assets/web/dustwatch.js; a page names its
+/// part there (`dw.pages`) by `data-page`, and live pages follow the one `/events` stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Script {
+    /// Nothing live (the report, the rankings, error pages).
+    Static,
+    /// The header's clock and city level follow the live stream.
+    Live,
+    /// Live, and the page's own part of dustwatch.js runs (`overview`, `site`, `alerts`, ...).
+    Page(&'static str),
+}
+
+/// The navigation bar.
+fn nav(t: &super::i18n::Strings, active: Nav) -> Markup {
+    let entries = [
+        ("/", t.nav_overview, Nav::Overview),
+        ("/alerts", t.nav_alerts, Nav::Alerts),
+        ("/reports/daily/today", t.nav_report, Nav::Report),
+        ("/rankings", t.nav_rankings, Nav::Rankings),
+        ("/dashboards", t.nav_dashboards, Nav::Dashboards),
+    ];
+    html! {
+        @for (href, name, nav) in entries {
+            a href=(href) class=[(nav == active).then_some("on")] { (name) }
+        }
+    }
+}
+
+/// A full page with its Content-Security-Policy.
+pub fn page(ui: Ui, title: &str, active: Nav, script: Script, body: Markup) -> Response {
     let t = ui.t();
-    let nav = [
-        ("/".to_string(), t.nav_overview, Nav::Overview),
-        ("/alerts".to_string(), t.nav_alerts, Nav::Alerts),
-        (
-            "/reports/daily/today".to_string(),
-            t.nav_report,
-            Nav::Report,
-        ),
-        ("/rankings".to_string(), t.nav_rankings, Nav::Rankings),
-        ("/dashboards".to_string(), t.nav_dashboards, Nav::Dashboards),
-    ]
-    .iter()
-    .map(|(href, name, nav)| {
-        let on = if *nav == active { " class=on" } else { "" };
-        format!("<a href=\"{href}\"{on}>{name}</a>")
-    })
-    .collect::<String>();
     let other = Lang::ALL
         .into_iter()
         .find(|l| *l != ui.lang)
         .unwrap_or_default();
     let nonce = nonce();
-    let live = if script.is_empty() { "" } else { " data-live" };
-    let html = Html(format!(
-        "<!doctype html><html lang={lang} data-tz=\"{tz}\"><head><meta charset=utf-8>\
-         <meta name=viewport content=\"width=device-width, initial-scale=1\">\
-         <link rel=icon href=\"data:,\"><title>{title} — {brand}</title>\
-         <link rel=stylesheet href=\"/assets/dustwatch.css\">\
-         <script nonce={nonce} type=application/json id=dw-words>{words}</script>\
-         <script nonce={nonce} src=\"/assets/dustwatch.js\"></script></head>\
-         <body{live}><header><a class=brand href=\"/\">{brand}</a>{nav}\
-         <span class=right><span id=city-level class=level title=\"{city_level}\"></span>\
-         <span id=live class=muted></span>\
-         <a href=\"?lang={other_code}\" hreflang={other_code} id=lang-switch>{switch}</a></span></header>\
-         <main>{body}</main><footer>{times_in} {tz}</footer>\
-         <script nonce={nonce}>{script}</script></body></html>",
-        lang = ui.lang.code(),
-        tz = escape(ui.tz.name()),
-        title = escape(title),
-        brand = t.brand,
-        words = json_in_html(&ui.lang.client_words()),
-        city_level = t.city_level,
-        other_code = other.code(),
-        switch = t.switch_to,
-        times_in = t.times_in,
-    ));
-    let mut response = html.into_response();
+    let (live, name) = match script {
+        Script::Static => (false, None),
+        Script::Live => (true, None),
+        Script::Page(name) => (true, Some(name)),
+    };
+    let markup = html! {
+        (DOCTYPE)
+        html lang=(ui.lang.code()) data-tz=(ui.tz.name()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                link rel="icon" href="data:,";
+                title { (title) " — " (t.brand) }
+                link rel="stylesheet" href="/assets/dustwatch.css";
+                script nonce=(nonce) type="application/json" id="dw-words" {
+                    (json_in_html(&ui.lang.client_words()))
+                }
+                script nonce=(nonce) src="/assets/dustwatch.js" {}
+            }
+            body data-live[live] data-page=[name] {
+                header {
+                    a.brand href="/" { (t.brand) }
+                    (nav(t, active))
+                    span.right {
+                        span #city-level.level title=(t.city_level) {}
+                        span #live.muted {}
+                        a #lang-switch href={ "?lang=" (other.code()) } hreflang=(other.code()) {
+                            (t.switch_to)
+                        }
+                    }
+                }
+                main { (body) }
+                footer { (t.times_in) " " (ui.tz.name()) }
+            }
+        }
+    };
+    let mut response = Html(markup.into_string()).into_response();
     if let Ok(v) = HeaderValue::from_str(&page_csp(&nonce)) {
         response
             .headers_mut()

@@ -13,7 +13,7 @@ use super::i18n::Lang;
 use super::overview::{aqi_badge, open_alerts, status_name};
 use super::sites::site_views;
 use super::{AppState, WebError};
-use crate::store::{AlertFilter, StoreReader};
+use crate::store::AlertFilter;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;

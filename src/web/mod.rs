@@ -8,6 +8,8 @@ mod command_texts;
 mod commands;
 mod dashboards;
 mod evidence;
+mod gases;
+mod hj212_frames;
 mod html;
 pub mod i18n;
 mod layout;
@@ -15,6 +17,7 @@ pub mod live;
 mod map;
 pub mod overview;
 pub mod query;
+mod rankings_text;
 mod reports;
 pub mod server;
 pub mod token;
@@ -23,7 +26,7 @@ mod site_page;
 pub mod sites;
 
 use crate::metrics::Metrics;
-use crate::store::{SqliteReader, StoreError};
+use crate::store::{StoreError, StoreReader};
 use axum::extract::{Request, State};
 use axum::handler::Handler;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -37,7 +40,7 @@ use thiserror::Error;
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub reader: Arc<SqliteReader>,
+    pub reader: Arc<dyn StoreReader>,
     pub metrics: Arc<Metrics>,
     pub offline_after_ms: i64,
     pub write_token: Arc<String>,
@@ -101,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/sites", get(api::sites))
         .route("/api/sites/:id/series", get(api::series))
+        .route("/api/hj212/frames", get(hj212_frames::list))
         .route("/api/alerts", get(alerts_api::list))
         .route("/api/alerts/:id", get(alerts_api::one))
         .route(
@@ -234,13 +238,12 @@ async fn html_errors(State(state): State<AppState>, request: Request, next: Next
         StatusCode::BAD_REQUEST => t.bad_request,
         _ => t.error,
     };
-    let body = format!(
-        "<h1>{} {title}</h1><p>{}</p><p><a href=\"/\">{}</a></p>",
-        status.as_u16(),
-        html::escape(&why),
-        t.back_home
-    );
-    let mut page = layout::page(ui, title, layout::Nav::None, &body, "");
+    let body = maud::html! {
+        h1 { (status.as_u16()) " " (title) }
+        p { (why) }
+        p { a href="/" { (t.back_home) } }
+    };
+    let mut page = layout::page(ui, title, layout::Nav::None, layout::Script::Static, body);
     *page.status_mut() = status;
     page
 }

@@ -3,17 +3,17 @@
 //! card, worst first (status, then open alerts, then AQI). Server-rendered, then kept current by
 //! the `/events` stream (`live.rs`) without reloading.
 
-use super::html::{escape, ink, num};
+use super::html::{ink, num};
 use super::i18n::Lang;
-use super::layout::{self, Nav, Ui};
+use super::layout::{self, Nav, Script, Ui};
 use super::sites::{site_views, SiteStatus, SiteView};
 use super::{blocking, AppState, WebError};
-use crate::store::{AlertFilter, StoreReader};
+use crate::store::AlertFilter;
 use axum::extract::State;
 use axum::response::Response;
 use dustwatch_protocol::SiteKind;
+use maud::{html, Markup};
 use std::collections::HashMap;
-use std::fmt::Write;
 
 /// The status word of a site (`ok`, `warning`, ...), as the API spells it.
 pub fn status_name(v: &SiteView) -> String {
@@ -70,41 +70,56 @@ pub fn aqi_badge(lang: Lang, v: &SiteView) -> (String, &'static str, &'static st
     }
 }
 
-fn card(ui: Ui, v: &SiteView, alerts: usize) -> String {
+fn card(ui: Ui, v: &SiteView, alerts: usize) -> Markup {
     let t = ui.t();
     let l = v.latest.as_ref().map(|l| &l.reading);
     let status = status_name(v);
     let (aqi_text, aqi_bg, aqi_fg) = aqi_badge(ui.lang, v);
-    format!(
-        "<div class=\"card {status}\" data-site=\"{id}\"><a href=\"/sites/{id}\">\
-         <div class=name>{name}</div><div class=sub>{street} · {kind} · {id} · \
-         <span class=\"st {status}\" data-f=status>{status_word}</span></div>\
-         <div class=vals><div><b data-f=pm25>{pm25}</b><span>PM2.5</span></div>\
-         <div><b data-f=pm10>{pm10}</b><span>PM10</span></div>\
-         <div><b data-f=tsp>{tsp}</b><span>TSP</span></div>\
-         <div><b data-f=noise>{noise}</b><span>dB(A)</span></div></div>\
-         <span class=aqi data-f=aqi style=\"background:{aqi_bg};color:{aqi_fg}\">{aqi_text}</span> \
-         <span class=sub>{age_word} <span data-f=age>{age}</span></span> \
-         <span class=\"badge{none}\" data-f=alerts>{alerts} {open}</span></a></div>",
-        id = escape(&v.info.id),
-        name = escape(&v.info.name),
-        street = escape(&v.info.street),
-        kind = ui.lang.kind(v.info.kind.name()),
-        status_word = ui.lang.status(&status),
-        pm25 = num(l.and_then(|r| r.pm25)),
-        pm10 = num(l.and_then(|r| r.pm10)),
-        tsp = num(l.and_then(|r| r.tsp)),
-        noise = num(l.and_then(|r| r.noise_dba)),
-        age_word = t.age,
-        age = v.data_age_s.map_or("—".to_string(), |a| format!("{a} s")),
-        none = if alerts == 0 { " none" } else { "" },
-        open = t.open_suffix,
-    )
+    html! {
+        div class={ "card " (status) } data-site=(v.info.id) {
+            a href={ "/sites/" (v.info.id) } {
+                div.name { (v.info.name) }
+                div.sub {
+                    (v.info.street) " · " (ui.lang.kind(v.info.kind.name())) " · " (v.info.id) " · "
+                    span class={ "st " (status) } data-f="status" { (ui.lang.status(&status)) }
+                }
+                (values(l, "PM2.5"))
+                span.aqi data-f="aqi" style={ "background:" (aqi_bg) ";color:" (aqi_fg) } { (aqi_text) }
+                " "
+                span.sub { (t.age) " " span data-f="age" { (age(v)) } }
+                " "
+                span.badge.none[alerts == 0] data-f="alerts" { (alerts) " " (t.open_suffix) }
+            }
+        }
+    }
+}
+
+/// A site's data age (`42 s`), or an em dash.
+pub fn age(v: &SiteView) -> String {
+    v.data_age_s.map_or("—".to_string(), |a| format!("{a} s"))
+}
+
+/// The four latest values a card shows, each under its unit (`pm25_label`: the first's, which
+/// the site page writes with its unit).
+pub fn values(l: Option<&dustwatch_protocol::Reading>, pm25_label: &str) -> Markup {
+    let cells = [
+        ("pm25", l.and_then(|r| r.pm25), pm25_label),
+        ("pm10", l.and_then(|r| r.pm10), "PM10"),
+        ("tsp", l.and_then(|r| r.tsp), "TSP"),
+        ("noise", l.and_then(|r| r.noise_dba), "dB(A)"),
+    ];
+    html! {
+        div.vals {
+            @for (field, value, unit) in cells {
+                div { b data-f=(field) { (num(value)) } span { (unit) } }
+            }
+        }
+    }
 }
 
 /// Today's street ranking (local day of the fleet clock): the five streets with the most
 /// exceedance minutes, linked to the full rankings.
-fn street_ranking(state: &AppState, ui: Ui, now: Option<i64>) -> Result<String, WebError> {
+fn street_ranking(state: &AppState, ui: Ui, now: Option<i64>) -> Result<Markup, WebError> {
     let t = ui.t();
     let today = chrono::DateTime::from_timestamp_millis(
         now.unwrap_or_else(|| super::charts::fleet_now(state)),
@@ -113,45 +128,38 @@ fn street_ranking(state: &AppState, ui: Ui, now: Option<i64>) -> Result<String, 
     .with_timezone(&ui.tz)
     .date_naive();
     let r = crate::report::rankings(state.reader.as_ref(), today, today, ui.tz)?;
-    let mut b = format!(
-        "<h2>{} <span class=muted>{today}</span> <a class=muted href=\"/rankings?period=day\">{}</a></h2>\
-         <table id=street-ranking><thead><tr><th class=n>{}</th><th>{}</th><th class=n>{}</th><th class=n>{}</th></tr></thead><tbody>",
-        t.rank_streets, t.nav_rankings, t.rank, t.street, t.exceedance_min, t.alerts_opened
-    );
-    for s in r.streets.iter().take(5) {
-        let _ = write!(
-            b,
-            "<tr><td class=n>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td></tr>",
-            s.rank,
-            escape(&s.street),
-            s.exceedance_minutes,
-            s.alerts
-        );
-    }
-    b.push_str("</tbody></table>");
-    Ok(b)
+    Ok(html! {
+        h2 {
+            (t.rank_streets) " " span.muted { (today) } " "
+            a.muted href="/rankings?period=day" { (t.nav_rankings) }
+        }
+        table #street-ranking {
+            thead { tr {
+                th.n { (t.rank) } th { (t.street) } (super::rankings_text::score_header(ui.lang)) th.n { (t.alerts_opened) }
+            } }
+            tbody {
+                @for s in r.streets.iter().take(5) {
+                    tr {
+                        td.n { (s.rank) } td { (s.street) } td.n { (s.minutes_per_day) } td.n { (s.alerts) }
+                    }
+                }
+            }
+        }
+    })
 }
 
-/// The body of the overview (also measured by the benchmark).
-pub fn render(state: &AppState, ui: Ui) -> Result<String, WebError> {
+/// The district map with its heading.
+fn map_section(ui: Ui, views: &[SiteView]) -> Markup {
     let t = ui.t();
-    let mut views = site_views(state)?;
-    let alerts = open_alerts(state)?;
-    worst_first(&mut views, &alerts);
-    let now = state.reader.hot().fleet_clock();
-    let levels = state.reader.city_levels()?;
-    let in_force = levels
-        .iter()
-        .rev()
-        .find(|l| now.is_none_or(|n| l.ts <= n))
-        .copied();
-    let level = in_force.map_or(dustwatch_protocol::Level::None, |l| l.level);
-    // Live updates rewrite the time when the level changes.
-    let since = format!(
-        " <span class=muted>{} <span id=level-since>{}</span></span>",
-        t.level_since,
-        in_force.map_or_else(|| "—".to_string(), |l| ui.time(Some(l.ts)))
-    );
+    html! {
+        h2 { (t.map) " " span.muted { (t.map_note) } }
+        (super::map::render(ui, views))
+    }
+}
+
+/// The counts of sites by status, the office's first glance.
+fn counts(ui: Ui, views: &[SiteView]) -> Markup {
+    let t = ui.t();
     let count = |f: &dyn Fn(&SiteView) -> bool| views.iter().filter(|v| f(v)).count();
     let counts = [
         (
@@ -178,94 +186,75 @@ pub fn render(state: &AppState, ui: Ui) -> Result<String, WebError> {
         ),
         ("ok", t.st_ok, count(&|v| v.status == SiteStatus::Ok)),
     ];
-    let mut summary = String::new();
-    for (class, word, n) in counts {
-        let _ = write!(
-            summary,
-            "<div class=\"count-{class}\"><b>{n}</b>{word}</div>"
-        );
+    html! {
+        div.counts #counts {
+            @for (class, word, n) in counts {
+                div class={ "count-" (class) } { b { (n) } (word) }
+            }
+            div { b { (views.len()) } (t.sites_n) }
+        }
     }
-    let mut cards = String::with_capacity(views.len() * 800);
-    for v in &views {
-        cards.push_str(&card(ui, v, alerts.get(&v.info.id).copied().unwrap_or(0)));
-    }
-    let options: String = dustwatch_protocol::Level::ALL
-        .iter()
-        .map(|l| {
-            let sel = if *l == level { " selected" } else { "" };
-            format!(
-                "<option value={}{sel}>{}</option>",
-                l.name(),
-                ui.lang.level(*l)
-            )
-        })
-        .collect();
-    let body = format!(
-        "<h1>{city_level}: <span class=\"level bigLevel {lname}\" id=level-now>{lword}</span>{since}</h1>\
-         <div class=counts id=counts>{summary}<div><b>{n}</b>{sites_n}</div></div>\
-         <div class=wall><section><h2>{sites} <span class=muted>{worst}</span></h2>\
-         <div class=grid id=sites>{cards}</div></section>\
-         <section><h2>{map_title} <span class=muted>{map_note}</span></h2>{map}{ranking}</section></div>\
-         <h2>{city_level}</h2>\
-         <form class=inline id=level-form><select name=level>{options}</select>\
-         <input name=token type=password placeholder=\"{token}\" autocomplete=off>\
-         <button type=submit>{set}</button><span class=msg id=level-msg></span></form>",
-        city_level = t.city_level,
-        lname = level.name(),
-        lword = ui.lang.level(level),
-        n = views.len(),
-        sites_n = t.sites_n,
-        sites = t.sites,
-        worst = t.worst_first,
-        map_title = t.map,
-        map_note = t.map_note,
-        map = super::map::render(ui, &views),
-        ranking = street_ranking(state, ui, now)?,
-        token = t.write_token,
-        set = t.level_set,
-    );
-    Ok(body)
 }
 
-const SCRIPT: &str = r#"
-document.getElementById('level-form').addEventListener('submit', async (ev) => {
-  ev.preventDefault();
-  const f = ev.target, msg = document.getElementById('level-msg');
-  const body = { level: f.level.value };
-  if (window.dwNow) body.ts = window.dwNow;
-  try { const r = await dw.call('PUT', '/api/city/level', body); msg.textContent = dw.words.set_to + ' ' + dw.level(r.level); }
-  catch (e) { msg.textContent = e.message; }
-});
-const dotColour = { ok: '#2e7d32', warning: '#f9a825', violation: '#c62828', unregistered: '#6a1b9a' };
-live.onSites = (sites) => {
-  for (const s of sites) {
-    const card = document.querySelector('.card[data-site="' + CSS.escape(s.id) + '"]');
-    const dot = document.querySelector('circle[data-site="' + CSS.escape(s.id) + '"]');
-    if (dot) dot.setAttribute('fill', dotColour[s.status] || '#9e9e9e');
-    if (!card) continue;
-    card.className = 'card ' + s.status;
-    const set = (f, v) => { const e = card.querySelector('[data-f=' + f + ']'); if (e) e.textContent = v; };
-    set('status', dw.status(s.status)); set('pm25', s.pm25); set('pm10', s.pm10); set('tsp', s.tsp); set('noise', s.noise);
-    set('age', s.age); set('aqi', s.aqi_text[document.documentElement.lang] || ''); set('alerts', s.alerts + ' ' + dw.words.open);
-    const st = card.querySelector('[data-f=status]'); if (st) st.className = 'st ' + s.status;
-    const a = card.querySelector('[data-f=aqi]'); if (a) { a.style.background = s.aqi_colour; a.style.color = s.aqi_ink; }
-    const b = card.querySelector('[data-f=alerts]'); if (b) b.className = 'badge' + (s.alerts ? '' : ' none');
-  }
-};
-// Keep the counts and the worst-first order as statuses change.
-const urgency = ['violation', 'warning', 'offline', 'unregistered', 'ok'];
-const relist = (sites) => {
-  const n = {}; for (const s of sites) n[s.status] = (n[s.status] || 0) + 1;
-  for (const k of ['violation', 'warning', 'offline', 'ok']) { const e = document.querySelector('.count-' + k + ' b'); if (e) e.textContent = n[k] || 0; }
-  const rank = (s) => [urgency.indexOf(s.status), -s.alerts, -(s.aqi || 0), s.id];
-  const sorted = [...sites].sort((a, b) => { const x = rank(a), y = rank(b); for (let i = 0; i < 4; i++) { if (x[i] < y[i]) return -1; if (x[i] > y[i]) return 1; } return 0; });
-  const grid = document.getElementById('sites');
-  for (const s of sorted) { const c = grid.querySelector('.card[data-site="' + CSS.escape(s.id) + '"]'); if (c) grid.appendChild(c); }
-};
-const onSitesCards = live.onSites;
-live.onSites = (sites) => { onSitesCards(sites); relist(sites); };
-live.onLevel = (l, since) => { const e = document.getElementById('level-now'); e.textContent = dw.level(l); e.className = 'level bigLevel ' + l; const s = document.getElementById('level-since'); if (s && since) s.textContent = dw.time(since); };
-"#;
+/// The form that sets the city level (needs the write token).
+fn level_form(ui: Ui, level: dustwatch_protocol::Level) -> Markup {
+    let t = ui.t();
+    html! {
+        h2 { (t.city_level) }
+        form.inline #level-form {
+            select name="level" {
+                @for l in dustwatch_protocol::Level::ALL {
+                    option value=(l.name()) selected[l == level] { (ui.lang.level(l)) }
+                }
+            }
+            input name="token" type="password" placeholder=(t.write_token) autocomplete="off";
+            button type="submit" { (t.level_set) }
+            span.msg #level-msg {}
+        }
+    }
+}
+
+/// The body of the overview (also measured by the benchmark).
+pub fn render(state: &AppState, ui: Ui) -> Result<Markup, WebError> {
+    let t = ui.t();
+    let mut views = site_views(state)?;
+    let alerts = open_alerts(state)?;
+    worst_first(&mut views, &alerts);
+    let now = state.reader.hot().fleet_clock();
+    let levels = state.reader.city_levels()?;
+    let in_force = levels
+        .iter()
+        .rev()
+        .find(|l| now.is_none_or(|n| l.ts <= n))
+        .copied();
+    let level = in_force.map_or(dustwatch_protocol::Level::None, |l| l.level);
+    // The wall's side column, one section each: a new section is one line here.
+    let side = [map_section(ui, &views), street_ranking(state, ui, now)?];
+    Ok(html! {
+        h1 {
+            (t.city_level) ": "
+            span class={ "level bigLevel " (level.name()) } #level-now { (ui.lang.level(level)) }
+            // Live updates rewrite the time when the level changes.
+            " " span.muted {
+                (t.level_since) " "
+                span #level-since { (in_force.map_or_else(|| "—".to_string(), |l| ui.time(Some(l.ts)))) }
+            }
+        }
+        (counts(ui, &views))
+        div.wall {
+            section {
+                h2 { (t.sites) " " span.muted { (t.worst_first) } }
+                div.grid #sites {
+                    @for v in &views {
+                        (card(ui, v, alerts.get(&v.info.id).copied().unwrap_or(0)))
+                    }
+                }
+            }
+            section { @for s in &side { (s) } }
+        }
+        (level_form(ui, level))
+    })
+}
 
 pub async fn page(State(state): State<AppState>, lang: Lang) -> Result<Response, WebError> {
     let ui = Ui::new(lang, &state);
@@ -274,8 +263,8 @@ pub async fn page(State(state): State<AppState>, lang: Lang) -> Result<Response,
         ui,
         ui.t().nav_overview,
         Nav::Overview,
-        &body,
-        SCRIPT,
+        Script::Page("overview"),
+        body,
     ))
 }
 
@@ -301,6 +290,7 @@ mod tests {
             latest: None,
             aqi,
             aqi_category: aqi.map(crate::aqi::category),
+            primary_pollutants: Vec::new(),
             data_age_s: None,
             open_alerts: 0,
         }

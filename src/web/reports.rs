@@ -1,9 +1,8 @@
 //! The daily report per street (HTML with a print stylesheet, CSV, JSON) and the rankings (JSON
 //! API and an HTML page), in the page's language.
 
-use super::html::escape;
 use super::i18n::Lang;
-use super::layout::{self, Nav, Ui};
+use super::layout::{self, Nav, Script, Ui};
 use super::{blocking, AppState, WebError};
 use crate::report::{self, DailyReport};
 use axum::extract::{Path, Query, State};
@@ -11,8 +10,8 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{Datelike, NaiveDate};
+use maud::{html, Markup, PreEscaped, DOCTYPE};
 use serde::Deserialize;
-use std::fmt::Write;
 
 fn parse_date(s: &str) -> Result<NaiveDate, WebError> {
     Ok(super::query::parse_date(s)?)
@@ -68,8 +67,8 @@ pub async fn daily(
             ui,
             &format!("{} {}", ui.t().report_title, r.date),
             Nav::Report,
-            &body(&r, lang),
-            "",
+            Script::Static,
+            body(&r, lang),
         ),
     })
 }
@@ -101,71 +100,54 @@ pub fn to_csv(r: &DailyReport, lang: Lang) -> String {
 }
 
 /// The report's body: one table per street.
-fn body(r: &DailyReport, lang: Lang) -> String {
+fn body(r: &DailyReport, lang: Lang) -> Markup {
     let t = lang.t();
-    let mut b = format!(
-        "<h1>{title} {date}</h1><p>{status} {local_day} {tz}. \
-         <a class=noprint href=\"{date}.csv\">CSV</a> · <a class=noprint href=\"{date}.json\">JSON</a> · \
-         <a class=noprint href=\"/reports/daily/{prev}\">← {prev}</a> · <a class=noprint href=\"/reports/daily/{next}\">{next} →</a></p>",
-        title = t.report_title,
-        date = r.date,
-        status = if r.is_final { t.report_final } else { t.report_prelim },
-        local_day = t.report_local_day,
-        tz = escape(&r.time_zone),
-        prev = r.date.pred_opt().unwrap_or(r.date),
-        next = r.date.succ_opt().unwrap_or(r.date),
-    );
-    for st in &r.streets {
-        let _ = write!(
-            b,
-            "<h2>{} <small>({} {} {} {})</small></h2><table><thead><tr>\
-             <th>{}</th><th>{}</th><th class=n>{}</th><th class=n>{}</th>\
-             <th class=n>{}</th><th class=n>{}</th><th class=n>{}</th><th>{}</th>\
-             <th>{}</th></tr></thead><tbody>",
-            escape(&st.street),
-            st.sites_with_incidents,
-            t.of,
-            st.sites.len(),
-            t.sites_with_incidents,
-            t.site,
-            t.name,
-            t.exceedance_min,
-            t.alerts_opened,
-            t.closed,
-            t.sprinkling_runs,
-            t.data_pct,
-            t.highest_level,
-            t.incidents,
-        );
-        for s in &st.sites {
-            let incidents = if s.no_incident {
-                t.no_incident.to_string()
-            } else {
-                escape(
-                    &s.alerts
-                        .iter()
-                        .map(|a| incident(lang, a))
-                        .collect::<Vec<_>>()
-                        .join("；"),
-                )
-            };
-            let _ = write!(
-                b,
-                "<tr><td><a href=\"/sites/{id}\">{id}</a></td><td>{name}</td><td class=n>{}</td><td class=n>{}</td>\
-                 <td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{}</td><td>{incidents}</td></tr>",
-                s.exceedance_minutes,
-                s.alerts_opened,
-                s.alerts_closed,
-                s.sprinkling_runs,
-                s.completeness_pct,
-                escape(&lang.level_word(&s.level_max)),
-                id = escape(&s.site),
-                name = escape(&s.name),
-            );
+    let prev = r.date.pred_opt().unwrap_or(r.date);
+    let next = r.date.succ_opt().unwrap_or(r.date);
+    html! {
+        h1 { (t.report_title) " " (r.date) }
+        p {
+            (if r.is_final { t.report_final } else { t.report_prelim }) " " (t.report_local_day) " " (r.time_zone) ". "
+            a.noprint href={ (r.date) ".csv" } { "CSV" } " · "
+            a.noprint href={ (r.date) ".json" } { "JSON" } " · "
+            a.noprint href={ "/reports/daily/" (prev) } { "← " (prev) } " · "
+            a.noprint href={ "/reports/daily/" (next) } { (next) " →" }
         }
-        b.push_str("</tbody></table>");
+        @for st in &r.streets {
+            h2 {
+                (st.street) " "
+                small { "(" (st.sites_with_incidents) " " (t.of) " " (st.sites.len()) " " (t.sites_with_incidents) ")" }
+            }
+            table.stack {
+                thead { tr {
+                    th { (t.site) } th { (t.name) } th.n { (t.exceedance_min) } th.n { (t.alerts_opened) }
+                    th.n { (t.closed) } th.n { (t.sprinkling_runs) } th.n { (t.data_pct) } th { (t.highest_level) }
+                    th { (t.incidents) }
+                } }
+                tbody {
+                    @for s in &st.sites {
+                        tr {
+                            td data-label=(t.site) { a href={ "/sites/" (s.site) } { (s.site) } }
+                            td data-label=(t.name) { (s.name) }
+                            td.n data-label=(t.exceedance_min) { (s.exceedance_minutes) }
+                            td.n data-label=(t.alerts_opened) { (s.alerts_opened) }
+                            td.n data-label=(t.closed) { (s.alerts_closed) }
+                            td.n data-label=(t.sprinkling_runs) { (s.sprinkling_runs) }
+                            td.n data-label=(t.data_pct) { (s.completeness_pct) }
+                            td data-label=(t.highest_level) { (lang.level_word(&s.level_max)) }
+                            td data-label=(t.incidents) {
+                                @if s.no_incident {
+                                    (t.no_incident)
+                                } @else {
+                                    (s.alerts.iter().map(|a| incident(lang, a)).collect::<Vec<_>>().join("；"))
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
-    b
 }
 
 /// A report's incident (`rule (severity)`) in words.
@@ -182,16 +164,20 @@ fn incident(lang: Lang, a: &str) -> String {
 /// A standalone report page (the CLI's `report --format html`), in Chinese.
 pub fn to_html(r: &DailyReport) -> String {
     let lang = Lang::default();
-    format!(
-        "<!doctype html><html lang={code}><head><meta charset=utf-8>\
-         <meta name=viewport content=\"width=device-width, initial-scale=1\">\
-         <title>{title} {date}</title><style>{css}</style></head><body><main>{body}</main></body></html>",
-        code = lang.code(),
-        title = lang.t().report_title,
-        date = r.date,
-        css = layout::CSS,
-        body = body(r, lang),
-    )
+    html! {
+        (DOCTYPE)
+        html lang=(lang.code()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (lang.t().report_title) " " (r.date) }
+                // The stylesheet is ours, inlined so the file stands alone.
+                style { (PreEscaped(layout::CSS)) }
+            }
+            body { main { (body(r, lang)) } }
+        }
+    }
+    .into_string()
 }
 
 #[derive(Debug, Deserialize)]
@@ -241,55 +227,103 @@ pub async fn rankings_page(
     let reader = state.reader.clone();
     let tz = state.tz;
     let r = blocking(move || Ok(report::rankings(reader.as_ref(), from, to, tz)?)).await?;
-    let mut b = format!(
-        "<h1>{} <span class=muted>{from} – {to}</span></h1><p>",
-        t.rankings_title
-    );
-    for (p, word) in [
+    let periods = [
         ("day", t.rank_day),
         ("week", t.rank_week),
         ("month", t.rank_month),
-    ] {
-        if p == period {
-            let _ = write!(b, "<b>{word}</b> ");
-        } else {
-            let _ = write!(b, "<a href=\"/rankings?period={p}\">{word}</a> ");
+    ];
+    let body = html! {
+        h1 { (t.rankings_title) " " span.muted { (from) " – " (to) } }
+        p {
+            @for (p, word) in periods {
+                @if p == period { b { (word) } } @else { a href={ "/rankings?period=" (p) } { (word) } }
+                " "
+            }
         }
-    }
-    b.push_str("</p>");
-    let _ = write!(
-        b,
-        "<h2>{}</h2><table id=rank-streets><thead><tr><th class=n>{}</th><th>{}</th><th class=n>{}</th><th class=n>{}</th><th class=n>{}</th></tr></thead><tbody>",
-        t.rank_streets, t.rank, t.street, t.sites_n, t.exceedance_min, t.alerts_opened
-    );
-    for s in &r.streets {
-        let _ = write!(
-            b,
-            "<tr><td class=n>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>",
-            s.rank,
-            escape(&s.street),
-            s.sites,
-            s.exceedance_minutes,
-            s.alerts
+        h2 { (t.rank_streets) }
+        table #rank-streets {
+            thead { tr {
+                th.n { (t.rank) } th { (t.street) } th.n { (t.sites_n) } (super::rankings_text::score_header(ui.lang)) th.n { (t.alerts_opened) }
+            } }
+            tbody {
+                @for s in &r.streets {
+                    tr {
+                        td.n { (s.rank) } td { (s.street) } td.n { (s.sites) }
+                        td.n { (s.minutes_per_day) } td.n { (s.alerts) }
+                    }
+                }
+            }
+        }
+        h2 { (t.rank_sites) }
+        table #rank-sites {
+            thead { tr {
+                th.n { (t.rank) } th { (t.site) } th { (t.street) } (super::rankings_text::score_header(ui.lang)) th.n { (t.alerts_opened) }
+            } }
+            tbody {
+                @for s in &r.sites {
+                    tr {
+                        td.n { (s.rank) } td { a href={ "/sites/" (s.id) } { (s.name) } } td { (s.street) }
+                        td.n { (s.minutes_per_day) } td.n { (s.alerts) }
+                    }
+                }
+            }
+        }
+    };
+    Ok(layout::page(
+        ui,
+        t.rankings_title,
+        Nav::Rankings,
+        Script::Static,
+        body,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{SiteLine, StreetReport};
+
+    #[test]
+    fn the_standalone_report_shows_registry_markup_as_text() {
+        let evil = "<script>alert(1)</script>";
+        let r = DailyReport {
+            date: NaiveDate::from_ymd_opt(2017, 1, 3).expect("a valid date"),
+            time_zone: "Asia/Shanghai".into(),
+            is_final: true,
+            streets: vec![StreetReport {
+                street: format!("迎宾路街道{evil}"),
+                sites_with_incidents: 1,
+                sites: vec![SiteLine {
+                    site: "s1".into(),
+                    name: format!("\"><img src=x onerror=alert(2)>{evil}"),
+                    kind: "construction".into(),
+                    exceedance_minutes: 12,
+                    alerts_opened: 1,
+                    alerts_closed: 0,
+                    sprinkling_runs: 0,
+                    completeness_pct: 100.0,
+                    activity_minutes: 0,
+                    night_activity_minutes: 0,
+                    level_max: "red".into(),
+                    alerts: vec![format!("{evil} (warning)")],
+                    no_incident: false,
+                    not_judged_minutes: 0,
+                    not_judged: vec![],
+                }],
+            }],
+        };
+        let page = to_html(&r);
+        assert!(
+            page.starts_with("<!DOCTYPE html><html lang=\"zh-CN\">"),
+            "{page}"
         );
-    }
-    let _ = write!(
-        b,
-        "</tbody></table><h2>{}</h2><table id=rank-sites><thead><tr><th class=n>{}</th><th>{}</th><th>{}</th><th class=n>{}</th><th class=n>{}</th></tr></thead><tbody>",
-        t.rank_sites, t.rank, t.site, t.street, t.exceedance_min, t.alerts_opened
-    );
-    for s in &r.sites {
-        let _ = write!(
-            b,
-            "<tr><td class=n>{}</td><td><a href=\"/sites/{id}\">{name}</a></td><td>{}</td><td class=n>{}</td><td class=n>{}</td></tr>",
-            s.rank,
-            escape(&s.street),
-            s.exceedance_minutes,
-            s.alerts,
-            id = escape(&s.id),
-            name = escape(&s.name),
+        assert!(!page.contains("<script"), "{page}");
+        assert!(!page.contains("<img"), "{page}");
+        assert!(
+            page.contains("迎宾路街道&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{page}"
         );
+        assert!(page.contains("&quot;&gt;&lt;img src=x"), "{page}");
+        assert!(page.contains("红色预警"), "the level in words: {page}");
     }
-    b.push_str("</tbody></table>");
-    Ok(layout::page(ui, t.rankings_title, Nav::Rankings, &b, ""))
 }

@@ -2,7 +2,7 @@
 //! data age, all in event time.
 
 use crate::aqi;
-use crate::store::{AlertFilter, Latest, SiteRow, StoreReader};
+use crate::store::{AlertFilter, Latest, SiteRow};
 use crate::web::{AppState, WebError};
 use dustwatch_protocol::SiteInfo;
 use serde::Serialize;
@@ -26,6 +26,8 @@ pub struct SiteView {
     pub latest: Option<Latest>,
     pub aqi: Option<u32>,
     pub aqi_category: Option<aqi::Category>,
+    /// The pollutants whose individual index is the AQI (none while the air is good).
+    pub primary_pollutants: Vec<aqi::Pollutant>,
     /// Event-time age of the newest reading relative to the fleet clock, s.
     pub data_age_s: Option<i64>,
     /// Alerts not yet closed (active or waiting for the re-check).
@@ -65,9 +67,8 @@ pub fn site_views(state: &AppState) -> Result<Vec<SiteView>, WebError> {
             } else {
                 SiteStatus::Ok
             };
-            let aqi = l
-                .as_ref()
-                .and_then(|l| aqi::aqi(l.reading.pm25, l.reading.pm10));
+            let detail = l.as_ref().and_then(|l| aqi::of_reading(&l.reading));
+            let aqi = detail.as_ref().map(|a| a.value);
             SiteView {
                 info: row.info,
                 registered: row.registered,
@@ -75,6 +76,7 @@ pub fn site_views(state: &AppState) -> Result<Vec<SiteView>, WebError> {
                 latest: l,
                 aqi,
                 aqi_category: aqi.map(aqi::category),
+                primary_pollutants: detail.map(|a| a.primary).unwrap_or_default(),
                 data_age_s: age,
                 open_alerts: mine.len() as u32,
             }

@@ -7,9 +7,18 @@
 //! - [`VictoriaMetrics`]: a server taking the InfluxDB v2 write API, as a child process with a
 //!   temporary data directory when installed (Debian `victoria-metrics`); required when
 //!   `DUSTWATCH_REQUIRE_VM` is set.
+//! - [`NatsCluster`]: N `nats-server` nodes (JetStream, cluster routes, MQTT listener); required
+//!   when `DUSTWATCH_REQUIRE_NATS` is set.
+//! - [`Postgres`]: a PostgreSQL server in a temporary directory when installed; its tests run
+//!   only when `DUSTWATCH_REQUIRE_POSTGRES` is set (then a missing server is a failure).
+
+pub mod nats;
+mod postgres;
 
 pub use dustwatch_broker::mosquitto_binary;
 use dustwatch_broker::{BrokerConfig, EmbeddedBroker};
+pub use nats::NatsCluster;
+pub use postgres::{postgres_bin_dir, postgres_required, Postgres};
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;

@@ -93,10 +93,18 @@ pub enum Factor {
     WindSpeed,
     /// a01008, degrees
     WindDir,
+    /// a21004, nitrogen dioxide, µg/m³
+    No2,
+    /// a21026, sulphur dioxide, µg/m³
+    So2,
+    /// a05024, ozone, µg/m³
+    O3,
+    /// a21005, carbon monoxide, mg/m³
+    Co,
 }
 
 impl Factor {
-    pub const ALL: [Factor; 10] = [
+    pub const ALL: [Factor; 14] = [
         Factor::Pm25,
         Factor::Pm10,
         Factor::Tsp,
@@ -107,6 +115,10 @@ impl Factor {
         Factor::Pressure,
         Factor::WindSpeed,
         Factor::WindDir,
+        Factor::No2,
+        Factor::So2,
+        Factor::O3,
+        Factor::Co,
     ];
 
     /// Vendor spellings seen in the field, read as the standard code (ASCII case-insensitive).
@@ -131,6 +143,10 @@ impl Factor {
             Factor::Pressure => "a01006",
             Factor::WindSpeed => "a01007",
             Factor::WindDir => "a01008",
+            Factor::No2 => "a21004",
+            Factor::So2 => "a21026",
+            Factor::O3 => "a05024",
+            Factor::Co => "a21005",
         }
     }
 
@@ -160,6 +176,10 @@ impl Factor {
             Factor::Pressure => Metric::PressureKpa,
             Factor::WindSpeed => Metric::WindMs,
             Factor::WindDir => Metric::WindDeg,
+            Factor::No2 => Metric::No2,
+            Factor::So2 => Metric::So2,
+            Factor::O3 => Metric::O3,
+            Factor::Co => Metric::Co,
         })
     }
 
@@ -174,6 +194,10 @@ impl Factor {
             Metric::PressureKpa => Factor::Pressure,
             Metric::WindMs => Factor::WindSpeed,
             Metric::WindDeg => Factor::WindDir,
+            Metric::No2 => Factor::No2,
+            Metric::So2 => Factor::So2,
+            Metric::O3 => Factor::O3,
+            Metric::Co => Factor::Co,
         }
     }
 
@@ -186,20 +210,11 @@ impl Factor {
     }
 }
 
-/// Gas factors of ambient air stations (NO2, O3, SO2, CO): recognised and named in counters, kept
-/// in the raw frame, not stored as readings (dustwatch has no gas metrics yet).
-pub const GAS_CODES: [(&str, &str); 4] = [
-    ("a21004", "NO2"),
-    ("a05024", "O3"),
-    ("a21026", "SO2"),
-    ("a21005", "CO"),
-];
-
-/// The `factor` labels of per-field counters: every known factor's code, the gases, then `other`
+/// The `factor` labels of per-field counters: every known factor's code, then `other`
 /// (any code not listed, so the label set stays bounded whatever devices send).
 pub const FACTOR_LABELS: [&str; 15] = [
     "a34004", "a34002", "a34001", "a34005", "LA", "a01001", "a01002", "a01006", "a01007", "a01008",
-    "a21004", "a05024", "a21026", "a21005", "other",
+    "a21004", "a21026", "a05024", "a21005", "other",
 ];
 
 /// The counter label of a factor code as written in a frame (`other` when not in
@@ -214,11 +229,6 @@ pub fn factor_label(code: &str) -> &'static str {
         .copied()
         .find(|l| *l == code && *l != "other")
         .unwrap_or("other")
-}
-
-/// True for a gas code of [`GAS_CODES`].
-pub fn is_gas(code: &str) -> bool {
-    GAS_CODES.iter().any(|(c, _)| *c == code)
 }
 
 /// The part of a CP key after the factor code: `a34004-Rtd`.
@@ -333,6 +343,8 @@ mod tests {
         assert_eq!(factor_label("a21004"), "a21004");
         assert_eq!(factor_label("a99999"), "other");
         assert_eq!(factor_label("other"), "other");
-        assert!(is_gas("a05024") && !is_gas("a34004"));
+        for (i, f) in Factor::ALL.into_iter().enumerate() {
+            assert_eq!(FACTOR_LABELS[i], f.code(), "labels follow Factor::ALL");
+        }
     }
 }

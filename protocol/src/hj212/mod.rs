@@ -6,8 +6,9 @@
 //! - `codes`: CN, factor codes, CP field suffixes, reply codes; `num`: decimal values; `time`:
 //!   DataTime and QN.
 //! - `split`: PNUM/PNO packets ([`encode_packets`], [`Reassembler`]).
-//! - `reading`: frames ↔ [`crate::Reading`] ([`to_reading`], [`from_reading`]); `values`: each
-//!   value judged on its own ([`read_values`]); `reply`: 9014, 9011 and 9012 replies.
+//! - `values`: frame → [`crate::Reading`], each value judged on its own ([`read_values`]);
+//!   `reading`: reading → frame ([`from_reading`]) and device settings; `reply`: 9014, 9011 and
+//!   9012 replies.
 //!
 //! Every rejection is an [`Hj212Error`] with a counter label; no input makes the decoder panic.
 //! Only the envelope refuses a frame: an unknown factor or an unreadable item is kept as text
@@ -31,7 +32,7 @@ mod corpus;
 #[cfg(test)]
 mod tests;
 
-pub use codes::{factor_label, is_gas, Cn, Factor, Field, QnRtn, FACTOR_LABELS, GAS_CODES};
+pub use codes::{factor_label, Cn, Factor, Field, QnRtn, FACTOR_LABELS};
 pub use cp::{Cp, FactorData, Unread, UnreadWhy, PARAMS};
 pub use crc::crc16;
 pub use error::Hj212Error;
@@ -39,7 +40,7 @@ pub use frame::{
     decode, encode, unwrap_segment, wrap_segment, FRAME_OVERHEAD, MAX_FRAME_LEN, MAX_SEGMENT_LEN,
 };
 pub use num::Num;
-pub use reading::{from_reading, to_reading, DeviceProfile, PmUnit};
+pub use reading::{from_reading, DeviceProfile, PmUnit};
 pub use reply::{data_reply, execution_result, request_reply, ST_SYSTEM};
 pub use segment::{Frame, Packet, FLAG_REPLY, FLAG_SPLIT, FLAG_V2017, MAX_PACKETS};
 pub use split::{encode_packets, Reassembler};

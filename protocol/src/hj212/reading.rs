@@ -1,4 +1,5 @@
-//! Frames ↔ dustwatch readings.
+//! Readings → frames ([`from_reading`]) and the per-device settings frames do not carry. The
+//! other way, frame → reading, is `values::read_values`, which judges each value on its own.
 //!
 //! Time convention: a `Reading`'s `ts` is the END of its interval. Real-time data (2011) is
 //! stamped by devices at the moment of measurement, which is the end of the short window it
@@ -13,7 +14,7 @@ use super::error::Hj212Error;
 use super::num::Num;
 use super::segment::{Frame, FLAG_V2017};
 use super::time::{qn_from_unix_ms, DataTime, CHINA_UTC_OFFSET_MIN};
-use crate::payload::{Flag, Metric, Reading};
+use crate::payload::{Metric, Reading};
 use serde::{Deserialize, Serialize};
 
 /// Unit of a device's particulate values (PM2.5, PM10, TSP, PM1.0).
@@ -49,76 +50,6 @@ impl Default for DeviceProfile {
             realtime_interval_s: 60,
         }
     }
-}
-
-/// Turn a data frame (2011, 2051, 2061, 2031) into a reading. Uses `Rtd` for 2011 and `Avg` for
-/// the others (a factor without that value is absent from the reading); particulate values in
-/// mg/m³ become µg/m³; flags other than `N` go to `flags`; PM1.0 is ignored. `seq` and `boot` are
-/// the caller's (HJ 212 has neither). The reading is not range-checked: call `validate()`.
-pub fn to_reading(
-    frame: &Frame,
-    device: &DeviceProfile,
-    seq: u64,
-    boot: u32,
-) -> Result<Reading, Hj212Error> {
-    let mut reading = empty_reading(frame, device, seq, boot)?;
-    for f in &frame.cp.factors {
-        let Some(metric) = f.factor.metric() else {
-            continue;
-        };
-        let num = if frame.cn == Cn::RealTime {
-            f.rtd.as_ref()
-        } else {
-            f.avg.as_ref()
-        };
-        let Some(num) = num else { continue };
-        let value = to_ug(num, f.factor, device.unit)?;
-        reading.set(metric, Some(value));
-        if let Some(flag) = f.flag.filter(|f| *f != Flag::N) {
-            reading.flags.insert(metric.name().to_owned(), flag);
-        }
-    }
-    Ok(reading)
-}
-
-/// The reading of a data frame without values: time, interval, `seq` and `boot`. Fails for what
-/// is wrong with the frame as a whole (not data, a packet of a split frame, no DataTime).
-pub(crate) fn empty_reading(
-    frame: &Frame,
-    device: &DeviceProfile,
-    seq: u64,
-    boot: u32,
-) -> Result<Reading, Hj212Error> {
-    let interval_s =
-        frame
-            .cn
-            .interval_s(device.realtime_interval_s)
-            .ok_or(Hj212Error::NotData {
-                cn: frame.cn.code(),
-            })?;
-    if let Some(p) = frame.packet.filter(|p| p.total > 1) {
-        return Err(Hj212Error::SplitFragment {
-            index: p.index,
-            total: p.total,
-        });
-    }
-    let data_time = frame
-        .cp
-        .data_time
-        .ok_or(Hj212Error::MissingField { field: "DataTime" })?;
-    let start_or_end = data_time.to_unix_ms(device.utc_offset_min);
-    let ts = if frame.cn == Cn::RealTime {
-        start_or_end
-    } else {
-        start_or_end + i64::from(interval_s) * 1_000
-    };
-    Ok(Reading {
-        ts,
-        seq,
-        boot,
-        interval_s,
-        ..Reading::default()
-    })
 }
 
 /// Turn a reading into a data frame for a device: `Rtd` values for 2011, `Avg` for
@@ -187,23 +118,17 @@ pub fn from_reading(
     })
 }
 
-pub(crate) fn to_ug(num: &Num, factor: Factor, unit: PmUnit) -> Result<f64, Hj212Error> {
-    if factor.is_particulate() && unit == PmUnit::MgPerM3 {
-        num.shift(3)
-            .map(|n| n.value())
-            .ok_or_else(|| Hj212Error::NonNumeric {
-                key: factor.code().to_owned(),
-                value: format!("{num} mg/m³ (too large in µg/m³)"),
-            })
-    } else {
-        Ok(num.value())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::frame::decode;
+    use super::super::values::read_values;
     use super::*;
+    use crate::payload::Flag;
+
+    /// The reading the ingest path makes of a frame.
+    fn ingested(f: &Frame, d: &DeviceProfile, seq: u64, boot: u32) -> Result<Reading, Hj212Error> {
+        read_values(f, d, seq, boot).map(|v| v.reading)
+    }
 
     fn device(unit: PmUnit) -> DeviceProfile {
         DeviceProfile {
@@ -247,8 +172,26 @@ mod tests {
             .factors
             .iter()
             .all(|x| x.avg.is_some() && x.rtd.is_none()));
-        let back = to_reading(&f, &DeviceProfile::default(), 7, 2).unwrap();
+        let back = ingested(&f, &DeviceProfile::default(), 7, 2).unwrap();
         assert_eq!(back, sample());
+    }
+
+    #[test]
+    fn a_flagged_zero_goes_out_but_does_not_come_back() {
+        let mut r = sample();
+        r.pm10 = Some(0.0);
+        r.no2 = Some(41.0);
+        let d = DeviceProfile::default();
+        let f = from_reading(&r, Cn::RealTime, "MN1", "pw", 22, &d).unwrap();
+        let text = String::from_utf8(f.encode().unwrap()).unwrap();
+        assert!(text.contains("a34002-Rtd=0,a34002-Flag=C"), "{text}");
+        assert!(text.contains("a21004-Rtd=41,a21004-Flag=N"), "{text}");
+        let v = read_values(&f, &d, 7, 2).unwrap();
+        assert_eq!(v.reading.pm10, None, "a 0 in calibration is no measurement");
+        assert!(!v.reading.flags.contains_key("pm10"));
+        assert_eq!(v.reading.no2, Some(41.0));
+        assert_eq!(v.dropped.len(), 1);
+        assert_eq!(v.dropped[0].reason.label(), "zero_flagged");
     }
 
     #[test]
@@ -261,7 +204,7 @@ mod tests {
                 ..DeviceProfile::default()
             };
             let f = from_reading(&r, cn, "MN1", "pw", 39, &d).unwrap();
-            assert_eq!(to_reading(&f, &d, 7, 2).unwrap(), r);
+            assert_eq!(ingested(&f, &d, 7, 2).unwrap(), r);
         }
     }
 
@@ -284,12 +227,12 @@ mod tests {
             "noise is not particulate: {text}"
         );
         let decoded = decode(text.as_bytes()).unwrap();
-        let r = to_reading(&decoded, &device(PmUnit::MgPerM3), 7, 2).unwrap();
+        let r = ingested(&decoded, &device(PmUnit::MgPerM3), 7, 2).unwrap();
         assert_eq!(r.pm25, Some(35.1));
         assert_eq!(r.pm10, Some(80.0));
         assert_eq!(r.noise_dba, Some(61.2));
         // The same frame read as µg/m³ is 1,000 times smaller.
-        let r = to_reading(&decoded, &DeviceProfile::default(), 7, 2).unwrap();
+        let r = ingested(&decoded, &DeviceProfile::default(), 7, 2).unwrap();
         assert_eq!(r.pm25, Some(0.0351));
     }
 
@@ -298,7 +241,7 @@ mod tests {
         let seg = "QN=1;ST=39;CN=2011;PW=1;MN=M;Flag=4;CP=&&DataTime=20240501103000;a34005-Rtd=20,a34005-Flag=N;a34004-Rtd=30&&";
         let f = Frame::parse_segment(seg).unwrap();
         assert!(f.cp.factor(Factor::Pm1).is_some());
-        let r = to_reading(&f, &DeviceProfile::default(), 0, 0).unwrap();
+        let r = ingested(&f, &DeviceProfile::default(), 0, 0).unwrap();
         assert_eq!(r.pm25, Some(30.0));
         assert_eq!(r.flag(Metric::Pm25), Flag::N);
     }
@@ -308,17 +251,17 @@ mod tests {
         let d = DeviceProfile::default();
         let mut f = from_reading(&sample(), Cn::RealTime, "MN1", "pw", 39, &d).unwrap();
         f.cn = Cn::DataReply;
-        assert_eq!(to_reading(&f, &d, 0, 0).unwrap_err().label(), "not_data");
+        assert_eq!(ingested(&f, &d, 0, 0).unwrap_err().label(), "not_data");
         f.cn = Cn::RealTime;
         f.packet = Some(super::super::segment::Packet { total: 2, index: 1 });
         assert_eq!(
-            to_reading(&f, &d, 0, 0).unwrap_err().label(),
+            ingested(&f, &d, 0, 0).unwrap_err().label(),
             "split_fragment"
         );
         f.packet = None;
         f.cp.data_time = None;
         assert_eq!(
-            to_reading(&f, &d, 0, 0).unwrap_err(),
+            ingested(&f, &d, 0, 0).unwrap_err(),
             Hj212Error::MissingField { field: "DataTime" }
         );
         assert_eq!(

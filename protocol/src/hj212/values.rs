@@ -2,10 +2,12 @@
 //! length, CN, DataTime...); a value that cannot be stored costs that value alone: it is left out
 //! of the reading with a [`DropReason`], and the caller keeps the raw frame.
 
-use super::codes::{factor_label, is_gas, Cn};
+use super::codes::Factor;
+use super::codes::{factor_label, Cn};
 use super::cp::UnreadWhy;
 use super::error::Hj212Error;
-use super::reading::{empty_reading, to_ug, DeviceProfile};
+use super::num::Num;
+use super::reading::{DeviceProfile, PmUnit};
 use super::segment::Frame;
 use crate::payload::{Flag, Metric, Reading};
 
@@ -20,8 +22,6 @@ pub enum DropReason {
     ZeroNotPhysical,
     /// A 0 flagged other than N (fault, maintenance, calibration...): no measurement.
     ZeroFlagged,
-    /// A gas of an air station (NO2, O3, SO2, CO): recognised, not stored as a reading yet.
-    NotStored,
     /// A factor code dustwatch does not know.
     UnknownFactor,
     /// A key that is no `code-Rtd/Min/Avg/Max/Flag`.
@@ -33,12 +33,11 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 8] = [
         DropReason::OutOfRange,
         DropReason::NonFinite,
         DropReason::ZeroNotPhysical,
         DropReason::ZeroFlagged,
-        DropReason::NotStored,
         DropReason::UnknownFactor,
         DropReason::UnknownField,
         DropReason::NonNumeric,
@@ -52,7 +51,6 @@ impl DropReason {
             DropReason::NonFinite => "non_finite",
             DropReason::ZeroNotPhysical => "zero_not_physical",
             DropReason::ZeroFlagged => "zero_flagged",
-            DropReason::NotStored => "not_stored",
             DropReason::UnknownFactor => "unknown_factor",
             DropReason::UnknownField => "unknown_field",
             DropReason::NonNumeric => "non_numeric",
@@ -86,9 +84,12 @@ impl Values {
     }
 }
 
-/// Like [`super::to_reading`], but every value is checked on its own: implausible values, a bare
-/// 0 pressure, a 0 flagged other than N, gases, unknown factors and unreadable items are left out
-/// and listed in `dropped`. A value flagged other than N that is plausible is kept with its flag
+/// The reading of a data frame (2011, 2051, 2061, 2031), every value checked on its own. Uses
+/// `Rtd` for 2011 and `Avg` for the others (a factor without that value is absent); particulate
+/// values in mg/m³ become µg/m³; flags other than `N` go to `flags`; PM1.0 is not stored.
+/// `seq` and `boot` are the caller's (HJ 212 has neither). Implausible values, a bare 0
+/// pressure, a 0 flagged other than N, unknown factors and unreadable items are left out and
+/// listed in `dropped`. A value flagged other than N that is plausible is kept with its flag
 /// (not valid for means). Fails only for the frame as a whole (not data, split packet, no
 /// DataTime); `ts`, `seq` and `interval_s` still need `Reading::validate`.
 pub fn read_values(
@@ -135,7 +136,6 @@ pub fn read_values(
     let mut seen: Vec<(&str, DropReason)> = Vec::new();
     for u in &frame.cp.unread {
         let reason = match u.why {
-            UnreadWhy::UnknownFactor if is_gas(u.code()) => DropReason::NotStored,
             UnreadWhy::UnknownFactor => DropReason::UnknownFactor,
             UnreadWhy::UnknownField => DropReason::UnknownField,
             UnreadWhy::NonNumeric => DropReason::NonNumeric,
@@ -159,6 +159,59 @@ pub fn read_values(
     Ok(values)
 }
 
+/// The reading of a data frame without values: time, interval, `seq` and `boot`. Fails for what
+/// is wrong with the frame as a whole (not data, a packet of a split frame, no DataTime).
+fn empty_reading(
+    frame: &Frame,
+    device: &DeviceProfile,
+    seq: u64,
+    boot: u32,
+) -> Result<Reading, Hj212Error> {
+    let interval_s =
+        frame
+            .cn
+            .interval_s(device.realtime_interval_s)
+            .ok_or(Hj212Error::NotData {
+                cn: frame.cn.code(),
+            })?;
+    if let Some(p) = frame.packet.filter(|p| p.total > 1) {
+        return Err(Hj212Error::SplitFragment {
+            index: p.index,
+            total: p.total,
+        });
+    }
+    let data_time = frame
+        .cp
+        .data_time
+        .ok_or(Hj212Error::MissingField { field: "DataTime" })?;
+    let start_or_end = data_time.to_unix_ms(device.utc_offset_min);
+    let ts = if frame.cn == Cn::RealTime {
+        start_or_end
+    } else {
+        start_or_end + i64::from(interval_s) * 1_000
+    };
+    Ok(Reading {
+        ts,
+        seq,
+        boot,
+        interval_s,
+        ..Reading::default()
+    })
+}
+
+fn to_ug(num: &Num, factor: Factor, unit: PmUnit) -> Result<f64, Hj212Error> {
+    if factor.is_particulate() && unit == PmUnit::MgPerM3 {
+        num.shift(3)
+            .map(|n| n.value())
+            .ok_or_else(|| Hj212Error::NonNumeric {
+                key: factor.code().to_owned(),
+                value: format!("{num} mg/m³ (too large in µg/m³)"),
+            })
+    } else {
+        Ok(num.value())
+    }
+}
+
 /// Whether `value` of `metric` with `flag` can be stored; otherwise the reason and what is wrong.
 fn judge(metric: Metric, value: f64, flag: Flag) -> Result<(), (DropReason, String)> {
     let (lo, hi) = metric.range();
@@ -169,7 +222,7 @@ fn judge(metric: Metric, value: f64, flag: Flag) -> Result<(), (DropReason, Stri
     if value == 0.0 && metric == Metric::PressureKpa {
         return Err((
             DropReason::ZeroNotPhysical,
-            format!("= 0: no air pressure is 0 (plausible {lo}..={hi} {unit}); the monitor has no such sensor"),
+            format!("= 0: no air pressure is 0 (plausible {lo}..={hi} {unit}), the monitor has no such sensor"),
         ));
     }
     if value == 0.0 && flag != Flag::N {
@@ -244,10 +297,10 @@ mod tests {
             "a34004-Rtd=35;a21004-Rtd=40,a21004-Flag=N;x99-Rtd=1,x99-Flag=N;a34002-Rtd=n/a;a34001-Flag=Z",
         );
         assert_eq!(v.reading.pm25, Some(35.0));
+        assert_eq!(v.reading.no2, Some(40.0), "a gas is a metric of its own");
         assert_eq!(
             reasons(&v),
             [
-                ("a21004", "not_stored"),
                 ("other", "unknown_factor"),
                 ("a34002", "non_numeric"),
                 ("a34001", "bad_flag"),
@@ -257,7 +310,7 @@ mod tests {
 
     #[test]
     fn a_frame_of_zeros_has_no_usable_value() {
-        let v = values("a01006-Rtd=0;a34004-Rtd=0,a34004-Flag=D;a21004-Rtd=3");
+        let v = values("a01006-Rtd=0;a34004-Rtd=0,a34004-Flag=D;a21004-Rtd=0,a21004-Flag=M");
         assert!(v.is_empty());
         assert_eq!(v.dropped.len(), 3);
     }

@@ -98,6 +98,11 @@ pub(super) struct SiteDefaults {
     pub(super) auto_sprinkle_pm10: Option<f64>,
     pub(super) devices: u32,
     pub(super) night_work_hours: String,
+    /// The monitors dry the sampled air (a heated inlet, as the reference stations do), so
+    /// humid air does not swell the laser reading. Default true: a site judged against its
+    /// reference station must see the air as the station does. False: raw laser readings, with
+    /// the humidity bias.
+    pub(super) heated_inlet: bool,
 }
 
 impl Default for SiteDefaults {
@@ -110,6 +115,7 @@ impl Default for SiteDefaults {
             auto_sprinkle_pm10: None,
             devices: 1,
             night_work_hours: "23:00-04:00".into(),
+            heated_inlet: true,
         }
     }
 }
@@ -142,6 +148,8 @@ pub(super) struct SiteSpec {
     pub(super) auto_sprinkle_pm10: Option<f64>,
     #[serde(default)]
     pub(super) devices: Option<u32>,
+    #[serde(default)]
+    pub(super) heated_inlet: Option<bool>,
     /// Violation: keeps working by day while the level is at most this one.
     #[serde(default)]
     pub(super) ignore_restrictions_up_to: Option<Level>,

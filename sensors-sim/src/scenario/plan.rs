@@ -22,6 +22,8 @@ pub struct SitePlan {
     pub sprinkle_s: u32,
     pub covered: bool,
     pub auto_sprinkle_pm10: Option<f64>,
+    /// The site's monitors dry the sampled air: no humidity bias.
+    pub heated_inlet: bool,
     pub ignore_up_to: Option<Level>,
     pub night_work_at: Option<Level>,
     pub night_work_hours: (u32, u32),

@@ -130,6 +130,9 @@ pub enum Command {
         #[command(flatten)]
         aggregator: AggregatorArgs,
     },
+    /// Print the `mappings { ... }` block every nats-server of the cluster needs for
+    /// `[ingest] source = "nats"`: device topics to `[nats] partitions` partitions by site.
+    NatsMappings,
     /// Run only the embedded MQTT broker.
     Broker {
         #[command(flatten)]
@@ -175,6 +178,10 @@ pub enum Command {
         /// Output format: `table` (Markdown) or `json`.
         #[arg(long, value_enum, default_value_t = ScoreFormat::Table)]
         format: ScoreFormat,
+        /// The rule profile the aggregator judged with (default `[rules] profile`, else the
+        /// built-in default): the window rules' truth is what its rules decide on perfect sensors.
+        #[arg(long)]
+        rules: Option<PathBuf>,
         #[command(flatten)]
         store: StoreArgs,
     },

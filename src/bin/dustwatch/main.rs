@@ -58,12 +58,9 @@ async fn main() -> Result<()> {
                 .zone
                 .parse()
                 .map_err(|_| anyhow::anyhow!("unknown time zone `{}`", config.time.zone))?;
-            let files = dustwatch::dashboard::render_from_store(
-                &config.store.data_dir,
-                &dashboard,
-                &out,
-                tz,
-            )?;
+            let reader = open_reader(&config)?;
+            let files =
+                dustwatch::dashboard::render_from_store(reader.as_ref(), &dashboard, &out, tz)?;
             for f in files {
                 println!("{}", f.display());
             }
@@ -125,7 +122,7 @@ async fn main() -> Result<()> {
                 .parse()
                 .map_err(|_| anyhow::anyhow!("unknown time zone {}", config.time.zone))?;
             let reader = open_reader(&config)?;
-            let report = dustwatch::report::daily(&reader, date, tz)?;
+            let report = dustwatch::report::daily(reader.as_ref(), date, tz)?;
             match format {
                 ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
                 ReportFormat::Csv => print!("{}", dustwatch::report::to_csv(&report)),
@@ -136,18 +133,27 @@ async fn main() -> Result<()> {
         Command::Score {
             truth,
             format,
+            rules,
             store,
         } => {
             store.apply(&mut config);
+            if let Some(r) = rules {
+                config.rules.profile = Some(r);
+            }
             let text = std::fs::read_to_string(&truth)
                 .with_context(|| format!("reading {}", truth.display()))?;
             let truth: sensors_sim::Truth = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not a sensors-sim truth file", truth.display()))?;
             let reader = open_reader(&config)?;
-            let scores = dustwatch::score::score(&reader, &truth)?;
+            // The window rules' truth is what the profile's rules decide on perfect sensors.
+            let profile = match &config.rules.profile {
+                Some(p) => dustwatch::rules::Profile::load(p)?,
+                None => dustwatch::rules::Profile::default_profile(),
+            };
+            let report = dustwatch::score::score(reader.as_ref(), &truth, &profile)?;
             match format {
-                ScoreFormat::Json => println!("{}", serde_json::to_string_pretty(&scores)?),
-                ScoreFormat::Table => print!("{}", dustwatch::score::table(&scores)),
+                ScoreFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                ScoreFormat::Table => print!("{}", dustwatch::score::table(&report)),
             }
         }
         Command::BrokerConfig {
@@ -184,6 +190,13 @@ async fn main() -> Result<()> {
                 w.conf_file.display(),
                 w.credentials_file.display(),
                 w.aggregator_file.display(),
+            );
+        }
+        Command::NatsMappings => {
+            config.nats.validate()?;
+            println!(
+                "mappings {{\n{}\n}}",
+                config.nats.server_mappings(&config.mqtt.topic_root)
             );
         }
         Command::Broker { broker } => {
@@ -236,16 +249,22 @@ pub(crate) fn print_urls(agg: &Aggregator, broker: &str) {
     println!("Press Ctrl-C to stop.");
 }
 
-/// A read-only view of the store in `config.store.data_dir`.
-fn open_reader(config: &Config) -> Result<dustwatch::store::SqliteReader> {
+/// A read-only view of the configured store (`[store] backend`).
+fn open_reader(config: &Config) -> Result<Box<dyn dustwatch::store::StoreReader>> {
+    if config.store.backend == dustwatch::store::config::Backend::Postgres {
+        return Ok(Box::new(dustwatch::store::postgres::PgReader::open(
+            &config.store.postgres,
+            Default::default(),
+        )?));
+    }
     let db = config.store.data_dir.join("dustwatch.db");
     anyhow::ensure!(
         db.exists(),
         "no store at {} (pass --data DIR)",
         db.display()
     );
-    Ok(dustwatch::store::SqliteReader::open(
+    Ok(Box::new(dustwatch::store::SqliteReader::open(
         &config.store.data_dir,
         Default::default(),
-    )?)
+    )?))
 }

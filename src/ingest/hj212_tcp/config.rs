@@ -61,6 +61,9 @@ pub struct Hj212Config {
     /// Dead letters kept for refused MN/PW frames per minute, all devices together (every one is
     /// counted in `/metrics` either way). Default 60.
     pub auth_dead_letters_per_min: u32,
+    /// Upstream platforms every stored reading is forwarded to (`[[hj212.forward]]`). Default
+    /// none.
+    pub forward: Vec<crate::hj212_forward::ForwardConfig>,
 }
 
 impl Default for Hj212Config {
@@ -85,6 +88,7 @@ impl Default for Hj212Config {
             failure_memory_s: 3_600,
             max_tracked: 10_000,
             auth_dead_letters_per_min: 60,
+            forward: Vec::new(),
         }
     }
 }

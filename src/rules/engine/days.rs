@@ -55,8 +55,10 @@ impl Engine {
         let (start, end) = self.day_bounds(day.date);
         day.sprinkling_runs = s.sprinkle_base.get(&day.date).copied().unwrap_or(0)
             + s.sprinklers.runs(start, end, self.min_run_ms());
-        // The day before is final now: its events are no longer needed.
-        s.sprinklers.forget_before(start);
+        // Events older than the backfill horizon are final; those of the day just closed are
+        // kept, so a late one judges it again.
+        s.sprinklers
+            .forget_before(start.min(end - self.profile.max_backfill_s * 1000));
         let mut judged = Vec::new();
         if let (Some(rule), SiteKind::Construction) = (&self.profile.sprinkling, kind) {
             let rule = rule.get_ref();
@@ -100,6 +102,73 @@ impl Engine {
         s.last_closed = Some(day.clone());
         out.push(Output::DayClosed(day));
         transitions.extend(judged);
+    }
+}
+
+impl Engine {
+    /// A sprinkling event of a closed day arrived: count the day's runs again and, when that
+    /// changes the verdict, raise the alert the day now deserves or withdraw the one it no
+    /// longer does. Only the last closed day is kept to be judged again.
+    pub(super) fn rejudge_sprinkling(&mut self, id: &str, date: NaiveDate, out: &mut Vec<Output>) {
+        let Some(rule) = self
+            .profile
+            .sprinkling
+            .as_ref()
+            .map(|r| r.get_ref().clone())
+        else {
+            return;
+        };
+        if self.site_info(id).0 != SiteKind::Construction {
+            return;
+        }
+        let (start, end) = self.day_bounds(date);
+        let min_run = self.min_run_ms();
+        let level = self.levels.max_in(start, end);
+        let Some(s) = self.sites.get_mut(id) else {
+            return;
+        };
+        let Some(day) = s.last_closed.as_mut().filter(|d| d.date == date) else {
+            return;
+        };
+        let runs = s.sprinkle_base.get(&date).copied().unwrap_or(0)
+            + s.sprinklers.runs(start, end, min_run);
+        if runs == day.sprinkling_runs {
+            return;
+        }
+        day.sprinkling_runs = runs;
+        let figures = day.clone();
+        let needed = (rule.min_data_hours * 60.0).ceil() as u32;
+        let mut transitions = Vec::new();
+        if level >= rule.from_level && figures.data_minutes >= needed.max(1) {
+            let raised_for_day = self.book.open_alert(id, "sprinkling").is_some_and(|a| {
+                a.state == AlertState::Active
+                    && a.evidence.get("date").and_then(|d| d.as_str()) == Some(&date.to_string())
+            });
+            let evidence = json!({"date": date.to_string(), "runs": runs,
+                                  "min_runs": rule.min_runs, "level_max": level.name(),
+                                  "judged_again": "a sprinkling event arrived after the day closed"});
+            if runs < rule.min_runs && !raised_for_day {
+                transitions.extend(self.book.raise(Raise {
+                    site: id,
+                    rule: "sprinkling",
+                    kind: RuleKind::Sprinkling,
+                    severity: rule.severity,
+                    ts: end - 1,
+                    level,
+                    evidence,
+                }));
+            } else if runs >= rule.min_runs && raised_for_day {
+                let why = format!(
+                    "a sprinkling event arrived after the day closed: {date} had {runs} runs of {} required",
+                    rule.min_runs
+                );
+                transitions.extend(self.book.withdraw(id, "sprinkling", end - 1, &why));
+            }
+        }
+        if transitions.is_empty() {
+            out.push(Output::DayClosed(figures));
+        }
+        self.record(id, transitions, out);
     }
 }
 

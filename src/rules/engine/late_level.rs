@@ -44,6 +44,39 @@ impl Engine {
                 None => continue,
             };
             let mut transitions = Vec::new();
+            // A lower level entered late: open alerts no window since their raise supports any
+            // more are withdrawn.
+            for name in ["work-restriction", "earthwork-restriction"] {
+                let Some(a) = self.book.open_alert(&id, name) else {
+                    continue;
+                };
+                let w = act.window_min * 60_000;
+                let raised_window = (a.opened_ts + 1 - w).div_euclid(w) * w;
+                if raised_window + w <= from {
+                    continue;
+                }
+                let supported = self.sites.get(&id).and_then(|s| {
+                    s.act_log.still_forbidden(
+                        &self.levels,
+                        &r,
+                        name,
+                        raised_window,
+                        act.window_min,
+                        act.min_active_minutes,
+                    )
+                });
+                if supported == Some(false) {
+                    let since = self.tz.timestamp_millis_opt(from).single().map_or_else(
+                        || from.to_string(),
+                        |t| t.format("%Y-%m-%d %H:%M").to_string(),
+                    );
+                    let why = format!(
+                        "the level was corrected after the alert was raised: {} from {since}",
+                        self.levels.at(from).name(),
+                    );
+                    transitions.extend(self.book.withdraw(&id, name, closing_ts(a), &why));
+                }
+            }
             for b in breaches {
                 let level = self.levels.max_in(b.window_start, b.window_end);
                 transitions.extend(self.book.raise(Raise {
@@ -62,4 +95,10 @@ impl Engine {
             self.record(&id, transitions, out);
         }
     }
+}
+
+/// A withdrawn alert closes at the instant it was last raised or updated: the verdict it was is
+/// taken back where it was made.
+fn closing_ts(a: &crate::rules::Alert) -> i64 {
+    a.updated_ts.max(a.opened_ts)
 }

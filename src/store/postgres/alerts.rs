@@ -1,0 +1,254 @@
+//! Alerts, their history and daily figures in PostgreSQL: the rules engine's writer
+//! ([`PgAlertStore`], its own connection) and the queries the reader shares.
+
+use super::config::connect;
+use crate::store::alerts::{AlertChange, AlertFilter, AlertRow, AlertWriter, DayRow, LoadedAlerts};
+use crate::store::StoreError;
+use postgres::{Client, GenericClient, Row};
+
+/// The rules engine's alert writer.
+pub struct PgAlertStore {
+    client: std::cell::RefCell<Client>,
+    url: String,
+}
+
+impl PgAlertStore {
+    pub fn open(url: &str) -> Result<PgAlertStore, StoreError> {
+        Ok(PgAlertStore {
+            client: std::cell::RefCell::new(connect(url)?),
+            url: url.to_string(),
+        })
+    }
+
+    /// The connection, opened again first when it was lost (the rules engine logs a failed
+    /// write and carries on, so the next one must find a live connection).
+    fn client(&mut self) -> Result<&mut Client, StoreError> {
+        if self.client.get_mut().is_closed() {
+            *self.client.get_mut() = connect(&self.url)?;
+        }
+        Ok(self.client.get_mut())
+    }
+}
+
+fn u32_of(v: i64) -> u32 {
+    u32::try_from(v.max(0)).unwrap_or(u32::MAX)
+}
+
+impl AlertWriter for PgAlertStore {
+    fn apply(&mut self, changes: &[(String, AlertRow)]) -> Result<(), StoreError> {
+        let mut tx = self.client()?.transaction()?;
+        // Several instances' engines append history: ids become visible in id order.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[&super::schema::ALERT_HISTORY_LOCK],
+        )?;
+        let now = chrono::Utc::now().timestamp_millis();
+        for (change, a) in changes {
+            let evidence = a.evidence.to_string();
+            let offences = i64::from(a.offences);
+            tx.execute(
+                "INSERT INTO alerts (id, site, rule, kind, severity, state, acknowledged, ack_by, \
+                 ack_comment, opened_ts, updated_ts, cleared_ts, closed_ts, offences, level, evidence) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+                 ON CONFLICT (id) DO UPDATE SET severity = excluded.severity, state = excluded.state, \
+                 acknowledged = excluded.acknowledged, ack_by = excluded.ack_by, \
+                 ack_comment = excluded.ack_comment, updated_ts = excluded.updated_ts, \
+                 cleared_ts = excluded.cleared_ts, closed_ts = excluded.closed_ts, \
+                 offences = excluded.offences, evidence = excluded.evidence",
+                &[
+                    &a.id, &a.site, &a.rule, &a.kind, &a.severity, &a.state, &a.acknowledged,
+                    &a.ack_by, &a.ack_comment, &a.opened_ts, &a.updated_ts, &a.cleared_ts,
+                    &a.closed_ts, &offences, &a.level, &evidence,
+                ],
+            )?;
+            if change != "updated" {
+                tx.execute(
+                    "INSERT INTO alert_history (alert_id, change, ts, state, severity, \
+                     acknowledged, evidence, recorded_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    &[
+                        &a.id,
+                        change,
+                        &a.updated_ts,
+                        &a.state,
+                        &a.severity,
+                        &a.acknowledged,
+                        &evidence,
+                        &now,
+                    ],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn save_days(&mut self, days: &[DayRow]) -> Result<(), StoreError> {
+        let mut tx = self.client()?.transaction()?;
+        for d in days {
+            let n = |v: u32| i64::from(v);
+            tx.execute(
+                "INSERT INTO daily_stats (site, date, exceedance_minutes, data_minutes, \
+                 activity_minutes, night_activity_minutes, sprinkling_runs, alerts_opened, \
+                 alerts_closed, level_max, closed, not_judged_minutes, not_judged) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                 ON CONFLICT (site, date) DO UPDATE SET \
+                 exceedance_minutes = excluded.exceedance_minutes, \
+                 data_minutes = excluded.data_minutes, activity_minutes = excluded.activity_minutes, \
+                 night_activity_minutes = excluded.night_activity_minutes, \
+                 sprinkling_runs = excluded.sprinkling_runs, alerts_opened = excluded.alerts_opened, \
+                 alerts_closed = excluded.alerts_closed, level_max = excluded.level_max, \
+                 closed = excluded.closed, not_judged_minutes = excluded.not_judged_minutes, \
+                 not_judged = excluded.not_judged",
+                &[
+                    &d.site,
+                    &d.date,
+                    &n(d.exceedance_minutes),
+                    &n(d.data_minutes),
+                    &n(d.activity_minutes),
+                    &n(d.night_activity_minutes),
+                    &n(d.sprinkling_runs),
+                    &n(d.alerts_opened),
+                    &n(d.alerts_closed),
+                    &d.level_max,
+                    &d.closed,
+                    &n(d.not_judged_minutes),
+                    &d.not_judged,
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn load(&self) -> Result<LoadedAlerts, StoreError> {
+        let mut client = self.client.borrow_mut();
+        let open = query_alerts(
+            &mut *client,
+            &AlertFilter {
+                state: Some("open".into()),
+                ..Default::default()
+            },
+        )?;
+        let history = client
+            .query(
+                "SELECT site, rule, sum(offences)::int8 FROM alerts WHERE state = 'closed' \
+                 GROUP BY site, rule",
+                &[],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), u32_of(r.get(2))))
+            .collect();
+        let max_id: i64 = client
+            .query_one("SELECT coalesce(max(id), 0)::int8 FROM alerts", &[])?
+            .get(0);
+        Ok((open, history, max_id))
+    }
+}
+
+const ALERT_COLS: &str = "id, site, rule, kind, severity, state, acknowledged, ack_by, \
+     ack_comment, opened_ts, updated_ts, cleared_ts, closed_ts, offences, level, evidence";
+
+fn evidence_of(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or(serde_json::Value::Null)
+}
+
+fn alert_from_row(r: &Row) -> AlertRow {
+    AlertRow {
+        id: r.get(0),
+        site: r.get(1),
+        rule: r.get(2),
+        kind: r.get(3),
+        severity: r.get(4),
+        state: r.get(5),
+        acknowledged: r.get(6),
+        ack_by: r.get(7),
+        ack_comment: r.get(8),
+        opened_ts: r.get(9),
+        updated_ts: r.get(10),
+        cleared_ts: r.get(11),
+        closed_ts: r.get(12),
+        offences: u32_of(r.get(13)),
+        level: r.get(14),
+        evidence: evidence_of(r.get(15)),
+    }
+}
+
+pub(super) fn query_alerts(
+    c: &mut impl GenericClient,
+    f: &AlertFilter,
+) -> Result<Vec<AlertRow>, StoreError> {
+    let (state_sql, state) = match f.state.as_deref() {
+        None | Some("all") => ("true", None),
+        Some("open") => ("state IN ('active', 'cleared')", None),
+        Some(s) => ("state = $1", Some(s.to_string())),
+    };
+    // `$1` is always bound (NULL when unused) so the parameter numbers stay fixed.
+    let sql = format!(
+        "SELECT {ALERT_COLS} FROM alerts WHERE {state_sql} AND ($1::text IS NULL OR true) \
+         AND ($2::text IS NULL OR site = $2) AND ($3::text IS NULL OR kind = $3) \
+         AND ($4::int8 IS NULL OR coalesce(closed_ts, 9223372036854775807) >= $4) \
+         AND ($5::int8 IS NULL OR opened_ts < $5) \
+         ORDER BY opened_ts DESC, id DESC LIMIT $6"
+    );
+    let limit: Option<i64> = f.limit.map(i64::from);
+    let rows = c.query(
+        &sql,
+        &[&state, &f.site, &f.kind, &f.from_ts, &f.to_ts, &limit],
+    )?;
+    Ok(rows.iter().map(alert_from_row).collect())
+}
+
+pub(super) fn query_history(
+    c: &mut impl GenericClient,
+    id: i64,
+) -> Result<Vec<AlertChange>, StoreError> {
+    let rows = c.query(
+        "SELECT alert_id, change, ts, state, severity, acknowledged, evidence FROM alert_history \
+         WHERE alert_id = $1 ORDER BY id",
+        &[&id],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| AlertChange {
+            alert_id: r.get(0),
+            change: r.get(1),
+            ts: r.get(2),
+            state: r.get(3),
+            severity: r.get(4),
+            acknowledged: r.get(5),
+            evidence: evidence_of(r.get(6)),
+        })
+        .collect())
+}
+
+pub(super) fn query_days(
+    c: &mut impl GenericClient,
+    from: &str,
+    to: &str,
+) -> Result<Vec<DayRow>, StoreError> {
+    let rows = c.query(
+        "SELECT site, date, exceedance_minutes, data_minutes, activity_minutes, \
+         night_activity_minutes, sprinkling_runs, alerts_opened, alerts_closed, level_max, closed, \
+         not_judged_minutes, not_judged \
+         FROM daily_stats WHERE date >= $1 AND date <= $2 ORDER BY date, site",
+        &[&from, &to],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| DayRow {
+            site: r.get(0),
+            date: r.get(1),
+            exceedance_minutes: u32_of(r.get(2)),
+            data_minutes: u32_of(r.get(3)),
+            activity_minutes: u32_of(r.get(4)),
+            night_activity_minutes: u32_of(r.get(5)),
+            sprinkling_runs: u32_of(r.get(6)),
+            alerts_opened: u32_of(r.get(7)),
+            alerts_closed: u32_of(r.get(8)),
+            level_max: r.get(9),
+            closed: r.get(10),
+            not_judged_minutes: u32_of(r.get(11)),
+            not_judged: r.get(12),
+        })
+        .collect())
+}

@@ -1,0 +1,356 @@
+//! One SQLite batch inside its transaction: one function per record kind (each admits the
+//! record's site and device, inserts it, and appends it to the outbox when it is fresh), then the
+//! per-batch rollups, newest readings and last-seen times.
+
+use super::known::{admit, DeviceState, Known};
+use super::outbox::{self, OutboxKind};
+use super::rollup::{bucket, Agg};
+use super::schema::{self, ROLLUPS};
+use super::{BatchOutcome, DeadLetter, StoreError};
+use dustwatch_protocol::StatusState;
+use dustwatch_protocol::{CityLevel, Event, Flag, Metric, Reading, RejectReason, Status};
+use rusqlite::{params, Transaction};
+use std::collections::{BTreeMap, HashMap};
+
+/// Per-batch partial aggregates by (site, bucket), keyed by the batch's own strings.
+type RollupDelta<'a> = HashMap<(&'a str, i64), [Agg; Metric::ALL.len()]>;
+
+pub(super) const INSERT_READING: &str =
+    "INSERT OR IGNORE INTO readings (site, ts, device, boot, seq, \
+     interval_s, pm25, pm10, tsp, noise_dba, temp_c, rh_pct, pressure_kpa, wind_ms, wind_deg, \
+     flags, received_ms, no2, so2, o3, co) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
+     ?19, ?20, ?21)";
+
+/// What one batch has written so far, borrowed from the batch's records.
+pub(super) struct BatchWrite<'a> {
+    pub(super) received: i64,
+    pub(super) outbox: bool,
+    /// Queue fresh readings for HJ 212 forwarding.
+    pub(super) forward: bool,
+    pub(super) out: BatchOutcome,
+    pub(super) rejected: BTreeMap<RejectReason, u64>,
+    deltas: [RollupDelta<'a>; ROLLUPS.len()],
+    /// The newest reading of each site in this batch, as (device, reading).
+    pub(super) newest: HashMap<&'a str, (&'a str, &'a Reading)>,
+    seen: HashMap<(&'a str, &'a str), i64>,
+}
+
+impl<'a> BatchWrite<'a> {
+    pub(super) fn new(received: i64, outbox: bool, forward: bool) -> BatchWrite<'a> {
+        BatchWrite {
+            received,
+            outbox,
+            forward,
+            out: BatchOutcome::default(),
+            rejected: BTreeMap::new(),
+            deltas: Default::default(),
+            newest: HashMap::new(),
+            seen: HashMap::new(),
+        }
+    }
+
+    /// Mark the last record of the batch stored for the first time.
+    fn fresh(&mut self) {
+        if let Some(f) = self.out.fresh.last_mut() {
+            *f = true;
+        }
+    }
+
+    /// `insert` is [`INSERT_READING`], prepared once per batch by the caller: the statement
+    /// cache hashes the SQL text on every lookup.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn reading(
+        &mut self,
+        tx: &Transaction,
+        insert: &mut rusqlite::CachedStatement<'_>,
+        known: &mut Known,
+        site: &'a str,
+        device: &'a str,
+        r: &'a Reading,
+    ) -> Result<(), StoreError> {
+        let received = self.received;
+        if !admit(
+            known,
+            tx,
+            received,
+            site,
+            device,
+            "reading",
+            || r.encode(),
+            &mut self.rejected,
+        )? {
+            return Ok(());
+        }
+        let n = insert.execute(params![
+            site,
+            r.ts,
+            device,
+            r.boot,
+            r.seq,
+            r.interval_s,
+            r.pm25,
+            r.pm10,
+            r.tsp,
+            r.noise_dba,
+            r.temp_c,
+            r.rh_pct,
+            r.pressure_kpa,
+            r.wind_ms,
+            r.wind_deg,
+            flags_json(r),
+            received,
+            r.no2,
+            r.so2,
+            r.o3,
+            r.co
+        ])?;
+        if n == 0 {
+            self.out.duplicates += 1;
+            return Ok(());
+        }
+        self.out.stored += 1;
+        self.fresh();
+        if self.outbox {
+            let key = (site, device, r.boot, r.seq);
+            outbox::push(
+                tx,
+                OutboxKind::Reading,
+                Some(key.0),
+                Some(key.1),
+                Some(key.2),
+                Some(key.3),
+                r.ts,
+            )?;
+        }
+        if self.forward {
+            super::forward_queue::push(tx, site, device, r.boot, r.seq, r.ts)?;
+        }
+        self.roll_up(site, r);
+        let newest_ts = match self.newest.get(site) {
+            Some((_, l)) => Some(l.ts),
+            None => known.latest.get(site).map(|l| l.reading.ts),
+        };
+        if newest_ts.is_none_or(|ts| ts <= r.ts) {
+            self.newest.insert(site, (device, r));
+        }
+        self.seen.insert((site, device), received);
+        Ok(())
+    }
+
+    fn roll_up(&mut self, site: &'a str, r: &Reading) {
+        for (i, (_, width)) in ROLLUPS.iter().enumerate() {
+            let aggs = self.deltas[i]
+                .entry((site, bucket(r.ts, *width)))
+                .or_default();
+            for (j, m) in Metric::ALL.into_iter().enumerate() {
+                if let Some(v) = r.valid(m) {
+                    aggs[j].add(v);
+                }
+            }
+        }
+    }
+
+    pub(super) fn event(
+        &mut self,
+        tx: &Transaction,
+        known: &mut Known,
+        site: &'a str,
+        device: &'a str,
+        event: &Event,
+    ) -> Result<(), StoreError> {
+        let received = self.received;
+        let payload = || serde_json::to_vec(event).unwrap_or_default();
+        if !admit(
+            known,
+            tx,
+            received,
+            site,
+            device,
+            "event",
+            payload,
+            &mut self.rejected,
+        )? {
+            return Ok(());
+        }
+        let n = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO events (site, device, boot, seq, ts, kind, received_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                site,
+                device,
+                event.boot,
+                event.seq,
+                event.ts,
+                event.kind.name(),
+                received
+            ])?;
+        if n == 0 {
+            self.out.duplicates += 1;
+        } else {
+            self.out.other += 1;
+            self.fresh();
+            if self.outbox {
+                outbox::push(
+                    tx,
+                    OutboxKind::Event,
+                    Some(site),
+                    Some(device),
+                    Some(event.boot),
+                    Some(event.seq),
+                    event.ts,
+                )?;
+            }
+        }
+        self.seen.insert((site, device), received);
+        Ok(())
+    }
+
+    pub(super) fn status(
+        &mut self,
+        tx: &Transaction,
+        known: &mut Known,
+        site: &'a str,
+        device: &'a str,
+        status: &Status,
+    ) -> Result<(), StoreError> {
+        let received = self.received;
+        let payload = || serde_json::to_vec(status).unwrap_or_default();
+        if !admit(
+            known,
+            tx,
+            received,
+            site,
+            device,
+            "status",
+            payload,
+            &mut self.rejected,
+        )? {
+            return Ok(());
+        }
+        let new = device_state(known.device(site, device), status);
+        // A retained status is redelivered at every reconnect: history keeps changes only.
+        if known.device(site, device) != Some(&new) {
+            tx.prepare_cached(
+                "INSERT INTO status_history (site, device, received_ms, ts, state, fw, boot, \
+                 interval_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                site,
+                device,
+                received,
+                status.ts,
+                new.state,
+                new.fw,
+                new.boot,
+                new.interval_s
+            ])?;
+            tx.prepare_cached(
+                "UPDATE devices SET state = ?3, fw = ?4, boot = ?5, interval_s = ?6 \
+                 WHERE site = ?1 AND device = ?2",
+            )?
+            .execute(params![
+                site,
+                device,
+                new.state,
+                new.fw,
+                new.boot,
+                new.interval_s
+            ])?;
+            known.set_device(site, device, new);
+        }
+        self.out.other += 1;
+        Ok(())
+    }
+
+    pub(super) fn city_level(
+        &mut self,
+        tx: &Transaction,
+        level: &CityLevel,
+        source: &str,
+    ) -> Result<(), StoreError> {
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO city_levels (ts, level, source) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![level.ts, level.level.name(), source])?;
+        self.out.other += 1;
+        self.fresh();
+        if self.outbox {
+            outbox::push(tx, OutboxKind::CityLevel, None, None, None, None, level.ts)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn dead_letter(
+        &mut self,
+        tx: &Transaction,
+        known: &mut Known,
+        d: &DeadLetter,
+    ) -> Result<(), StoreError> {
+        known.dead_letter(tx, self.received, &d.topic, &d.payload, d.reason, &d.detail)?;
+        *self.rejected.entry(d.reason).or_default() += 1;
+        Ok(())
+    }
+
+    /// Merge the batch's rollups, newest readings and last-seen times into their tables.
+    pub(super) fn finish(&self, tx: &Transaction) -> Result<(), StoreError> {
+        for (i, (table, _)) in ROLLUPS.iter().enumerate() {
+            let mut stmt = tx.prepare_cached(&schema::rollup_upsert(table))?;
+            for ((site, b), aggs) in &self.deltas[i] {
+                let mut values: Vec<rusqlite::types::Value> =
+                    vec![site.to_string().into(), (*b).into()];
+                for a in aggs {
+                    values.push((a.n as f64).into());
+                    values.push(a.sum.into());
+                    values.push(a.lo.into());
+                    values.push(a.hi.into());
+                }
+                stmt.execute(rusqlite::params_from_iter(values))?;
+            }
+        }
+        let mut stmt = tx.prepare_cached(
+            "INSERT OR REPLACE INTO latest (site, device, reading, received_ms) \
+             VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for (site, (device, reading)) in &self.newest {
+            let json =
+                serde_json::to_string(reading).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            stmt.execute(params![site, device, json, self.received])?;
+        }
+        let mut stmt = tx.prepare_cached(
+            "UPDATE devices SET last_seen_ms = ?3 WHERE site = ?1 AND device = ?2",
+        )?;
+        for ((site, device), at) in &self.seen {
+            stmt.execute(params![site, device, at])?;
+        }
+        Ok(())
+    }
+}
+
+/// A device's state after a status message: the last will carries only the state, so what it
+/// does not say is kept from before.
+pub(super) fn device_state(old: Option<&DeviceState>, status: &Status) -> DeviceState {
+    let state = match status.state {
+        StatusState::Online => "online",
+        StatusState::Offline => "offline",
+    };
+    DeviceState {
+        state: Some(state.to_string()),
+        fw: status.fw.clone().or_else(|| old.and_then(|d| d.fw.clone())),
+        boot: status.boot.or_else(|| old.and_then(|d| d.boot)),
+        interval_s: status.interval_s.or_else(|| old.and_then(|d| d.interval_s)),
+    }
+}
+
+/// Only the abnormal flags, as JSON (absent flags mean N; keeps rows small).
+pub(super) fn flags_json(r: &Reading) -> Option<String> {
+    let abnormal: BTreeMap<&String, &Flag> =
+        r.flags.iter().filter(|(_, f)| **f != Flag::N).collect();
+    if abnormal.is_empty() {
+        None
+    } else {
+        serde_json::to_string(&abnormal).ok()
+    }
+}
