@@ -8,6 +8,7 @@ use crate::ingest::{self, IngestError};
 use crate::metrics::Metrics;
 use crate::publish::Publisher;
 use crate::rules::{self, Engine, Profile, ProfileError, RulesError, RulesHandle};
+use crate::store::acting::ActingStore;
 use crate::store::config::Backend;
 use crate::store::{self, OpenStore, StoreError, StoreReader};
 use crate::web;
@@ -24,6 +25,8 @@ pub enum AppError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Acting(#[from] crate::store::acting::ActingError),
     #[error(transparent)]
     Ingest(#[from] IngestError),
     #[error(transparent)]
@@ -202,7 +205,17 @@ impl Aggregator {
             shutdown.clone(),
         )?;
         let limits = Arc::new(crate::charts::data::profile_limits(&profile));
+        let acting_store = {
+            let dir = config.store.data_dir.clone();
+            tokio::task::spawn_blocking(move || ActingStore::open(&dir))
+                .await
+                .map_err(|e| AppError::Join(e.to_string()))??
+        };
+        let acting =
+            web::acting::Acting::new(Arc::new(acting_store), &profile, config.http.secure_cookies);
         let mut engine = Engine::new(profile, tz);
+        // An alert carrying an open order stays open until a re-inspection passes.
+        engine.book_mut().set_holds(acting.store.holds());
         {
             let reader = reader.clone();
             let (sites, levels, days) = tokio::task::spawn_blocking(move || {
@@ -225,22 +238,25 @@ impl Aggregator {
             }
         }
         let report_reader = reader.clone();
+        let report_acting = acting.store.clone();
         let report_publisher = publisher.clone();
-        let on_report: rules::task::ReportFn =
-            Box::new(
-                move |date| match crate::report::daily(report_reader.as_ref(), date, tz) {
-                    Ok(report) if !report.has_data() => {
-                        tracing::debug!(%date, "no data that day: no daily report");
+        let on_report: rules::task::ReportFn = Box::new(move |date| {
+            match crate::report::daily(report_reader.as_ref(), date, tz) {
+                Ok(report) if !report.has_data() => {
+                    tracing::debug!(%date, "no data that day: no daily report");
+                }
+                Ok(mut report) => {
+                    if let Err(e) = crate::report::add_actions(&mut report, &report_acting, tz) {
+                        tracing::warn!(error = %e, %date, "the report goes out without the day's actions");
                     }
-                    Ok(report) => {
-                        let topic = report_publisher.root().daily_report(&date.to_string());
-                        let payload = serde_json::to_vec(&report).unwrap_or_default();
-                        report_publisher.publish(topic, payload, true);
-                        tracing::info!(%date, "daily report published");
-                    }
-                    Err(e) => tracing::error!(error = %e, %date, "daily report failed"),
-                },
-            );
+                    let topic = report_publisher.root().daily_report(&date.to_string());
+                    let payload = serde_json::to_vec(&report).unwrap_or_default();
+                    report_publisher.publish(topic, payload, true);
+                    tracing::info!(%date, "daily report published");
+                }
+                Err(e) => tracing::error!(error = %e, %date, "daily report failed"),
+            }
+        });
         // Off the async workers: the engine reads its alerts back through the store's blocking
         // client (PostgreSQL's runs a runtime of its own and must not nest in ours).
         let rules_publisher = publisher.clone();
@@ -326,6 +342,7 @@ impl Aggregator {
             max_future_ms: i64::try_from(config.ingest.max_future_s.saturating_mul(1000))
                 .unwrap_or(i64::MAX),
             language: config.http.language,
+            acting,
         };
         // The hub computes updates from the same state; it only ends with the shutdown.
         let _ = hub_state.send(state.clone());

@@ -67,6 +67,9 @@ pub struct HttpConfig {
     /// viewer has not switched (`?lang=`, remembered in a cookie): `zh-CN` or `en`.
     /// Default `zh-CN`.
     pub language: crate::web::i18n::Lang,
+    /// Session cookies carry `Secure` (set it when a TLS proxy serves the pages; a request with
+    /// `X-Forwarded-Proto: https` gets it anyway). Default false.
+    pub secure_cookies: bool,
 }
 
 impl Default for HttpConfig {
@@ -80,6 +83,7 @@ impl Default for HttpConfig {
             idle_timeout_s: 60,
             max_streams: 64,
             language: crate::web::i18n::Lang::Zh,
+            secure_cookies: false,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod aqi;
+pub mod auth;
 pub mod broker_config;
 pub mod charts;
 pub mod commands;

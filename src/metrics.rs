@@ -2,6 +2,7 @@
 //! Plain atomics: every task updates them without a lock.
 
 mod acting;
+mod auth;
 mod hj212;
 mod hj212_forward;
 mod http;
@@ -9,6 +10,7 @@ mod nats;
 mod process;
 
 pub use acting::ActingMetrics;
+pub use auth::AuthMetrics;
 pub use hj212::{Hj212Metrics, HJ212_REJECT_LABELS};
 pub use hj212_forward::{ForwardMetrics, TargetCounters};
 pub use http::HttpMetrics;
@@ -119,6 +121,8 @@ pub struct Metrics {
     pub acting: ActingMetrics,
     /// NATS JetStream ingest: partitions, leases, fencing.
     pub nats: NatsMetrics,
+    /// Logins and refused credentials.
+    pub auth: AuthMetrics,
     /// InfluxDB export: 1 when configured.
     pub export_enabled: AtomicI64,
     /// Lines the long-term store accepted.
@@ -329,6 +333,7 @@ impl Metrics {
         self.http.render(&mut out);
         self.acting.render(&mut out);
         self.nats.render(&mut out);
+        self.auth.render(&mut out);
         self.batch_seconds.render(
             &mut out,
             "dustwatch_store_batch_seconds",

@@ -187,7 +187,7 @@ fn rank(v: BTreeMap<String, Rank>) -> Vec<Rank> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{AlertStore, DayRow, SqliteStore, StoreConfig, StoreWriter};
+    use crate::store::{AlertStore, AlertWriter, DayRow, SqliteStore, StoreConfig, StoreWriter};
     use dustwatch_protocol::SiteInfo;
 
     fn day(site: &str, date: &str, exceedance: u32, data: u32) -> DayRow {

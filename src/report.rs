@@ -17,6 +17,9 @@ pub struct DailyReport {
     #[serde(rename = "final")]
     pub is_final: bool,
     pub streets: Vec<StreetReport>,
+    /// Notices, orders, re-inspections and patrol results of the day, where the store has them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actions: Option<crate::store::acting::DaySummary>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -143,7 +146,19 @@ pub fn daily(reader: &dyn StoreReader, date: NaiveDate, tz: Tz) -> Result<DailyR
                 sites,
             })
             .collect(),
+        actions: None,
     })
+}
+
+/// Add the office's actions of the day (notices, orders, re-inspections, patrol) to a report.
+pub fn add_actions(
+    report: &mut DailyReport,
+    store: &crate::store::acting::ActingStore,
+    tz: Tz,
+) -> Result<(), crate::store::acting::ActingError> {
+    let (from, to) = day_bounds(tz, report.date);
+    report.actions = Some(store.day_summary(from, to, &report.date.to_string())?);
+    Ok(())
 }
 
 /// Add what the rules could not judge (from the rules engine's day figures) to a report: a site

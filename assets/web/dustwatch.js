@@ -9,7 +9,12 @@ const dw = {
   remember(t) { if (t) localStorage.setItem('dustwatch-token', t); },
   async call(method, url, body) {
     const t = dw.token();
-    const r = await fetch(url, { method, headers: { 'Content-Type': 'application/json', 'Authorization': 'Bearer ' + t }, body: body === undefined ? undefined : JSON.stringify(body) });
+    // A signed-in browser writes with its session and the session's CSRF token (cookie dw_csrf).
+    const headers = { 'Content-Type': 'application/json' };
+    if (t) headers['Authorization'] = 'Bearer ' + t;
+    const csrf = document.cookie.split('; ').find(c => c.startsWith('dw_csrf='));
+    if (csrf) headers['X-CSRF-Token'] = csrf.slice(8);
+    const r = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     const text = await r.text();
     let data = null; try { data = text ? JSON.parse(text) : null; } catch (e) { data = { error: text }; }
     if (!r.ok) throw new Error((data && data.error) || ('HTTP ' + r.status));

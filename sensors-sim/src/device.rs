@@ -246,7 +246,11 @@ impl Device {
             Ok(envelope) => {
                 // Answered first: a reboot below keeps the outbox, so the answer goes out after.
                 if let Some(reply) = crate::commands::answer(&envelope, self.now_ms()) {
-                    self.push(Msg { kind: Kind::Reply, payload: reply, retain: false });
+                    self.push(Msg {
+                        kind: Kind::Reply,
+                        payload: reply,
+                        retain: false,
+                    });
                 }
                 envelope.command
             }

@@ -139,6 +139,8 @@ pub struct AlertBook {
     escalate_after: u32,
     /// Clean time before a cleared alert closes, per kind (gaps close as soon as data is back).
     recheck_ms: i64,
+    /// Alerts held open by an order, in event time.
+    holds: crate::store::acting::Holds,
 }
 
 /// Everything needed to raise an alert.
@@ -160,6 +162,12 @@ impl AlertBook {
             recheck_ms: recheck_s * 1000,
             ..Default::default()
         }
+    }
+
+    /// An alert in `holds` is closed by a re-check only on data from its hold's end on (an order
+    /// waits for a passed re-inspection).
+    pub fn set_holds(&mut self, holds: crate::store::acting::Holds) {
+        self.holds = holds;
     }
 
     /// Restore open alerts and offence counts after a restart.
@@ -310,6 +318,7 @@ impl AlertBook {
             .open
             .values()
             .filter(|a| a.site == site && a.state == AlertState::Cleared)
+            .filter(|a| !self.holds.is_held(a.id, ts))
             .filter(|a| {
                 a.recheck_from
                     .or(a.cleared_ts)

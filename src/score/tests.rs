@@ -1,7 +1,7 @@
 //! Scoring window rules against a truth file, through a real store.
 
 use super::*;
-use crate::store::{AlertStore, SqliteStore, StoreConfig, StoreWriter};
+use crate::store::{AlertStore, AlertWriter, SqliteStore, StoreConfig, StoreWriter};
 use dustwatch_protocol::{Phase, SiteInfo, SiteKind};
 use sensors_sim::truth::PerfectSeries;
 

@@ -3,6 +3,7 @@
 //! (`sqlite.rs`, the embedded default) and PostgreSQL (`postgres/`, shared by several
 //! aggregators) implement them; `open.rs` picks one from `[store] backend`.
 
+pub mod acting;
 pub mod alerts;
 #[cfg(test)]
 mod bounds_tests;

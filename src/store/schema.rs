@@ -208,6 +208,10 @@ pub fn migrate(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
             add_columns(conn, table, &cols)?;
         }
     }
+    if version != 0 && version < 7 {
+        // Schema 7: users, orders, re-inspections, notices, patrol check-ins. New tables only,
+        // created by `ddl` (`acting::DDL`); nothing to alter.
+    }
     if version != 0 && version < 8 {
         // Schema 8: device commands and the notification outbox; new tables only (`ddl` has
         // them too, so this is a no-op there).
@@ -249,6 +253,7 @@ pub const ROLLUPS: [(&str, i64); 2] = [("rollup_1m", 60_000), ("rollup_1h", 3_60
 /// The full DDL, rollup tables included.
 pub fn ddl() -> String {
     let mut sql = BASE.to_string();
+    sql.push_str(super::acting::DDL);
     // Schema 8: device commands and the notification outbox (new tables only).
     sql.push_str(super::commands::DDL);
     sql.push_str(super::notify_outbox::DDL);

@@ -8,7 +8,7 @@ use super::{blocking, AppState, WebError};
 use crate::store::{AlertFilter, AlertRow};
 use axum::extract::{Query, State};
 use axum::response::{Html, IntoResponse, Response};
-use maud::{html, Markup};
+use maud::{html, Markup, PreEscaped};
 use serde::Deserialize;
 use std::collections::HashMap;
 
@@ -40,7 +40,11 @@ fn rows(alerts: &[AlertRow], names: &HashMap<&str, &str>, ui: Ui) -> Markup {
                 td data-label=(t.state) { (ui.lang.alert_state(&a.state)) }
                 td data-label=(t.opened) { (ui.time(Some(a.opened_ts))) div.muted { (t.updated) " " (ui.time(Some(a.updated_ts))) } }
                 td.hide-s data-label=(t.cleared) { (ui.time(a.cleared_ts.or(a.closed_ts))) }
-                td data-label=(t.acknowledge) { (acknowledgement(ui, a)) }
+                td data-label=(t.acknowledge) {
+                    (acknowledgement(ui, a))
+                    // Orders and re-inspections (acting/): rendered with maud there.
+                    (PreEscaped(super::acting::act_link(ui.lang, a.id)))
+                }
             }
         }
     }

@@ -1,36 +1,14 @@
-//! Alerts and the city level over HTTP. Write actions need the bearer token.
+//! Alerts and the city level over HTTP. Acknowledging needs an inspector, setting the level the
+//! office (admin); the user is recorded.
 
 use super::{blocking, AppState, WebError};
+use crate::auth::{Admin, Inspector, Via};
 use crate::rules::RulesError;
 use crate::store::{AlertChange, AlertFilter, AlertRow};
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use axum::Json;
 use dustwatch_protocol::{CityLevel, Level};
 use serde::{Deserialize, Serialize};
-
-/// Check `Authorization: Bearer <token>` in constant time.
-pub fn authorize(headers: &HeaderMap, token: &str) -> Result<(), WebError> {
-    let given = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    let same = given.len() == token.len()
-        && given
-            .bytes()
-            .zip(token.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if same && !token.is_empty() {
-        Ok(())
-    } else {
-        Err(WebError::Unauthorized(
-            "write actions need `Authorization: Bearer <token>` (configured, or printed at start)"
-                .into(),
-        ))
-    }
-}
 
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
@@ -90,6 +68,8 @@ pub async fn one(
 
 #[derive(Debug, Deserialize)]
 pub struct AckBody {
+    /// Who acknowledges, for the bootstrap token only; a user is recorded by name.
+    #[serde(default)]
     pub by: String,
     #[serde(default)]
     pub comment: String,
@@ -97,15 +77,19 @@ pub struct AckBody {
 
 pub async fn ack(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Inspector(user): Inspector,
     Path(id): Path<i64>,
     Json(body): Json<AckBody>,
 ) -> Result<Json<AlertRow>, WebError> {
-    authorize(&headers, &state.write_token)?;
-    let by = body.by.trim();
+    // A named user is who they are; the shared bootstrap token names someone in `by`.
+    let by = match user.via {
+        Via::Bootstrap => body.by.trim(),
+        _ => user.name.as_str(),
+    };
     if by.is_empty() || by.len() > 100 || body.comment.len() > 2000 {
         return Err(WebError::BadRequest(
-            "`by` is required (at most 100 characters); `comment` at most 2000".into(),
+            "`by` is required with the write token (at most 100 characters); `comment` at most 2000"
+                .into(),
         ));
     }
     match state.rules.ack(id, by.to_string(), body.comment).await {
@@ -151,14 +135,14 @@ pub fn checked_level(
 }
 
 /// Publish the level on `dust/v1/city/level` (retained): it comes back through ingest like the
-/// city's own feed, so it is stored and judged the same way. The router checks the token before
-/// the body is read; it is checked here again so the handler is safe on its own.
+/// city's own feed, so it is stored and judged the same way. The office (admin) sets it; the
+/// role is checked before the body is read.
 pub async fn put_level(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Admin(user): Admin,
     Json(body): Json<LevelBody>,
 ) -> Result<Json<CityLevel>, WebError> {
-    authorize(&headers, &state.write_token)?;
+    tracing::info!(by = %user.name, level = body.level.name(), "city level set over HTTP");
     let now = chrono::Utc::now().timestamp_millis();
     let (level, payload) = checked_level(&body, now, state.max_future_ms)?;
     if !state

@@ -4,6 +4,7 @@
 use super::command_texts::{self, describe, texts};
 use super::layout::Ui;
 use super::{blocking, AppState, WebError};
+use crate::auth::{Inspector, Via};
 use crate::commands::CommandError;
 use crate::store::commands::CommandRow;
 use axum::extract::{Path, Query, State};
@@ -34,8 +35,11 @@ impl From<CommandError> for WebError {
     }
 }
 
+/// Inspectors and admins send commands (the extractor refuses anyone else before the body is
+/// read).
 pub async fn send(
     State(state): State<AppState>,
+    Inspector(user): Inspector,
     Path(site): Path<String>,
     body: Result<Json<SendBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<CommandRow>), WebError> {
@@ -48,7 +52,11 @@ pub async fn send(
                 body.device
             )));
         }
-        let by = body.by.as_deref().unwrap_or("api");
+        // A named user is who they are; the shared bootstrap token names someone in `by`.
+        let by = match user.via {
+            Via::Bootstrap => body.by.as_deref().unwrap_or("api"),
+            _ => user.name.as_str(),
+        };
         if by.chars().count() > 100 {
             return Err(WebError::BadRequest(
                 "`by` is longer than 100 characters".into(),

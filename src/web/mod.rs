@@ -1,5 +1,6 @@
 //! The HTTP server (axum): JSON API, Prometheus metrics, health, and the pages.
 
+pub mod acting;
 mod alerts;
 mod alerts_api;
 mod api;
@@ -12,7 +13,7 @@ mod gases;
 mod hj212_frames;
 mod html;
 pub mod i18n;
-mod layout;
+pub(crate) mod layout;
 pub mod live;
 mod map;
 pub mod overview;
@@ -28,7 +29,6 @@ pub mod sites;
 use crate::metrics::Metrics;
 use crate::store::{StoreError, StoreReader};
 use axum::extract::{Request, State};
-use axum::handler::Handler;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -57,6 +57,8 @@ pub struct AppState {
     pub max_future_ms: i64,
     /// The pages' language when a request names none (`[http] language`).
     pub language: i18n::Lang,
+    /// Users, orders, notices, patrol (`acting`).
+    pub acting: acting::Acting,
 }
 
 /// Content-Security-Policy of every response without its own: same origin only, no inline
@@ -88,16 +90,7 @@ async fn security_headers(request: Request, next: Next) -> Response {
     response
 }
 
-/// Write actions: the bearer token is checked before the body is read or parsed.
-async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    match alerts_api::authorize(request.headers(), &state.write_token) {
-        Ok(()) => next.run(request).await,
-        Err(e) => e.into_response(),
-    }
-}
-
 pub fn router(state: AppState) -> Router {
-    let write = || middleware::from_fn_with_state(state.clone(), require_token);
     Router::new()
         .route("/", get(overview::page))
         .route("/healthz", get(healthz))
@@ -107,17 +100,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/hj212/frames", get(hj212_frames::list))
         .route("/api/alerts", get(alerts_api::list))
         .route("/api/alerts/:id", get(alerts_api::one))
-        .route(
-            "/api/alerts/:id/ack",
-            axum::routing::post(alerts_api::ack.layer(write())),
-        )
+        .route("/api/alerts/:id/ack", axum::routing::post(alerts_api::ack))
         .route(
             "/api/city/level",
-            get(alerts_api::get_level).put(alerts_api::put_level.layer(write())),
+            get(alerts_api::get_level).put(alerts_api::put_level),
         )
         .route(
             "/api/sites/:id/commands",
-            get(commands::list).post(commands::send.layer(write())),
+            get(commands::list).post(commands::send),
         )
         .route("/api/commands/:id", get(commands::one))
         .route("/api/rankings", get(reports::rankings))
@@ -134,6 +124,7 @@ pub fn router(state: AppState) -> Router {
         .route("/dashboards", get(dashboards::list))
         .route("/dashboards/:name", get(dashboards::page))
         .route("/dashboards/:name/:file", get(dashboards::panel))
+        .merge(acting::routes())
         .layer(middleware::from_fn_with_state(state.clone(), html_errors))
         .layer(middleware::from_fn(i18n::remember))
         .with_state(state)
@@ -173,6 +164,9 @@ pub enum WebError {
     NotFound(String),
     #[error("{0}")]
     Unauthorized(String),
+    /// Logged in, but the role may not do this.
+    #[error("{0}")]
+    Forbidden(String),
     #[error(transparent)]
     Query(#[from] query::QueryError),
     #[error("store: {0}")]
@@ -189,6 +183,7 @@ impl IntoResponse for WebError {
             WebError::BadRequest(_) | WebError::Query(_) => StatusCode::BAD_REQUEST,
             WebError::NotFound(_) => StatusCode::NOT_FOUND,
             WebError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            WebError::Forbidden(_) => StatusCode::FORBIDDEN,
             WebError::Store(_) | WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };

@@ -229,7 +229,12 @@ pub fn render(state: &AppState, ui: Ui) -> Result<Markup, WebError> {
         .copied();
     let level = in_force.map_or(dustwatch_protocol::Level::None, |l| l.level);
     // The wall's side column, one section each: a new section is one line here.
-    let side = [map_section(ui, &views), street_ranking(state, ui, now)?];
+    let side = [
+        map_section(ui, &views),
+        street_ranking(state, ui, now)?,
+        // Tonight's patrol list during 22:00–02:00 (acting/patrol.rs renders it with maud).
+        maud::PreEscaped(super::acting::patrol::overview_section(state, ui)?),
+    ];
     Ok(html! {
         h1 {
             (t.city_level) ": "

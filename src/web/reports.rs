@@ -49,7 +49,13 @@ pub async fn daily(
     let ui = Ui::new(lang, &state);
     let reader = state.reader.clone();
     let tz = state.tz;
-    let r = blocking(move || Ok(report::daily(reader.as_ref(), day, tz)?)).await?;
+    let acting = state.acting.store.clone();
+    let r = blocking(move || {
+        let mut r = report::daily(reader.as_ref(), day, tz)?;
+        report::add_actions(&mut r, &acting, tz)?;
+        Ok(r)
+    })
+    .await?;
     Ok(match format.as_str() {
         "json" => Json(r).into_response(),
         "csv" => (
@@ -68,7 +74,11 @@ pub async fn daily(
             &format!("{} {}", ui.t().report_title, r.date),
             Nav::Report,
             Script::Static,
-            body(&r, lang),
+            html! {
+                (body(&r, lang))
+                // Notices, orders, re-inspections and patrols (acting/report.rs, maud there).
+                (PreEscaped(super::acting::report::section(&r, ui)))
+            },
         ),
     })
 }

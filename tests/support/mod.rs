@@ -224,6 +224,7 @@ pub fn fleet_payloads(site: &str, devices: usize, per_device: u64) -> Vec<(Strin
     out
 }
 
+pub mod acting;
 pub mod browser;
 pub mod cluster;
 pub mod hj212;

@@ -158,6 +158,11 @@ pub enum Command {
     /// `set-interval --interval 30s`, `reboot`. Waits for the device's answer.
     #[command(name = "command")]
     Device(crate::device_command::CommandArgs),
+    /// Named users of the dashboard and the API, in the store in --data.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Print the daily zero-report of a local date from the store in --data.
     Report {
         /// Local date, YYYY-MM-DD.
@@ -232,6 +237,40 @@ pub enum BrokerKind {
 pub enum RulesCommand {
     /// Validate a profile; problems are reported with line, field and reason.
     Check { file: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user. The password is read from DUSTWATCH_USER_PASSWORD, else from the first line
+    /// of standard input (at least 8 characters).
+    Add {
+        name: String,
+        /// viewer (reads), inspector (acts on alerts in the field), admin (the office).
+        #[arg(long)]
+        role: dustwatch::auth::Role,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List users, their roles and whether they are disabled.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Disable a user: their sessions and API tokens stop working at once.
+    Disable {
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Issue an API token for a user (`Authorization: Bearer <token>`); printed once.
+    Token {
+        name: String,
+        /// What the token is for, e.g. the script using it.
+        #[arg(long, default_value = "")]
+        label: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

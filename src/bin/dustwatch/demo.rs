@@ -76,6 +76,7 @@ pub async fn demo(mut config: Config, shutdown: CancellationToken) -> Result<()>
     }
     let agg = Aggregator::start_with(&config, registry, shutdown.clone()).await?;
     crate::print_urls(&agg, &config.mqtt.url);
+    crate::user::demo_users(&config.store.data_dir)?;
 
     // A second start goes on where the first stopped: the fleet resumes at the store's fleet
     // clock (where most sites are; not the newest reading, which one wrong clock could set)

@@ -4,6 +4,7 @@ mod cli;
 #[cfg(feature = "sim")]
 mod demo;
 mod device_command;
+mod user;
 
 #[cfg(feature = "sim")]
 use anyhow::Context;
@@ -110,6 +111,7 @@ async fn main() -> Result<()> {
         Command::Device(args) => {
             tokio::task::spawn_blocking(move || device_command::run(args)).await??;
         }
+        Command::User { command } => user::run(command, &mut config)?,
         Command::Report {
             date,
             format,
@@ -122,7 +124,9 @@ async fn main() -> Result<()> {
                 .parse()
                 .map_err(|_| anyhow::anyhow!("unknown time zone {}", config.time.zone))?;
             let reader = open_reader(&config)?;
-            let report = dustwatch::report::daily(reader.as_ref(), date, tz)?;
+            let mut report = dustwatch::report::daily(reader.as_ref(), date, tz)?;
+            let acting = dustwatch::store::acting::ActingStore::open(&config.store.data_dir)?;
+            dustwatch::report::add_actions(&mut report, &acting, tz)?;
             match format {
                 ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
                 ReportFormat::Csv => print!("{}", dustwatch::report::to_csv(&report)),

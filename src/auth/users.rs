@@ -1,0 +1,323 @@
+//! Users, sessions and API tokens in the store. Passwords are argon2id PHC strings; session ids
+//! and API tokens are 256 random bits given to the client once and stored only as SHA-256
+//! hashes, so a copy of the database lets nobody in.
+
+use super::{AuthError, Role};
+use crate::store::acting::ActingStore;
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};
+use argon2::{Argon2, PasswordVerifier};
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// Longer passwords are refused unhashed: hashing megabytes per request would be a cheap way
+/// to load the server.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// A browser session lasts this long after login.
+pub const SESSION_TTL_MS: i64 = 12 * 3_600_000;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct UserInfo {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    pub disabled: bool,
+    pub created_ms: i64,
+}
+
+/// The users' side of the store.
+#[derive(Clone)]
+pub struct Users {
+    store: Arc<ActingStore>,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// 256 bits from the OS random source, as 64 hex digits.
+pub fn random_hex() -> Result<String, AuthError> {
+    let mut bytes = [0u8; 32];
+    getrandom::getrandom(&mut bytes).map_err(AuthError::Random)?;
+    Ok(hex(&bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn sha256(secret: &str) -> String {
+    hex(ring::digest::digest(&ring::digest::SHA256, secret.as_bytes()).as_ref())
+}
+
+fn hash_password(password: &str) -> Result<String, AuthError> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AuthError::Hash(e.to_string()))
+}
+
+fn check_name(name: &str) -> Result<(), AuthError> {
+    let chars = name.chars().count();
+    if chars == 0 || chars > 64 || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(AuthError::Invalid(
+            "a user name is 1 to 64 characters without spaces".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn user_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserInfo> {
+    let role: String = r.get(2)?;
+    Ok(UserInfo {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        // An unknown role in the table reads as the least one.
+        role: Role::parse(&role).unwrap_or(Role::Viewer),
+        disabled: r.get(3)?,
+        created_ms: r.get(4)?,
+    })
+}
+
+const USER_COLS: &str = "id, name, role, disabled, created_ms";
+
+impl Users {
+    pub fn new(store: Arc<ActingStore>) -> Users {
+        Users { store }
+    }
+
+    /// Add a user. Passwords are at least 8 characters.
+    pub fn add(&self, name: &str, role: Role, password: &str) -> Result<UserInfo, AuthError> {
+        check_name(name)?;
+        if password.chars().count() < 8 || password.len() > MAX_PASSWORD_BYTES {
+            return Err(AuthError::Invalid(format!(
+                "a password is at least 8 characters and at most {MAX_PASSWORD_BYTES} bytes"
+            )));
+        }
+        let phc = hash_password(password)?;
+        self.store.with_conn(|c| {
+            let exists: bool = c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM users WHERE name = ?1)",
+                [name],
+                |r| r.get(0),
+            )?;
+            if exists {
+                return Err(AuthError::Exists(name.to_string()));
+            }
+            c.execute(
+                "INSERT INTO users (name, role, password, created_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![name, role.name(), phc, now_ms()],
+            )?;
+            Ok(())
+        })?;
+        self.by_name(name)?
+            .ok_or_else(|| AuthError::NoSuchUser(name.to_string()))
+    }
+
+    pub fn list(&self) -> Result<Vec<UserInfo>, AuthError> {
+        self.store.with_conn(|c| {
+            let mut st = c.prepare(&format!("SELECT {USER_COLS} FROM users ORDER BY name"))?;
+            let users = st.query_map([], user_of)?.collect::<Result<Vec<_>, _>>()?;
+            Ok(users)
+        })
+    }
+
+    pub fn by_name(&self, name: &str) -> Result<Option<UserInfo>, AuthError> {
+        self.store.with_conn(|c| {
+            Ok(c.query_row(
+                &format!("SELECT {USER_COLS} FROM users WHERE name = ?1"),
+                [name],
+                user_of,
+            )
+            .optional()?)
+        })
+    }
+
+    /// Disable a user: their sessions and tokens stop working at once.
+    pub fn disable(&self, name: &str) -> Result<UserInfo, AuthError> {
+        let user = self
+            .by_name(name)?
+            .ok_or_else(|| AuthError::NoSuchUser(name.to_string()))?;
+        self.store.with_conn(|c| -> Result<(), AuthError> {
+            let tx = c.transaction()?;
+            tx.execute("UPDATE users SET disabled = 1 WHERE id = ?1", [user.id])?;
+            tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user.id])?;
+            tx.execute("DELETE FROM api_tokens WHERE user_id = ?1", [user.id])?;
+            tx.commit()?;
+            Ok(())
+        })?;
+        Ok(UserInfo {
+            disabled: true,
+            ..user
+        })
+    }
+
+    /// Issue an API token for a user; the token is returned once and stored hashed.
+    pub fn issue_token(&self, name: &str, label: &str) -> Result<String, AuthError> {
+        let user = self
+            .by_name(name)?
+            .filter(|u| !u.disabled)
+            .ok_or_else(|| AuthError::NoSuchUser(name.to_string()))?;
+        let token = format!("dwt_{}", random_hex()?);
+        self.store.with_conn(|c| {
+            c.execute(
+                "INSERT INTO api_tokens (hash, user_id, label, created_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![sha256(&token), user.id, label, now_ms()],
+            )
+        })?;
+        Ok(token)
+    }
+
+    /// The enabled user an API token belongs to.
+    pub fn by_token(&self, token: &str) -> Result<Option<UserInfo>, AuthError> {
+        self.store.with_conn(|c| {
+            Ok(c.query_row(
+                "SELECT u.id, u.name, u.role, u.disabled, u.created_ms FROM api_tokens t \
+                 JOIN users u ON u.id = t.user_id WHERE t.hash = ?1 AND u.disabled = 0",
+                [sha256(token)],
+                user_of,
+            )
+            .optional()?)
+        })
+    }
+
+    /// Check a password; on success open a session: (session id for the cookie, CSRF token).
+    /// None for a wrong name, wrong password or a disabled user alike.
+    pub fn login(&self, name: &str, password: &str) -> Result<Option<(String, String)>, AuthError> {
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Ok(None);
+        }
+        let row: Option<(i64, String, bool)> = self.store.with_conn(|c| {
+            c.query_row(
+                "SELECT id, password, disabled FROM users WHERE name = ?1",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+        })?;
+        let Some((id, phc, disabled)) = row else {
+            // Hash anyway, so an unknown name takes as long as a wrong password.
+            let _ = hash_password(password);
+            return Ok(None);
+        };
+        let parsed = PasswordHash::new(&phc).map_err(|e| AuthError::Hash(e.to_string()))?;
+        let ok = Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
+        if !ok || disabled {
+            return Ok(None);
+        }
+        let session = random_hex()?;
+        let csrf = random_hex()?;
+        let now = now_ms();
+        self.store.with_conn(|c| -> Result<(), AuthError> {
+            // Expired sessions go as new ones come: the table stays bounded.
+            c.execute("DELETE FROM sessions WHERE expires_ms < ?1", [now])?;
+            c.execute(
+                "INSERT INTO sessions (id_hash, user_id, csrf, created_ms, expires_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![sha256(&session), id, csrf, now, now + SESSION_TTL_MS],
+            )?;
+            Ok(())
+        })?;
+        Ok(Some((session, csrf)))
+    }
+
+    /// The enabled user of a live session, and the session's CSRF token.
+    pub fn by_session(&self, session: &str) -> Result<Option<(UserInfo, String)>, AuthError> {
+        self.store.with_conn(|c| {
+            Ok(c.query_row(
+                "SELECT u.id, u.name, u.role, u.disabled, u.created_ms, s.csrf FROM sessions s \
+                 JOIN users u ON u.id = s.user_id \
+                 WHERE s.id_hash = ?1 AND s.expires_ms > ?2 AND u.disabled = 0",
+                params![sha256(session), now_ms()],
+                |r| Ok((user_of(r)?, r.get::<_, String>(5)?)),
+            )
+            .optional()?)
+        })
+    }
+
+    pub fn logout(&self, session: &str) -> Result<(), AuthError> {
+        self.store.with_conn(|c| {
+            c.execute("DELETE FROM sessions WHERE id_hash = ?1", [sha256(session)])
+        })?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_sessions_and_tokens() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Arc::new(ActingStore::open(dir.path()).expect("store"));
+        let users = Users::new(store);
+        let u = users
+            .add("li.wei", Role::Inspector, "correct horse")
+            .expect("add");
+        assert_eq!(u.role, Role::Inspector);
+        assert!(matches!(
+            users.add("li.wei", Role::Viewer, "another one"),
+            Err(AuthError::Exists(_))
+        ));
+        assert!(matches!(
+            users.add("short", Role::Viewer, "1234567"),
+            Err(AuthError::Invalid(_))
+        ));
+        // Stored as an argon2 PHC string, never the password.
+        let phc: String = users.store.with_conn(|c| {
+            c.query_row(
+                "SELECT password FROM users WHERE name = 'li.wei'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("row")
+        });
+        assert!(phc.starts_with("$argon2id$"), "{phc}");
+        assert!(users
+            .login("li.wei", "wrong password")
+            .expect("login")
+            .is_none());
+        assert!(users
+            .login("nobody", "correct horse")
+            .expect("login")
+            .is_none());
+        let (session, csrf) = users
+            .login("li.wei", "correct horse")
+            .expect("login")
+            .expect("right password");
+        let (who, c) = users.by_session(&session).expect("lookup").expect("live");
+        assert_eq!((who.name.as_str(), c.as_str()), ("li.wei", csrf.as_str()));
+        let token = users.issue_token("li.wei", "cli").expect("token");
+        assert_eq!(
+            users.by_token(&token).expect("lookup").map(|u| u.name),
+            Some("li.wei".to_string())
+        );
+        assert!(users.by_token("dwt_guess").expect("lookup").is_none());
+        // Disabling ends the session and the token.
+        users.disable("li.wei").expect("disable");
+        assert!(users.by_session(&session).expect("lookup").is_none());
+        assert!(users.by_token(&token).expect("lookup").is_none());
+        assert!(users
+            .login("li.wei", "correct horse")
+            .expect("login")
+            .is_none());
+        users.add("wang", Role::Viewer, "viewer-pass").expect("add");
+        let huge = "x".repeat(MAX_PASSWORD_BYTES + 1);
+        assert!(matches!(
+            users.add("zhao", Role::Viewer, &huge),
+            Err(AuthError::Invalid(_))
+        ));
+        assert!(users.login("wang", &huge).expect("login").is_none());
+        let (session, _) = users
+            .login("wang", "viewer-pass")
+            .expect("login")
+            .expect("ok");
+        users.logout(&session).expect("logout");
+        assert!(users.by_session(&session).expect("lookup").is_none());
+    }
+}

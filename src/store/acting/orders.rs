@@ -1,0 +1,476 @@
+//! Orders on alerts (stop work, or rectify by a deadline), the site's response and the
+//! re-inspections. An alert with an open order stays open ([`super::Holds`]) until a re-inspection
+//! passes; a failed one raises the order's severity a step.
+
+use super::{ActingError, ActingStore};
+use rusqlite::{params, OptionalExtension, Row};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderKind {
+    StopWork,
+    Rectify,
+}
+
+impl OrderKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            OrderKind::StopWork => "stop_work",
+            OrderKind::Rectify => "rectify",
+        }
+    }
+    pub fn parse(s: &str) -> Option<OrderKind> {
+        [OrderKind::StopWork, OrderKind::Rectify]
+            .into_iter()
+            .find(|k| k.name() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderState {
+    /// Waiting for a passed re-inspection.
+    Open,
+    /// A re-inspection passed: the alert may close once its re-check period is over.
+    Passed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReinspectionResult {
+    Passed,
+    Failed,
+}
+
+impl ReinspectionResult {
+    pub fn name(self) -> &'static str {
+        match self {
+            ReinspectionResult::Passed => "passed",
+            ReinspectionResult::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Reinspection {
+    pub id: i64,
+    pub order_id: i64,
+    pub result: ReinspectionResult,
+    pub by: String,
+    /// When the inspector looked (event time, Unix ms).
+    pub ts: i64,
+    pub note: String,
+    /// File name under the data directory's `photos/`.
+    pub photo: Option<String>,
+    /// The severity a failed re-inspection raised the order to.
+    pub escalated_to: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Order {
+    pub id: i64,
+    pub alert_id: i64,
+    pub site: String,
+    pub kind: OrderKind,
+    /// Rectify by (Unix ms); stop-work orders have none.
+    pub deadline_ts: Option<i64>,
+    pub note: String,
+    pub issued_by: String,
+    pub issued_ts: i64,
+    pub state: OrderState,
+    /// Failed re-inspections so far.
+    pub escalations: u32,
+    pub response: Option<String>,
+    pub response_by: Option<String>,
+    pub response_ts: Option<i64>,
+    pub reinspections: Vec<Reinspection>,
+}
+
+/// A new order.
+pub struct NewOrder<'a> {
+    pub alert_id: i64,
+    pub site: &'a str,
+    pub kind: OrderKind,
+    pub deadline_ts: Option<i64>,
+    pub note: &'a str,
+    pub by: &'a str,
+    pub ts: i64,
+}
+
+/// A re-inspection to record; `photo` is (bytes, file extension), already checked.
+pub struct NewReinspection<'a> {
+    pub order_id: i64,
+    pub result: ReinspectionResult,
+    pub by: &'a str,
+    pub ts: i64,
+    pub note: &'a str,
+    pub photo: Option<(&'a [u8], &'static str)>,
+    /// The alert's severity now: a failure raises the order one step above it per failure.
+    pub severity: &'a str,
+}
+
+const SEVERITIES: [&str; 4] = ["info", "warning", "violation", "critical"];
+
+/// `steps` steps above `severity`, capped at critical.
+pub fn escalated(severity: &str, steps: u32) -> String {
+    let at = SEVERITIES.iter().position(|s| *s == severity).unwrap_or(0);
+    SEVERITIES[(at + steps as usize).min(SEVERITIES.len() - 1)].to_string()
+}
+
+const ORDER_COLS: &str = "id, alert_id, site, kind, deadline_ts, note, issued_by, issued_ts, \
+    state, escalations, response, response_by, response_ts";
+
+fn order_of(r: &Row<'_>) -> rusqlite::Result<Order> {
+    let kind: String = r.get(3)?;
+    let state: String = r.get(8)?;
+    Ok(Order {
+        id: r.get(0)?,
+        alert_id: r.get(1)?,
+        site: r.get(2)?,
+        kind: OrderKind::parse(&kind).unwrap_or(OrderKind::Rectify),
+        deadline_ts: r.get(4)?,
+        note: r.get(5)?,
+        issued_by: r.get(6)?,
+        issued_ts: r.get(7)?,
+        state: if state == "passed" {
+            OrderState::Passed
+        } else {
+            OrderState::Open
+        },
+        escalations: r.get(9)?,
+        response: r.get(10)?,
+        response_by: r.get(11)?,
+        response_ts: r.get(12)?,
+        reinspections: Vec::new(),
+    })
+}
+
+fn reinspection_of(r: &Row<'_>) -> rusqlite::Result<Reinspection> {
+    let result: String = r.get(2)?;
+    Ok(Reinspection {
+        id: r.get(0)?,
+        order_id: r.get(1)?,
+        result: if result == "passed" {
+            ReinspectionResult::Passed
+        } else {
+            ReinspectionResult::Failed
+        },
+        by: r.get(3)?,
+        ts: r.get(4)?,
+        note: r.get(5)?,
+        photo: r.get(6)?,
+        escalated_to: r.get(7)?,
+    })
+}
+
+impl ActingStore {
+    /// Alerts of orders whose alert is not closed, and the event time from which each may close
+    /// (`i64::MAX` while no re-inspection passed).
+    pub(super) fn held_alerts(&self) -> Result<Vec<(i64, i64)>, ActingError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT o.alert_id, CASE WHEN o.state = 'open' THEN 9223372036854775807 ELSE \
+             (SELECT max(r.ts) FROM reinspections r \
+              WHERE r.order_id = o.id AND r.result = 'passed') END \
+             FROM orders o LEFT JOIN alerts a ON a.id = o.alert_id \
+             WHERE a.state IS NULL OR a.state != 'closed' ORDER BY o.id",
+        )?;
+        let ids = st
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0)))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ids)
+    }
+
+    /// Issue an order on an alert; an alert carries one open order at a time.
+    pub fn issue_order(&self, o: &NewOrder<'_>) -> Result<Order, ActingError> {
+        if o.kind == OrderKind::Rectify && o.deadline_ts.is_none() {
+            return Err(ActingError::Invalid(
+                "a rectify order needs a deadline".into(),
+            ));
+        }
+        let id = {
+            let conn = self.conn();
+            let open: Option<i64> = conn
+                .query_row(
+                    "SELECT id FROM orders WHERE alert_id = ?1 AND state = 'open'",
+                    [o.alert_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(existing) = open {
+                return Err(ActingError::Invalid(format!(
+                    "alert {} already has open order {existing}",
+                    o.alert_id
+                )));
+            }
+            conn.execute(
+                "INSERT INTO orders (alert_id, site, kind, deadline_ts, note, issued_by, issued_ts, \
+                 state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'open')",
+                params![
+                    o.alert_id,
+                    o.site,
+                    o.kind.name(),
+                    o.deadline_ts,
+                    o.note,
+                    o.by,
+                    o.ts
+                ],
+            )?;
+            conn.last_insert_rowid()
+        };
+        self.holds.hold_until(o.alert_id, i64::MAX);
+        self.order(id)
+    }
+
+    /// Record what the site answered (as reported to the inspector).
+    pub fn respond(
+        &self,
+        order_id: i64,
+        response: &str,
+        by: &str,
+        ts: i64,
+    ) -> Result<Order, ActingError> {
+        let n = self.conn().execute(
+            "UPDATE orders SET response = ?2, response_by = ?3, response_ts = ?4 WHERE id = ?1",
+            params![order_id, response, by, ts],
+        )?;
+        if n == 0 {
+            return Err(ActingError::NotFound(format!("order {order_id}")));
+        }
+        self.order(order_id)
+    }
+
+    /// Record a re-inspection: passed lifts the hold, failed escalates.
+    pub fn reinspect(&self, n: &NewReinspection<'_>) -> Result<Reinspection, ActingError> {
+        let order = self.order(n.order_id)?;
+        if order.state != OrderState::Open {
+            return Err(ActingError::Invalid(format!(
+                "order {} has passed its re-inspection already",
+                order.id
+            )));
+        }
+        if n.ts < order.issued_ts {
+            return Err(ActingError::Invalid(
+                "a re-inspection cannot be before its order".into(),
+            ));
+        }
+        let escalated_to = (n.result == ReinspectionResult::Failed)
+            .then(|| escalated(n.severity, order.escalations + 1));
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO reinspections (order_id, result, by_user, ts, note, escalated_to) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                n.order_id,
+                n.result.name(),
+                n.by,
+                n.ts,
+                n.note,
+                escalated_to
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        let photo = match n.photo {
+            Some((bytes, ext)) => {
+                let name = format!("order-{}-reinspection-{id}.{ext}", n.order_id);
+                let path = self.photo_dir.join(&name);
+                std::fs::create_dir_all(&self.photo_dir)
+                    .and_then(|_| std::fs::write(&path, bytes))
+                    .map_err(|source| ActingError::Photo {
+                        path: path.display().to_string(),
+                        source,
+                    })?;
+                tx.execute(
+                    "UPDATE reinspections SET photo = ?2 WHERE id = ?1",
+                    params![id, name],
+                )?;
+                Some(name)
+            }
+            None => None,
+        };
+        match n.result {
+            ReinspectionResult::Passed => {
+                tx.execute(
+                    "UPDATE orders SET state = 'passed' WHERE id = ?1",
+                    [n.order_id],
+                )?;
+            }
+            ReinspectionResult::Failed => {
+                tx.execute(
+                    "UPDATE orders SET escalations = escalations + 1 WHERE id = ?1",
+                    [n.order_id],
+                )?;
+            }
+        }
+        tx.commit()?;
+        drop(conn);
+        if n.result == ReinspectionResult::Passed {
+            self.holds.hold_until(order.alert_id, n.ts);
+        }
+        Ok(Reinspection {
+            id,
+            order_id: n.order_id,
+            result: n.result,
+            by: n.by.to_string(),
+            ts: n.ts,
+            note: n.note.to_string(),
+            photo,
+            escalated_to,
+        })
+    }
+
+    pub fn order(&self, id: i64) -> Result<Order, ActingError> {
+        let conn = self.conn();
+        let mut order = conn
+            .query_row(
+                &format!("SELECT {ORDER_COLS} FROM orders WHERE id = ?1"),
+                [id],
+                order_of,
+            )
+            .optional()?
+            .ok_or_else(|| ActingError::NotFound(format!("order {id}")))?;
+        order.reinspections = reinspections(&conn, id)?;
+        Ok(order)
+    }
+
+    /// An alert's orders, oldest first, with their re-inspections.
+    pub fn orders_of_alert(&self, alert_id: i64) -> Result<Vec<Order>, ActingError> {
+        self.orders_where("alert_id = ?1", params![alert_id])
+    }
+
+    /// Orders issued in [from, to) or re-inspected then (event time).
+    pub fn orders_between(&self, from: i64, to: i64) -> Result<Vec<Order>, ActingError> {
+        self.orders_where(
+            "(issued_ts >= ?1 AND issued_ts < ?2) OR id IN (SELECT order_id FROM reinspections \
+             WHERE ts >= ?1 AND ts < ?2)",
+            params![from, to],
+        )
+    }
+
+    fn orders_where(
+        &self,
+        clause: &str,
+        args: impl rusqlite::Params,
+    ) -> Result<Vec<Order>, ActingError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(&format!(
+            "SELECT {ORDER_COLS} FROM orders WHERE {clause} ORDER BY id LIMIT 10000"
+        ))?;
+        let mut orders = st
+            .query_map(args, order_of)?
+            .collect::<Result<Vec<_>, _>>()?;
+        for o in &mut orders {
+            o.reinspections = reinspections(&conn, o.id)?;
+        }
+        Ok(orders)
+    }
+
+    /// A stored photo's bytes (the name as recorded; nothing outside `photos/`).
+    pub fn photo(&self, name: &str) -> Result<Vec<u8>, ActingError> {
+        let plain = name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            && !name.starts_with('.');
+        if !plain {
+            return Err(ActingError::NotFound(format!("photo {name}")));
+        }
+        std::fs::read(self.photo_dir.join(name))
+            .map_err(|_| ActingError::NotFound(format!("photo {name}")))
+    }
+}
+
+fn reinspections(
+    conn: &rusqlite::Connection,
+    order_id: i64,
+) -> Result<Vec<Reinspection>, ActingError> {
+    let mut st = conn.prepare_cached(
+        "SELECT id, order_id, result, by_user, ts, note, photo, escalated_to FROM reinspections \
+         WHERE order_id = ?1 ORDER BY id",
+    )?;
+    let rows = st
+        .query_map([order_id], reinspection_of)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(alert_id: i64, ts: i64) -> NewOrder<'static> {
+        NewOrder {
+            alert_id,
+            site: "s1",
+            kind: OrderKind::StopWork,
+            deadline_ts: None,
+            note: "",
+            by: "li",
+            ts,
+        }
+    }
+
+    fn check(order_id: i64, result: ReinspectionResult, ts: i64) -> NewReinspection<'static> {
+        NewReinspection {
+            order_id,
+            result,
+            by: "li",
+            ts,
+            note: "",
+            photo: None,
+            severity: "warning",
+        }
+    }
+
+    #[test]
+    fn an_order_holds_its_alert_across_a_restart_until_a_passed_reinspection() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = ActingStore::open(dir.path()).expect("open");
+        let o = store.issue_order(&order(7, 1_000)).expect("order");
+        assert!(matches!(
+            store.issue_order(&order(7, 1_001)),
+            Err(ActingError::Invalid(_))
+        ));
+        let rectify = NewOrder {
+            kind: OrderKind::Rectify,
+            ..order(8, 1_000)
+        };
+        assert!(matches!(
+            store.issue_order(&rectify),
+            Err(ActingError::Invalid(_))
+        ));
+        let failed = store
+            .reinspect(&check(o.id, ReinspectionResult::Failed, 2_000))
+            .expect("failed");
+        assert_eq!(failed.escalated_to.as_deref(), Some("violation"));
+        let again = store
+            .reinspect(&check(o.id, ReinspectionResult::Failed, 2_500))
+            .expect("failed again");
+        assert_eq!(again.escalated_to.as_deref(), Some("critical"));
+        drop(store);
+
+        let store = ActingStore::open(dir.path()).expect("reopen");
+        let holds = store.holds();
+        assert!(holds.is_held(7, i64::MAX - 1));
+        assert!(!holds.is_held(8, 0), "no order, no hold");
+        store
+            .reinspect(&check(o.id, ReinspectionResult::Passed, 3_000))
+            .expect("passed");
+        assert!(holds.is_held(7, 2_999) && !holds.is_held(7, 3_000));
+        assert!(matches!(
+            store.reinspect(&check(o.id, ReinspectionResult::Passed, 3_100)),
+            Err(ActingError::Invalid(_))
+        ));
+        drop(store);
+        let store = ActingStore::open(dir.path()).expect("reopen");
+        assert!(store.holds().is_held(7, 2_999) && !store.holds().is_held(7, 3_000));
+        let o = store.order(o.id).expect("order");
+        assert_eq!(
+            (o.state, o.escalations, o.reinspections.len()),
+            (OrderState::Passed, 2, 3)
+        );
+    }
+}

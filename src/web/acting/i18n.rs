@@ -1,0 +1,173 @@
+//! The words of the acting pages (orders, notices, patrol, report sections), zh-CN first.
+
+use super::super::i18n::Lang;
+
+pub struct Words {
+    pub act_title: &'static str,
+    pub orders: &'static str,
+    pub no_orders: &'static str,
+    pub issue_order: &'static str,
+    pub stop_work: &'static str,
+    pub rectify: &'static str,
+    pub deadline: &'static str,
+    pub note: &'static str,
+    pub issued: &'static str,
+    pub by: &'static str,
+    pub response: &'static str,
+    pub reinspections: &'static str,
+    pub reinspect: &'static str,
+    pub passed: &'static str,
+    pub failed: &'static str,
+    pub photo: &'static str,
+    pub escalated_to: &'static str,
+    pub open: &'static str,
+    pub save: &'static str,
+    pub notices: &'static str,
+    pub issue_notice: &'static str,
+    pub notice_help: &'static str,
+    pub notice_due: &'static str,
+    pub level_now: &'static str,
+    pub received: &'static str,
+    pub pending: &'static str,
+    pub confirm: &'static str,
+    pub work_all: &'static str,
+    pub work_earthwork: &'static str,
+    pub via_device: &'static str,
+    pub via_inspector: &'static str,
+    pub patrol: &'static str,
+    pub patrol_tonight: &'static str,
+    pub patrol_empty: &'static str,
+    pub at_risk: &'static str,
+    pub working: &'static str,
+    pub not_working: &'static str,
+    pub rectified: &'static str,
+    pub last_checkin: &'static str,
+    pub site: &'static str,
+    pub alert: &'static str,
+    pub notices_issued: &'static str,
+    pub receipts: &'static str,
+    pub patrol_results: &'static str,
+    pub none: &'static str,
+}
+
+pub const ZH: Words = Words {
+    act_title: "处置",
+    orders: "整改指令",
+    no_orders: "尚无指令。",
+    issue_order: "下达指令",
+    stop_work: "停工",
+    rectify: "限期整改",
+    deadline: "整改期限",
+    note: "说明",
+    issued: "下达",
+    by: "操作人",
+    response: "工地回复",
+    reinspections: "复查",
+    reinspect: "记录复查",
+    passed: "通过",
+    failed: "未通过",
+    photo: "照片",
+    escalated_to: "升级为",
+    open: "待复查",
+    save: "保存",
+    notices: "停工通知",
+    issue_notice: "向受影响工地发送停工通知",
+    notice_help: "按当前预警等级与规则，通知所有须停工的工地（按类型与施工阶段）。",
+    notice_due: "预警等级已升高，尚未发送停工通知。",
+    level_now: "当前预警等级",
+    received: "已签收",
+    pending: "未签收",
+    confirm: "确认签收",
+    work_all: "全部停工",
+    work_earthwork: "停止土方作业",
+    via_device: "设备回复",
+    via_inspector: "巡查员确认",
+    patrol: "夜间巡查",
+    patrol_tonight: "今晚巡查清单（22:00–02:00）",
+    patrol_empty: "今晚没有须巡查的工地。",
+    at_risk: "有夜间施工记录或告警",
+    working: "在施工",
+    not_working: "未施工",
+    rectified: "已整改",
+    last_checkin: "最近打卡",
+    site: "工地",
+    alert: "告警",
+    notices_issued: "停工通知（发出／签收）",
+    receipts: "签收",
+    patrol_results: "夜间巡查结果",
+    none: "无",
+};
+
+pub const EN: Words = Words {
+    act_title: "Action",
+    orders: "Orders",
+    no_orders: "No order yet.",
+    issue_order: "Issue order",
+    stop_work: "Stop work",
+    rectify: "Rectify by deadline",
+    deadline: "Deadline",
+    note: "Note",
+    issued: "Issued",
+    by: "By",
+    response: "Site's response",
+    reinspections: "Re-inspections",
+    reinspect: "Record re-inspection",
+    passed: "Passed",
+    failed: "Failed",
+    photo: "Photo",
+    escalated_to: "Escalated to",
+    open: "Awaiting re-inspection",
+    save: "Save",
+    notices: "Stop-work notices",
+    issue_notice: "Send a stop-work notice to every affected site",
+    notice_help:
+        "By the level in force and the rules: every site that must stop (by kind and phase).",
+    notice_due: "The level has risen and no stop-work notice has gone out for it yet.",
+    level_now: "Level in force",
+    received: "Received",
+    pending: "Not yet received",
+    confirm: "Confirm receipt",
+    work_all: "All work stops",
+    work_earthwork: "Earthwork stops",
+    via_device: "device reply",
+    via_inspector: "inspector",
+    patrol: "Night patrol",
+    patrol_tonight: "Tonight's patrol (22:00–02:00)",
+    patrol_empty: "No site to patrol tonight.",
+    at_risk: "night work or alerts on record",
+    working: "Working",
+    not_working: "Not working",
+    rectified: "Rectified",
+    last_checkin: "Last check-in",
+    site: "Site",
+    alert: "Alert",
+    notices_issued: "Stop-work notices (issued / received)",
+    receipts: "Receipts",
+    patrol_results: "Night-patrol results",
+    none: "None",
+};
+
+pub fn words(lang: Lang) -> &'static Words {
+    match lang {
+        Lang::Zh => &ZH,
+        Lang::En => &EN,
+    }
+}
+
+impl Words {
+    pub fn patrol_result(&self, r: crate::store::acting::PatrolResult) -> &'static str {
+        use crate::store::acting::PatrolResult::*;
+        match r {
+            Working => self.working,
+            NotWorking => self.not_working,
+            Rectified => self.rectified,
+        }
+    }
+    pub fn work(&self, work: &str) -> &'static str {
+        if work == "all" {
+            self.work_all
+        } else {
+            self.work_earthwork
+        }
+    }
+}
