@@ -50,6 +50,10 @@ pub enum AppError {
         source: std::io::Error,
     },
     #[error(transparent)]
+    Commands(#[from] crate::commands::CommandError),
+    #[error(transparent)]
+    Notify(#[from] crate::notify::NotifyError),
+    #[error(transparent)]
     Token(#[from] web::token::TokenError),
     #[error("task failed: {0}")]
     Join(String),
@@ -71,6 +75,8 @@ pub struct Aggregator {
     publisher_task: tokio::task::JoinHandle<()>,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
     export: Option<export::Exporter>,
+    commands_task: tokio::task::JoinHandle<()>,
+    notifier: Option<crate::notify::Notifier>,
     forward: Option<crate::hj212_forward::Forwarder>,
 }
 
@@ -183,6 +189,21 @@ impl Aggregator {
             None => Profile::default_profile(),
         };
         let (publisher, publisher_task) = Publisher::start(&config.mqtt, shutdown.clone())?;
+        let (commands, commands_task) = crate::commands::Commands::start(
+            &config.commands,
+            &config.store.data_dir,
+            publisher.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        )?;
+        let notifier = crate::notify::start(
+            &config.notify,
+            &config.store.data_dir,
+            reader.clone() as Arc<dyn StoreReader>,
+            tz,
+            metrics.clone(),
+            shutdown.clone(),
+        )?;
         let limits = Arc::new(crate::charts::data::profile_limits(&profile));
         let acting_store = {
             let dir = config.store.data_dir.clone();
@@ -314,6 +335,7 @@ impl Aggregator {
             write_token: write_token.clone(),
             rules: rules_handle.clone(),
             publisher,
+            commands,
             tz,
             limits,
             live,
@@ -345,6 +367,8 @@ impl Aggregator {
             publisher_task,
             http,
             export,
+            commands_task,
+            notifier,
             forward,
         })
     }
@@ -374,6 +398,10 @@ impl Aggregator {
         drop(self.rules);
         let http = self.http.await;
         let _ = tokio::task::spawn_blocking(move || self.rules_thread.join()).await;
+        let _ = self.commands_task.await;
+        if let Some(n) = self.notifier {
+            let _ = tokio::task::spawn_blocking(move || n.thread.join()).await;
+        }
         let _ = self.publisher_task.await;
         match http {
             Ok(Ok(())) => Ok(()),

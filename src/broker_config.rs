@@ -155,14 +155,19 @@ pub fn acl(credentials: &Credentials, root: &TopicRoot) -> String {
          user {}\ntopic read {r}/#\n\n",
         a.username
     );
-    let _ = write!(
+    let _ = writeln!(
         out,
         "# The aggregator's publisher: alerts and reports are its alone. It also sets the city\n\
-         # level for office users of the dashboard (PUT /api/city/level, behind the write token).\n\
-         user {}\ntopic write {r}/alerts/#\ntopic write {r}/reports/#\ntopic write {}\n\n",
+         # level and sends device commands for office users of the dashboard (PUT\n\
+         # /api/city/level, POST /api/sites/{{id}}/commands, behind the write token).\n\
+         user {}\ntopic write {r}/alerts/#\ntopic write {r}/reports/#\ntopic write {}",
         a.publisher_username,
         root.city_level()
     );
+    for d in &credentials.devices {
+        let _ = writeln!(out, "topic write {}", root.cmd(&d.site, &d.device));
+    }
+    out.push('\n');
     let _ = writeln!(
         out,
         "# The office: the city level and device commands; reads everything.\n\
@@ -178,12 +183,13 @@ pub fn acl(credentials: &Credentials, root: &TopicRoot) -> String {
         let _ = write!(
             out,
             "user {}\ntopic write {}\ntopic write {}\ntopic write {}\ntopic write {}\n\
-             topic read {}\n\n",
+             topic write {}\ntopic read {}\n\n",
             d.username,
             root.reading(&d.site, &d.device),
             root.event(&d.site, &d.device),
             root.status(&d.site, &d.device),
             root.hj212(&d.site, &d.device),
+            root.reply(&d.site, &d.device),
             root.cmd(&d.site, &d.device),
         );
     }

@@ -32,6 +32,10 @@ pub struct Config {
     pub demo: DemoConfig,
     pub time: TimeConfig,
     pub rules: RulesConfig,
+    /// Commands to devices (`[commands]`).
+    pub commands: crate::commands::CommandsConfig,
+    /// Notifications of alert changes (`[notify]`); off while no target is configured.
+    pub notify: crate::notify::NotifyConfig,
     /// Export to InfluxDB 2 (or any v2 write API server). Default absent: export off.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub influx: Option<InfluxConfig>,

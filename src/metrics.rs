@@ -1,6 +1,7 @@
 //! Counters a user would graph, rendered in the Prometheus text format at `/metrics`.
 //! Plain atomics: every task updates them without a lock.
 
+mod acting;
 mod auth;
 mod hj212;
 mod hj212_forward;
@@ -8,6 +9,7 @@ mod http;
 mod nats;
 mod process;
 
+pub use acting::ActingMetrics;
 pub use auth::AuthMetrics;
 pub use hj212::{Hj212Metrics, HJ212_REJECT_LABELS};
 pub use hj212_forward::{ForwardMetrics, TargetCounters};
@@ -115,6 +117,8 @@ pub struct Metrics {
     pub hj212_forward: ForwardMetrics,
     /// The HTTP server and its live streams.
     pub http: HttpMetrics,
+    /// Device commands and notifications.
+    pub acting: ActingMetrics,
     /// NATS JetStream ingest: partitions, leases, fencing.
     pub nats: NatsMetrics,
     /// Logins and refused credentials.
@@ -327,6 +331,7 @@ impl Metrics {
         self.hj212.render(&mut out);
         self.hj212_forward.render(&mut out);
         self.http.render(&mut out);
+        self.acting.render(&mut out);
         self.nats.render(&mut out);
         self.auth.render(&mut out);
         self.batch_seconds.render(

@@ -497,3 +497,89 @@ async fn only_the_office_commands_devices() {
         "the first command the device got"
     );
 }
+
+/// A device answers commands on its own reply topic only, and the aggregator's publisher (which
+/// sends the dashboard's commands) may command devices.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_answer_only_as_themselves_and_the_publisher_commands_them() {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let Some(b) = boundary() else { return };
+    let port = b.broker.port();
+    let root = TopicRoot::default();
+    let me = b.credentials.devices.last().expect("the spare device");
+    let target = &b.credentials.devices[0];
+
+    // The office watches every reply and the target's commands.
+    let office = &b.credentials.office;
+    let mut opts = MqttOptions::new("reply-watch", "127.0.0.1", port);
+    opts.set_credentials(office.username.clone(), office.password.clone());
+    let (watcher, mut events) = AsyncClient::new(opts, 10);
+    watcher
+        .subscribe(root.all_devices("reply"), QoS::AtLeastOnce)
+        .await
+        .expect("queue subscribe");
+    watcher
+        .subscribe(root.cmd(&target.site, &target.device), QoS::AtLeastOnce)
+        .await
+        .expect("queue subscribe");
+    let subscribed = async {
+        let mut acks = 0;
+        while acks < 2 {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::SubAck(_))) => acks += 1,
+                Ok(_) => {}
+                Err(e) => panic!("the watcher lost the broker: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), subscribed)
+        .await
+        .expect("subscribed");
+
+    // A forged answer in the target's name is denied; the spare's own answer passes.
+    publish_denied(
+        port,
+        (&me.username, &me.password),
+        root.reply(&target.site, &target.device),
+        br#"{"id":"forged","ok":true}"#.to_vec(),
+    )
+    .await;
+    let own = br#"{"id":"mine","ok":true}"#.to_vec();
+    publish_all_as(
+        port,
+        "spare-device",
+        Some((&me.username, &me.password)),
+        vec![(root.reply(&me.site, &me.device), own.clone())],
+    )
+    .await;
+    let a = &b.credentials.aggregator;
+    let cmd = br#"{"id":"c1","cmd":"reboot"}"#.to_vec();
+    publish_all_as(
+        port,
+        "aggregator-publisher",
+        Some((&a.publisher_username, &a.password)),
+        vec![(root.cmd(&target.site, &target.device), cmd.clone())],
+    )
+    .await;
+    // In order on one connection: had the forged reply passed, it would come first.
+    let mut got = Vec::new();
+    let two = async {
+        while got.len() < 2 {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => got.push((p.topic, p.payload.to_vec())),
+                Ok(_) => {}
+                Err(e) => panic!("the watcher lost the broker: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), two)
+        .await
+        .expect("the reply and the command arrive");
+    assert_eq!(
+        got,
+        vec![
+            (root.reply(&me.site, &me.device), own),
+            (root.cmd(&target.site, &target.device), cmd),
+        ]
+    );
+}

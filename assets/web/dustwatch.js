@@ -171,3 +171,28 @@ dw.pages.dashboard = () => {
   const every = Number(panels && panels.dataset.refreshMs) || 60000;
   setInterval(() => document.querySelectorAll('img.dash').forEach(i => { i.src = i.dataset.src + '?t=' + Date.now(); }), every);
 };
+
+// Device commands from the site page (the section of src/web/commands.rs): send, then wait for
+// the device's answer and show the page again.
+document.addEventListener('DOMContentLoaded', () => {
+  document.querySelectorAll('form.device-command').forEach(f => {
+    f.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const msg = f.querySelector('.msg');
+      const body = { device: f.device.value, cmd: f.cmd.value };
+      const n = Number(f.amount.value);
+      if (body.cmd === 'sprinkle') body.duration_s = n * 60;
+      if (body.cmd === 'set_interval') body.interval_s = n;
+      try {
+        const r = await dw.call('POST', '/api/sites/' + encodeURIComponent(f.dataset.site) + '/commands', body);
+        msg.textContent = '… ' + r.id.slice(0, 8);
+        for (let i = 0; i < 120; i++) {
+          await new Promise(ok => setTimeout(ok, 1000));
+          const c = await dw.call('GET', '/api/commands/' + r.id);
+          if (c.state !== 'sent') break;
+        }
+        location.reload();
+      } catch (e) { msg.textContent = e.message; }
+    });
+  });
+});

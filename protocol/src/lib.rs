@@ -3,12 +3,14 @@
 //! One definition of topics, payloads and validation limits serves both sides, so a device and the
 //! aggregator cannot disagree on the format. This crate knows nothing about servers or simulators.
 
+pub mod command;
 pub mod hj212;
 pub mod payload;
 pub mod registry;
 pub mod topic;
 pub mod validate;
 
+pub use command::{CommandId, CommandReply, Envelope};
 pub use hj212::{Hj212Error, PmUnit};
 pub use payload::{
     CityLevel, Command, Event, EventKind, Flag, Level, Metric, Reading, Status, StatusState,

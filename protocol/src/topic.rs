@@ -40,6 +40,10 @@ impl TopicRoot {
     pub fn cmd(&self, site: &str, device: &str) -> String {
         format!("{}/{site}/{device}/cmd", self.0)
     }
+    /// A device's answers to commands.
+    pub fn reply(&self, site: &str, device: &str) -> String {
+        format!("{}/{site}/{device}/reply", self.0)
+    }
     pub fn city_level(&self) -> String {
         format!("{}/city/level", self.0)
     }
@@ -78,6 +82,7 @@ impl TopicRoot {
                     "status" => Ok(Topic::Status { site, device }),
                     "hj212" => Ok(Topic::Hj212 { site, device }),
                     "cmd" => Ok(Topic::Cmd { site, device }),
+                    "reply" => Ok(Topic::Reply { site, device }),
                     other => Err(TopicError::UnknownKind(other.to_string())),
                 }
             }
@@ -94,6 +99,7 @@ pub enum Topic<'a> {
     Status { site: &'a str, device: &'a str },
     Hj212 { site: &'a str, device: &'a str },
     Cmd { site: &'a str, device: &'a str },
+    Reply { site: &'a str, device: &'a str },
     CityLevel,
     Alert { site: &'a str, rule: &'a str },
     DailyReport { date: &'a str },

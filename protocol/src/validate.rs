@@ -253,6 +253,13 @@ impl Command {
                     format!("interval_s {interval_s} outside 1..=3600"),
                 ))
             }
+            // A run of nothing, or longer than a day, is a typo, not an instruction.
+            Command::Sprinkle { duration_s } if duration_s == 0 || duration_s > 86_400 => {
+                Err(Rejected::new(
+                    RejectReason::OutOfRange,
+                    format!("duration_s {duration_s} outside 1..=86400"),
+                ))
+            }
             c => Ok(c),
         }
     }
@@ -354,5 +361,7 @@ mod tests {
             Command::Reboot
         );
         assert!(Command::decode(br#"{"cmd":"explode"}"#).is_err());
+        assert!(Command::decode(br#"{"cmd":"sprinkle","duration_s":0}"#).is_err());
+        assert!(Command::decode(br#"{"cmd":"sprinkle","duration_s":86401}"#).is_err());
     }
 }

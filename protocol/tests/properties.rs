@@ -201,12 +201,13 @@ proptest! {
             }
         }
         if !matches!(site.as_str(), "city" | "alerts" | "reports") {
-            let kinds: [(String, Topic); 5] = [
+            let kinds: [(String, Topic); 6] = [
                 (root.reading(&site, &device), Topic::Reading { site: &site, device: &device }),
                 (root.event(&site, &device), Topic::Event { site: &site, device: &device }),
                 (root.status(&site, &device), Topic::Status { site: &site, device: &device }),
                 (root.hj212(&site, &device), Topic::Hj212 { site: &site, device: &device }),
                 (root.cmd(&site, &device), Topic::Cmd { site: &site, device: &device }),
+                (root.reply(&site, &device), Topic::Reply { site: &site, device: &device }),
             ];
             for (text, expected) in kinds {
                 prop_assert_eq!(root.parse(&text), Ok(expected));
@@ -238,6 +239,7 @@ fn rebuild(root: &TopicRoot, t: Topic) -> String {
         Topic::Status { site, device } => root.status(site, device),
         Topic::Hj212 { site, device } => root.hj212(site, device),
         Topic::Cmd { site, device } => root.cmd(site, device),
+        Topic::Reply { site, device } => root.reply(site, device),
         Topic::CityLevel => root.city_level(),
         Topic::Alert { site, rule } => root.alert(site, rule),
         Topic::DailyReport { date } => root.daily_report(date),

@@ -53,8 +53,8 @@ pub(crate) struct Device {
     sampler: Sampler,
     jitter: ChaCha8Rng,
     client_id: String,
-    /// reading, event, status, cmd, hj212
-    topics: [String; 5],
+    /// reading, event, status, cmd, hj212, reply
+    topics: [String; 6],
     transitions: Vec<(i64, Transition)>,
     next_transition: usize,
 
@@ -91,6 +91,7 @@ impl Device {
             root.status(s, d),
             root.cmd(s, d),
             root.hj212(s, d),
+            root.reply(s, d),
         ];
         let interval_s = p.interval_s;
         let i_ms = i64::from(interval_s) * 1000;
@@ -241,8 +242,18 @@ impl Device {
     }
 
     fn on_command(&mut self, payload: &[u8]) {
-        let cmd = match Command::decode(payload) {
-            Ok(c) => c,
+        let cmd = match crate::commands::decode(payload) {
+            Ok(envelope) => {
+                // Answered first: a reboot below keeps the outbox, so the answer goes out after.
+                if let Some(reply) = crate::commands::answer(&envelope, self.now_ms()) {
+                    self.push(Msg {
+                        kind: Kind::Reply,
+                        payload: reply,
+                        retain: false,
+                    });
+                }
+                envelope.command
+            }
             Err(e) => {
                 tracing::warn!(client = %self.client_id, error = %e, "ignoring bad command");
                 self.stats.bad_commands.fetch_add(1, Ordering::Relaxed);

@@ -19,6 +19,7 @@
 
 pub mod city;
 pub mod clock;
+mod commands;
 pub mod device;
 pub mod faults;
 pub mod fd_limit;

@@ -4,7 +4,7 @@
 use super::hj212::MqttFrames;
 use crate::store::{DeadLetter, Record};
 use dustwatch_protocol::{
-    CityLevel, Event, Reading, RejectReason, Rejected, Status, Topic, TopicRoot,
+    CityLevel, CommandReply, Event, Reading, RejectReason, Rejected, Status, Topic, TopicRoot,
 };
 
 /// Decode one message. `None` means the message is not ingest's business (a command, our own
@@ -50,6 +50,13 @@ pub fn decode(
             source: "mqtt".to_string(),
         }),
         Topic::Hj212 { site, device } => return hj212.decode(topic, site, device, payload),
+        Topic::Reply { site, device } => {
+            CommandReply::decode(payload).map(|reply| Record::CommandReply {
+                site: site.to_string(),
+                device: device.to_string(),
+                reply,
+            })
+        }
         Topic::Cmd { .. } | Topic::Alert { .. } | Topic::DailyReport { .. } => return None,
     };
     Some(result.unwrap_or_else(|rejected| dead(topic, payload, rejected)))
@@ -137,6 +144,25 @@ mod tests {
             }
             other => panic!("expected a dead letter, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn replies_become_records_and_bad_ones_dead_letters() {
+        let r = decode(
+            &TopicRoot::default(),
+            &mut frames(),
+            "dust/v1/s1/d1/reply",
+            br#"{"id":"c1","ok":true,"detail":"done"}"#,
+        );
+        assert!(matches!(r, Some(Record::CommandReply { ref device, .. }) if device == "d1"));
+        assert_eq!(
+            reason("dust/v1/s1/d1/reply", br#"{"ok":true}"#),
+            Some(RejectReason::WrongType)
+        );
+        assert_eq!(
+            reason("dust/v1/s1/d1/reply", b"not json"),
+            Some(RejectReason::MalformedJson)
+        );
     }
 
     #[test]

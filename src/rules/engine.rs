@@ -282,7 +282,7 @@ impl Engine {
                         self.rejudge_levels(&before, level.ts, &mut out);
                     }
                 }
-                Record::Status { .. } | Record::DeadLetter(_) => {}
+                Record::Status { .. } | Record::CommandReply { .. } | Record::DeadLetter(_) => {}
             }
         }
         self.advance(&mut out);

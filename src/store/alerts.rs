@@ -4,7 +4,7 @@
 
 use super::sqlite::{open_writer, Synchronous};
 use super::StoreError;
-use rusqlite::{params, Connection, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 use std::path::Path;
 
@@ -107,6 +107,19 @@ impl AlertWriter for AlertStore {
         let tx = self.conn.transaction()?;
         let now = chrono::Utc::now().timestamp_millis();
         for (change, a) in changes {
+            // Notifications: every change but a plain evidence update; an update that raised
+            // the severity is an escalation.
+            let notify = if change == "updated" {
+                let before: Option<String> = tx
+                    .prepare_cached("SELECT severity FROM alerts WHERE id = ?1")?
+                    .query_row(params![a.id], |r| r.get(0))
+                    .optional()?;
+                before
+                    .is_some_and(|b| b != a.severity)
+                    .then_some("escalated")
+            } else {
+                Some(change.as_str())
+            };
             let evidence = a.evidence.to_string();
             tx.prepare_cached(
                 "INSERT INTO alerts (id, site, rule, kind, severity, state, acknowledged, ack_by, \
@@ -136,6 +149,9 @@ impl AlertWriter for AlertStore {
                 a.level,
                 evidence
             ])?;
+            if let Some(what) = notify {
+                super::notify_outbox::push(&tx, what, a, now)?;
+            }
             if change != "updated" {
                 tx.prepare_cached(
                     "INSERT INTO alert_history (alert_id, change, ts, state, severity, acknowledged, \

@@ -8,12 +8,14 @@ pub mod alerts;
 #[cfg(test)]
 mod bounds_tests;
 pub mod checkpoint;
+pub mod commands;
 pub mod config;
 mod dead_letters;
 pub mod fence;
 pub mod forward_queue;
 pub mod hot;
 mod known;
+pub mod notify_outbox;
 mod open;
 pub mod outbox;
 pub mod postgres;
@@ -28,7 +30,8 @@ mod sqlite_batch;
 mod tests;
 
 use dustwatch_protocol::{
-    CityLevel, Event, Metric, Reading, RejectReason, Rejected, SiteInfo, Status, TopicRoot,
+    CityLevel, CommandReply, Event, Metric, Reading, RejectReason, Rejected, SiteInfo, Status,
+    TopicRoot,
 };
 use serde::Serialize;
 use thiserror::Error;
@@ -64,6 +67,12 @@ pub enum Record {
         level: CityLevel,
         source: String,
     },
+    /// A device's answer to a command.
+    CommandReply {
+        site: String,
+        device: String,
+        reply: CommandReply,
+    },
     DeadLetter(DeadLetter),
 }
 
@@ -75,7 +84,7 @@ impl Record {
             Record::Event { event, .. } => Some(event.ts),
             Record::Status { status, .. } => status.ts,
             Record::CityLevel { level, .. } => Some(level.ts),
-            Record::DeadLetter(_) => None,
+            Record::CommandReply { .. } | Record::DeadLetter(_) => None,
         }
     }
 
@@ -102,6 +111,11 @@ impl Record {
                 format!("{} (from {source})", root.city_level()),
                 serde_json::to_vec(level),
             ),
+            Record::CommandReply {
+                site,
+                device,
+                reply,
+            } => (root.reply(site, device), Ok(reply.encode())),
             Record::DeadLetter(_) => return self,
         };
         Record::DeadLetter(DeadLetter {

@@ -11,7 +11,7 @@
 use dustwatch_protocol::Metric;
 
 /// Schema version stored in `PRAGMA user_version`.
-pub const VERSION: i64 = 7;
+pub const VERSION: i64 = 8;
 
 const BASE: &str = "
 CREATE TABLE IF NOT EXISTS sites (
@@ -212,6 +212,12 @@ pub fn migrate(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
         // Schema 7: users, orders, re-inspections, notices, patrol check-ins. New tables only,
         // created by `ddl` (`acting::DDL`); nothing to alter.
     }
+    if version != 0 && version < 8 {
+        // Schema 8: device commands and the notification outbox; new tables only (`ddl` has
+        // them too, so this is a no-op there).
+        conn.execute_batch(super::commands::DDL)?;
+        conn.execute_batch(super::notify_outbox::DDL)?;
+    }
     conn.execute_batch(
         "CREATE INDEX IF NOT EXISTS dead_letters_by_source ON dead_letters (source, id)",
     )?;
@@ -248,6 +254,9 @@ pub const ROLLUPS: [(&str, i64); 2] = [("rollup_1m", 60_000), ("rollup_1h", 3_60
 pub fn ddl() -> String {
     let mut sql = BASE.to_string();
     sql.push_str(super::acting::DDL);
+    // Schema 8: device commands and the notification outbox (new tables only).
+    sql.push_str(super::commands::DDL);
+    sql.push_str(super::notify_outbox::DDL);
     for (table, _) in ROLLUPS {
         sql.push_str(&format!(
             "CREATE TABLE IF NOT EXISTS {table} (site TEXT NOT NULL, bucket INTEGER NOT NULL, {cols}, \

@@ -188,6 +188,11 @@ impl SqliteStore {
                         status,
                     } => w.status(&tx, known, site, device, status)?,
                     Record::CityLevel { level, source } => w.city_level(&tx, level, source)?,
+                    Record::CommandReply {
+                        site,
+                        device,
+                        reply,
+                    } => w.command_reply(&tx, known, site, device, reply)?,
                     Record::DeadLetter(d) => w.dead_letter(&tx, known, d)?,
                 }
             }

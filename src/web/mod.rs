@@ -5,6 +5,8 @@ mod alerts;
 mod alerts_api;
 mod api;
 mod charts;
+mod command_texts;
+mod commands;
 mod dashboards;
 mod evidence;
 mod gases;
@@ -44,6 +46,8 @@ pub struct AppState {
     pub write_token: Arc<String>,
     pub rules: crate::rules::RulesHandle,
     pub publisher: crate::publish::Publisher,
+    /// Commands to devices and their answers.
+    pub commands: crate::commands::Commands,
     pub tz: chrono_tz::Tz,
     /// Limit lines of the active rule profile (GB 3095 where it sets none).
     pub limits: Arc<Vec<crate::charts::site_series::LimitLine>>,
@@ -101,6 +105,11 @@ pub fn router(state: AppState) -> Router {
             "/api/city/level",
             get(alerts_api::get_level).put(alerts_api::put_level),
         )
+        .route(
+            "/api/sites/:id/commands",
+            get(commands::list).post(commands::send),
+        )
+        .route("/api/commands/:id", get(commands::one))
         .route("/api/rankings", get(reports::rankings))
         .route("/reports/daily/:date", get(reports::daily))
         .route("/rankings", get(reports::rankings_page))

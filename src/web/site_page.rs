@@ -37,6 +37,7 @@ fn render(state: &AppState, ui: Ui, id: &str, range: &str) -> Result<Markup, Web
         gases(state, ui, &site.id, range, view.as_ref()),
         charts(state, ui, &site.id, range),
         devices(state, ui, id)?,
+        super::commands::section(state, ui, id)?,
         alert_history(state, ui, id)?,
     ];
     Ok(html! { @for s in &sections { (s) } })

@@ -66,6 +66,11 @@ impl Web {
         self.shutdown.cancel();
         self.agg.wait().await.expect("clean stop");
     }
+
+    /// The embedded broker's port.
+    pub fn broker_port(&self) -> u16 {
+        self._broker.addr().port()
+    }
 }
 
 /// A response: status, headers (lower-case names), body.

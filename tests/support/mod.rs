@@ -229,6 +229,7 @@ pub mod browser;
 pub mod cluster;
 pub mod hj212;
 pub mod http;
+pub mod sinks;
 
 /// The real `dustwatch demo` (embedded broker, simulated fleet, aggregator, dashboard) as a child
 /// process on free ports, with a known write token.

@@ -176,6 +176,7 @@ impl Device {
                 Kind::Reading => &self.topics[0],
                 Kind::Event => &self.topics[1],
                 Kind::Status => &self.topics[2],
+                Kind::Reply => &self.topics[5],
             };
             match conn.try_publish(topic, msg.retain, &msg.payload) {
                 Queued::Id(pkid) => {

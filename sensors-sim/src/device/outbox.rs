@@ -11,6 +11,8 @@ pub(super) enum Kind {
     Reading,
     Event,
     Status,
+    /// An answer to a command (`crate::commands`).
+    Reply,
 }
 
 #[derive(Debug, Clone)]

@@ -154,6 +154,10 @@ pub enum Command {
         #[command(subcommand)]
         command: LevelCommand,
     },
+    /// A command to a device through a running aggregator: `sprinkle --duration 10m`,
+    /// `set-interval --interval 30s`, `reboot`. Waits for the device's answer.
+    #[command(name = "command")]
+    Device(crate::device_command::CommandArgs),
     /// Named users of the dashboard and the API, in the store in --data.
     User {
         #[command(subcommand)]

@@ -3,6 +3,7 @@
 mod cli;
 #[cfg(feature = "sim")]
 mod demo;
+mod device_command;
 mod user;
 
 #[cfg(feature = "sim")]
@@ -106,6 +107,9 @@ async fn main() -> Result<()> {
             )
             .await?;
             println!("city level {level} published on {url} (in force from {ts})");
+        }
+        Command::Device(args) => {
+            tokio::task::spawn_blocking(move || device_command::run(args)).await??;
         }
         Command::User { command } => user::run(command, &mut config)?,
         Command::Report {

@@ -109,6 +109,23 @@ impl PgBatch {
                     known.dead_letter(tx, received, &d.topic, &d.payload, d.reason, &d.detail)?;
                     *self.rejected.entry(d.reason).or_default() += 1;
                 }
+                // Device commands are kept by the SQLite store only: kept, with the reason.
+                Record::CommandReply {
+                    site,
+                    device,
+                    reply,
+                } => {
+                    let reason = dustwatch_protocol::RejectReason::StoreRefused;
+                    known.dead_letter(
+                        tx,
+                        received,
+                        &format!("{site}/{device}/reply"),
+                        &reply.encode(),
+                        reason,
+                        "device commands are kept by the SQLite store only",
+                    )?;
+                    *self.rejected.entry(reason).or_default() += 1;
+                }
             }
         }
         self.readings(tx, known, &pending)?;

@@ -1,0 +1,46 @@
+//! A device's side of commands: read the office's command (with its id) and say what became of
+//! it on the `reply` topic, once, as firmware that knows ids does. A command without an id is
+//! obeyed and not answered.
+
+use dustwatch_protocol::{Command, CommandReply, Envelope, Rejected};
+
+/// The office's command as received.
+pub(crate) fn decode(payload: &[u8]) -> Result<Envelope, Rejected> {
+    Envelope::decode(payload)
+}
+
+/// The answer to a command carried out at device time `now_ms`; `None` when the command had no
+/// id (nobody waits for an answer then).
+pub(crate) fn answer(envelope: &Envelope, now_ms: i64) -> Option<Vec<u8>> {
+    let id = envelope.id.clone()?;
+    let detail = match envelope.command {
+        Command::Sprinkle { duration_s } => format!("sprinkling for {duration_s} s"),
+        Command::SetInterval { interval_s } => format!("reporting every {interval_s} s"),
+        Command::Reboot => "rebooting".to_string(),
+    };
+    Some(
+        CommandReply {
+            id,
+            ok: true,
+            detail,
+            ts: Some(now_ms),
+        }
+        .encode(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_with_an_id_are_answered_once_and_bare_ones_not() {
+        let env = decode(br#"{"id":"abc","cmd":"sprinkle","duration_s":60}"#).expect("command");
+        let reply = answer(&env, 1_000).expect("answered");
+        let r = CommandReply::decode(&reply).expect("a valid reply");
+        assert_eq!(r.id.as_str(), "abc");
+        assert!(r.ok);
+        let bare = decode(br#"{"cmd":"reboot"}"#).expect("command");
+        assert_eq!(answer(&bare, 1_000), None);
+    }
+}

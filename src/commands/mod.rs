@@ -1,0 +1,171 @@
+//! Commands to devices: stored, then published QoS 1 on the device's `cmd` topic with an id;
+//! the device's answer on its `reply` topic comes back through ingest (the store writer records
+//! it); commands left unanswered past their deadline are timed out here, by the wall clock
+//! (a command is a thing of the office's time, not of event time).
+
+pub mod config;
+
+use crate::metrics::Metrics;
+use crate::publish::Publisher;
+use crate::store::commands::{CommandRow, CommandStore, NewCommand};
+use crate::store::StoreError;
+use dustwatch_protocol::{Command, CommandId, Envelope};
+use std::path::Path;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use thiserror::Error;
+use tokio_util::sync::CancellationToken;
+
+pub use config::CommandsConfig;
+
+#[derive(Debug, Error)]
+pub enum CommandError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the operating system's random source failed: {0}")]
+    Random(getrandom::Error),
+}
+
+/// Sends commands and keeps their record; cheap to clone.
+#[derive(Clone)]
+pub struct Commands {
+    store: Arc<Mutex<CommandStore>>,
+    publisher: Publisher,
+    metrics: Arc<Metrics>,
+    timeout_ms: i64,
+}
+
+impl Commands {
+    /// Open the command table and start the task that times out unanswered commands.
+    pub fn start(
+        config: &CommandsConfig,
+        data_dir: &Path,
+        publisher: Publisher,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+    ) -> Result<(Commands, tokio::task::JoinHandle<()>), CommandError> {
+        let commands = Commands {
+            store: Arc::new(Mutex::new(CommandStore::open(data_dir)?)),
+            publisher,
+            metrics,
+            timeout_ms: i64::try_from(config.timeout_s.saturating_mul(1000)).unwrap_or(i64::MAX),
+        };
+        let keep_ms = i64::from(config.keep_days) * 86_400_000;
+        let sweeper = commands.clone();
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut ticks: u64 = 0;
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                ticks += 1;
+                let s = sweeper.clone();
+                let prune = ticks % 3600 == 1;
+                let done = tokio::task::spawn_blocking(move || {
+                    let now = chrono::Utc::now().timestamp_millis();
+                    let mut store = s.lock();
+                    let expired = store.expire(now)?;
+                    if prune {
+                        store.prune(now - keep_ms)?;
+                    }
+                    Ok::<_, StoreError>(expired)
+                })
+                .await;
+                match done {
+                    Ok(Ok(n)) => {
+                        if n > 0 {
+                            tracing::info!(commands = n, "commands timed out unanswered");
+                        }
+                        sweeper
+                            .metrics
+                            .acting
+                            .commands_timed_out
+                            .fetch_add(n, Relaxed);
+                    }
+                    Ok(Err(e)) => tracing::warn!(error = %e, "could not time out commands"),
+                    Err(e) => tracing::error!(error = %e, "command sweeper failed"),
+                }
+            }
+        });
+        Ok((commands, task))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CommandStore> {
+        // A panic while holding the lock leaves the connection usable: SQLite rolled back.
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Store and publish a command to `site`/`device`. Blocking (SQLite): call it off the async
+    /// workers. The row is stored before the publish, so a fast answer always finds it.
+    pub fn send(
+        &self,
+        site: &str,
+        device: &str,
+        command: Command,
+        by: &str,
+    ) -> Result<CommandRow, CommandError> {
+        dustwatch_protocol::topic::check_site_id(site)
+            .map_err(|e| CommandError::Invalid(format!("site: {e}")))?;
+        if !dustwatch_protocol::topic::is_valid_id(device) {
+            return Err(CommandError::Invalid(format!(
+                "device `{device}` is not 1-64 characters of [A-Za-z0-9_-]"
+            )));
+        }
+        // The device checks these too; refusing here tells the office at once.
+        let checked = Command::decode(&serde_json::to_vec(&command).unwrap_or_default())
+            .map_err(|r| CommandError::Invalid(r.detail))?;
+        let id = new_id()?;
+        let envelope = Envelope {
+            id: Some(id.clone()),
+            command: checked,
+        };
+        let json = serde_json::to_value(&envelope.command)
+            .map_err(|e| CommandError::Invalid(e.to_string()))?;
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut store = self.lock();
+        store.insert(&NewCommand {
+            id: id.as_str(),
+            site,
+            device,
+            command: &json,
+            by,
+            sent_ms: now,
+            deadline_ms: now.saturating_add(self.timeout_ms),
+        })?;
+        let topic = self.publisher.root().cmd(site, device);
+        if self.publisher.publish(topic, envelope.encode(), false) {
+            self.metrics.acting.commands_sent.fetch_add(1, Relaxed);
+            tracing::info!(site, device, id = %id, by, "command sent");
+        } else {
+            self.metrics.acting.commands_not_sent.fetch_add(1, Relaxed);
+            store.not_sent(id.as_str(), "the aggregator's publish queue is full")?;
+        }
+        store.get(id.as_str())?.ok_or_else(|| {
+            CommandError::Store(StoreError::Corrupt(format!("command {id} vanished")))
+        })
+    }
+
+    /// A site's commands, newest first. Blocking.
+    pub fn list(&self, site: &str, limit: u32) -> Result<Vec<CommandRow>, CommandError> {
+        Ok(self.lock().list(site, limit)?)
+    }
+
+    /// One command. Blocking.
+    pub fn get(&self, id: &str) -> Result<Option<CommandRow>, CommandError> {
+        Ok(self.lock().get(id)?)
+    }
+}
+
+/// 128 random bits as 32 hex digits.
+fn new_id() -> Result<CommandId, CommandError> {
+    let mut bytes = [0u8; 16];
+    getrandom::getrandom(&mut bytes).map_err(CommandError::Random)?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(CommandId::try_from(hex).expect("32 hex digits are a valid command id"))
+}

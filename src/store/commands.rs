@@ -1,0 +1,362 @@
+//! Commands sent to devices and what became of them: sent, answered (ok or not), or timed out.
+//! The web inserts and lists through [`CommandStore`] (its own connection; command traffic is
+//! small and SQLite serialises the writers); device replies are recorded by the ingest writer in
+//! its batch transaction through [`record_reply`].
+
+use super::sqlite::{open_writer, Synchronous};
+use super::StoreError;
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use serde::Serialize;
+use std::path::Path;
+
+pub const DDL: &str = "
+CREATE TABLE IF NOT EXISTS commands (
+    id TEXT PRIMARY KEY,
+    site TEXT NOT NULL,
+    device TEXT NOT NULL,
+    command TEXT NOT NULL,
+    by TEXT NOT NULL,
+    sent_ms INTEGER NOT NULL,
+    deadline_ms INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    answered_ms INTEGER,
+    ok INTEGER,
+    detail TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS commands_by_site ON commands (site, sent_ms);
+CREATE INDEX IF NOT EXISTS commands_by_state ON commands (state, deadline_ms);
+";
+
+/// Where a command stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandState {
+    /// Published; no answer yet.
+    Sent,
+    /// The device answered (see `ok`).
+    Answered,
+    /// No answer within the timeout.
+    TimedOut,
+    /// Never left the aggregator (its publish queue was full).
+    NotSent,
+}
+
+impl CommandState {
+    pub fn name(self) -> &'static str {
+        match self {
+            CommandState::Sent => "sent",
+            CommandState::Answered => "answered",
+            CommandState::TimedOut => "timed_out",
+            CommandState::NotSent => "not_sent",
+        }
+    }
+    fn parse(s: &str) -> Option<CommandState> {
+        [
+            CommandState::Sent,
+            CommandState::Answered,
+            CommandState::TimedOut,
+            CommandState::NotSent,
+        ]
+        .into_iter()
+        .find(|c| c.name() == s)
+    }
+}
+
+/// A command as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CommandRow {
+    pub id: String,
+    pub site: String,
+    pub device: String,
+    /// The command as sent (`{"cmd":"sprinkle","duration_s":600}`).
+    pub command: serde_json::Value,
+    /// Who asked for it.
+    pub by: String,
+    /// Wall-clock time it was published, Unix ms.
+    pub sent_ms: i64,
+    /// Unanswered by then, it times out.
+    pub deadline_ms: i64,
+    pub state: CommandState,
+    pub answered_ms: Option<i64>,
+    pub ok: Option<bool>,
+    pub detail: Option<String>,
+}
+
+/// A new command, before it is stored.
+#[derive(Debug, Clone)]
+pub struct NewCommand<'a> {
+    pub id: &'a str,
+    pub site: &'a str,
+    pub device: &'a str,
+    pub command: &'a serde_json::Value,
+    pub by: &'a str,
+    pub sent_ms: i64,
+    pub deadline_ms: i64,
+}
+
+/// What a reply did to its command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyOutcome {
+    /// The command is answered now.
+    Recorded,
+    /// It was answered before (a redelivered reply).
+    Duplicate,
+    /// No such command was sent to this device.
+    Unknown,
+}
+
+/// Record a device's reply inside the ingest writer's transaction. A late answer (after the
+/// timeout) is still recorded: the office wants to know the device did act.
+pub fn record_reply(
+    tx: &Transaction,
+    site: &str,
+    device: &str,
+    reply: &dustwatch_protocol::CommandReply,
+    received_ms: i64,
+) -> Result<ReplyOutcome, StoreError> {
+    let n = tx
+        .prepare_cached(
+            "UPDATE commands SET state = 'answered', answered_ms = ?4, ok = ?5, detail = ?6 \
+             WHERE id = ?1 AND site = ?2 AND device = ?3 AND state IN ('sent', 'timed_out')",
+        )?
+        .execute(params![
+            reply.id.as_str(),
+            site,
+            device,
+            received_ms,
+            reply.ok,
+            reply.detail
+        ])?;
+    if n > 0 {
+        return Ok(ReplyOutcome::Recorded);
+    }
+    let known: Option<String> = tx
+        .prepare_cached("SELECT state FROM commands WHERE id = ?1 AND site = ?2 AND device = ?3")?
+        .query_row(params![reply.id.as_str(), site, device], |r| r.get(0))
+        .optional()?;
+    Ok(match known {
+        Some(_) => ReplyOutcome::Duplicate,
+        None => ReplyOutcome::Unknown,
+    })
+}
+
+impl super::sqlite_batch::BatchWrite<'_> {
+    /// A device's reply, in the ingest writer's batch: answered, a duplicate, or (never sent to
+    /// that device) a `store_refused` dead letter.
+    pub(super) fn command_reply(
+        &mut self,
+        tx: &Transaction,
+        known: &mut super::known::Known,
+        site: &str,
+        device: &str,
+        reply: &dustwatch_protocol::CommandReply,
+    ) -> Result<(), StoreError> {
+        match record_reply(tx, site, device, reply, self.received)? {
+            ReplyOutcome::Recorded => {
+                self.out.other += 1;
+                if let Some(f) = self.out.fresh.last_mut() {
+                    *f = true;
+                }
+            }
+            ReplyOutcome::Duplicate => self.out.duplicates += 1,
+            ReplyOutcome::Unknown => {
+                let reason = dustwatch_protocol::RejectReason::StoreRefused;
+                // The store does not know the configured root: site and device say where from.
+                known.dead_letter(
+                    tx,
+                    self.received,
+                    &format!("{site}/{device}/reply"),
+                    &reply.encode(),
+                    reason,
+                    &format!("no command `{}` was sent to {site}/{device}", reply.id),
+                )?;
+                *self.rejected.entry(reason).or_default() += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The command writer and reader of the web side.
+pub struct CommandStore {
+    conn: Connection,
+}
+
+const COLS: &str =
+    "id, site, device, command, by, sent_ms, deadline_ms, state, answered_ms, ok, detail";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<CommandRow> {
+    let command: String = r.get(3)?;
+    let state: String = r.get(7)?;
+    Ok(CommandRow {
+        id: r.get(0)?,
+        site: r.get(1)?,
+        device: r.get(2)?,
+        command: serde_json::from_str(&command).unwrap_or(serde_json::Value::Null),
+        by: r.get(4)?,
+        sent_ms: r.get(5)?,
+        deadline_ms: r.get(6)?,
+        // Only this module writes states; an unknown one reads as timed out, never as pending.
+        state: CommandState::parse(&state).unwrap_or(CommandState::TimedOut),
+        answered_ms: r.get(8)?,
+        ok: r.get(9)?,
+        detail: r.get(10)?,
+    })
+}
+
+impl CommandStore {
+    pub fn open(dir: &Path) -> Result<CommandStore, StoreError> {
+        Ok(CommandStore {
+            conn: open_writer(dir, Synchronous::Normal)?,
+        })
+    }
+
+    /// Store a command about to be published (state `sent`).
+    pub fn insert(&mut self, c: &NewCommand<'_>) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO commands (id, site, device, command, by, sent_ms, deadline_ms, state) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'sent')",
+            params![
+                c.id,
+                c.site,
+                c.device,
+                c.command.to_string(),
+                c.by,
+                c.sent_ms,
+                c.deadline_ms
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Mark a command that could not be published.
+    pub fn not_sent(&mut self, id: &str, why: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE commands SET state = 'not_sent', detail = ?2 WHERE id = ?1",
+            params![id, why],
+        )?;
+        Ok(())
+    }
+
+    /// Time out every command still unanswered at `now_ms`; returns how many.
+    pub fn expire(&mut self, now_ms: i64) -> Result<u64, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE commands SET state = 'timed_out' WHERE state = 'sent' AND deadline_ms <= ?1",
+            params![now_ms],
+        )?;
+        Ok(n as u64)
+    }
+
+    /// Delete commands sent before `before_ms` (retention).
+    pub fn prune(&mut self, before_ms: i64) -> Result<u64, StoreError> {
+        let n = self.conn.execute(
+            "DELETE FROM commands WHERE sent_ms < ?1",
+            params![before_ms],
+        )?;
+        Ok(n as u64)
+    }
+
+    pub fn get(&self, id: &str) -> Result<Option<CommandRow>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {COLS} FROM commands WHERE id = ?1"),
+                params![id],
+                from_row,
+            )
+            .optional()?)
+    }
+
+    /// A site's commands, newest first.
+    pub fn list(&self, site: &str, limit: u32) -> Result<Vec<CommandRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLS} FROM commands WHERE site = ?1 ORDER BY sent_ms DESC, id LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![site, limit], from_row)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::{db_path, SqliteStore, StoreConfig};
+    use crate::store::{Record, StoreWriter};
+    use dustwatch_protocol::{CommandId, CommandReply, RejectReason};
+
+    fn config(dir: &Path) -> StoreConfig {
+        StoreConfig {
+            data_dir: dir.to_path_buf(),
+            ..Default::default()
+        }
+    }
+
+    fn reply(id: &str) -> Record {
+        Record::CommandReply {
+            site: "s1".into(),
+            device: "d1".into(),
+            reply: CommandReply {
+                id: CommandId::try_from(id.to_string()).expect("valid id"),
+                ok: true,
+                detail: "done".into(),
+                ts: None,
+            },
+        }
+    }
+
+    #[test]
+    fn a_store_of_schema_4_gains_the_command_and_notification_tables() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        drop(SqliteStore::open(config(dir.path()), false).expect("open"));
+        let conn = Connection::open(db_path(dir.path())).expect("sqlite");
+        conn.execute_batch(
+            "DROP TABLE commands; DROP TABLE notify_outbox; DROP TABLE notify_delivery;
+             DROP TABLE notify_cursor; PRAGMA user_version = 4;",
+        )
+        .expect("back to schema 4");
+        drop(conn);
+        let mut store = CommandStore::open(dir.path()).expect("reopen");
+        let version: i64 = store
+            .conn
+            .query_row("SELECT user_version FROM pragma_user_version", [], |r| {
+                r.get(0)
+            })
+            .expect("version");
+        assert_eq!(version, crate::store::schema::VERSION);
+        assert_eq!(version, 8);
+        store.expire(0).expect("the commands table is there");
+    }
+
+    #[test]
+    fn replies_answer_their_command_once_and_strays_become_dead_letters() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut writer = SqliteStore::open(config(dir.path()), false).expect("open");
+        let mut commands = CommandStore::open(dir.path()).expect("commands");
+        let cmd = serde_json::json!({"cmd": "reboot"});
+        commands
+            .insert(&NewCommand {
+                id: "c1",
+                site: "s1",
+                device: "d1",
+                command: &cmd,
+                by: "test",
+                sent_ms: 1_000,
+                deadline_ms: 2_000,
+            })
+            .expect("insert");
+        // Timed out first, answered late: the answer is still recorded.
+        assert_eq!(commands.expire(5_000).expect("expire"), 1);
+        let out = writer.write_batch(&[reply("c1")]).expect("write");
+        assert_eq!(out.fresh, vec![true]);
+        let row = commands.get("c1").expect("get").expect("stored");
+        assert_eq!(row.state, CommandState::Answered);
+        assert_eq!(row.ok, Some(true));
+        // Redelivered: a duplicate. Never sent: a dead letter with its reason.
+        let out = writer
+            .write_batch(&[reply("c1"), reply("nope")])
+            .expect("write");
+        assert_eq!(out.duplicates, 1);
+        assert_eq!(out.rejected, vec![(RejectReason::StoreRefused, 1)]);
+        assert_eq!(commands.list("s1", 10).expect("list").len(), 1);
+    }
+}

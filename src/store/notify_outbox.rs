@@ -1,0 +1,324 @@
+//! The notification outbox: one row per alert change, written in the transaction that records
+//! the change, and one delivery row per (change, target) once the notifier routed it. Delivery
+//! rows are marked delivered only after the receiver accepted the message, so a receiver outage
+//! or a restart loses nothing; the primary key (outbox id, target) makes a second delivery row
+//! for the same change impossible.
+//!
+//! Ids come from `AUTOINCREMENT` and there is one alert writer, so ids rise in commit order and
+//! the router's cursor never skips a row.
+
+use super::sqlite::{open_writer, Synchronous};
+use super::StoreError;
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use std::path::Path;
+
+pub const DDL: &str = "
+CREATE TABLE IF NOT EXISTS notify_outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    alert_id INTEGER NOT NULL,
+    change TEXT NOT NULL,
+    site TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    alert TEXT NOT NULL,
+    recorded_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS notify_delivery (
+    outbox_id INTEGER NOT NULL,
+    target TEXT NOT NULL,
+    due_ms INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    done_ms INTEGER,
+    PRIMARY KEY (outbox_id, target)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS notify_delivery_pending ON notify_delivery (target, state, outbox_id);
+CREATE INDEX IF NOT EXISTS notify_delivery_by_state ON notify_delivery (state);
+CREATE TABLE IF NOT EXISTS notify_cursor (
+    name TEXT PRIMARY KEY,
+    last_id INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
+/// Changes kept undelivered at most: beyond this the oldest go (bounded disk when nothing
+/// routes them, e.g. notifications are not configured).
+pub const MAX_ROWS: i64 = 100_000;
+
+/// Append one alert change inside the alert writer's transaction.
+pub fn push(
+    tx: &Transaction,
+    change: &str,
+    alert: &super::AlertRow,
+    recorded_ms: i64,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO notify_outbox (alert_id, change, site, rule, severity, alert, recorded_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        alert.id,
+        change,
+        alert.site,
+        alert.rule,
+        alert.severity,
+        serde_json::to_string(alert).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        recorded_ms
+    ])?;
+    let id = tx.last_insert_rowid();
+    if id % 1000 == 0 {
+        tx.execute(
+            "DELETE FROM notify_outbox WHERE id <= ?1",
+            params![id - MAX_ROWS],
+        )?;
+    }
+    Ok(())
+}
+
+/// One recorded alert change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub alert_id: i64,
+    pub change: String,
+    pub site: String,
+    pub rule: String,
+    pub severity: String,
+    /// The alert as it stood after the change (JSON of `AlertRow`).
+    pub alert: serde_json::Value,
+    pub recorded_ms: i64,
+}
+
+/// A delivery due now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Due {
+    pub row: OutboxRow,
+    pub attempts: u32,
+}
+
+/// The notifier's side of the outbox, on its own connection.
+pub struct NotifyOutbox {
+    conn: Connection,
+}
+
+const ROUTER: &str = "router";
+
+impl NotifyOutbox {
+    pub fn open(dir: &Path) -> Result<NotifyOutbox, StoreError> {
+        Ok(NotifyOutbox {
+            conn: open_writer(dir, Synchronous::Normal)?,
+        })
+    }
+
+    /// Changes after the router's cursor, oldest first, at most `limit`.
+    pub fn unrouted(&self, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
+        let last: i64 = self
+            .conn
+            .query_row(
+                "SELECT last_id FROM notify_cursor WHERE name = ?1",
+                params![ROUTER],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0);
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, alert_id, change, site, rule, severity, alert, recorded_ms \
+             FROM notify_outbox WHERE id > ?1 ORDER BY id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![last, limit], |r| {
+            let alert: String = r.get(6)?;
+            Ok(OutboxRow {
+                id: r.get(0)?,
+                alert_id: r.get(1)?,
+                change: r.get(2)?,
+                site: r.get(3)?,
+                rule: r.get(4)?,
+                severity: r.get(5)?,
+                alert: serde_json::from_str(&alert).unwrap_or(serde_json::Value::Null),
+                recorded_ms: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Record the targets of routed changes and move the cursor past them, in one transaction.
+    /// `routes` holds (outbox id, target, due ms) and may name no target for a change.
+    pub fn route(&mut self, up_to: i64, routes: &[(i64, &str, i64)]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        for (id, target, due) in routes {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO notify_delivery (outbox_id, target, due_ms, state) \
+                 VALUES (?1, ?2, ?3, 'pending')",
+            )?
+            .execute(params![id, target, due])?;
+        }
+        tx.execute(
+            "INSERT INTO notify_cursor (name, last_id) VALUES (?1, ?2) \
+             ON CONFLICT (name) DO UPDATE SET last_id = max(last_id, excluded.last_id)",
+            params![ROUTER, up_to],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The oldest pending delivery of `target` due at `now_ms`. Held (quiet-hours) messages are
+    /// not due yet and do not hold back those that are.
+    pub fn next_due(&self, target: &str, now_ms: i64) -> Result<Option<Due>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT o.id, o.alert_id, o.change, o.site, o.rule, o.severity, o.alert, \
+                 o.recorded_ms, d.attempts FROM notify_delivery d \
+                 JOIN notify_outbox o ON o.id = d.outbox_id \
+                 WHERE d.target = ?1 AND d.state = 'pending' AND d.due_ms <= ?2 \
+                 ORDER BY d.outbox_id LIMIT 1",
+            )?
+            .query_row(params![target, now_ms], |r| {
+                let alert: String = r.get(6)?;
+                Ok(Due {
+                    row: OutboxRow {
+                        id: r.get(0)?,
+                        alert_id: r.get(1)?,
+                        change: r.get(2)?,
+                        site: r.get(3)?,
+                        rule: r.get(4)?,
+                        severity: r.get(5)?,
+                        alert: serde_json::from_str(&alert).unwrap_or(serde_json::Value::Null),
+                        recorded_ms: r.get(7)?,
+                    },
+                    attempts: r.get(8)?,
+                })
+            })
+            .optional()?)
+    }
+
+    pub fn delivered(&mut self, id: i64, target: &str, now_ms: i64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE notify_delivery SET state = 'delivered', done_ms = ?3, attempts = attempts + 1 \
+             WHERE outbox_id = ?1 AND target = ?2",
+            params![id, target, now_ms],
+        )?;
+        Ok(())
+    }
+
+    /// A failed attempt: counted, the error kept, still pending.
+    pub fn failed(&mut self, id: i64, target: &str, error: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE notify_delivery SET attempts = attempts + 1, last_error = ?3 \
+             WHERE outbox_id = ?1 AND target = ?2",
+            params![id, target, error.chars().take(500).collect::<String>()],
+        )?;
+        Ok(())
+    }
+
+    /// A message the receiver refused for good (it would be refused again): kept, not retried.
+    pub fn refused(
+        &mut self,
+        id: i64,
+        target: &str,
+        error: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE notify_delivery SET state = 'refused', attempts = attempts + 1, \
+             last_error = ?3, done_ms = ?4 WHERE outbox_id = ?1 AND target = ?2",
+            params![
+                id,
+                target,
+                error.chars().take(500).collect::<String>(),
+                now_ms
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Pending deliveries per target (for the backlog gauge).
+    pub fn backlog(&self) -> Result<i64, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM notify_delivery WHERE state = 'pending'",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Forget finished deliveries done before `before_ms`, and changes routed and finished.
+    pub fn prune(&mut self, before_ms: i64) -> Result<u64, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut n = tx.execute(
+            "DELETE FROM notify_delivery WHERE state != 'pending' AND done_ms < ?1",
+            params![before_ms],
+        )?;
+        n += tx.execute(
+            "DELETE FROM notify_outbox WHERE recorded_ms < ?1 \
+             AND id <= coalesce((SELECT last_id FROM notify_cursor WHERE name = 'router'), 0) \
+             AND NOT EXISTS (SELECT 1 FROM notify_delivery d WHERE d.outbox_id = notify_outbox.id)",
+            params![before_ms],
+        )?;
+        tx.commit()?;
+        Ok(n as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::alerts::{AlertRow, AlertStore, AlertWriter};
+
+    fn alert(id: i64) -> AlertRow {
+        AlertRow {
+            id,
+            site: "s1".into(),
+            rule: "r".into(),
+            kind: "window".into(),
+            severity: "warning".into(),
+            state: "active".into(),
+            acknowledged: false,
+            ack_by: None,
+            ack_comment: None,
+            opened_ts: 0,
+            updated_ts: 0,
+            cleared_ts: None,
+            closed_ts: None,
+            offences: 1,
+            level: "none".into(),
+            evidence: serde_json::json!({}),
+        }
+    }
+
+    #[test]
+    fn finished_deliveries_are_pruned_and_pending_ones_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut alerts = AlertStore::open(dir.path()).expect("alerts");
+        alerts
+            .apply(&[("opened".into(), alert(1)), ("opened".into(), alert(2))])
+            .expect("two changes");
+        let mut outbox = NotifyOutbox::open(dir.path()).expect("outbox");
+        let rows = outbox.unrouted(10).expect("unrouted");
+        assert_eq!(rows.len(), 2);
+        let (a, b) = (rows[0].id, rows[1].id);
+        outbox
+            .route(b, &[(a, "t", 0), (b, "t", 0), (a, "t", 0)])
+            .expect("routed; a repeat is ignored");
+        assert!(outbox.unrouted(10).expect("unrouted").is_empty());
+        let due = outbox.next_due("t", 1).expect("due").expect("one due");
+        assert_eq!(due.row.id, a, "oldest first");
+        outbox.delivered(a, "t", 1).expect("delivered");
+        assert_eq!(outbox.backlog().expect("backlog"), 1);
+        // Far in the future: the delivered change goes, the pending one stays.
+        let gone = outbox.prune(i64::MAX).expect("prune");
+        assert_eq!(gone, 2, "the first change and its delivery row");
+        assert_eq!(
+            outbox.next_due("t", 1).expect("due").map(|d| d.row.id),
+            Some(b)
+        );
+        outbox.prune(i64::MAX).expect("prune again");
+        let left: i64 = outbox
+            .conn
+            .query_row("SELECT count(*) FROM notify_outbox", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(
+            left, 1,
+            "the change still pending stays, the finished one went"
+        );
+    }
+}
