@@ -4,7 +4,6 @@
 
 mod support;
 
-use dustwatch::store::StoreReader;
 use dustwatch_protocol::TopicRoot;
 use std::time::Duration;
 use support::http::{request, Web, TOKEN};
