@@ -64,7 +64,7 @@ fn try_post_multipart(
     cookie: &str,
     ct: &str,
     body: &[u8],
-) -> Result<u16, ureq::Transport> {
+) -> Result<u16, Box<ureq::Transport>> {
     let agent = ureq::AgentBuilder::new().redirects(0).build();
     match agent
         .post(&format!("http://127.0.0.1:{port}{path}"))
@@ -74,7 +74,7 @@ fn try_post_multipart(
     {
         Ok(r) => Ok(r.status()),
         Err(ureq::Error::Status(s, _)) => Ok(s),
-        Err(ureq::Error::Transport(t)) => Err(t),
+        Err(ureq::Error::Transport(t)) => Err(Box::new(t)),
     }
 }
 
