@@ -353,3 +353,25 @@ impl Metrics {
         out
     }
 }
+
+/// Counters of one part, each with its help line (Prometheus text format).
+fn write_counters(out: &mut String, counters: &[(&str, &str, &AtomicU64)]) {
+    for (name, help, c) in counters {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+            c.load(Relaxed)
+        );
+    }
+}
+
+/// Gauges of one part, each with its help line (Prometheus text format).
+fn write_gauges(out: &mut String, gauges: &[(&str, &str, &AtomicI64)]) {
+    for (name, help, g) in gauges {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}",
+            g.load(Relaxed)
+        );
+    }
+}

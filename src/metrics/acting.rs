@@ -63,13 +63,7 @@ impl ActingMetrics {
                 &self.notify_refused,
             ),
         ];
-        for (name, help, c) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                c.load(Relaxed)
-            );
-        }
+        super::write_counters(out, &counters);
         let _ = writeln!(
             out,
             "# HELP dustwatch_notify_backlog Notifications waiting for delivery.\n\

@@ -1,7 +1,6 @@
 //! Logins and refused credentials: a rising failure count is someone guessing.
 
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::AtomicU64;
 
 #[derive(Debug, Default)]
 pub struct AuthMetrics {
@@ -32,12 +31,6 @@ impl AuthMetrics {
                 &self.bad_credentials,
             ),
         ];
-        for (name, help, c) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                c.load(Relaxed)
-            );
-        }
+        super::write_counters(out, &counters);
     }
 }

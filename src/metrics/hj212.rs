@@ -195,13 +195,7 @@ impl Hj212Metrics {
                 &self.auth_dead_letters_dropped,
             ),
         ];
-        for (name, help, c) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                c.load(Relaxed)
-            );
-        }
+        super::write_counters(out, &counters);
         let _ = writeln!(
             out,
             "# HELP dustwatch_hj212_connections HJ 212 TCP connections open.\n\

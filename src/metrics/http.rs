@@ -1,7 +1,6 @@
 //! HTTP server counters: connections and live (`/events`) streams.
 
-use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64};
 
 /// The HTTP server: connections and live (`/events`) streams.
 #[derive(Debug, Default)]
@@ -51,13 +50,7 @@ impl HttpMetrics {
                 &self.live_updates,
             ),
         ];
-        for (name, help, c) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                c.load(Relaxed)
-            );
-        }
+        super::write_counters(out, &counters);
         let gauges: [(&str, &str, &AtomicI64); 2] = [
             (
                 "dustwatch_http_connections",
@@ -70,12 +63,6 @@ impl HttpMetrics {
                 &self.live_streams,
             ),
         ];
-        for (name, help, g) in gauges {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}",
-                g.load(Relaxed)
-            );
-        }
+        super::write_gauges(out, &gauges);
     }
 }

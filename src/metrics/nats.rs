@@ -1,7 +1,6 @@
 //! NATS ingest counters: partitions owned, leases taken and lost, batches the store fenced.
 
-use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64};
 
 /// NATS JetStream ingest (`[ingest] source = "nats"`); all zero otherwise.
 #[derive(Debug, Default)]
@@ -51,13 +50,7 @@ impl NatsMetrics {
                 &self.acked,
             ),
         ];
-        for (name, help, c) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                c.load(Relaxed)
-            );
-        }
+        super::write_counters(out, &counters);
         let gauges: [(&str, &str, &AtomicI64); 2] = [
             (
                 "dustwatch_nats_connected",
@@ -70,12 +63,6 @@ impl NatsMetrics {
                 &self.partitions_owned,
             ),
         ];
-        for (name, help, g) in gauges {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}",
-                g.load(Relaxed)
-            );
-        }
+        super::write_gauges(out, &gauges);
     }
 }
