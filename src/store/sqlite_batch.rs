@@ -70,16 +70,7 @@ impl<'a> BatchWrite<'a> {
         r: &'a Reading,
     ) -> Result<(), StoreError> {
         let received = self.received;
-        if !admit(
-            known,
-            tx,
-            received,
-            site,
-            device,
-            "reading",
-            || r.encode(),
-            &mut self.rejected,
-        )? {
+        if !self.admit(tx, known, site, device, "reading", || r.encode())? {
             return Ok(());
         }
         let n = insert.execute(params![
@@ -138,6 +129,29 @@ impl<'a> BatchWrite<'a> {
         Ok(())
     }
 
+    /// Whether the store takes a record of this site and device (strict registry, caps); a
+    /// refused one becomes a dead letter, counted in the batch's outcome.
+    fn admit(
+        &mut self,
+        tx: &Transaction,
+        known: &mut Known,
+        site: &str,
+        device: &str,
+        kind: &str,
+        payload: impl FnOnce() -> Vec<u8>,
+    ) -> Result<bool, StoreError> {
+        admit(
+            known,
+            tx,
+            self.received,
+            site,
+            device,
+            kind,
+            payload,
+            &mut self.rejected,
+        )
+    }
+
     fn roll_up(&mut self, site: &'a str, r: &Reading) {
         for (i, (_, width)) in ROLLUPS.iter().enumerate() {
             let aggs = self.deltas[i]
@@ -161,16 +175,7 @@ impl<'a> BatchWrite<'a> {
     ) -> Result<(), StoreError> {
         let received = self.received;
         let payload = || serde_json::to_vec(event).unwrap_or_default();
-        if !admit(
-            known,
-            tx,
-            received,
-            site,
-            device,
-            "event",
-            payload,
-            &mut self.rejected,
-        )? {
+        if !self.admit(tx, known, site, device, "event", payload)? {
             return Ok(());
         }
         let n = tx
@@ -218,16 +223,7 @@ impl<'a> BatchWrite<'a> {
     ) -> Result<(), StoreError> {
         let received = self.received;
         let payload = || serde_json::to_vec(status).unwrap_or_default();
-        if !admit(
-            known,
-            tx,
-            received,
-            site,
-            device,
-            "status",
-            payload,
-            &mut self.rejected,
-        )? {
+        if !self.admit(tx, known, site, device, "status", payload)? {
             return Ok(());
         }
         let new = device_state(known.device(site, device), status);
