@@ -3,7 +3,7 @@
 
 use super::alerts::{self, AlertChange, AlertFilter, AlertRow, DayRow};
 use super::hot::Hot;
-use super::rollup::{bucket, Agg};
+use super::rollup::{bucket, series_points, Agg};
 use super::schema::{self, ROLLUPS};
 use super::sqlite::db_path;
 use super::{Counts, DeviceRow, Latest, SeriesPoint, SiteRow, StoreError, StoreReader};
@@ -252,17 +252,7 @@ impl StoreReader for SqliteReader {
             }
             Ok(())
         })?;
-        Ok(points
-            .into_iter()
-            .filter(|(_, a)| a.n > 0)
-            .map(|(ts, a)| SeriesPoint {
-                ts,
-                mean: a.sum / a.n as f64,
-                min: a.lo.unwrap_or(f64::NAN),
-                max: a.hi.unwrap_or(f64::NAN),
-                count: a.n,
-            })
-            .collect())
+        Ok(series_points(points))
     }
 
     fn readings(

@@ -24,3 +24,20 @@ pub(super) fn bucket(ts: i64, width: i64) -> i64 {
     // ts is the END of the interval: (b, b + width] belongs to bucket b.
     (ts - 1).div_euclid(width) * width
 }
+
+/// A series from the buckets that hold a value, oldest first.
+pub(super) fn series_points(
+    points: std::collections::BTreeMap<i64, Agg>,
+) -> Vec<super::SeriesPoint> {
+    points
+        .into_iter()
+        .filter(|(_, a)| a.n > 0)
+        .map(|(ts, a)| super::SeriesPoint {
+            ts,
+            mean: a.sum / a.n as f64,
+            min: a.lo.unwrap_or(f64::NAN),
+            max: a.hi.unwrap_or(f64::NAN),
+            count: a.n,
+        })
+        .collect()
+}

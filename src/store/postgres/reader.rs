@@ -6,7 +6,7 @@ use super::alerts;
 use super::config::PostgresConfig;
 use super::pool::Pool;
 use crate::store::hot::{fleet_median, Hot};
-use crate::store::rollup::{bucket, Agg};
+use crate::store::rollup::{bucket, series_points, Agg};
 use crate::store::schema::{rollup_cols, ROLLUPS};
 use crate::store::{
     AlertChange, AlertFilter, AlertRow, Counts, DayRow, DeviceRow, Latest, SeriesPoint, SiteRow,
@@ -239,17 +239,7 @@ impl StoreReader for PgReader {
             }
             Ok(points)
         })?;
-        Ok(points
-            .into_iter()
-            .filter(|(_, a)| a.n > 0)
-            .map(|(ts, a)| SeriesPoint {
-                ts,
-                mean: a.sum / a.n as f64,
-                min: a.lo.unwrap_or(f64::NAN),
-                max: a.hi.unwrap_or(f64::NAN),
-                count: a.n,
-            })
-            .collect())
+        Ok(series_points(points))
     }
 
     fn readings(
