@@ -24,6 +24,32 @@ pub(super) struct SiteAge<'a> {
     pub newest_ts: Option<i64>,
 }
 
+/// Where retention cuts, relative to the fleet clock `now_ms`: raw data and rollups.
+pub(super) struct Cuts {
+    pub(super) raw: i64,
+    pub(super) rollup: i64,
+}
+
+impl Cuts {
+    pub(super) fn new(config: &StoreConfig, now_ms: i64) -> Cuts {
+        Cuts {
+            raw: now_ms.saturating_sub(i64::from(config.raw_retention_days) * DAY_MS),
+            rollup: now_ms.saturating_sub(i64::from(config.rollup_retention_days) * DAY_MS),
+        }
+    }
+}
+
+/// The tables that age by event time: (table, time column, cut).
+pub(super) fn aged_tables(raw_cut: i64, rollup_cut: i64) -> Vec<(&'static str, &'static str, i64)> {
+    let mut by_age = vec![("readings", "ts", raw_cut), ("events", "ts", raw_cut)];
+    by_age.extend(
+        ROLLUPS
+            .iter()
+            .map(|(table, _)| (*table, "bucket", rollup_cut)),
+    );
+    by_age
+}
+
 /// One pass over every table, in the caller's transaction. Returns the report and the
 /// unregistered sites it deleted (the caller forgets them).
 pub(super) fn apply(
@@ -33,18 +59,13 @@ pub(super) fn apply(
     now_ms: i64,
     wall_ms: i64,
 ) -> Result<(RetentionReport, Vec<String>), StoreError> {
-    let raw_cut = now_ms.saturating_sub(i64::from(config.raw_retention_days) * DAY_MS);
-    let rollup_cut = now_ms.saturating_sub(i64::from(config.rollup_retention_days) * DAY_MS);
+    let Cuts {
+        raw: raw_cut,
+        rollup: rollup_cut,
+    } = Cuts::new(config, now_ms);
     let mut report = RetentionReport::default();
 
-    let mut by_age: Vec<(&'static str, &'static str, i64)> =
-        vec![("readings", "ts", raw_cut), ("events", "ts", raw_cut)];
-    by_age.extend(
-        ROLLUPS
-            .iter()
-            .map(|(table, _)| (*table, "bucket", rollup_cut)),
-    );
-    for (table, column, cut) in by_age {
+    for (table, column, cut) in aged_tables(raw_cut, rollup_cut) {
         // Per site, so each statement is a range on the key instead of a full scan.
         let mut oldest: Vec<(&str, i64)> = Vec::with_capacity(sites.len());
         for site in sites {

@@ -6,7 +6,7 @@
 
 use crate::store::config::StoreConfig;
 use crate::store::retention::{
-    share_deleted, EMPTY_SITE_GRACE_MS, MAX_CITY_LEVELS, MAX_STATUS_HISTORY,
+    aged_tables, share_deleted, Cuts, EMPTY_SITE_GRACE_MS, MAX_CITY_LEVELS, MAX_STATUS_HISTORY,
 };
 use crate::store::schema::ROLLUPS;
 use crate::store::{RetentionRefused, RetentionReport, StoreError};
@@ -21,17 +21,12 @@ pub(super) fn apply(
     now_ms: i64,
     wall_ms: i64,
 ) -> Result<(RetentionReport, Vec<String>), StoreError> {
-    let raw_cut = now_ms.saturating_sub(i64::from(config.raw_retention_days) * DAY_MS);
-    let rollup_cut = now_ms.saturating_sub(i64::from(config.rollup_retention_days) * DAY_MS);
+    let Cuts {
+        raw: raw_cut,
+        rollup: rollup_cut,
+    } = Cuts::new(config, now_ms);
     let mut report = RetentionReport::default();
-    let mut by_age: Vec<(&'static str, &'static str, i64)> =
-        vec![("readings", "ts", raw_cut), ("events", "ts", raw_cut)];
-    by_age.extend(
-        ROLLUPS
-            .iter()
-            .map(|(table, _)| (*table, "bucket", rollup_cut)),
-    );
-    for (table, column, cut) in by_age {
+    for (table, column, cut) in aged_tables(raw_cut, rollup_cut) {
         let oldest: Vec<i64> = tx
             .query(
                 &format!("SELECT min({column}) FROM {table} GROUP BY site"),
