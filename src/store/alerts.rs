@@ -2,7 +2,8 @@
 //! through its own connection (alert traffic is small; SQLite serialises the two writers); the
 //! web reads it through `StoreReader`. Rows carry plain strings: the store knows no rules.
 
-use super::sqlite::{open_writer, Synchronous};
+use super::config::Synchronous;
+use super::connection::open_writer;
 use super::StoreError;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;

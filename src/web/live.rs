@@ -10,7 +10,8 @@
 
 use super::html::num;
 use super::i18n::Lang;
-use super::overview::{aqi_badge, open_alerts, status_name};
+use super::overview::{aqi_badge, open_alerts};
+use super::sites::status_name;
 use super::sites::site_views;
 use super::{AppState, WebError};
 use crate::store::AlertFilter;
