@@ -13,7 +13,6 @@ use super::registry::Limits;
 use super::outbox;
 use super::reader::SqliteReader;
 use super::retention;
-use super::schema;
 use super::sqlite_batch::{BatchWrite, INSERT_READING};
 use super::{BatchOutcome, Record, RetentionReport, StoreError, StoreWriter};
 use dustwatch_protocol::SiteInfo;

@@ -10,7 +10,6 @@ use crate::{free_port, wait_port};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// True when CI demands NATS-backed tests to run.
 pub fn nats_required() -> bool {

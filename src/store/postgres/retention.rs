@@ -9,7 +9,7 @@ use crate::store::retention::{
     aged_tables, judge, Cuts, Verdict, EMPTY_SITE_GRACE_MS, MAX_CITY_LEVELS, MAX_STATUS_HISTORY,
 };
 use crate::store::schema::ROLLUPS;
-use crate::store::{RetentionRefused, RetentionReport, StoreError};
+use crate::store::{RetentionReport, StoreError};
 use postgres::Transaction;
 
 const DAY_MS: i64 = 86_400_000;
