@@ -12,7 +12,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
-use support::hj212::{closed, frame, read_line, reply, segment, Listener, MN1};
+use support::hj212::{
+    closed, frame, read_line, reply, segment, Listener, MN1, REGISTRY, SECOND_DEVICE,
+};
 use support::*;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -24,29 +26,10 @@ const DOMAIN_SEGMENT: &str = "QN=20170102150000000;ST=39;CN=2011;PW=123456;MN=41
 /// 2017-01-02 15:00:00 +08:00.
 const T15: i64 = 1_483_340_400_000;
 
-const REGISTRY: &str = r#"
-[[site]]
-id = "s1"
-name = "Site 1"
-street = "Town"
-
-[[device]]
-site = "s1"
-id = "d1"
-mn = "410108HJ0000000000000001"
-password = "123456"
-
-[[device]]
-site = "s1"
-id = "d2"
-mn = "410108HJ0000000000000002"
-password = "654321"
-unit = "mg/m3"
-"#;
-
-/// The aggregator with its HJ 212 listener and the two devices of [`REGISTRY`].
+/// The aggregator with its HJ 212 listener and two devices: [`REGISTRY`]'s and [`SECOND_DEVICE`].
 async fn running(tune: impl FnOnce(&mut Config)) -> Listener {
-    Listener::start(REGISTRY, tune).await
+    let registry = format!("{REGISTRY}{SECOND_DEVICE}");
+    Listener::start(&registry, tune).await
 }
 
 async fn dead_letters(r: &Listener) -> u64 {

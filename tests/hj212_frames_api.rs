@@ -11,7 +11,6 @@ use serde_json::Value;
 use std::sync::atomic::Ordering::Relaxed;
 use support::hj212::*;
 use support::{http_get, publish_all};
-use tokio::io::AsyncWriteExt;
 
 async fn get(l: &Listener, path: &str) -> (u16, Value) {
     let port = l.agg.http_addr.port();

@@ -13,7 +13,11 @@ use rusqlite::{params, Connection, Transaction};
 
 impl Known {
     /// A registry read from the database.
-    pub(super) fn open(conn: &Connection, strict: bool, limits: Limits) -> Result<Known, StoreError> {
+    pub(super) fn open(
+        conn: &Connection,
+        strict: bool,
+        limits: Limits,
+    ) -> Result<Known, StoreError> {
         let mut known = Known::new(strict, limits);
         known.load(conn)?;
         Ok(known)

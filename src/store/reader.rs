@@ -2,10 +2,10 @@
 //! (WAL lets them read while it writes), and the hot state it shares.
 
 use super::alerts::{self, AlertChange, AlertFilter, AlertRow, DayRow};
+use super::connection::db_path;
 use super::hot::Hot;
 use super::rollup::{bucket, series_points, series_source, Agg};
 use super::schema;
-use super::connection::db_path;
 use super::{Counts, DeviceRow, Latest, SeriesPoint, SiteRow, StoreError, StoreReader};
 use dustwatch_protocol::{CityLevel, Flag, Level, Metric, Phase, Reading, SiteInfo, SiteKind};
 use rusqlite::{params, Connection, OpenFlags};

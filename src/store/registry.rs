@@ -319,7 +319,10 @@ mod tests {
     fn a_strict_registry_refuses_unknown_sites_but_takes_registered_ones() {
         let mut r = Registry::new(true, limits(5, 5));
         let a = r.admit("s1", "d1");
-        assert_eq!(a.refused.map(|(reason, _)| reason), Some(RejectReason::UnknownSite));
+        assert_eq!(
+            a.refused.map(|(reason, _)| reason),
+            Some(RejectReason::UnknownSite)
+        );
         assert!(!a.new_site && r.sites.is_empty());
         r.load_site("s1".into(), true);
         assert!(r.admit("s1", "d1").refused.is_none());
@@ -348,7 +351,10 @@ mod tests {
         // devices_per_site 0 is raised to 1 by Limits::of only; here the device is refused.
         let a = r.admit("s1", "d1");
         assert!(a.new_site && !a.new_device);
-        assert_eq!(a.refused.map(|(reason, _)| reason), Some(RejectReason::UnknownDevice));
+        assert_eq!(
+            a.refused.map(|(reason, _)| reason),
+            Some(RejectReason::UnknownDevice)
+        );
         assert_eq!(r.sites.get("s1"), Some(&false));
     }
 
@@ -381,7 +387,10 @@ mod tests {
         let will: Status = serde_json::from_str(r#"{"state":"offline"}"#).expect("status");
         let new = device_state(Some(&old), &will);
         assert_eq!(new.state.as_deref(), Some("offline"));
-        assert_eq!((new.fw.as_deref(), new.boot, new.interval_s), (Some("1.2"), Some(3), Some(60)));
+        assert_eq!(
+            (new.fw.as_deref(), new.boot, new.interval_s),
+            (Some("1.2"), Some(3), Some(60))
+        );
     }
 
     #[test]

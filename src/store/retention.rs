@@ -2,8 +2,8 @@
 //! or by a row cap. A pass that would delete more than `retention_max_share` of a table's time
 //! span leaves that table alone and says why: a clock gone wrong must never empty the store.
 
-use super::schema::ROLLUPS;
 use super::config::StoreConfig;
+use super::schema::ROLLUPS;
 use super::{RetentionRefused, RetentionReport, StoreError};
 use rusqlite::{params, Transaction};
 

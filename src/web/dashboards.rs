@@ -3,9 +3,9 @@
 //! Definitions come from `./dashboards/{name}.toml`, else the shipped ones.
 
 use super::charts::{image, split_file};
-use super::sites::fleet_now;
 use super::i18n::Lang;
 use super::layout::{self, Nav, Script, Ui};
+use super::sites::fleet_now;
 use super::{blocking, AppState, WebError};
 use crate::charts::data::Overlays;
 use crate::dashboard::{self, DashboardError};

@@ -113,12 +113,10 @@ pub fn values(l: Option<&dustwatch_protocol::Reading>, pm25_label: &str) -> Mark
 /// exceedance minutes, linked to the full rankings.
 fn street_ranking(state: &AppState, ui: Ui, now: Option<i64>) -> Result<Markup, WebError> {
     let t = ui.t();
-    let today = chrono::DateTime::from_timestamp_millis(
-        now.unwrap_or_else(|| fleet_now(state)),
-    )
-    .unwrap_or_default()
-    .with_timezone(&ui.tz)
-    .date_naive();
+    let today = chrono::DateTime::from_timestamp_millis(now.unwrap_or_else(|| fleet_now(state)))
+        .unwrap_or_default()
+        .with_timezone(&ui.tz)
+        .date_naive();
     let r = crate::report::rankings(state.reader.as_ref(), today, today, ui.tz)?;
     Ok(html! {
         h2 {

@@ -12,7 +12,12 @@ pub fn required(var: &str) -> bool {
 
 /// Whether a test needing `program` can run: true when it is installed; else false (the test
 /// skips, saying `skipping`), or a panic when `require_var` demands it.
-pub fn installed_or_skip(installed: bool, program: &str, require_var: &str, skipping: &str) -> bool {
+pub fn installed_or_skip(
+    installed: bool,
+    program: &str,
+    require_var: &str,
+    skipping: &str,
+) -> bool {
     if installed {
         return true;
     }

@@ -31,6 +31,16 @@ mn = "410108HJ0000000000000001"
 password = "123456"
 "#;
 
+/// Another device of site `s1`, whose monitor reports in mg/m3, to append to [`REGISTRY`].
+pub const SECOND_DEVICE: &str = r#"
+[[device]]
+site = "s1"
+id = "d2"
+mn = "410108HJ0000000000000002"
+password = "654321"
+unit = "mg/m3"
+"#;
+
 /// An aggregator with the HJ 212 listener on a free port.
 pub struct Listener {
     pub agg: Aggregator,

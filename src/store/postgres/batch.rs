@@ -265,7 +265,13 @@ impl<'a> PgBatch<'a> {
     ) -> Result<(), StoreError> {
         let received = self.tally.received;
         let payload = || serde_json::to_vec(status).unwrap_or_default();
-        if !admit(known, tx, &mut self.tally, (site, device, "status"), payload)? {
+        if !admit(
+            known,
+            tx,
+            &mut self.tally,
+            (site, device, "status"),
+            payload,
+        )? {
             return Ok(());
         }
         let new = device_state(known.device(site, device), status);
