@@ -6,9 +6,10 @@
 use super::alerts::{AlertBook, AlertState, Change, Raise, RuleKind, Transition};
 use super::coverage::{self, NotJudged, Reason};
 use super::minute::{minute_of, Minute};
-use super::profile::{parse_hhmm, Profile, Severity};
+use super::profile::{Profile, Severity};
 use super::relevel::{ActivityLog, ActivityMinute};
 use super::sprinkling::SprinklerLog;
+use super::time_of_day::TimeOfDay;
 use super::timeline::LevelTimeline;
 use super::window::{Verdict, WindowState};
 use crate::store::Record;
@@ -215,13 +216,9 @@ impl Engine {
             .unwrap_or_default()
     }
 
-    /// Local minutes after midnight.
-    fn local_minute_of_day(&self, ts: i64) -> i64 {
-        use chrono::Timelike;
-        self.tz
-            .timestamp_millis_opt(ts)
-            .single()
-            .map_or(0, |t| i64::from(t.hour() * 60 + t.minute()))
+    /// Local time of day.
+    fn local_time_of_day(&self, ts: i64) -> TimeOfDay {
+        TimeOfDay::of_instant(self.tz, ts)
     }
 
     fn day_bounds(&self, date: NaiveDate) -> (i64, i64) {
@@ -233,7 +230,7 @@ impl Engine {
         self.profile
             .sprinkling
             .as_ref()
-            .map_or(0, |r| r.get_ref().min_run_s * 1000)
+            .map_or(0, |r| r.min_run_s * 1000)
     }
 
     /// Feed committed records; returns what changed.
@@ -462,18 +459,6 @@ impl Engine {
 
 fn round1(v: f64) -> f64 {
     (v * 10.0).round() / 10.0
-}
-
-/// True when `minute` (after local midnight) is inside [start, end), which may wrap midnight.
-fn in_window(minute: i64, start: &str, end: &str) -> bool {
-    let (Some(a), Some(b)) = (parse_hhmm(start), parse_hhmm(end)) else {
-        return false;
-    };
-    if a <= b {
-        (a..b).contains(&minute)
-    } else {
-        minute >= a || minute < b
-    }
 }
 
 #[allow(dead_code)]

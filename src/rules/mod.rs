@@ -10,6 +10,7 @@ pub mod profile;
 pub mod relevel;
 pub mod sprinkling;
 pub mod task;
+pub mod time_of_day;
 pub mod timeline;
 pub mod window;
 

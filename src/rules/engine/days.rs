@@ -61,7 +61,6 @@ impl Engine {
             .forget_before(start.min(end - self.profile.max_backfill_s * 1000));
         let mut judged = Vec::new();
         if let (Some(rule), SiteKind::Construction) = (&self.profile.sprinkling, kind) {
-            let rule = rule.get_ref();
             let level = self.levels.max_in(start, end);
             let needed = (rule.min_data_hours * 60.0).ceil() as u32;
             let covered = day.data_minutes >= needed.max(1);
@@ -110,12 +109,7 @@ impl Engine {
     /// changes the verdict, raise the alert the day now deserves or withdraw the one it no
     /// longer does. Only the last closed day is kept to be judged again.
     pub(super) fn rejudge_sprinkling(&mut self, id: &str, date: NaiveDate, out: &mut Vec<Output>) {
-        let Some(rule) = self
-            .profile
-            .sprinkling
-            .as_ref()
-            .map(|r| r.get_ref().clone())
-        else {
+        let Some(rule) = self.profile.sprinkling.clone() else {
             return;
         };
         if self.site_info(id).0 != SiteKind::Construction {

@@ -10,15 +10,12 @@ impl Engine {
         r: &Reading,
         out: &mut Vec<Output>,
     ) {
-        let fault = self.profile.fault.as_ref().map(|f| {
-            let f = f.get_ref();
-            (f.stuck_readings, f.flagged_readings, f.severity)
-        });
-        let gap_after = self
+        let fault = self
             .profile
-            .gap
+            .fault
             .as_ref()
-            .map(|g| g.get_ref().after_s * 1000);
+            .map(|f| (f.stuck_readings, f.flagged_readings, f.severity));
+        let gap_after = self.profile.gap.as_ref().map(|g| g.after_s * 1000);
         let fleet_now = self.gap_now;
         if !self.touched.contains(site) {
             self.touched.insert(site.to_string());
@@ -160,7 +157,7 @@ impl Engine {
     }
 
     pub(super) fn check_gaps(&mut self, out: &mut Vec<Output>) {
-        let Some(gap) = self.profile.gap.as_ref().map(|g| g.get_ref().clone()) else {
+        let Some(gap) = self.profile.gap.clone() else {
             return;
         };
         let now = self.gap_now;

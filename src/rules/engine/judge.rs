@@ -85,7 +85,6 @@ impl Engine {
 
         // Kind a: windowed means.
         for (i, rule) in self.profile.windows.iter().enumerate() {
-            let rule = rule.get_ref();
             if !rule.kinds.contains(&kind) {
                 continue;
             }
@@ -163,7 +162,7 @@ impl Engine {
         if kind != SiteKind::Construction {
             return;
         }
-        let act = self.profile.activity.get_ref();
+        let act = &self.profile.activity;
         let noise = minute.mean(Metric::NoiseDba);
         let increment = match (
             minute.mean(Metric::Pm10),
@@ -188,10 +187,11 @@ impl Engine {
         let active = loud || dust_burst || (sprinkling && digs);
         // Earthwork needs a phase that digs (registry) and a dust burst over the background.
         let earth = active && digs;
-        let in_night = self.profile.night.as_ref().is_some_and(|n| {
-            let n = n.get_ref();
-            in_window(self.local_minute_of_day(m), &n.start, &n.end)
-        });
+        let in_night = self
+            .profile
+            .night
+            .as_ref()
+            .is_some_and(|n| n.hours.contains(self.local_time_of_day(m)));
         s.act_log.push(
             ActivityMinute {
                 start: m,
@@ -215,7 +215,6 @@ impl Engine {
             }
         }
         if let Some(r) = &self.profile.restriction {
-            let r = r.get_ref();
             if active && level >= r.all_work_from {
                 a.forbidden_work += 1;
             }
@@ -236,7 +235,6 @@ impl Engine {
                        "max_pm10_increment": round1(a.max_pm10_increment)})
             };
             if let Some(r) = &self.profile.restriction {
-                let r = r.get_ref();
                 for (rule, count, what) in [
                     ("work-restriction", a.forbidden_work, "work"),
                     ("earthwork-restriction", a.forbidden_earth, "earthwork"),
@@ -265,7 +263,7 @@ impl Engine {
                         site: id,
                         rule: "night-activity",
                         kind: RuleKind::Night,
-                        severity: n.get_ref().severity,
+                        severity: n.severity,
                         ts: end - 1,
                         level,
                         evidence: evidence("night work"),
@@ -280,7 +278,6 @@ impl Engine {
 
         // Kind d: GB 12523 Leq against the day or night limit.
         if let Some(rule) = &self.profile.noise {
-            let rule = rule.get_ref();
             if let Some(e) = minute.noise_energy() {
                 s.noise.energy += e;
                 s.noise.minutes += 1;
@@ -290,11 +287,7 @@ impl Engine {
                 if acc.minutes * 2 >= rule.window_min {
                     let leq = 10.0 * (acc.energy / acc.minutes as f64).log10();
                     let start = end - rule.window_min * 60_000;
-                    let is_day = in_window(
-                        self.local_minute_of_day(start),
-                        &rule.day_start,
-                        &rule.night_start,
-                    );
+                    let is_day = rule.daytime.contains(self.local_time_of_day(start));
                     let limit = if is_day {
                         rule.day_limit_dba
                     } else {

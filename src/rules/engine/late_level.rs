@@ -11,15 +11,10 @@ impl Engine {
         from: i64,
         out: &mut Vec<Output>,
     ) {
-        let Some(r) = self
-            .profile
-            .restriction
-            .as_ref()
-            .map(|r| r.get_ref().clone())
-        else {
+        let Some(r) = self.profile.restriction.clone() else {
             return;
         };
-        let act = self.profile.activity.get_ref().clone();
+        let act = self.profile.activity.clone();
         let from = from.max(
             self.fleet_now
                 .saturating_sub(self.profile.max_backfill_s * 1000),

@@ -50,11 +50,11 @@ pub struct Duty {
 
 impl Duty {
     pub fn from_profile(p: &Profile) -> Duty {
-        let r = p.restriction.as_ref().map(|r| r.get_ref());
+        let r = p.restriction.as_ref();
         Duty {
             earthwork_from: r.map(|r| r.earthwork_from),
             all_work_from: r.map(|r| r.all_work_from),
-            earthwork_phases: p.activity.get_ref().earthwork_phases.clone(),
+            earthwork_phases: p.activity.earthwork_phases.clone(),
         }
     }
 
