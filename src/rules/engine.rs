@@ -3,15 +3,17 @@
 //! has passed that minute, so a live stream, an accelerated simulation, a backfill and a test
 //! give the same answer.
 
+use super::activity::ActivityWindow;
 use super::alerts::{AlertBook, AlertState, Change, Raise, RuleKind, Transition};
 use super::coverage::{self, NotJudged, Reason};
+use super::kinds::noise::NoiseAcc;
+use super::kinds::restriction::Forbidden;
 use super::minute::{minute_of, Minute};
 use super::profile::{Profile, Severity};
 use super::relevel::{ActivityLog, ActivityMinute};
 use super::sprinkling::SprinklerLog;
-use super::time_of_day::TimeOfDay;
 use super::timeline::LevelTimeline;
-use super::window::{Verdict, WindowState};
+use super::window::WindowState;
 use crate::store::Record;
 use chrono::{NaiveDate, TimeZone};
 use chrono_tz::Tz;
@@ -27,6 +29,7 @@ mod late_level;
 
 pub use days::DayStats;
 use days::{day_bounds, tally};
+use judge::SiteRole;
 
 /// Minutes of per-site history kept for windows and as reference background.
 const HORIZON_MS: i64 = 3 * 3_600_000;
@@ -63,24 +66,6 @@ struct DeviceTrack {
 }
 
 #[derive(Debug, Default)]
-struct ActivityAcc {
-    active: i64,
-    forbidden_work: i64,
-    forbidden_earth: i64,
-    night_active: i64,
-    first_ts: Option<i64>,
-    last_ts: Option<i64>,
-    max_noise: f64,
-    max_pm10_increment: f64,
-}
-
-#[derive(Debug, Default)]
-struct NoiseAcc {
-    energy: f64,
-    minutes: i64,
-}
-
-#[derive(Debug, Default)]
 struct SiteState {
     minutes: BTreeMap<i64, Minute>,
     max_ts: i64,
@@ -94,7 +79,11 @@ struct SiteState {
     sprinkle_base: BTreeMap<NaiveDate, u32>,
     sprinklers: SprinklerLog,
     windows: Vec<WindowState>,
-    activity: ActivityAcc,
+    /// The current activity window: its working minutes, those the level forbids, those in
+    /// the night hours.
+    activity: ActivityWindow,
+    forbidden: Forbidden,
+    night_active: i64,
     noise: NoiseAcc,
     devices: HashMap<String, DeviceTrack>,
     /// Judged minutes of work, for levels entered late.
@@ -209,16 +198,7 @@ impl Engine {
     }
 
     fn local_date(&self, ts: i64) -> NaiveDate {
-        self.tz
-            .timestamp_millis_opt(ts)
-            .single()
-            .map(|t| t.date_naive())
-            .unwrap_or_default()
-    }
-
-    /// Local time of day.
-    fn local_time_of_day(&self, ts: i64) -> TimeOfDay {
-        TimeOfDay::of_instant(self.tz, ts)
+        super::kinds::local_date(self.tz, ts)
     }
 
     fn day_bounds(&self, date: NaiveDate) -> (i64, i64) {
@@ -399,6 +379,12 @@ impl Engine {
             return;
         };
         let (kind, phase, reference) = self.site_info(id);
+        let role = SiteRole {
+            id,
+            kind,
+            phase,
+            reference: reference.as_deref(),
+        };
         let mut from = s
             .judged_to
             .unwrap_or_else(|| s.minutes.keys().next().copied().unwrap_or(to));
@@ -410,16 +396,7 @@ impl Engine {
         let mut transitions = Vec::new();
         let mut m = from;
         while m < to {
-            self.judge_minute(
-                id,
-                &mut s,
-                kind,
-                phase,
-                reference.as_deref(),
-                m,
-                &mut transitions,
-                out,
-            );
+            self.judge_minute(&role, &mut s, m, &mut transitions, out);
             m += 60_000;
         }
         if to > from {
@@ -455,10 +432,6 @@ impl Engine {
     pub fn fleet_now(&self) -> i64 {
         self.fleet_now
     }
-}
-
-fn round1(v: f64) -> f64 {
-    (v * 10.0).round() / 10.0
 }
 
 #[allow(dead_code)]

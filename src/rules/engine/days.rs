@@ -23,7 +23,7 @@ pub struct DayStats {
 }
 
 impl DayStats {
-    pub(super) fn new(site: &str, date: NaiveDate) -> DayStats {
+    pub(crate) fn new(site: &str, date: NaiveDate) -> DayStats {
         DayStats {
             site: site.to_string(),
             date,

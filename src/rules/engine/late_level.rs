@@ -1,6 +1,7 @@
 //! A city level entered after the minutes it covers were judged (see `rules::relevel`).
 
 use super::*;
+use crate::rules::kinds::restriction;
 
 impl Engine {
     /// A level change stamped before minutes already judged: judge the restriction windows it
@@ -41,7 +42,7 @@ impl Engine {
             let mut transitions = Vec::new();
             // A lower level entered late: open alerts no window since their raise supports any
             // more are withdrawn.
-            for name in ["work-restriction", "earthwork-restriction"] {
+            for name in [restriction::WORK, restriction::EARTHWORK] {
                 let Some(a) = self.book.open_alert(&id, name) else {
                     continue;
                 };
@@ -81,7 +82,7 @@ impl Engine {
                     severity: r.severity,
                     ts: b.window_end - 1,
                     level,
-                    evidence: json!({"activity": if b.rule == "work-restriction" {"work"} else {"earthwork"},
+                    evidence: json!({"activity": if b.rule == restriction::WORK {"work"} else {"earthwork"},
                         "level": level.name(), "active_minutes": b.active_minutes,
                         "window_start": b.window_start, "window_end": b.window_end,
                         "judged_again": "the level was entered after the window was judged"}),
