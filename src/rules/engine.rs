@@ -5,7 +5,7 @@
 
 use super::activity::ActivityWindow;
 use super::alerts::{AlertBook, AlertState, Change, Raise, RuleKind, Transition};
-use super::coverage::{self, NotJudged, Reason};
+use super::coverage::{self, NotJudged};
 use super::kinds::noise::NoiseAcc;
 use super::kinds::restriction::Forbidden;
 use super::minute::{minute_of, Minute};

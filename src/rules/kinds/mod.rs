@@ -6,6 +6,7 @@ pub mod night_work;
 pub mod noise;
 pub mod pm_window;
 pub mod restriction;
+pub mod sprinkling;
 
 use super::alerts::{AlertBook, Raise, RuleKind, Transition};
 use super::minute::Minute;
