@@ -6,6 +6,8 @@
 use super::activity::ActivityWindow;
 use super::alerts::{AlertBook, AlertState, Change, Raise, RuleKind, Transition};
 use super::coverage::{self, NotJudged};
+use super::kinds::data_gap::{DeviceClock, OpenGaps};
+use super::kinds::device_fault::FaultTrack;
 use super::kinds::noise::NoiseAcc;
 use super::kinds::restriction::Forbidden;
 use super::minute::{minute_of, Minute};
@@ -17,7 +19,7 @@ use super::window::WindowState;
 use crate::store::Record;
 use chrono::{NaiveDate, TimeZone};
 use chrono_tz::Tz;
-use dustwatch_protocol::{EventKind, Flag, Level, Metric, Phase, Reading, SiteInfo, SiteKind};
+use dustwatch_protocol::{EventKind, Level, Metric, Phase, Reading, SiteInfo, SiteKind};
 use serde::Serialize;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -47,22 +49,12 @@ pub enum Output {
     ReportDue(NaiveDate),
 }
 
+/// One device of a site: when it was heard from, and what its gap and fault rules track.
 #[derive(Debug, Default)]
 struct DeviceTrack {
-    first_ts: i64,
-    last_ts: i64,
-    /// The fleet clock when this device was last heard from: a device that keeps sending, even
-    /// behind the others (a backfill, an accelerated replay), is not silent.
-    fleet_at_arrival: i64,
-    /// Open alerts of this device, so the hot path only asks the alert book when needed.
-    gap_open: bool,
-    metric_gaps: Vec<Metric>,
-    stuck_open: bool,
-    flag_open: bool,
-    last_metric_ts: HashMap<Metric, i64>,
-    /// Per PM metric: last value and how many readings in a row carried it.
-    stuck: HashMap<Metric, (f64, u32)>,
-    flagged_run: u32,
+    clock: DeviceClock,
+    gaps: OpenGaps,
+    fault: FaultTrack,
 }
 
 #[derive(Debug, Default)]
@@ -290,7 +282,7 @@ impl Engine {
             let mut clocks: Vec<i64> = self
                 .sites
                 .values()
-                .flat_map(|s| s.devices.values().map(|d| d.last_ts))
+                .flat_map(|s| s.devices.values().map(|d| d.clock.last_ts))
                 .collect();
             if clocks.is_empty() {
                 return;

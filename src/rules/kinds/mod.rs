@@ -2,6 +2,8 @@
 //! minute and its context, the closed day, the arriving reading) and says what should happen to
 //! its alerts as `Decision`s; the engine applies them to the alert book in the order given.
 
+pub mod data_gap;
+pub mod device_fault;
 pub mod night_work;
 pub mod noise;
 pub mod pm_window;
