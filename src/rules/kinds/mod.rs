@@ -89,17 +89,6 @@ pub enum Decision<'a> {
 }
 
 impl Decision<'_> {
-    /// The alert rule this decision is about.
-    pub fn rule(&self) -> &str {
-        match self {
-            Decision::Raise { rule, .. }
-            | Decision::Clear { rule, .. }
-            | Decision::Hold { rule, .. }
-            | Decision::Resolve { rule, .. }
-            | Decision::Withdraw { rule, .. } => rule,
-        }
-    }
-
     /// The same decision, owning its rule id.
     pub fn into_owned(self) -> Decision<'static> {
         let own = |rule: Cow<'_, str>| Cow::Owned(rule.into_owned());
