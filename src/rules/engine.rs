@@ -4,7 +4,7 @@
 //! give the same answer.
 
 use super::activity::ActivityWindow;
-use super::alerts::{AlertBook, AlertState, Change, Raise, RuleKind, Transition};
+use super::alerts::{AlertBook, AlertState, Change, Transition};
 use super::coverage::{self, NotJudged};
 use super::kinds::data_gap::{DeviceClock, OpenGaps};
 use super::kinds::device_fault::FaultTrack;
@@ -21,7 +21,6 @@ use chrono::{NaiveDate, TimeZone};
 use chrono_tz::Tz;
 use dustwatch_protocol::{EventKind, Level, Metric, Phase, Reading, SiteInfo, SiteKind};
 use serde::Serialize;
-use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 mod days;

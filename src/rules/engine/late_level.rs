@@ -66,27 +66,13 @@ impl Engine {
                         || from.to_string(),
                         |t| t.format("%Y-%m-%d %H:%M").to_string(),
                     );
-                    let why = format!(
-                        "the level was corrected after the alert was raised: {} from {since}",
-                        self.levels.at(from).name(),
-                    );
-                    transitions.extend(self.book.withdraw(&id, name, closing_ts(a), &why));
+                    restriction::withdraw_late(name, closing_ts(a), self.levels.at(from), &since)
+                        .apply(&mut self.book, &id, &mut transitions);
                 }
             }
             for b in breaches {
                 let level = self.levels.max_in(b.window_start, b.window_end);
-                transitions.extend(self.book.raise(Raise {
-                    site: &id,
-                    rule: b.rule,
-                    kind: RuleKind::Restriction,
-                    severity: r.severity,
-                    ts: b.window_end - 1,
-                    level,
-                    evidence: json!({"activity": if b.rule == restriction::WORK {"work"} else {"earthwork"},
-                        "level": level.name(), "active_minutes": b.active_minutes,
-                        "window_start": b.window_start, "window_end": b.window_end,
-                        "judged_again": "the level was entered after the window was judged"}),
-                }));
+                restriction::raise_late(&r, &b, level).apply(&mut self.book, &id, &mut transitions);
             }
             self.record(&id, transitions, out);
         }

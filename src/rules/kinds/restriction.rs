@@ -1,12 +1,15 @@
 //! Work while the city level forbids it: all work from one warning level up, earthwork from
 //! another, counted over the activity windows (`rules::activity`). Levels entered after the
-//! minutes they cover are judged again by `rules::relevel`.
+//! minutes they cover judge those windows again: `rules::relevel` finds them, the decisions are
+//! made here.
 
 use super::{by_count, Decision, MinuteContext};
 use crate::rules::activity::{ActivityWindow, WorkMinute};
 use crate::rules::alerts::RuleKind;
 use crate::rules::profile::{Activity, RestrictionRule};
+use crate::rules::relevel::LateBreach;
 use dustwatch_protocol::Level;
+use serde_json::json;
 
 /// The alert rules this kind raises, in the order they are judged.
 pub const WORK: &str = "work-restriction";
@@ -57,6 +60,35 @@ pub fn judge_window(
         one(WORK, forbidden.work, "work"),
         one(EARTHWORK, forbidden.earthwork, "earthwork"),
     ]
+}
+
+/// A window judged again because a level entered late makes it forbidden (`rules::relevel`
+/// found the breach); `level` is the highest in force during the window.
+pub fn raise_late(rule: &RestrictionRule, b: &LateBreach, level: Level) -> Decision<'static> {
+    Decision::Raise {
+        rule: b.rule.into(),
+        kind: RuleKind::Restriction,
+        severity: rule.severity,
+        ts: b.window_end - 1,
+        level,
+        evidence: json!({"activity": if b.rule == WORK {"work"} else {"earthwork"},
+            "level": level.name(), "active_minutes": b.active_minutes,
+            "window_start": b.window_start, "window_end": b.window_end,
+            "judged_again": "the level was entered after the window was judged"}),
+    }
+}
+
+/// An open alert of `rule` that no window since its raise supports once a lower level was
+/// entered late (`level` from `since`, local time): withdrawn at `ts`.
+pub fn withdraw_late(rule: &'static str, ts: i64, level: Level, since: &str) -> Decision<'static> {
+    Decision::Withdraw {
+        rule: rule.into(),
+        ts,
+        why: format!(
+            "the level was corrected after the alert was raised: {} from {since}",
+            level.name(),
+        ),
+    }
 }
 
 #[cfg(test)]
