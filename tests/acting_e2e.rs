@@ -36,7 +36,10 @@ fn demo_config(dir: &std::path::Path, webhook_port: u16, smtp_port: u16) -> Stri
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules/default.toml"),
     )
     .expect("the default profile");
-    assert!(default.contains("recheck_s = 7200"), "the default profile changed");
+    assert!(
+        default.contains("recheck_s = 7200"),
+        "the default profile changed"
+    );
     let profile = dir.join("profile.toml");
     std::fs::write(
         &profile,
@@ -183,9 +186,7 @@ async fn an_order_reaches_the_device_and_the_alert_closes_with_one_message_per_c
     let url = move |p: &str| format!("http://127.0.0.1:{port}{p}");
 
     // In the browser: log in, order the site to stop work.
-    let mut b = tokio::task::spawn_blocking({
-        let url = url.clone();
-        move || {
+    let mut b = tokio::task::spawn_blocking(move || {
             let mut b = Browser::launch(&chromium);
             b.goto(&url(&format!("/alerts/{id}/act?lang=en")));
             b.wait_for(20, "location.pathname === '/login'");
@@ -208,7 +209,6 @@ async fn an_order_reaches_the_device_and_the_alert_closes_with_one_message_per_c
                 "document.readyState === 'complete' && !!document.querySelector('form.reinspect')",
             );
             b
-        }
     })
     .await
     .expect("browser: order");
@@ -218,9 +218,7 @@ async fn an_order_reaches_the_device_and_the_alert_closes_with_one_message_per_c
     sink.stop().await;
 
     // The device got `stop_work` for the order and answered; the action page shows it.
-    b = tokio::task::spawn_blocking({
-        let url = url.clone();
-        move || {
+    b = tokio::task::spawn_blocking(move || {
             let order_id = eventually(120, "the device's answer to stop_work", || {
                 let o = orders(port, id);
                 let o = o.get(0)?;
@@ -258,19 +256,22 @@ async fn an_order_reaches_the_device_and_the_alert_closes_with_one_message_per_c
                 "document.readyState === 'complete' && document.querySelectorAll('tr.reinspection[data-result=failed]').length === 1 && !!document.querySelector('strong.escalated')",
             );
             b
-        }
     })
     .await
     .expect("browser: device answer and failed re-inspection");
 
     // With work stopped the restriction clears; its re-check period then runs on clean data.
     tokio::task::spawn_blocking(move || {
-        eventually(300, "the alert cleared and its re-check period over", || {
-            let a = alert(port, id);
-            (a["state"] == "cleared").then_some(())?;
-            let cleared = a["cleared_ts"].as_i64()?;
-            (fleet_clock(port)? > cleared + RECHECK_S * 1000).then_some(())
-        })
+        eventually(
+            300,
+            "the alert cleared and its re-check period over",
+            || {
+                let a = alert(port, id);
+                (a["state"] == "cleared").then_some(())?;
+                let cleared = a["cleared_ts"].as_i64()?;
+                (fleet_clock(port)? > cleared + RECHECK_S * 1000).then_some(())
+            },
+        )
     })
     .await
     .expect("waiting for the re-check");
@@ -281,9 +282,7 @@ async fn an_order_reaches_the_device_and_the_alert_closes_with_one_message_per_c
     sink.restart().await;
 
     // A passed re-inspection: the alert closes on the data that follows.
-    let b = tokio::task::spawn_blocking({
-        let url = url.clone();
-        move || {
+    let b = tokio::task::spawn_blocking(move || {
             b.eval(
                 "document.querySelector('input[name=result][value=passed]').checked = true;
                  document.querySelector('form.reinspect textarea[name=note]').value = 'covered and sprinkled';
@@ -305,7 +304,6 @@ async fn an_order_reaches_the_device_and_the_alert_closes_with_one_message_per_c
             b.screenshot(&screenshots().join("acting-e2e-order.png"));
             assert!(b.js_errors.is_empty(), "JavaScript errors: {:?}", b.js_errors);
             b
-        }
     })
     .await
     .expect("browser: passed re-inspection");
@@ -410,7 +408,9 @@ async fn an_order_reaches_the_device_and_the_alert_closes_with_one_message_per_c
         &Auth::None,
         "",
     );
-    let kinds = report["commands"].as_array().expect("the report's commands");
+    let kinds = report["commands"]
+        .as_array()
+        .expect("the report's commands");
     let of = |k: &str| kinds.iter().find(|c| c["kind"] == k).cloned();
     let stop = of("stop_work").expect("stop_work in the report");
     assert!(stop["sent"].as_u64() >= Some(1), "{stop}");

@@ -65,7 +65,12 @@ async fn a_notice_stops_the_sites_devices_and_their_answers_are_its_receipts() {
     .await;
 
     // Red stops all work on these (structure-phase) sites.
-    let notice = json(port, "POST", "/api/notices", r#"{"level":"red","note":"红色预警"}"#);
+    let notice = json(
+        port,
+        "POST",
+        "/api/notices",
+        r#"{"level":"red","note":"红色预警"}"#,
+    );
     let nid = notice["id"].as_i64().expect("notice id");
     let mut stopped: Vec<String> = notice["receipts"]
         .as_array()
@@ -105,7 +110,9 @@ async fn a_notice_stops_the_sites_devices_and_their_answers_are_its_receipts() {
         let site = r["site"].as_str().expect("site");
         let devices = reader.devices(Some(site)).expect("devices");
         assert!(
-            devices.iter().any(|d| Some(d.device.as_str()) == r["by"].as_str()),
+            devices
+                .iter()
+                .any(|d| Some(d.device.as_str()) == r["by"].as_str()),
             "{r}"
         );
     }

@@ -317,8 +317,12 @@ pub enum StatusState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Command {
-    SetInterval { interval_s: u32 },
-    Sprinkle { duration_s: u32 },
+    SetInterval {
+        interval_s: u32,
+    },
+    Sprinkle {
+        duration_s: u32,
+    },
     Reboot,
     /// Stop the site's construction work (a stop-work order or notice): for `duration_s` of
     /// device time, or until `resume_work` when absent. `ref` names the office's order or

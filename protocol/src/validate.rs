@@ -268,8 +268,7 @@ impl Command {
                 format!("duration_s {d} outside 1..={MAX_STOP_WORK_S}"),
             )),
             Command::StopWork {
-                reference: Some(r),
-                ..
+                reference: Some(r), ..
             }
             | Command::ResumeWork { reference: Some(r) }
                 if !crate::topic::is_valid_id(&r) =>

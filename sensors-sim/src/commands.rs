@@ -21,7 +21,10 @@ pub(crate) fn answer(envelope: &Envelope, now_ms: i64) -> Option<Vec<u8>> {
             duration_s,
             ref reference,
         } => {
-            let why = reference.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+            let why = reference
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
             match duration_s {
                 Some(d) => format!("work stopped for {d} s{why}"),
                 None => format!("work stopped until resumed{why}"),

@@ -83,15 +83,15 @@ impl Commands {
     ) -> Vec<CommandRow> {
         devices
             .iter()
-            .filter_map(|d| {
-                match self.send(site, d, command.clone(), from.by, from.office_ts) {
+            .filter_map(
+                |d| match self.send(site, d, command.clone(), from.by, from.office_ts) {
                     Ok(row) => Some(row),
                     Err(e) => {
                         tracing::warn!(site, device = %d, error = %e, "stop-work command not sent");
                         None
                     }
-                }
-            })
+                },
+            )
             .collect()
     }
 
@@ -126,7 +126,9 @@ impl Commands {
         let mut since = sink.since.lock().unwrap_or_else(|p| p.into_inner());
         // Answers are stamped when ingest received them but committed a moment later: look
         // back a little (receipts are idempotent; the first one counts).
-        let rows = self.lock().answered_with_ref("notice-", *since - LOOK_BACK_MS)?;
+        let rows = self
+            .lock()
+            .answered_with_ref("notice-", *since - LOOK_BACK_MS)?;
         let mut n = 0;
         for row in rows {
             let Some(StopRef::Notice(id)) = row.command["ref"].as_str().and_then(StopRef::parse)

@@ -445,13 +445,32 @@ mod tests {
                 })
                 .expect("insert");
         };
-        add("a", serde_json::json!({"cmd": "stop_work", "ref": "order-1"}), 100);
-        add("b", serde_json::json!({"cmd": "stop_work", "ref": "notice-1"}), 200);
-        add("c", serde_json::json!({"cmd": "resume_work", "ref": "order-1"}), 300);
-        add("d", serde_json::json!({"cmd": "sprinkle", "duration_s": 60}), 9_000);
+        add(
+            "a",
+            serde_json::json!({"cmd": "stop_work", "ref": "order-1"}),
+            100,
+        );
+        add(
+            "b",
+            serde_json::json!({"cmd": "stop_work", "ref": "notice-1"}),
+            200,
+        );
+        add(
+            "c",
+            serde_json::json!({"cmd": "resume_work", "ref": "order-1"}),
+            300,
+        );
+        add(
+            "d",
+            serde_json::json!({"cmd": "sprinkle", "duration_s": 60}),
+            9_000,
+        );
         let ids = |rows: Vec<CommandRow>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
         assert_eq!(ids(store.with_ref("order-1").expect("by ref")), ["a", "c"]);
-        assert_eq!(ids(store.with_ref("order-11").expect("by ref")), Vec::<String>::new());
+        assert_eq!(
+            ids(store.with_ref("order-11").expect("by ref")),
+            Vec::<String>::new()
+        );
         store
             .conn
             .execute(
@@ -459,8 +478,14 @@ mod tests {
                 [],
             )
             .expect("answer");
-        assert_eq!(ids(store.answered_with_ref("notice-", 0).expect("answered")), ["b"]);
-        assert!(store.answered_with_ref("notice-", 8).expect("answered").is_empty());
+        assert_eq!(
+            ids(store.answered_with_ref("notice-", 0).expect("answered")),
+            ["b"]
+        );
+        assert!(store
+            .answered_with_ref("notice-", 8)
+            .expect("answered")
+            .is_empty());
         assert_eq!(store.expire(5_060_000).expect("expire"), 2);
         // The day is the office's clock's, not the wall clock's `sent_ms`.
         assert_eq!(

@@ -94,8 +94,14 @@ pub fn describe(lang: Lang, command: &serde_json::Value) -> String {
             None => format!("停工至复工 {}", command["ref"].as_str().unwrap_or("")),
         },
         (Lang::En, "stop_work") => match command["duration_s"].as_u64() {
-            Some(d) => format!("stop work for {d} s {}", command["ref"].as_str().unwrap_or("")),
-            None => format!("stop work until resumed {}", command["ref"].as_str().unwrap_or("")),
+            Some(d) => format!(
+                "stop work for {d} s {}",
+                command["ref"].as_str().unwrap_or("")
+            ),
+            None => format!(
+                "stop work until resumed {}",
+                command["ref"].as_str().unwrap_or("")
+            ),
         },
         (Lang::Zh, "resume_work") => format!("复工 {}", command["ref"].as_str().unwrap_or("")),
         (Lang::En, "resume_work") => {

@@ -6,8 +6,8 @@
 
 use super::i18n::words;
 use super::to_login;
-use crate::commands::stop_work::{Sender, StopRef};
 use crate::auth::{pages::whoami, Admin, Inspector, Role, User};
+use crate::commands::stop_work::{Sender, StopRef};
 use crate::store::acting::{Notice, ReceiptVia};
 use crate::web::i18n::Lang;
 use crate::web::layout::{self, Nav, Script, Ui};

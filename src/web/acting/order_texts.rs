@@ -32,7 +32,15 @@ pub const ZH: OrderTexts = OrderTexts {
     stop: "停工",
     resume: "复工",
     report_heading: "设备指令",
-    report_columns: ["指令", "发送", "已应答", "其中未执行", "超时", "等待应答", "未发出"],
+    report_columns: [
+        "指令",
+        "发送",
+        "已应答",
+        "其中未执行",
+        "超时",
+        "等待应答",
+        "未发出",
+    ],
 };
 
 pub const EN: OrderTexts = OrderTexts {
@@ -46,7 +54,15 @@ pub const EN: OrderTexts = OrderTexts {
     stop: "stop work",
     resume: "resume work",
     report_heading: "Device commands",
-    report_columns: ["Command", "Sent", "Answered", "of which refused", "Timed out", "Awaiting", "Not sent"],
+    report_columns: [
+        "Command",
+        "Sent",
+        "Answered",
+        "of which refused",
+        "Timed out",
+        "Awaiting",
+        "Not sent",
+    ],
 };
 
 pub fn texts(lang: Lang) -> &'static OrderTexts {

@@ -261,4 +261,3 @@ pub async fn photo(
     };
     Ok(([(header::CONTENT_TYPE, mime)], bytes).into_response())
 }
-
