@@ -387,6 +387,10 @@ async fn an_order_reaches_the_device_and_the_alert_closes_with_one_message_per_c
     assert_eq!(without_escalations, history, "webhook messages vs history");
     let mails = mails_of(&sink);
     assert_eq!(mails.len(), hooks.len(), "one email per change: {hooks:?}");
+    eprintln!(
+        "alert {id} ({site}, {rule}): history {history:?}; webhook {hooks:?}; {} emails",
+        mails.len()
+    );
     for (mail, change) in mails.iter().zip(&hooks) {
         let title = match change.as_str() {
             "opened" => "Alert opened",
