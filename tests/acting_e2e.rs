@@ -278,6 +278,13 @@ async fn an_order_reaches_the_device_and_the_alert_closes_with_one_message_per_c
     // Still open: the order holds it until a re-inspection passes.
     assert_eq!(alert(port, id)["state"], "cleared");
 
+    // The clearing happened while both receivers were away.
+    let cleared_during_outage = receiver
+        .got("/generic")
+        .iter()
+        .filter(|h| h.body["alert"]["id"].as_i64() == Some(id))
+        .all(|h| h.body["change"] != "cleared");
+    assert!(cleared_during_outage, "the receiver was away");
     receiver.restart().await;
     sink.restart().await;
 
