@@ -31,9 +31,7 @@ pub(super) type RollupTable = (&'static str, i64);
 /// Where a series at a step of `step_s` seconds is read from: the step in ms, and the coarsest
 /// rollup table (name, bucket width) whose buckets tile it; `None` (raw readings) for sub-minute
 /// steps. Steps outside one second to 31 days are refused.
-pub(super) fn series_source(
-    step_s: i64,
-) -> Result<(i64, Option<RollupTable>), super::StoreError> {
+pub(super) fn series_source(step_s: i64) -> Result<(i64, Option<RollupTable>), super::StoreError> {
     if !(1..=31 * 86_400).contains(&step_s) {
         return Err(super::StoreError::BadStep(step_s));
     }
