@@ -5,7 +5,7 @@
 use super::config::Synchronous;
 use super::connection::open_writer;
 use super::StoreError;
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use serde::Serialize;
 use std::path::Path;
 
@@ -105,7 +105,10 @@ impl AlertStore {
 
 impl AlertWriter for AlertStore {
     fn apply(&mut self, changes: &[(String, AlertRow)]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        // IMMEDIATE: a deferred transaction that reads first fails at once ("database is
+        // locked", the busy timeout does not apply) when the ingest writer commits before its
+        // first write; taking the write lock up front waits instead.
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = chrono::Utc::now().timestamp_millis();
         for (change, a) in changes {
             // Notifications: every change but a plain evidence update; an update that raised
@@ -175,7 +178,7 @@ impl AlertWriter for AlertStore {
     }
 
     fn save_days(&mut self, days: &[DayRow]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         for d in days {
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO daily_stats (site, date, exceedance_minutes, data_minutes, \
