@@ -23,8 +23,10 @@ mod days;
 mod devices;
 mod judge;
 mod late_level;
+pub mod takeover;
 
 pub use days::DayStats;
+pub use takeover::{SiteHistory, Takeover};
 use days::{day_bounds, tally};
 
 /// Minutes of per-site history kept for windows and as reference background.

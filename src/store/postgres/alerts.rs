@@ -143,6 +143,14 @@ impl AlertWriter for PgAlertStore {
             .get(0);
         Ok((open, history, max_id))
     }
+
+    fn save_progress(&mut self, progress: &[(String, i64)]) -> Result<(), StoreError> {
+        super::progress::save(self.client()?, progress)
+    }
+
+    fn progress(&self) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+        super::progress::load(&mut self.client.borrow_mut())
+    }
 }
 
 const ALERT_COLS: &str = "id, site, rule, kind, severity, state, acknowledged, ack_by, \

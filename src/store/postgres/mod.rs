@@ -7,6 +7,7 @@ mod alerts;
 mod batch;
 pub mod config;
 mod known;
+pub mod progress;
 pub(crate) mod pool;
 mod raw_frames;
 mod reader;
