@@ -88,8 +88,18 @@ impl Engine {
         let scratch = AlertBook::new(self.profile.escalate_after, self.profile.recheck_s);
         let mut real = std::mem::replace(&mut self.book, scratch);
         let mut ignored = Vec::new();
+        // Every site's records first: a site's minutes are judged against its reference
+        // station's, which may be one of the sites taken over.
+        for h in &t.sites {
+            self.replay_records(h, &mut ignored);
+        }
         for h in t.sites {
-            self.replay_site(&h, &mut ignored);
+            if let Some(to) = h.judged_to {
+                self.judge_site(&h.site, to, &mut ignored);
+                if let Some(s) = self.sites.get_mut(&h.site) {
+                    s.judged_to = Some(to);
+                }
+            }
             ignored.clear();
             self.restore_days(&h.site, h.open_days);
         }
@@ -114,7 +124,7 @@ impl Engine {
         }
     }
 
-    fn replay_site(&mut self, h: &SiteHistory, out: &mut Vec<Output>) {
+    fn replay_records(&mut self, h: &SiteHistory, out: &mut Vec<Output>) {
         // No saved figures are folded in during the replay: they are set after it.
         self.seeds.retain(|(s, _), _| *s != h.site);
         let mut events = h.events.iter().peekable();
@@ -129,12 +139,6 @@ impl Engine {
         }
         if h.readings.is_empty() {
             self.sites.entry(h.site.clone()).or_default();
-        }
-        if let Some(to) = h.judged_to {
-            self.judge_site(&h.site, to, out);
-            if let Some(s) = self.sites.get_mut(&h.site) {
-                s.judged_to = Some(to);
-            }
         }
     }
 
