@@ -210,6 +210,9 @@ fn a_killed_instance_s_sites_are_judged_on_to_the_same_alerts_as_one_instance() 
         solo.log()
     );
     eprintln!("one instance: {} alerts", one.len());
+    for a in &one {
+        eprintln!("  {a:?}");
+    }
 
     // Two instances on a database of their own; A dies half-way.
     let data = SharedStore::new();
