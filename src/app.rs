@@ -272,8 +272,8 @@ impl Aggregator {
                 }
             },
         };
-        let pg_url = (config.store.backend == Backend::Postgres)
-            .then(|| config.store.postgres.url.clone());
+        let pg_url =
+            (config.store.backend == Backend::Postgres).then(|| config.store.postgres.url.clone());
         let (rules_handle, rules_thread) = tokio::task::spawn_blocking(move || {
             if let Some(url) = pg_url {
                 // Several instances on one database: alert ids come from its sequence.

@@ -60,10 +60,16 @@ async fn a_monitor_s_frames_go_through_the_partitions_and_are_answered_after_the
         .expect("read")
         .expect("readings");
     assert_eq!(readings.len(), 3);
-    assert!(readings.iter().all(|(device, r)| device == "d1" && r.pm10 == Some(80.0)));
+    assert!(readings
+        .iter()
+        .all(|(device, r)| device == "d1" && r.pm10 == Some(80.0)));
 
     // A wrong password: refused, and its dead letter is kept.
-    let r = ask(&mut device, &data_frame(MN1, "000000", "20170102150500001", 5)).await;
+    let r = ask(
+        &mut device,
+        &data_frame(MN1, "000000", "20170102150500001", 5),
+    )
+    .await;
     assert_eq!(r.cn, Cn::RequestReply);
     let reader = l.agg.reader.clone();
     l.until("the refusal's dead letter stored", move |_| {

@@ -44,10 +44,8 @@ fn records(sim: &mut Sim, minutes: i64) -> Vec<Vec<Record>> {
 /// What the store holds of the sites after `old` stopped: every record it was fed, its open
 /// alerts and how far it judged each site.
 fn takeover(old: &Engine, fed: &[Vec<Record>]) -> Takeover {
-    let progress: std::collections::HashMap<String, i64> = old
-        .progress()
-        .map(|(s, j)| (s.to_string(), j))
-        .collect();
+    let progress: std::collections::HashMap<String, i64> =
+        old.progress().map(|(s, j)| (s.to_string(), j)).collect();
     let sites = ["s1", "ref"]
         .into_iter()
         .map(|site| SiteHistory {

@@ -150,10 +150,12 @@ fn stored(url: &str) -> anyhow::Result<(u64, u64)> {
 fn fences(url: &str) -> anyhow::Result<BTreeMap<i64, i64>> {
     tokio::task::block_in_place(|| {
         let mut c = postgres::Client::connect(url, postgres::NoTls)?;
-        Ok(c.query("SELECT partition, revision FROM partition_fences", &[])?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect())
+        Ok(
+            c.query("SELECT partition, revision FROM partition_fences", &[])?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect(),
+        )
     })
 }
 
@@ -200,7 +202,11 @@ async fn publish(js: &jetstream::Context, sites: u32, first: u64, n: u64) -> any
     Ok(())
 }
 
-async fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> anyhow::Result<bool>) -> anyhow::Result<()> {
+async fn wait_for(
+    what: &str,
+    secs: u64,
+    mut f: impl FnMut() -> anyhow::Result<bool>,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !f()? {
         if Instant::now() > deadline {
@@ -229,7 +235,10 @@ async fn drain(
     wait_for("the first reading stored", 120, || Ok(stored(url)?.0 > 0)).await?;
     let start = Instant::now();
     let from = stored(url)?.0;
-    wait_for("the backlog stored", 600, || Ok(stored(url)?.0 >= o.readings)).await?;
+    wait_for("the backlog stored", 600, || {
+        Ok(stored(url)?.0 >= o.readings)
+    })
+    .await?;
     let secs = start.elapsed().as_secs_f64();
     Ok(((o.readings - from) as f64 / secs, instances))
 }
@@ -299,16 +308,23 @@ pub async fn run(work: &Path, o: &FailoverOptions) -> anyhow::Result<FailoverRep
     let at_kill = fences(&two_url)?;
     a.kill9();
     let killed = Instant::now();
-    wait_for("the survivor committing every partition of the killed one", 300, || {
-        let now = fences(&two_url)?;
-        Ok(a_parts.iter().all(|p| {
-            let p = i64::from(*p);
-            now.get(&p).copied().unwrap_or(0) > at_kill.get(&p).copied().unwrap_or(0)
-        }))
-    })
+    wait_for(
+        "the survivor committing every partition of the killed one",
+        300,
+        || {
+            let now = fences(&two_url)?;
+            Ok(a_parts.iter().all(|p| {
+                let p = i64::from(*p);
+                now.get(&p).copied().unwrap_or(0) > at_kill.get(&p).copied().unwrap_or(0)
+            }))
+        },
+    )
     .await?;
     let failover_s = killed.elapsed().as_secs_f64();
-    wait_for("the failover backlog stored", 600, || Ok(stored(&two_url)?.0 >= total)).await?;
+    wait_for("the failover backlog stored", 600, || {
+        Ok(stored(&two_url)?.0 >= total)
+    })
+    .await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (rows, distinct) = stored(&two_url)?;
     b.stop();

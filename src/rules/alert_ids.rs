@@ -24,6 +24,10 @@ impl IdSource {
 
 impl std::fmt::Debug for IdSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() { "IdSource(shared)" } else { "IdSource(local)" })
+        f.write_str(if self.0.is_some() {
+            "IdSource(shared)"
+        } else {
+            "IdSource(local)"
+        })
     }
 }

@@ -26,8 +26,8 @@ mod late_level;
 pub mod takeover;
 
 pub use days::DayStats;
-pub use takeover::{SiteHistory, Takeover};
 use days::{day_bounds, tally};
+pub use takeover::{SiteHistory, Takeover};
 
 /// Minutes of per-site history kept for windows and as reference background.
 const HORIZON_MS: i64 = 3 * 3_600_000;

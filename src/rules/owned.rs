@@ -32,7 +32,11 @@ impl Owned {
     }
 
     /// At start: every site is rebuilt (one instance), or none is held yet (partitioned).
-    pub fn start(&mut self, engine: &mut Engine, store: &dyn AlertWriter) -> Result<(), RulesError> {
+    pub fn start(
+        &mut self,
+        engine: &mut Engine,
+        store: &dyn AlertWriter,
+    ) -> Result<(), RulesError> {
         let Some(o) = &self.ownership else {
             return Ok(());
         };
@@ -77,7 +81,11 @@ impl Owned {
         self.remember(&t);
         engine.adopt_sites(t);
         self.held.insert(partition);
-        tracing::info!(partition, sites = n, "partition's sites rebuilt from the store");
+        tracing::info!(
+            partition,
+            sites = n,
+            "partition's sites rebuilt from the store"
+        );
         Ok(n)
     }
 

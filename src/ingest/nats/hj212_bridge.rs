@@ -137,6 +137,9 @@ mod tests {
     #[test]
     fn a_topic_becomes_the_subject_nats_gives_it() {
         assert_eq!(subject_of("dust/v1/s1/d1/reading"), "dust.v1.s1.d1.reading");
-        assert_eq!(subject_of("dust/v1/site.a/d1/reading"), "dust.v1.site//a.d1.reading");
+        assert_eq!(
+            subject_of("dust/v1/site.a/d1/reading"),
+            "dust.v1.site//a.d1.reading"
+        );
     }
 }

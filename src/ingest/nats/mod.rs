@@ -69,7 +69,10 @@ pub struct Setup {
     /// The rules engine to hand each partition's sites to (none when rules are off).
     pub rules: Option<crate::rules::RulesHandle>,
     /// HJ 212 monitors on TCP (`[hj212] listen`): their records go through the partitions.
-    pub hj212_listener: Option<(tokio::net::TcpListener, crate::ingest::hj212_tcp::Hj212Config)>,
+    pub hj212_listener: Option<(
+        tokio::net::TcpListener,
+        crate::ingest::hj212_tcp::Hj212Config,
+    )>,
 }
 
 /// This instance's default name: host name and process id, as a bucket key allows.

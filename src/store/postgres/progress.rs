@@ -11,8 +11,7 @@ use std::collections::HashMap;
 pub const ID_BLOCK: i64 = 64;
 
 pub fn save(client: &mut Client, progress: &[(String, i64)]) -> Result<(), StoreError> {
-    let (sites, to): (Vec<&str>, Vec<i64>) =
-        progress.iter().map(|(s, t)| (s.as_str(), *t)).unzip();
+    let (sites, to): (Vec<&str>, Vec<i64>) = progress.iter().map(|(s, t)| (s.as_str(), *t)).unzip();
     client.execute(
         "INSERT INTO rule_progress (site, judged_to) SELECT * FROM unnest($1::text[], $2::int8[]) \
          ON CONFLICT (site) DO UPDATE SET \
