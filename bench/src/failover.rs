@@ -305,9 +305,16 @@ pub async fn run(work: &Path, o: &FailoverOptions) -> anyhow::Result<FailoverRep
     })
     .await?;
     let a_parts = owned_by(&kv, o.partitions, "a").await;
+    if a_parts.is_empty() {
+        bail!("instance a held no partition at the kill (its leases lapsed under load): run again or raise --ttl");
+    }
     let at_kill = fences(&two_url)?;
     a.kill9();
     let killed = Instant::now();
+    // One more reading per site: every partition has work waiting for its new owner, whatever
+    // was left of the backlog.
+    publish(&js, o.sites, 3_000_000, u64::from(o.sites)).await?;
+    let total = total + u64::from(o.sites);
     wait_for(
         "the survivor committing every partition of the killed one",
         300,

@@ -120,7 +120,8 @@ struct FailoverArgs {
     sites: u32,
     #[arg(long, default_value_t = 8)]
     partitions: u32,
-    #[arg(long, default_value_t = 3)]
+    /// Lease TTL of the instances, seconds.
+    #[arg(long, default_value_t = 5)]
     ttl: u64,
     /// The dustwatch executable [default: `dustwatch` beside this one].
     #[arg(long)]

@@ -323,7 +323,8 @@ mod tests {
             })
             .expect("version");
         assert_eq!(version, crate::store::schema::VERSION);
-        assert_eq!(version, 8);
+        // Schema 8 brought the tables; later versions keep them.
+        assert!(version >= 8);
         store.expire(0).expect("the commands table is there");
     }
 
