@@ -5,7 +5,7 @@
 
 use super::engine::{Engine, Output};
 use super::task::{Ownership, RulesError, Sites};
-use crate::store::{AlertWriter, Record, StoreError};
+use crate::store::{AlertWriter, Record};
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
@@ -158,25 +158,21 @@ impl Owned {
         }
     }
 
-    /// Save the progress of the sites whose judgement moved on since the last save.
-    pub fn save_progress(
-        &mut self,
-        engine: &Engine,
-        store: &mut dyn AlertWriter,
-    ) -> Result<(), StoreError> {
+    /// The progress of the sites whose judgement moved on since the last save, to be saved
+    /// with the batch's alert changes.
+    pub fn progress_changes(&self, engine: &Engine) -> Vec<(String, i64)> {
         if self.ownership.is_none() {
-            return Ok(());
+            return Vec::new();
         }
-        let changed: Vec<(String, i64)> = engine
+        engine
             .progress()
             .filter(|(s, j)| self.saved.get(*s) != Some(j))
             .map(|(s, j)| (s.to_string(), j))
-            .collect();
-        if changed.is_empty() {
-            return Ok(());
-        }
-        store.save_progress(&changed)?;
-        self.saved.extend(changed);
-        Ok(())
+            .collect()
+    }
+
+    /// What [`Owned::progress_changes`] gave is in the store now.
+    pub fn progress_saved(&mut self, saved: Vec<(String, i64)>) {
+        self.saved.extend(saved);
     }
 }

@@ -284,16 +284,19 @@ pub fn start_owning(
                         if save_open {
                             last_open_save = std::time::Instant::now();
                         }
-                        if let Err(e) = persist(
+                        let progress = owned.progress_changes(&engine);
+                        match persist_with(
                             store.as_mut(),
                             &engine,
                             &outputs,
                             publisher.as_ref(),
                             save_open,
-                        )
-                        .and_then(|()| owned.save_progress(&engine, store.as_mut()))
-                        {
-                            tracing::error!(error = %e, "could not persist rule outputs");
+                            &progress,
+                        ) {
+                            Ok(()) => owned.progress_saved(progress),
+                            Err(e) => {
+                                tracing::error!(error = %e, "could not persist rule outputs")
+                            }
                         }
                         for o in &outputs {
                             if let Output::DayClosed(d) = o {
@@ -368,6 +371,18 @@ fn persist(
     publisher: Option<&Publisher>,
     save_open: bool,
 ) -> Result<(), StoreError> {
+    persist_with(store, engine, outputs, publisher, save_open, &[])
+}
+
+/// As [`persist`], saving with the alert changes how far each site was judged (`progress`).
+fn persist_with(
+    store: &mut dyn AlertWriter,
+    engine: &Engine,
+    outputs: &[Output],
+    publisher: Option<&Publisher>,
+    save_open: bool,
+    progress: &[(String, i64)],
+) -> Result<(), StoreError> {
     let transitions: Vec<&Transition> = outputs
         .iter()
         .filter_map(|o| match o {
@@ -379,8 +394,8 @@ fn persist(
         .iter()
         .map(|t| (t.change.name().to_string(), to_row(&t.alert)))
         .collect();
-    if !rows.is_empty() {
-        store.apply(&rows)?;
+    if !rows.is_empty() || !progress.is_empty() {
+        store.apply_with_progress(&rows, progress)?;
     }
     // Closed days are final; open days are saved as they stand so reports and restarts see them.
     let mut days: Vec<DayRow> = outputs

@@ -91,6 +91,21 @@ pub trait AlertWriter: Send {
     fn save_progress(&mut self, progress: &[(String, i64)]) -> Result<(), StoreError>;
     /// Every site's saved progress.
     fn progress(&self) -> Result<std::collections::HashMap<String, i64>, StoreError>;
+    /// Alert changes and the progress they were decided up to, in one transaction where the
+    /// store can (so a site taken over is neither judged twice nor skipped).
+    fn apply_with_progress(
+        &mut self,
+        changes: &[(String, AlertRow)],
+        progress: &[(String, i64)],
+    ) -> Result<(), StoreError> {
+        if !changes.is_empty() {
+            self.apply(changes)?;
+        }
+        if !progress.is_empty() {
+            self.save_progress(progress)?;
+        }
+        Ok(())
+    }
 }
 
 /// The SQLite alert writer.

@@ -4,13 +4,13 @@
 use super::config::connect;
 use crate::rules::alert_ids::AlertIds;
 use crate::store::StoreError;
-use postgres::Client;
+use postgres::{Client, GenericClient};
 use std::collections::HashMap;
 
 /// Ids handed out per round trip to the sequence (`alert_id_blocks` steps by this).
 pub const ID_BLOCK: i64 = 64;
 
-pub fn save(client: &mut Client, progress: &[(String, i64)]) -> Result<(), StoreError> {
+pub fn save(client: &mut impl GenericClient, progress: &[(String, i64)]) -> Result<(), StoreError> {
     let (sites, to): (Vec<&str>, Vec<i64>) = progress.iter().map(|(s, t)| (s.as_str(), *t)).unzip();
     client.execute(
         "INSERT INTO rule_progress (site, judged_to) SELECT * FROM unnest($1::text[], $2::int8[]) \
