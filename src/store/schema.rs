@@ -218,12 +218,17 @@ pub fn migrate(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
         conn.execute_batch(super::commands::DDL)?;
         conn.execute_batch(super::notify_outbox::DDL)?;
     }
+    if version != 0 && version < 9 {
+        // Schema 9: each command's time on the office's clock (the day of the daily report).
+        add_columns(conn, "commands", &[("office_ts".into(), "INTEGER")])?;
+    }
     if version != 0 && version < 10 {
         // Schema 10: how far the rules judged each site (a new table; `ddl` has it too).
         conn.execute_batch(super::progress::DDL)?;
     }
     conn.execute_batch(
-        "CREATE INDEX IF NOT EXISTS dead_letters_by_source ON dead_letters (source, id)",
+        "CREATE INDEX IF NOT EXISTS dead_letters_by_source ON dead_letters (source, id);
+         CREATE INDEX IF NOT EXISTS commands_by_office_ts ON commands (office_ts);",
     )?;
     conn.pragma_update(None, "user_version", VERSION)
 }

@@ -9,6 +9,7 @@
 
 use super::*;
 use crate::rules::alerts::Alert;
+use crate::rules::kinds::data_gap::{device_rule, metric_rule};
 
 /// One site's stored recent history, as read back for a takeover.
 #[derive(Debug, Default)]
@@ -47,7 +48,7 @@ impl Engine {
             .profile
             .windows
             .iter()
-            .map(|w| w.get_ref().window_min * 60_000)
+            .map(|w| w.window_min * 60_000)
             .max()
             .unwrap_or(0);
         let span = longest.max(HORIZON_MS) + self.profile.allowed_lateness_s * 1000;
@@ -111,14 +112,10 @@ impl Engine {
                 continue;
             };
             for (device, d) in s.devices.iter_mut() {
-                d.gap_open = self.book.open_alert(id, &format!("gap-{device}")).is_some();
-                d.metric_gaps = Metric::ALL
+                d.gaps.device = self.book.open_alert(id, &device_rule(device)).is_some();
+                d.gaps.metrics = Metric::ALL
                     .into_iter()
-                    .filter(|m| {
-                        self.book
-                            .open_alert(id, &format!("gap-{device}-{}", m.name()))
-                            .is_some()
-                    })
+                    .filter(|m| self.book.open_alert(id, &metric_rule(device, *m)).is_some())
                     .collect();
             }
         }
