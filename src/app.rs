@@ -274,10 +274,32 @@ impl Aggregator {
         // Off the async workers: the engine reads its alerts back through the store's blocking
         // client (PostgreSQL's runs a runtime of its own and must not nest in ours).
         let rules_publisher = publisher.clone();
+        let ownership = rules::task::Ownership {
+            reader: reader.clone(),
+            sites: match config.ingest.source {
+                ingest::nats::Source::Mqtt => rules::task::Sites::All,
+                ingest::nats::Source::Nats => {
+                    let nats = config.nats.clone();
+                    rules::task::Sites::Partitioned(Arc::new(move |site: &str| {
+                        nats.partition_of(site)
+                    }))
+                }
+            },
+        };
+        let pg_url =
+            (config.store.backend == Backend::Postgres).then(|| config.store.postgres.url.clone());
         let (rules_handle, rules_thread) = tokio::task::spawn_blocking(move || {
-            rules::task::start_with(
+            if let Some(url) = pg_url {
+                // Several instances on one database: alert ids come from its sequence.
+                let ids = crate::store::postgres::progress::PgAlertIds::open(&url)?;
+                engine
+                    .book_mut()
+                    .set_id_source(rules::alert_ids::IdSource::shared(Box::new(ids)));
+            }
+            rules::task::start_owning(
                 engine,
                 alert_store,
+                Some(ownership),
                 Some(rules_publisher),
                 Some(on_report),
                 64,
@@ -313,8 +335,8 @@ impl Aggregator {
                 shutdown.clone(),
                 hj212,
             )?,
-            ingest::nats::Source::Nats => ingest::Ingest {
-                task: ingest::nats::start(
+            ingest::nats::Source::Nats => {
+                let (task, hj212) = ingest::nats::start(
                     &config.nats,
                     &config.ingest,
                     ingest::nats::Setup {
@@ -323,14 +345,15 @@ impl Aggregator {
                         committed,
                         hj212: hj212.devices,
                         metrics: metrics.clone(),
+                        rules: config.rules.enabled.then(|| rules_handle.clone()),
+                        hj212_listener: hj212.listener,
                     },
                     shutdown.clone(),
                 )
                 .await
-                .map_err(IngestError::from)?,
-                // HJ 212 devices reach a NATS cluster over MQTT only.
-                hj212: None,
-            },
+                .map_err(IngestError::from)?;
+                ingest::Ingest { task, hj212 }
+            }
         };
         let hj212_addr = ingest.hj212.as_ref().map(|l| l.addr);
 

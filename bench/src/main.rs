@@ -4,6 +4,7 @@
 
 mod city;
 mod dashboard;
+mod failover;
 mod ingest;
 mod probe;
 mod sim;
@@ -37,6 +38,9 @@ enum What {
     /// The simulator at city scale: 100,000 devices, each with its own MQTT connection, at one
     /// reading a minute, over several simulator processes and brokers.
     City(CityArgs),
+    /// One instance against two on the same 3-node NATS cluster and PostgreSQL: readings stored
+    /// per second, and the failover time after a `kill -9`, as ratios from one run.
+    Failover(FailoverArgs),
     /// Run the embedded broker until killed (`sim`'s child process).
     #[command(hide = true)]
     Broker {
@@ -107,6 +111,26 @@ struct CityArgs {
     json: bool,
 }
 
+#[derive(Debug, Args)]
+struct FailoverArgs {
+    /// Readings in each backlog the instances drain.
+    #[arg(long, default_value_t = 100_000)]
+    readings: u64,
+    #[arg(long, default_value_t = 64)]
+    sites: u32,
+    #[arg(long, default_value_t = 8)]
+    partitions: u32,
+    /// Lease TTL of the instances, seconds.
+    #[arg(long, default_value_t = 5)]
+    ttl: u64,
+    /// The dustwatch executable [default: `dustwatch` beside this one].
+    #[arg(long)]
+    dustwatch: Option<std::path::PathBuf>,
+    /// Also print the figures as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -145,6 +169,33 @@ async fn measure(what: What) -> anyhow::Result<()> {
         }
         What::Sim(a) => run_sim(a).await?,
         What::City(a) => run_city(a).await?,
+        What::Failover(a) => {
+            let dustwatch = match a.dustwatch {
+                Some(p) => p,
+                None => std::env::current_exe()?.with_file_name("dustwatch"),
+            };
+            if !dustwatch.exists() {
+                bail!(
+                    "{} not found: build it (`cargo build --release -p dustwatch`) or pass --dustwatch",
+                    dustwatch.display()
+                );
+            }
+            let report = failover::run(
+                work.path(),
+                &failover::FailoverOptions {
+                    readings: a.readings,
+                    sites: a.sites,
+                    partitions: a.partitions,
+                    ttl_s: a.ttl,
+                    dustwatch,
+                },
+            )
+            .await?;
+            report.print();
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
+        }
         What::Broker { .. } => unreachable!("run before the runtime starts"),
     }
     Ok(())

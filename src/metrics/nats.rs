@@ -19,11 +19,25 @@ pub struct NatsMetrics {
     pub fenced: AtomicU64,
     /// Messages acknowledged to JetStream after their commit.
     pub acked: AtomicU64,
+    /// Lease rounds run (one every third of the lease TTL): a failover is counted in these.
+    pub lease_rounds: AtomicU64,
+    /// Sites the rules rebuilt from the store on taking their partitions over.
+    pub sites_adopted: AtomicU64,
 }
 
 impl NatsMetrics {
     pub(super) fn render(&self, out: &mut String) {
-        let counters: [(&str, &str, &AtomicU64); 5] = [
+        let counters: [(&str, &str, &AtomicU64); 7] = [
+            (
+                "dustwatch_nats_lease_rounds_total",
+                "Lease rounds run (one every third of the lease TTL).",
+                &self.lease_rounds,
+            ),
+            (
+                "dustwatch_nats_sites_adopted_total",
+                "Sites the rules rebuilt from the store on taking their partition over.",
+                &self.sites_adopted,
+            ),
             (
                 "dustwatch_nats_leases_taken_total",
                 "Partition leases taken.",

@@ -141,6 +141,8 @@ pub struct AlertBook {
     recheck_ms: i64,
     /// Alerts held open by an order, in event time.
     holds: crate::store::acting::Holds,
+    /// Ids shared with other instances, when there are any.
+    ids: super::alert_ids::IdSource,
 }
 
 /// Everything needed to raise an alert.
@@ -162,6 +164,18 @@ impl AlertBook {
             recheck_ms: recheck_s * 1000,
             ..Default::default()
         }
+    }
+
+    /// Draw new alert ids from `ids` (several instances on one database).
+    pub fn set_id_source(&mut self, ids: super::alert_ids::IdSource) {
+        self.ids = ids;
+    }
+
+    /// Forget the open alerts and offence history of the sites `owns` selects (another
+    /// instance judges them now; they are restored from the store when they come back).
+    pub fn forget_sites(&mut self, owns: &dyn Fn(&str) -> bool) {
+        self.open.retain(|(site, _), _| !owns(site));
+        self.history.retain(|(site, _), _| !owns(site));
     }
 
     /// An alert in `holds` is closed by a re-check only on data from its hold's end on (an order
@@ -214,8 +228,9 @@ impl AlertBook {
             }
             return None;
         }
+        let id = self.ids.next_id().unwrap_or(self.next_id);
         let alert = Alert {
-            id: self.next_id,
+            id,
             site: r.site.to_string(),
             rule: r.rule.to_string(),
             kind: r.kind,
@@ -233,7 +248,7 @@ impl AlertBook {
             level: r.level,
             evidence: r.evidence,
         };
-        self.next_id += 1;
+        self.next_id = self.next_id.max(id + 1);
         self.open.insert(key, alert.clone());
         Some(Transition {
             change: Change::Opened,

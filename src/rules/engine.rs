@@ -27,10 +27,12 @@ mod days;
 mod devices;
 mod judge;
 mod late_level;
+pub mod takeover;
 
 pub use days::DayStats;
 use days::{day_bounds, tally};
 use judge::SiteRole;
+pub use takeover::{SiteHistory, Takeover};
 
 /// Minutes of per-site history kept for windows and as reference background.
 const HORIZON_MS: i64 = 3 * 3_600_000;

@@ -6,12 +6,15 @@
 //! and the task that feeds the engine and persists/publishes (`task.rs`).
 
 pub mod activity;
+pub mod alert_ids;
 pub mod alerts;
 pub mod coverage;
 pub mod engine;
 pub mod kinds;
 pub mod minute;
+pub mod owned;
 pub mod profile;
+pub mod rebuild;
 pub mod relevel;
 pub mod sprinkling;
 pub mod task;
@@ -21,6 +24,6 @@ pub mod window;
 
 pub use alerts::{Alert, AlertState, Change, RuleKind, Transition};
 pub use coverage::{NotJudged, Reason};
-pub use engine::{DayStats, Engine, Output};
+pub use engine::{DayStats, Engine, Output, SiteHistory, Takeover};
 pub use profile::{Profile, ProfileError, Severity};
 pub use task::{RulesError, RulesHandle};

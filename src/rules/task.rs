@@ -5,7 +5,7 @@
 use super::alerts::{Alert, Change, Transition};
 use super::engine::{DayStats, Engine, Output};
 use crate::publish::Publisher;
-use crate::store::{AlertRow, AlertStore, AlertWriter, DayRow, Record, StoreError};
+use crate::store::{AlertRow, AlertStore, AlertWriter, DayRow, Record, StoreError, StoreReader};
 use serde_json::json;
 use std::path::Path;
 use thiserror::Error;
@@ -33,6 +33,33 @@ pub enum Input {
     Days {
         reply: oneshot::Sender<Vec<DayStats>>,
     },
+    /// Take over a partition's sites, rebuilt from the store, before its records arrive.
+    Adopt {
+        partition: u32,
+        reply: oneshot::Sender<Result<usize, RulesError>>,
+    },
+    /// Let go of a partition's sites: another instance judges them now.
+    Release {
+        partition: u32,
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// The partition a site's messages go to (the servers' subject mapping).
+pub type PartitionOf = std::sync::Arc<dyn Fn(&str) -> u32 + Send + Sync>;
+
+/// Which sites this engine judges, and where it rebuilds them from.
+pub struct Ownership {
+    pub reader: std::sync::Arc<dyn StoreReader>,
+    pub sites: Sites,
+}
+
+pub enum Sites {
+    /// Every site (one instance): all are rebuilt from the store at start.
+    All,
+    /// The sites of the partitions this instance holds (several instances over NATS): rebuilt
+    /// when a partition is adopted, dropped when it is released.
+    Partitioned(PartitionOf),
 }
 
 /// Closed days kept for `RulesHandle::days` (what was not judged is not in the store's rows).
@@ -71,6 +98,26 @@ impl RulesHandle {
         rx.await.map_err(|_| RulesError::Stopped)
     }
 
+    /// Take over `partition`'s sites (rebuilt from the store); answers with how many.
+    pub async fn adopt(&self, partition: u32) -> Result<usize, RulesError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Input::Adopt { partition, reply })
+            .await
+            .map_err(|_| RulesError::Stopped)?;
+        rx.await.map_err(|_| RulesError::Stopped)?
+    }
+
+    /// Let go of `partition`'s sites.
+    pub async fn release(&self, partition: u32) -> Result<(), RulesError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Input::Release { partition, reply })
+            .await
+            .map_err(|_| RulesError::Stopped)?;
+        rx.await.map_err(|_| RulesError::Stopped)
+    }
+
     /// Sender of committed batches, for the store writer (blocking side).
     pub fn batch_sink(&self) -> impl FnMut(Vec<Record>) + Send + 'static {
         let tx = self.tx.clone();
@@ -104,7 +151,7 @@ pub fn to_row(a: &Alert) -> AlertRow {
     }
 }
 
-fn from_row(r: AlertRow) -> Option<Alert> {
+pub(crate) fn from_row(r: AlertRow) -> Option<Alert> {
     use super::alerts::{AlertState, RuleKind};
     use super::profile::Severity;
     Some(Alert {
@@ -191,8 +238,21 @@ pub fn start(
 
 /// Start the engine thread on any alert store (SQLite, PostgreSQL).
 pub fn start_with(
+    engine: Engine,
+    store: Box<dyn AlertWriter>,
+    publisher: Option<Publisher>,
+    on_report: Option<ReportFn>,
+    queue: usize,
+) -> Result<(RulesHandle, std::thread::JoinHandle<()>), RulesError> {
+    start_owning(engine, store, None, publisher, on_report, queue)
+}
+
+/// As [`start_with`], judging the sites `ownership` says and rebuilding them from the store when
+/// they are taken over (at start for [`Sites::All`], per partition for [`Sites::Partitioned`]).
+pub fn start_owning(
     mut engine: Engine,
     mut store: Box<dyn AlertWriter>,
+    ownership: Option<Ownership>,
     publisher: Option<Publisher>,
     mut on_report: Option<ReportFn>,
     queue: usize,
@@ -203,6 +263,8 @@ pub fn start_with(
         history,
         max_id,
     );
+    let mut owned = super::owned::Owned::new(ownership);
+    owned.start(&mut engine, store.as_ref())?;
     let (tx, mut rx) = mpsc::channel::<Input>(queue.max(1));
     let thread = std::thread::Builder::new()
         .name("rules".into())
@@ -212,22 +274,29 @@ pub fn start_with(
                 Default::default();
             while let Some(input) = rx.blocking_recv() {
                 match input {
-                    Input::Batch(records) => {
-                        let outputs = engine.process(&records);
+                    Input::Batch(mut records) => {
+                        owned.keep_owned(&mut records);
+                        let mut outputs = engine.process(&records);
+                        outputs.extend(owned.refresh_levels(&mut engine));
                         // Open days are saved every few seconds, not per batch: they are
                         // progress figures, and closed days are always saved at once.
                         let save_open = last_open_save.elapsed() >= OPEN_DAY_SAVE_EVERY;
                         if save_open {
                             last_open_save = std::time::Instant::now();
                         }
-                        if let Err(e) = persist(
+                        let progress = owned.progress_changes(&engine);
+                        match persist_with(
                             store.as_mut(),
                             &engine,
                             &outputs,
                             publisher.as_ref(),
                             save_open,
+                            &progress,
                         ) {
-                            tracing::error!(error = %e, "could not persist rule outputs");
+                            Ok(()) => owned.progress_saved(progress),
+                            Err(e) => {
+                                tracing::error!(error = %e, "could not persist rule outputs")
+                            }
                         }
                         for o in &outputs {
                             if let Output::DayClosed(d) = o {
@@ -273,6 +342,17 @@ pub fn start_with(
                         days.extend(engine.open_days());
                         let _ = reply.send(days);
                     }
+                    Input::Adopt { partition, reply } => {
+                        let _ = reply.send(owned.adopt(partition, &mut engine, store.as_ref()));
+                    }
+                    Input::Release { partition, reply } => {
+                        // Its open days as they stand, for the next owner.
+                        if let Err(e) = persist(store.as_mut(), &engine, &[], None, true) {
+                            tracing::warn!(error = %e, "could not save the open days");
+                        }
+                        owned.release(partition, &mut engine);
+                        let _ = reply.send(());
+                    }
                 }
             }
             if let Err(e) = persist(store.as_mut(), &engine, &[], None, true) {
@@ -291,6 +371,18 @@ fn persist(
     publisher: Option<&Publisher>,
     save_open: bool,
 ) -> Result<(), StoreError> {
+    persist_with(store, engine, outputs, publisher, save_open, &[])
+}
+
+/// As [`persist`], saving with the alert changes how far each site was judged (`progress`).
+fn persist_with(
+    store: &mut dyn AlertWriter,
+    engine: &Engine,
+    outputs: &[Output],
+    publisher: Option<&Publisher>,
+    save_open: bool,
+    progress: &[(String, i64)],
+) -> Result<(), StoreError> {
     let transitions: Vec<&Transition> = outputs
         .iter()
         .filter_map(|o| match o {
@@ -302,8 +394,8 @@ fn persist(
         .iter()
         .map(|t| (t.change.name().to_string(), to_row(&t.alert)))
         .collect();
-    if !rows.is_empty() {
-        store.apply(&rows)?;
+    if !rows.is_empty() || !progress.is_empty() {
+        store.apply_with_progress(&rows, progress)?;
     }
     // Closed days are final; open days are saved as they stand so reports and restarts see them.
     let mut days: Vec<DayRow> = outputs

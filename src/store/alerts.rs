@@ -88,6 +88,25 @@ pub trait AlertWriter: Send {
     fn save_days(&mut self, days: &[DayRow]) -> Result<(), StoreError>;
     /// What the engine restores at start.
     fn load(&self) -> Result<LoadedAlerts, StoreError>;
+    /// Save how far the engine judged each site (site, minute in ms, exclusive).
+    fn save_progress(&mut self, progress: &[(String, i64)]) -> Result<(), StoreError>;
+    /// Every site's saved progress.
+    fn progress(&self) -> Result<std::collections::HashMap<String, i64>, StoreError>;
+    /// Alert changes and the progress they were decided up to, in one transaction where the
+    /// store can (so a site taken over is neither judged twice nor skipped).
+    fn apply_with_progress(
+        &mut self,
+        changes: &[(String, AlertRow)],
+        progress: &[(String, i64)],
+    ) -> Result<(), StoreError> {
+        if !changes.is_empty() {
+            self.apply(changes)?;
+        }
+        if !progress.is_empty() {
+            self.save_progress(progress)?;
+        }
+        Ok(())
+    }
 }
 
 /// The SQLite alert writer.
@@ -224,6 +243,14 @@ impl AlertWriter for AlertStore {
             self.conn
                 .query_row("SELECT coalesce(max(id), 0) FROM alerts", [], |r| r.get(0))?;
         Ok((open, history, max_id))
+    }
+
+    fn save_progress(&mut self, progress: &[(String, i64)]) -> Result<(), StoreError> {
+        super::progress::save(&mut self.conn, progress)
+    }
+
+    fn progress(&self) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+        super::progress::load(&self.conn)
     }
 }
 

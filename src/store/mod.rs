@@ -21,6 +21,7 @@ pub mod notify_outbox;
 mod open;
 pub mod outbox;
 pub mod postgres;
+pub mod progress;
 pub mod raw_frames;
 pub mod reader;
 mod registry;

@@ -11,7 +11,7 @@
 use dustwatch_protocol::Metric;
 
 /// Schema version stored in `PRAGMA user_version`.
-pub const VERSION: i64 = 9;
+pub const VERSION: i64 = 10;
 
 const BASE: &str = "
 CREATE TABLE IF NOT EXISTS sites (
@@ -222,6 +222,10 @@ pub fn migrate(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
         // Schema 9: each command's time on the office's clock (the day of the daily report).
         add_columns(conn, "commands", &[("office_ts".into(), "INTEGER")])?;
     }
+    if version != 0 && version < 10 {
+        // Schema 10: how far the rules judged each site (a new table; `ddl` has it too).
+        conn.execute_batch(super::progress::DDL)?;
+    }
     conn.execute_batch(
         "CREATE INDEX IF NOT EXISTS dead_letters_by_source ON dead_letters (source, id);
          CREATE INDEX IF NOT EXISTS commands_by_office_ts ON commands (office_ts);",
@@ -262,6 +266,8 @@ pub fn ddl() -> String {
     // Schema 8: device commands and the notification outbox (new tables only).
     sql.push_str(super::commands::DDL);
     sql.push_str(super::notify_outbox::DDL);
+    // Schema 10: the rules' progress per site.
+    sql.push_str(super::progress::DDL);
     for (table, _) in ROLLUPS {
         sql.push_str(&format!(
             "CREATE TABLE IF NOT EXISTS {table} (site TEXT NOT NULL, bucket INTEGER NOT NULL, {cols}, \

@@ -69,6 +69,11 @@ impl SharedStore {
         }
     }
 
+    /// The PostgreSQL database's URL; None on the SQLite fallback.
+    pub fn postgres_url(&self) -> Option<&str> {
+        self.pg.as_ref().map(|(_, url)| url.as_str())
+    }
+
     /// (rows, distinct dedup keys) of the readings table.
     pub fn stored(&self) -> (u64, u64) {
         const COUNT: &str = "SELECT count(*), (SELECT count(*) FROM (SELECT DISTINCT site, \

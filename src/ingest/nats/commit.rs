@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 /// One partition's batch on its way to the store.
 pub struct Job {
     pub records: Vec<Record>,
-    pub fence: Fence,
+    /// None for records outside any partition (dead letters of HJ 212 TCP frames).
+    pub fence: Option<Fence>,
     pub done: oneshot::Sender<Result<BatchOutcome, NotWritten>>,
 }
 
@@ -41,7 +42,7 @@ pub fn run(
         let result = write_isolating(
             store.as_mut(),
             &mut records,
-            Some(job.fence),
+            job.fence,
             &options.root,
             &metrics,
             &shutdown,
@@ -124,10 +125,10 @@ mod tests {
         revision: u64,
     ) -> Result<BatchOutcome, NotWritten> {
         let (done, result) = oneshot::channel();
-        let fence = Fence {
+        let fence = Some(Fence {
             partition: 1,
             revision,
-        };
+        });
         jobs.blocking_send(Job {
             records,
             fence,

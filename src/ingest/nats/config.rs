@@ -145,6 +145,17 @@ impl NatsConfig {
         lines.join("\n")
     }
 
+    /// The partition the servers' mapping puts `site`'s messages in: NATS's `partition(P, ...)`
+    /// is FNV-1a (32 bit) of the subject token, modulo P. The token is the site as NATS spells
+    /// an MQTT topic level (`.` becomes `//`).
+    pub fn partition_of(&self, site: &str) -> u32 {
+        let token = site.replace('.', "//");
+        let hash = token.bytes().fold(0x811c_9dc5_u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        hash % self.partitions.max(1)
+    }
+
     /// The MQTT topic a partitioned subject came from: the prefix and partition tokens dropped,
     /// `.` back to `/` (and `//`, NATS's spelling of an MQTT `.`, back to `.`). `None` for a
     /// subject outside `{prefix}.{partition}.`.
@@ -185,6 +196,23 @@ mod tests {
         assert_eq!(c.topic_of("other.1.dust"), None);
         assert_eq!(c.topic_of("dw.x.dust"), None);
         assert_eq!(c.topic_of("dw.1"), None);
+    }
+
+    #[test]
+    fn a_site_s_partition_is_fnv_1a_of_its_token() {
+        // FNV-1a 32-bit test vectors: "a" = 0xe40c292c, "foobar" = 0xbf9cf968.
+        let c = NatsConfig {
+            partitions: 1 << 31,
+            ..Default::default()
+        };
+        assert_eq!(c.partition_of("a"), 0xe40c_292c % (1 << 31));
+        assert_eq!(c.partition_of("foobar"), 0xbf9c_f968 % (1 << 31));
+        let c = NatsConfig {
+            partitions: 4,
+            ..Default::default()
+        };
+        assert_eq!(c.partition_of("foobar"), 0xbf9c_f968 % 4);
+        assert_eq!(c.partition_of("a.b"), c.partition_of("a//b"));
     }
 
     #[test]

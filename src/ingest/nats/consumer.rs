@@ -29,6 +29,8 @@ pub enum Ended {
     Fenced,
     /// JetStream or the store writer failed; the driver lets the lease lapse or retries.
     Failed(NatsError),
+    /// The rules could not rebuild the partition's sites; nothing was consumed.
+    NotAdopted,
 }
 
 /// What a partition's consumer needs.
@@ -48,6 +50,8 @@ pub struct Shared {
     pub hj212: Arc<Hj212Devices>,
     pub jobs: mpsc::Sender<Job>,
     pub metrics: Arc<Metrics>,
+    /// The rules engine, told which partitions' sites it judges (none when rules are off).
+    pub rules: Option<crate::rules::RulesHandle>,
 }
 
 /// The durable consumer's name for a partition: every instance uses the same one, so a new
@@ -130,10 +134,10 @@ async fn consume(shared: &Shared, p: &Partition) -> Result<Ended, NatsError> {
             records.extend(frames.take_partial());
             records.extend(record);
         }
-        let fence = Fence {
+        let fence = Some(Fence {
             partition: p.partition,
             revision: *p.revision.borrow(),
-        };
+        });
         let (done, result) = oneshot::channel();
         let job = Job {
             records,

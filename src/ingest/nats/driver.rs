@@ -58,6 +58,7 @@ impl Driver {
                 _ = tick.tick() => {}
             }
             self.reap().await;
+            self.metrics.nats.lease_rounds.fetch_add(1, Relaxed);
             if let Err(e) = self.step().await {
                 // Leases not renewed lapse after the TTL: the consumers stop then (plan says Lost).
                 tracing::warn!(error = %e, "lease round failed");
@@ -86,9 +87,14 @@ impl Driver {
             };
             let revision = self.leases.revision(partition);
             self.leases.released(partition);
+            self.release_sites(partition).await;
             match r.task.await {
                 Ok(Ended::Fenced) => {
                     self.metrics.nats.leases_lost.fetch_add(1, Relaxed);
+                }
+                // Never adopted: the rules have nothing of it to let go of.
+                Ok(Ended::NotAdopted) => {
+                    self.delete(partition, revision).await;
                 }
                 Ok(Ended::Stopped) => {}
                 Ok(Ended::Failed(e)) => {
@@ -161,7 +167,7 @@ impl Driver {
                         }
                         Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
                             tracing::warn!(partition, error = %e, "lease renewal refused; partition lost");
-                            self.lose(partition);
+                            self.lose(partition).await;
                         }
                         // No answer (a node going away): keep consuming; the next round finds
                         // out, and the lease lapses by itself if renewals keep failing.
@@ -193,11 +199,12 @@ impl Driver {
                 } => {
                     self.stop(partition).await;
                     self.leases.released(partition);
+                    self.release_sites(partition).await;
                     self.delete(partition, Some(revision)).await;
                     self.metrics.nats.leases_given_back.fetch_add(1, Relaxed);
                     tracing::info!(partition, "lease given back for a newly live instance");
                 }
-                Action::Lost { partition } => self.lose(partition),
+                Action::Lost { partition } => self.lose(partition).await,
             }
         }
         Ok(())
@@ -206,14 +213,31 @@ impl Driver {
     fn start(&mut self, partition: u32, revision: u64) {
         let (tx, rx) = watch::channel(revision);
         let stop = CancellationToken::new();
-        let task = tokio::spawn(consumer::run(
-            self.shared.clone(),
-            Partition {
-                partition,
-                revision: rx,
-                stop: stop.clone(),
-            },
-        ));
+        let shared = self.shared.clone();
+        let p = Partition {
+            partition,
+            revision: rx,
+            stop: stop.clone(),
+        };
+        // The rules rebuild the partition's sites from the store before its first record is
+        // fetched here; the lease keeps being renewed meanwhile.
+        let task = tokio::spawn(async move {
+            if let Some(rules) = &shared.rules {
+                tokio::select! {
+                    _ = p.stop.cancelled() => return Ended::Stopped,
+                    adopted = rules.adopt(partition) => match adopted {
+                        Ok(sites) => {
+                            shared.metrics.nats.sites_adopted.fetch_add(sites as u64, Relaxed);
+                        }
+                        Err(e) => {
+                            tracing::error!(partition, error = %e, "the rules could not take the partition's sites over");
+                            return Ended::NotAdopted;
+                        }
+                    }
+                }
+            }
+            consumer::run(shared, p).await
+        });
         self.running.insert(
             partition,
             Running {
@@ -232,12 +256,14 @@ impl Driver {
         }
     }
 
-    /// The lease is gone: stop consuming without waiting (a batch in hand will be fenced).
-    fn lose(&mut self, partition: u32) {
+    /// The lease is gone: stop consuming without waiting (a batch in hand will be fenced, and
+    /// the rules ignore it once the sites are released).
+    async fn lose(&mut self, partition: u32) {
         if let Some(r) = self.running.remove(&partition) {
             r.stop.cancel();
         }
         self.leases.released(partition);
+        self.release_sites(partition).await;
         self.metrics.nats.leases_lost.fetch_add(1, Relaxed);
         tracing::warn!(partition, "lease lost; partition no longer consumed here");
     }
@@ -254,6 +280,15 @@ impl Driver {
         }
     }
 
+    /// The rules let go of the partition's sites (another instance judges them now).
+    async fn release_sites(&self, partition: u32) {
+        if let Some(rules) = &self.shared.rules {
+            if let Err(e) = rules.release(partition).await {
+                tracing::debug!(partition, error = %e, "rules gone");
+            }
+        }
+    }
+
     async fn give_back_all(&mut self) {
         let held: Vec<(u32, u64)> = self
             .leases
@@ -264,6 +299,7 @@ impl Driver {
         for (partition, revision) in held {
             self.stop(partition).await;
             self.leases.released(partition);
+            self.release_sites(partition).await;
             self.delete(partition, Some(revision)).await;
         }
         let me = self.leases.me().to_string();

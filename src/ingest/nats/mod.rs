@@ -13,6 +13,7 @@ pub mod commit;
 pub mod config;
 pub mod consumer;
 pub mod driver;
+pub mod hj212_bridge;
 pub mod leases;
 
 use super::hj212::Hj212Devices;
@@ -54,6 +55,8 @@ pub enum NatsError {
     WriterGone,
     #[error("store writer thread could not start: {0}")]
     Writer(std::io::Error),
+    #[error("HJ 212 listener: {0}")]
+    Hj212Listener(std::io::Error),
 }
 
 /// Everything NATS ingest needs besides its settings.
@@ -63,6 +66,13 @@ pub struct Setup {
     pub committed: Option<CommittedSink>,
     pub hj212: Arc<Hj212Devices>,
     pub metrics: Arc<Metrics>,
+    /// The rules engine to hand each partition's sites to (none when rules are off).
+    pub rules: Option<crate::rules::RulesHandle>,
+    /// HJ 212 monitors on TCP (`[hj212] listen`): their records go through the partitions.
+    pub hj212_listener: Option<(
+        tokio::net::TcpListener,
+        crate::ingest::hj212_tcp::Hj212Config,
+    )>,
 }
 
 /// This instance's default name: host name and process id, as a bucket key allows.
@@ -83,15 +93,21 @@ fn default_instance() -> String {
     format!("{host}-{}", std::process::id())
 }
 
-/// Connect, make sure the stream and the lease bucket exist, start the store writer thread and
-/// the lease driver. The returned task ends after `shutdown`, once leases are given back and
-/// the writer committed what it held.
+/// Connect, make sure the stream and the lease bucket exist, start the store writer thread, the
+/// lease driver and the HJ 212 listener if there is one. The returned task ends after
+/// `shutdown`, once leases are given back and the writer committed what it held.
 pub async fn start(
     config: &NatsConfig,
     ingest: &IngestConfig,
     setup: Setup,
     shutdown: CancellationToken,
-) -> Result<tokio::task::JoinHandle<()>, NatsError> {
+) -> Result<
+    (
+        tokio::task::JoinHandle<()>,
+        Option<crate::ingest::hj212_tcp::Hj212Listener>,
+    ),
+    NatsError,
+> {
     config.validate()?;
     let config = Arc::new(config.clone());
     let addrs = config
@@ -157,7 +173,31 @@ pub async fn start(
     let me = config.instance.clone().unwrap_or_else(default_instance);
     let root = setup.root;
     let hj212 = setup.hj212;
-    Ok(tokio::spawn(async move {
+    let rules = setup.rules;
+    let hj212_listener = match setup.hj212_listener {
+        Some((listener, hj212_config)) => {
+            let (items, _bridge) = hj212_bridge::spawn(
+                js.clone(),
+                root.clone(),
+                jobs_tx.clone(),
+                metrics.clone(),
+                shutdown.clone(),
+            );
+            Some(
+                crate::ingest::hj212_tcp::spawn(
+                    listener,
+                    hj212_config,
+                    hj212.clone(),
+                    items,
+                    metrics.clone(),
+                    shutdown.clone(),
+                )
+                .map_err(NatsError::Hj212Listener)?,
+            )
+        }
+        None => None,
+    };
+    let task = tokio::spawn(async move {
         if let Some((stream, kv)) = prepare(&js, &config, &shutdown).await {
             let shared = consumer::Shared {
                 stream,
@@ -166,6 +206,7 @@ pub async fn start(
                 hj212,
                 jobs: jobs_tx,
                 metrics,
+                rules,
             };
             tracing::info!(instance = %me, partitions = config.partitions, "NATS ingest starting");
             let leases = leases::Leases::new(me, config.partitions, config.lease_ttl());
@@ -182,7 +223,8 @@ pub async fn start(
         {
             tracing::error!("store writer panicked");
         }
-    }))
+    });
+    Ok((task, hj212_listener))
 }
 
 /// Make sure the stream and the lease bucket exist, retrying until the cluster answers (it may

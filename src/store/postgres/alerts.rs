@@ -36,7 +36,18 @@ fn u32_of(v: i64) -> u32 {
 
 impl AlertWriter for PgAlertStore {
     fn apply(&mut self, changes: &[(String, AlertRow)]) -> Result<(), StoreError> {
+        self.apply_with_progress(changes, &[])
+    }
+
+    fn apply_with_progress(
+        &mut self,
+        changes: &[(String, AlertRow)],
+        progress: &[(String, i64)],
+    ) -> Result<(), StoreError> {
         let mut tx = self.client()?.transaction()?;
+        if !progress.is_empty() {
+            super::progress::save(&mut tx, progress)?;
+        }
         // Several instances' engines append history: ids become visible in id order.
         tx.execute(
             "SELECT pg_advisory_xact_lock($1)",
@@ -142,6 +153,14 @@ impl AlertWriter for PgAlertStore {
             .query_one("SELECT coalesce(max(id), 0)::int8 FROM alerts", &[])?
             .get(0);
         Ok((open, history, max_id))
+    }
+
+    fn save_progress(&mut self, progress: &[(String, i64)]) -> Result<(), StoreError> {
+        self.apply_with_progress(&[], progress)
+    }
+
+    fn progress(&self) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+        super::progress::load(&mut self.client.borrow_mut())
     }
 }
 

@@ -8,6 +8,7 @@ mod batch;
 pub mod config;
 mod known;
 pub(crate) mod pool;
+pub mod progress;
 mod raw_frames;
 mod reader;
 mod retention;

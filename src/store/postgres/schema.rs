@@ -162,11 +162,29 @@ CREATE TABLE IF NOT EXISTS partition_fences (
 );
 ";
 
+/// Version 3: how far the rules judged each site (read back when an instance takes a site
+/// over), and the sequence several instances draw alert ids from, in blocks of
+/// `progress::ID_BLOCK`, starting above every id already stored.
+const V3: &str = "
+CREATE TABLE IF NOT EXISTS rule_progress (
+    site TEXT PRIMARY KEY,
+    judged_to BIGINT NOT NULL
+);
+CREATE SEQUENCE IF NOT EXISTS alert_id_blocks INCREMENT BY 64 MINVALUE 1 START WITH 1;
+SELECT setval('alert_id_blocks', greatest((SELECT coalesce(max(id), 0) FROM alerts), 1));
+";
+
+/// Migration 3's text, for the test that its sequence steps by the block the writer assumes.
+#[cfg(test)]
+pub(super) fn alert_id_sequence_ddl() -> &'static str {
+    V3
+}
+
 /// Migrations in order: (version, SQL). Append only.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (3, V3)];
 
 /// The newest schema version this build knows.
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 3;
 
 /// Bring the database up to [`VERSION`] and add missing metric columns.
 pub fn migrate(client: &mut postgres::Client) -> Result<(), StoreError> {

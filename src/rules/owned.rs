@@ -1,0 +1,178 @@
+//! Which sites the rules task judges: all of them (one instance) or those of the partitions
+//! this instance holds (several instances over NATS). It rebuilds sites from the store when they
+//! are taken over, drops them when they are let go, keeps records of other sites out of the
+//! engine, and saves how far each site was judged so the next owner continues from there.
+
+use super::engine::{Engine, Output};
+use super::task::{Ownership, RulesError, Sites};
+use crate::store::{AlertWriter, Record};
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+/// How often an instance that may not receive the city level itself reads it from the store.
+const LEVELS_EVERY: Duration = Duration::from_secs(2);
+
+pub struct Owned {
+    ownership: Option<Ownership>,
+    /// Partitions held (partitioned ownership only).
+    held: BTreeSet<u32>,
+    /// Progress as last saved, per site.
+    saved: HashMap<String, i64>,
+    levels_read: Instant,
+}
+
+impl Owned {
+    pub fn new(ownership: Option<Ownership>) -> Owned {
+        Owned {
+            ownership,
+            held: BTreeSet::new(),
+            saved: HashMap::new(),
+            levels_read: Instant::now(),
+        }
+    }
+
+    /// At start: every site is rebuilt (one instance), or none is held yet (partitioned).
+    pub fn start(
+        &mut self,
+        engine: &mut Engine,
+        store: &dyn AlertWriter,
+    ) -> Result<(), RulesError> {
+        let Some(o) = &self.ownership else {
+            return Ok(());
+        };
+        match &o.sites {
+            Sites::All => {
+                let t = super::rebuild::load(engine, store, o.reader.as_ref(), &|_| true)?;
+                self.remember(&t);
+                tracing::info!(sites = t.sites.len(), "rules rebuilt from the store");
+                engine.adopt_sites(t);
+            }
+            Sites::Partitioned(_) => engine.release_sites(&|_| true),
+        }
+        Ok(())
+    }
+
+    fn remember(&mut self, t: &super::engine::Takeover) {
+        for h in &t.sites {
+            if let Some(j) = h.judged_to {
+                self.saved.insert(h.site.clone(), j);
+            }
+        }
+    }
+
+    /// Take over a partition's sites.
+    pub fn adopt(
+        &mut self,
+        partition: u32,
+        engine: &mut Engine,
+        store: &dyn AlertWriter,
+    ) -> Result<usize, RulesError> {
+        let Some(Ownership {
+            reader,
+            sites: Sites::Partitioned(partition_of),
+        }) = &self.ownership
+        else {
+            return Ok(0);
+        };
+        let owns = |s: &str| partition_of(s) == partition;
+        let t = super::rebuild::load(engine, store, reader.as_ref(), &owns)?;
+        let n = t.sites.len();
+        self.saved.retain(|s, _| !owns(s));
+        self.remember(&t);
+        engine.adopt_sites(t);
+        self.held.insert(partition);
+        tracing::info!(
+            partition,
+            sites = n,
+            "partition's sites rebuilt from the store"
+        );
+        Ok(n)
+    }
+
+    pub fn release(&mut self, partition: u32, engine: &mut Engine) {
+        let Some(Ownership {
+            sites: Sites::Partitioned(partition_of),
+            ..
+        }) = &self.ownership
+        else {
+            return;
+        };
+        let owns = |s: &str| partition_of(s) == partition;
+        engine.release_sites(&owns);
+        self.saved.retain(|s, _| !owns(s));
+        self.held.remove(&partition);
+        tracing::info!(partition, "partition's sites released");
+    }
+
+    /// Drop the readings and events of sites this instance does not hold (a batch committed
+    /// just before its partition moved on).
+    pub fn keep_owned(&self, records: &mut Vec<Record>) {
+        let Some(Ownership {
+            sites: Sites::Partitioned(partition_of),
+            ..
+        }) = &self.ownership
+        else {
+            return;
+        };
+        records.retain(|r| match r {
+            Record::Reading { site, .. } | Record::Event { site, .. } => {
+                self.held.contains(&partition_of(site))
+            }
+            _ => true,
+        });
+    }
+
+    /// The city level reaches only the instance holding its partition: the others read new
+    /// level changes from the store every few seconds and judge them as late levels.
+    pub fn refresh_levels(&mut self, engine: &mut Engine) -> Vec<Output> {
+        let Some(Ownership {
+            reader,
+            sites: Sites::Partitioned(_),
+        }) = &self.ownership
+        else {
+            return Vec::new();
+        };
+        if self.levels_read.elapsed() < LEVELS_EVERY {
+            return Vec::new();
+        }
+        self.levels_read = Instant::now();
+        let levels = match reader.city_levels() {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the city levels");
+                return Vec::new();
+            }
+        };
+        let new: Vec<Record> = levels
+            .into_iter()
+            .filter(|l| engine.levels().at(l.ts) != l.level)
+            .map(|level| Record::CityLevel {
+                level,
+                source: "store".into(),
+            })
+            .collect();
+        if new.is_empty() {
+            Vec::new()
+        } else {
+            engine.process(&new)
+        }
+    }
+
+    /// The progress of the sites whose judgement moved on since the last save, to be saved
+    /// with the batch's alert changes.
+    pub fn progress_changes(&self, engine: &Engine) -> Vec<(String, i64)> {
+        if self.ownership.is_none() {
+            return Vec::new();
+        }
+        engine
+            .progress()
+            .filter(|(s, j)| self.saved.get(*s) != Some(j))
+            .map(|(s, j)| (s.to_string(), j))
+            .collect()
+    }
+
+    /// What [`Owned::progress_changes`] gave is in the store now.
+    pub fn progress_saved(&mut self, saved: Vec<(String, i64)>) {
+        self.saved.extend(saved);
+    }
+}

@@ -1,0 +1,83 @@
+//! Reading back from the store what the engine needs to take sites over (see
+//! `engine::takeover`): their saved progress, recent readings and events, open days, open
+//! alerts and offence history, and the city level timeline.
+
+use super::engine::{Engine, SiteHistory, Takeover};
+use super::task::{day_stats, from_row};
+use crate::store::{AlertWriter, StoreError, StoreReader};
+use std::collections::HashMap;
+
+/// Everything stored about the sites `owns` selects that a takeover restores.
+pub fn load(
+    engine: &Engine,
+    store: &dyn AlertWriter,
+    reader: &dyn StoreReader,
+    owns: &dyn Fn(&str) -> bool,
+) -> Result<Takeover, StoreError> {
+    let progress = store.progress()?;
+    let newest: HashMap<String, i64> = reader
+        .latest()?
+        .into_iter()
+        .map(|(site, l)| (site, l.reading.ts))
+        .collect();
+    let mut sites: Vec<String> = reader
+        .sites()?
+        .into_iter()
+        .map(|s| s.info.id)
+        .filter(|s| owns(s))
+        .collect();
+    sites.sort();
+    let mut out = Takeover::default();
+    let mut oldest: Option<i64> = None;
+    for site in sites {
+        let judged_to = progress.get(&site).copied();
+        // Never judged: everything recent is new to judge; else the history before the point
+        // the previous owner reached, and all after it.
+        let Some(anchor) = judged_to.or_else(|| newest.get(&site).copied()) else {
+            out.sites.push(SiteHistory {
+                site,
+                ..Default::default()
+            });
+            continue;
+        };
+        let from = engine.replay_from(anchor);
+        oldest = Some(oldest.map_or(from, |o| o.min(from)));
+        out.sites.push(SiteHistory {
+            readings: reader.readings(&site, from, i64::MAX)?,
+            events: reader.events(&site, from, i64::MAX)?,
+            judged_to,
+            site,
+            open_days: Vec::new(),
+        });
+    }
+    if let Some(oldest) = oldest {
+        // A day or two before the oldest replayed minute covers every time zone's open day.
+        let from = chrono::DateTime::from_timestamp_millis(oldest - 2 * 86_400_000)
+            .map(|t| t.date_naive().to_string())
+            .unwrap_or_else(|| "0000-01-01".into());
+        let mut days: HashMap<String, Vec<_>> = HashMap::new();
+        for d in reader.days(&from, "9999-12-31")? {
+            if !d.closed && owns(&d.site) {
+                if let Some(stats) = day_stats(&d) {
+                    days.entry(d.site.clone()).or_default().push(stats);
+                }
+            }
+        }
+        for h in &mut out.sites {
+            h.open_days = days.remove(&h.site).unwrap_or_default();
+        }
+    }
+    let (open, history, _) = store.load()?;
+    out.open = open
+        .into_iter()
+        .filter(|a| owns(&a.site))
+        .filter_map(from_row)
+        .collect();
+    out.history = history.into_iter().filter(|(s, _, _)| owns(s)).collect();
+    out.levels = reader
+        .city_levels()?
+        .into_iter()
+        .map(|l| (l.ts, l.level))
+        .collect();
+    Ok(out)
+}
