@@ -109,27 +109,50 @@ impl PgBatch {
                     known.dead_letter(tx, received, &d.topic, &d.payload, d.reason, &d.detail)?;
                     *self.rejected.entry(d.reason).or_default() += 1;
                 }
-                // Device commands are kept by the SQLite store only: kept, with the reason.
                 Record::CommandReply {
                     site,
                     device,
                     reply,
-                } => {
-                    let reason = dustwatch_protocol::RejectReason::StoreRefused;
-                    known.dead_letter(
-                        tx,
-                        received,
-                        &format!("{site}/{device}/reply"),
-                        &reply.encode(),
-                        reason,
-                        "device commands are kept by the SQLite store only",
-                    )?;
-                    *self.rejected.entry(reason).or_default() += 1;
-                }
+                } => self.command_reply(tx, known, site, device, reply)?,
             }
         }
         self.readings(tx, known, &pending)?;
         self.finish(tx)
+    }
+
+    /// A device's reply: answered, a duplicate, or (never sent to that device) a
+    /// `store_refused` dead letter, as in the SQLite store.
+    fn command_reply(
+        &mut self,
+        tx: &mut Transaction,
+        known: &mut Known,
+        site: &str,
+        device: &str,
+        reply: &dustwatch_protocol::CommandReply,
+    ) -> Result<(), StoreError> {
+        use crate::store::commands::ReplyOutcome;
+        match super::commands::record_reply(tx, site, device, reply, self.received)? {
+            ReplyOutcome::Recorded => {
+                self.out.other += 1;
+                if let Some(f) = self.out.fresh.last_mut() {
+                    *f = true;
+                }
+            }
+            ReplyOutcome::Duplicate => self.out.duplicates += 1,
+            ReplyOutcome::Unknown => {
+                let reason = RejectReason::StoreRefused;
+                known.dead_letter(
+                    tx,
+                    self.received,
+                    &format!("{site}/{device}/reply"),
+                    &reply.encode(),
+                    reason,
+                    &format!("no command `{}` was sent to {site}/{device}", reply.id),
+                )?;
+                *self.rejected.entry(reason).or_default() += 1;
+            }
+        }
+        Ok(())
     }
 
     fn readings(
