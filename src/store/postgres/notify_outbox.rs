@@ -248,3 +248,70 @@ impl NotifyQueue for PgNotifyOutbox {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two notifiers on one database: the target's oldest due row is one notifier's at a time,
+    /// and the other's later rows wait behind it (in order), until it is delivered.
+    #[test]
+    fn one_notifier_at_a_time_claims_a_delivery() {
+        let Some(pg) = dustwatch_testkit::Postgres::start() else {
+            return;
+        };
+        let url = pg.database();
+        let mut a = PgNotifyOutbox::open(&url).expect("a");
+        let mut b = PgNotifyOutbox::open(&url).expect("b");
+        a.pool
+            .with(|c| {
+                for alert in [1_i64, 2] {
+                    c.execute(
+                        "INSERT INTO notify_outbox (alert_id, change, site, rule, severity, \
+                         alert, recorded_ms) VALUES ($1, 'opened', 's1', 'r', 'warning', '{}', 0)",
+                        &[&alert],
+                    )?;
+                }
+                Ok(())
+            })
+            .expect("two changes");
+        let rows = a.unrouted(10).expect("unrouted");
+        let (first, second) = (rows[0].id, rows[1].id);
+        let routes = [(first, "t", 0), (second, "t", 0)];
+        a.route(second, &routes).expect("a routes");
+        b.route(second, &routes)
+            .expect("b routes the same: kept once");
+        assert!(b.unrouted(10).expect("unrouted").is_empty());
+        assert_eq!(a.backlog().expect("backlog"), 2);
+
+        let claimed = a.next_due("t", 1).expect("due").expect("a claims");
+        assert_eq!(claimed.row.id, first);
+        assert!(
+            b.next_due("t", 1).expect("due").is_none(),
+            "b neither sends a's row nor jumps ahead of it"
+        );
+        assert_eq!(
+            a.next_due("t", 1).expect("due").map(|d| d.row.id),
+            Some(first),
+            "a's own lease"
+        );
+        a.delivered(first, "t", 2).expect("delivered");
+        let next = b.next_due("t", 3).expect("due").expect("b claims the next");
+        assert_eq!(next.row.id, second);
+        b.failed(second, "t", "receiver down").expect("failed");
+        // A failure lets go: the row keeps its place and either notifier retries it.
+        assert_eq!(
+            a.next_due("t", 4)
+                .expect("due")
+                .map(|d| (d.row.id, d.attempts)),
+            Some((second, 1))
+        );
+        // A lease that ran out (its notifier died mid-send) is taken over.
+        assert_eq!(
+            b.next_due("t", 4 + LEASE_MS + 1)
+                .expect("due")
+                .map(|d| d.row.id),
+            Some(second)
+        );
+    }
+}
