@@ -69,7 +69,7 @@ impl PgCommands {
     pub fn open(url: &str) -> Result<PgCommands, StoreError> {
         // Migrated on a pool thread: the synchronous client must not run on an async worker.
         let pool = Pool::start(url, 1)?;
-        pool.with(|c| schema::migrate(c))?;
+        pool.with(schema::migrate)?;
         Ok(PgCommands { pool })
     }
 }

@@ -77,7 +77,7 @@ impl PgNotifyOutbox {
     pub fn open(url: &str) -> Result<PgNotifyOutbox, StoreError> {
         // Migrated on a pool thread: the synchronous client must not run on an async worker.
         let pool = Pool::start(url, 1)?;
-        pool.with(|c| schema::migrate(c))?;
+        pool.with(schema::migrate)?;
         let mut bytes = [0u8; 16];
         getrandom::getrandom(&mut bytes)
             .map_err(|e| StoreError::Config(format!("random source: {e}")))?;

@@ -24,7 +24,7 @@ impl PgActing {
     pub fn open(url: &str) -> Result<PgActing, ActingError> {
         // Migrated on a pool thread: the synchronous client must not run on an async worker.
         let pool = Pool::start(url, 2)?;
-        pool.with(|c| schema::migrate(c))?;
+        pool.with(schema::migrate)?;
         Ok(PgActing { pool })
     }
 
