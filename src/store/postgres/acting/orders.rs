@@ -202,3 +202,70 @@ fn orders_where(
     }
     Ok(orders)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::acting::ActingStore;
+    use std::sync::Arc;
+
+    /// Two instances' stores on one database: an order given on one holds the alert on the
+    /// other once it reads the holds again, and so does the pass that lifts it; one open order
+    /// per alert across both.
+    #[test]
+    fn orders_given_on_one_instance_hold_the_alert_on_the_other() {
+        let Some(pg) = dustwatch_testkit::Postgres::start() else {
+            return;
+        };
+        let url = pg.database();
+        let dir = tempfile::tempdir().expect("dir");
+        let open = || {
+            let db = Arc::new(PgActing::open(&url).expect("open"));
+            ActingStore::with_db(db, dir.path()).expect("store")
+        };
+        let (a, b) = (open(), open());
+        let order = NewOrder {
+            alert_id: 7,
+            site: "s1",
+            kind: OrderKind::StopWork,
+            deadline_ts: None,
+            note: "",
+            by: "li",
+            ts: 1_000,
+        };
+        let o = b.issue_order(&order).expect("order on b");
+        assert!(matches!(
+            a.issue_order(&order),
+            Err(ActingError::Invalid(_))
+        ));
+        assert!(!a.holds().is_held(7, 5_000), "not read yet");
+        a.refresh_holds().expect("refresh");
+        assert!(a.holds().is_held(7, i64::MAX - 1));
+        let check = |result, ts| NewReinspection {
+            order_id: o.id,
+            result,
+            by: "li",
+            ts,
+            note: "",
+            photo: None,
+            severity: "warning",
+        };
+        let failed = a
+            .reinspect(&check(ReinspectionResult::Failed, 2_000))
+            .expect("failed on a");
+        assert_eq!(failed.escalated_to.as_deref(), Some("violation"));
+        b.reinspect(&check(ReinspectionResult::Passed, 3_000))
+            .expect("passed on b");
+        assert!(matches!(
+            a.reinspect(&check(ReinspectionResult::Passed, 3_100)),
+            Err(ActingError::Invalid(_))
+        ));
+        a.refresh_holds().expect("refresh");
+        assert!(a.holds().is_held(7, 2_999) && !a.holds().is_held(7, 3_000));
+        let seen = a.order(o.id).expect("order");
+        assert_eq!(
+            (seen.state, seen.escalations, seen.reinspections.len()),
+            (OrderState::Passed, 1, 2)
+        );
+    }
+}
