@@ -44,7 +44,7 @@ async fn two_instances_share_users_orders_and_deliver_each_notification_once() {
 
     // Users added through A log in on B; a session opened on A is valid on B; a token issued
     // by A works on B.
-    let (_, inspector, viewer) = tokio::task::spawn_blocking(move || {
+    let (admin, inspector, viewer) = tokio::task::spawn_blocking(move || {
         let who = users(pa);
         assert!(
             login(pb, "li", "li-password").is_some(),
@@ -103,6 +103,18 @@ async fn two_instances_share_users_orders_and_deliver_each_notification_once() {
     })
     .await
     .expect("orders");
+
+    // Disabled on B: the viewer's token stops working on A at once.
+    let view = viewer.clone();
+    tokio::task::spawn_blocking(move || {
+        let (s, _) = call(pa, "GET", "/api/users", &view, "");
+        assert_eq!(s, 403, "a known viewer, below the role");
+        ok(pb, "POST", "/api/users/wang/disable", &admin, "");
+        let (s, _) = call(pa, "GET", "/api/users", &view, "");
+        assert_eq!(s, 401, "a user disabled on B is nobody on A");
+    })
+    .await
+    .expect("disable");
 
     // More changes in the shared outbox while both notifiers run.
     let u = url.clone();
