@@ -196,7 +196,21 @@ mod tests {
     fn passwords_sessions_and_tokens() {
         let dir = tempfile::tempdir().expect("dir");
         let store = Arc::new(ActingStore::open(dir.path()).expect("store"));
-        let users = Users::new(store);
+        passwords_sessions_and_tokens_in(Users::new(store));
+    }
+
+    #[test]
+    fn passwords_sessions_and_tokens_on_postgres() {
+        let Some(pg) = dustwatch_testkit::Postgres::start() else {
+            return;
+        };
+        let dir = tempfile::tempdir().expect("dir");
+        let db = crate::store::postgres::PgActing::open(&pg.database()).expect("postgres");
+        let store = ActingStore::with_db(Arc::new(db), dir.path()).expect("store");
+        passwords_sessions_and_tokens_in(Users::new(Arc::new(store)));
+    }
+
+    fn passwords_sessions_and_tokens_in(users: Users) {
         let u = users
             .add("li.wei", Role::Inspector, "correct horse")
             .expect("add");

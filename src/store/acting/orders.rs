@@ -521,7 +521,24 @@ mod tests {
     #[test]
     fn an_order_holds_its_alert_across_a_restart_until_a_passed_reinspection() {
         let dir = tempfile::tempdir().expect("dir");
-        let store = ActingStore::open(dir.path()).expect("open");
+        holds_across_restarts(|| ActingStore::open(dir.path()).expect("open"));
+    }
+
+    #[test]
+    fn an_order_holds_its_alert_across_a_restart_on_postgres() {
+        let Some(pg) = dustwatch_testkit::Postgres::start() else {
+            return;
+        };
+        let (url, dir) = (pg.database(), tempfile::tempdir().expect("dir"));
+        holds_across_restarts(|| {
+            let db = crate::store::postgres::PgActing::open(&url).expect("postgres");
+            ActingStore::with_db(std::sync::Arc::new(db), dir.path()).expect("open")
+        });
+    }
+
+    /// `open` opens the store again on the same rows (a restart).
+    fn holds_across_restarts(open: impl Fn() -> ActingStore) {
+        let store = open();
         let o = store.issue_order(&order(7, 1_000)).expect("order");
         assert!(matches!(
             store.issue_order(&order(7, 1_001)),
@@ -545,7 +562,7 @@ mod tests {
         assert_eq!(again.escalated_to.as_deref(), Some("critical"));
         drop(store);
 
-        let store = ActingStore::open(dir.path()).expect("reopen");
+        let store = open();
         let holds = store.holds();
         assert!(holds.is_held(7, i64::MAX - 1));
         assert!(!holds.is_held(8, 0), "no order, no hold");
@@ -558,7 +575,7 @@ mod tests {
             Err(ActingError::Invalid(_))
         ));
         drop(store);
-        let store = ActingStore::open(dir.path()).expect("reopen");
+        let store = open();
         assert!(store.holds().is_held(7, 2_999) && !store.holds().is_held(7, 3_000));
         let o = store.order(o.id).expect("order");
         assert_eq!(
