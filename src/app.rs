@@ -222,6 +222,14 @@ impl Aggregator {
             // Orders given on another instance hold alerts this instance's rules judge.
             refresh_holds(acting.store.clone(), shutdown.clone());
         }
+        {
+            // A device's answer to a notice's stop-work command is the site's receipt.
+            let reader = reader.clone();
+            commands.record_notice_receipts(
+                acting.store.clone(),
+                Arc::new(move || crate::commands::office_now(reader.hot())),
+            );
+        }
         let mut engine = Engine::new(profile, tz);
         // An alert carrying an open order stays open until a re-inspection passes.
         engine.book_mut().set_holds(acting.store.holds());
@@ -249,6 +257,7 @@ impl Aggregator {
         let report_reader = reader.clone();
         let report_acting = acting.store.clone();
         let report_publisher = publisher.clone();
+        let report_commands = commands.clone();
         let on_report: rules::task::ReportFn = Box::new(move |date| {
             match crate::report::daily(report_reader.as_ref(), date, tz) {
                 Ok(report) if !report.has_data() => {
@@ -257,6 +266,11 @@ impl Aggregator {
                 Ok(mut report) => {
                     if let Err(e) = crate::report::add_actions(&mut report, &report_acting, tz) {
                         tracing::warn!(error = %e, %date, "the report goes out without the day's actions");
+                    }
+                    if let Err(e) = crate::report::add_commands(&mut report, tz, |from, to| {
+                        report_commands.counts_between(from, to)
+                    }) {
+                        tracing::warn!(error = %e, %date, "the report goes out without the day's commands");
                     }
                     let topic = report_publisher.root().daily_report(&date.to_string());
                     let payload = serde_json::to_vec(&report).unwrap_or_default();

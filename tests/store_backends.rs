@@ -781,6 +781,7 @@ fn device_replies_answer_their_command_once_and_strays_become_dead_letters() {
             by: "li",
             sent_ms: 1_000,
             deadline_ms: 2_000,
+            office_ts: 1_000,
         })
         .expect("insert");
         // Timed out first, answered late: the answer is still recorded.

@@ -25,7 +25,7 @@ impl AlertState {
     }
 }
 
-/// Rule kinds (docs/rules.md, a-g).
+/// Rule kinds (docs/rules.md; one file each under `rules/kinds/`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum RuleKind {

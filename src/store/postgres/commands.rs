@@ -4,7 +4,9 @@
 
 use super::pool::Pool;
 use super::schema;
-use crate::store::commands::{CommandLog, CommandRow, CommandState, NewCommand, ReplyOutcome};
+use crate::store::commands::{
+    CommandCount, CommandLog, CommandRow, CommandState, NewCommand, ReplyOutcome,
+};
 use crate::store::StoreError;
 use postgres::{GenericClient, Row};
 
@@ -41,8 +43,8 @@ pub(super) fn record_reply(
     })
 }
 
-const COLS: &str =
-    "id, site, device, command, by_user, sent_ms, deadline_ms, state, answered_ms, ok, detail";
+const COLS: &str = "id, site, device, command, by_user, sent_ms, deadline_ms, state, \
+    answered_ms, ok, detail, office_ts";
 
 fn from_row(r: &Row) -> CommandRow {
     CommandRow {
@@ -57,6 +59,7 @@ fn from_row(r: &Row) -> CommandRow {
         answered_ms: r.get(8),
         ok: r.get(9),
         detail: r.get(10),
+        office_ts: r.get(11),
     }
 }
 
@@ -83,12 +86,14 @@ impl CommandLog for PgCommands {
             c.command.to_string(),
             c.by.to_string(),
         );
-        let (sent, deadline) = (c.sent_ms, c.deadline_ms);
+        let (sent, deadline, office_ts) = (c.sent_ms, c.deadline_ms, c.office_ts);
         self.pool.with(move |c| {
             c.execute(
                 "INSERT INTO commands (id, site, device, command, by_user, sent_ms, deadline_ms, \
-                 state) VALUES ($1, $2, $3, $4, $5, $6, $7, 'sent')",
-                &[&id, &site, &device, &command, &by, &sent, &deadline],
+                 state, office_ts) VALUES ($1, $2, $3, $4, $5, $6, $7, 'sent', $8)",
+                &[
+                    &id, &site, &device, &command, &by, &sent, &deadline, &office_ts,
+                ],
             )?;
             Ok(())
         })
@@ -142,6 +147,62 @@ impl CommandLog for PgCommands {
                 &[&site, &limit],
             )?;
             Ok(rows.iter().map(from_row).collect())
+        })
+    }
+
+    fn with_ref(&self, reference: &str) -> Result<Vec<CommandRow>, StoreError> {
+        let reference = reference.to_string();
+        self.pool.with(move |c| {
+            let rows = c.query(
+                &format!(
+                    "SELECT {COLS} FROM commands WHERE command::jsonb ->> 'ref' = $1 \
+                     ORDER BY sent_ms, id COLLATE \"C\""
+                ),
+                &[&reference],
+            )?;
+            Ok(rows.iter().map(from_row).collect())
+        })
+    }
+
+    fn answered_with_ref(
+        &self,
+        prefix: &str,
+        since_ms: i64,
+    ) -> Result<Vec<CommandRow>, StoreError> {
+        let prefix = prefix.to_string();
+        self.pool.with(move |c| {
+            let rows = c.query(
+                &format!(
+                    "SELECT {COLS} FROM commands WHERE state = 'answered' AND ok \
+                     AND answered_ms >= $2 AND starts_with(command::jsonb ->> 'ref', $1) \
+                     ORDER BY answered_ms, id COLLATE \"C\""
+                ),
+                &[&prefix, &since_ms],
+            )?;
+            Ok(rows.iter().map(from_row).collect())
+        })
+    }
+
+    fn counts_between(&self, from: i64, to: i64) -> Result<Vec<CommandCount>, StoreError> {
+        self.pool.with(move |c| {
+            let rows = c.query(
+                "SELECT coalesce(command::jsonb ->> 'cmd', '?') AS kind, state, \
+                 coalesce(ok, true) = false AS refused, count(*) FROM commands \
+                 WHERE coalesce(office_ts, sent_ms) >= $1 AND coalesce(office_ts, sent_ms) < $2 \
+                 GROUP BY 1, 2, 3 ORDER BY 1 COLLATE \"C\", 2 COLLATE \"C\", 3",
+                &[&from, &to],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    (
+                        r.get::<_, String>(0),
+                        CommandState::read(r.get(1)),
+                        r.get::<_, bool>(2),
+                        u64::try_from(r.get::<_, i64>(3)).unwrap_or(0),
+                    )
+                })
+                .collect())
         })
     }
 }

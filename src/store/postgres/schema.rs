@@ -254,7 +254,8 @@ CREATE TABLE IF NOT EXISTS commands (
     state TEXT NOT NULL,
     answered_ms BIGINT,
     ok BOOLEAN,
-    detail TEXT
+    detail TEXT,
+    office_ts BIGINT
 );
 CREATE INDEX IF NOT EXISTS commands_by_site ON commands (site, sent_ms);
 CREATE INDEX IF NOT EXISTS commands_by_state ON commands (state, deadline_ms);
