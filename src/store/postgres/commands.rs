@@ -189,7 +189,9 @@ impl CommandLog for PgCommands {
                 "SELECT coalesce(command::jsonb ->> 'cmd', '?') AS kind, state, \
                  coalesce(ok, true) = false AS refused, count(*) FROM commands \
                  WHERE coalesce(office_ts, sent_ms) >= $1 AND coalesce(office_ts, sent_ms) < $2 \
-                 GROUP BY 1, 2, 3 ORDER BY 1 COLLATE \"C\", 2 COLLATE \"C\", 3",
+                 GROUP BY 1, 2, 3 \
+                 ORDER BY coalesce(command::jsonb ->> 'cmd', '?') COLLATE \"C\", \
+                 state COLLATE \"C\", 3",
                 &[&from, &to],
             )?;
             Ok(rows
