@@ -8,7 +8,6 @@ use crate::ingest::{self, IngestError};
 use crate::metrics::Metrics;
 use crate::publish::Publisher;
 use crate::rules::{self, Engine, Profile, ProfileError, RulesError, RulesHandle};
-use crate::store::acting::ActingStore;
 use crate::store::config::Backend;
 use crate::store::{self, OpenStore, StoreError, StoreReader};
 use crate::web;
@@ -189,16 +188,22 @@ impl Aggregator {
             None => Profile::default_profile(),
         };
         let (publisher, publisher_task) = Publisher::start(&config.mqtt, shutdown.clone())?;
+        let command_log = {
+            let store = config.store.clone();
+            tokio::task::spawn_blocking(move || store::open_commands(&store))
+                .await
+                .map_err(|e| AppError::Join(e.to_string()))??
+        };
         let (commands, commands_task) = crate::commands::Commands::start(
             &config.commands,
-            &config.store.data_dir,
+            command_log,
             publisher.clone(),
             metrics.clone(),
             shutdown.clone(),
         )?;
         let notifier = crate::notify::start(
             &config.notify,
-            &config.store.data_dir,
+            &config.store,
             reader.clone() as Arc<dyn StoreReader>,
             tz,
             metrics.clone(),
@@ -206,13 +211,17 @@ impl Aggregator {
         )?;
         let limits = Arc::new(crate::charts::data::profile_limits(&profile));
         let acting_store = {
-            let dir = config.store.data_dir.clone();
-            tokio::task::spawn_blocking(move || ActingStore::open(&dir))
+            let store = config.store.clone();
+            tokio::task::spawn_blocking(move || store::open_acting(&store))
                 .await
                 .map_err(|e| AppError::Join(e.to_string()))??
         };
         let acting =
             web::acting::Acting::new(Arc::new(acting_store), &profile, config.http.secure_cookies);
+        if config.store.backend == Backend::Postgres {
+            // Orders given on another instance hold alerts this instance's rules judge.
+            refresh_holds(acting.store.clone(), shutdown.clone());
+        }
         {
             // A device's answer to a notice's stop-work command is the site's receipt.
             let reader = reader.clone();
@@ -446,4 +455,25 @@ impl Aggregator {
             Err(e) => Err(AppError::Join(e.to_string())),
         }
     }
+}
+
+/// Read the order holds again every few seconds until `shutdown` (PostgreSQL: another instance
+/// may have ordered or re-inspected).
+fn refresh_holds(store: Arc<crate::store::acting::ActingStore>, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            let s = store.clone();
+            match tokio::task::spawn_blocking(move || s.refresh_holds()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "could not read the order holds"),
+                Err(e) => tracing::error!(error = %e, "order holds refresh failed"),
+            }
+        }
+    });
 }

@@ -73,7 +73,19 @@ fn by_role(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_write_route_refuses_a_viewer_and_records_the_user() {
-    let office = Office::start().await;
+    every_write_route_by_role(Office::start().await).await;
+}
+
+/// The same matrix with users, sessions, orders, notices, patrol and commands in PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_write_route_refuses_a_viewer_and_records_the_user_on_postgres() {
+    let Some(pg) = dustwatch_testkit::Postgres::start() else {
+        return;
+    };
+    every_write_route_by_role(Office::start_on_postgres(&pg.database()).await).await;
+}
+
+async fn every_write_route_by_role(office: Office) {
     let port = office.port;
     publish_all(office.broker_port, "fleet-roles", readings(0, 130)).await;
     let alert = wait_alert(port, "s1", "active").await;

@@ -53,7 +53,7 @@ fn setup(config: &NotifyConfig) -> Setup {
         data_dir: data.path().to_path_buf(),
         ..Default::default()
     };
-    let mut store = SqliteStore::open(store_config, false).expect("store opens");
+    let mut store = SqliteStore::open(store_config.clone(), false).expect("store opens");
     let site = SiteInfo::new("s1", "Site One", "金水街道");
     store.upsert_sites(&[site]).expect("site registered");
     let reader: Arc<dyn StoreReader> = Arc::new(store.reader().expect("reader"));
@@ -62,7 +62,7 @@ fn setup(config: &NotifyConfig) -> Setup {
     let shutdown = CancellationToken::new();
     let notifier = notify::start(
         config,
-        data.path(),
+        &store_config,
         reader,
         chrono_tz::Asia::Shanghai,
         metrics.clone(),

@@ -92,15 +92,11 @@ async fn serve_on_postgres_stores_and_shows_readings() {
     .expect("second instance");
     assert_eq!(same["points"].as_array().map(Vec::len), Some(5));
     assert_eq!(sites[0]["id"], "s1");
-    // Users, orders and device commands still live in SQLite beside the data directory (not yet
-    // on PostgreSQL); readings never do with this backend.
-    let db = other_data.path().join("dustwatch.db");
-    if db.exists() {
-        let conn = rusqlite::Connection::open(&db).expect("open the SQLite file");
-        let n: i64 = conn
-            .query_row("SELECT count(*) FROM readings", [], |r| r.get(0))
-            .unwrap_or(0);
-        assert_eq!(n, 0, "the postgres backend stores no reading in SQLite");
+    // Users, orders, notices, patrol, device commands and the notification outbox live in
+    // PostgreSQL too: neither instance creates a SQLite file in its data directory.
+    for dir in [data.path(), other_data.path()] {
+        let db = dir.join("dustwatch.db");
+        assert!(!db.exists(), "{} exists", db.display());
     }
     other.interrupt();
     assert!(agg.interrupt().success());

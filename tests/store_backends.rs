@@ -750,3 +750,93 @@ fn retention_deletes_old_readings_and_refuses_to_empty_a_table() {
         assert!(oldest >= now - 30 * DAY, "{}", s.name);
     }
 }
+
+fn command_reply(id: &str) -> Record {
+    Record::CommandReply {
+        site: "s1".into(),
+        device: "d1".into(),
+        reply: dustwatch_protocol::CommandReply {
+            id: dustwatch_protocol::CommandId::try_from(id.to_string()).expect("valid id"),
+            ok: true,
+            detail: "done".into(),
+            ts: None,
+        },
+    }
+}
+
+#[test]
+fn device_replies_answer_their_command_once_and_strays_become_dead_letters() {
+    use dustwatch::store::commands::{CommandState, NewCommand};
+    use dustwatch_protocol::RejectReason;
+    let pg = Postgres::start();
+    for s in stores(pg.as_ref()) {
+        let mut st = s.open();
+        let log = store::open_commands(&s.config).expect("command log");
+        let cmd = serde_json::json!({"cmd": "reboot"});
+        log.insert(&NewCommand {
+            id: "c1",
+            site: "s1",
+            device: "d1",
+            command: &cmd,
+            by: "li",
+            sent_ms: 1_000,
+            deadline_ms: 2_000,
+            office_ts: 1_000,
+        })
+        .expect("insert");
+        // Timed out first, answered late: the answer is still recorded.
+        assert_eq!(log.expire(5_000).expect("expire"), 1, "{}", s.name);
+        let out = st
+            .writer
+            .write_batch(&[command_reply("c1")])
+            .expect("write");
+        assert_eq!(out.fresh, vec![true], "{}", s.name);
+        let row = log.get("c1").expect("get").expect("stored");
+        assert_eq!(
+            (row.state, row.ok, row.by.as_str()),
+            (CommandState::Answered, Some(true), "li"),
+            "{}",
+            s.name
+        );
+        let out = st
+            .writer
+            .write_batch(&[command_reply("c1"), command_reply("nope")])
+            .expect("write");
+        assert_eq!(out.duplicates, 1, "{}", s.name);
+        assert_eq!(
+            out.rejected,
+            vec![(RejectReason::StoreRefused, 1)],
+            "{}",
+            s.name
+        );
+        assert_eq!(log.list("s1", 10).expect("list").len(), 1, "{}", s.name);
+    }
+}
+
+#[test]
+fn each_alert_change_enters_the_notification_outbox_once() {
+    let pg = Postgres::start();
+    for s in stores(pg.as_ref()) {
+        let mut st = s.open();
+        let queue = store::open_notify_queue(&s.config).expect("outbox");
+        let opened = alert(1, "active", 1);
+        let mut escalated = opened.clone();
+        escalated.severity = "critical".into();
+        let mut evidence = escalated.clone();
+        evidence.offences = 2;
+        st.alerts
+            .apply(&[
+                ("opened".into(), opened),
+                ("updated".into(), escalated),
+                ("updated".into(), evidence),
+            ])
+            .expect("apply");
+        let changes: Vec<String> = queue
+            .unrouted(10)
+            .expect("unrouted")
+            .into_iter()
+            .map(|r| r.change)
+            .collect();
+        assert_eq!(changes, ["opened", "escalated"], "{}", s.name);
+    }
+}

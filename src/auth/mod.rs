@@ -58,8 +58,8 @@ impl std::str::FromStr for Role {
 
 #[derive(Debug, Error)]
 pub enum AuthError {
-    #[error("SQLite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Store(#[from] crate::store::acting::ActingError),
     #[error("{0}")]
     Invalid(String),
     #[error("no user named `{0}`")]

@@ -3,10 +3,9 @@
 //! hashes, so a copy of the database lets nobody in.
 
 use super::{AuthError, Role};
-use crate::store::acting::ActingStore;
+use crate::store::acting::{ActingStore, StoredUser};
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};
 use argon2::{Argon2, PasswordVerifier};
-use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -69,19 +68,16 @@ fn check_name(name: &str) -> Result<(), AuthError> {
     Ok(())
 }
 
-fn user_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserInfo> {
-    let role: String = r.get(2)?;
-    Ok(UserInfo {
-        id: r.get(0)?,
-        name: r.get(1)?,
+fn user_of(u: StoredUser) -> UserInfo {
+    UserInfo {
+        id: u.id,
+        name: u.name,
         // An unknown role in the table reads as the least one.
-        role: Role::parse(&role).unwrap_or(Role::Viewer),
-        disabled: r.get(3)?,
-        created_ms: r.get(4)?,
-    })
+        role: Role::parse(&u.role).unwrap_or(Role::Viewer),
+        disabled: u.disabled,
+        created_ms: u.created_ms,
+    }
 }
-
-const USER_COLS: &str = "id, name, role, disabled, created_ms";
 
 impl Users {
     pub fn new(store: Arc<ActingStore>) -> Users {
@@ -97,42 +93,23 @@ impl Users {
             )));
         }
         let phc = hash_password(password)?;
-        self.store.with_conn(|c| {
-            let exists: bool = c.query_row(
-                "SELECT EXISTS (SELECT 1 FROM users WHERE name = ?1)",
-                [name],
-                |r| r.get(0),
-            )?;
-            if exists {
-                return Err(AuthError::Exists(name.to_string()));
-            }
-            c.execute(
-                "INSERT INTO users (name, role, password, created_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![name, role.name(), phc, now_ms()],
-            )?;
-            Ok(())
-        })?;
+        if !self
+            .store
+            .db()
+            .insert_user(name, role.name(), &phc, now_ms())?
+        {
+            return Err(AuthError::Exists(name.to_string()));
+        }
         self.by_name(name)?
             .ok_or_else(|| AuthError::NoSuchUser(name.to_string()))
     }
 
     pub fn list(&self) -> Result<Vec<UserInfo>, AuthError> {
-        self.store.with_conn(|c| {
-            let mut st = c.prepare(&format!("SELECT {USER_COLS} FROM users ORDER BY name"))?;
-            let users = st.query_map([], user_of)?.collect::<Result<Vec<_>, _>>()?;
-            Ok(users)
-        })
+        Ok(self.store.db().users()?.into_iter().map(user_of).collect())
     }
 
     pub fn by_name(&self, name: &str) -> Result<Option<UserInfo>, AuthError> {
-        self.store.with_conn(|c| {
-            Ok(c.query_row(
-                &format!("SELECT {USER_COLS} FROM users WHERE name = ?1"),
-                [name],
-                user_of,
-            )
-            .optional()?)
-        })
+        Ok(self.store.db().user_by_name(name)?.map(user_of))
     }
 
     /// Disable a user: their sessions and tokens stop working at once.
@@ -140,14 +117,7 @@ impl Users {
         let user = self
             .by_name(name)?
             .ok_or_else(|| AuthError::NoSuchUser(name.to_string()))?;
-        self.store.with_conn(|c| -> Result<(), AuthError> {
-            let tx = c.transaction()?;
-            tx.execute("UPDATE users SET disabled = 1 WHERE id = ?1", [user.id])?;
-            tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user.id])?;
-            tx.execute("DELETE FROM api_tokens WHERE user_id = ?1", [user.id])?;
-            tx.commit()?;
-            Ok(())
-        })?;
+        self.store.db().disable_user(user.id)?;
         Ok(UserInfo {
             disabled: true,
             ..user
@@ -161,26 +131,15 @@ impl Users {
             .filter(|u| !u.disabled)
             .ok_or_else(|| AuthError::NoSuchUser(name.to_string()))?;
         let token = format!("dwt_{}", random_hex()?);
-        self.store.with_conn(|c| {
-            c.execute(
-                "INSERT INTO api_tokens (hash, user_id, label, created_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![sha256(&token), user.id, label, now_ms()],
-            )
-        })?;
+        self.store
+            .db()
+            .insert_token(&sha256(&token), user.id, label, now_ms())?;
         Ok(token)
     }
 
     /// The enabled user an API token belongs to.
     pub fn by_token(&self, token: &str) -> Result<Option<UserInfo>, AuthError> {
-        self.store.with_conn(|c| {
-            Ok(c.query_row(
-                "SELECT u.id, u.name, u.role, u.disabled, u.created_ms FROM api_tokens t \
-                 JOIN users u ON u.id = t.user_id WHERE t.hash = ?1 AND u.disabled = 0",
-                [sha256(token)],
-                user_of,
-            )
-            .optional()?)
-        })
+        Ok(self.store.db().user_by_token(&sha256(token))?.map(user_of))
     }
 
     /// Check a password; on success open a session: (session id for the cookie, CSRF token).
@@ -189,60 +148,42 @@ impl Users {
         if password.len() > MAX_PASSWORD_BYTES {
             return Ok(None);
         }
-        let row: Option<(i64, String, bool)> = self.store.with_conn(|c| {
-            c.query_row(
-                "SELECT id, password, disabled FROM users WHERE name = ?1",
-                [name],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()
-        })?;
-        let Some((id, phc, disabled)) = row else {
+        let Some(found) = self.store.db().credentials(name)? else {
             // Hash anyway, so an unknown name takes as long as a wrong password.
             let _ = hash_password(password);
             return Ok(None);
         };
-        let parsed = PasswordHash::new(&phc).map_err(|e| AuthError::Hash(e.to_string()))?;
+        let parsed = PasswordHash::new(&found.phc).map_err(|e| AuthError::Hash(e.to_string()))?;
         let ok = Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
             .is_ok();
-        if !ok || disabled {
+        if !ok || found.disabled {
             return Ok(None);
         }
         let session = random_hex()?;
         let csrf = random_hex()?;
         let now = now_ms();
-        self.store.with_conn(|c| -> Result<(), AuthError> {
-            // Expired sessions go as new ones come: the table stays bounded.
-            c.execute("DELETE FROM sessions WHERE expires_ms < ?1", [now])?;
-            c.execute(
-                "INSERT INTO sessions (id_hash, user_id, csrf, created_ms, expires_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![sha256(&session), id, csrf, now, now + SESSION_TTL_MS],
-            )?;
-            Ok(())
-        })?;
+        self.store.db().insert_session(
+            &sha256(&session),
+            found.id,
+            &csrf,
+            now,
+            now + SESSION_TTL_MS,
+        )?;
         Ok(Some((session, csrf)))
     }
 
     /// The enabled user of a live session, and the session's CSRF token.
     pub fn by_session(&self, session: &str) -> Result<Option<(UserInfo, String)>, AuthError> {
-        self.store.with_conn(|c| {
-            Ok(c.query_row(
-                "SELECT u.id, u.name, u.role, u.disabled, u.created_ms, s.csrf FROM sessions s \
-                 JOIN users u ON u.id = s.user_id \
-                 WHERE s.id_hash = ?1 AND s.expires_ms > ?2 AND u.disabled = 0",
-                params![sha256(session), now_ms()],
-                |r| Ok((user_of(r)?, r.get::<_, String>(5)?)),
-            )
-            .optional()?)
-        })
+        Ok(self
+            .store
+            .db()
+            .session(&sha256(session), now_ms())?
+            .map(|(u, csrf)| (user_of(u), csrf)))
     }
 
     pub fn logout(&self, session: &str) -> Result<(), AuthError> {
-        self.store.with_conn(|c| {
-            c.execute("DELETE FROM sessions WHERE id_hash = ?1", [sha256(session)])
-        })?;
+        self.store.db().delete_session(&sha256(session))?;
         Ok(())
     }
 }
@@ -255,7 +196,21 @@ mod tests {
     fn passwords_sessions_and_tokens() {
         let dir = tempfile::tempdir().expect("dir");
         let store = Arc::new(ActingStore::open(dir.path()).expect("store"));
-        let users = Users::new(store);
+        passwords_sessions_and_tokens_in(Users::new(store));
+    }
+
+    #[test]
+    fn passwords_sessions_and_tokens_on_postgres() {
+        let Some(pg) = dustwatch_testkit::Postgres::start() else {
+            return;
+        };
+        let dir = tempfile::tempdir().expect("dir");
+        let db = crate::store::postgres::PgActing::open(&pg.database()).expect("postgres");
+        let store = ActingStore::with_db(Arc::new(db), dir.path()).expect("store");
+        passwords_sessions_and_tokens_in(Users::new(Arc::new(store)));
+    }
+
+    fn passwords_sessions_and_tokens_in(users: Users) {
         let u = users
             .add("li.wei", Role::Inspector, "correct horse")
             .expect("add");
@@ -269,14 +224,13 @@ mod tests {
             Err(AuthError::Invalid(_))
         ));
         // Stored as an argon2 PHC string, never the password.
-        let phc: String = users.store.with_conn(|c| {
-            c.query_row(
-                "SELECT password FROM users WHERE name = 'li.wei'",
-                [],
-                |r| r.get(0),
-            )
-            .expect("row")
-        });
+        let phc = users
+            .store
+            .db()
+            .credentials("li.wei")
+            .expect("lookup")
+            .expect("stored")
+            .phc;
         assert!(phc.starts_with("$argon2id$"), "{phc}");
         assert!(users
             .login("li.wei", "wrong password")

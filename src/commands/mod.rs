@@ -10,12 +10,11 @@ pub mod stop_work;
 
 use crate::metrics::Metrics;
 use crate::publish::Publisher;
-use crate::store::commands::{CommandRow, CommandStore, NewCommand};
+use crate::store::commands::{CommandLog, CommandRow, NewCommand};
 use crate::store::StoreError;
 use dustwatch_protocol::{Command, CommandId, Envelope};
-use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
@@ -35,7 +34,7 @@ pub enum CommandError {
 /// Sends commands and keeps their record; cheap to clone.
 #[derive(Clone)]
 pub struct Commands {
-    store: Arc<Mutex<CommandStore>>,
+    store: Arc<dyn CommandLog>,
     publisher: Publisher,
     metrics: Arc<Metrics>,
     timeout_ms: i64,
@@ -44,16 +43,16 @@ pub struct Commands {
 }
 
 impl Commands {
-    /// Open the command table and start the task that times out unanswered commands.
+    /// Keep commands in `store` and start the task that times out unanswered commands.
     pub fn start(
         config: &CommandsConfig,
-        data_dir: &Path,
+        store: Arc<dyn CommandLog>,
         publisher: Publisher,
         metrics: Arc<Metrics>,
         shutdown: CancellationToken,
     ) -> Result<(Commands, tokio::task::JoinHandle<()>), CommandError> {
         let commands = Commands {
-            store: Arc::new(Mutex::new(CommandStore::open(data_dir)?)),
+            store,
             publisher,
             metrics,
             timeout_ms: i64::try_from(config.timeout_s.saturating_mul(1000)).unwrap_or(i64::MAX),
@@ -76,7 +75,7 @@ impl Commands {
                 let done = tokio::task::spawn_blocking(move || {
                     let now = chrono::Utc::now().timestamp_millis();
                     let expired = {
-                        let mut store = s.lock();
+                        let store = s.store.as_ref();
                         let expired = store.expire(now)?;
                         if prune {
                             store.prune(now - keep_ms)?;
@@ -106,13 +105,8 @@ impl Commands {
         Ok((commands, task))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, CommandStore> {
-        // A panic while holding the lock leaves the connection usable: SQLite rolled back.
-        self.store.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Store and publish a command to `site`/`device`, sent at `office_ts` on the office's
-    /// clock. Blocking (SQLite): call it off the async workers. The row is stored before the
+    /// clock. Blocking (the store): call it off the async workers. The row is stored before the
     /// publish, so a fast answer always finds it.
     pub fn send(
         &self,
@@ -140,7 +134,7 @@ impl Commands {
         let json = serde_json::to_value(&envelope.command)
             .map_err(|e| CommandError::Invalid(e.to_string()))?;
         let now = chrono::Utc::now().timestamp_millis();
-        let mut store = self.lock();
+        let store = self.store.as_ref();
         store.insert(&NewCommand {
             id: id.as_str(),
             site,
@@ -166,7 +160,7 @@ impl Commands {
 
     /// A site's commands, newest first. Blocking.
     pub fn list(&self, site: &str, limit: u32) -> Result<Vec<CommandRow>, CommandError> {
-        Ok(self.lock().list(site, limit)?)
+        Ok(self.store.list(site, limit)?)
     }
 
     /// How many commands of each kind sent in [from, to) of the office's clock ended in each
@@ -176,12 +170,12 @@ impl Commands {
         from: i64,
         to: i64,
     ) -> Result<crate::report::CommandCounts, CommandError> {
-        Ok(self.lock().counts_between(from, to)?)
+        Ok(self.store.counts_between(from, to)?)
     }
 
     /// One command. Blocking.
     pub fn get(&self, id: &str) -> Result<Option<CommandRow>, CommandError> {
-        Ok(self.lock().get(id)?)
+        Ok(self.store.get(id)?)
     }
 }
 

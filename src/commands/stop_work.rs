@@ -97,7 +97,7 @@ impl Commands {
 
     /// The commands sent for `reference`, oldest first. Blocking.
     pub fn of_ref(&self, reference: StopRef) -> Result<Vec<CommandRow>, CommandError> {
-        Ok(self.lock().with_ref(&reference.to_string())?)
+        Ok(self.store.with_ref(&reference.to_string())?)
     }
 
     /// From now on, a device's `ok` answer to a notice's command is that site's receipt,
@@ -127,7 +127,7 @@ impl Commands {
         // Answers are stamped when ingest received them but committed a moment later: look
         // back a little (receipts are idempotent; the first one counts).
         let rows = self
-            .lock()
+            .store
             .answered_with_ref("notice-", *since - LOOK_BACK_MS)?;
         let mut n = 0;
         for row in rows {

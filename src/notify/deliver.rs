@@ -7,7 +7,7 @@ use super::format::Message;
 use super::send::{Outcome, SmtpSender, WebhookSender};
 use super::NotifyError;
 use crate::metrics::Metrics;
-use crate::store::notify_outbox::{NotifyOutbox, OutboxRow};
+use crate::store::notify_outbox::{NotifyQueue, OutboxRow};
 use crate::store::StoreReader;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -42,7 +42,7 @@ pub(super) fn now_ms() -> i64 {
 }
 
 pub(super) struct Worker {
-    pub(super) outbox: NotifyOutbox,
+    pub(super) outbox: Box<dyn NotifyQueue>,
     pub(super) targets: Vec<Target>,
     pub(super) reader: Arc<dyn StoreReader>,
     /// Site id → (name, street).

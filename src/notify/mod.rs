@@ -15,13 +15,11 @@ pub mod i18n;
 pub mod send;
 
 use crate::metrics::Metrics;
-use crate::store::notify_outbox::NotifyOutbox;
 use crate::store::{StoreError, StoreReader};
 use config::SMTP_TARGET;
 use deliver::{now_ms, Sender, Target, Worker, FIRST_BACKOFF, POLL};
 use send::{SmtpSender, WebhookSender};
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -47,7 +45,7 @@ pub struct Notifier {
 /// Start the notifier when any target is configured (`None` otherwise). Stops at `shutdown`.
 pub fn start(
     config: &NotifyConfig,
-    data_dir: &Path,
+    store: &crate::store::config::StoreConfig,
     reader: Arc<dyn StoreReader>,
     tz: chrono_tz::Tz,
     metrics: Arc<Metrics>,
@@ -78,7 +76,7 @@ pub fn start(
             backoff: FIRST_BACKOFF,
         });
     }
-    let outbox = NotifyOutbox::open(data_dir)?;
+    let outbox = crate::store::open_notify_queue(store)?;
     let mut worker = Worker {
         outbox,
         targets,

@@ -1,7 +1,7 @@
 //! Commands sent to devices and what became of them: sent, answered (ok or not), or timed out.
-//! The web inserts and lists through [`CommandStore`] (its own connection; command traffic is
-//! small and SQLite serialises the writers); device replies are recorded by the ingest writer in
-//! its batch transaction through [`record_reply`].
+//! The web inserts and lists through a [`CommandLog`] (SQLite here, PostgreSQL in
+//! `store::postgres::commands`); device replies are recorded by the ingest writer in its batch
+//! transaction through [`record_reply`] (SQLite) or its PostgreSQL twin.
 
 use super::config::Synchronous;
 use super::connection::open_writer;
@@ -183,9 +183,46 @@ impl super::sqlite_batch::BatchWrite<'_> {
     }
 }
 
-/// The command writer and reader of the web side.
+/// The command log of the web side: SQLite ([`CommandStore`]) or PostgreSQL
+/// (`store::postgres::PgCommands`), so every instance on a database sees every command.
+pub trait CommandLog: Send + Sync {
+    /// Store a command about to be published (state `sent`).
+    fn insert(&self, c: &NewCommand<'_>) -> Result<(), StoreError>;
+    /// Mark a command that could not be published.
+    fn not_sent(&self, id: &str, why: &str) -> Result<(), StoreError>;
+    /// Time out every command still unanswered at `now_ms`; returns how many.
+    fn expire(&self, now_ms: i64) -> Result<u64, StoreError>;
+    /// Delete commands sent before `before_ms` (retention).
+    fn prune(&self, before_ms: i64) -> Result<u64, StoreError>;
+    fn get(&self, id: &str) -> Result<Option<CommandRow>, StoreError>;
+    /// A site's commands, newest first.
+    fn list(&self, site: &str, limit: u32) -> Result<Vec<CommandRow>, StoreError>;
+    /// The commands that carry `ref` (an order's or a notice's), oldest first.
+    fn with_ref(&self, reference: &str) -> Result<Vec<CommandRow>, StoreError>;
+    /// Commands answered with `ok` from `since_ms` on (the answer's time) whose `ref` starts
+    /// with `prefix`, oldest answer first.
+    fn answered_with_ref(&self, prefix: &str, since_ms: i64)
+        -> Result<Vec<CommandRow>, StoreError>;
+    /// How many commands of each kind (`cmd`) sent in [from, to) of the office's clock ended in
+    /// each state, by kind then state.
+    fn counts_between(&self, from: i64, to: i64) -> Result<Vec<CommandCount>, StoreError>;
+}
+
+/// (kind, state, refused by the device, count).
+pub type CommandCount = (String, CommandState, bool, u64);
+
+impl CommandState {
+    /// As stored: only the command modules write states; an unknown one reads as timed out,
+    /// never as pending.
+    pub(crate) fn read(s: &str) -> CommandState {
+        CommandState::parse(s).unwrap_or(CommandState::TimedOut)
+    }
+}
+
+/// The command log on SQLite, on its own connection (command traffic is small and SQLite
+/// serialises the writers).
 pub struct CommandStore {
-    conn: Connection,
+    conn: std::sync::Mutex<Connection>,
 }
 
 const COLS: &str = "id, site, device, command, by, sent_ms, deadline_ms, state, answered_ms, ok, \
@@ -202,8 +239,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<CommandRow> {
         by: r.get(4)?,
         sent_ms: r.get(5)?,
         deadline_ms: r.get(6)?,
-        // Only this module writes states; an unknown one reads as timed out, never as pending.
-        state: CommandState::parse(&state).unwrap_or(CommandState::TimedOut),
+        state: CommandState::read(&state),
         answered_ms: r.get(8)?,
         ok: r.get(9)?,
         detail: r.get(10)?,
@@ -214,13 +250,19 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<CommandRow> {
 impl CommandStore {
     pub fn open(dir: &Path) -> Result<CommandStore, StoreError> {
         Ok(CommandStore {
-            conn: open_writer(dir, Synchronous::Normal)?,
+            conn: std::sync::Mutex::new(open_writer(dir, Synchronous::Normal)?),
         })
     }
 
-    /// Store a command about to be published (state `sent`).
-    pub fn insert(&mut self, c: &NewCommand<'_>) -> Result<(), StoreError> {
-        self.conn.execute(
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves the connection usable: SQLite rolled back.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl CommandLog for CommandStore {
+    fn insert(&self, c: &NewCommand<'_>) -> Result<(), StoreError> {
+        self.conn().execute(
             "INSERT INTO commands (id, site, device, command, by, sent_ms, deadline_ms, state, \
              office_ts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'sent', ?8)",
             params![
@@ -237,36 +279,33 @@ impl CommandStore {
         Ok(())
     }
 
-    /// Mark a command that could not be published.
-    pub fn not_sent(&mut self, id: &str, why: &str) -> Result<(), StoreError> {
-        self.conn.execute(
+    fn not_sent(&self, id: &str, why: &str) -> Result<(), StoreError> {
+        self.conn().execute(
             "UPDATE commands SET state = 'not_sent', detail = ?2 WHERE id = ?1",
             params![id, why],
         )?;
         Ok(())
     }
 
-    /// Time out every command still unanswered at `now_ms`; returns how many.
-    pub fn expire(&mut self, now_ms: i64) -> Result<u64, StoreError> {
-        let n = self.conn.execute(
+    fn expire(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let n = self.conn().execute(
             "UPDATE commands SET state = 'timed_out' WHERE state = 'sent' AND deadline_ms <= ?1",
             params![now_ms],
         )?;
         Ok(n as u64)
     }
 
-    /// Delete commands sent before `before_ms` (retention).
-    pub fn prune(&mut self, before_ms: i64) -> Result<u64, StoreError> {
-        let n = self.conn.execute(
+    fn prune(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let n = self.conn().execute(
             "DELETE FROM commands WHERE sent_ms < ?1",
             params![before_ms],
         )?;
         Ok(n as u64)
     }
 
-    pub fn get(&self, id: &str) -> Result<Option<CommandRow>, StoreError> {
+    fn get(&self, id: &str) -> Result<Option<CommandRow>, StoreError> {
         Ok(self
-            .conn
+            .conn()
             .query_row(
                 &format!("SELECT {COLS} FROM commands WHERE id = ?1"),
                 params![id],
@@ -275,18 +314,18 @@ impl CommandStore {
             .optional()?)
     }
 
-    /// A site's commands, newest first.
-    pub fn list(&self, site: &str, limit: u32) -> Result<Vec<CommandRow>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(&format!(
+    fn list(&self, site: &str, limit: u32) -> Result<Vec<CommandRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT {COLS} FROM commands WHERE site = ?1 ORDER BY sent_ms DESC, id LIMIT ?2"
         ))?;
         let rows = stmt.query_map(params![site, limit], from_row)?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
-    /// The commands that carry `ref` (an order's or a notice's), oldest first.
-    pub fn with_ref(&self, reference: &str) -> Result<Vec<CommandRow>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(&format!(
+    fn with_ref(&self, reference: &str) -> Result<Vec<CommandRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT {COLS} FROM commands WHERE json_extract(command, '$.ref') = ?1 \
              ORDER BY sent_ms, id"
         ))?;
@@ -294,14 +333,13 @@ impl CommandStore {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
-    /// Commands answered with `ok` from `since_ms` on (the answer's time) whose `ref` starts
-    /// with `prefix`, oldest answer first.
-    pub fn answered_with_ref(
+    fn answered_with_ref(
         &self,
         prefix: &str,
         since_ms: i64,
     ) -> Result<Vec<CommandRow>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(&format!(
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT {COLS} FROM commands WHERE state = 'answered' AND ok = 1 \
              AND answered_ms >= ?2 AND substr(json_extract(command, '$.ref'), 1, length(?1)) = ?1 \
              ORDER BY answered_ms, id"
@@ -310,14 +348,9 @@ impl CommandStore {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
-    /// How many commands of each kind (`cmd`) sent in [from, to) of the office's clock ended in
-    /// each state: (kind, state, refused by the device, count), by kind then state.
-    pub fn counts_between(
-        &self,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<(String, CommandState, bool, u64)>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
+    fn counts_between(&self, from: i64, to: i64) -> Result<Vec<CommandCount>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
             "SELECT coalesce(json_extract(command, '$.cmd'), '?'), state, coalesce(ok, 1) = 0, \
              count(*) FROM commands \
              WHERE coalesce(office_ts, sent_ms) >= ?1 AND coalesce(office_ts, sent_ms) < ?2 \
@@ -374,9 +407,9 @@ mod tests {
         )
         .expect("back to schema 4");
         drop(conn);
-        let mut store = CommandStore::open(dir.path()).expect("reopen");
+        let store = CommandStore::open(dir.path()).expect("reopen");
         let version: i64 = store
-            .conn
+            .conn()
             .query_row("SELECT user_version FROM pragma_user_version", [], |r| {
                 r.get(0)
             })
@@ -390,7 +423,7 @@ mod tests {
     fn replies_answer_their_command_once_and_strays_become_dead_letters() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut writer = SqliteStore::open(config(dir.path()), false).expect("open");
-        let mut commands = CommandStore::open(dir.path()).expect("commands");
+        let commands = CommandStore::open(dir.path()).expect("commands");
         let cmd = serde_json::json!({"cmd": "reboot"});
         commands
             .insert(&NewCommand {
@@ -431,8 +464,8 @@ mod tests {
         )
         .expect("back to schema 8");
         drop(conn);
-        let mut store = CommandStore::open(dir.path()).expect("migrated");
-        let mut add = |id: &str, cmd: serde_json::Value, office_ts: i64| {
+        let store = CommandStore::open(dir.path()).expect("migrated");
+        let add = |id: &str, cmd: serde_json::Value, office_ts: i64| {
             store
                 .insert(&NewCommand {
                     id,
@@ -473,7 +506,7 @@ mod tests {
             Vec::<String>::new()
         );
         store
-            .conn
+            .conn()
             .execute(
                 "UPDATE commands SET state = 'answered', ok = 1, answered_ms = 7 WHERE id IN ('b', 'a')",
                 [],

@@ -44,7 +44,7 @@ pub use alerts::{
     AlertChange, AlertFilter, AlertRow, AlertStore, AlertWriter, DayRow, LoadedAlerts,
 };
 pub use fence::Fence;
-pub use open::{open, OpenStore};
+pub use open::{open, open_acting, open_commands, open_notify_queue, OpenStore};
 pub use reader::SqliteReader;
 pub use sqlite::{SqliteStore, StoreConfig};
 

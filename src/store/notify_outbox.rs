@@ -97,7 +97,37 @@ pub struct Due {
     pub attempts: u32,
 }
 
-/// The notifier's side of the outbox, on its own connection.
+/// The notifier's side of the outbox: SQLite ([`NotifyOutbox`]) or PostgreSQL
+/// (`store::postgres::PgNotifyOutbox`, where several instances' notifiers share the rows and
+/// each delivery is claimed by one of them before it is sent).
+pub trait NotifyQueue: Send {
+    /// Changes after the router's cursor, oldest first, at most `limit`.
+    fn unrouted(&self, limit: u32) -> Result<Vec<OutboxRow>, StoreError>;
+    /// Record the targets of routed changes and move the cursor past them, in one transaction.
+    /// `routes` holds (outbox id, target, due ms) and may name no target for a change; a
+    /// delivery row routed twice is kept once.
+    fn route(&mut self, up_to: i64, routes: &[(i64, &str, i64)]) -> Result<(), StoreError>;
+    /// The oldest pending delivery of `target` due at `now_ms`, now this notifier's to send.
+    /// Held (quiet-hours) messages are not due yet and do not hold back those that are.
+    fn next_due(&mut self, target: &str, now_ms: i64) -> Result<Option<Due>, StoreError>;
+    fn delivered(&mut self, id: i64, target: &str, now_ms: i64) -> Result<(), StoreError>;
+    /// A failed attempt: counted, the error kept, still pending.
+    fn failed(&mut self, id: i64, target: &str, error: &str) -> Result<(), StoreError>;
+    /// A message the receiver refused for good (it would be refused again): kept, not retried.
+    fn refused(
+        &mut self,
+        id: i64,
+        target: &str,
+        error: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// Pending deliveries (for the backlog gauge).
+    fn backlog(&self) -> Result<i64, StoreError>;
+    /// Forget finished deliveries done before `before_ms`, and changes routed and finished.
+    fn prune(&mut self, before_ms: i64) -> Result<u64, StoreError>;
+}
+
+/// The notifier's side of the outbox on SQLite, on its own connection.
 pub struct NotifyOutbox {
     conn: Connection,
 }
@@ -110,9 +140,10 @@ impl NotifyOutbox {
             conn: open_writer(dir, Synchronous::Normal)?,
         })
     }
+}
 
-    /// Changes after the router's cursor, oldest first, at most `limit`.
-    pub fn unrouted(&self, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
+impl NotifyQueue for NotifyOutbox {
+    fn unrouted(&self, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
         let last: i64 = self
             .conn
             .query_row(
@@ -142,9 +173,7 @@ impl NotifyOutbox {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
-    /// Record the targets of routed changes and move the cursor past them, in one transaction.
-    /// `routes` holds (outbox id, target, due ms) and may name no target for a change.
-    pub fn route(&mut self, up_to: i64, routes: &[(i64, &str, i64)]) -> Result<(), StoreError> {
+    fn route(&mut self, up_to: i64, routes: &[(i64, &str, i64)]) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         for (id, target, due) in routes {
             tx.prepare_cached(
@@ -162,9 +191,7 @@ impl NotifyOutbox {
         Ok(())
     }
 
-    /// The oldest pending delivery of `target` due at `now_ms`. Held (quiet-hours) messages are
-    /// not due yet and do not hold back those that are.
-    pub fn next_due(&self, target: &str, now_ms: i64) -> Result<Option<Due>, StoreError> {
+    fn next_due(&mut self, target: &str, now_ms: i64) -> Result<Option<Due>, StoreError> {
         Ok(self
             .conn
             .prepare_cached(
@@ -193,7 +220,7 @@ impl NotifyOutbox {
             .optional()?)
     }
 
-    pub fn delivered(&mut self, id: i64, target: &str, now_ms: i64) -> Result<(), StoreError> {
+    fn delivered(&mut self, id: i64, target: &str, now_ms: i64) -> Result<(), StoreError> {
         self.conn.execute(
             "UPDATE notify_delivery SET state = 'delivered', done_ms = ?3, attempts = attempts + 1 \
              WHERE outbox_id = ?1 AND target = ?2",
@@ -202,8 +229,7 @@ impl NotifyOutbox {
         Ok(())
     }
 
-    /// A failed attempt: counted, the error kept, still pending.
-    pub fn failed(&mut self, id: i64, target: &str, error: &str) -> Result<(), StoreError> {
+    fn failed(&mut self, id: i64, target: &str, error: &str) -> Result<(), StoreError> {
         self.conn.execute(
             "UPDATE notify_delivery SET attempts = attempts + 1, last_error = ?3 \
              WHERE outbox_id = ?1 AND target = ?2",
@@ -212,8 +238,7 @@ impl NotifyOutbox {
         Ok(())
     }
 
-    /// A message the receiver refused for good (it would be refused again): kept, not retried.
-    pub fn refused(
+    fn refused(
         &mut self,
         id: i64,
         target: &str,
@@ -233,8 +258,7 @@ impl NotifyOutbox {
         Ok(())
     }
 
-    /// Pending deliveries per target (for the backlog gauge).
-    pub fn backlog(&self) -> Result<i64, StoreError> {
+    fn backlog(&self) -> Result<i64, StoreError> {
         Ok(self.conn.query_row(
             "SELECT count(*) FROM notify_delivery WHERE state = 'pending'",
             [],
@@ -242,8 +266,7 @@ impl NotifyOutbox {
         )?)
     }
 
-    /// Forget finished deliveries done before `before_ms`, and changes routed and finished.
-    pub fn prune(&mut self, before_ms: i64) -> Result<u64, StoreError> {
+    fn prune(&mut self, before_ms: i64) -> Result<u64, StoreError> {
         let tx = self.conn.transaction()?;
         let mut n = tx.execute(
             "DELETE FROM notify_delivery WHERE state != 'pending' AND done_ms < ?1",

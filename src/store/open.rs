@@ -53,3 +53,41 @@ pub fn open(
         }
     }
 }
+
+/// The office's actions and its users on the configured backend (PostgreSQL: shared by every
+/// instance on the database; photos stay files under the data directory either way).
+pub fn open_acting(
+    config: &StoreConfig,
+) -> Result<super::acting::ActingStore, super::acting::ActingError> {
+    use super::acting::{ActingStore, SqliteActing};
+    match config.backend {
+        Backend::Sqlite => ActingStore::with_db(
+            Arc::new(SqliteActing::open(&config.data_dir)?),
+            &config.data_dir,
+        ),
+        Backend::Postgres => ActingStore::with_db(
+            Arc::new(super::postgres::PgActing::open(&config.postgres.url)?),
+            &config.data_dir,
+        ),
+    }
+}
+
+/// The log of commands to devices on the configured backend.
+pub fn open_commands(
+    config: &StoreConfig,
+) -> Result<Arc<dyn super::commands::CommandLog>, StoreError> {
+    Ok(match config.backend {
+        Backend::Sqlite => Arc::new(super::commands::CommandStore::open(&config.data_dir)?),
+        Backend::Postgres => Arc::new(super::postgres::PgCommands::open(&config.postgres.url)?),
+    })
+}
+
+/// The notifier's side of the notification outbox on the configured backend.
+pub fn open_notify_queue(
+    config: &StoreConfig,
+) -> Result<Box<dyn super::notify_outbox::NotifyQueue>, StoreError> {
+    Ok(match config.backend {
+        Backend::Sqlite => Box::new(super::notify_outbox::NotifyOutbox::open(&config.data_dir)?),
+        Backend::Postgres => Box::new(super::postgres::PgNotifyOutbox::open(&config.postgres.url)?),
+    })
+}

@@ -41,6 +41,22 @@ impl Office {
     }
 
     pub async fn start_in(data: tempfile::TempDir) -> Office {
+        Office::start_with(data, |_| {}).await
+    }
+
+    /// On the PostgreSQL store at `url` (users, orders and all there too).
+    pub async fn start_on_postgres(url: &str) -> Office {
+        Office::start_with(tempfile::tempdir().expect("temp dir"), |c| {
+            on_postgres(c, url)
+        })
+        .await
+    }
+
+    /// With the test's settings changed by `configure` last.
+    pub async fn start_with(
+        data: tempfile::TempDir,
+        configure: impl FnOnce(&mut Config),
+    ) -> Office {
         let broker = embedded_broker();
         let broker_port = broker.addr().port();
         let mut c = Config::default();
@@ -49,6 +65,7 @@ impl Office {
         c.http.listen = "127.0.0.1:0".parse().expect("literal");
         c.http.write_token = Some(BOOTSTRAP.into());
         c.store.data_dir = data.path().to_path_buf();
+        configure(&mut c);
         let shutdown = CancellationToken::new();
         let sites = vec![
             site("s1", SiteKind::Construction),
@@ -74,6 +91,12 @@ impl Office {
         self.agg.wait().await.expect("clean stop");
         self.data
     }
+}
+
+/// Keep everything in the PostgreSQL database at `url`.
+pub fn on_postgres(c: &mut Config, url: &str) {
+    c.store.backend = dustwatch::store::config::Backend::Postgres;
+    c.store.postgres.url = url.to_string();
 }
 
 /// Minutes `from..to` after T0 for s1, s2 and the reference: PM10 300 on the sites in minutes

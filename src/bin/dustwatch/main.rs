@@ -125,9 +125,9 @@ async fn main() -> Result<()> {
                 .map_err(|_| anyhow::anyhow!("unknown time zone {}", config.time.zone))?;
             let reader = open_reader(&config)?;
             let mut report = dustwatch::report::daily(reader.as_ref(), date, tz)?;
-            let acting = dustwatch::store::acting::ActingStore::open(&config.store.data_dir)?;
+            let acting = dustwatch::store::open_acting(&config.store)?;
             dustwatch::report::add_actions(&mut report, &acting, tz)?;
-            let commands = dustwatch::store::commands::CommandStore::open(&config.store.data_dir)?;
+            let commands = dustwatch::store::open_commands(&config.store)?;
             dustwatch::report::add_commands(&mut report, tz, |from, to| {
                 commands.counts_between(from, to)
             })?;

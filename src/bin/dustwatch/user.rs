@@ -1,11 +1,13 @@
-//! `dustwatch user add|list|disable|token`: the dashboard's users, on the store directly (the
-//! aggregator may be running: SQLite lets both write in turn).
+//! `dustwatch user add|list|disable|token`: the dashboard's users, on the configured store
+//! directly (the aggregator may be running: SQLite lets both write in turn, PostgreSQL is
+//! shared anyway).
 
 use crate::cli::UserCommand;
 use anyhow::{Context, Result};
 use dustwatch::auth::Users;
 use dustwatch::config::Config;
 use dustwatch::store::acting::ActingStore;
+use dustwatch::store::open_acting;
 use std::sync::Arc;
 
 pub fn run(command: UserCommand, config: &mut Config) -> Result<()> {
@@ -17,7 +19,7 @@ pub fn run(command: UserCommand, config: &mut Config) -> Result<()> {
     };
     store.apply(config);
     let users = Users::new(Arc::new(
-        ActingStore::open(&config.store.data_dir).context("opening the store")?,
+        open_acting(&config.store).context("opening the store")?,
     ));
     match command {
         UserCommand::Add { name, role, .. } => {

@@ -1,18 +1,23 @@
 //! What the office does about alerts, as stored: orders and re-inspections, stop-work notices
 //! and their receipts, night-patrol check-ins; and the users who did it (`crate::auth` owns their
-//! logic, the tables live here with the rest of schema 7). One connection behind a mutex: these
-//! are a few writes an hour, and the readings writer and the rules writer take turns with it.
+//! logic, the tables live here with the rest of schema 7). The rows live behind [`ActingDb`]:
+//! SQLite (one connection behind a mutex: a few writes an hour, taking turns with the readings
+//! writer) or PostgreSQL (`store::postgres::acting`), so instances sharing a database share them.
 
 mod notices;
-mod orders;
+pub(crate) mod orders;
 mod patrol;
+mod users;
 
+pub use notices::NoticeDb;
 pub use notices::{Notice, NoticeReceipt, ReceiptVia};
+pub use orders::OrderDb;
 pub use orders::{
     escalated, NewOrder, NewReinspection, Order, OrderKind, OrderState, Reinspection,
     ReinspectionResult,
 };
-pub use patrol::{Checkin, PatrolResult};
+pub use patrol::{Checkin, PatrolDb, PatrolResult};
+pub use users::{Credentials, StoredUser, UserDb};
 
 use super::config::Synchronous;
 use super::connection::open_writer;
@@ -141,25 +146,53 @@ impl Holds {
     }
 }
 
-/// The store of the office's actions.
-pub struct ActingStore {
+/// Where the office's actions are kept: SQLite beside the readings, or PostgreSQL shared by
+/// several instances. Each part is a trait of its own, beside the logic that uses it.
+pub trait ActingDb: users::UserDb + orders::OrderDb + notices::NoticeDb + patrol::PatrolDb {}
+
+impl<T: users::UserDb + orders::OrderDb + notices::NoticeDb + patrol::PatrolDb> ActingDb for T {}
+
+/// The SQLite side: one connection behind a mutex.
+pub struct SqliteActing {
     conn: Mutex<Connection>,
+}
+
+impl SqliteActing {
+    /// Open beside the readings (`dustwatch.db` in `dir`).
+    pub fn open(dir: &Path) -> Result<SqliteActing, ActingError> {
+        Ok(SqliteActing {
+            conn: Mutex::new(open_writer(dir, Synchronous::Normal)?),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (transactions roll back).
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The store of the office's actions: the checks and the holds shared by both backends, the
+/// rows in [`ActingDb`], photos as files in the data directory.
+pub struct ActingStore {
+    db: Arc<dyn ActingDb>,
     holds: Holds,
     photo_dir: std::path::PathBuf,
 }
 
 impl ActingStore {
-    /// Open beside the readings (`dustwatch.db` in `dir`); photos go to `dir/photos`.
+    /// Open on SQLite beside the readings (`dustwatch.db` in `dir`); photos go to `dir/photos`.
     pub fn open(dir: &Path) -> Result<ActingStore, ActingError> {
-        let conn = open_writer(dir, Synchronous::Normal)?;
+        ActingStore::with_db(Arc::new(SqliteActing::open(dir)?), dir)
+    }
+
+    /// Open on the given rows; photos go to `data_dir/photos`.
+    pub fn with_db(db: Arc<dyn ActingDb>, data_dir: &Path) -> Result<ActingStore, ActingError> {
         let store = ActingStore {
-            conn: Mutex::new(conn),
+            db,
             holds: Holds::default(),
-            photo_dir: dir.join("photos"),
+            photo_dir: data_dir.join("photos"),
         };
-        for (id, from) in store.held_alerts()? {
-            store.holds.hold_until(id, from);
-        }
+        store.refresh_holds()?;
         Ok(store)
     }
 
@@ -168,14 +201,19 @@ impl ActingStore {
         self.holds.clone()
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        // A panic while holding the lock leaves SQLite consistent (transactions roll back).
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    /// Read the holds again from the rows: another instance sharing them may have ordered or
+    /// re-inspected since.
+    pub fn refresh_holds(&self) -> Result<(), ActingError> {
+        let held: HashMap<i64, i64> = self.db.held_alerts()?.into_iter().collect();
+        if let Ok(mut s) = self.holds.0.write() {
+            *s = held;
+        }
+        Ok(())
     }
 
-    /// The users' tables share this connection (see `crate::auth`).
-    pub fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
-        f(&mut self.conn())
+    /// The rows (the users' logic in `crate::auth` works on them directly).
+    pub fn db(&self) -> &dyn ActingDb {
+        self.db.as_ref()
     }
 }
 

@@ -1,7 +1,7 @@
 //! Stop-work notices: one per level rise, sent to every site the level stops, and each site's
 //! receipt (an inspector's confirmation, or a device's reply to the notice command).
 
-use super::{ActingError, ActingStore};
+use super::{ActingError, ActingStore, SqliteActing};
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +44,43 @@ pub struct Notice {
     pub receipts: Vec<NoticeReceipt>,
 }
 
+/// The rows of notices and their receipts.
+pub trait NoticeDb: Send + Sync {
+    /// Store a notice and one pending receipt per (site, work stopped); its id.
+    fn insert_notice(
+        &self,
+        level: &str,
+        by: &str,
+        ts: i64,
+        note: &str,
+        sites: &[(String, &'static str)],
+    ) -> Result<i64, ActingError>;
+    /// Fill a receipt unless it was filled before; false when the notice did not go to the site.
+    fn set_receipt(
+        &self,
+        notice_id: i64,
+        site: &str,
+        via: ReceiptVia,
+        by: &str,
+        ts: i64,
+    ) -> Result<bool, ActingError>;
+    fn notice(&self, id: i64) -> Result<Option<Notice>, ActingError>;
+    /// Notices issued in [from, to), oldest first.
+    fn notices_between(&self, from: i64, to: i64) -> Result<Vec<Notice>, ActingError>;
+    /// The newest `n` notices, oldest first.
+    fn newest_notices(&self, n: u32) -> Result<Vec<Notice>, ActingError>;
+}
+
+impl ReceiptVia {
+    pub(crate) fn parse(s: &str) -> ReceiptVia {
+        if s == "device" {
+            ReceiptVia::Device
+        } else {
+            ReceiptVia::Inspector
+        }
+    }
+}
+
 impl ActingStore {
     /// Record a notice and one pending receipt per affected site: (site, work stopped).
     pub fn issue_notice(
@@ -54,23 +91,7 @@ impl ActingStore {
         note: &str,
         sites: &[(String, &'static str)],
     ) -> Result<Notice, ActingError> {
-        let id = {
-            let mut conn = self.conn();
-            let tx = conn.transaction()?;
-            tx.execute(
-                "INSERT INTO notices (level, issued_by, issued_ts, note) VALUES (?1, ?2, ?3, ?4)",
-                params![level, by, ts, note],
-            )?;
-            let id = tx.last_insert_rowid();
-            for (site, work) in sites {
-                tx.execute(
-                    "INSERT INTO notice_receipts (notice_id, site, work) VALUES (?1, ?2, ?3)",
-                    params![id, site, work],
-                )?;
-            }
-            tx.commit()?;
-            id
-        };
+        let id = self.db.insert_notice(level, by, ts, note, sites)?;
         self.notice(id)
     }
 
@@ -83,12 +104,7 @@ impl ActingStore {
         by: &str,
         ts: i64,
     ) -> Result<Notice, ActingError> {
-        let n = self.conn().execute(
-            "UPDATE notice_receipts SET via = coalesce(via, ?3), by_user = coalesce(by_user, ?4), \
-             received_ts = coalesce(received_ts, ?5) WHERE notice_id = ?1 AND site = ?2",
-            params![notice_id, site, via.name(), by, ts],
-        )?;
-        if n == 0 {
+        if !self.db.set_receipt(notice_id, site, via, by, ts)? {
             return Err(ActingError::NotFound(format!(
                 "notice {notice_id} for site {site}"
             )));
@@ -109,26 +125,83 @@ impl ActingStore {
     }
 
     pub fn notice(&self, id: i64) -> Result<Notice, ActingError> {
-        self.notices_where("id = ?1", params![id])?
-            .pop()
+        self.db
+            .notice(id)?
             .ok_or_else(|| ActingError::NotFound(format!("notice {id}")))
     }
 
     /// Notices issued in [from, to), oldest first.
     pub fn notices_between(&self, from: i64, to: i64) -> Result<Vec<Notice>, ActingError> {
-        self.notices_where("issued_ts >= ?1 AND issued_ts < ?2", params![from, to])
+        self.db.notices_between(from, to)
     }
 
     /// The newest notices, newest first.
     pub fn recent_notices(&self, n: u32) -> Result<Vec<Notice>, ActingError> {
-        let mut v = self.notices_where(
-            "id IN (SELECT id FROM notices ORDER BY id DESC LIMIT ?1)",
-            params![n],
-        )?;
+        let mut v = self.db.newest_notices(n)?;
         v.reverse();
         Ok(v)
     }
+}
 
+impl NoticeDb for SqliteActing {
+    fn insert_notice(
+        &self,
+        level: &str,
+        by: &str,
+        ts: i64,
+        note: &str,
+        sites: &[(String, &'static str)],
+    ) -> Result<i64, ActingError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO notices (level, issued_by, issued_ts, note) VALUES (?1, ?2, ?3, ?4)",
+            params![level, by, ts, note],
+        )?;
+        let id = tx.last_insert_rowid();
+        for (site, work) in sites {
+            tx.execute(
+                "INSERT INTO notice_receipts (notice_id, site, work) VALUES (?1, ?2, ?3)",
+                params![id, site, work],
+            )?;
+        }
+        tx.commit()?;
+        Ok(id)
+    }
+
+    fn set_receipt(
+        &self,
+        notice_id: i64,
+        site: &str,
+        via: ReceiptVia,
+        by: &str,
+        ts: i64,
+    ) -> Result<bool, ActingError> {
+        let n = self.conn().execute(
+            "UPDATE notice_receipts SET via = coalesce(via, ?3), by_user = coalesce(by_user, ?4), \
+             received_ts = coalesce(received_ts, ?5) WHERE notice_id = ?1 AND site = ?2",
+            params![notice_id, site, via.name(), by, ts],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn notice(&self, id: i64) -> Result<Option<Notice>, ActingError> {
+        Ok(self.notices_where("id = ?1", params![id])?.pop())
+    }
+
+    fn notices_between(&self, from: i64, to: i64) -> Result<Vec<Notice>, ActingError> {
+        self.notices_where("issued_ts >= ?1 AND issued_ts < ?2", params![from, to])
+    }
+
+    fn newest_notices(&self, n: u32) -> Result<Vec<Notice>, ActingError> {
+        self.notices_where(
+            "id IN (SELECT id FROM notices ORDER BY id DESC LIMIT ?1)",
+            params![n],
+        )
+    }
+}
+
+impl SqliteActing {
     fn notices_where(
         &self,
         clause: &str,
@@ -162,13 +235,7 @@ impl ActingStore {
                     Ok(NoticeReceipt {
                         site: r.get(0)?,
                         work: r.get(1)?,
-                        via: via.map(|v| {
-                            if v == "device" {
-                                ReceiptVia::Device
-                            } else {
-                                ReceiptVia::Inspector
-                            }
-                        }),
+                        via: via.as_deref().map(ReceiptVia::parse),
                         by: r.get(3)?,
                         received_ts: r.get(4)?,
                     })

@@ -2,7 +2,7 @@
 //! re-inspections. An alert with an open order stays open ([`super::Holds`]) until a re-inspection
 //! passes; a failed one raises the order's severity a step.
 
-use super::{ActingError, ActingStore};
+use super::{ActingError, ActingStore, SqliteActing};
 use rusqlite::{params, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +36,17 @@ pub enum OrderState {
     Passed,
 }
 
+impl OrderState {
+    /// As stored; anything but `passed` reads as open (it keeps holding the alert).
+    pub(crate) fn parse(s: &str) -> OrderState {
+        if s == "passed" {
+            OrderState::Passed
+        } else {
+            OrderState::Open
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReinspectionResult {
@@ -48,6 +59,14 @@ impl ReinspectionResult {
         match self {
             ReinspectionResult::Passed => "passed",
             ReinspectionResult::Failed => "failed",
+        }
+    }
+    /// As stored; anything but `passed` reads as failed.
+    pub(crate) fn parse(s: &str) -> ReinspectionResult {
+        if s == "passed" {
+            ReinspectionResult::Passed
+        } else {
+            ReinspectionResult::Failed
         }
     }
 }
@@ -118,7 +137,8 @@ pub fn escalated(severity: &str, steps: u32) -> String {
     SEVERITIES[(at + steps as usize).min(SEVERITIES.len() - 1)].to_string()
 }
 
-const ORDER_COLS: &str = "id, alert_id, site, kind, deadline_ts, note, issued_by, issued_ts, \
+pub(crate) const ORDER_COLS: &str =
+    "id, alert_id, site, kind, deadline_ts, note, issued_by, issued_ts, \
     state, escalations, response, response_by, response_ts";
 
 fn order_of(r: &Row<'_>) -> rusqlite::Result<Order> {
@@ -133,11 +153,7 @@ fn order_of(r: &Row<'_>) -> rusqlite::Result<Order> {
         note: r.get(5)?,
         issued_by: r.get(6)?,
         issued_ts: r.get(7)?,
-        state: if state == "passed" {
-            OrderState::Passed
-        } else {
-            OrderState::Open
-        },
+        state: OrderState::parse(&state),
         escalations: r.get(9)?,
         response: r.get(10)?,
         response_by: r.get(11)?,
@@ -151,11 +167,7 @@ fn reinspection_of(r: &Row<'_>) -> rusqlite::Result<Reinspection> {
     Ok(Reinspection {
         id: r.get(0)?,
         order_id: r.get(1)?,
-        result: if result == "passed" {
-            ReinspectionResult::Passed
-        } else {
-            ReinspectionResult::Failed
-        },
+        result: ReinspectionResult::parse(&result),
         by: r.get(3)?,
         ts: r.get(4)?,
         note: r.get(5)?,
@@ -164,10 +176,172 @@ fn reinspection_of(r: &Row<'_>) -> rusqlite::Result<Reinspection> {
     })
 }
 
-impl ActingStore {
+/// The rows of orders and re-inspections.
+pub trait OrderDb: Send + Sync {
     /// Alerts of orders whose alert is not closed, and the event time from which each may close
     /// (`i64::MAX` while no re-inspection passed).
-    pub(super) fn held_alerts(&self) -> Result<Vec<(i64, i64)>, ActingError> {
+    fn held_alerts(&self) -> Result<Vec<(i64, i64)>, ActingError>;
+    /// Store an open order: `Err(existing)` when the alert has an open order already.
+    fn insert_order(&self, o: &NewOrder<'_>) -> Result<Result<i64, i64>, ActingError>;
+    /// Record the site's response; false when there is no such order.
+    fn set_response(
+        &self,
+        order_id: i64,
+        response: &str,
+        by: &str,
+        ts: i64,
+    ) -> Result<bool, ActingError>;
+    /// Store a re-inspection of an open order with its photo's file name, and pass the order
+    /// or count the failure, in one transaction; `None` when the order is not open (any more).
+    fn insert_reinspection(
+        &self,
+        n: &NewReinspection<'_>,
+        photo: Option<&str>,
+        escalated_to: Option<&str>,
+    ) -> Result<Option<i64>, ActingError>;
+    fn order(&self, id: i64) -> Result<Option<Order>, ActingError>;
+    /// An alert's orders, oldest first, with their re-inspections.
+    fn orders_of_alert(&self, alert_id: i64) -> Result<Vec<Order>, ActingError>;
+    /// Orders issued in [from, to) or re-inspected then (event time).
+    fn orders_between(&self, from: i64, to: i64) -> Result<Vec<Order>, ActingError>;
+}
+
+/// A photo's file name: unique without the row's id, so it is written before the row.
+fn photo_name(order_id: i64, ext: &str) -> Result<String, ActingError> {
+    let mut bytes = [0u8; 8];
+    getrandom::getrandom(&mut bytes).map_err(|e| ActingError::Invalid(e.to_string()))?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("order-{order_id}-reinspection-{hex}.{ext}"))
+}
+
+impl ActingStore {
+    /// Issue an order on an alert; an alert carries one open order at a time.
+    pub fn issue_order(&self, o: &NewOrder<'_>) -> Result<Order, ActingError> {
+        if o.kind == OrderKind::Rectify && o.deadline_ts.is_none() {
+            return Err(ActingError::Invalid(
+                "a rectify order needs a deadline".into(),
+            ));
+        }
+        let id = self.db.insert_order(o)?.map_err(|existing| {
+            ActingError::Invalid(format!(
+                "alert {} already has open order {existing}",
+                o.alert_id
+            ))
+        })?;
+        self.holds.hold_until(o.alert_id, i64::MAX);
+        self.order(id)
+    }
+
+    /// Record what the site answered (as reported to the inspector).
+    pub fn respond(
+        &self,
+        order_id: i64,
+        response: &str,
+        by: &str,
+        ts: i64,
+    ) -> Result<Order, ActingError> {
+        if !self.db.set_response(order_id, response, by, ts)? {
+            return Err(ActingError::NotFound(format!("order {order_id}")));
+        }
+        self.order(order_id)
+    }
+
+    /// Record a re-inspection: passed lifts the hold, failed escalates.
+    pub fn reinspect(&self, n: &NewReinspection<'_>) -> Result<Reinspection, ActingError> {
+        let order = self.order(n.order_id)?;
+        let passed_already = || {
+            ActingError::Invalid(format!(
+                "order {} has passed its re-inspection already",
+                order.id
+            ))
+        };
+        if order.state != OrderState::Open {
+            return Err(passed_already());
+        }
+        if n.ts < order.issued_ts {
+            return Err(ActingError::Invalid(
+                "a re-inspection cannot be before its order".into(),
+            ));
+        }
+        let escalated_to = (n.result == ReinspectionResult::Failed)
+            .then(|| escalated(n.severity, order.escalations + 1));
+        // The photo first: a row never names a file that is not there.
+        let photo = match n.photo {
+            Some((bytes, ext)) => {
+                let name = photo_name(n.order_id, ext)?;
+                let path = self.photo_dir.join(&name);
+                std::fs::create_dir_all(&self.photo_dir)
+                    .and_then(|_| std::fs::write(&path, bytes))
+                    .map_err(|source| ActingError::Photo {
+                        path: path.display().to_string(),
+                        source,
+                    })?;
+                Some((name, path))
+            }
+            None => None,
+        };
+        let stored = self.db.insert_reinspection(
+            n,
+            photo.as_ref().map(|(name, _)| name.as_str()),
+            escalated_to.as_deref(),
+        );
+        let id = match stored {
+            Ok(Some(id)) => id,
+            failed => {
+                if let Some((_, path)) = &photo {
+                    let _ = std::fs::remove_file(path);
+                }
+                // Not open any more: another instance recorded a pass meanwhile.
+                failed?.ok_or_else(passed_already)?
+            }
+        };
+        if n.result == ReinspectionResult::Passed {
+            self.holds.hold_until(order.alert_id, n.ts);
+        }
+        Ok(Reinspection {
+            id,
+            order_id: n.order_id,
+            result: n.result,
+            by: n.by.to_string(),
+            ts: n.ts,
+            note: n.note.to_string(),
+            photo: photo.map(|(name, _)| name),
+            escalated_to,
+        })
+    }
+
+    pub fn order(&self, id: i64) -> Result<Order, ActingError> {
+        self.db
+            .order(id)?
+            .ok_or_else(|| ActingError::NotFound(format!("order {id}")))
+    }
+
+    /// An alert's orders, oldest first, with their re-inspections.
+    pub fn orders_of_alert(&self, alert_id: i64) -> Result<Vec<Order>, ActingError> {
+        self.db.orders_of_alert(alert_id)
+    }
+
+    /// Orders issued in [from, to) or re-inspected then (event time).
+    pub fn orders_between(&self, from: i64, to: i64) -> Result<Vec<Order>, ActingError> {
+        self.db.orders_between(from, to)
+    }
+
+    /// A stored photo's bytes (the name as recorded; nothing outside `photos/`).
+    pub fn photo(&self, name: &str) -> Result<Vec<u8>, ActingError> {
+        let plain = name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            && !name.starts_with('.');
+        if !plain {
+            return Err(ActingError::NotFound(format!("photo {name}")));
+        }
+        std::fs::read(self.photo_dir.join(name))
+            .map_err(|_| ActingError::NotFound(format!("photo {name}")))
+    }
+}
+
+impl OrderDb for SqliteActing {
+    fn held_alerts(&self) -> Result<Vec<(i64, i64)>, ActingError> {
         let conn = self.conn();
         let mut st = conn.prepare(
             "SELECT o.alert_id, CASE WHEN o.state = 'open' THEN 9223372036854775807 ELSE \
@@ -184,173 +358,105 @@ impl ActingStore {
         Ok(ids)
     }
 
-    /// Issue an order on an alert; an alert carries one open order at a time.
-    pub fn issue_order(&self, o: &NewOrder<'_>) -> Result<Order, ActingError> {
-        if o.kind == OrderKind::Rectify && o.deadline_ts.is_none() {
-            return Err(ActingError::Invalid(
-                "a rectify order needs a deadline".into(),
-            ));
+    fn insert_order(&self, o: &NewOrder<'_>) -> Result<Result<i64, i64>, ActingError> {
+        let conn = self.conn();
+        let open: Option<i64> = conn
+            .query_row(
+                "SELECT id FROM orders WHERE alert_id = ?1 AND state = 'open'",
+                [o.alert_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(existing) = open {
+            return Ok(Err(existing));
         }
-        let id = {
-            let conn = self.conn();
-            let open: Option<i64> = conn
-                .query_row(
-                    "SELECT id FROM orders WHERE alert_id = ?1 AND state = 'open'",
-                    [o.alert_id],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if let Some(existing) = open {
-                return Err(ActingError::Invalid(format!(
-                    "alert {} already has open order {existing}",
-                    o.alert_id
-                )));
-            }
-            conn.execute(
-                "INSERT INTO orders (alert_id, site, kind, deadline_ts, note, issued_by, issued_ts, \
-                 state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'open')",
-                params![
-                    o.alert_id,
-                    o.site,
-                    o.kind.name(),
-                    o.deadline_ts,
-                    o.note,
-                    o.by,
-                    o.ts
-                ],
-            )?;
-            conn.last_insert_rowid()
-        };
-        self.holds.hold_until(o.alert_id, i64::MAX);
-        self.order(id)
+        conn.execute(
+            "INSERT INTO orders (alert_id, site, kind, deadline_ts, note, issued_by, issued_ts, \
+             state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'open')",
+            params![
+                o.alert_id,
+                o.site,
+                o.kind.name(),
+                o.deadline_ts,
+                o.note,
+                o.by,
+                o.ts
+            ],
+        )?;
+        Ok(Ok(conn.last_insert_rowid()))
     }
 
-    /// Record what the site answered (as reported to the inspector).
-    pub fn respond(
+    fn set_response(
         &self,
         order_id: i64,
         response: &str,
         by: &str,
         ts: i64,
-    ) -> Result<Order, ActingError> {
+    ) -> Result<bool, ActingError> {
         let n = self.conn().execute(
             "UPDATE orders SET response = ?2, response_by = ?3, response_ts = ?4 WHERE id = ?1",
             params![order_id, response, by, ts],
         )?;
-        if n == 0 {
-            return Err(ActingError::NotFound(format!("order {order_id}")));
-        }
-        self.order(order_id)
+        Ok(n > 0)
     }
 
-    /// Record a re-inspection: passed lifts the hold, failed escalates.
-    pub fn reinspect(&self, n: &NewReinspection<'_>) -> Result<Reinspection, ActingError> {
-        let order = self.order(n.order_id)?;
-        if order.state != OrderState::Open {
-            return Err(ActingError::Invalid(format!(
-                "order {} has passed its re-inspection already",
-                order.id
-            )));
-        }
-        if n.ts < order.issued_ts {
-            return Err(ActingError::Invalid(
-                "a re-inspection cannot be before its order".into(),
-            ));
-        }
-        let escalated_to = (n.result == ReinspectionResult::Failed)
-            .then(|| escalated(n.severity, order.escalations + 1));
+    fn insert_reinspection(
+        &self,
+        n: &NewReinspection<'_>,
+        photo: Option<&str>,
+        escalated_to: Option<&str>,
+    ) -> Result<Option<i64>, ActingError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        let changed = match n.result {
+            ReinspectionResult::Passed => tx.execute(
+                "UPDATE orders SET state = 'passed' WHERE id = ?1 AND state = 'open'",
+                [n.order_id],
+            )?,
+            ReinspectionResult::Failed => tx.execute(
+                "UPDATE orders SET escalations = escalations + 1 WHERE id = ?1 AND state = 'open'",
+                [n.order_id],
+            )?,
+        };
+        if changed == 0 {
+            return Ok(None);
+        }
         tx.execute(
-            "INSERT INTO reinspections (order_id, result, by_user, ts, note, escalated_to) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO reinspections (order_id, result, by_user, ts, note, photo, escalated_to) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 n.order_id,
                 n.result.name(),
                 n.by,
                 n.ts,
                 n.note,
+                photo,
                 escalated_to
             ],
         )?;
         let id = tx.last_insert_rowid();
-        let photo = match n.photo {
-            Some((bytes, ext)) => {
-                let name = format!("order-{}-reinspection-{id}.{ext}", n.order_id);
-                let path = self.photo_dir.join(&name);
-                std::fs::create_dir_all(&self.photo_dir)
-                    .and_then(|_| std::fs::write(&path, bytes))
-                    .map_err(|source| ActingError::Photo {
-                        path: path.display().to_string(),
-                        source,
-                    })?;
-                tx.execute(
-                    "UPDATE reinspections SET photo = ?2 WHERE id = ?1",
-                    params![id, name],
-                )?;
-                Some(name)
-            }
-            None => None,
-        };
-        match n.result {
-            ReinspectionResult::Passed => {
-                tx.execute(
-                    "UPDATE orders SET state = 'passed' WHERE id = ?1",
-                    [n.order_id],
-                )?;
-            }
-            ReinspectionResult::Failed => {
-                tx.execute(
-                    "UPDATE orders SET escalations = escalations + 1 WHERE id = ?1",
-                    [n.order_id],
-                )?;
-            }
-        }
         tx.commit()?;
-        drop(conn);
-        if n.result == ReinspectionResult::Passed {
-            self.holds.hold_until(order.alert_id, n.ts);
-        }
-        Ok(Reinspection {
-            id,
-            order_id: n.order_id,
-            result: n.result,
-            by: n.by.to_string(),
-            ts: n.ts,
-            note: n.note.to_string(),
-            photo,
-            escalated_to,
-        })
+        Ok(Some(id))
     }
 
-    pub fn order(&self, id: i64) -> Result<Order, ActingError> {
-        let conn = self.conn();
-        let mut order = conn
-            .query_row(
-                &format!("SELECT {ORDER_COLS} FROM orders WHERE id = ?1"),
-                [id],
-                order_of,
-            )
-            .optional()?
-            .ok_or_else(|| ActingError::NotFound(format!("order {id}")))?;
-        order.reinspections = reinspections(&conn, id)?;
-        Ok(order)
+    fn order(&self, id: i64) -> Result<Option<Order>, ActingError> {
+        Ok(self.orders_where("id = ?1", params![id])?.pop())
     }
 
-    /// An alert's orders, oldest first, with their re-inspections.
-    pub fn orders_of_alert(&self, alert_id: i64) -> Result<Vec<Order>, ActingError> {
+    fn orders_of_alert(&self, alert_id: i64) -> Result<Vec<Order>, ActingError> {
         self.orders_where("alert_id = ?1", params![alert_id])
     }
 
-    /// Orders issued in [from, to) or re-inspected then (event time).
-    pub fn orders_between(&self, from: i64, to: i64) -> Result<Vec<Order>, ActingError> {
+    fn orders_between(&self, from: i64, to: i64) -> Result<Vec<Order>, ActingError> {
         self.orders_where(
             "(issued_ts >= ?1 AND issued_ts < ?2) OR id IN (SELECT order_id FROM reinspections \
              WHERE ts >= ?1 AND ts < ?2)",
             params![from, to],
         )
     }
+}
 
+impl SqliteActing {
     fn orders_where(
         &self,
         clause: &str,
@@ -367,19 +473,6 @@ impl ActingStore {
             o.reinspections = reinspections(&conn, o.id)?;
         }
         Ok(orders)
-    }
-
-    /// A stored photo's bytes (the name as recorded; nothing outside `photos/`).
-    pub fn photo(&self, name: &str) -> Result<Vec<u8>, ActingError> {
-        let plain = name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-            && !name.starts_with('.');
-        if !plain {
-            return Err(ActingError::NotFound(format!("photo {name}")));
-        }
-        std::fs::read(self.photo_dir.join(name))
-            .map_err(|_| ActingError::NotFound(format!("photo {name}")))
     }
 }
 
@@ -428,7 +521,24 @@ mod tests {
     #[test]
     fn an_order_holds_its_alert_across_a_restart_until_a_passed_reinspection() {
         let dir = tempfile::tempdir().expect("dir");
-        let store = ActingStore::open(dir.path()).expect("open");
+        holds_across_restarts(|| ActingStore::open(dir.path()).expect("open"));
+    }
+
+    #[test]
+    fn an_order_holds_its_alert_across_a_restart_on_postgres() {
+        let Some(pg) = dustwatch_testkit::Postgres::start() else {
+            return;
+        };
+        let (url, dir) = (pg.database(), tempfile::tempdir().expect("dir"));
+        holds_across_restarts(|| {
+            let db = crate::store::postgres::PgActing::open(&url).expect("postgres");
+            ActingStore::with_db(std::sync::Arc::new(db), dir.path()).expect("open")
+        });
+    }
+
+    /// `open` opens the store again on the same rows (a restart).
+    fn holds_across_restarts(open: impl Fn() -> ActingStore) {
+        let store = open();
         let o = store.issue_order(&order(7, 1_000)).expect("order");
         assert!(matches!(
             store.issue_order(&order(7, 1_001)),
@@ -452,7 +562,7 @@ mod tests {
         assert_eq!(again.escalated_to.as_deref(), Some("critical"));
         drop(store);
 
-        let store = ActingStore::open(dir.path()).expect("reopen");
+        let store = open();
         let holds = store.holds();
         assert!(holds.is_held(7, i64::MAX - 1));
         assert!(!holds.is_held(8, 0), "no order, no hold");
@@ -465,7 +575,7 @@ mod tests {
             Err(ActingError::Invalid(_))
         ));
         drop(store);
-        let store = ActingStore::open(dir.path()).expect("reopen");
+        let store = open();
         assert!(store.holds().is_held(7, 2_999) && !store.holds().is_held(7, 3_000));
         let o = store.order(o.id).expect("order");
         assert_eq!(

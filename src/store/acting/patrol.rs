@@ -1,7 +1,7 @@
 //! Night-patrol check-ins: per night (the local date the night starts on) and site, what the
 //! inspector found, when and who.
 
-use super::{ActingError, ActingStore};
+use super::{ActingError, ActingStore, SqliteActing};
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +43,22 @@ pub struct Checkin {
     pub note: String,
 }
 
+/// The rows of the night patrol.
+pub trait PatrolDb: Send + Sync {
+    /// Store a check-in; its id.
+    fn insert_checkin(
+        &self,
+        night: &str,
+        site: &str,
+        result: PatrolResult,
+        by: &str,
+        ts: i64,
+        note: &str,
+    ) -> Result<i64, ActingError>;
+    /// A night's check-ins, in the order they were made.
+    fn checkins(&self, night: &str) -> Result<Vec<Checkin>, ActingError>;
+}
+
 impl ActingStore {
     pub fn check_in(
         &self,
@@ -53,14 +69,9 @@ impl ActingStore {
         ts: i64,
         note: &str,
     ) -> Result<Checkin, ActingError> {
-        let conn = self.conn();
-        conn.execute(
-            "INSERT INTO patrol_checkins (night, site, result, by_user, ts, note) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![night, site, result.name(), by, ts, note],
-        )?;
+        let id = self.db.insert_checkin(night, site, result, by, ts, note)?;
         Ok(Checkin {
-            id: conn.last_insert_rowid(),
+            id,
             night: night.to_string(),
             site: site.to_string(),
             result,
@@ -72,6 +83,30 @@ impl ActingStore {
 
     /// A night's check-ins, in the order they were made.
     pub fn checkins(&self, night: &str) -> Result<Vec<Checkin>, ActingError> {
+        self.db.checkins(night)
+    }
+}
+
+impl PatrolDb for SqliteActing {
+    fn insert_checkin(
+        &self,
+        night: &str,
+        site: &str,
+        result: PatrolResult,
+        by: &str,
+        ts: i64,
+        note: &str,
+    ) -> Result<i64, ActingError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO patrol_checkins (night, site, result, by_user, ts, note) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![night, site, result.name(), by, ts, note],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    fn checkins(&self, night: &str) -> Result<Vec<Checkin>, ActingError> {
         let conn = self.conn();
         let mut st = conn.prepare(
             "SELECT id, night, site, result, by_user, ts, note FROM patrol_checkins \

@@ -55,6 +55,16 @@ impl AlertWriter for PgAlertStore {
         )?;
         let now = chrono::Utc::now().timestamp_millis();
         for (change, a) in changes {
+            // Notifications, as in the SQLite store: every change but a plain evidence update;
+            // an update that raised the severity is an escalation.
+            let notify = if change == "updated" {
+                let before = tx.query_opt("SELECT severity FROM alerts WHERE id = $1", &[&a.id])?;
+                before
+                    .is_some_and(|b| b.get::<_, &str>(0) != a.severity)
+                    .then_some("escalated")
+            } else {
+                Some(change.as_str())
+            };
             let evidence = a.evidence.to_string();
             let offences = i64::from(a.offences);
             tx.execute(
@@ -72,6 +82,9 @@ impl AlertWriter for PgAlertStore {
                     &a.closed_ts, &offences, &a.level, &evidence,
                 ],
             )?;
+            if let Some(what) = notify {
+                super::notify_outbox::push(&mut tx, what, a, now)?;
+            }
             if change != "updated" {
                 tx.execute(
                     "INSERT INTO alert_history (alert_id, change, ts, state, severity, \

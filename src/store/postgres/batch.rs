@@ -84,24 +84,44 @@ impl<'a> PgBatch<'a> {
                     let t = &mut self.tally;
                     dead_letter(known, tx, t, &d.topic, &d.payload, d.reason, &d.detail)?;
                 }
-                // Device commands are kept by the SQLite store only: kept, with the reason.
                 Record::CommandReply {
                     site,
                     device,
                     reply,
-                } => dead_letter(
-                    known,
-                    tx,
-                    &mut self.tally,
-                    &format!("{site}/{device}/reply"),
-                    &reply.encode(),
-                    dustwatch_protocol::RejectReason::StoreRefused,
-                    "device commands are kept by the SQLite store only",
-                )?,
+                } => self.command_reply(tx, known, site, device, reply)?,
             }
         }
         self.readings(tx, known, &pending)?;
         self.finish(tx)
+    }
+
+    /// A device's reply: answered, a duplicate, or (never sent to that device) a
+    /// `store_refused` dead letter, as in the SQLite store.
+    fn command_reply(
+        &mut self,
+        tx: &mut Transaction,
+        known: &mut Registry,
+        site: &str,
+        device: &str,
+        reply: &dustwatch_protocol::CommandReply,
+    ) -> Result<(), StoreError> {
+        use crate::store::commands::ReplyOutcome;
+        let t = &mut self.tally;
+        match super::commands::record_reply(tx, site, device, reply, t.received)? {
+            ReplyOutcome::Recorded => {
+                t.out.other += 1;
+                t.fresh_last();
+            }
+            ReplyOutcome::Duplicate => t.out.duplicates += 1,
+            ReplyOutcome::Unknown => {
+                // The store does not know the configured root: site and device say where from.
+                let topic = format!("{site}/{device}/reply");
+                let detail = format!("no command `{}` was sent to {site}/{device}", reply.id);
+                let reason = dustwatch_protocol::RejectReason::StoreRefused;
+                dead_letter(known, tx, t, &topic, &reply.encode(), reason, &detail)?;
+            }
+        }
+        Ok(())
     }
 
     fn readings(

@@ -1,12 +1,16 @@
 //! The PostgreSQL store: the same traits as the embedded SQLite store, for several aggregators
 //! sharing one database. `config.rs` connects, `schema.rs` migrates, `writer.rs` and `batch.rs`
 //! write batches (fenced by lease revision when partitions are owned), `reader.rs` and `pool.rs`
-//! serve the pages, `alerts.rs` holds the rules engine's side, `retention.rs` bounds the tables.
+//! serve the pages, `alerts.rs` holds the rules engine's side, `retention.rs` bounds the tables. What the office does lives in `acting/`, commands to
+//! devices in `commands.rs`, notifications to send in `notify_outbox.rs`.
 
+pub mod acting;
 mod alerts;
 mod batch;
+pub mod commands;
 pub mod config;
 mod known;
+pub mod notify_outbox;
 pub(crate) mod pool;
 pub mod progress;
 mod raw_frames;
@@ -15,8 +19,11 @@ mod retention;
 pub mod schema;
 mod writer;
 
+pub use acting::PgActing;
 pub use alerts::PgAlertStore;
+pub use commands::PgCommands;
 pub use config::PostgresConfig;
+pub use notify_outbox::PgNotifyOutbox;
 pub use reader::PgReader;
 pub use writer::PgStore;
 

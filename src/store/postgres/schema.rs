@@ -162,6 +162,133 @@ CREATE TABLE IF NOT EXISTS partition_fences (
 );
 ";
 
+/// Version 2: what the office does (users, sessions, tokens, orders, re-inspections, notices,
+/// the night patrol), commands to devices and the notification outbox, shared by instances.
+/// One open order per alert is a unique index, so two instances cannot both give one.
+const V2: &str = "
+CREATE TABLE IF NOT EXISTS users (
+    id BIGSERIAL PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL,
+    password TEXT NOT NULL,
+    disabled BOOLEAN NOT NULL DEFAULT false,
+    created_ms BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    id_hash TEXT PRIMARY KEY,
+    user_id BIGINT NOT NULL,
+    csrf TEXT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    expires_ms BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_by_expiry ON sessions (expires_ms);
+CREATE TABLE IF NOT EXISTS api_tokens (
+    hash TEXT PRIMARY KEY,
+    user_id BIGINT NOT NULL,
+    label TEXT NOT NULL,
+    created_ms BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS orders (
+    id BIGSERIAL PRIMARY KEY,
+    alert_id BIGINT NOT NULL,
+    site TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    deadline_ts BIGINT,
+    note TEXT NOT NULL,
+    issued_by TEXT NOT NULL,
+    issued_ts BIGINT NOT NULL,
+    state TEXT NOT NULL,
+    escalations BIGINT NOT NULL DEFAULT 0,
+    response TEXT,
+    response_by TEXT,
+    response_ts BIGINT
+);
+CREATE INDEX IF NOT EXISTS orders_by_alert ON orders (alert_id);
+CREATE INDEX IF NOT EXISTS orders_by_time ON orders (issued_ts);
+CREATE UNIQUE INDEX IF NOT EXISTS orders_one_open ON orders (alert_id) WHERE state = 'open';
+CREATE TABLE IF NOT EXISTS reinspections (
+    id BIGSERIAL PRIMARY KEY,
+    order_id BIGINT NOT NULL,
+    result TEXT NOT NULL,
+    by_user TEXT NOT NULL,
+    ts BIGINT NOT NULL,
+    note TEXT NOT NULL,
+    photo TEXT,
+    escalated_to TEXT
+);
+CREATE INDEX IF NOT EXISTS reinspections_by_order ON reinspections (order_id, id);
+CREATE TABLE IF NOT EXISTS notices (
+    id BIGSERIAL PRIMARY KEY,
+    level TEXT NOT NULL,
+    issued_by TEXT NOT NULL,
+    issued_ts BIGINT NOT NULL,
+    note TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS notice_receipts (
+    notice_id BIGINT NOT NULL,
+    site TEXT NOT NULL,
+    work TEXT NOT NULL,
+    via TEXT,
+    by_user TEXT,
+    received_ts BIGINT,
+    PRIMARY KEY (notice_id, site)
+);
+CREATE TABLE IF NOT EXISTS patrol_checkins (
+    id BIGSERIAL PRIMARY KEY,
+    night TEXT NOT NULL,
+    site TEXT NOT NULL,
+    result TEXT NOT NULL,
+    by_user TEXT NOT NULL,
+    ts BIGINT NOT NULL,
+    note TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS patrol_by_night ON patrol_checkins (night, site);
+CREATE TABLE IF NOT EXISTS commands (
+    id TEXT PRIMARY KEY,
+    site TEXT NOT NULL,
+    device TEXT NOT NULL,
+    command TEXT NOT NULL,
+    by_user TEXT NOT NULL,
+    sent_ms BIGINT NOT NULL,
+    deadline_ms BIGINT NOT NULL,
+    state TEXT NOT NULL,
+    answered_ms BIGINT,
+    ok BOOLEAN,
+    detail TEXT,
+    office_ts BIGINT
+);
+CREATE INDEX IF NOT EXISTS commands_by_site ON commands (site, sent_ms);
+CREATE INDEX IF NOT EXISTS commands_by_state ON commands (state, deadline_ms);
+CREATE TABLE IF NOT EXISTS notify_outbox (
+    id BIGSERIAL PRIMARY KEY,
+    alert_id BIGINT NOT NULL,
+    change TEXT NOT NULL,
+    site TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    alert TEXT NOT NULL,
+    recorded_ms BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS notify_delivery (
+    outbox_id BIGINT NOT NULL,
+    target TEXT NOT NULL,
+    due_ms BIGINT NOT NULL,
+    state TEXT NOT NULL,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    last_error TEXT,
+    done_ms BIGINT,
+    lease_owner TEXT,
+    lease_until_ms BIGINT,
+    PRIMARY KEY (outbox_id, target)
+);
+CREATE INDEX IF NOT EXISTS notify_delivery_pending ON notify_delivery (target, state, outbox_id);
+CREATE INDEX IF NOT EXISTS notify_delivery_by_state ON notify_delivery (state);
+CREATE TABLE IF NOT EXISTS notify_cursor (
+    name TEXT PRIMARY KEY,
+    last_id BIGINT NOT NULL
+);
+";
+
 /// Version 3: how far the rules judged each site (read back when an instance takes a site
 /// over), and the sequence several instances draw alert ids from, in blocks of
 /// `progress::ID_BLOCK`, starting above every id already stored.
@@ -181,7 +308,7 @@ pub(super) fn alert_id_sequence_ddl() -> &'static str {
 }
 
 /// Migrations in order: (version, SQL). Append only.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (3, V3)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3)];
 
 /// The newest schema version this build knows.
 pub const VERSION: i64 = 3;
