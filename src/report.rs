@@ -5,6 +5,7 @@
 use crate::store::{AlertFilter, DayRow, SiteRow, StoreError, StoreReader};
 use chrono::{NaiveDate, TimeZone};
 use chrono_tz::Tz;
+use dustwatch_protocol::{EventTime, Level};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -74,16 +75,15 @@ impl DailyReport {
 
 /// Build the report of `date` from the store.
 pub fn daily(reader: &dyn StoreReader, date: NaiveDate, tz: Tz) -> Result<DailyReport, StoreError> {
-    let d = date.to_string();
     let days: BTreeMap<String, DayRow> = reader
-        .days(&d, &d)?
+        .days(date, date)?
         .into_iter()
         .map(|r| (r.site.clone(), r))
         .collect();
     let (from, to) = day_bounds(tz, date);
     let alerts = reader.alerts(&AlertFilter {
-        from_ts: Some(from),
-        to_ts: Some(to),
+        from_ts: Some(EventTime(from)),
+        to_ts: Some(EventTime(to)),
         ..Default::default()
     })?;
     let mut by_street: BTreeMap<String, Vec<SiteLine>> = BTreeMap::new();
@@ -109,7 +109,7 @@ pub fn daily(reader: &dyn StoreReader, date: NaiveDate, tz: Tz) -> Result<DailyR
             }),
             activity_minutes: day.map_or(0, |d| d.activity_minutes),
             night_activity_minutes: day.map_or(0, |d| d.night_activity_minutes),
-            level_max: day.map_or("none".to_string(), |d| d.level_max.clone()),
+            level_max: day.map_or(Level::None, |d| d.level_max).name().to_string(),
             not_judged_minutes: day.map_or(0, |d| d.not_judged_minutes),
             not_judged: day.map_or_else(Vec::new, |d| {
                 not_judged_lines(
@@ -279,7 +279,7 @@ mod tests {
         let mut days = crate::store::AlertStore::open(dir.path()).expect("alert store");
         let row = |date: &str, data_minutes| crate::store::DayRow {
             site: "a".into(),
-            date: date.into(),
+            date: date.parse().expect("a date"),
             exceedance_minutes: 0,
             data_minutes,
             activity_minutes: 0,
@@ -287,7 +287,7 @@ mod tests {
             sprinkling_runs: 0,
             alerts_opened: 0,
             alerts_closed: 0,
-            level_max: "none".into(),
+            level_max: Level::None,
             closed: true,
             not_judged_minutes: 0,
             not_judged: "[]".into(),

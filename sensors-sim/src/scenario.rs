@@ -8,7 +8,7 @@ use crate::physics::{Background, Series};
 use chrono::{DateTime, NaiveTime, Offset, TimeZone, Timelike};
 use chrono_tz::Tz;
 use dustwatch_protocol::topic::{check_site_id, is_valid_id};
-use dustwatch_protocol::{DeviceInfo, Level, Phase, Registry, SiteInfo, SiteKind};
+use dustwatch_protocol::{DeviceInfo, Level, Phase, Registry, SiteInfo, SiteKind, TimeOfDay};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -460,9 +460,9 @@ pub fn resolve_time(s: &str, start: i64) -> Result<i64, String> {
 
 /// `HH:MM` to seconds of the day.
 fn parse_time_of_day(s: &str) -> Result<u32, String> {
-    NaiveTime::parse_from_str(s.trim(), "%H:%M")
-        .map(|t| t.num_seconds_from_midnight())
-        .map_err(|_| format!("time of day `{s}` is not HH:MM"))
+    TimeOfDay::parse(s)
+        .map(TimeOfDay::seconds)
+        .map_err(|e| e.to_string())
 }
 
 /// `HH:MM-HH:MM` to seconds of the day; an end before the start wraps past midnight.

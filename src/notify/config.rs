@@ -4,6 +4,7 @@
 use super::NotifyError;
 use crate::web::i18n::Lang;
 use chrono::{NaiveTime, TimeZone, Timelike};
+use dustwatch_protocol::TimeOfDay;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -146,8 +147,8 @@ impl QuietHours {
         }
         let bad = || NotifyError::Config(format!("quiet hours `{s}`: write them as 22:00-07:00"));
         let (a, b) = s.split_once('-').ok_or_else(bad)?;
-        let from = NaiveTime::parse_from_str(a.trim(), "%H:%M").map_err(|_| bad())?;
-        let to = NaiveTime::parse_from_str(b.trim(), "%H:%M").map_err(|_| bad())?;
+        let from = TimeOfDay::parse(a).map_err(|_| bad())?.to_naive();
+        let to = TimeOfDay::parse(b).map_err(|_| bad())?.to_naive();
         if from == to {
             return Err(bad());
         }

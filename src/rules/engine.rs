@@ -14,6 +14,7 @@ use super::window::{Verdict, WindowState};
 use crate::store::Record;
 use chrono::{NaiveDate, TimeZone};
 use chrono_tz::Tz;
+use dustwatch_protocol::time::{HOUR, MINUTE};
 use dustwatch_protocol::{EventKind, Flag, Level, Metric, Phase, Reading, SiteInfo, SiteKind};
 use serde::Serialize;
 use serde_json::json;
@@ -28,10 +29,10 @@ pub use days::DayStats;
 use days::{day_bounds, tally};
 
 /// Minutes of per-site history kept for windows and as reference background.
-const HORIZON_MS: i64 = 3 * 3_600_000;
+const HORIZON_MS: i64 = 3 * HOUR;
 /// How far a site's clock may run ahead of the fleet's (a device with a fast clock cannot drag
 /// its site's judgement into the future).
-const AHEAD_SLACK_MS: i64 = 10 * 60_000;
+const AHEAD_SLACK_MS: i64 = 10 * MINUTE;
 
 /// What the engine produced.
 #[derive(Debug, Clone)]

@@ -71,32 +71,8 @@ pub struct Profile {
     pub fault: Option<Spanned<FaultRule>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    Info,
-    Warning,
-    Violation,
-    Critical,
-}
-
-impl Severity {
-    pub fn name(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Violation => "violation",
-            Severity::Critical => "critical",
-        }
-    }
-    pub fn escalated(self) -> Severity {
-        match self {
-            Severity::Info => Severity::Warning,
-            Severity::Warning => Severity::Violation,
-            _ => Severity::Critical,
-        }
-    }
-}
+/// Shared with the store and the API.
+pub use dustwatch_protocol::Severity;
 
 /// Work activity inferred per minute: noise at or above `noise_dba` (or, when set, a PM10
 /// increment at or above `dust_pm10_increment`) is work; on a site in an earthwork phase, with a
@@ -286,9 +262,9 @@ pub enum ProfileError {
 
 /// `HH:MM` to minutes after midnight.
 pub fn parse_hhmm(s: &str) -> Option<i64> {
-    let (h, m) = s.split_once(':')?;
-    let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
-    ((0..24).contains(&h) && (0..60).contains(&m)).then_some(h * 60 + m)
+    dustwatch_protocol::TimeOfDay::parse(s)
+        .ok()
+        .map(|t| i64::from(t.minutes()))
 }
 
 fn line_of(text: &str, offset: usize) -> usize {

@@ -1,7 +1,7 @@
 //! The read side of the SQLite store: a small pool of read-only connections beside the writer
 //! (WAL lets them read while it writes), and the hot state it shares.
 
-use super::alerts::{self, AlertChange, AlertFilter, AlertRow, DayRow};
+use super::alerts::{self, Alert, AlertChange, AlertFilter, DayRow};
 use super::hot::Hot;
 use super::rollup::{bucket, series_points, Agg};
 use super::schema::{self, ROLLUPS};
@@ -115,7 +115,7 @@ impl StoreReader for SqliteReader {
         self.with(|c| super::raw_frames::query(c, q))
     }
 
-    fn alerts(&self, filter: &AlertFilter) -> Result<Vec<AlertRow>, StoreError> {
+    fn alerts(&self, filter: &AlertFilter) -> Result<Vec<Alert>, StoreError> {
         self.with(|c| alerts::query_alerts(c, filter))
     }
 
@@ -123,7 +123,11 @@ impl StoreReader for SqliteReader {
         self.with(|c| alerts::query_history(c, id))
     }
 
-    fn days(&self, from: &str, to: &str) -> Result<Vec<DayRow>, StoreError> {
+    fn days(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<DayRow>, StoreError> {
         self.with(|c| alerts::query_days(c, from, to))
     }
 

@@ -12,7 +12,7 @@ use crate::store::AlertFilter;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use dustwatch_protocol::{Metric, SiteInfo};
+use dustwatch_protocol::{EventTime, Metric, SiteInfo};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -62,8 +62,8 @@ pub fn overlays(
 ) -> Result<Overlays, WebError> {
     let alerts = state.reader.alerts(&AlertFilter {
         site: Some(site.to_string()),
-        from_ts: Some(from),
-        to_ts: Some(to),
+        from_ts: Some(EventTime(from)),
+        to_ts: Some(EventTime(to)),
         limit: Some(500),
         ..Default::default()
     })?;

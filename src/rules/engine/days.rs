@@ -195,8 +195,8 @@ fn bump(day: &mut DayStats, change: Change) {
 /// day's figures again when the change belongs to it.
 pub(super) fn tally(tz: Tz, s: &mut SiteState, t: &Transition) -> Option<DayStats> {
     let ts = match t.change {
-        Change::Opened => t.alert.opened_ts,
-        Change::Closed => t.alert.closed_ts.unwrap_or(t.alert.updated_ts),
+        Change::Opened => t.alert.opened_ts.ms(),
+        Change::Closed => t.alert.closed_ts.unwrap_or(t.alert.updated_ts).ms(),
         _ => return None,
     };
     let date = tz

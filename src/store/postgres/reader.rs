@@ -9,7 +9,7 @@ use crate::store::hot::{fleet_median, Hot};
 use crate::store::rollup::{bucket, series_points, Agg};
 use crate::store::schema::{rollup_cols, ROLLUPS};
 use crate::store::{
-    AlertChange, AlertFilter, AlertRow, Counts, DayRow, DeviceRow, Latest, SeriesPoint, SiteRow,
+    Alert, AlertChange, AlertFilter, Counts, DayRow, DeviceRow, Latest, SeriesPoint, SiteRow,
     StoreError, StoreReader,
 };
 use dustwatch_protocol::{
@@ -341,7 +341,7 @@ impl StoreReader for PgReader {
         })
     }
 
-    fn alerts(&self, filter: &AlertFilter) -> Result<Vec<AlertRow>, StoreError> {
+    fn alerts(&self, filter: &AlertFilter) -> Result<Vec<Alert>, StoreError> {
         let filter = filter.clone();
         self.pool.with(move |c| alerts::query_alerts(c, &filter))
     }
@@ -350,8 +350,11 @@ impl StoreReader for PgReader {
         self.pool.with(move |c| alerts::query_history(c, id))
     }
 
-    fn days(&self, from: &str, to: &str) -> Result<Vec<DayRow>, StoreError> {
-        let (from, to) = (from.to_string(), to.to_string());
-        self.pool.with(move |c| alerts::query_days(c, &from, &to))
+    fn days(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<DayRow>, StoreError> {
+        self.pool.with(move |c| alerts::query_days(c, from, to))
     }
 }

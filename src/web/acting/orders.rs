@@ -6,7 +6,7 @@ use super::{now_ms, to_login};
 use crate::auth::{pages::whoami, Inspector, Role, User};
 use crate::store::acting::{NewOrder, NewReinspection};
 use crate::store::acting::{Order, OrderKind, OrderState, ReinspectionResult};
-use crate::store::{AlertFilter, AlertRow};
+use crate::store::{Alert, AlertFilter};
 use crate::web::i18n::Lang;
 use crate::web::layout::{self, Nav, Script, Ui};
 use crate::web::{blocking, AppState, WebError};
@@ -21,7 +21,7 @@ use serde::Deserialize;
 /// A re-inspection photo is at most this large.
 pub const PHOTO_MAX_BYTES: usize = 5 * 1024 * 1024;
 
-async fn alert(state: &AppState, id: i64) -> Result<AlertRow, WebError> {
+async fn alert(state: &AppState, id: i64) -> Result<Alert, WebError> {
     let reader = state.reader.clone();
     blocking(move || {
         reader
@@ -70,7 +70,7 @@ async fn do_issue(
 ) -> Result<Order, WebError> {
     check_note(&body.note)?;
     let a = alert(state, alert_id).await?;
-    if a.state == "closed" {
+    if !a.is_open() {
         return Err(WebError::BadRequest(format!("alert {alert_id} is closed")));
     }
     let store = state.acting.store.clone();
@@ -154,7 +154,7 @@ async fn do_reinspect(
             ts: body.ts.unwrap_or_else(now_ms),
             note: &body.note,
             photo: photo.as_ref().map(|(b, ext)| (b.as_slice(), *ext)),
-            severity: &a.severity,
+            severity: a.severity.name(),
         })?)
     })
     .await
@@ -244,7 +244,7 @@ pub async fn page(
         h1 { (w.act_title) " — " (w.alert) " " (a.id) }
         p {
             a href={"/sites/" (a.site)} { (a.site) } " · " (lang.rule(&a.rule)) " · "
-            (lang.severity(&a.severity)) " · " (lang.alert_state(&a.state))
+            (lang.severity(a.severity.name())) " · " (lang.alert_state(a.state.name()))
             @if let Some(s) = escalated { " · " (w.escalated_to) " " strong.escalated { (lang.severity(s)) } }
         }
         h2 { (w.orders) }
@@ -274,7 +274,7 @@ pub async fn page(
                 }
             }
         }
-        @if can && a.state != "closed" {
+        @if can && a.is_open() {
             @if let Some(o) = open_order {
                 h2 { (w.response) }
                 form.response method="post" action={"/alerts/" (a.id) "/act/response"} {

@@ -7,6 +7,7 @@ use super::{now_ms, to_login};
 use crate::auth::{pages::whoami, Inspector, Role, User};
 use crate::store::acting::{ActingStore, Checkin, PatrolResult};
 use crate::store::{AlertFilter, StoreReader};
+use dustwatch_protocol::RuleKind;
 use crate::web::i18n::Lang;
 use crate::web::layout::{self, Nav, Script, Ui};
 use crate::web::{blocking, AppState, WebError};
@@ -62,11 +63,10 @@ pub fn tonight(
     })?;
     let mut risky: HashSet<String> = open
         .into_iter()
-        .filter(|a| a.kind == "night" || a.kind == "noise")
+        .filter(|a| matches!(a.kind, RuleKind::Night | RuleKind::Noise))
         .map(|a| a.site)
         .collect();
-    let from = (night - chrono::Days::new(7)).to_string();
-    for d in reader.days(&from, &night.to_string())? {
+    for d in reader.days(night - chrono::Days::new(7), night)? {
         if d.night_activity_minutes > 0 {
             risky.insert(d.site);
         }
