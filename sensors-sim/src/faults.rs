@@ -32,8 +32,21 @@ pub struct FaultSpec {
     pub offset: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum FaultKind {
     /// Network lost: readings are buffered and sent in order after reconnecting.
     Offline,
@@ -61,19 +74,7 @@ pub enum FaultKind {
 
 impl FaultKind {
     pub fn name(self) -> &'static str {
-        match self {
-            FaultKind::Offline => "offline",
-            FaultKind::OutOfOrderBackfill => "out_of_order_backfill",
-            FaultKind::PowerLoss => "power_loss",
-            FaultKind::Stuck => "stuck",
-            FaultKind::Drift => "drift",
-            FaultKind::Spikes => "spikes",
-            FaultKind::Negative => "negative",
-            FaultKind::Nan => "nan",
-            FaultKind::Malformed => "malformed",
-            FaultKind::Duplicate => "duplicate",
-            FaultKind::ClockSkew => "clock_skew",
-        }
+        self.into()
     }
 }
 
@@ -235,6 +236,17 @@ pub fn transitions(all: &[Fault]) -> Vec<(i64, Transition)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fault_names_are_the_scenario_words() {
+        use strum::VariantArray;
+        for &k in FaultKind::VARIANTS {
+            let word = serde_json::Value::String(k.name().to_string());
+            assert_eq!(serde_json::from_value::<FaultKind>(word).ok(), Some(k));
+            assert_eq!(k.name().parse::<FaultKind>().ok(), Some(k));
+        }
+        assert_eq!(FaultKind::OutOfOrderBackfill.name(), "out_of_order_backfill");
+    }
 
     fn fault(kind: FaultKind) -> Fault {
         Fault {
