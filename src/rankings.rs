@@ -10,10 +10,10 @@
 
 use crate::rules::RuleKind;
 use crate::store::{Alert, AlertFilter, StoreError, StoreReader};
-use dustwatch_protocol::time::MINUTE;
-use dustwatch_protocol::EventTime;
 use chrono::{NaiveDate, TimeZone};
 use chrono_tz::Tz;
+use dustwatch_protocol::time::MINUTE;
+use dustwatch_protocol::EventTime;
 use dustwatch_protocol::SiteKind;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -191,6 +191,7 @@ fn rank(v: BTreeMap<String, Rank>) -> Vec<Rank> {
 mod tests {
     use super::*;
     use crate::store::{AlertStore, AlertWriter, DayRow, SqliteStore, StoreConfig, StoreWriter};
+    use dustwatch_protocol::time::{HOUR, MINUTE};
     use dustwatch_protocol::{Change, SiteInfo};
 
     fn day(site: &str, date: &str, exceedance: u32, data: u32) -> DayRow {
@@ -266,9 +267,9 @@ mod tests {
         let ten = 1_483_322_400_000;
         alerts
             .apply(&[
-                alert(1, "a2", "restriction", ten, ten + 30 * 60_000),
+                alert(1, "a2", "restriction", ten, ten + 30 * MINUTE),
                 // A data gap lowers nobody's rank: counted apart.
-                alert(2, "b1", "gap", ten, ten + 5 * 3_600_000),
+                alert(2, "b1", "gap", ten, ten + 5 * HOUR),
             ])
             .expect("alerts");
         let reader = store.reader().expect("reader");

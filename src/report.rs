@@ -287,7 +287,7 @@ mod tests {
             sprinkling_runs: 0,
             alerts_opened: 0,
             alerts_closed: 0,
-            level_max: Level::None,
+            level_max: dustwatch_protocol::Level::None,
             closed: true,
             not_judged_minutes: 0,
             not_judged: "[]".into(),

@@ -291,10 +291,16 @@ async fn quiet_hours_hold_all_but_critical_messages() {
     .expect("config parses");
     let mut s = setup(&config);
     s.alerts
-        .apply(&[(Change::Opened, alert(1, AlertState::Active, Severity::Warning))])
+        .apply(&[(
+            Change::Opened,
+            alert(1, AlertState::Active, Severity::Warning),
+        )])
         .expect("warning");
     s.alerts
-        .apply(&[(Change::Opened, alert(2, AlertState::Active, Severity::Critical))])
+        .apply(&[(
+            Change::Opened,
+            alert(2, AlertState::Active, Severity::Critical),
+        )])
         .expect("critical");
     let m = s.metrics.clone();
     wait("the critical message", || {
@@ -457,7 +463,10 @@ async fn webhooks_over_https_trust_the_configured_ca_only() {
     let s = setup(&config);
     let mut alerts = s.alerts;
     alerts
-        .apply(&[(Change::Opened, alert(1, AlertState::Active, Severity::Violation))])
+        .apply(&[(
+            Change::Opened,
+            alert(1, AlertState::Active, Severity::Violation),
+        )])
         .expect("opened");
     wait("the message over HTTPS", || {
         !receiver.got("/generic").is_empty()
@@ -508,7 +517,10 @@ async fn email_goes_over_starttls_to_a_server_of_the_configured_ca() {
     let s = setup(&config);
     let mut alerts = s.alerts;
     alerts
-        .apply(&[(Change::Opened, alert(1, AlertState::Active, Severity::Violation))])
+        .apply(&[(
+            Change::Opened,
+            alert(1, AlertState::Active, Severity::Violation),
+        )])
         .expect("opened");
     wait("the email", || !sink.mails().is_empty()).await;
     let mails = sink.mails();

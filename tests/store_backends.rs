@@ -9,7 +9,7 @@ use dustwatch::store::{
     self, Alert, AlertFilter, DayRow, Fence, OpenStore, Record, StoreConfig, StoreError,
 };
 use dustwatch_protocol::{
-    AlertState, CityLevel, Change, Event, EventKind, EventTime, Flag, Level, Metric, Reading,
+    AlertState, Change, CityLevel, Event, EventKind, EventTime, Flag, Level, Metric, Reading,
     RuleKind, Severity, Status, StatusState,
 };
 use dustwatch_testkit::Postgres;

@@ -13,8 +13,8 @@ pub mod day;
 pub mod hj212;
 pub mod payload;
 pub mod registry;
-pub mod topic;
 pub mod time;
+pub mod topic;
 pub mod validate;
 
 pub use alert::{Alert, AlertChange, AlertState, Change, RuleKind, Severity};
@@ -25,6 +25,6 @@ pub use payload::{
     CityLevel, Command, Event, EventKind, Flag, Level, Metric, Reading, Status, StatusState,
 };
 pub use registry::{DeviceInfo, Phase, Registry, SiteInfo, SiteKind};
-pub use topic::{Topic, TopicError, TopicRoot};
 pub use time::{EventTime, TimeOfDay, TimeOfDayError, Zone, ZoneError};
+pub use topic::{Topic, TopicError, TopicRoot};
 pub use validate::{check_not_future, RejectReason, Rejected, MAX_PAYLOAD_BYTES, MAX_SEQ};

@@ -115,7 +115,11 @@ impl Reading {
     strum::VariantArray,
 )]
 #[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
+#[strum(
+    serialize_all = "snake_case",
+    parse_err_ty = String,
+    parse_err_fn = unknown_metric
+)]
 pub enum Metric {
     Pm25,
     Pm10,
@@ -190,6 +194,10 @@ impl Metric {
             Metric::Co => (0.0, 1_000.0),
         }
     }
+}
+
+fn unknown_metric(s: &str) -> String {
+    format!("unknown metric `{s}`")
 }
 
 /// HJ 212 data flags. Only `N` counts as valid data.
@@ -365,7 +373,11 @@ pub enum Command {
     strum::VariantArray,
 )]
 #[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
+#[strum(
+    serialize_all = "snake_case",
+    parse_err_ty = String,
+    parse_err_fn = unknown_level
+)]
 pub enum Level {
     #[default]
     None,
@@ -386,6 +398,10 @@ impl Level {
     pub fn name(self) -> &'static str {
         self.into()
     }
+}
+
+fn unknown_level(s: &str) -> String {
+    format!("unknown level `{s}` (none, blue, yellow, orange, red)")
 }
 
 /// Payload of `dust/v1/city/level`.

@@ -44,7 +44,8 @@ impl EventTime {
 
     /// The local calendar date in `zone`, when in chrono's range.
     pub fn local_date(self, zone: Zone) -> Option<NaiveDate> {
-        self.to_utc().map(|t| t.with_timezone(&zone.tz()).date_naive())
+        self.to_utc()
+            .map(|t| t.with_timezone(&zone.tz()).date_naive())
     }
 
     /// The local time of day in `zone`, to the minute.
@@ -71,7 +72,11 @@ impl From<EventTime> for i64 {
 impl fmt::Display for EventTime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.to_utc() {
-            Some(t) => write!(f, "{}", t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            Some(t) => write!(
+                f,
+                "{}",
+                t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            ),
             None => write!(f, "{} ms", self.0),
         }
     }
@@ -281,7 +286,10 @@ mod tests {
     fn event_time_is_a_bare_number_in_json() {
         let t = EventTime(1_483_200_000_000);
         assert_eq!(serde_json::to_string(&t).unwrap(), "1483200000000");
-        assert_eq!(serde_json::from_str::<EventTime>("1483200000000").unwrap(), t);
+        assert_eq!(
+            serde_json::from_str::<EventTime>("1483200000000").unwrap(),
+            t
+        );
     }
 
     #[test]
@@ -289,11 +297,16 @@ mod tests {
         assert_eq!(TimeOfDay::parse("07:30").unwrap().minutes(), 450);
         assert_eq!(TimeOfDay::parse(" 7:05 ").unwrap().to_string(), "07:05");
         assert_eq!(TimeOfDay::parse("23:59").unwrap().ms(), 1439 * MINUTE);
-        for bad in ["24:00", "12:60", "noon", "12", "-1:00", "12:5x", "123:00", ""] {
+        for bad in [
+            "24:00", "12:60", "noon", "12", "-1:00", "12:5x", "123:00", "",
+        ] {
             let e = TimeOfDay::parse(bad).unwrap_err();
             assert!(e.to_string().contains("HH:MM"), "{bad}: {e}");
         }
-        let (night, morning) = (TimeOfDay::parse("22:00").unwrap(), TimeOfDay::parse("06:00").unwrap());
+        let (night, morning) = (
+            TimeOfDay::parse("22:00").unwrap(),
+            TimeOfDay::parse("06:00").unwrap(),
+        );
         assert!(night.window_contains(morning, TimeOfDay::parse("23:00").unwrap()));
         assert!(night.window_contains(morning, TimeOfDay::MIDNIGHT));
         assert!(!night.window_contains(morning, morning));

@@ -19,12 +19,20 @@ where
     for &v in T::VARIANTS {
         let text = v.to_string();
         let json = serde_json::to_value(v).expect("a unit variant serialises");
-        assert_eq!(json, serde_json::Value::String(text.clone()), "{v:?}: serde vs Display");
+        assert_eq!(
+            json,
+            serde_json::Value::String(text.clone()),
+            "{v:?}: serde vs Display"
+        );
         assert_eq!(v.as_ref(), text, "{v:?}: AsRef");
         let name: &'static str = v.into();
         assert_eq!(name, text, "{v:?}: IntoStaticStr");
         assert_eq!(T::from_str(&text).ok(), Some(v), "{v:?}: text back");
-        assert_eq!(serde_json::from_value::<T>(json).ok(), Some(v), "{v:?}: JSON back");
+        assert_eq!(
+            serde_json::from_value::<T>(json).ok(),
+            Some(v),
+            "{v:?}: JSON back"
+        );
     }
     assert!(T::from_str("no such name").is_err());
 }

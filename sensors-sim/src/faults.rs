@@ -5,6 +5,7 @@
 //! clock_skew) act on each reading whose interval starts inside the window; connection faults
 //! (offline, out_of_order_backfill, power_loss) are transitions at `start` and `end`.
 
+use dustwatch_protocol::time::{HOUR, MINUTE};
 use serde::Deserialize;
 
 /// A fault as written in a scenario (`[[site.fault]]`). Times are RFC 3339 or offsets from the
@@ -91,7 +92,7 @@ pub struct Fault {
 }
 
 /// Length of one spike.
-pub const SPIKE_MS: i64 = 60_000;
+pub const SPIKE_MS: i64 = MINUTE;
 
 impl Fault {
     pub fn contains(&self, t: i64) -> bool {
@@ -152,7 +153,7 @@ impl SampleFaults {
             match f.kind {
                 FaultKind::Stuck => stuck = true,
                 FaultKind::Drift => {
-                    let hours = (t - f.start) as f64 / 3_600_000.0;
+                    let hours = (t - f.start) as f64 / (HOUR as f64);
                     let gain = 1.0 + f.pct_per_hour / 100.0 * hours;
                     pm.iter_mut().for_each(|v| *v *= gain);
                 }
@@ -245,7 +246,10 @@ mod tests {
             assert_eq!(serde_json::from_value::<FaultKind>(word).ok(), Some(k));
             assert_eq!(k.name().parse::<FaultKind>().ok(), Some(k));
         }
-        assert_eq!(FaultKind::OutOfOrderBackfill.name(), "out_of_order_backfill");
+        assert_eq!(
+            FaultKind::OutOfOrderBackfill.name(),
+            "out_of_order_backfill"
+        );
     }
 
     fn fault(kind: FaultKind) -> Fault {

@@ -5,6 +5,7 @@
 use super::downsample::{by_column, segments};
 use super::{font, level_colour, metric_colour, severity_colour, time_label, Chart, ChartError};
 use crate::store::SeriesPoint;
+use dustwatch_protocol::time::{DAY, HOUR};
 use dustwatch_protocol::{Level, Metric};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -56,9 +57,9 @@ pub struct SiteSeries {
 impl SiteSeries {
     fn time_format(&self) -> &'static str {
         let span = self.to_ms - self.from_ms;
-        if span <= 36 * 3_600_000 {
+        if span <= 36 * HOUR {
             "%H:%M"
-        } else if span <= 8 * 86_400_000 {
+        } else if span <= 8 * DAY {
             "%m-%d %H:%M"
         } else {
             "%Y-%m-%d"

@@ -4,6 +4,7 @@
 use super::NotifyError;
 use crate::web::i18n::Lang;
 use chrono::{NaiveTime, TimeZone, Timelike};
+use dustwatch_protocol::time::HOUR;
 use dustwatch_protocol::TimeOfDay;
 use serde::{Deserialize, Serialize};
 
@@ -182,7 +183,7 @@ impl QuietHours {
         match tz.from_local_datetime(&end).earliest() {
             Some(e) => e.timestamp_millis().max(at_ms),
             // A gap (daylight saving): an hour later is past it.
-            None => at_ms + 3_600_000,
+            None => at_ms + HOUR,
         }
     }
 }

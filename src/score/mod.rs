@@ -15,9 +15,10 @@ mod tests;
 
 use crate::rules::{Profile, RuleKind};
 use crate::store::{Alert, AlertFilter, StoreError, StoreReader};
-use dustwatch_protocol::{Change, EventTime};
 use chrono::{SecondsFormat, TimeZone, Utc};
 use chrono_tz::Tz;
+use dustwatch_protocol::time::MINUTE;
+use dustwatch_protocol::{Change, EventTime};
 use sensors_sim::{Truth, TruthRecord};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,17 +37,16 @@ pub enum ScoreError {
 /// Which truth kinds each behaviour kind reports, and how late its judgement may come (ms): a
 /// window is judged at its end plus the allowed lateness, a day at its close.
 fn mapping(kind: RuleKind) -> (&'static [&'static str], i64) {
-    const MIN: i64 = 60_000;
     match kind {
         RuleKind::Restriction => (
             &["work_during_restriction", "earthwork_during_restriction"],
-            30 * MIN,
+            30 * MINUTE,
         ),
-        RuleKind::Night => (&["night_work"], 30 * MIN),
-        RuleKind::Noise => (&["noise_night"], 40 * MIN),
-        RuleKind::Sprinkling => (&["too_few_sprinkling_runs"], 60 * MIN),
-        RuleKind::Gap => (&["offline", "data_gap"], 30 * MIN),
-        RuleKind::Fault => (&["sensor_stuck", "flagged_readings"], 60 * MIN),
+        RuleKind::Night => (&["night_work"], 30 * MINUTE),
+        RuleKind::Noise => (&["noise_night"], 40 * MINUTE),
+        RuleKind::Sprinkling => (&["too_few_sprinkling_runs"], 60 * MINUTE),
+        RuleKind::Gap => (&["offline", "data_gap"], 30 * MINUTE),
+        RuleKind::Fault => (&["sensor_stuck", "flagged_readings"], 60 * MINUTE),
         RuleKind::Window => (&[], 0),
     }
 }
@@ -173,9 +173,8 @@ pub fn score(
             .iter()
             .filter(|a| a.kind == kind && scored(kind, a))
             .collect();
-        let hit = |a: &Alert, r: &TruthRecord| {
-            reports(kind, a, r) && overlaps(a, r, slack, truth.end_ms)
-        };
+        let hit =
+            |a: &Alert, r: &TruthRecord| reports(kind, a, r) && overlaps(a, r, slack, truth.end_ms);
         let mut found = 0;
         for r in &records {
             if mine.iter().any(|a| hit(a, r)) {
@@ -261,7 +260,7 @@ fn score_windows(
         .windows
         .iter()
         .filter(|r| r.get_ref().daily_budget > 0)
-        .map(|r| (r.get_ref().id.as_str(), r.get_ref().window_min * 60_000))
+        .map(|r| (r.get_ref().id.as_str(), r.get_ref().window_min * MINUTE))
         .collect();
     let unit_of = |k: &WindowKey| -> WindowKey {
         match per_day.get(k.1.as_str()) {

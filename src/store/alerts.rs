@@ -176,11 +176,12 @@ impl AlertWriter for AlertStore {
 fn named<T>(r: &Row<'_>, i: usize) -> rusqlite::Result<T>
 where
     T: FromStr,
-    T::Err: std::error::Error + Send + Sync + 'static,
+    T::Err: std::fmt::Display,
 {
     let text: String = r.get(i)?;
-    text.parse().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    text.parse().map_err(|e: T::Err| {
+        let why = format!("`{text}`: {e}");
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, why.into())
     })
 }
 

@@ -9,7 +9,6 @@ use super::sqlite::db_path;
 use super::{Counts, DeviceRow, Latest, SeriesPoint, SiteRow, StoreError, StoreReader};
 use dustwatch_protocol::{CityLevel, Flag, Level, Metric, Phase, Reading, SiteInfo, SiteKind};
 use rusqlite::{params, Connection, OpenFlags};
-use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -98,8 +97,13 @@ impl SqliteReader {
     }
 }
 
-fn parse_enum<T: for<'de> Deserialize<'de>>(s: &str) -> Result<T, StoreError> {
-    serde_json::from_value(serde_json::Value::String(s.to_string()))
+/// A column holding an enum's name (strum's `FromStr`, the same words as serde's).
+fn parse_enum<T>(s: &str) -> Result<T, StoreError>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    s.parse()
         .map_err(|e| StoreError::Corrupt(format!("`{s}`: {e}")))
 }
 

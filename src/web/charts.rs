@@ -3,7 +3,7 @@
 //! async workers.
 
 use super::i18n::Lang;
-use super::query::{self, DAY_MS};
+use super::query;
 use super::{blocking, AppState, WebError};
 use crate::charts::data::{self, Frame, Overlays};
 use crate::charts::site_series::AlertPeriod;
@@ -12,6 +12,7 @@ use crate::store::AlertFilter;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use dustwatch_protocol::time::DAY;
 use dustwatch_protocol::{EventTime, Metric, SiteInfo};
 use serde::Deserialize;
 
@@ -71,9 +72,9 @@ pub fn overlays(
         alerts: alerts
             .into_iter()
             .map(|a| AlertPeriod {
-                from_ms: a.opened_ts,
-                to_ms: a.cleared_ts.or(a.closed_ts).unwrap_or(to),
-                severity: a.severity,
+                from_ms: a.opened_ts.ms(),
+                to_ms: a.cleared_ts.or(a.closed_ts).map_or(to, EventTime::ms),
+                severity: a.severity.to_string(),
             })
             .collect(),
         tz: state.tz,
@@ -129,7 +130,7 @@ pub async fn site_chart(
         .latest(&id)
         .map_or_else(|| fleet_now(&state), |l| l.reading.ts)
         .saturating_add(1);
-    let range = query::time_range(q.from.as_deref(), q.to.as_deref(), default_to, DAY_MS)?;
+    let range = query::time_range(q.from.as_deref(), q.to.as_deref(), default_to, DAY)?;
     let (from, to) = (range.from, range.to);
     let size = size(&q, (900, 360));
     let bytes = blocking(move || {
@@ -180,7 +181,7 @@ pub async fn aqi_chart(
             &format!("{} — {}", lang.t().aqi_calendar_title, site.name),
             std::slice::from_ref(&site),
             Frame {
-                from_ms: to.saturating_sub(days * DAY_MS),
+                from_ms: to.saturating_sub(days * DAY),
                 to_ms: to,
                 size,
             },

@@ -17,10 +17,7 @@ use std::collections::HashMap;
 
 /// The status word of a site (`ok`, `warning`, ...), as the API spells it.
 pub fn status_name(v: &SiteView) -> String {
-    serde_json::to_value(v.status)
-        .ok()
-        .and_then(|s| s.as_str().map(str::to_string))
-        .unwrap_or_default()
+    v.status.to_string()
 }
 
 /// Open alerts per site.

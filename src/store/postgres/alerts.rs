@@ -49,10 +49,17 @@ impl AlertWriter for PgAlertStore {
         for (change, a) in changes {
             let evidence = a.evidence.to_string();
             let offences = i64::from(a.offences);
-            let (kind, severity, state, level) =
-                (a.kind.name(), a.severity.name(), a.state.name(), a.level.name());
+            let (kind, severity, state, level) = (
+                a.kind.name(),
+                a.severity.name(),
+                a.state.name(),
+                a.level.name(),
+            );
             let (opened, updated) = (a.opened_ts.ms(), a.updated_ts.ms());
-            let (cleared, closed) = (a.cleared_ts.map(EventTime::ms), a.closed_ts.map(EventTime::ms));
+            let (cleared, closed) = (
+                a.cleared_ts.map(EventTime::ms),
+                a.closed_ts.map(EventTime::ms),
+            );
             tx.execute(
                 "INSERT INTO alerts (id, site, rule, kind, severity, state, acknowledged, ack_by, \
                  ack_comment, opened_ts, updated_ts, cleared_ts, closed_ts, offences, level, evidence) \
@@ -212,10 +219,7 @@ pub(super) fn query_alerts(
     );
     let limit: Option<i64> = f.limit.map(i64::from);
     let (from, to) = (f.from_ts.map(EventTime::ms), f.to_ts.map(EventTime::ms));
-    let rows = c.query(
-        &sql,
-        &[&state, &f.site, &f.kind, &from, &to, &limit],
-    )?;
+    let rows = c.query(&sql, &[&state, &f.site, &f.kind, &from, &to, &limit])?;
     rows.iter().map(alert_from_row).collect()
 }
 

@@ -16,7 +16,7 @@ use dustwatch_protocol::{
     CityLevel, Event, Flag, Level, Metric, Phase, Reading, SiteInfo, SiteKind,
 };
 use postgres::GenericClient;
-use serde::Deserialize;
+
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::{Arc, Weak};
@@ -87,8 +87,13 @@ fn refresh(pool: Weak<Pool>, hot: Arc<Hot>, every: Duration) {
     }
 }
 
-fn parse_enum<T: for<'de> Deserialize<'de>>(s: &str) -> Result<T, StoreError> {
-    serde_json::from_value(serde_json::Value::String(s.to_string()))
+/// A column holding an enum's name (strum's `FromStr`, the same words as serde's).
+fn parse_enum<T>(s: &str) -> Result<T, StoreError>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    s.parse()
         .map_err(|e| StoreError::Corrupt(format!("`{s}`: {e}")))
 }
 
