@@ -10,11 +10,10 @@
 
 use crate::rules::RuleKind;
 use crate::store::{Alert, AlertFilter, StoreError, StoreReader};
-use chrono::{NaiveDate, TimeZone};
+use chrono::NaiveDate;
 use chrono_tz::Tz;
 use dustwatch_protocol::time::MINUTE;
-use dustwatch_protocol::EventTime;
-use dustwatch_protocol::SiteKind;
+use dustwatch_protocol::{EventTime, SiteKind, Zone};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -49,33 +48,20 @@ pub struct Rank {
     pub sites: u32,
 }
 
-fn day_bounds(tz: Tz, date: NaiveDate) -> (i64, i64) {
-    let start = |d: NaiveDate| {
-        tz.from_local_datetime(&d.and_time(chrono::NaiveTime::MIN))
-            .earliest()
-            .map_or(0, |t| t.timestamp_millis())
-    };
-    (start(date), start(date.succ_opt().unwrap_or(date)))
-}
-
 fn is_quality(a: &Alert) -> bool {
     matches!(a.kind, RuleKind::Gap | RuleKind::Fault)
 }
 
 /// Minutes of `[start, end)` a restriction alert covered: from the start of the window it was
 /// raised on to its clear (or close, or the end of the period).
-fn restriction_minutes(a: &Alert, start: i64, end: i64) -> u64 {
+fn restriction_minutes(a: &Alert, start: EventTime, end: EventTime) -> u64 {
     let from = a
         .evidence
         .get("window_start")
         .and_then(|v| v.as_i64())
-        .unwrap_or(a.opened_ts.ms())
+        .map_or(a.opened_ts, EventTime)
         .max(start);
-    let to = a
-        .cleared_ts
-        .or(a.closed_ts)
-        .map_or(end, EventTime::ms)
-        .min(end);
+    let to = a.cleared_ts.or(a.closed_ts).unwrap_or(end).min(end);
     u64::try_from((to - from).max(0) / MINUTE).unwrap_or(0)
 }
 
@@ -87,11 +73,11 @@ pub fn rankings(
 ) -> Result<Rankings, StoreError> {
     let sites = reader.sites()?;
     let days = reader.days(from, to)?;
-    let (start, _) = day_bounds(tz, from);
-    let (_, end) = day_bounds(tz, to);
+    let (start, _) = Zone::from(tz).day_bounds(from);
+    let (_, end) = Zone::from(tz).day_bounds(to);
     let alerts = reader.alerts(&AlertFilter {
-        from_ts: Some(EventTime(start)),
-        to_ts: Some(EventTime(end)),
+        from_ts: Some(start),
+        to_ts: Some(end),
         ..Default::default()
     })?;
     let mut by_site: BTreeMap<String, Rank> = BTreeMap::new();
@@ -122,7 +108,7 @@ pub fn rankings(
         if a.kind == RuleKind::Restriction {
             r.restriction_minutes += restriction_minutes(a, start, end);
         }
-        if (start..end).contains(&a.opened_ts.ms()) {
+        if (start..end).contains(&a.opened_ts) {
             if is_quality(a) {
                 r.quality_alerts += 1;
             } else {
@@ -304,8 +290,9 @@ mod tests {
 
         // The wall screen's ranking panel ranks by the same definition.
         use crate::charts::data::{ranking, Frame, Overlays, RankBy};
-        let (from_ms, _) = day_bounds(chrono_tz::Asia::Shanghai, date("2017-01-02"));
-        let (_, to_ms) = day_bounds(chrono_tz::Asia::Shanghai, date("2017-01-03"));
+        let (from, _) = Zone::SHANGHAI.day_bounds(date("2017-01-02"));
+        let (_, to) = Zone::SHANGHAI.day_bounds(date("2017-01-03"));
+        let (from_ms, to_ms) = (from.ms(), to.ms());
         let panel = ranking(
             &reader,
             "wall",

@@ -3,9 +3,9 @@
 //! "no incident" line where there was none. Also rankings over a period.
 
 use crate::store::{AlertFilter, DayRow, SiteRow, StoreError, StoreReader};
-use chrono::{NaiveDate, TimeZone};
+use chrono::NaiveDate;
 use chrono_tz::Tz;
-use dustwatch_protocol::{EventTime, Level};
+use dustwatch_protocol::{Level, Zone};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -53,15 +53,6 @@ pub struct SiteLine {
     pub not_judged: Vec<String>,
 }
 
-fn day_bounds(tz: Tz, date: NaiveDate) -> (i64, i64) {
-    let start = |d: NaiveDate| {
-        tz.from_local_datetime(&d.and_time(chrono::NaiveTime::MIN))
-            .earliest()
-            .map_or(0, |t| t.timestamp_millis())
-    };
-    (start(date), start(date.succ_opt().unwrap_or(date)))
-}
-
 impl DailyReport {
     /// True when any site reported during the day. The rules close the day before a fleet's
     /// first reading too; a report of nothing is not published.
@@ -80,10 +71,10 @@ pub fn daily(reader: &dyn StoreReader, date: NaiveDate, tz: Tz) -> Result<DailyR
         .into_iter()
         .map(|r| (r.site.clone(), r))
         .collect();
-    let (from, to) = day_bounds(tz, date);
+    let (from, to) = Zone::from(tz).day_bounds(date);
     let alerts = reader.alerts(&AlertFilter {
-        from_ts: Some(EventTime(from)),
-        to_ts: Some(EventTime(to)),
+        from_ts: Some(from),
+        to_ts: Some(to),
         ..Default::default()
     })?;
     let mut by_street: BTreeMap<String, Vec<SiteLine>> = BTreeMap::new();
@@ -156,7 +147,8 @@ pub fn add_actions(
     store: &crate::store::acting::ActingStore,
     tz: Tz,
 ) -> Result<(), crate::store::acting::ActingError> {
-    let (from, to) = day_bounds(tz, report.date);
+    let (from, to) = Zone::from(tz).day_bounds(report.date);
+    let (from, to) = (from.ms(), to.ms());
     report.actions = Some(store.day_summary(from, to, &report.date.to_string())?);
     Ok(())
 }

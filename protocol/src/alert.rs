@@ -208,3 +208,51 @@ pub struct AlertChange {
     pub acknowledged: bool,
     pub evidence: serde_json::Value,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The JSON the API, the MQTT alert topics and the notifications carry: the words and bare
+    /// millisecond numbers they carried when these fields were strings and `i64`s.
+    #[test]
+    fn an_alert_serialises_as_the_contract_spells_it() {
+        let a = Alert {
+            id: 7,
+            site: "s1".into(),
+            rule: "pm10-hourly".into(),
+            kind: RuleKind::Window,
+            severity: Severity::Violation,
+            state: AlertState::Cleared,
+            acknowledged: true,
+            ack_by: Some("li".into()),
+            ack_comment: None,
+            opened_ts: EventTime(1_483_203_599_999),
+            updated_ts: EventTime(1_483_207_199_999),
+            cleared_ts: Some(EventTime(1_483_207_199_999)),
+            closed_ts: None,
+            offences: 2,
+            level: Level::Orange,
+            evidence: serde_json::json!({"mean": 180.5}),
+        };
+        let text = serde_json::to_string(&a).expect("serialises");
+        assert_eq!(
+            text,
+            r#"{"id":7,"site":"s1","rule":"pm10-hourly","kind":"window","severity":"violation","state":"cleared","acknowledged":true,"ack_by":"li","ack_comment":null,"opened_ts":1483203599999,"updated_ts":1483207199999,"cleared_ts":1483207199999,"closed_ts":null,"offences":2,"level":"orange","evidence":{"mean":180.5}}"#
+        );
+        assert_eq!(serde_json::from_str::<Alert>(&text).expect("parses"), a);
+        let change = AlertChange {
+            alert_id: 7,
+            change: Change::Reactivated,
+            ts: EventTime(5),
+            state: AlertState::Active,
+            severity: Severity::Critical,
+            acknowledged: false,
+            evidence: serde_json::Value::Null,
+        };
+        assert_eq!(
+            serde_json::to_string(&change).expect("serialises"),
+            r#"{"alert_id":7,"change":"reactivated","ts":5,"state":"active","severity":"critical","acknowledged":false,"evidence":null}"#
+        );
+    }
+}

@@ -218,6 +218,12 @@ impl Zone {
             .earliest()
             .map(|t| EventTime(t.timestamp_millis()))
     }
+
+    /// The local day `date` as [start, end) in event time (the epoch for a date out of range).
+    pub fn day_bounds(self, date: NaiveDate) -> (EventTime, EventTime) {
+        let start = |d: NaiveDate| self.day_start(d).unwrap_or_default();
+        (start(date), start(date.succ_opt().unwrap_or(date)))
+    }
 }
 
 impl Default for Zone {
@@ -322,6 +328,7 @@ mod tests {
         let date = NaiveDate::from_ymd_opt(2017, 1, 1).unwrap();
         let start = z.day_start(date).unwrap();
         assert_eq!(start, EventTime(1_483_200_000_000));
+        assert_eq!(z.day_bounds(date), (start, start + DAY));
         assert_eq!(start.local_date(z), Some(date));
         assert_eq!((start - MINUTE).local_date(z), date.pred_opt());
         assert_eq!(
