@@ -272,4 +272,15 @@ mod tests {
         assert!(msg.contains("lsiten"), "{msg}");
         assert!(msg.contains("line 3"), "{msg}");
     }
+
+    #[test]
+    fn the_time_zone_is_parsed_once_here_with_the_name_in_the_error() {
+        let c: Config = toml::from_str("[time]\nzone = \"Asia/Urumqi\"\n").expect("a zone");
+        assert_eq!(c.time.zone.name(), "Asia/Urumqi");
+        let err = toml::from_str::<Config>("[time]\nzone = \"Mars/Olympus\"\n")
+            .expect_err("not an IANA name");
+        let msg = err.to_string();
+        assert!(msg.contains("unknown time zone `Mars/Olympus`"), "{msg}");
+        assert!(msg.contains("line 2"), "{msg}");
+    }
 }
