@@ -6,7 +6,7 @@ use super::downsample::{by_column, segments};
 use super::{font, level_colour, metric_colour, severity_colour, time_label, Chart, ChartError};
 use crate::store::SeriesPoint;
 use dustwatch_protocol::time::{DAY, HOUR};
-use dustwatch_protocol::{Level, Metric};
+use dustwatch_protocol::{Level, Metric, Severity};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -24,7 +24,7 @@ pub struct AlertPeriod {
     pub from_ms: i64,
     pub to_ms: i64,
     /// `info`, `warning`, `violation` or `critical`.
-    pub severity: String,
+    pub severity: Severity,
 }
 
 /// A span of one city warning level.
@@ -138,7 +138,7 @@ impl Chart for SiteSeries {
             if a >= b {
                 continue;
             }
-            let c = severity_colour(&p.severity);
+            let c = severity_colour(p.severity);
             chart.draw_series([
                 Rectangle::new([(a, 0.0), (b, y_max)], c.mix(0.16).filled()),
                 Rectangle::new([(a, y_max * 0.97), (b, y_max)], c.mix(0.8).filled()),

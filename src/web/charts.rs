@@ -74,7 +74,7 @@ pub fn overlays(
             .map(|a| AlertPeriod {
                 from_ms: a.opened_ts.ms(),
                 to_ms: a.cleared_ts.or(a.closed_ts).map_or(to, EventTime::ms),
-                severity: a.severity.to_string(),
+                severity: a.severity,
             })
             .collect(),
         tz: state.tz,
