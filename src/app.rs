@@ -208,6 +208,14 @@ impl Aggregator {
         };
         let acting =
             web::acting::Acting::new(Arc::new(acting_store), &profile, config.http.secure_cookies);
+        {
+            // A device's answer to a notice's stop-work command is the site's receipt.
+            let reader = reader.clone();
+            commands.record_notice_receipts(
+                acting.store.clone(),
+                Arc::new(move || crate::commands::office_now(reader.hot())),
+            );
+        }
         let mut engine = Engine::new(profile, tz);
         // An alert carrying an open order stays open until a re-inspection passes.
         engine.book_mut().set_holds(acting.store.holds());
@@ -238,6 +246,7 @@ impl Aggregator {
         let report_reader = reader.clone();
         let report_acting = acting.store.clone();
         let report_publisher = publisher.clone();
+        let report_commands = commands.clone();
         let on_report: rules::task::ReportFn = Box::new(move |date| {
             match crate::report::daily(report_reader.as_ref(), date, tz) {
                 Ok(report) if !report.has_data() => {
@@ -246,6 +255,11 @@ impl Aggregator {
                 Ok(mut report) => {
                     if let Err(e) = crate::report::add_actions(&mut report, &report_acting, tz) {
                         tracing::warn!(error = %e, %date, "the report goes out without the day's actions");
+                    }
+                    if let Err(e) = crate::report::add_commands(&mut report, tz, |from, to| {
+                        report_commands.counts_between(from, to)
+                    }) {
+                        tracing::warn!(error = %e, %date, "the report goes out without the day's commands");
                     }
                     let topic = report_publisher.root().daily_report(&date.to_string());
                     let payload = serde_json::to_vec(&report).unwrap_or_default();

@@ -10,6 +10,9 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+mod commands;
+pub use commands::{add_commands, CommandCounts, CommandDay};
+
 #[derive(Debug, Clone, Serialize)]
 pub struct DailyReport {
     pub date: NaiveDate,
@@ -21,6 +24,9 @@ pub struct DailyReport {
     /// Notices, orders, re-inspections and patrol results of the day, where the store has them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actions: Option<crate::store::acting::DaySummary>,
+    /// Commands to devices that day, by kind (see `commands` for which day a command is on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commands: Option<Vec<CommandDay>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -138,6 +144,7 @@ pub fn daily(reader: &dyn StoreReader, date: NaiveDate, tz: Tz) -> Result<DailyR
             })
             .collect(),
         actions: None,
+        commands: None,
     })
 }
 

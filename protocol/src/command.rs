@@ -147,6 +147,61 @@ mod tests {
     }
 
     #[test]
+    fn stop_work_and_resume_travel_with_their_reference() {
+        let stop = Envelope {
+            id: Some(CommandId::try_from("c2".to_string()).expect("valid id")),
+            command: Command::StopWork {
+                duration_s: None,
+                reference: Some("order-12".into()),
+            },
+        };
+        let bytes = stop.encode();
+        assert_eq!(
+            String::from_utf8_lossy(&bytes),
+            r#"{"id":"c2","cmd":"stop_work","ref":"order-12"}"#
+        );
+        assert_eq!(Envelope::decode(&bytes), Ok(stop));
+        let timed = Envelope::decode(br#"{"id":"c3","cmd":"stop_work","duration_s":3600}"#)
+            .expect("a timed stop");
+        assert_eq!(
+            timed.command,
+            Command::StopWork {
+                duration_s: Some(3600),
+                reference: None
+            }
+        );
+        assert_eq!(
+            Envelope::decode(br#"{"cmd":"resume_work","ref":"notice-3"}"#)
+                .expect("resume")
+                .command,
+            Command::ResumeWork {
+                reference: Some("notice-3".into())
+            }
+        );
+        let reason = |p: &[u8]| Envelope::decode(p).map_err(|r| r.reason).err();
+        assert_eq!(
+            reason(br#"{"cmd":"stop_work","duration_s":0}"#),
+            Some(RejectReason::OutOfRange)
+        );
+        assert_eq!(
+            reason(br#"{"cmd":"stop_work","duration_s":604801}"#),
+            Some(RejectReason::OutOfRange)
+        );
+        assert_eq!(
+            reason(br#"{"cmd":"stop_work","ref":"order 12"}"#),
+            Some(RejectReason::WrongType)
+        );
+        assert_eq!(
+            reason(br#"{"cmd":"resume_work","ref":""}"#),
+            Some(RejectReason::WrongType)
+        );
+        assert_eq!(
+            reason(br#"{"cmd":"stop_work","duration_s":"1h"}"#),
+            Some(RejectReason::WrongType)
+        );
+    }
+
+    #[test]
     fn bad_replies_are_rejected_with_reasons() {
         let ok =
             CommandReply::decode(br#"{"id":"c1","ok":false,"detail":"busy"}"#).expect("good reply");

@@ -23,6 +23,7 @@ pub use day::DayRow;
 pub use hj212::{Hj212Error, PmUnit};
 pub use payload::{
     CityLevel, Command, Event, EventKind, Flag, Level, Metric, Reading, Status, StatusState,
+    MAX_STOP_WORK_S,
 };
 pub use registry::{DeviceInfo, Phase, Registry, SiteInfo, SiteKind};
 pub use time::{EventTime, TimeOfDay, TimeOfDayError, Zone, ZoneError};

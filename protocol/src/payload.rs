@@ -348,10 +348,31 @@ pub enum StatusState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Command {
-    SetInterval { interval_s: u32 },
-    Sprinkle { duration_s: u32 },
+    SetInterval {
+        interval_s: u32,
+    },
+    Sprinkle {
+        duration_s: u32,
+    },
     Reboot,
+    /// Stop the site's construction work (a stop-work order or notice): for `duration_s` of
+    /// device time, or until `resume_work` when absent. `ref` names the office's order or
+    /// notice (`order-12`, `notice-3`) for the site's display.
+    StopWork {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration_s: Option<u32>,
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+    /// Work may go on again (the order's re-inspection passed).
+    ResumeWork {
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
 }
+
+/// Longest a `stop_work` with a duration may last: a week (longer is an open-ended stop).
+pub const MAX_STOP_WORK_S: u32 = 7 * 86_400;
 
 /// City heavy-pollution warning level, ordered from none to red.
 #[derive(

@@ -1,7 +1,7 @@
 //! Decoding and validating payloads: every rejection carries a reason (a counter label) and a
 //! detail a person can act on.
 
-use crate::payload::{CityLevel, Command, Event, Metric, Reading, Status};
+use crate::payload::{CityLevel, Command, Event, Metric, Reading, Status, MAX_STOP_WORK_S};
 use serde::de::DeserializeOwned;
 use std::fmt;
 use thiserror::Error;
@@ -258,6 +258,27 @@ impl Command {
                 Err(Rejected::new(
                     RejectReason::OutOfRange,
                     format!("duration_s {duration_s} outside 1..=86400"),
+                ))
+            }
+            Command::StopWork {
+                duration_s: Some(d),
+                ..
+            } if d == 0 || d > MAX_STOP_WORK_S => Err(Rejected::new(
+                RejectReason::OutOfRange,
+                format!("duration_s {d} outside 1..={MAX_STOP_WORK_S}"),
+            )),
+            Command::StopWork {
+                reference: Some(r), ..
+            }
+            | Command::ResumeWork { reference: Some(r) }
+                if !crate::topic::is_valid_id(&r) =>
+            {
+                Err(Rejected::new(
+                    RejectReason::WrongType,
+                    format!(
+                        "ref `{}` is not 1-64 characters of [A-Za-z0-9_-]",
+                        r.chars().take(80).collect::<String>()
+                    ),
                 ))
             }
             c => Ok(c),

@@ -3,7 +3,9 @@
 //! explicitly (at least 100,000 each: CI's fuzz budget).
 
 use dustwatch_protocol::topic::{Topic, TopicRoot};
-use dustwatch_protocol::{CityLevel, Command, Event, Flag, Level, Metric, Reading, Status};
+use dustwatch_protocol::{
+    CityLevel, Command, Event, Flag, Level, Metric, Reading, Status, MAX_STOP_WORK_S,
+};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 
@@ -228,6 +230,36 @@ proptest! {
         let l = CityLevel { level, ts };
         let bytes = serde_json::to_vec(&l).expect("plain fields");
         prop_assert_eq!(CityLevel::decode(&bytes).expect("valid level"), l);
+    }
+
+    /// A stop-work command is accepted exactly when its duration (if any) is 1 s to a week and
+    /// its reference (if any) is an id; accepted ones round-trip, refused ones say why.
+    #[test]
+    fn stop_work_is_accepted_exactly_within_its_limits(
+        duration_s in prop::option::of(prop_oneof![0u32..=10, 604_790u32..=604_810, any::<u32>()]),
+        reference in prop::option::of("[A-Za-z0-9_ -]{0,70}"),
+        resume in any::<bool>(),
+    ) {
+        let command = if resume {
+            Command::ResumeWork { reference: reference.clone() }
+        } else {
+            Command::StopWork { duration_s, reference: reference.clone() }
+        };
+        let bytes = serde_json::to_vec(&command).expect("plain fields");
+        let duration_ok = resume || duration_s.is_none_or(|d| (1..=MAX_STOP_WORK_S).contains(&d));
+        let reference_ok = reference.as_deref().is_none_or(|r| {
+            (1..=64).contains(&r.len()) && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        });
+        match Command::decode(&bytes) {
+            Ok(decoded) => {
+                prop_assert!(duration_ok && reference_ok);
+                prop_assert_eq!(decoded, command);
+            }
+            Err(rejected) => {
+                prop_assert!(!(duration_ok && reference_ok));
+                prop_assert!(!rejected.detail.is_empty());
+            }
+        }
     }
 }
 

@@ -17,6 +17,20 @@ pub(crate) fn answer(envelope: &Envelope, now_ms: i64) -> Option<Vec<u8>> {
         Command::Sprinkle { duration_s } => format!("sprinkling for {duration_s} s"),
         Command::SetInterval { interval_s } => format!("reporting every {interval_s} s"),
         Command::Reboot => "rebooting".to_string(),
+        Command::StopWork {
+            duration_s,
+            ref reference,
+        } => {
+            let why = reference
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
+            match duration_s {
+                Some(d) => format!("work stopped for {d} s{why}"),
+                None => format!("work stopped until resumed{why}"),
+            }
+        }
+        Command::ResumeWork { .. } => "work resumed".to_string(),
     };
     Some(
         CommandReply {
@@ -42,5 +56,14 @@ mod tests {
         assert!(r.ok);
         let bare = decode(br#"{"cmd":"reboot"}"#).expect("command");
         assert_eq!(answer(&bare, 1_000), None);
+    }
+
+    #[test]
+    fn a_stop_work_answer_names_the_order() {
+        let env = decode(br#"{"id":"s1","cmd":"stop_work","ref":"order-7"}"#).expect("command");
+        let r = CommandReply::decode(&answer(&env, 5).expect("answered")).expect("valid reply");
+        assert!(r.ok);
+        assert_eq!(r.detail, "work stopped until resumed (order-7)");
+        assert_eq!(r.ts, Some(5));
     }
 }

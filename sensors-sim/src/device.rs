@@ -279,6 +279,18 @@ impl Device {
                     end: start + i64::from(duration_s) * 1000,
                 });
             }
+            Command::StopWork { duration_s, .. } => {
+                // From the next whole second; the samples already taken keep what they saw.
+                let start = align_up(now, 1000);
+                let end = duration_s.map_or(i64::MAX, |d| start + i64::from(d) * 1000);
+                self.sampler.stopped = Some(Run { start, end });
+            }
+            Command::ResumeWork { .. } => {
+                let at = align_up(now, 1000);
+                if let Some(s) = self.sampler.stopped.as_mut() {
+                    s.end = s.end.min(at.max(s.start));
+                }
+            }
             Command::Reboot => {
                 // A restart loses the interval under way, like real firmware.
                 self.drop_conn(true);

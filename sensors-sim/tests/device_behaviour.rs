@@ -82,6 +82,28 @@ async fn each_command_is_obeyed() {
         })
         .await;
 
+        // Stop work for an order, with an id: answered once on the reply topic.
+        cap.client
+            .publish(
+                &cmd,
+                QoS::AtLeastOnce,
+                false,
+                r#"{"id":"stop-1","cmd":"stop_work","ref":"order-1"}"#,
+            )
+            .await
+            .expect("publish");
+        cap.until("the answer to stop_work", |m| {
+            m.iter().any(|m| {
+                m.topic.ends_with("/reply")
+                    && m.json().is_some_and(|v| {
+                        v["id"] == "stop-1"
+                            && v["ok"] == true
+                            && v["detail"] == "work stopped until resumed (order-1)"
+                    })
+            })
+        })
+        .await;
+
         cap.client
             .publish(&cmd, QoS::AtLeastOnce, false, r#"{"cmd":"reboot"}"#)
             .await

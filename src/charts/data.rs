@@ -66,7 +66,6 @@ pub fn default_limits() -> Vec<LimitLine> {
 pub fn profile_limits(profile: &crate::rules::Profile) -> Vec<LimitLine> {
     let mut lines: Vec<LimitLine> = Vec::new();
     for w in &profile.windows {
-        let w = w.get_ref();
         if w.mode == crate::rules::profile::Mode::Absolute
             && !lines.iter().any(|l| l.metric == w.metric)
         {

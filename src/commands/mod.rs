@@ -1,9 +1,12 @@
 //! Commands to devices: stored, then published QoS 1 on the device's `cmd` topic with an id;
 //! the device's answer on its `reply` topic comes back through ingest (the store writer records
 //! it); commands left unanswered past their deadline are timed out here, by the wall clock
-//! (a command is a thing of the office's time, not of event time).
+//! (a command is a thing of the office's time, not of event time). Each command also carries
+//! the office's clock when it was sent (`office_ts`: the data's clock, as orders and notices
+//! are stamped), which places it in the daily report of the day the office acted.
 
 pub mod config;
+pub mod stop_work;
 
 use crate::metrics::Metrics;
 use crate::publish::Publisher;
@@ -12,7 +15,7 @@ use crate::store::StoreError;
 use dustwatch_protocol::{Command, CommandId, Envelope};
 use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
@@ -36,6 +39,8 @@ pub struct Commands {
     publisher: Publisher,
     metrics: Arc<Metrics>,
     timeout_ms: i64,
+    /// Where answers to notices' commands become receipts (wired once the store is open).
+    receipts: Arc<OnceLock<stop_work::Receipts>>,
 }
 
 impl Commands {
@@ -52,6 +57,7 @@ impl Commands {
             publisher,
             metrics,
             timeout_ms: i64::try_from(config.timeout_s.saturating_mul(1000)).unwrap_or(i64::MAX),
+            receipts: Arc::new(OnceLock::new()),
         };
         let keep_ms = i64::from(config.keep_days) * 86_400_000;
         let sweeper = commands.clone();
@@ -69,12 +75,16 @@ impl Commands {
                 let prune = ticks % 3600 == 1;
                 let done = tokio::task::spawn_blocking(move || {
                     let now = chrono::Utc::now().timestamp_millis();
-                    let mut store = s.lock();
-                    let expired = store.expire(now)?;
-                    if prune {
-                        store.prune(now - keep_ms)?;
-                    }
-                    Ok::<_, StoreError>(expired)
+                    let expired = {
+                        let mut store = s.lock();
+                        let expired = store.expire(now)?;
+                        if prune {
+                            store.prune(now - keep_ms)?;
+                        }
+                        expired
+                    };
+                    s.pass_on_receipts()?;
+                    Ok::<_, CommandError>(expired)
                 })
                 .await;
                 match done {
@@ -101,14 +111,16 @@ impl Commands {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Store and publish a command to `site`/`device`. Blocking (SQLite): call it off the async
-    /// workers. The row is stored before the publish, so a fast answer always finds it.
+    /// Store and publish a command to `site`/`device`, sent at `office_ts` on the office's
+    /// clock. Blocking (SQLite): call it off the async workers. The row is stored before the
+    /// publish, so a fast answer always finds it.
     pub fn send(
         &self,
         site: &str,
         device: &str,
         command: Command,
         by: &str,
+        office_ts: i64,
     ) -> Result<CommandRow, CommandError> {
         dustwatch_protocol::topic::check_site_id(site)
             .map_err(|e| CommandError::Invalid(format!("site: {e}")))?;
@@ -137,6 +149,7 @@ impl Commands {
             by,
             sent_ms: now,
             deadline_ms: now.saturating_add(self.timeout_ms),
+            office_ts,
         })?;
         let topic = self.publisher.root().cmd(site, device);
         if self.publisher.publish(topic, envelope.encode(), false) {
@@ -156,10 +169,31 @@ impl Commands {
         Ok(self.lock().list(site, limit)?)
     }
 
+    /// How many commands of each kind sent in [from, to) of the office's clock ended in each
+    /// state. Blocking.
+    pub fn counts_between(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<crate::report::CommandCounts, CommandError> {
+        Ok(self.lock().counts_between(from, to)?)
+    }
+
     /// One command. Blocking.
     pub fn get(&self, id: &str) -> Result<Option<CommandRow>, CommandError> {
         Ok(self.lock().get(id)?)
     }
+}
+
+/// Now on the office's clock: the data's (the fleet clock, event time), or the wall clock
+/// before any data came. Orders, re-inspections, notices and commands are stamped with it
+/// because the rules close alerts, and the daily report groups its day, in event time: a
+/// re-inspection "from now on" must mean data from now on. For a live fleet this trails the
+/// wall clock by about one reporting interval; for a replayed or simulated fleet it is the
+/// only clock on which the office's actions and the data line up.
+pub fn office_now(hot: &crate::store::hot::Hot) -> i64 {
+    hot.fleet_clock()
+        .unwrap_or_else(|| chrono::Utc::now().timestamp_millis())
 }
 
 /// 128 random bits as 32 hex digits.

@@ -3,21 +3,25 @@
 //! has passed that minute, so a live stream, an accelerated simulation, a backfill and a test
 //! give the same answer.
 
-use super::alerts::{AlertBook, AlertState, Change, Raise, RuleKind, Transition};
-use super::coverage::{self, NotJudged, Reason};
+use super::activity::ActivityWindow;
+use super::alerts::{AlertBook, AlertState, Change, Transition};
+use super::coverage::{self, NotJudged};
+use super::kinds::data_gap::{DeviceClock, OpenGaps};
+use super::kinds::device_fault::FaultTrack;
+use super::kinds::noise::NoiseAcc;
+use super::kinds::restriction::Forbidden;
 use super::minute::{minute_of, Minute};
-use super::profile::{parse_hhmm, Profile, Severity};
+use super::profile::{Profile, Severity};
 use super::relevel::{ActivityLog, ActivityMinute};
 use super::sprinkling::SprinklerLog;
 use super::timeline::LevelTimeline;
-use super::window::{Verdict, WindowState};
+use super::window::WindowState;
 use crate::store::Record;
 use chrono::{NaiveDate, TimeZone};
 use chrono_tz::Tz;
 use dustwatch_protocol::time::{HOUR, MINUTE};
-use dustwatch_protocol::{EventKind, Flag, Level, Metric, Phase, Reading, SiteInfo, SiteKind};
+use dustwatch_protocol::{EventKind, Level, Metric, Phase, Reading, SiteInfo, SiteKind};
 use serde::Serialize;
-use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 mod days;
@@ -27,6 +31,7 @@ mod late_level;
 
 pub use days::DayStats;
 use days::{day_bounds, tally};
+use judge::SiteRole;
 
 /// Minutes of per-site history kept for windows and as reference background.
 const HORIZON_MS: i64 = 3 * HOUR;
@@ -44,40 +49,12 @@ pub enum Output {
     ReportDue(NaiveDate),
 }
 
+/// One device of a site: when it was heard from, and what its gap and fault rules track.
 #[derive(Debug, Default)]
 struct DeviceTrack {
-    first_ts: i64,
-    last_ts: i64,
-    /// The fleet clock when this device was last heard from: a device that keeps sending, even
-    /// behind the others (a backfill, an accelerated replay), is not silent.
-    fleet_at_arrival: i64,
-    /// Open alerts of this device, so the hot path only asks the alert book when needed.
-    gap_open: bool,
-    metric_gaps: Vec<Metric>,
-    stuck_open: bool,
-    flag_open: bool,
-    last_metric_ts: HashMap<Metric, i64>,
-    /// Per PM metric: last value and how many readings in a row carried it.
-    stuck: HashMap<Metric, (f64, u32)>,
-    flagged_run: u32,
-}
-
-#[derive(Debug, Default)]
-struct ActivityAcc {
-    active: i64,
-    forbidden_work: i64,
-    forbidden_earth: i64,
-    night_active: i64,
-    first_ts: Option<i64>,
-    last_ts: Option<i64>,
-    max_noise: f64,
-    max_pm10_increment: f64,
-}
-
-#[derive(Debug, Default)]
-struct NoiseAcc {
-    energy: f64,
-    minutes: i64,
+    clock: DeviceClock,
+    gaps: OpenGaps,
+    fault: FaultTrack,
 }
 
 #[derive(Debug, Default)]
@@ -94,7 +71,11 @@ struct SiteState {
     sprinkle_base: BTreeMap<NaiveDate, u32>,
     sprinklers: SprinklerLog,
     windows: Vec<WindowState>,
-    activity: ActivityAcc,
+    /// The current activity window: its working minutes, those the level forbids, those in
+    /// the night hours.
+    activity: ActivityWindow,
+    forbidden: Forbidden,
+    night_active: i64,
     noise: NoiseAcc,
     devices: HashMap<String, DeviceTrack>,
     /// Judged minutes of work, for levels entered late.
@@ -209,20 +190,7 @@ impl Engine {
     }
 
     fn local_date(&self, ts: i64) -> NaiveDate {
-        self.tz
-            .timestamp_millis_opt(ts)
-            .single()
-            .map(|t| t.date_naive())
-            .unwrap_or_default()
-    }
-
-    /// Local minutes after midnight.
-    fn local_minute_of_day(&self, ts: i64) -> i64 {
-        use chrono::Timelike;
-        self.tz
-            .timestamp_millis_opt(ts)
-            .single()
-            .map_or(0, |t| i64::from(t.hour() * 60 + t.minute()))
+        super::kinds::local_date(self.tz, ts)
     }
 
     fn day_bounds(&self, date: NaiveDate) -> (i64, i64) {
@@ -234,7 +202,7 @@ impl Engine {
         self.profile
             .sprinkling
             .as_ref()
-            .map_or(0, |r| r.get_ref().min_run_s * 1000)
+            .map_or(0, |r| r.min_run_s * 1000)
     }
 
     /// Feed committed records; returns what changed.
@@ -314,7 +282,7 @@ impl Engine {
             let mut clocks: Vec<i64> = self
                 .sites
                 .values()
-                .flat_map(|s| s.devices.values().map(|d| d.last_ts))
+                .flat_map(|s| s.devices.values().map(|d| d.clock.last_ts))
                 .collect();
             if clocks.is_empty() {
                 return;
@@ -403,6 +371,12 @@ impl Engine {
             return;
         };
         let (kind, phase, reference) = self.site_info(id);
+        let role = SiteRole {
+            id,
+            kind,
+            phase,
+            reference: reference.as_deref(),
+        };
         let mut from = s
             .judged_to
             .unwrap_or_else(|| s.minutes.keys().next().copied().unwrap_or(to));
@@ -414,16 +388,7 @@ impl Engine {
         let mut transitions = Vec::new();
         let mut m = from;
         while m < to {
-            self.judge_minute(
-                id,
-                &mut s,
-                kind,
-                phase,
-                reference.as_deref(),
-                m,
-                &mut transitions,
-                out,
-            );
+            self.judge_minute(&role, &mut s, m, &mut transitions, out);
             m += 60_000;
         }
         if to > from {
@@ -458,22 +423,6 @@ impl Engine {
     /// The fleet's event-time clock.
     pub fn fleet_now(&self) -> i64 {
         self.fleet_now
-    }
-}
-
-fn round1(v: f64) -> f64 {
-    (v * 10.0).round() / 10.0
-}
-
-/// True when `minute` (after local midnight) is inside [start, end), which may wrap midnight.
-fn in_window(minute: i64, start: &str, end: &str) -> bool {
-    let (Some(a), Some(b)) = (parse_hhmm(start), parse_hhmm(end)) else {
-        return false;
-    };
-    if a <= b {
-        (a..b).contains(&minute)
-    } else {
-        minute >= a || minute < b
     }
 }
 

@@ -1,15 +1,21 @@
-//! The warning rules: profiles (`profile.rs`), per-site judgement in event time (`engine.rs` with
-//! `window.rs` and `minute.rs`), the alert lifecycle (`alerts.rs`), the city level timeline
-//! (`timeline.rs`) and levels entered late (`relevel.rs`), and the task that feeds the engine and persists/publishes (`task.rs`).
+//! The warning rules: the profile (`profile.rs`, read from its file by `profile/file.rs`), one
+//! file per rule kind under `kinds/`, the per-site judgement in event time that feeds them
+//! (`engine.rs`, with minute buckets in `minute.rs`, window arithmetic in `window.rs`, work
+//! inferred in `activity.rs`, sprinkling runs in `sprinkling.rs`), the alert lifecycle
+//! (`alerts.rs`), the city level timeline (`timeline.rs`) and levels entered late (`relevel.rs`),
+//! and the task that feeds the engine and persists/publishes (`task.rs`).
 
+pub mod activity;
 pub mod alerts;
 pub mod coverage;
 pub mod engine;
+pub mod kinds;
 pub mod minute;
 pub mod profile;
 pub mod relevel;
 pub mod sprinkling;
 pub mod task;
+pub mod time_of_day;
 pub mod timeline;
 pub mod window;
 

@@ -7,6 +7,7 @@
 //! raised is forbidden under the corrected levels: it is closed at once with the reason in its
 //! evidence, and its offence does not count towards escalation.
 
+use super::kinds::restriction::{EARTHWORK, WORK};
 use super::profile::RestrictionRule;
 use super::timeline::LevelTimeline;
 use std::collections::VecDeque;
@@ -62,7 +63,7 @@ impl ActivityLog {
             return None;
         }
         let w = window_min * 60_000;
-        let earth = rule_name == "earthwork-restriction";
+        let earth = rule_name == EARTHWORK;
         let mut counts: std::collections::BTreeMap<i64, i64> = Default::default();
         for m in self.minutes.iter().filter(|m| m.start >= from) {
             let level = levels.at(m.start);
@@ -110,7 +111,7 @@ impl ActivityLog {
                     })
                     .count() as i64
             };
-            for (name, earth) in [("work-restriction", false), ("earthwork-restriction", true)] {
+            for (name, earth) in [(WORK, false), (EARTHWORK, true)] {
                 let (before, after) = (count(old, earth), count(new, earth));
                 if before < min_active && after >= min_active {
                     out.push(LateBreach {

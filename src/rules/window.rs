@@ -1,4 +1,4 @@
-//! Kind a: windowed mean of a metric (absolute or as increment over the reference), with raise and
+//! The arithmetic of a window rule: the windowed mean of a metric (absolute or as increment over the reference), with raise and
 //! clear limits (hysteresis), a minimum duration and a daily budget of exceedances.
 
 use super::coverage::Reason;

@@ -156,7 +156,7 @@ pub fn score(
     let min_flagged = profile
         .fault
         .as_ref()
-        .map_or(u32::MAX, |f| f.get_ref().flagged_readings);
+        .map_or(u32::MAX, |f| f.flagged_readings);
     for kind in RuleKind::ALL {
         if kind == RuleKind::Window {
             unscored_windows = score_windows(reader, truth, profile, tz, &mut kinds, &mut misses)?;
@@ -259,8 +259,8 @@ fn score_windows(
     let per_day: BTreeMap<&str, i64> = profile
         .windows
         .iter()
-        .filter(|r| r.get_ref().daily_budget > 0)
-        .map(|r| (r.get_ref().id.as_str(), r.get_ref().window_min * MINUTE))
+        .filter(|r| r.daily_budget > 0)
+        .map(|r| (r.id.as_str(), r.window_min * MINUTE))
         .collect();
     let unit_of = |k: &WindowKey| -> WindowKey {
         match per_day.get(k.1.as_str()) {
@@ -294,7 +294,6 @@ fn score_windows(
         });
     }
     for rule in &profile.windows {
-        let rule = rule.get_ref();
         let pick = |s: &BTreeSet<WindowKey>| -> BTreeSet<WindowKey> {
             s.iter().filter(|k| k.1 == rule.id).cloned().collect()
         };
@@ -319,11 +318,7 @@ fn unscored_windows(
     profile: &Profile,
     verdicts: &BTreeMap<WindowKey, bool>,
 ) -> Result<usize, StoreError> {
-    let rules: BTreeSet<&str> = profile
-        .windows
-        .iter()
-        .map(|r| r.get_ref().id.as_str())
-        .collect();
+    let rules: BTreeSet<&str> = profile.windows.iter().map(|r| r.id.as_str()).collect();
     let mut n = 0;
     for a in reader.alerts(&AlertFilter::default())? {
         if a.kind != RuleKind::Window || !rules.contains(a.rule.as_str()) {

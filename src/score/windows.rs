@@ -32,7 +32,6 @@ pub fn truth_windows(
         .min();
     let mut out = BTreeMap::new();
     for rule in &profile.windows {
-        let rule = rule.get_ref();
         for s in series.iter().filter(|s| rule.kinds.contains(&s.kind)) {
             let reference = s
                 .reference
@@ -148,7 +147,7 @@ pub fn alert_windows<'a>(
     let lengths: BTreeMap<&str, i64> = profile
         .windows
         .iter()
-        .map(|r| (r.get_ref().id.as_str(), r.get_ref().window_min * MINUTE))
+        .map(|r| (r.id.as_str(), r.window_min * MINUTE))
         .collect();
     // Per (site, rule): state changes in time order, true = active from then on.
     let mut changes: BTreeMap<(String, String), Vec<(i64, bool)>> = BTreeMap::new();

@@ -21,7 +21,8 @@ CREATE TABLE IF NOT EXISTS commands (
     state TEXT NOT NULL,
     answered_ms INTEGER,
     ok INTEGER,
-    detail TEXT
+    detail TEXT,
+    office_ts INTEGER
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS commands_by_site ON commands (site, sent_ms);
 CREATE INDEX IF NOT EXISTS commands_by_state ON commands (state, deadline_ms);
@@ -80,6 +81,9 @@ pub struct CommandRow {
     pub answered_ms: Option<i64>,
     pub ok: Option<bool>,
     pub detail: Option<String>,
+    /// When it was sent on the office's clock (the data's, see `crate::commands`); older rows
+    /// have none.
+    pub office_ts: Option<i64>,
 }
 
 /// A new command, before it is stored.
@@ -92,6 +96,7 @@ pub struct NewCommand<'a> {
     pub by: &'a str,
     pub sent_ms: i64,
     pub deadline_ms: i64,
+    pub office_ts: i64,
 }
 
 /// What a reply did to its command.
@@ -182,8 +187,8 @@ pub struct CommandStore {
     conn: Connection,
 }
 
-const COLS: &str =
-    "id, site, device, command, by, sent_ms, deadline_ms, state, answered_ms, ok, detail";
+const COLS: &str = "id, site, device, command, by, sent_ms, deadline_ms, state, answered_ms, ok, \
+    detail, office_ts";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<CommandRow> {
     let command: String = r.get(3)?;
@@ -201,6 +206,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<CommandRow> {
         answered_ms: r.get(8)?,
         ok: r.get(9)?,
         detail: r.get(10)?,
+        office_ts: r.get(11)?,
     })
 }
 
@@ -214,8 +220,8 @@ impl CommandStore {
     /// Store a command about to be published (state `sent`).
     pub fn insert(&mut self, c: &NewCommand<'_>) -> Result<(), StoreError> {
         self.conn.execute(
-            "INSERT INTO commands (id, site, device, command, by, sent_ms, deadline_ms, state) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'sent')",
+            "INSERT INTO commands (id, site, device, command, by, sent_ms, deadline_ms, state, \
+             office_ts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'sent', ?8)",
             params![
                 c.id,
                 c.site,
@@ -223,7 +229,8 @@ impl CommandStore {
                 c.command.to_string(),
                 c.by,
                 c.sent_ms,
-                c.deadline_ms
+                c.deadline_ms,
+                c.office_ts
             ],
         )?;
         Ok(())
@@ -275,6 +282,57 @@ impl CommandStore {
         let rows = stmt.query_map(params![site, limit], from_row)?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
+
+    /// The commands that carry `ref` (an order's or a notice's), oldest first.
+    pub fn with_ref(&self, reference: &str) -> Result<Vec<CommandRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLS} FROM commands WHERE json_extract(command, '$.ref') = ?1 \
+             ORDER BY sent_ms, id"
+        ))?;
+        let rows = stmt.query_map(params![reference], from_row)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Commands answered with `ok` from `since_ms` on (the answer's time) whose `ref` starts
+    /// with `prefix`, oldest answer first.
+    pub fn answered_with_ref(
+        &self,
+        prefix: &str,
+        since_ms: i64,
+    ) -> Result<Vec<CommandRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLS} FROM commands WHERE state = 'answered' AND ok = 1 \
+             AND answered_ms >= ?2 AND substr(json_extract(command, '$.ref'), 1, length(?1)) = ?1 \
+             ORDER BY answered_ms, id"
+        ))?;
+        let rows = stmt.query_map(params![prefix, since_ms], from_row)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// How many commands of each kind (`cmd`) sent in [from, to) of the office's clock ended in
+    /// each state: (kind, state, refused by the device, count), by kind then state.
+    pub fn counts_between(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(String, CommandState, bool, u64)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT coalesce(json_extract(command, '$.cmd'), '?'), state, coalesce(ok, 1) = 0, \
+             count(*) FROM commands \
+             WHERE coalesce(office_ts, sent_ms) >= ?1 AND coalesce(office_ts, sent_ms) < ?2 \
+             GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        )?;
+        let rows = stmt.query_map(params![from, to], |r| {
+            let state: String = r.get(1)?;
+            Ok((
+                r.get::<_, String>(0)?,
+                CommandState::parse(&state).unwrap_or(CommandState::TimedOut),
+                r.get::<_, bool>(2)?,
+                u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+            ))
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
 }
 
 #[cfg(test)]
@@ -323,7 +381,7 @@ mod tests {
             })
             .expect("version");
         assert_eq!(version, crate::store::schema::VERSION);
-        assert_eq!(version, 8);
+        assert!(version >= 8);
         store.expire(0).expect("the commands table is there");
     }
 
@@ -342,6 +400,7 @@ mod tests {
                 by: "test",
                 sent_ms: 1_000,
                 deadline_ms: 2_000,
+                office_ts: 1_000,
             })
             .expect("insert");
         // Timed out first, answered late: the answer is still recorded.
@@ -358,5 +417,83 @@ mod tests {
         assert_eq!(out.duplicates, 1);
         assert_eq!(out.rejected, vec![(RejectReason::StoreRefused, 1)]);
         assert_eq!(commands.list("s1", 10).expect("list").len(), 1);
+    }
+
+    #[test]
+    fn a_schema_8_store_gains_office_time_and_commands_are_found_by_reference_and_day() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        drop(SqliteStore::open(config(dir.path()), false).expect("open"));
+        let conn = Connection::open(db_path(dir.path())).expect("sqlite");
+        conn.execute_batch(
+            "DROP INDEX commands_by_office_ts; ALTER TABLE commands DROP COLUMN office_ts;
+             PRAGMA user_version = 8;",
+        )
+        .expect("back to schema 8");
+        drop(conn);
+        let mut store = CommandStore::open(dir.path()).expect("migrated");
+        let mut add = |id: &str, cmd: serde_json::Value, office_ts: i64| {
+            store
+                .insert(&NewCommand {
+                    id,
+                    site: "s1",
+                    device: "d1",
+                    command: &cmd,
+                    by: "li",
+                    sent_ms: 5_000_000,
+                    deadline_ms: 5_060_000,
+                    office_ts,
+                })
+                .expect("insert");
+        };
+        add(
+            "a",
+            serde_json::json!({"cmd": "stop_work", "ref": "order-1"}),
+            100,
+        );
+        add(
+            "b",
+            serde_json::json!({"cmd": "stop_work", "ref": "notice-1"}),
+            200,
+        );
+        add(
+            "c",
+            serde_json::json!({"cmd": "resume_work", "ref": "order-1"}),
+            300,
+        );
+        add(
+            "d",
+            serde_json::json!({"cmd": "sprinkle", "duration_s": 60}),
+            9_000,
+        );
+        let ids = |rows: Vec<CommandRow>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(ids(store.with_ref("order-1").expect("by ref")), ["a", "c"]);
+        assert_eq!(
+            ids(store.with_ref("order-11").expect("by ref")),
+            Vec::<String>::new()
+        );
+        store
+            .conn
+            .execute(
+                "UPDATE commands SET state = 'answered', ok = 1, answered_ms = 7 WHERE id IN ('b', 'a')",
+                [],
+            )
+            .expect("answer");
+        assert_eq!(
+            ids(store.answered_with_ref("notice-", 0).expect("answered")),
+            ["b"]
+        );
+        assert!(store
+            .answered_with_ref("notice-", 8)
+            .expect("answered")
+            .is_empty());
+        assert_eq!(store.expire(5_060_000).expect("expire"), 2);
+        // The day is the office's clock's, not the wall clock's `sent_ms`.
+        assert_eq!(
+            store.counts_between(0, 1_000).expect("counts"),
+            vec![
+                ("resume_work".to_string(), CommandState::TimedOut, false, 1),
+                ("stop_work".to_string(), CommandState::Answered, false, 2),
+            ]
+        );
     }
 }

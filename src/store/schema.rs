@@ -12,7 +12,7 @@ use dustwatch_protocol::time::{HOUR, MINUTE};
 use dustwatch_protocol::Metric;
 
 /// Schema version stored in `PRAGMA user_version`.
-pub const VERSION: i64 = 8;
+pub const VERSION: i64 = 9;
 
 const BASE: &str = "
 CREATE TABLE IF NOT EXISTS sites (
@@ -219,8 +219,13 @@ pub fn migrate(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
         conn.execute_batch(super::commands::DDL)?;
         conn.execute_batch(super::notify_outbox::DDL)?;
     }
+    if version != 0 && version < 9 {
+        // Schema 9: each command's time on the office's clock (the day of the daily report).
+        add_columns(conn, "commands", &[("office_ts".into(), "INTEGER")])?;
+    }
     conn.execute_batch(
-        "CREATE INDEX IF NOT EXISTS dead_letters_by_source ON dead_letters (source, id)",
+        "CREATE INDEX IF NOT EXISTS dead_letters_by_source ON dead_letters (source, id);
+         CREATE INDEX IF NOT EXISTS commands_by_office_ts ON commands (office_ts);",
     )?;
     conn.pragma_update(None, "user_version", VERSION)
 }

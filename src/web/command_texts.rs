@@ -89,6 +89,24 @@ pub fn describe(lang: Lang, command: &serde_json::Value) -> String {
         (Lang::En, "sprinkle") => format!("sprinkle {} s", n("duration_s")),
         (Lang::En, "set_interval") => format!("report every {} s", n("interval_s")),
         (Lang::En, "reboot") => "reboot".into(),
+        (Lang::Zh, "stop_work") => match command["duration_s"].as_u64() {
+            Some(d) => format!("停工 {d} 秒 {}", command["ref"].as_str().unwrap_or("")),
+            None => format!("停工至复工 {}", command["ref"].as_str().unwrap_or("")),
+        },
+        (Lang::En, "stop_work") => match command["duration_s"].as_u64() {
+            Some(d) => format!(
+                "stop work for {d} s {}",
+                command["ref"].as_str().unwrap_or("")
+            ),
+            None => format!(
+                "stop work until resumed {}",
+                command["ref"].as_str().unwrap_or("")
+            ),
+        },
+        (Lang::Zh, "resume_work") => format!("复工 {}", command["ref"].as_str().unwrap_or("")),
+        (Lang::En, "resume_work") => {
+            format!("resume work {}", command["ref"].as_str().unwrap_or(""))
+        }
         (_, other) => other.to_string(),
     }
 }

@@ -62,7 +62,10 @@ pub async fn send(
                 "`by` is longer than 100 characters".into(),
             ));
         }
-        Ok(state.commands.send(&site, &body.device, body.command, by)?)
+        let office_ts = crate::commands::office_now(state.reader.hot());
+        Ok(state
+            .commands
+            .send(&site, &body.device, body.command, by, office_ts)?)
     })
     .await?;
     Ok((StatusCode::ACCEPTED, Json(row)))

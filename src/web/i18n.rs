@@ -452,7 +452,7 @@ mod tests {
             let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
             let profile = crate::rules::Profile::load(&path).expect("shipped profile");
             for w in &profile.windows {
-                let id = &w.get_ref().id;
+                let id = &w.id;
                 assert_ne!(
                     &Lang::Zh.rule(id),
                     id,

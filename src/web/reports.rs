@@ -50,9 +50,11 @@ pub async fn daily(
     let reader = state.reader.clone();
     let tz = state.tz;
     let acting = state.acting.store.clone();
+    let commands = state.commands.clone();
     let r = blocking(move || {
         let mut r = report::daily(reader.as_ref(), day, tz)?;
         report::add_actions(&mut r, &acting, tz)?;
+        report::add_commands(&mut r, tz, |from, to| commands.counts_between(from, to))?;
         Ok(r)
     })
     .await?;
@@ -301,6 +303,7 @@ mod tests {
             time_zone: "Asia/Shanghai".into(),
             is_final: true,
             actions: None,
+            commands: None,
             streets: vec![StreetReport {
                 street: format!("迎宾路街道{evil}"),
                 sites_with_incidents: 1,

@@ -278,10 +278,32 @@ impl DemoProcess {
         (p, line)
     }
 
+    /// Start with more settings after `[http]` in its config file (tables of their own, e.g.
+    /// `[notify]`); its stdout goes to `stdout`.
+    pub fn start_configured(speed: f64, extra_config: &str, stdout: Stdio) -> DemoProcess {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mqtt = format!("127.0.0.1:{}", free_port());
+        Self::spawn_with(dir, speed, &mqtt, stdout, extra_config)
+    }
+
     fn spawn(dir: tempfile::TempDir, speed: f64, mqtt_listen: &str, stdout: Stdio) -> DemoProcess {
+        Self::spawn_with(dir, speed, mqtt_listen, stdout, "")
+    }
+
+    fn spawn_with(
+        dir: tempfile::TempDir,
+        speed: f64,
+        mqtt_listen: &str,
+        stdout: Stdio,
+        extra_config: &str,
+    ) -> DemoProcess {
         let token = "demo-test-token".to_string();
         let config = dir.path().join("dustwatch.toml");
-        std::fs::write(&config, format!("[http]\nwrite_token = \"{token}\"\n")).expect("config");
+        std::fs::write(
+            &config,
+            format!("[http]\nwrite_token = \"{token}\"\n{extra_config}"),
+        )
+        .expect("config");
         let http_port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_dustwatch"))
             .arg("--config")

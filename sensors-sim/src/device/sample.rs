@@ -34,6 +34,9 @@ pub struct Sampler {
     sample_faults: SampleFaults,
     /// Sprinkling runs under way or fading (scheduled, automatic and commanded).
     pub(crate) runs: Vec<Run>,
+    /// Work stopped by the office's `stop_work` (simulated ms `[start, end)`; `end` is
+    /// `i64::MAX` until a `resume_work`).
+    pub(crate) stopped: Option<Run>,
     last_auto: i64,
 }
 
@@ -65,6 +68,7 @@ impl Sampler {
             station_gain,
             sample_faults: SampleFaults::new(&device.faults),
             runs: Vec::new(),
+            stopped: None,
             last_auto: i64::MIN / 2,
         }
     }
@@ -114,7 +118,8 @@ impl Sampler {
                 }
             }
             let w = plan.background.at(t, hour);
-            let working = site.working(&plan.rules, level, sod);
+            let stopped = self.stopped.is_some_and(|s| s.start <= t && t < s.end);
+            let working = !stopped && site.working(&plan.rules, level, sod);
             let act = Activity {
                 working,
                 truck: working && site.truck(plan.seed, t / 1000),
@@ -214,5 +219,48 @@ impl Sampler {
             events,
             perfect: perfect.map(|s| s / n),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Scenario;
+
+    #[test]
+    fn a_stopped_site_makes_no_work_noise_or_dust_until_resumed() {
+        let plan = Scenario::load("huiji-red-alert")
+            .expect("shipped scenario")
+            .plan(&Default::default())
+            .expect("plan");
+        let dev = plan
+            .devices
+            .iter()
+            .find(|d| d.site.info.kind == SiteKind::Construction)
+            .expect("a construction site");
+        // 10:00 local on the first day: inside the working hours, before any warning level.
+        let end = plan.start_ms + 10 * 3_600_000;
+        let working = Sampler::new(&plan, dev).interval(&plan, dev, end, 60);
+        let mut s = Sampler::new(&plan, dev);
+        s.stopped = Some(Run {
+            start: end - 3_600_000,
+            end: i64::MAX,
+        });
+        let stopped = s.interval(&plan, dev, end, 60);
+        assert!(
+            stopped.perfect[1] < working.perfect[1],
+            "PM10 {} stopped vs {} working",
+            stopped.perfect[1],
+            working.perfect[1]
+        );
+        let noise = |x: &Sampled| x.reading.noise_dba.expect("noise measured");
+        assert!(noise(&stopped) < noise(&working));
+        // Resumed before the interval: the same as never stopped.
+        let mut r = Sampler::new(&plan, dev);
+        r.stopped = Some(Run {
+            start: end - 3_600_000,
+            end: end - 120_000,
+        });
+        assert_eq!(r.interval(&plan, dev, end, 60).perfect, working.perfect);
     }
 }

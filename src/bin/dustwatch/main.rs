@@ -119,6 +119,10 @@ async fn main() -> Result<()> {
             let mut report = dustwatch::report::daily(reader.as_ref(), date, tz)?;
             let acting = dustwatch::store::acting::ActingStore::open(&config.store.data_dir)?;
             dustwatch::report::add_actions(&mut report, &acting, tz)?;
+            let commands = dustwatch::store::commands::CommandStore::open(&config.store.data_dir)?;
+            dustwatch::report::add_commands(&mut report, tz, |from, to| {
+                commands.counts_between(from, to)
+            })?;
             match format {
                 ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
                 ReportFormat::Csv => print!("{}", dustwatch::report::to_csv(&report)),

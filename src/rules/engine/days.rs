@@ -2,6 +2,7 @@
 //! change counts in.
 
 use super::*;
+use crate::rules::kinds::sprinkling::{self, DayVerdict, SprinklingDay};
 
 /// One site's figures for one local day (the daily report's line).
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -23,7 +24,7 @@ pub struct DayStats {
 }
 
 impl DayStats {
-    pub(super) fn new(site: &str, date: NaiveDate) -> DayStats {
+    pub(crate) fn new(site: &str, date: NaiveDate) -> DayStats {
         DayStats {
             site: site.to_string(),
             date,
@@ -42,7 +43,7 @@ impl DayStats {
 }
 
 impl Engine {
-    /// Kind c at the close of a local day, and the day's figures.
+    /// The day's figures at its close, and the sprinkling rule's verdict on it.
     pub(super) fn close_day(
         &mut self,
         id: &str,
@@ -61,37 +62,19 @@ impl Engine {
             .forget_before(start.min(end - self.profile.max_backfill_s * 1000));
         let mut judged = Vec::new();
         if let (Some(rule), SiteKind::Construction) = (&self.profile.sprinkling, kind) {
-            let rule = rule.get_ref();
-            let level = self.levels.max_in(start, end);
-            let needed = (rule.min_data_hours * 60.0).ceil() as u32;
-            let covered = day.data_minutes >= needed.max(1);
-            if level >= rule.from_level && !covered {
-                // Too little data to say how often the site sprinkled: said, not raised.
-                coverage::add(
-                    &mut day.not_judged,
-                    "sprinkling",
-                    1440,
-                    Reason::TooLittleData {
-                        data_minutes: day.data_minutes,
-                        needed_minutes: needed,
-                    },
-                );
-            }
-            if level >= rule.from_level && covered {
-                if day.sprinkling_runs < rule.min_runs {
-                    judged.extend(self.book.raise(Raise {
-                        site: id,
-                        rule: "sprinkling",
-                        kind: RuleKind::Sprinkling,
-                        severity: rule.severity,
-                        ts: end - 1,
-                        level,
-                        evidence: json!({"date": day.date.to_string(), "runs": day.sprinkling_runs,
-                                         "min_runs": rule.min_runs, "level_max": level.name()}),
-                    }));
-                } else {
-                    judged.extend(self.book.clear(id, "sprinkling", end - 1));
+            let figures = SprinklingDay {
+                date: day.date,
+                end,
+                level_max: self.levels.max_in(start, end),
+                runs: day.sprinkling_runs,
+                data_minutes: day.data_minutes,
+            };
+            match sprinkling::judge_day(rule, &figures) {
+                DayVerdict::NotDue => {}
+                DayVerdict::NotJudged(reason) => {
+                    coverage::add(&mut day.not_judged, sprinkling::RULE, 1440, reason)
                 }
+                DayVerdict::Judged(d) => d.apply(&mut self.book, id, &mut judged),
             }
         }
         // What was decided within the day was counted as it was made; what is decided at its
@@ -110,12 +93,7 @@ impl Engine {
     /// changes the verdict, raise the alert the day now deserves or withdraw the one it no
     /// longer does. Only the last closed day is kept to be judged again.
     pub(super) fn rejudge_sprinkling(&mut self, id: &str, date: NaiveDate, out: &mut Vec<Output>) {
-        let Some(rule) = self
-            .profile
-            .sprinkling
-            .as_ref()
-            .map(|r| r.get_ref().clone())
-        else {
+        let Some(rule) = self.profile.sprinkling.clone() else {
             return;
         };
         if self.site_info(id).0 != SiteKind::Construction {
@@ -137,33 +115,20 @@ impl Engine {
         }
         day.sprinkling_runs = runs;
         let figures = day.clone();
-        let needed = (rule.min_data_hours * 60.0).ceil() as u32;
+        let raised_for_day = self.book.open_alert(id, sprinkling::RULE).is_some_and(|a| {
+            a.state == AlertState::Active
+                && a.evidence.get("date").and_then(|d| d.as_str()) == Some(&date.to_string())
+        });
+        let again = SprinklingDay {
+            date,
+            end,
+            level_max: level,
+            runs,
+            data_minutes: figures.data_minutes,
+        };
         let mut transitions = Vec::new();
-        if level >= rule.from_level && figures.data_minutes >= needed.max(1) {
-            let raised_for_day = self.book.open_alert(id, "sprinkling").is_some_and(|a| {
-                a.state == AlertState::Active
-                    && a.evidence.get("date").and_then(|d| d.as_str()) == Some(&date.to_string())
-            });
-            let evidence = json!({"date": date.to_string(), "runs": runs,
-                                  "min_runs": rule.min_runs, "level_max": level.name(),
-                                  "judged_again": "a sprinkling event arrived after the day closed"});
-            if runs < rule.min_runs && !raised_for_day {
-                transitions.extend(self.book.raise(Raise {
-                    site: id,
-                    rule: "sprinkling",
-                    kind: RuleKind::Sprinkling,
-                    severity: rule.severity,
-                    ts: end - 1,
-                    level,
-                    evidence,
-                }));
-            } else if runs >= rule.min_runs && raised_for_day {
-                let why = format!(
-                    "a sprinkling event arrived after the day closed: {date} had {runs} runs of {} required",
-                    rule.min_runs
-                );
-                transitions.extend(self.book.withdraw(id, "sprinkling", end - 1, &why));
-            }
+        if let Some(d) = sprinkling::judge_day_again(&rule, &again, raised_for_day) {
+            d.apply(&mut self.book, id, &mut transitions);
         }
         if transitions.is_empty() {
             out.push(Output::DayClosed(figures));

@@ -1,6 +1,7 @@
 //! A city level entered after the minutes it covers were judged (see `rules::relevel`).
 
 use super::*;
+use crate::rules::kinds::restriction;
 
 impl Engine {
     /// A level change stamped before minutes already judged: judge the restriction windows it
@@ -11,15 +12,10 @@ impl Engine {
         from: i64,
         out: &mut Vec<Output>,
     ) {
-        let Some(r) = self
-            .profile
-            .restriction
-            .as_ref()
-            .map(|r| r.get_ref().clone())
-        else {
+        let Some(r) = self.profile.restriction.clone() else {
             return;
         };
-        let act = self.profile.activity.get_ref().clone();
+        let act = self.profile.activity.clone();
         let from = from.max(
             self.fleet_now
                 .saturating_sub(self.profile.max_backfill_s * 1000),
@@ -46,7 +42,7 @@ impl Engine {
             let mut transitions = Vec::new();
             // A lower level entered late: open alerts no window since their raise supports any
             // more are withdrawn.
-            for name in ["work-restriction", "earthwork-restriction"] {
+            for name in [restriction::WORK, restriction::EARTHWORK] {
                 let Some(a) = self.book.open_alert(&id, name) else {
                     continue;
                 };
@@ -70,27 +66,13 @@ impl Engine {
                         || from.to_string(),
                         |t| t.format("%Y-%m-%d %H:%M").to_string(),
                     );
-                    let why = format!(
-                        "the level was corrected after the alert was raised: {} from {since}",
-                        self.levels.at(from).name(),
-                    );
-                    transitions.extend(self.book.withdraw(&id, name, closing_ts(a), &why));
+                    restriction::withdraw_late(name, closing_ts(a), self.levels.at(from), &since)
+                        .apply(&mut self.book, &id, &mut transitions);
                 }
             }
             for b in breaches {
                 let level = self.levels.max_in(b.window_start, b.window_end);
-                transitions.extend(self.book.raise(Raise {
-                    site: &id,
-                    rule: b.rule,
-                    kind: RuleKind::Restriction,
-                    severity: r.severity,
-                    ts: b.window_end - 1,
-                    level,
-                    evidence: json!({"activity": if b.rule == "work-restriction" {"work"} else {"earthwork"},
-                        "level": level.name(), "active_minutes": b.active_minutes,
-                        "window_start": b.window_start, "window_end": b.window_end,
-                        "judged_again": "the level was entered after the window was judged"}),
-                }));
+                restriction::raise_late(&r, &b, level).apply(&mut self.book, &id, &mut transitions);
             }
             self.record(&id, transitions, out);
         }

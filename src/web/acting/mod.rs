@@ -4,7 +4,9 @@
 
 pub mod i18n;
 mod notices;
+mod order_texts;
 mod orders;
+mod orders_page;
 pub mod patrol;
 pub mod report;
 mod users_api;
@@ -50,11 +52,11 @@ pub struct Duty {
 
 impl Duty {
     pub fn from_profile(p: &Profile) -> Duty {
-        let r = p.restriction.as_ref().map(|r| r.get_ref());
+        let r = p.restriction.as_ref();
         Duty {
             earthwork_from: r.map(|r| r.earthwork_from),
             all_work_from: r.map(|r| r.all_work_from),
-            earthwork_phases: p.activity.get_ref().earthwork_phases.clone(),
+            earthwork_phases: p.activity.earthwork_phases.clone(),
         }
     }
 
@@ -113,12 +115,12 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/orders/:id/response", post(orders::respond))
         .route("/api/orders/:id/reinspections", post(orders::reinspect))
-        .route("/alerts/:id/act", get(orders::page))
-        .route("/alerts/:id/act/order", post(orders::issue_form))
-        .route("/alerts/:id/act/response", post(orders::respond_form))
+        .route("/alerts/:id/act", get(orders_page::page))
+        .route("/alerts/:id/act/order", post(orders_page::issue_form))
+        .route("/alerts/:id/act/response", post(orders_page::respond_form))
         .route(
             "/alerts/:id/act/reinspect",
-            post(orders::reinspect_form).layer(axum::extract::DefaultBodyLimit::max(
+            post(orders_page::reinspect_form).layer(axum::extract::DefaultBodyLimit::max(
                 orders::PHOTO_MAX_BYTES + 64 * 1024,
             )),
         )

@@ -1,11 +1,13 @@
 //! Stop-work notices: one action (`POST /api/notices`, or the button on `/notices`) sends the
 //! level in force to every site it stops, by kind and phase, and records a pending receipt per
-//! site; inspectors confirm receipts (`POST /api/notices/{id}/receipts/{site}`). A device's
-//! reply to the notice command lands through `ActingStore::device_receipt`.
+//! site, and sends `stop_work` (`ref` `notice-{id}`) to every device of those sites; a device's
+//! answer is its site's receipt (`crate::commands::stop_work`), and inspectors confirm the rest
+//! (`POST /api/notices/{id}/receipts/{site}`).
 
 use super::i18n::words;
-use super::{now_ms, to_login};
+use super::to_login;
 use crate::auth::{pages::whoami, Admin, Inspector, Role, User};
+use crate::commands::stop_work::{Sender, StopRef};
 use crate::store::acting::{Notice, ReceiptVia};
 use crate::web::i18n::Lang;
 use crate::web::layout::{self, Nav, Script, Ui};
@@ -17,6 +19,11 @@ use axum::{Form, Json};
 use dustwatch_protocol::Level;
 use maud::html;
 use serde::Deserialize;
+
+/// How long a notice's `stop_work` lasts on the device: a warning is issued for a day or more
+/// and notices follow each change of level, so a device that never hears the end of one
+/// resumes after a day instead of stopping its site for good.
+pub const NOTICE_STOP_S: u32 = 86_400;
 
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Notice>>, WebError> {
     let store = state.acting.store.clone();
@@ -41,7 +48,9 @@ async fn do_issue(state: &AppState, user: &User, body: IssueBody) -> Result<Noti
     let duty = state.acting.duty.clone();
     let store = state.acting.store.clone();
     let by = user.name.clone();
+    let commands = state.commands.clone();
     blocking(move || {
+        let office_ts = crate::commands::office_now(reader.hot());
         let level = match body.level {
             Some(l) => l,
             None => reader
@@ -64,7 +73,18 @@ async fn do_issue(state: &AppState, user: &User, body: IssueBody) -> Result<Noti
                 level.name()
             )));
         }
-        Ok(store.issue_notice(level.name(), &by, now_ms(), &body.note, &sites)?)
+        let notice = store.issue_notice(level.name(), &by, office_ts, &body.note, &sites)?;
+        let from = Sender { by: &by, office_ts };
+        for (site, _) in &sites {
+            let devices: Vec<String> = reader
+                .devices(Some(site))?
+                .into_iter()
+                .map(|d| d.device)
+                .collect();
+            let reference = StopRef::Notice(notice.id);
+            commands.stop_work(site, &devices, reference, Some(NOTICE_STOP_S), from);
+        }
+        Ok(notice)
     })
     .await
 }
@@ -86,8 +106,8 @@ async fn do_confirm(
 ) -> Result<Notice, WebError> {
     let store = state.acting.store.clone();
     let by = user.name.clone();
-    blocking(move || Ok(store.confirm_receipt(id, &site, ReceiptVia::Inspector, &by, now_ms())?))
-        .await
+    let ts = crate::commands::office_now(state.reader.hot());
+    blocking(move || Ok(store.confirm_receipt(id, &site, ReceiptVia::Inspector, &by, ts)?)).await
 }
 
 pub async fn confirm(

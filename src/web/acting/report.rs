@@ -1,7 +1,8 @@
 //! The daily report's sections about what the office did: notices issued and received, orders
-//! and re-inspections, night-patrol results.
+//! and re-inspections, night-patrol results, commands to devices.
 
 use super::i18n::words;
+use super::order_texts::{self, OrderTexts};
 use crate::report::DailyReport;
 use crate::store::acting::{OrderKind, ReinspectionResult};
 use crate::web::layout::Ui;
@@ -42,6 +43,23 @@ pub fn section(r: &DailyReport, ui: Ui) -> String {
                             } }
                         }
                     } }
+                }
+            }
+            @if let Some(cmds) = &r.commands {
+                @let t = order_texts::texts(lang);
+                h2 { (t.report_heading) }
+                @if cmds.is_empty() { p.muted { (w.none) } }
+                @if !cmds.is_empty() {
+                    table.commands {
+                        thead { tr { @for c in t.report_columns { th { (c) } } } }
+                        tbody { @for c in cmds {
+                            tr data-kind=(c.kind) {
+                                td { (OrderTexts::kind_name(lang, &c.kind)) }
+                                td { (c.sent) } td { (c.answered) } td { (c.refused) }
+                                td { (c.timed_out) } td { (c.awaiting) } td { (c.not_sent) }
+                            }
+                        } }
+                    }
                 }
             }
             h2 { (w.patrol_results) }
