@@ -27,17 +27,7 @@ struct Boundary {
 }
 
 fn sim_options(port: u16) -> sensors_sim::SimOptions {
-    sensors_sim::SimOptions {
-        port,
-        devices: Some(3),
-        duration: Some(Duration::from_secs(3600)),
-        speed: sensors_sim::Speed::Max,
-        client_prefix: "acl-sim".into(),
-        backoff_min: Duration::from_millis(50),
-        backoff_max: Duration::from_millis(500),
-        connect_spread: Duration::ZERO,
-        ..Default::default()
-    }
+    fleet::three_steady_devices(port, "acl-sim")
 }
 
 fn boundary() -> Option<Boundary> {
@@ -254,40 +244,22 @@ async fn devices_publish_only_as_themselves_and_the_aggregator_stores_all_they_s
         )],
     )
     .await;
-    let reader = agg.reader.clone();
-    tokio::task::spawn_blocking(move || {
-        eventually(30, "the office's level stored", || {
-            let levels = reader.city_levels().ok()?;
-            levels
-                .iter()
-                .any(|l| l.level == Level::Yellow)
-                .then_some(())
-        })
-    })
-    .await
-    .expect("wait");
+    fleet::wait_city_level(&agg, Level::Yellow, "the office's level stored").await;
 
     // The dashboard's level (office users, behind the write token) goes out through the
     // aggregator's publisher, under its own login, and comes back through ingest.
     let url = format!("http://127.0.0.1:{}/api/city/level", agg.http_addr.port());
     let token = agg.write_token.clone();
-    let reader = agg.reader.clone();
     tokio::task::spawn_blocking(move || {
         ureq::put(&url)
             .set("Authorization", &format!("Bearer {token}"))
             .set("Content-Type", "application/json")
             .send_string(&serde_json::json!({"level": "orange", "ts": t}).to_string())
             .expect("level accepted");
-        eventually(30, "the dashboard's level stored", || {
-            let levels = reader.city_levels().ok()?;
-            levels
-                .iter()
-                .any(|l| l.level == Level::Orange)
-                .then_some(())
-        })
     })
     .await
-    .expect("wait");
+    .expect("put");
+    fleet::wait_city_level(&agg, Level::Orange, "the dashboard's level stored").await;
     shutdown.cancel();
     agg.wait().await.expect("clean stop");
 }

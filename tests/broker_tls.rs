@@ -48,20 +48,12 @@ async fn readings_published_over_tls_are_stored() {
 
     let scenario = sensors_sim::Scenario::load("steady").expect("shipped scenario");
     let options = sensors_sim::SimOptions {
-        port: broker.port(),
         tls: Some(TlsSettings {
             ca_file: Some(pki.ca.clone()),
             client_cert: Some(pki.client_cert.clone()),
             client_key: Some(pki.client_key.clone()),
         }),
-        devices: Some(3),
-        duration: Some(Duration::from_secs(3600)),
-        speed: sensors_sim::Speed::Max,
-        client_prefix: "tls-sim".into(),
-        backoff_min: Duration::from_millis(50),
-        backoff_max: Duration::from_millis(500),
-        connect_spread: Duration::ZERO,
-        ..Default::default()
+        ..fleet::three_steady_devices(broker.port(), "tls-sim")
     };
     let summary = sensors_sim::Sim::new(scenario, options)
         .run(CancellationToken::new())
@@ -79,18 +71,7 @@ async fn readings_published_over_tls_are_stored() {
     };
     let payload = serde_json::to_vec(&level).expect("encode");
     assert!(publisher.publish(TopicRoot::default().city_level(), payload, true));
-    let reader = agg.reader.clone();
-    tokio::task::spawn_blocking(move || {
-        eventually(30, "the level published over TLS stored", || {
-            let levels = reader.city_levels().ok()?;
-            levels
-                .iter()
-                .any(|l| l.level == Level::Orange)
-                .then_some(())
-        })
-    })
-    .await
-    .expect("wait");
+    fleet::wait_city_level(&agg, Level::Orange, "the level published over TLS stored").await;
     shutdown.cancel();
     agg.wait().await.expect("clean stop");
     let _ = task.await;

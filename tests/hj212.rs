@@ -12,7 +12,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
-use support::hj212::{closed, read_line, reply, Listener, MN1};
+use support::hj212::{
+    closed, frame, read_line, reply, segment, Listener, MN1, REGISTRY, SECOND_DEVICE,
+};
 use support::*;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -24,53 +26,10 @@ const DOMAIN_SEGMENT: &str = "QN=20170102150000000;ST=39;CN=2011;PW=123456;MN=41
 /// 2017-01-02 15:00:00 +08:00.
 const T15: i64 = 1_483_340_400_000;
 
-const REGISTRY: &str = r#"
-[[site]]
-id = "s1"
-name = "Site 1"
-street = "Town"
-
-[[device]]
-site = "s1"
-id = "d1"
-mn = "410108HJ0000000000000001"
-password = "123456"
-
-[[device]]
-site = "s1"
-id = "d2"
-mn = "410108HJ0000000000000002"
-password = "654321"
-unit = "mg/m3"
-"#;
-
-/// The aggregator with its HJ 212 listener and the two devices of [`REGISTRY`].
+/// The aggregator with its HJ 212 listener and two devices: [`REGISTRY`]'s and [`SECOND_DEVICE`].
 async fn running(tune: impl FnOnce(&mut Config)) -> Listener {
-    Listener::start(REGISTRY, tune).await
-}
-
-/// A data segment: header fields, then `CP=&&DataTime=..;items&&`.
-fn segment(
-    cn: u16,
-    flag: u8,
-    mn: &str,
-    pw: &str,
-    qn: &str,
-    data_time: &str,
-    items: &str,
-) -> String {
-    format!("QN={qn};ST=39;CN={cn};PW={pw};MN={mn};Flag={flag};CP=&&DataTime={data_time};{items}&&")
-}
-
-fn frame(seg: &str) -> Vec<u8> {
-    hj212::wrap_segment(seg).expect("segment fits")
-}
-
-async fn readings(r: &Listener, from: i64, to: i64) -> Vec<(String, Reading)> {
-    let reader = r.agg.reader.clone();
-    tokio::task::spawn_blocking(move || reader.readings("s1", from, to).expect("query"))
-        .await
-        .expect("join")
+    let registry = format!("{REGISTRY}{SECOND_DEVICE}");
+    Listener::start(&registry, tune).await
 }
 
 async fn dead_letters(r: &Listener) -> u64 {
@@ -103,7 +62,7 @@ async fn tcp_frames_become_readings_and_replies_follow_the_commit() {
     assert_eq!(ack.qn, "20170102150000000");
     assert_eq!(ack.mn, MN1);
     // The reply comes after the commit: the reading is already there, no waiting.
-    let got = readings(&r, T15, T15 + 1).await;
+    let got = r.readings(T15, T15 + 1).await;
     assert_eq!(got.len(), 1, "{got:?}");
     let (device, reading) = &got[0];
     assert_eq!(device, "d1");
@@ -151,7 +110,7 @@ async fn tcp_frames_become_readings_and_replies_follow_the_commit() {
         .expect("send");
         let ack = reply(&mut s).await;
         assert_eq!((ack.cn, ack.qn.as_str()), (Cn::DataReply, qn));
-        let got = readings(&r, end, end + 1).await;
+        let got = r.readings(end, end + 1).await;
         let found = got
             .iter()
             .find(|(_, x)| x.interval_s == interval)
@@ -182,7 +141,7 @@ async fn tcp_frames_become_readings_and_replies_follow_the_commit() {
         .await
         .expect("send");
     assert_eq!(reply(&mut s).await.qn, "20170102150300000");
-    let got = readings(&r, T15 + 120_000, T15 + 180_001).await;
+    let got = r.readings(T15 + 120_000, T15 + 180_001).await;
     assert_eq!(got.len(), 2, "{got:?}");
     assert_eq!(
         got[1].1.flags.get("pm10"),
@@ -190,10 +149,10 @@ async fn tcp_frames_become_readings_and_replies_follow_the_commit() {
     );
 
     // A device retrying a frame whose reply it missed: replied again, stored once.
-    let before = readings(&r, 0, i64::MAX).await.len();
+    let before = r.readings(0, i64::MAX).await.len();
     s.write_all(&frame(&seg)).await.expect("send");
     assert_eq!(reply(&mut s).await.qn, "20170102150000000");
-    assert_eq!(readings(&r, 0, i64::MAX).await.len(), before);
+    assert_eq!(r.readings(0, i64::MAX).await.len(), before);
     assert!(r.agg.metrics.duplicates.load(Relaxed) >= 1);
 
     // A mg/m³ device on its own connection: values arrive in µg/m³.
@@ -209,7 +168,7 @@ async fn tcp_frames_become_readings_and_replies_follow_the_commit() {
     );
     s2.write_all(&frame(&seg2)).await.expect("send");
     assert_eq!(reply(&mut s2).await.mn, MN2);
-    let got = readings(&r, T15, T15 + 1).await;
+    let got = r.readings(T15, T15 + 1).await;
     let d2 = got.iter().find(|(d, _)| d == "d2").expect("d2 stored");
     assert_eq!(d2.1.pm25, Some(245.0));
     assert_eq!(d2.1.noise_dba, Some(55.0));
@@ -236,7 +195,7 @@ async fn tcp_frames_become_readings_and_replies_follow_the_commit() {
     assert!(packets.len() > 1);
     s.write_all(&packets.concat()).await.expect("send");
     assert_eq!(reply(&mut s).await.qn, long.qn);
-    let got = readings(&r, T15 + 600_000, T15 + 600_001).await;
+    let got = r.readings(T15 + 600_000, T15 + 600_001).await;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].1.pm10, Some(77.0));
 
@@ -365,7 +324,7 @@ async fn every_rejection_reason_is_counted_and_kept_as_a_dead_letter() {
     .await;
     assert_eq!(r.agg.metrics.hj212.rejected("no_values"), 2);
     assert_eq!(dead_letters(&r).await, labels.len() as u64 + 2);
-    assert!(readings(&r, 0, i64::MAX).await.is_empty());
+    assert!(r.readings(0, i64::MAX).await.is_empty());
 
     let port = r.agg.http_addr.port();
     let (_, text) = tokio::task::spawn_blocking(move || http_get(port, "/metrics"))
@@ -517,7 +476,7 @@ async fn mqtt_frames_are_ingested_and_redelivery_stores_nothing_twice() {
             && a.metrics.stored.load(Relaxed) == 2
     })
     .await;
-    let got = readings(&r, 0, i64::MAX).await;
+    let got = r.readings(0, i64::MAX).await;
     assert_eq!(got.len(), 2, "{got:?}");
     assert!(got.iter().all(|(d, _)| d == "d7"));
     let rt = got.iter().find(|(_, x)| x.ts == T15).expect("2011 reading");
@@ -717,14 +676,9 @@ async fn capture_frames(
 
 fn sim_options(broker_port: u16) -> sensors_sim::SimOptions {
     sensors_sim::SimOptions {
-        port: broker_port,
-        speed: sensors_sim::Speed::Max,
         seed: 7,
-        client_prefix: "hj212-tcp-sim".into(),
-        backoff_min: Duration::from_millis(50),
         backoff_max: Duration::from_millis(300),
-        connect_spread: Duration::ZERO,
-        ..Default::default()
+        ..fleet::sim_options(broker_port, "hj212-tcp-sim")
     }
 }
 

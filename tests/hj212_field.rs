@@ -46,13 +46,6 @@ fn air_station() -> Vec<u8> {
     hj212::wrap_segment(seg).expect("segment fits")
 }
 
-async fn readings(l: &Listener) -> Vec<(String, Reading)> {
-    let reader = l.agg.reader.clone();
-    tokio::task::spawn_blocking(move || reader.readings("s1", 0, i64::MAX).expect("query"))
-        .await
-        .expect("join")
-}
-
 fn assert_dust_values(r: &Reading) {
     assert_eq!(
         (r.pm25, r.pm10, r.tsp, r.noise_dba),
@@ -86,7 +79,7 @@ async fn dust_monitor_with_zero_channels_is_stored_over_tcp_and_mqtt() {
     l.until("both stored", |a| a.metrics.stored.load(Relaxed) == 2)
         .await;
 
-    let got = readings(&l).await;
+    let got = l.readings(0, i64::MAX).await;
     assert_eq!(got.len(), 2, "{got:?}");
     let tcp_reading = got.iter().find(|(d, _)| d == "d1").expect("TCP reading");
     assert_eq!(tcp_reading.1.ts, T15);
@@ -142,7 +135,7 @@ async fn air_station_minute_frame_fills_the_site_page_the_series_and_the_aqi() {
     l.until("stored", |a| a.metrics.stored.load(Relaxed) == 1)
         .await;
 
-    let got = readings(&l).await;
+    let got = l.readings(0, i64::MAX).await;
     assert_eq!(got.len(), 1, "{got:?}");
     let r = &got[0].1;
     assert_eq!(r.ts, T15 + 60_000, "minute data is stamped with its start");
@@ -246,27 +239,23 @@ async fn unknown_factors_cost_nothing_and_a_frame_of_nothing_is_kept() {
     let l = Listener::start(REGISTRY, |_| {}).await;
     let mut s = l.connect_from([127, 0, 0, 1]).await;
     // A vendor factor, an unreadable value and a bad flag beside a good PM10.
-    let mixed = hj212::wrap_segment(&format!(
-        "QN=1;ST=31;CN=2011;PW={PW1};MN={MN1};Flag=5;CP=&&DataTime=20170102150000;\
-         a34002-Rtd=80,a34002-Flag=N;zz999-Rtd=5;a34004-Rtd=--;a34001-Rtd=90,a34001-Flag=X&&"
-    ))
-    .expect("fits");
-    s.write_all(&mixed).await.expect("send");
-    assert_eq!(reply(&mut s).await.cn, Cn::DataReply);
+    let mixed = frame(&segment(
+        2011,
+        5,
+        MN1,
+        PW1,
+        "1",
+        "20170102150000",
+        "a34002-Rtd=80,a34002-Flag=N;zz999-Rtd=5;a34004-Rtd=--;a34001-Rtd=90,a34001-Flag=X",
+    ));
+    assert_eq!(exchange(&mut s, &mixed).await.cn, Cn::DataReply);
     // Nothing usable: still acknowledged, kept as a dead letter, the connection stays open.
-    let nothing = hj212::wrap_segment(&format!(
-        "QN=2;ST=39;CN=2011;PW={PW1};MN={MN1};Flag=5;CP=&&DataTime=20170102150100;\
-         a01006-Rtd=0;a34004-Rtd=0,a34004-Flag=D&&"
-    ))
-    .expect("fits");
-    s.write_all(&nothing).await.expect("send");
-    assert_eq!(reply(&mut s).await.cn, Cn::DataReply);
-    s.write_all(&data_frame(MN1, PW1, "3", 2))
-        .await
-        .expect("send");
-    assert_eq!(reply(&mut s).await.cn, Cn::DataReply);
+    let nothing = nothing_usable_frame("2");
+    assert_eq!(exchange(&mut s, &nothing).await.cn, Cn::DataReply);
+    let good = data_frame(MN1, PW1, "3", 2);
+    assert_eq!(exchange(&mut s, &good).await.cn, Cn::DataReply);
 
-    let got = readings(&l).await;
+    let got = l.readings(0, i64::MAX).await;
     assert_eq!(got.len(), 2, "{got:?}");
     assert_eq!((got[0].1.pm10, got[0].1.pm25), (Some(80.0), None));
     let h = &l.agg.metrics.hj212;

@@ -11,7 +11,6 @@ use serde_json::Value;
 use std::sync::atomic::Ordering::Relaxed;
 use support::hj212::*;
 use support::{http_get, publish_all};
-use tokio::io::AsyncWriteExt;
 
 async fn get(l: &Listener, path: &str) -> (u16, Value) {
     let port = l.agg.http_addr.port();
@@ -32,26 +31,22 @@ async fn kept_frames_are_queryable_by_mn_reason_time_and_limit() {
     let l = Listener::start(REGISTRY, |_| {}).await;
     let mut s = l.connect_from([127, 0, 0, 1]).await;
     // A vendor factor beside a good PM10: stored, the raw frame kept.
-    let vendor = hj212::wrap_segment(&format!(
-        "QN=1;ST=39;CN=2011;PW={PW1};MN={MN1};Flag=5;CP=&&DataTime=20170102150000;\
-         a34002-Rtd=80,a34002-Flag=N;zz999-Rtd=5&&"
-    ))
-    .expect("fits");
-    s.write_all(&vendor).await.expect("send");
-    assert_eq!(reply(&mut s).await.cn, Cn::DataReply);
+    let vendor = frame(&segment(
+        2011,
+        5,
+        MN1,
+        PW1,
+        "1",
+        "20170102150000",
+        "a34002-Rtd=80,a34002-Flag=N;zz999-Rtd=5",
+    ));
+    assert_eq!(exchange(&mut s, &vendor).await.cn, Cn::DataReply);
     // Nothing usable at all.
-    let nothing = hj212::wrap_segment(&format!(
-        "QN=2;ST=39;CN=2011;PW={PW1};MN={MN1};Flag=5;CP=&&DataTime=20170102150100;\
-         a01006-Rtd=0;a34004-Rtd=0,a34004-Flag=D&&"
-    ))
-    .expect("fits");
-    s.write_all(&nothing).await.expect("send");
-    assert_eq!(reply(&mut s).await.cn, Cn::DataReply);
+    let nothing = nothing_usable_frame("2");
+    assert_eq!(exchange(&mut s, &nothing).await.cn, Cn::DataReply);
     // A good frame keeps nothing.
-    s.write_all(&data_frame(MN1, PW1, "3", 2))
-        .await
-        .expect("send");
-    assert_eq!(reply(&mut s).await.cn, Cn::DataReply);
+    let good = data_frame(MN1, PW1, "3", 2);
+    assert_eq!(exchange(&mut s, &good).await.cn, Cn::DataReply);
     // Another monitor over MQTT, its pressure channel a bare 0.
     l.until("subscribed", |a| {
         a.metrics.mqtt_subscribed.load(Relaxed) == 1

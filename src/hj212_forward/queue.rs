@@ -5,7 +5,7 @@ use crate::store::forward_queue;
 use crate::store::sqlite::db_path;
 use crate::store::StoreError;
 use dustwatch_protocol::{Metric, Reading};
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, TransactionBehavior};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -118,7 +118,9 @@ impl Queue {
 
     /// Record that everything up to `to` is done, and delete what every target is done with.
     pub fn advance(&mut self, to: i64) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
             "UPDATE forward_cursor SET last_id = max(last_id, ?2) WHERE name = ?1",
             params![self.name, to],

@@ -15,7 +15,7 @@
 //! [`TRUNCATE_FRAMES`] a truncating checkpoint holds the writer (through its busy timeout) and
 //! resets the file: the WAL stays bounded at any input rate.
 
-use super::sqlite::db_path;
+use super::connection::db_path;
 use super::StoreError;
 use rusqlite::Connection;
 use std::path::Path;

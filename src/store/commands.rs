@@ -3,7 +3,8 @@
 //! small and SQLite serialises the writers); device replies are recorded by the ingest writer in
 //! its batch transaction through [`record_reply`].
 
-use super::sqlite::{open_writer, Synchronous};
+use super::config::Synchronous;
+use super::connection::open_writer;
 use super::StoreError;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use serde::Serialize;

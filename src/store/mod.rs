@@ -5,11 +5,13 @@
 
 pub mod acting;
 pub mod alerts;
+mod batch;
 #[cfg(test)]
 mod bounds_tests;
 pub mod checkpoint;
 pub mod commands;
 pub mod config;
+mod connection;
 mod dead_letters;
 pub mod fence;
 pub mod forward_queue;
@@ -21,6 +23,7 @@ pub mod outbox;
 pub mod postgres;
 pub mod raw_frames;
 pub mod reader;
+mod registry;
 pub mod retention;
 mod rollup;
 pub mod schema;

@@ -7,7 +7,8 @@
 //! Ids come from `AUTOINCREMENT` and there is one alert writer, so ids rise in commit order and
 //! the router's cursor never skips a row.
 
-use super::sqlite::{open_writer, Synchronous};
+use super::config::Synchronous;
+use super::connection::open_writer;
 use super::StoreError;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::path::Path;

@@ -2,10 +2,10 @@
 //! (WAL lets them read while it writes), and the hot state it shares.
 
 use super::alerts::{self, Alert, AlertChange, AlertFilter, DayRow};
+use super::connection::db_path;
 use super::hot::Hot;
-use super::rollup::{bucket, series_points, Agg};
-use super::schema::{self, ROLLUPS};
-use super::sqlite::db_path;
+use super::rollup::{bucket, series_points, series_source, Agg};
+use super::schema;
 use super::{Counts, DeviceRow, Latest, SeriesPoint, SiteRow, StoreError, StoreReader};
 use dustwatch_protocol::{CityLevel, Flag, Level, Metric, Phase, Reading, SiteInfo, SiteKind};
 use rusqlite::{params, Connection, OpenFlags};
@@ -208,16 +208,7 @@ impl StoreReader for SqliteReader {
         to_ms: i64,
         step_s: i64,
     ) -> Result<Vec<SeriesPoint>, StoreError> {
-        if !(1..=31 * 86_400).contains(&step_s) {
-            return Err(StoreError::BadStep(step_s));
-        }
-        let step_ms = step_s * 1000;
-        // Read the coarsest rollup whose buckets tile the step; raw only for sub-minute steps.
-        let source = ROLLUPS
-            .iter()
-            .rev()
-            .find(|(_, width)| step_ms % width == 0)
-            .copied();
+        let (step_ms, source) = series_source(step_s)?;
         let mut points: BTreeMap<i64, Agg> = BTreeMap::new();
         self.with(|c| {
             match source {

@@ -2,8 +2,8 @@
 //! or by a row cap. A pass that would delete more than `retention_max_share` of a table's time
 //! span leaves that table alone and says why: a clock gone wrong must never empty the store.
 
+use super::config::StoreConfig;
 use super::schema::ROLLUPS;
-use super::sqlite::StoreConfig;
 use super::{RetentionRefused, RetentionReport, StoreError};
 use dustwatch_protocol::time::DAY;
 use rusqlite::{params, Transaction};
@@ -76,19 +76,13 @@ pub(super) fn apply(
                 .query_row(params![site.id], |r| r.get(0))?;
             oldest.extend(t.map(|t| (site.id, t)));
         }
-        let share = share_deleted(oldest.iter().map(|(_, t)| *t), cut, now_ms);
-        if share == 0.0 {
-            continue;
-        }
-        if share > config.retention_max_share {
-            report.refused.push(RetentionRefused {
-                table,
-                share,
-                limit: config.retention_max_share,
-                cut_ms: cut,
-                now_ms,
-            });
-            continue;
+        match judge(config, table, oldest.iter().map(|(_, t)| *t), cut, now_ms) {
+            Verdict::Nothing => continue,
+            Verdict::Refused(r) => {
+                report.refused.push(r);
+                continue;
+            }
+            Verdict::Cut => {}
         }
         for (site, t) in oldest {
             if t < cut {
@@ -195,6 +189,39 @@ fn forget_empty_sites(
         gone.push(site.id.to_string());
     }
     Ok(gone)
+}
+
+/// What a pass may do to one aged table.
+pub(super) enum Verdict {
+    /// Nothing in it is older than the cut.
+    Nothing,
+    /// The cut would delete more than `[store] retention_max_share` of it: left alone.
+    Refused(RetentionRefused),
+    Cut,
+}
+
+/// Judge the cut of `table` from each site's oldest row time.
+pub(super) fn judge(
+    config: &StoreConfig,
+    table: &'static str,
+    oldest: impl Iterator<Item = i64>,
+    cut: i64,
+    now_ms: i64,
+) -> Verdict {
+    let share = share_deleted(oldest, cut, now_ms);
+    if share == 0.0 {
+        Verdict::Nothing
+    } else if share > config.retention_max_share {
+        Verdict::Refused(RetentionRefused {
+            table,
+            share,
+            limit: config.retention_max_share,
+            cut_ms: cut,
+            now_ms,
+        })
+    } else {
+        Verdict::Cut
+    }
 }
 
 /// The share of the tables' time span (per site, from its oldest row to `now`) that lies

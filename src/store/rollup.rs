@@ -25,6 +25,25 @@ pub(super) fn bucket(ts: i64, width: i64) -> i64 {
     (ts - 1).div_euclid(width) * width
 }
 
+/// A rollup table: its name and bucket width (ms).
+pub(super) type RollupTable = (&'static str, i64);
+
+/// Where a series at a step of `step_s` seconds is read from: the step in ms, and the coarsest
+/// rollup table (name, bucket width) whose buckets tile it; `None` (raw readings) for sub-minute
+/// steps. Steps outside one second to 31 days are refused.
+pub(super) fn series_source(step_s: i64) -> Result<(i64, Option<RollupTable>), super::StoreError> {
+    if !(1..=31 * 86_400).contains(&step_s) {
+        return Err(super::StoreError::BadStep(step_s));
+    }
+    let step_ms = step_s * 1000;
+    let source = super::schema::ROLLUPS
+        .iter()
+        .rev()
+        .find(|(_, width)| step_ms % width == 0)
+        .copied();
+    Ok((step_ms, source))
+}
+
 /// A series from the buckets that hold a value, oldest first.
 pub(super) fn series_points(
     points: std::collections::BTreeMap<i64, Agg>,

@@ -4,47 +4,20 @@
 
 use super::checkpoint::Checkpointer;
 pub use super::config::{StoreConfig, Synchronous};
+pub use super::connection::db_path;
+use super::connection::open_writer;
 use super::fence::Fence;
 use super::hot::Hot;
-use super::known::{Known, Limits};
+use super::known::Known;
 use super::outbox;
 use super::reader::SqliteReader;
+use super::registry::Limits;
 use super::retention;
-use super::schema;
 use super::sqlite_batch::{BatchWrite, INSERT_READING};
-use super::{BatchOutcome, Latest, Record, RetentionReport, StoreError, StoreWriter};
+use super::{BatchOutcome, Record, RetentionReport, StoreError, StoreWriter};
 use dustwatch_protocol::SiteInfo;
-use rusqlite::{params, Connection, OptionalExtension};
-use std::path::{Path, PathBuf};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::sync::Arc;
-
-const DB_FILE: &str = "dustwatch.db";
-
-pub fn db_path(dir: &Path) -> PathBuf {
-    dir.join(DB_FILE)
-}
-
-/// A read-write connection in WAL mode with the schema in place. WAL with `synchronous=NORMAL`
-/// survives a crash of the process; busy_timeout lets the alert writer and the reading writer
-/// take turns. Commits only append to the WAL: the [`Checkpointer`] copies it back.
-pub(super) fn open_writer(dir: &Path, synchronous: Synchronous) -> Result<Connection, StoreError> {
-    std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
-        path: dir.display().to_string(),
-        source,
-    })?;
-    let conn = Connection::open(db_path(dir))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    let sync = match synchronous {
-        Synchronous::Normal => "NORMAL",
-        Synchronous::Full => "FULL",
-    };
-    conn.pragma_update(None, "synchronous", sync)?;
-    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    conn.execute_batch(&schema::ddl())?;
-    schema::migrate(&conn)?;
-    Ok(conn)
-}
 
 /// Refuse a fence older than the partition's stored revision, else store its revision: a new
 /// owner's first batch shuts out every older owner from then on.
@@ -107,25 +80,18 @@ impl SqliteStore {
                 i64::try_from(config.max_size_mib.saturating_mul(1 << 20)).unwrap_or(i64::MAX);
             conn.pragma_update(None, "max_page_count", (bytes / page_size.max(512)).max(1))?;
         }
-        let mut store = SqliteStore {
+        let known = Known::open(&conn, strict, Limits::of(&config))?;
+        let hot = Arc::new(Hot::default());
+        known.warm(&hot);
+        Ok(SqliteStore {
             conn,
             checkpointer,
-            hot: Arc::new(Hot::default()),
-            known: Known {
-                strict,
-                limits: Limits::of(&config),
-                ..Default::default()
-            },
             config,
+            hot,
+            known,
             outbox: false,
             forward: false,
-        };
-        store.known.load(&store.conn)?;
-        store.hot.update(store.known.latest.clone());
-        if let Some(t) = store.known.fleet_median() {
-            store.hot.advance_fleet_clock(t);
-        }
-        Ok(store)
+        })
     }
 
     /// Append every fresh reading, event and city level to the outbox from now on (for the
@@ -163,14 +129,15 @@ impl SqliteStore {
         let mut w = BatchWrite::new(received, self.outbox, self.forward);
         let known = &mut self.known;
         let result = (|| -> Result<(), StoreError> {
-            let tx = self.conn.transaction()?;
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
             if let Some(fence) = fence {
                 check_fence(&tx, fence)?;
             }
             let mut insert_reading = tx.prepare_cached(INSERT_READING)?;
             for record in batch {
-                // Set true by the record's function once it is stored for the first time.
-                w.out.fresh.push(false);
+                w.begin_record();
                 match record {
                     Record::Reading {
                         site,
@@ -207,29 +174,8 @@ impl SqliteStore {
             return Err(e);
         }
         self.checkpointer.poke();
-        let BatchWrite {
-            mut out,
-            rejected,
-            newest,
-            ..
-        } = w;
-        let new_latest: Vec<(String, Latest)> = newest
-            .into_iter()
-            .map(|(site, (device, reading))| {
-                let latest = Latest {
-                    device: device.to_string(),
-                    reading: reading.clone(),
-                    received_ms: received,
-                };
-                (site.to_string(), latest)
-            })
-            .collect();
-        self.hot.update(new_latest.iter().cloned());
-        self.known.latest.extend(new_latest);
-        if let Some(t) = self.known.fleet_median() {
-            self.hot.advance_fleet_clock(t);
-        }
-        out.rejected = rejected.into_iter().collect();
+        let (out, latest) = w.into_tally().finish();
+        self.known.committed(latest, &self.hot);
         Ok(out)
     }
 }
@@ -248,7 +194,9 @@ impl StoreWriter for SqliteStore {
     }
 
     fn upsert_sites(&mut self, sites: &[SiteInfo]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         for s in sites {
             tx.execute(
                 "INSERT INTO sites (id, name, street, kind, phase, lat, lon, reference, registered) \
@@ -286,7 +234,9 @@ impl StoreWriter for SqliteStore {
                 newest_ts: self.known.latest.get(id).map(|l| l.reading.ts),
             })
             .collect();
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let (report, gone) = retention::apply(&tx, &self.config, &sites, fleet_ms, now_ms())?;
         tx.commit()?;
         if !gone.is_empty() {

@@ -2,18 +2,15 @@
 //! record's site and device, inserts it, and appends it to the outbox when it is fresh), then the
 //! per-batch rollups, newest readings and last-seen times.
 
-use super::known::{admit, DeviceState, Known};
+use super::batch::{flags_json, BatchTally};
+use super::known::{admit, Known};
 use super::outbox::{self, OutboxKind};
-use super::rollup::{bucket, Agg};
+use super::registry::device_state;
 use super::schema::{self, ROLLUPS};
-use super::{BatchOutcome, DeadLetter, StoreError};
-use dustwatch_protocol::StatusState;
-use dustwatch_protocol::{CityLevel, Event, Flag, Metric, Reading, RejectReason, Status};
+use super::{DeadLetter, StoreError};
+use dustwatch_protocol::{CityLevel, Event, Reading, Status};
 use rusqlite::{params, Transaction};
-use std::collections::{BTreeMap, HashMap};
-
-/// Per-batch partial aggregates by (site, bucket), keyed by the batch's own strings.
-type RollupDelta<'a> = HashMap<(&'a str, i64), [Agg; Metric::ALL.len()]>;
+use std::ops::{Deref, DerefMut};
 
 pub(super) const INSERT_READING: &str =
     "INSERT OR IGNORE INTO readings (site, ts, device, boot, seq, \
@@ -24,37 +21,38 @@ pub(super) const INSERT_READING: &str =
 
 /// What one batch has written so far, borrowed from the batch's records.
 pub(super) struct BatchWrite<'a> {
-    pub(super) received: i64,
-    pub(super) outbox: bool,
+    tally: BatchTally<'a>,
+    outbox: bool,
     /// Queue fresh readings for HJ 212 forwarding.
-    pub(super) forward: bool,
-    pub(super) out: BatchOutcome,
-    pub(super) rejected: BTreeMap<RejectReason, u64>,
-    deltas: [RollupDelta<'a>; ROLLUPS.len()],
-    /// The newest reading of each site in this batch, as (device, reading).
-    pub(super) newest: HashMap<&'a str, (&'a str, &'a Reading)>,
-    seen: HashMap<(&'a str, &'a str), i64>,
+    forward: bool,
+}
+
+/// The tally's fields read as the batch's own in every record kind's function, wherever the
+/// kind is written.
+impl<'a> Deref for BatchWrite<'a> {
+    type Target = BatchTally<'a>;
+    fn deref(&self) -> &BatchTally<'a> {
+        &self.tally
+    }
+}
+
+impl DerefMut for BatchWrite<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tally
+    }
 }
 
 impl<'a> BatchWrite<'a> {
     pub(super) fn new(received: i64, outbox: bool, forward: bool) -> BatchWrite<'a> {
         BatchWrite {
-            received,
+            tally: BatchTally::new(received),
             outbox,
             forward,
-            out: BatchOutcome::default(),
-            rejected: BTreeMap::new(),
-            deltas: Default::default(),
-            newest: HashMap::new(),
-            seen: HashMap::new(),
         }
     }
 
-    /// Mark the last record of the batch stored for the first time.
-    fn fresh(&mut self) {
-        if let Some(f) = self.out.fresh.last_mut() {
-            *f = true;
-        }
+    pub(super) fn into_tally(self) -> BatchTally<'a> {
+        self.tally
     }
 
     /// `insert` is [`INSERT_READING`], prepared once per batch by the caller: the statement
@@ -100,32 +98,22 @@ impl<'a> BatchWrite<'a> {
             self.out.duplicates += 1;
             return Ok(());
         }
-        self.out.stored += 1;
-        self.fresh();
         if self.outbox {
-            let key = (site, device, r.boot, r.seq);
             outbox::push(
                 tx,
                 OutboxKind::Reading,
-                Some(key.0),
-                Some(key.1),
-                Some(key.2),
-                Some(key.3),
+                Some(site),
+                Some(device),
+                Some(r.boot),
+                Some(r.seq),
                 r.ts,
             )?;
         }
         if self.forward {
             super::forward_queue::push(tx, site, device, r.boot, r.seq, r.ts)?;
         }
-        self.roll_up(site, r);
-        let newest_ts = match self.newest.get(site) {
-            Some((_, l)) => Some(l.ts),
-            None => known.latest.get(site).map(|l| l.reading.ts),
-        };
-        if newest_ts.is_none_or(|ts| ts <= r.ts) {
-            self.newest.insert(site, (device, r));
-        }
-        self.seen.insert((site, device), received);
+        let last = self.out.fresh.len().saturating_sub(1);
+        self.tally.stored_reading(known, last, site, device, r);
         Ok(())
     }
 
@@ -140,29 +128,7 @@ impl<'a> BatchWrite<'a> {
         kind: &str,
         payload: impl FnOnce() -> Vec<u8>,
     ) -> Result<bool, StoreError> {
-        admit(
-            known,
-            tx,
-            self.received,
-            site,
-            device,
-            kind,
-            payload,
-            &mut self.rejected,
-        )
-    }
-
-    fn roll_up(&mut self, site: &'a str, r: &Reading) {
-        for (i, (_, width)) in ROLLUPS.iter().enumerate() {
-            let aggs = self.deltas[i]
-                .entry((site, bucket(r.ts, *width)))
-                .or_default();
-            for (j, m) in Metric::ALL.into_iter().enumerate() {
-                if let Some(v) = r.valid(m) {
-                    aggs[j].add(v);
-                }
-            }
-        }
+        admit(known, tx, &mut self.tally, (site, device, kind), payload)
     }
 
     pub(super) fn event(
@@ -196,7 +162,7 @@ impl<'a> BatchWrite<'a> {
             self.out.duplicates += 1;
         } else {
             self.out.other += 1;
-            self.fresh();
+            self.fresh_last();
             if self.outbox {
                 outbox::push(
                     tx,
@@ -209,7 +175,7 @@ impl<'a> BatchWrite<'a> {
                 )?;
             }
         }
-        self.seen.insert((site, device), received);
+        self.tally.seen(site, device);
         Ok(())
     }
 
@@ -272,7 +238,7 @@ impl<'a> BatchWrite<'a> {
         )?
         .execute(params![level.ts, level.level.name(), source])?;
         self.out.other += 1;
-        self.fresh();
+        self.fresh_last();
         if self.outbox {
             outbox::push(tx, OutboxKind::CityLevel, None, None, None, None, level.ts)?;
         }
@@ -286,7 +252,7 @@ impl<'a> BatchWrite<'a> {
         d: &DeadLetter,
     ) -> Result<(), StoreError> {
         known.dead_letter(tx, self.received, &d.topic, &d.payload, d.reason, &d.detail)?;
-        *self.rejected.entry(d.reason).or_default() += 1;
+        self.tally.refused(d.reason);
         Ok(())
     }
 
@@ -322,31 +288,5 @@ impl<'a> BatchWrite<'a> {
             stmt.execute(params![site, device, at])?;
         }
         Ok(())
-    }
-}
-
-/// A device's state after a status message: the last will carries only the state, so what it
-/// does not say is kept from before.
-pub(super) fn device_state(old: Option<&DeviceState>, status: &Status) -> DeviceState {
-    let state = match status.state {
-        StatusState::Online => "online",
-        StatusState::Offline => "offline",
-    };
-    DeviceState {
-        state: Some(state.to_string()),
-        fw: status.fw.clone().or_else(|| old.and_then(|d| d.fw.clone())),
-        boot: status.boot.or_else(|| old.and_then(|d| d.boot)),
-        interval_s: status.interval_s.or_else(|| old.and_then(|d| d.interval_s)),
-    }
-}
-
-/// Only the abnormal flags, as JSON (absent flags mean N; keeps rows small).
-pub(super) fn flags_json(r: &Reading) -> Option<String> {
-    let abnormal: BTreeMap<&String, &Flag> =
-        r.flags.iter().filter(|(_, f)| **f != Flag::N).collect();
-    if abnormal.is_empty() {
-        None
-    } else {
-        serde_json::to_string(&abnormal).ok()
     }
 }

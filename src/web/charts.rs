@@ -4,6 +4,7 @@
 
 use super::i18n::Lang;
 use super::query;
+use super::sites::{find_site, fleet_now};
 use super::{blocking, AppState, WebError};
 use crate::charts::data::{self, Frame, Overlays};
 use crate::charts::site_series::AlertPeriod;
@@ -13,7 +14,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use dustwatch_protocol::time::DAY;
-use dustwatch_protocol::{EventTime, Metric, SiteInfo};
+use dustwatch_protocol::{EventTime, Metric};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -81,28 +82,6 @@ pub fn overlays(
         limits: state.limits.as_ref().clone(),
         english: lang == Lang::En,
     })
-}
-
-/// The fleet's event-time "now" (newest reading anywhere), or the wall clock before any data.
-pub fn fleet_now(state: &AppState) -> i64 {
-    state
-        .reader
-        .hot()
-        .all()
-        .values()
-        .map(|l| l.reading.ts)
-        .max()
-        .unwrap_or_else(|| chrono::Utc::now().timestamp_millis())
-}
-
-pub fn find_site(state: &AppState, id: &str) -> Result<SiteInfo, WebError> {
-    state
-        .reader
-        .sites()?
-        .into_iter()
-        .find(|s| s.info.id == id)
-        .map(|s| s.info)
-        .ok_or_else(|| WebError::NotFound(format!("site `{id}`")))
 }
 
 fn size(q: &ChartQuery, default: (u32, u32)) -> (u32, u32) {

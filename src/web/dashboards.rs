@@ -2,9 +2,10 @@
 //! images that refresh every `refresh_s`), `/dashboards/{name}/{i}.svg|.png` renders panel `i`.
 //! Definitions come from `./dashboards/{name}.toml`, else the shipped ones.
 
-use super::charts::{fleet_now, image, split_file};
+use super::charts::{image, split_file};
 use super::i18n::Lang;
 use super::layout::{self, Nav, Script, Ui};
+use super::sites::fleet_now;
 use super::{blocking, AppState, WebError};
 use crate::charts::data::Overlays;
 use crate::dashboard::{self, DashboardError};

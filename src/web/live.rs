@@ -10,8 +10,9 @@
 
 use super::html::num;
 use super::i18n::Lang;
-use super::overview::{aqi_badge, open_alerts, status_name};
+use super::overview::{aqi_badge, open_alerts};
 use super::sites::site_views;
+use super::sites::status_name;
 use super::{AppState, WebError};
 use crate::store::AlertFilter;
 use axum::extract::State;

@@ -55,7 +55,7 @@ pub fn render(ui: Ui, views: &[SiteView]) -> Markup {
             }
             @for (v, lat, lon) in &located {
                 @let (x, y) = xy(*lat, *lon);
-                @let status = super::overview::status_name(v);
+                @let status = super::sites::status_name(v);
                 a href={ "/sites/" (v.info.id) } {
                     circle class={ "dot " (status) } data-site=(v.info.id) cx=(px(x)) cy=(px(y)) r="8"
                         fill=(colour(&status)) stroke="#000" stroke-width="1" {

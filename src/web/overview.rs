@@ -6,7 +6,7 @@
 use super::html::{ink, num};
 use super::i18n::Lang;
 use super::layout::{self, Nav, Script, Ui};
-use super::sites::{site_views, SiteStatus, SiteView};
+use super::sites::{fleet_now, site_views, status_name, SiteStatus, SiteView};
 use super::{blocking, AppState, WebError};
 use crate::store::AlertFilter;
 use axum::extract::State;
@@ -14,11 +14,6 @@ use axum::response::Response;
 use dustwatch_protocol::SiteKind;
 use maud::{html, Markup};
 use std::collections::HashMap;
-
-/// The status word of a site (`ok`, `warning`, ...), as the API spells it.
-pub fn status_name(v: &SiteView) -> String {
-    v.status.to_string()
-}
 
 /// Open alerts per site.
 pub fn open_alerts(state: &AppState) -> Result<HashMap<String, usize>, WebError> {
@@ -118,12 +113,10 @@ pub fn values(l: Option<&dustwatch_protocol::Reading>, pm25_label: &str) -> Mark
 /// exceedance minutes, linked to the full rankings.
 fn street_ranking(state: &AppState, ui: Ui, now: Option<i64>) -> Result<Markup, WebError> {
     let t = ui.t();
-    let today = chrono::DateTime::from_timestamp_millis(
-        now.unwrap_or_else(|| super::charts::fleet_now(state)),
-    )
-    .unwrap_or_default()
-    .with_timezone(&ui.tz)
-    .date_naive();
+    let today = chrono::DateTime::from_timestamp_millis(now.unwrap_or_else(|| fleet_now(state)))
+        .unwrap_or_default()
+        .with_timezone(&ui.tz)
+        .date_naive();
     let r = crate::report::rankings(state.reader.as_ref(), today, today, ui.tz)?;
     Ok(html! {
         h2 {

@@ -19,7 +19,7 @@ fn parse_date(s: &str) -> Result<NaiveDate, WebError> {
 
 /// The local day of the fleet's event-time clock.
 fn today(state: &AppState) -> NaiveDate {
-    chrono::DateTime::from_timestamp_millis(super::charts::fleet_now(state))
+    chrono::DateTime::from_timestamp_millis(super::sites::fleet_now(state))
         .unwrap_or_default()
         .with_timezone(&state.tz)
         .date_naive()

@@ -1,10 +1,10 @@
 //! The site page (`/sites/{id}`): latest values, the PM chart over a chosen range, the AQI
 //! calendar, CSV export links, device status and the site's alert history. Phone-first layout.
 
-use super::charts::{find_site, fleet_now};
 use super::i18n::Lang;
 use super::layout::{self, Nav, Script, Ui};
-use super::overview::{age, aqi_badge, status_name, values};
+use super::overview::{age, aqi_badge, values};
+use super::sites::{find_site, fleet_now, status_name};
 use super::sites::{site_views, SiteView};
 use super::{blocking, AppState, WebError};
 use crate::store::AlertFilter;

@@ -85,6 +85,33 @@ pub fn site_views(state: &AppState) -> Result<Vec<SiteView>, WebError> {
         .collect())
 }
 
+/// The fleet's event-time "now" (newest reading anywhere), or the wall clock before any data.
+pub fn fleet_now(state: &AppState) -> i64 {
+    state
+        .reader
+        .hot()
+        .all()
+        .values()
+        .map(|l| l.reading.ts)
+        .max()
+        .unwrap_or_else(|| chrono::Utc::now().timestamp_millis())
+}
+
+pub fn find_site(state: &AppState, id: &str) -> Result<SiteInfo, WebError> {
+    state
+        .reader
+        .sites()?
+        .into_iter()
+        .find(|s| s.info.id == id)
+        .map(|s| s.info)
+        .ok_or_else(|| WebError::NotFound(format!("site `{id}`")))
+}
+
+/// The status word of a site (`ok`, `warning`, ...), as the API spells it.
+pub fn status_name(v: &SiteView) -> String {
+    v.status.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::SiteStatus;

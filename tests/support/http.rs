@@ -108,11 +108,7 @@ pub fn request(port: u16, method: &str, path: &str, token: Option<&str>, body: &
         Err(e) => panic!("{method} {path}: {e}"),
     };
     let status = resp.status();
-    let headers = resp
-        .headers_names()
-        .into_iter()
-        .filter_map(|n| Some((n.clone(), resp.header(&n)?.to_owned())))
-        .collect();
+    let headers = headers_of(&resp);
     Reply {
         status,
         headers,
@@ -132,11 +128,7 @@ pub fn get_with(port: u16, path: &str, headers: &[(&str, &str)]) -> Reply {
         Err(e) => panic!("GET {path}: {e}"),
     };
     let status = resp.status();
-    let headers = resp
-        .headers_names()
-        .into_iter()
-        .filter_map(|n| Some((n.clone(), resp.header(&n)?.to_owned())))
-        .collect();
+    let headers = headers_of(&resp);
     let mut bytes = Vec::new();
     let _ = resp.into_reader().take(16 << 20).read_to_end(&mut bytes);
     Reply {
@@ -247,4 +239,12 @@ impl Drop for ServeProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Every header of a response, as (name, value).
+fn headers_of(resp: &ureq::Response) -> Vec<(String, String)> {
+    resp.headers_names()
+        .into_iter()
+        .filter_map(|n| Some((n.clone(), resp.header(&n)?.to_owned())))
+        .collect()
 }

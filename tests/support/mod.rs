@@ -227,6 +227,7 @@ pub fn fleet_payloads(site: &str, devices: usize, per_device: u64) -> Vec<(Strin
 pub mod acting;
 pub mod browser;
 pub mod cluster;
+pub mod fleet;
 pub mod hj212;
 pub mod http;
 pub mod sinks;

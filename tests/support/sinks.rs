@@ -104,17 +104,12 @@ impl WebhookReceiver {
 
     /// Stop listening and close every connection: the receiver is away.
     pub async fn stop(&mut self) {
-        if let Some((token, task)) = self.stop.take() {
-            token.cancel();
-            let _ = task.await;
-        }
+        stop_serving(&mut self.stop).await;
     }
 
     /// Listen again on the same port.
     pub async fn restart(&mut self) {
-        let listener = TcpListener::bind(("127.0.0.1", self.port))
-            .await
-            .expect("the receiver's port is free again");
+        let listener = bind_again(self.port).await;
         self.serve(listener);
     }
 
@@ -250,16 +245,11 @@ impl SmtpSink {
     }
 
     pub async fn stop(&mut self) {
-        if let Some((token, task)) = self.stop.take() {
-            token.cancel();
-            let _ = task.await;
-        }
+        stop_serving(&mut self.stop).await;
     }
 
     pub async fn restart(&mut self) {
-        let listener = TcpListener::bind(("127.0.0.1", self.port))
-            .await
-            .expect("the sink's port is free again");
+        let listener = bind_again(self.port).await;
         self.serve(listener);
     }
 
@@ -356,4 +346,19 @@ where
             return false;
         }
     }
+}
+
+/// Stop a sink's listening task and close its connections: the receiver is away.
+async fn stop_serving(stop: &mut Option<(CancellationToken, tokio::task::JoinHandle<()>)>) {
+    if let Some((token, task)) = stop.take() {
+        token.cancel();
+        let _ = task.await;
+    }
+}
+
+/// Listen again on a stopped sink's port.
+async fn bind_again(port: u16) -> TcpListener {
+    TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("the sink's port is free again")
 }

@@ -14,7 +14,8 @@ pub use orders::{
 };
 pub use patrol::{Checkin, PatrolResult};
 
-use super::sqlite::{open_writer, Synchronous};
+use super::config::Synchronous;
+use super::connection::open_writer;
 use super::StoreError;
 use rusqlite::Connection;
 use std::collections::HashMap;

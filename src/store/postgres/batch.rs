@@ -3,67 +3,50 @@
 //! in one `unnest` insert whose `RETURNING` says which were new; rollups, newest readings and
 //! last-seen times are merged once per batch.
 
-use super::known::Known;
+use super::known::{admit, dead_letter};
 use super::schema;
+use crate::store::batch::{flags_json, BatchTally};
 use crate::store::outbox::OutboxKind;
-use crate::store::rollup::{bucket, Agg};
+use crate::store::registry::{device_state, Registry};
 use crate::store::schema::ROLLUPS;
-use crate::store::sqlite_batch::{device_state, flags_json};
-use crate::store::{BatchOutcome, Record, StoreError};
-use dustwatch_protocol::{CityLevel, Event, Metric, Reading, RejectReason, Status};
+use crate::store::{Record, StoreError};
+use dustwatch_protocol::{CityLevel, Event, Metric, Reading, Status};
 use postgres::types::ToSql;
 use postgres::Transaction;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 type Key = (String, i64, String, i64, i64);
 
 /// A reading admitted for insertion: its index in the batch and its record.
 type Pending<'a> = (usize, &'a str, &'a str, &'a Reading);
 
-pub(super) struct PgBatch {
-    received: i64,
+pub(super) struct PgBatch<'a> {
+    tally: BatchTally<'a>,
     outbox: bool,
-    out: BatchOutcome,
-    rejected: BTreeMap<RejectReason, u64>,
-    // Ordered maps: rows are upserted in key order, so two instances writing the same rows
-    // lock them in the same order instead of deadlocking.
-    deltas: [BTreeMap<(String, i64), [Agg; Metric::ALL.len()]>; ROLLUPS.len()],
-    /// The newest reading of each site in this batch, as (device, reading).
-    newest: BTreeMap<String, (String, Reading)>,
-    seen: BTreeMap<(String, String), i64>,
 }
 
 fn seq_i64(seq: u64) -> Result<i64, StoreError> {
     i64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("sequence number {seq} too large")))
 }
 
-impl PgBatch {
-    pub(super) fn new(received: i64, outbox: bool) -> PgBatch {
+impl<'a> PgBatch<'a> {
+    pub(super) fn new(received: i64, outbox: bool) -> PgBatch<'a> {
         PgBatch {
-            received,
+            tally: BatchTally::new(received),
             outbox,
-            out: BatchOutcome::default(),
-            rejected: BTreeMap::new(),
-            deltas: Default::default(),
-            newest: BTreeMap::new(),
-            seen: BTreeMap::new(),
         }
     }
 
-    /// The outcome and the batch's newest reading per site (site -> (device, reading)).
-    pub(super) fn into_outcome(self) -> (BatchOutcome, BTreeMap<String, (String, Reading)>) {
-        let mut out = self.out;
-        out.rejected = self.rejected.into_iter().collect();
-        (out, self.newest)
+    pub(super) fn into_tally(self) -> BatchTally<'a> {
+        self.tally
     }
 
     pub(super) fn write(
         &mut self,
         tx: &mut Transaction,
-        known: &mut Known,
-        batch: &[Record],
+        known: &mut Registry,
+        batch: &'a [Record],
     ) -> Result<(), StoreError> {
-        let received = self.received;
         if self.outbox {
             // Outbox ids must become visible in id order, or the exporter's cursor could pass
             // an id a slower transaction commits later: writers of the outbox take turns.
@@ -74,23 +57,15 @@ impl PgBatch {
         }
         let mut pending: Vec<Pending> = Vec::new();
         for (i, record) in batch.iter().enumerate() {
-            self.out.fresh.push(false);
+            self.tally.begin_record();
             match record {
                 Record::Reading {
                     site,
                     device,
                     reading,
                 } => {
-                    let payload = || reading.encode();
-                    if known.admit(
-                        tx,
-                        received,
-                        site,
-                        device,
-                        "reading",
-                        payload,
-                        &mut self.rejected,
-                    )? {
+                    let what = (site.as_str(), device.as_str(), "reading");
+                    if admit(known, tx, &mut self.tally, what, || reading.encode())? {
                         pending.push((i, site, device, reading));
                     }
                 }
@@ -106,26 +81,23 @@ impl PgBatch {
                 } => self.status(tx, known, site, device, status)?,
                 Record::CityLevel { level, source } => self.city_level(tx, i, level, source)?,
                 Record::DeadLetter(d) => {
-                    known.dead_letter(tx, received, &d.topic, &d.payload, d.reason, &d.detail)?;
-                    *self.rejected.entry(d.reason).or_default() += 1;
+                    let t = &mut self.tally;
+                    dead_letter(known, tx, t, &d.topic, &d.payload, d.reason, &d.detail)?;
                 }
                 // Device commands are kept by the SQLite store only: kept, with the reason.
                 Record::CommandReply {
                     site,
                     device,
                     reply,
-                } => {
-                    let reason = dustwatch_protocol::RejectReason::StoreRefused;
-                    known.dead_letter(
-                        tx,
-                        received,
-                        &format!("{site}/{device}/reply"),
-                        &reply.encode(),
-                        reason,
-                        "device commands are kept by the SQLite store only",
-                    )?;
-                    *self.rejected.entry(reason).or_default() += 1;
-                }
+                } => dead_letter(
+                    known,
+                    tx,
+                    &mut self.tally,
+                    &format!("{site}/{device}/reply"),
+                    &reply.encode(),
+                    dustwatch_protocol::RejectReason::StoreRefused,
+                    "device commands are kept by the SQLite store only",
+                )?,
             }
         }
         self.readings(tx, known, &pending)?;
@@ -135,8 +107,8 @@ impl PgBatch {
     fn readings(
         &mut self,
         tx: &mut Transaction,
-        known: &Known,
-        pending: &[Pending],
+        known: &Registry,
+        pending: &[Pending<'a>],
     ) -> Result<(), StoreError> {
         if pending.is_empty() {
             return Ok(());
@@ -155,7 +127,7 @@ impl PgBatch {
             )) {
                 unique.push(p);
             } else {
-                self.out.duplicates += 1;
+                self.tally.out.duplicates += 1;
             }
         }
         let sites: Vec<&str> = unique.iter().map(|p| p.1).collect();
@@ -168,7 +140,7 @@ impl PgBatch {
             .collect::<Result<_, _>>()?;
         let intervals: Vec<i64> = unique.iter().map(|p| i64::from(p.3.interval_s)).collect();
         let flags: Vec<Option<String>> = unique.iter().map(|p| flags_json(p.3)).collect();
-        let received = vec![self.received; unique.len()];
+        let received = vec![self.tally.received; unique.len()];
         let metrics: Vec<Vec<Option<f64>>> = Metric::ALL
             .into_iter()
             .map(|m| unique.iter().map(|p| p.3.get(m)).collect())
@@ -194,22 +166,10 @@ impl PgBatch {
                 seq_i64(r.seq)?,
             );
             if !inserted.contains(&key) {
-                self.out.duplicates += 1;
+                self.tally.out.duplicates += 1;
                 continue;
             }
-            self.out.stored += 1;
-            self.out.fresh[i] = true;
-            self.roll_up(site, r);
-            let newest_ts = match self.newest.get(site) {
-                Some((_, l)) => Some(l.ts),
-                None => known.newest_ts(site),
-            };
-            if newest_ts.is_none_or(|t| t <= r.ts) {
-                self.newest
-                    .insert(site.to_string(), (device.to_string(), r.clone()));
-            }
-            self.seen
-                .insert((site.to_string(), device.to_string()), self.received);
+            self.tally.stored_reading(known, i, site, device, r);
             fresh.push(p);
         }
         if self.outbox && !fresh.is_empty() {
@@ -228,19 +188,6 @@ impl PgBatch {
             )?;
         }
         Ok(())
-    }
-
-    fn roll_up(&mut self, site: &str, r: &Reading) {
-        for (i, (_, width)) in ROLLUPS.iter().enumerate() {
-            let aggs = self.deltas[i]
-                .entry((site.to_string(), bucket(r.ts, *width)))
-                .or_default();
-            for (j, m) in Metric::ALL.into_iter().enumerate() {
-                if let Some(v) = r.valid(m) {
-                    aggs[j].add(v);
-                }
-            }
-        }
     }
 
     fn push_outbox(
@@ -267,23 +214,15 @@ impl PgBatch {
     fn event(
         &mut self,
         tx: &mut Transaction,
-        known: &mut Known,
+        known: &mut Registry,
         i: usize,
-        site: &str,
-        device: &str,
+        site: &'a str,
+        device: &'a str,
         event: &Event,
     ) -> Result<(), StoreError> {
-        let received = self.received;
+        let received = self.tally.received;
         let payload = || serde_json::to_vec(event).unwrap_or_default();
-        if !known.admit(
-            tx,
-            received,
-            site,
-            device,
-            "event",
-            payload,
-            &mut self.rejected,
-        )? {
+        if !admit(known, tx, &mut self.tally, (site, device, "event"), payload)? {
             return Ok(());
         }
         let (boot, seq) = (i64::from(event.boot), seq_i64(event.seq)?);
@@ -301,10 +240,10 @@ impl PgBatch {
             ],
         )?;
         if n == 0 {
-            self.out.duplicates += 1;
+            self.tally.out.duplicates += 1;
         } else {
-            self.out.other += 1;
-            self.out.fresh[i] = true;
+            self.tally.out.other += 1;
+            self.tally.fresh(i);
             self.push_outbox(
                 tx,
                 OutboxKind::Event,
@@ -312,29 +251,26 @@ impl PgBatch {
                 event.ts,
             )?;
         }
-        self.seen
-            .insert((site.to_string(), device.to_string()), received);
+        self.tally.seen(site, device);
         Ok(())
     }
 
     fn status(
         &mut self,
         tx: &mut Transaction,
-        known: &mut Known,
+        known: &mut Registry,
         site: &str,
         device: &str,
         status: &Status,
     ) -> Result<(), StoreError> {
-        let received = self.received;
+        let received = self.tally.received;
         let payload = || serde_json::to_vec(status).unwrap_or_default();
-        if !known.admit(
+        if !admit(
+            known,
             tx,
-            received,
-            site,
-            device,
-            "status",
+            &mut self.tally,
+            (site, device, "status"),
             payload,
-            &mut self.rejected,
         )? {
             return Ok(());
         }
@@ -355,9 +291,9 @@ impl PgBatch {
                  WHERE site = $1 AND device = $2",
                 &[&site, &device, &new.state, &new.fw, &boot, &interval],
             )?;
-            known.set_device(site.to_string(), device.to_string(), new);
+            known.set_device(site, device, new);
         }
-        self.out.other += 1;
+        self.tally.out.other += 1;
         Ok(())
     }
 
@@ -373,22 +309,22 @@ impl PgBatch {
              ON CONFLICT (ts) DO UPDATE SET level = excluded.level, source = excluded.source",
             &[&level.ts, &level.level.name(), &source],
         )?;
-        self.out.other += 1;
-        self.out.fresh[i] = true;
+        self.tally.out.other += 1;
+        self.tally.fresh(i);
         self.push_outbox(tx, OutboxKind::CityLevel, None, level.ts)
     }
 
     /// Merge the batch's rollups, newest readings and last-seen times into their tables.
     fn finish(&self, tx: &mut Transaction) -> Result<(), StoreError> {
         for (i, (table, _)) in ROLLUPS.iter().enumerate() {
-            if self.deltas[i].is_empty() {
+            if self.tally.deltas[i].is_empty() {
                 continue;
             }
-            let sites: Vec<&str> = self.deltas[i].keys().map(|(s, _)| s.as_str()).collect();
-            let buckets: Vec<i64> = self.deltas[i].keys().map(|(_, b)| *b).collect();
+            let sites: Vec<&str> = self.tally.deltas[i].keys().map(|(s, _)| *s).collect();
+            let buckets: Vec<i64> = self.tally.deltas[i].keys().map(|(_, b)| *b).collect();
             let mut columns: Vec<Vec<Option<f64>>> = Vec::new();
             for j in 0..Metric::ALL.len() {
-                let aggs = || self.deltas[i].values().map(move |a| a[j]);
+                let aggs = || self.tally.deltas[i].values().map(move |a| a[j]);
                 columns.push(aggs().map(|a| Some(a.n as f64)).collect());
                 columns.push(aggs().map(|a| Some(a.sum)).collect());
                 columns.push(aggs().map(|a| a.lo).collect());
@@ -398,12 +334,12 @@ impl PgBatch {
             params.extend(columns.iter().map(|v| v as &(dyn ToSql + Sync)));
             tx.execute(&schema::rollup_upsert(table), &params)?;
         }
-        if !self.newest.is_empty() {
-            let sites: Vec<&str> = self.newest.keys().map(String::as_str).collect();
-            let devices: Vec<&str> = self.newest.values().map(|(d, _)| d.as_str()).collect();
-            let ts: Vec<i64> = self.newest.values().map(|(_, r)| r.ts).collect();
-            let json: Vec<String> = self
-                .newest
+        let newest = &self.tally.newest;
+        if !newest.is_empty() {
+            let sites: Vec<&str> = newest.keys().copied().collect();
+            let devices: Vec<&str> = newest.values().map(|(d, _)| *d).collect();
+            let ts: Vec<i64> = newest.values().map(|(_, r)| r.ts).collect();
+            let json: Vec<String> = newest
                 .values()
                 .map(|(_, r)| serde_json::to_string(r))
                 .collect::<Result<_, _>>()
@@ -416,13 +352,14 @@ impl PgBatch {
                  ON CONFLICT (site) DO UPDATE SET device = excluded.device, ts = excluded.ts, \
                  reading = excluded.reading, received_ms = excluded.received_ms \
                  WHERE latest.ts <= excluded.ts",
-                &[&sites, &devices, &ts, &json, &self.received],
+                &[&sites, &devices, &ts, &json, &self.tally.received],
             )?;
         }
-        if !self.seen.is_empty() {
-            let sites: Vec<&str> = self.seen.keys().map(|(s, _)| s.as_str()).collect();
-            let devices: Vec<&str> = self.seen.keys().map(|(_, d)| d.as_str()).collect();
-            let at: Vec<i64> = self.seen.values().copied().collect();
+        let seen = &self.tally.seen;
+        if !seen.is_empty() {
+            let sites: Vec<&str> = seen.keys().map(|(s, _)| *s).collect();
+            let devices: Vec<&str> = seen.keys().map(|(_, d)| *d).collect();
+            let at: Vec<i64> = seen.values().copied().collect();
             tx.execute(
                 "UPDATE devices SET last_seen_ms = v.at \
                  FROM unnest($1::text[], $2::text[], $3::int8[]) AS v(site, device, at) \

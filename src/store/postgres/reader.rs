@@ -6,8 +6,8 @@ use super::alerts;
 use super::config::PostgresConfig;
 use super::pool::Pool;
 use crate::store::hot::{fleet_median, Hot};
-use crate::store::rollup::{bucket, series_points, Agg};
-use crate::store::schema::{rollup_cols, ROLLUPS};
+use crate::store::rollup::{bucket, series_points, series_source, Agg};
+use crate::store::schema::rollup_cols;
 use crate::store::{
     Alert, AlertChange, AlertFilter, Counts, DayRow, DeviceRow, Latest, SeriesPoint, SiteRow,
     StoreError, StoreReader,
@@ -183,16 +183,7 @@ impl StoreReader for PgReader {
         to_ms: i64,
         step_s: i64,
     ) -> Result<Vec<SeriesPoint>, StoreError> {
-        if !(1..=31 * 86_400).contains(&step_s) {
-            return Err(StoreError::BadStep(step_s));
-        }
-        let step_ms = step_s * 1000;
-        // Read the coarsest rollup whose buckets tile the step; raw only for sub-minute steps.
-        let source = ROLLUPS
-            .iter()
-            .rev()
-            .find(|(_, width)| step_ms % width == 0)
-            .copied();
+        let (step_ms, source) = series_source(step_s)?;
         let site = site.to_string();
         let points = self.pool.with(move |c| {
             let mut points: BTreeMap<i64, Agg> = BTreeMap::new();

@@ -6,10 +6,10 @@
 
 use crate::store::config::StoreConfig;
 use crate::store::retention::{
-    aged_tables, share_deleted, Cuts, EMPTY_SITE_GRACE_MS, MAX_CITY_LEVELS, MAX_STATUS_HISTORY,
+    aged_tables, judge, Cuts, Verdict, EMPTY_SITE_GRACE_MS, MAX_CITY_LEVELS, MAX_STATUS_HISTORY,
 };
 use crate::store::schema::ROLLUPS;
-use crate::store::{RetentionRefused, RetentionReport, StoreError};
+use crate::store::{RetentionReport, StoreError};
 use dustwatch_protocol::time::DAY;
 use postgres::Transaction;
 
@@ -34,19 +34,13 @@ pub(super) fn apply(
             .iter()
             .filter_map(|r| r.get::<_, Option<i64>>(0))
             .collect();
-        let share = share_deleted(oldest.into_iter(), cut, now_ms);
-        if share == 0.0 {
-            continue;
-        }
-        if share > config.retention_max_share {
-            report.refused.push(RetentionRefused {
-                table,
-                share,
-                limit: config.retention_max_share,
-                cut_ms: cut,
-                now_ms,
-            });
-            continue;
+        match judge(config, table, oldest.into_iter(), cut, now_ms) {
+            Verdict::Nothing => continue,
+            Verdict::Refused(r) => {
+                report.refused.push(r);
+                continue;
+            }
+            Verdict::Cut => {}
         }
         report.deleted +=
             tx.execute(&format!("DELETE FROM {table} WHERE {column} < $1"), &[&cut])?;

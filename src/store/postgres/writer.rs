@@ -4,12 +4,12 @@
 
 use super::batch::PgBatch;
 use super::config::connect;
-use super::known::Known;
+use super::known;
 use super::schema;
 use crate::store::config::StoreConfig;
 use crate::store::hot::Hot;
-use crate::store::known::Limits;
-use crate::store::{BatchOutcome, Fence, Latest, Record, RetentionReport, StoreError, StoreWriter};
+use crate::store::registry::{Limits, Registry};
+use crate::store::{BatchOutcome, Fence, Record, RetentionReport, StoreError, StoreWriter};
 use dustwatch_protocol::SiteInfo;
 use postgres::{Client, Transaction};
 use std::sync::Arc;
@@ -19,7 +19,7 @@ pub struct PgStore {
     client: Client,
     config: StoreConfig,
     hot: Arc<Hot>,
-    known: Known,
+    known: Registry,
     /// Append fresh readings, events and city levels to the outbox (export enabled).
     outbox: bool,
 }
@@ -29,19 +29,17 @@ impl PgStore {
     pub fn open(config: StoreConfig, strict: bool) -> Result<PgStore, StoreError> {
         let mut client = connect(&config.postgres.url)?;
         schema::migrate(&mut client)?;
-        let mut store = PgStore {
+        let mut registry = Registry::new(strict, Limits::of(&config));
+        known::load(&mut registry, &mut client)?;
+        let hot = Arc::new(Hot::default());
+        registry.warm(&hot);
+        Ok(PgStore {
             client,
-            hot: Arc::new(Hot::default()),
-            known: Known::new(strict, Limits::of(&config)),
+            hot,
+            known: registry,
             config,
             outbox: false,
-        };
-        store.known.load(&mut store.client)?;
-        store.hot.update(store.known.latest.clone());
-        if let Some(t) = store.known.fleet_median() {
-            store.hot.advance_fleet_clock(t);
-        }
-        Ok(store)
+        })
     }
 
     /// Append every fresh reading, event and city level to the outbox from now on.
@@ -69,7 +67,7 @@ impl PgStore {
     fn reconnect_if_closed(&mut self) -> Result<(), StoreError> {
         if self.client.is_closed() {
             self.client = connect(&self.config.postgres.url)?;
-            self.known.reload(&mut self.client)?;
+            known::reload(&mut self.known, &mut self.client)?;
         }
         Ok(())
     }
@@ -82,14 +80,14 @@ impl PgStore {
         self.reconnect_if_closed()?;
         let received = chrono::Utc::now().timestamp_millis();
         let outbox = self.outbox;
-        let known = &mut self.known;
+        let registry = &mut self.known;
         let result = (|| -> Result<PgBatch, StoreError> {
             let mut tx = self.client.transaction()?;
             if let Some(fence) = fence {
                 check_fence(&mut tx, fence)?;
             }
             let mut w = PgBatch::new(received, outbox);
-            w.write(&mut tx, known, batch)?;
+            w.write(&mut tx, registry, batch)?;
             tx.commit()?;
             Ok(w)
         })();
@@ -97,28 +95,12 @@ impl PgStore {
             Ok(w) => w,
             Err(e) => {
                 // The transaction rolled back: forget in-memory registrations made inside it.
-                self.known.reload(&mut self.client)?;
+                known::reload(&mut self.known, &mut self.client)?;
                 return Err(e);
             }
         };
-        let (out, newest) = w.into_outcome();
-        let mut fresh_latest: Vec<(String, Latest)> = Vec::with_capacity(newest.len());
-        for (site, (device, reading)) in newest {
-            self.known
-                .remember(site.clone(), device.clone(), reading.clone(), received);
-            fresh_latest.push((
-                site,
-                Latest {
-                    device,
-                    reading,
-                    received_ms: received,
-                },
-            ));
-        }
-        self.hot.update(fresh_latest);
-        if let Some(t) = self.known.fleet_median() {
-            self.hot.advance_fleet_clock(t);
-        }
+        let (out, latest) = w.into_tally().finish();
+        self.known.committed(latest, &self.hot);
         Ok(out)
     }
 }
@@ -203,7 +185,7 @@ impl StoreWriter for PgStore {
             self.hot.forget(&gone);
         }
         // Sites, devices and dead-letter counts changed underneath: read them back.
-        self.known.reload(&mut self.client)?;
+        known::reload(&mut self.known, &mut self.client)?;
         Ok(report)
     }
 
