@@ -11,6 +11,7 @@ use crate::rules::{self, Engine, Profile, ProfileError, RulesError, RulesHandle}
 use crate::store::config::Backend;
 use crate::store::{self, OpenStore, StoreError, StoreReader};
 use crate::web;
+use chrono::NaiveDate;
 use dustwatch_protocol::{Registry, SiteInfo};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,8 +37,6 @@ pub enum AppError {
     Profile(#[from] ProfileError),
     #[error(transparent)]
     Rules(#[from] RulesError),
-    #[error("unknown time zone `{0}` (an IANA name such as Asia/Shanghai)")]
-    TimeZone(String),
     #[error("cannot listen on {addr}: {source}; pass --http to pick another address")]
     HttpBind {
         addr: SocketAddr,
@@ -178,11 +177,7 @@ impl Aggregator {
             )?),
         };
 
-        let tz: chrono_tz::Tz = config
-            .time
-            .zone
-            .parse()
-            .map_err(|_| AppError::TimeZone(config.time.zone.clone()))?;
+        let tz = config.time.zone.tz();
         let profile = match &config.rules.profile {
             Some(p) => Profile::load(p)?,
             None => Profile::default_profile(),
@@ -239,7 +234,10 @@ impl Aggregator {
                 Ok::<_, StoreError>((
                     reader.sites()?,
                     reader.city_levels()?,
-                    reader.days("0000-01-01", "9999-12-31")?,
+                    reader.days(
+                        NaiveDate::from_ymd_opt(0, 1, 1).expect("a valid date"),
+                        NaiveDate::from_ymd_opt(9999, 12, 31).expect("a valid date"),
+                    )?,
                 ))
             })
             .await
@@ -247,7 +245,7 @@ impl Aggregator {
             engine.seed_days(
                 days.into_iter()
                     .filter(|d| !d.closed)
-                    .filter_map(|d| rules::task::day_stats(&d)),
+                    .map(|d| rules::task::day_stats(&d)),
             );
             engine.set_sites(sites.into_iter().filter(|s| s.registered).map(|s| s.info));
             for l in levels {

@@ -8,7 +8,7 @@ use crate::ingest::nats::NatsConfig;
 use crate::ingest::{IngestConfig, MqttConfig};
 use crate::store::sqlite::StoreConfig;
 use dustwatch_broker::BrokerConfig;
-use dustwatch_protocol::Registry;
+use dustwatch_protocol::{Registry, Zone};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -159,7 +159,8 @@ impl Default for RulesConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct TimeConfig {
     /// IANA time zone of local days (reports, sprinkling counts). Default `Asia/Shanghai`.
-    pub zone: String,
+    /// Parsed here, once: an unknown name is a configuration error with the name in it.
+    pub zone: Zone,
     /// A site whose newest reading is this far behind the newest event time seen is offline.
     /// Default 900 s.
     pub offline_after_s: i64,
@@ -168,7 +169,7 @@ pub struct TimeConfig {
 impl Default for TimeConfig {
     fn default() -> Self {
         TimeConfig {
-            zone: "Asia/Shanghai".into(),
+            zone: Zone::SHANGHAI,
             offline_after_s: 900,
         }
     }
@@ -270,5 +271,16 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("lsiten"), "{msg}");
         assert!(msg.contains("line 3"), "{msg}");
+    }
+
+    #[test]
+    fn the_time_zone_is_parsed_once_here_with_the_name_in_the_error() {
+        let c: Config = toml::from_str("[time]\nzone = \"Asia/Urumqi\"\n").expect("a zone");
+        assert_eq!(c.time.zone.name(), "Asia/Urumqi");
+        let err = toml::from_str::<Config>("[time]\nzone = \"Mars/Olympus\"\n")
+            .expect_err("not an IANA name");
+        let msg = err.to_string();
+        assert!(msg.contains("unknown time zone `Mars/Olympus`"), "{msg}");
+        assert!(msg.contains("line 2"), "{msg}");
     }
 }

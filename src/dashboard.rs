@@ -6,6 +6,7 @@
 use crate::charts::data::{self, Frame, Overlays, RankBy};
 use crate::charts::{self, ChartError, Format};
 use crate::store::{StoreError, StoreReader};
+use dustwatch_protocol::time::{DAY, HOUR, MINUTE};
 use dustwatch_protocol::{Metric, SiteInfo};
 use serde::{Deserialize, Deserializer};
 use std::path::{Path, PathBuf};
@@ -100,7 +101,7 @@ fn d_metric() -> Metric {
     Metric::Pm10
 }
 fn d_range() -> i64 {
-    86_400_000
+    DAY
 }
 fn d_rank() -> RankBy {
     RankBy::ExceedMinutes
@@ -119,12 +120,12 @@ pub fn parse_range(s: &str) -> Result<i64, String> {
         .parse()
         .map_err(|_| format!("range `{s}`: use a number and m, h or d, e.g. `24h`"))?;
     let ms = match unit {
-        "m" => n * 60_000,
-        "h" => n * 3_600_000,
-        "d" => n * 86_400_000,
+        "m" => n * MINUTE,
+        "h" => n * HOUR,
+        "d" => n * DAY,
         _ => return Err(format!("range `{s}`: the unit is m, h or d")),
     };
-    if !(60_000..=400 * 86_400_000).contains(&ms) {
+    if !(MINUTE..=400 * DAY).contains(&ms) {
         return Err(format!("range `{s}` is outside 1m..400d"));
     }
     Ok(ms)
@@ -402,8 +403,8 @@ mod tests {
 
     #[test]
     fn ranges_parse() {
-        assert_eq!(parse_range("90m"), Ok(90 * 60_000));
-        assert_eq!(parse_range("7d"), Ok(7 * 86_400_000));
+        assert_eq!(parse_range("90m"), Ok(90 * MINUTE));
+        assert_eq!(parse_range("7d"), Ok(7 * DAY));
         assert!(parse_range("0m").is_err());
         assert!(parse_range("h").is_err());
     }

@@ -9,10 +9,11 @@
 //! a street with many sites is not ranked first for its size.
 
 use crate::rules::RuleKind;
-use crate::store::{AlertFilter, AlertRow, StoreError, StoreReader};
-use chrono::{NaiveDate, TimeZone};
+use crate::store::{Alert, AlertFilter, StoreError, StoreReader};
+use chrono::NaiveDate;
 use chrono_tz::Tz;
-use dustwatch_protocol::SiteKind;
+use dustwatch_protocol::time::MINUTE;
+use dustwatch_protocol::{EventTime, SiteKind, Zone};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -47,33 +48,21 @@ pub struct Rank {
     pub sites: u32,
 }
 
-fn day_bounds(tz: Tz, date: NaiveDate) -> (i64, i64) {
-    let start = |d: NaiveDate| {
-        tz.from_local_datetime(&d.and_time(chrono::NaiveTime::MIN))
-            .earliest()
-            .map_or(0, |t| t.timestamp_millis())
-    };
-    (start(date), start(date.succ_opt().unwrap_or(date)))
-}
-
-fn is_quality(a: &AlertRow) -> bool {
-    matches!(
-        RuleKind::parse(&a.kind),
-        Some(RuleKind::Gap | RuleKind::Fault)
-    )
+fn is_quality(a: &Alert) -> bool {
+    matches!(a.kind, RuleKind::Gap | RuleKind::Fault)
 }
 
 /// Minutes of `[start, end)` a restriction alert covered: from the start of the window it was
 /// raised on to its clear (or close, or the end of the period).
-fn restriction_minutes(a: &AlertRow, start: i64, end: i64) -> u64 {
+fn restriction_minutes(a: &Alert, start: EventTime, end: EventTime) -> u64 {
     let from = a
         .evidence
         .get("window_start")
         .and_then(|v| v.as_i64())
-        .unwrap_or(a.opened_ts)
+        .map_or(a.opened_ts, EventTime)
         .max(start);
     let to = a.cleared_ts.or(a.closed_ts).unwrap_or(end).min(end);
-    u64::try_from((to - from).max(0) / 60_000).unwrap_or(0)
+    u64::try_from((to - from).max(0) / MINUTE).unwrap_or(0)
 }
 
 pub fn rankings(
@@ -83,9 +72,9 @@ pub fn rankings(
     tz: Tz,
 ) -> Result<Rankings, StoreError> {
     let sites = reader.sites()?;
-    let days = reader.days(&from.to_string(), &to.to_string())?;
-    let (start, _) = day_bounds(tz, from);
-    let (_, end) = day_bounds(tz, to);
+    let days = reader.days(from, to)?;
+    let (start, _) = Zone::from(tz).day_bounds(from);
+    let (_, end) = Zone::from(tz).day_bounds(to);
     let alerts = reader.alerts(&AlertFilter {
         from_ts: Some(start),
         to_ts: Some(end),
@@ -116,10 +105,10 @@ pub fn rankings(
         let Some(r) = by_site.get_mut(&a.site) else {
             continue;
         };
-        if a.kind == RuleKind::Restriction.name() {
+        if a.kind == RuleKind::Restriction {
             r.restriction_minutes += restriction_minutes(a, start, end);
         }
-        if a.opened_ts >= start && a.opened_ts < end {
+        if (start..end).contains(&a.opened_ts) {
             if is_quality(a) {
                 r.quality_alerts += 1;
             } else {
@@ -188,12 +177,13 @@ fn rank(v: BTreeMap<String, Rank>) -> Vec<Rank> {
 mod tests {
     use super::*;
     use crate::store::{AlertStore, AlertWriter, DayRow, SqliteStore, StoreConfig, StoreWriter};
-    use dustwatch_protocol::SiteInfo;
+    use dustwatch_protocol::time::{HOUR, MINUTE};
+    use dustwatch_protocol::{Change, SiteInfo};
 
     fn day(site: &str, date: &str, exceedance: u32, data: u32) -> DayRow {
         DayRow {
             site: site.into(),
-            date: date.into(),
+            date: date.parse().expect("a date"),
             exceedance_minutes: exceedance,
             data_minutes: data,
             activity_minutes: 0,
@@ -201,33 +191,33 @@ mod tests {
             sprinkling_runs: 0,
             alerts_opened: 0,
             alerts_closed: 0,
-            level_max: "none".into(),
+            level_max: dustwatch_protocol::Level::None,
             closed: true,
             not_judged_minutes: 0,
             not_judged: "[]".into(),
         }
     }
 
-    fn alert(id: i64, site: &str, kind: &str, from: i64, to: i64) -> (String, AlertRow) {
-        let row = AlertRow {
+    fn alert(id: i64, site: &str, kind: &str, from: i64, to: i64) -> (Change, Alert) {
+        let row = Alert {
             id,
             site: site.into(),
             rule: format!("{kind}-rule"),
-            kind: kind.into(),
-            severity: "warning".into(),
-            state: "cleared".into(),
+            kind: kind.parse().expect("a rule kind"),
+            severity: dustwatch_protocol::Severity::Warning,
+            state: dustwatch_protocol::AlertState::Cleared,
             acknowledged: false,
             ack_by: None,
             ack_comment: None,
-            opened_ts: from + 15 * 60_000 - 1,
-            updated_ts: to,
-            cleared_ts: Some(to),
+            opened_ts: EventTime(from + 15 * MINUTE - 1),
+            updated_ts: EventTime(to),
+            cleared_ts: Some(EventTime(to)),
             closed_ts: None,
             offences: 1,
-            level: "red".into(),
+            level: dustwatch_protocol::Level::Red,
             evidence: serde_json::json!({"window_start": from}),
         };
-        ("opened".into(), row)
+        (Change::Opened, row)
     }
 
     #[test]
@@ -263,9 +253,9 @@ mod tests {
         let ten = 1_483_322_400_000;
         alerts
             .apply(&[
-                alert(1, "a2", "restriction", ten, ten + 30 * 60_000),
+                alert(1, "a2", "restriction", ten, ten + 30 * MINUTE),
                 // A data gap lowers nobody's rank: counted apart.
-                alert(2, "b1", "gap", ten, ten + 5 * 3_600_000),
+                alert(2, "b1", "gap", ten, ten + 5 * HOUR),
             ])
             .expect("alerts");
         let reader = store.reader().expect("reader");
@@ -300,8 +290,9 @@ mod tests {
 
         // The wall screen's ranking panel ranks by the same definition.
         use crate::charts::data::{ranking, Frame, Overlays, RankBy};
-        let (from_ms, _) = day_bounds(chrono_tz::Asia::Shanghai, date("2017-01-02"));
-        let (_, to_ms) = day_bounds(chrono_tz::Asia::Shanghai, date("2017-01-03"));
+        let (from, _) = Zone::SHANGHAI.day_bounds(date("2017-01-02"));
+        let (_, to) = Zone::SHANGHAI.day_bounds(date("2017-01-03"));
+        let (from_ms, to_ms) = (from.ms(), to.ms());
         let panel = ranking(
             &reader,
             "wall",

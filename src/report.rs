@@ -3,8 +3,9 @@
 //! "no incident" line where there was none. Also rankings over a period.
 
 use crate::store::{AlertFilter, DayRow, SiteRow, StoreError, StoreReader};
-use chrono::{NaiveDate, TimeZone};
+use chrono::NaiveDate;
 use chrono_tz::Tz;
+use dustwatch_protocol::{Level, Zone};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -58,15 +59,6 @@ pub struct SiteLine {
     pub not_judged: Vec<String>,
 }
 
-fn day_bounds(tz: Tz, date: NaiveDate) -> (i64, i64) {
-    let start = |d: NaiveDate| {
-        tz.from_local_datetime(&d.and_time(chrono::NaiveTime::MIN))
-            .earliest()
-            .map_or(0, |t| t.timestamp_millis())
-    };
-    (start(date), start(date.succ_opt().unwrap_or(date)))
-}
-
 impl DailyReport {
     /// True when any site reported during the day. The rules close the day before a fleet's
     /// first reading too; a report of nothing is not published.
@@ -80,13 +72,12 @@ impl DailyReport {
 
 /// Build the report of `date` from the store.
 pub fn daily(reader: &dyn StoreReader, date: NaiveDate, tz: Tz) -> Result<DailyReport, StoreError> {
-    let d = date.to_string();
     let days: BTreeMap<String, DayRow> = reader
-        .days(&d, &d)?
+        .days(date, date)?
         .into_iter()
         .map(|r| (r.site.clone(), r))
         .collect();
-    let (from, to) = day_bounds(tz, date);
+    let (from, to) = Zone::from(tz).day_bounds(date);
     let alerts = reader.alerts(&AlertFilter {
         from_ts: Some(from),
         to_ts: Some(to),
@@ -115,7 +106,7 @@ pub fn daily(reader: &dyn StoreReader, date: NaiveDate, tz: Tz) -> Result<DailyR
             }),
             activity_minutes: day.map_or(0, |d| d.activity_minutes),
             night_activity_minutes: day.map_or(0, |d| d.night_activity_minutes),
-            level_max: day.map_or("none".to_string(), |d| d.level_max.clone()),
+            level_max: day.map_or(Level::None, |d| d.level_max).name().to_string(),
             not_judged_minutes: day.map_or(0, |d| d.not_judged_minutes),
             not_judged: day.map_or_else(Vec::new, |d| {
                 not_judged_lines(
@@ -163,7 +154,8 @@ pub fn add_actions(
     store: &crate::store::acting::ActingStore,
     tz: Tz,
 ) -> Result<(), crate::store::acting::ActingError> {
-    let (from, to) = day_bounds(tz, report.date);
+    let (from, to) = Zone::from(tz).day_bounds(report.date);
+    let (from, to) = (from.ms(), to.ms());
     report.actions = Some(store.day_summary(from, to, &report.date.to_string())?);
     Ok(())
 }
@@ -286,7 +278,7 @@ mod tests {
         let mut days = crate::store::AlertStore::open(dir.path()).expect("alert store");
         let row = |date: &str, data_minutes| crate::store::DayRow {
             site: "a".into(),
-            date: date.into(),
+            date: date.parse().expect("a date"),
             exceedance_minutes: 0,
             data_minutes,
             activity_minutes: 0,
@@ -294,7 +286,7 @@ mod tests {
             sprinkling_runs: 0,
             alerts_opened: 0,
             alerts_closed: 0,
-            level_max: "none".into(),
+            level_max: dustwatch_protocol::Level::None,
             closed: true,
             not_judged_minutes: 0,
             not_judged: "[]".into(),

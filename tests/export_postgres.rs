@@ -5,7 +5,7 @@
 use dustwatch::export::{run, LineSink, Pacing, PgOutboxSource, SinkError, CURSOR};
 use dustwatch::metrics::Metrics;
 use dustwatch::store::config::Backend;
-use dustwatch::store::{self, AlertRow, Record, StoreConfig};
+use dustwatch::store::{self, Alert, Record, StoreConfig};
 use dustwatch_protocol::{CityLevel, Event, EventKind, Level, Reading};
 use dustwatch_testkit::Postgres;
 use std::future::Future;
@@ -82,13 +82,15 @@ async fn the_outbox_is_exported_once_from_postgres() {
     };
     config.postgres.url = pg.database();
     let url = config.postgres.url.clone();
-    let write = move |batch: Vec<Record>, alert: Option<AlertRow>| {
+    let write = move |batch: Vec<Record>, alert: Option<Alert>| {
         let config = config.clone();
         std::thread::spawn(move || {
             let mut st = store::open(&config, false, true, false).expect("store");
             st.writer.write_batch(&batch).expect("batch");
             if let Some(a) = alert {
-                st.alerts.apply(&[("opened".into(), a)]).expect("alert");
+                st.alerts
+                    .apply(&[(dustwatch_protocol::Change::Opened, a)])
+                    .expect("alert");
             }
         })
         .join()
@@ -125,22 +127,22 @@ async fn the_outbox_is_exported_once_from_postgres() {
         },
         source: "test".into(),
     });
-    let alert = AlertRow {
+    let alert = Alert {
         id: 1,
         site: "s1".into(),
         rule: "pm10-hour".into(),
-        kind: "window".into(),
-        severity: "warning".into(),
-        state: "active".into(),
+        kind: dustwatch_protocol::RuleKind::Window,
+        severity: dustwatch_protocol::Severity::Warning,
+        state: dustwatch_protocol::AlertState::Active,
         acknowledged: false,
         ack_by: None,
         ack_comment: None,
-        opened_ts: T0,
-        updated_ts: T0,
+        opened_ts: dustwatch_protocol::EventTime(T0),
+        updated_ts: dustwatch_protocol::EventTime(T0),
         cleared_ts: None,
         closed_ts: None,
         offences: 1,
-        level: "none".into(),
+        level: Level::None,
         evidence: serde_json::json!({}),
     };
     // The batch twice: the redelivery adds nothing to export.

@@ -7,9 +7,9 @@ mod support;
 use dustwatch::metrics::Metrics;
 use dustwatch::notify::{self, NotifyConfig};
 use dustwatch::store::{
-    AlertRow, AlertStore, AlertWriter, SqliteStore, StoreConfig, StoreReader, StoreWriter,
+    Alert, AlertStore, AlertWriter, SqliteStore, StoreConfig, StoreReader, StoreWriter,
 };
-use dustwatch_protocol::SiteInfo;
+use dustwatch_protocol::{AlertState, Change, EventTime, Level, RuleKind, Severity, SiteInfo};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use support::sinks::{SmtpSink, WebhookReceiver};
@@ -17,23 +17,23 @@ use tokio_util::sync::CancellationToken;
 
 const SECRET: &str = "SECtest-secret";
 
-fn alert(id: i64, state: &str, severity: &str) -> AlertRow {
-    AlertRow {
+fn alert(id: i64, state: AlertState, severity: Severity) -> Alert {
+    Alert {
         id,
         site: "s1".into(),
         rule: "night_work".into(),
-        kind: "night_work".into(),
-        severity: severity.into(),
-        state: state.into(),
+        kind: RuleKind::Night,
+        severity,
+        state,
         acknowledged: false,
         ack_by: None,
         ack_comment: None,
-        opened_ts: 1_767_225_600_000,
-        updated_ts: 1_767_225_600_000,
+        opened_ts: EventTime(1_767_225_600_000),
+        updated_ts: EventTime(1_767_225_600_000),
         cleared_ts: None,
         closed_ts: None,
         offences: 1,
-        level: "none".into(),
+        level: Level::None,
         evidence: serde_json::json!({}),
     }
 }
@@ -142,22 +142,22 @@ async fn every_alert_change_arrives_once_per_target_in_order_across_an_outage() 
     let mut s = setup(&config(receiver.port, sink.port));
 
     // Opened, acknowledged, then escalated (an evidence update that raised the severity).
-    let mut a = alert(1, "active", "violation");
+    let mut a = alert(1, AlertState::Active, Severity::Violation);
     s.alerts
-        .apply(&[("opened".into(), a.clone())])
+        .apply(&[(Change::Opened, a.clone())])
         .expect("opened");
     a.acknowledged = true;
     a.ack_by = Some("王工".into());
     s.alerts
-        .apply(&[("acknowledged".into(), a.clone())])
+        .apply(&[(Change::Acknowledged, a.clone())])
         .expect("acknowledged");
-    a.severity = "critical".into();
+    a.severity = Severity::Critical;
     s.alerts
-        .apply(&[("updated".into(), a.clone())])
+        .apply(&[(Change::Updated, a.clone())])
         .expect("escalated");
     // A plain evidence update is not a change anyone is told about.
     s.alerts
-        .apply(&[("updated".into(), a.clone())])
+        .apply(&[(Change::Updated, a.clone())])
         .expect("updated");
 
     wait("three messages at every target", || {
@@ -171,13 +171,13 @@ async fn every_alert_change_arrives_once_per_target_in_order_across_an_outage() 
     // The receiver goes away; the alert closes and a second one opens meanwhile.
     receiver.stop().await;
     sink.stop().await;
-    a.state = "closed".into();
+    a.state = AlertState::Closed;
     a.closed_ts = Some(a.opened_ts + 3_600_000);
     s.alerts
-        .apply(&[("closed".into(), a.clone())])
+        .apply(&[(Change::Closed, a.clone())])
         .expect("closed");
-    let b = alert(2, "active", "warning");
-    s.alerts.apply(&[("opened".into(), b)]).expect("opened 2");
+    let b = alert(2, AlertState::Active, Severity::Warning);
+    s.alerts.apply(&[(Change::Opened, b)]).expect("opened 2");
     let m = s.metrics.clone();
     wait("failed attempts while the receivers are away", || {
         m.acting.notify_failures.load(Relaxed) >= 2
@@ -291,10 +291,16 @@ async fn quiet_hours_hold_all_but_critical_messages() {
     .expect("config parses");
     let mut s = setup(&config);
     s.alerts
-        .apply(&[("opened".into(), alert(1, "active", "warning"))])
+        .apply(&[(
+            Change::Opened,
+            alert(1, AlertState::Active, Severity::Warning),
+        )])
         .expect("warning");
     s.alerts
-        .apply(&[("opened".into(), alert(2, "active", "critical"))])
+        .apply(&[(
+            Change::Opened,
+            alert(2, AlertState::Active, Severity::Critical),
+        )])
         .expect("critical");
     let m = s.metrics.clone();
     wait("the critical message", || {
@@ -457,7 +463,10 @@ async fn webhooks_over_https_trust_the_configured_ca_only() {
     let s = setup(&config);
     let mut alerts = s.alerts;
     alerts
-        .apply(&[("opened".into(), alert(1, "active", "violation"))])
+        .apply(&[(
+            Change::Opened,
+            alert(1, AlertState::Active, Severity::Violation),
+        )])
         .expect("opened");
     wait("the message over HTTPS", || {
         !receiver.got("/generic").is_empty()
@@ -508,7 +517,10 @@ async fn email_goes_over_starttls_to_a_server_of_the_configured_ca() {
     let s = setup(&config);
     let mut alerts = s.alerts;
     alerts
-        .apply(&[("opened".into(), alert(1, "active", "violation"))])
+        .apply(&[(
+            Change::Opened,
+            alert(1, AlertState::Active, Severity::Violation),
+        )])
         .expect("opened");
     wait("the email", || !sink.mails().is_empty()).await;
     let mails = sink.mails();

@@ -90,7 +90,7 @@ fn daily_budget_allows_the_profile_number_of_exceedances() {
             Output::Alert(t)
                 if t.change == Change::Opened && t.alert.rule == "pm10-increment-hourly" =>
             {
-                Some(t.alert.opened_ts)
+                Some(t.alert.opened_ts.ms())
             }
             _ => None,
         })

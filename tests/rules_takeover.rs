@@ -17,7 +17,7 @@ fn changes(out: &[Output]) -> Vec<(String, String, Change, i64, String)> {
                 t.alert.site.clone(),
                 t.alert.rule.clone(),
                 t.change,
-                t.alert.opened_ts,
+                t.alert.opened_ts.ms(),
                 t.alert.severity.name().to_string(),
             )),
             _ => None,

@@ -6,10 +6,11 @@
 
 use dustwatch::store::config::Backend;
 use dustwatch::store::{
-    self, AlertFilter, AlertRow, DayRow, Fence, OpenStore, Record, StoreConfig, StoreError,
+    self, Alert, AlertFilter, DayRow, Fence, OpenStore, Record, StoreConfig, StoreError,
 };
 use dustwatch_protocol::{
-    CityLevel, Event, EventKind, Flag, Level, Metric, Reading, Status, StatusState,
+    AlertState, Change, CityLevel, Event, EventKind, EventTime, Flag, Level, Metric, Reading,
+    RuleKind, Severity, Status, StatusState,
 };
 use dustwatch_testkit::Postgres;
 use std::time::{Duration, Instant};
@@ -309,31 +310,35 @@ fn events_statuses_and_city_levels() {
     }
 }
 
-fn alert(id: i64, state: &str, offences: u32) -> AlertRow {
-    AlertRow {
+fn alert(id: i64, state: AlertState, offences: u32) -> Alert {
+    Alert {
         id,
         site: "s1".into(),
         rule: "pm10-hour".into(),
-        kind: "window".into(),
-        severity: "warning".into(),
-        state: state.into(),
+        kind: RuleKind::Window,
+        severity: Severity::Warning,
+        state,
         acknowledged: false,
         ack_by: None,
         ack_comment: None,
-        opened_ts: T0,
-        updated_ts: T0 + i64::from(offences) * MIN,
+        opened_ts: EventTime(T0),
+        updated_ts: EventTime(T0 + i64::from(offences) * MIN),
         cleared_ts: None,
-        closed_ts: (state == "closed").then_some(T0 + 90 * MIN),
+        closed_ts: (state == AlertState::Closed).then_some(EventTime(T0 + 90 * MIN)),
         offences,
-        level: "none".into(),
+        level: Level::None,
         evidence: serde_json::json!({ "mean": 180.5 }),
     }
+}
+
+fn date(month: u32, day: u32) -> chrono::NaiveDate {
+    chrono::NaiveDate::from_ymd_opt(2017, month, day).expect("a date in 2017")
 }
 
 fn day(closed: bool, minutes: u32) -> DayRow {
     DayRow {
         site: "s1".into(),
-        date: "2017-01-01".into(),
+        date: date(1, 1),
         exceedance_minutes: minutes,
         data_minutes: 1440,
         activity_minutes: 600,
@@ -341,7 +346,7 @@ fn day(closed: bool, minutes: u32) -> DayRow {
         sprinkling_runs: 3,
         alerts_opened: 1,
         alerts_closed: 1,
-        level_max: "orange".into(),
+        level_max: Level::Orange,
         closed,
         not_judged_minutes: 0,
         not_judged: "[]".into(),
@@ -354,10 +359,10 @@ fn alerts_their_history_and_days() {
     for s in stores(pg.as_ref()) {
         let mut st = s.open();
         st.alerts
-            .apply(&[("opened".into(), alert(1, "active", 1))])
+            .apply(&[(Change::Opened, alert(1, AlertState::Active, 1))])
             .expect("opened");
         st.alerts
-            .apply(&[("updated".into(), alert(1, "active", 2))])
+            .apply(&[(Change::Updated, alert(1, AlertState::Active, 2))])
             .expect("updated");
         let (open, _, max_id) = st.alerts.load().expect("load");
         assert_eq!((open.len(), max_id), (1, 1), "{}", s.name);
@@ -365,8 +370,8 @@ fn alerts_their_history_and_days() {
         assert_eq!(open[0].evidence["mean"], 180.5, "{}", s.name);
         st.alerts
             .apply(&[
-                ("closed".into(), alert(1, "closed", 3)),
-                ("opened".into(), alert(2, "active", 1)),
+                (Change::Closed, alert(1, AlertState::Closed, 3)),
+                (Change::Opened, alert(2, AlertState::Active, 1)),
             ])
             .expect("closed");
         let (open, history, max_id) = st.alerts.load().expect("load");
@@ -384,14 +389,14 @@ fn alerts_their_history_and_days() {
         );
         assert_eq!(max_id, 2, "{}", s.name);
         // "updated" is not a recorded change.
-        let changes: Vec<String> = st
+        let changes: Vec<Change> = st
             .reader
             .alert_history(1)
             .expect("history")
             .into_iter()
             .map(|c| c.change)
             .collect();
-        assert_eq!(changes, vec!["opened", "closed"], "{}", s.name);
+        assert_eq!(changes, vec![Change::Opened, Change::Closed], "{}", s.name);
         let closed = st
             .reader
             .alerts(&AlertFilter {
@@ -401,7 +406,7 @@ fn alerts_their_history_and_days() {
             })
             .expect("alerts");
         assert_eq!(closed.len(), 1, "{}", s.name);
-        assert_eq!(closed[0], alert(1, "closed", 3), "{}", s.name);
+        assert_eq!(closed[0], alert(1, AlertState::Closed, 3), "{}", s.name);
         let all = st.reader.alerts(&AlertFilter::default()).expect("all");
         assert_eq!(all.len(), 2, "{}", s.name);
         let limited = st
@@ -415,11 +420,11 @@ fn alerts_their_history_and_days() {
 
         st.alerts.save_days(&[day(false, 10)]).expect("open day");
         st.alerts.save_days(&[day(true, 42)]).expect("closed day");
-        let days = st.reader.days("2017-01-01", "2017-01-31").expect("days");
+        let days = st.reader.days(date(1, 1), date(1, 31)).expect("days");
         assert_eq!(days, vec![day(true, 42)], "{}", s.name);
         assert!(st
             .reader
-            .days("2017-02-01", "2017-02-28")
+            .days(date(2, 1), date(2, 28))
             .expect("none")
             .is_empty());
     }
@@ -819,16 +824,16 @@ fn each_alert_change_enters_the_notification_outbox_once() {
     for s in stores(pg.as_ref()) {
         let mut st = s.open();
         let queue = store::open_notify_queue(&s.config).expect("outbox");
-        let opened = alert(1, "active", 1);
+        let opened = alert(1, AlertState::Active, 1);
         let mut escalated = opened.clone();
-        escalated.severity = "critical".into();
+        escalated.severity = Severity::Critical;
         let mut evidence = escalated.clone();
         evidence.offences = 2;
         st.alerts
             .apply(&[
-                ("opened".into(), opened),
-                ("updated".into(), escalated),
-                ("updated".into(), evidence),
+                (Change::Opened, opened),
+                (Change::Updated, escalated),
+                (Change::Updated, evidence),
             ])
             .expect("apply");
         let changes: Vec<String> = queue

@@ -39,7 +39,7 @@ fn daily_allowance_starts_again_each_local_day() {
     assert_eq!(t.first().map(|(c, _)| *c), Some(Change::Opened));
     let opened = &t[0].1;
     assert_eq!(opened.evidence["exceedances_today"], 3);
-    assert!(opened.opened_ts > midnight() && opened.opened_ts <= midnight() + 6 * HOUR);
+    assert!(opened.opened_ts.ms() > midnight() && opened.opened_ts.ms() <= midnight() + 6 * HOUR);
 }
 
 #[test]
@@ -52,9 +52,9 @@ fn sprinkling_alert_lands_in_the_day_it_judges_and_counts_once() {
     assert_eq!(t.len(), 1, "{t:?}");
     let day_end = midnight();
     assert!(
-        t[0].1.opened_ts < day_end && t[0].1.opened_ts >= day_end - MIN,
+        t[0].1.opened_ts.ms() < day_end && t[0].1.opened_ts.ms() >= day_end - MIN,
         "stamped at the last instant of the day it judges, got {} (midnight {day_end})",
-        t[0].1.opened_ts
+        t[0].1.opened_ts.ms()
     );
     // The rest of the day (16:30 UTC -> 24h later) so the next day closes too.
     s.run(t0() + (16 * 60 + 30) * MIN, 24 * 60, quiet);
@@ -80,7 +80,10 @@ fn window_ending_at_local_midnight_belongs_to_the_day_before() {
     let t = s.transitions("pm10-hourly");
     assert_eq!(t.first().map(|(c, _)| *c), Some(Change::Opened));
     assert_eq!(t[0].1.evidence["window_end"], midnight());
-    assert!(t[0].1.opened_ts < midnight(), "stamped within 2017-01-05");
+    assert!(
+        t[0].1.opened_ts.ms() < midnight(),
+        "stamped within 2017-01-05"
+    );
     let day = s.closed_days();
     assert_eq!(day[0].date.to_string(), "2017-01-05");
     assert_eq!(day[0].alerts_opened, 1, "counted in the day it judges");
@@ -119,7 +122,11 @@ fn work_under_the_raise_threshold_during_recheck_keeps_the_alert_open() {
     s.run(last_unclean_end, 2 * 60 + 30, quiet);
     let t = s.transitions("work-restriction");
     assert_eq!(t.last().map(|(c, _)| *c), Some(Change::Closed));
-    let closed_ts = t.last().and_then(|(_, a)| a.closed_ts).expect("closed");
+    let closed_ts = t
+        .last()
+        .and_then(|(_, a)| a.closed_ts)
+        .expect("closed")
+        .ms();
     assert!(
         closed_ts >= last_unclean_end - 1 + 2 * HOUR,
         "closed only 2 h after the last unclean window"
@@ -152,7 +159,7 @@ fn a_level_entered_late_judges_the_minutes_it_covers_again() {
     assert_eq!(t.first().map(|(c, _)| *c), Some(Change::Opened), "{t:?}");
     let a = &t[0].1;
     assert_eq!(
-        a.opened_ts,
+        a.opened_ts.ms(),
         t0() + 15 * MIN - 1,
         "stamped in the window it judges"
     );
@@ -393,7 +400,7 @@ fn a_sprinkling_event_after_its_day_closed_judges_the_day_again() {
     let closed = &t[1].1;
     let why = closed.evidence["withdrawn"].as_str().unwrap_or_default();
     assert!(why.contains("2 runs"), "{why}");
-    assert!(closed.closed_ts.is_some_and(|c| c < midnight()));
+    assert!(closed.closed_ts.is_some_and(|c| c.ms() < midnight()));
     let day = s.closed_days().into_iter().next().expect("the day closed");
     assert_eq!(
         (day.sprinkling_runs, day.alerts_opened, day.alerts_closed),

@@ -87,7 +87,7 @@ pub fn day_chart() -> SiteSeries {
         alerts: vec![AlertPeriod {
             from_ms: t0 + 8 * 3_600_000,
             to_ms: t0 + 11 * 3_600_000,
-            severity: "violation".into(),
+            severity: dustwatch_protocol::Severity::Violation,
         }],
         city: vec![LevelPeriod {
             from_ms: t0,

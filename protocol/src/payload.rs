@@ -2,8 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 
 /// One averaging interval of a monitor: values are means over the interval, absent = not measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -99,8 +97,29 @@ impl Reading {
 }
 
 /// The metrics a reading carries, with their JSON field names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::AsRefStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(
+    serialize_all = "snake_case",
+    parse_err_ty = String,
+    parse_err_fn = unknown_metric
+)]
 pub enum Metric {
     Pm25,
     Pm10,
@@ -138,21 +157,7 @@ impl Metric {
     pub const GASES: [Metric; 4] = [Metric::No2, Metric::So2, Metric::O3, Metric::Co];
 
     pub fn name(self) -> &'static str {
-        match self {
-            Metric::Pm25 => "pm25",
-            Metric::Pm10 => "pm10",
-            Metric::Tsp => "tsp",
-            Metric::NoiseDba => "noise_dba",
-            Metric::TempC => "temp_c",
-            Metric::RhPct => "rh_pct",
-            Metric::PressureKpa => "pressure_kpa",
-            Metric::WindMs => "wind_ms",
-            Metric::WindDeg => "wind_deg",
-            Metric::No2 => "no2",
-            Metric::So2 => "so2",
-            Metric::O3 => "o3",
-            Metric::Co => "co",
-        }
+        self.into()
     }
 
     pub fn unit(self) -> &'static str {
@@ -191,24 +196,27 @@ impl Metric {
     }
 }
 
-impl fmt::Display for Metric {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Metric {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Metric::ALL
-            .into_iter()
-            .find(|m| m.name() == s)
-            .ok_or_else(|| format!("unknown metric `{s}`"))
-    }
+fn unknown_metric(s: &str) -> String {
+    format!("unknown metric `{s}`")
 }
 
 /// HJ 212 data flags. Only `N` counts as valid data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    Default,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::AsRefStr,
+    strum::VariantArray,
+)]
 pub enum Flag {
     /// Normal.
     #[default]
@@ -269,8 +277,23 @@ pub struct Event {
     pub kind: EventKind,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::AsRefStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum EventKind {
     SprinklerOn,
     SprinklerOff,
@@ -281,13 +304,7 @@ pub enum EventKind {
 
 impl EventKind {
     pub fn name(self) -> &'static str {
-        match self {
-            EventKind::SprinklerOn => "sprinkler_on",
-            EventKind::SprinklerOff => "sprinkler_off",
-            EventKind::CoverOn => "cover_on",
-            EventKind::CoverOff => "cover_off",
-            EventKind::Reboot => "reboot",
-        }
+        self.into()
     }
 }
 
@@ -306,8 +323,22 @@ pub struct Status {
     pub ts: Option<i64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::AsRefStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum StatusState {
     Online,
     Offline,
@@ -345,9 +376,29 @@ pub const MAX_STOP_WORK_S: u32 = 7 * 86_400;
 
 /// City heavy-pollution warning level, ordered from none to red.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    Default,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::AsRefStr,
+    strum::VariantArray,
 )]
 #[serde(rename_all = "snake_case")]
+#[strum(
+    serialize_all = "snake_case",
+    parse_err_ty = String,
+    parse_err_fn = unknown_level
+)]
 pub enum Level {
     #[default]
     None,
@@ -366,30 +417,12 @@ impl Level {
         Level::Red,
     ];
     pub fn name(self) -> &'static str {
-        match self {
-            Level::None => "none",
-            Level::Blue => "blue",
-            Level::Yellow => "yellow",
-            Level::Orange => "orange",
-            Level::Red => "red",
-        }
+        self.into()
     }
 }
 
-impl fmt::Display for Level {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Level {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Level::ALL
-            .into_iter()
-            .find(|l| l.name() == s)
-            .ok_or_else(|| format!("unknown level `{s}` (none, blue, yellow, orange, red)"))
-    }
+fn unknown_level(s: &str) -> String {
+    format!("unknown level `{s}` (none, blue, yellow, orange, red)")
 }
 
 /// Payload of `dust/v1/city/level`.

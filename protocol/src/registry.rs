@@ -4,8 +4,24 @@
 use crate::hj212::{DeviceProfile, PmUnit};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    Default,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::AsRefStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum SiteKind {
     #[default]
     Construction,
@@ -15,17 +31,29 @@ pub enum SiteKind {
 
 impl SiteKind {
     pub fn name(self) -> &'static str {
-        match self {
-            SiteKind::Construction => "construction",
-            SiteKind::Road => "road",
-            SiteKind::Reference => "reference",
-        }
+        self.into()
     }
 }
 
 /// Construction phase, from the dustiest to the quietest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    Default,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::AsRefStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Phase {
     Earthwork,
     Foundation,
@@ -37,13 +65,7 @@ pub enum Phase {
 
 impl Phase {
     pub fn name(self) -> &'static str {
-        match self {
-            Phase::Earthwork => "earthwork",
-            Phase::Foundation => "foundation",
-            Phase::Structure => "structure",
-            Phase::Fitout => "fitout",
-            Phase::Idle => "idle",
-        }
+        self.into()
     }
 }
 

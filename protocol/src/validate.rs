@@ -298,6 +298,7 @@ impl CityLevel {
 mod tests {
     use super::*;
     use crate::payload::Flag;
+    use crate::time::DAY;
 
     const SAMPLE: &str = r#"{"ts": 1483516800000, "seq": 42, "boot": 3, "interval_s": 60,
  "pm25": 245.0, "pm10": 312.0, "tsp": 401.0, "noise_dba": 62.5,
@@ -367,7 +368,7 @@ mod tests {
     fn future_is_bounded_by_the_wall_clock() {
         let wall = 1_700_000_000_000;
         assert!(check_not_future(wall + 300_000, wall, 300_000).is_ok());
-        assert!(check_not_future(wall - 10 * 365 * 86_400_000, wall, 300_000).is_ok());
+        assert!(check_not_future(wall - 10 * 365 * DAY, wall, 300_000).is_ok());
         let e = check_not_future(4_102_444_000_000, wall, 300_000).expect_err("2099");
         assert_eq!(e.reason, RejectReason::FutureTimestamp);
         assert!(check_not_future(i64::MAX, i64::MIN, 0).is_err());

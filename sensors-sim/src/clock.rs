@@ -151,6 +151,7 @@ impl SimClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dustwatch_protocol::time::MINUTE;
 
     #[test]
     fn parses_durations() {
@@ -174,8 +175,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn factor_clock_runs_faster_than_real_time() {
         let clock = SimClock::new(1_000_000, Speed::Factor(60.0));
-        clock.sleep_until(1_000_000 + 60_000).await;
+        clock.sleep_until(1_000_000 + MINUTE).await;
         // One simulated minute is one real second at speed 60; paused time advances exactly.
-        assert_eq!(clock.now_ms(), 1_000_000 + 60_000);
+        assert_eq!(clock.now_ms(), 1_000_000 + MINUTE);
     }
 }

@@ -24,6 +24,7 @@ use crate::physics::Run;
 use crate::scenario::DevicePlan;
 use crate::transport::Link;
 use crate::{Shared, Stats};
+use dustwatch_protocol::time::MINUTE;
 use dustwatch_protocol::{Command, StatusState};
 use link::recv;
 use outbox::{InFlight, Kind, Msg};
@@ -107,7 +108,7 @@ impl Device {
             // A resumed device has been powered down since the start: it boots anew, with a
             // counter that grows with the resume point (one per simulated minute) so that
             // (boot, seq) never repeats across resumed runs.
-            boot: 1 + u32::try_from((p.begin_ms - p.start_ms) / 60_000).unwrap_or(u32::MAX - 1),
+            boot: 1 + u32::try_from((p.begin_ms - p.start_ms) / MINUTE).unwrap_or(u32::MAX - 1),
             seq: 0,
             event_seq: 0,
             interval_s,

@@ -5,6 +5,7 @@
 //! clock_skew) act on each reading whose interval starts inside the window; connection faults
 //! (offline, out_of_order_backfill, power_loss) are transitions at `start` and `end`.
 
+use dustwatch_protocol::time::{HOUR, MINUTE};
 use serde::Deserialize;
 
 /// A fault as written in a scenario (`[[site.fault]]`). Times are RFC 3339 or offsets from the
@@ -32,8 +33,21 @@ pub struct FaultSpec {
     pub offset: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum FaultKind {
     /// Network lost: readings are buffered and sent in order after reconnecting.
     Offline,
@@ -61,19 +75,7 @@ pub enum FaultKind {
 
 impl FaultKind {
     pub fn name(self) -> &'static str {
-        match self {
-            FaultKind::Offline => "offline",
-            FaultKind::OutOfOrderBackfill => "out_of_order_backfill",
-            FaultKind::PowerLoss => "power_loss",
-            FaultKind::Stuck => "stuck",
-            FaultKind::Drift => "drift",
-            FaultKind::Spikes => "spikes",
-            FaultKind::Negative => "negative",
-            FaultKind::Nan => "nan",
-            FaultKind::Malformed => "malformed",
-            FaultKind::Duplicate => "duplicate",
-            FaultKind::ClockSkew => "clock_skew",
-        }
+        self.into()
     }
 }
 
@@ -90,7 +92,7 @@ pub struct Fault {
 }
 
 /// Length of one spike.
-pub const SPIKE_MS: i64 = 60_000;
+pub const SPIKE_MS: i64 = MINUTE;
 
 impl Fault {
     pub fn contains(&self, t: i64) -> bool {
@@ -151,7 +153,7 @@ impl SampleFaults {
             match f.kind {
                 FaultKind::Stuck => stuck = true,
                 FaultKind::Drift => {
-                    let hours = (t - f.start) as f64 / 3_600_000.0;
+                    let hours = (t - f.start) as f64 / (HOUR as f64);
                     let gain = 1.0 + f.pct_per_hour / 100.0 * hours;
                     pm.iter_mut().for_each(|v| *v *= gain);
                 }
@@ -235,6 +237,20 @@ pub fn transitions(all: &[Fault]) -> Vec<(i64, Transition)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fault_names_are_the_scenario_words() {
+        use strum::VariantArray;
+        for &k in FaultKind::VARIANTS {
+            let word = serde_json::Value::String(k.name().to_string());
+            assert_eq!(serde_json::from_value::<FaultKind>(word).ok(), Some(k));
+            assert_eq!(k.name().parse::<FaultKind>().ok(), Some(k));
+        }
+        assert_eq!(
+            FaultKind::OutOfOrderBackfill.name(),
+            "out_of_order_backfill"
+        );
+    }
 
     fn fault(kind: FaultKind) -> Fault {
         Fault {

@@ -323,6 +323,7 @@ pub fn smooth_noise(seed: u64, t_s: f64, period_s: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dustwatch_protocol::time::{HOUR, MINUTE};
 
     const T0: i64 = 1_483_286_400_000; // 2017-01-02T00:00:00+08:00
 
@@ -337,7 +338,7 @@ mod tests {
     fn mean_over_day(f: impl Fn(i64, f64) -> f64) -> f64 {
         let n = 24 * 60;
         (0..n)
-            .map(|m| f(T0 + m * 60_000, m as f64 / 60.0))
+            .map(|m| f(T0 + m * MINUTE, m as f64 / 60.0))
             .sum::<f64>()
             / n as f64
     }
@@ -356,7 +357,7 @@ mod tests {
     #[test]
     fn diurnal_shape_has_a_low_near_four_and_an_evening_peak() {
         let b = bg(100.0);
-        let at = |h: f64| b.at(T0 + (h * 3_600_000.0) as i64, h).pm25;
+        let at = |h: f64| b.at(T0 + (h * (HOUR as f64)) as i64, h).pm25;
         assert!(at(4.0) < at(8.5));
         assert!(at(4.0) < at(21.0));
     }
@@ -387,14 +388,14 @@ mod tests {
         };
         let run = [Run {
             start: T0,
-            end: T0 + 30 * 60_000,
+            end: T0 + 30 * MINUTE,
         }];
         let dry = site_increment(src, working, &w, 10.0, Level::None, 0.0).pm10;
-        let r_during = sprinkle_reduction(&run, T0 + 25 * 60_000, &w);
+        let r_during = sprinkle_reduction(&run, T0 + 25 * MINUTE, &w);
         let wet = site_increment(src, working, &w, 10.0, Level::None, r_during).pm10;
         assert!(wet < 0.55 * dry, "about half removed: {wet} vs {dry}");
-        let r_1h = sprinkle_reduction(&run, T0 + 90 * 60_000, &w);
-        let r_6h = sprinkle_reduction(&run, T0 + 6 * 3_600_000, &w);
+        let r_1h = sprinkle_reduction(&run, T0 + 90 * MINUTE, &w);
+        let r_6h = sprinkle_reduction(&run, T0 + 6 * HOUR, &w);
         assert!(r_during > r_1h && r_1h > r_6h && r_6h < 0.05);
         assert_eq!(sprinkle_reduction(&run, T0 - 1, &w), 0.0);
     }

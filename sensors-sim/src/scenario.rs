@@ -5,10 +5,10 @@
 use crate::clock::{parse_duration, TimeError};
 use crate::faults::{Fault, FaultKind, FaultSpec};
 use crate::physics::{Background, Series};
-use chrono::{DateTime, NaiveTime, Offset, TimeZone, Timelike};
+use chrono::{DateTime, Offset, TimeZone};
 use chrono_tz::Tz;
 use dustwatch_protocol::topic::{check_site_id, is_valid_id};
-use dustwatch_protocol::{DeviceInfo, Level, Phase, Registry, SiteInfo, SiteKind};
+use dustwatch_protocol::{DeviceInfo, Level, Phase, Registry, SiteInfo, SiteKind, TimeOfDay};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +16,7 @@ use thiserror::Error;
 
 mod file;
 mod plan;
+use dustwatch_protocol::time::MINUTE;
 use file::*;
 pub use plan::*;
 
@@ -419,11 +420,11 @@ fn resolve_fault(fs: &FaultSpec, start: i64) -> Result<Fault, String> {
     }
     let every_ms = match &fs.every {
         Some(x) => parse_duration(x).map_err(|e| e.to_string())?.as_millis() as i64,
-        None => 30 * 60_000,
+        None => 30 * MINUTE,
     };
     let offset_ms = match &fs.offset {
         Some(x) => parse_signed_duration(x)?,
-        None if fs.kind == FaultKind::ClockSkew => 10 * 60_000,
+        None if fs.kind == FaultKind::ClockSkew => 10 * MINUTE,
         None => 0,
     };
     Ok(Fault {
@@ -460,9 +461,9 @@ pub fn resolve_time(s: &str, start: i64) -> Result<i64, String> {
 
 /// `HH:MM` to seconds of the day.
 fn parse_time_of_day(s: &str) -> Result<u32, String> {
-    NaiveTime::parse_from_str(s.trim(), "%H:%M")
-        .map(|t| t.num_seconds_from_midnight())
-        .map_err(|_| format!("time of day `{s}` is not HH:MM"))
+    TimeOfDay::parse(s)
+        .map(TimeOfDay::seconds)
+        .map_err(|e| e.to_string())
 }
 
 /// `HH:MM-HH:MM` to seconds of the day; an end before the start wraps past midnight.

@@ -9,6 +9,7 @@ use crate::faults::{FaultKind, SPIKE_MS};
 use crate::physics::is_day;
 use crate::scenario::Plan;
 use chrono::{DateTime, Duration as ChronoDuration, NaiveTime, SecondsFormat, TimeZone, Utc};
+use dustwatch_protocol::time::MINUTE;
 use dustwatch_protocol::{Phase, SiteKind};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -93,7 +94,7 @@ fn windows(start: i64, end: i64, mut pred: impl FnMut(i64) -> bool) -> Vec<(i64,
             }
             _ => {}
         }
-        t += 60_000;
+        t += MINUTE;
     }
     if let Some(s) = open {
         out.push((s, end));
@@ -237,9 +238,10 @@ impl Truth {
 mod tests {
     use super::*;
     use crate::scenario::{Overrides, Scenario};
+    use dustwatch_protocol::time::HOUR;
 
     const START: i64 = 1_483_286_400_000; // 2017-01-02T00:00:00+08:00
-    const H: i64 = 3_600_000;
+    const H: i64 = HOUR;
 
     fn huiji() -> Truth {
         let plan = Scenario::load("huiji-red-alert")
@@ -253,7 +255,7 @@ mod tests {
         t.records
             .iter()
             .filter(|r| r.site == site && r.kind == kind)
-            .map(|r| ((r.start_ms - START) / 60_000, (r.end_ms - START) / 60_000))
+            .map(|r| ((r.start_ms - START) / MINUTE, (r.end_ms - START) / MINUTE))
             .collect()
     }
 
@@ -351,7 +353,7 @@ mod tests {
             .iter()
             .find(|r| r.site == "hj-yb-03" && r.kind == "flagged_readings")
             .expect("a truck plume over the PM10 range");
-        let i = ((flagged.end_ms - START) / 60_000 - 1) as usize;
+        let i = ((flagged.end_ms - START) / MINUTE - 1) as usize;
         assert_eq!(yb03.pm10[i], None, "a flagged PM10 minute is not counted");
         assert!(yb03.pm25[i].is_some());
     }

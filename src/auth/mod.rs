@@ -22,8 +22,28 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// What a user may do; each role may do everything the one before it may.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::AsRefStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(
+    serialize_all = "snake_case",
+    parse_err_ty = AuthError,
+    parse_err_fn = unknown_role
+)]
 pub enum Role {
     /// Reads pages and the API.
     Viewer,
@@ -33,26 +53,17 @@ pub enum Role {
     Admin,
 }
 
+fn unknown_role(s: &str) -> AuthError {
+    AuthError::Invalid(format!("role `{s}`: use viewer, inspector or admin"))
+}
+
 impl Role {
     pub const ALL: [Role; 3] = [Role::Viewer, Role::Inspector, Role::Admin];
     pub fn name(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Inspector => "inspector",
-            Role::Admin => "admin",
-        }
+        self.into()
     }
     pub fn parse(s: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|r| r.name() == s)
-    }
-}
-
-impl std::str::FromStr for Role {
-    type Err = AuthError;
-    fn from_str(s: &str) -> Result<Role, AuthError> {
-        Role::parse(s).ok_or_else(|| {
-            AuthError::Invalid(format!("role `{s}`: use viewer, inspector or admin"))
-        })
+        s.parse().ok()
     }
 }
 
@@ -70,4 +81,21 @@ pub enum AuthError {
     Hash(String),
     #[error("the operating system's random source failed: {0}")]
     Random(getrandom::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strum::VariantArray;
+
+    #[test]
+    fn role_text_and_serde_agree_and_unknown_roles_say_what_to_use() {
+        for &r in Role::VARIANTS {
+            let json = serde_json::to_value(r).expect("a unit variant serialises");
+            assert_eq!(json, serde_json::Value::String(r.name().into()));
+            assert_eq!(r.name().parse::<Role>().ok(), Some(r));
+        }
+        let e = "root".parse::<Role>().expect_err("no such role");
+        assert_eq!(e.to_string(), "role `root`: use viewer, inspector or admin");
+    }
 }

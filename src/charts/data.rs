@@ -8,6 +8,7 @@ use super::site_series::{AlertPeriod, LevelPeriod, LimitLine, SiteSeries};
 use crate::aqi::{self, Pollutant};
 use crate::store::{StoreError, StoreReader};
 use chrono::NaiveDate;
+use dustwatch_protocol::time::HOUR;
 use dustwatch_protocol::{EventKind, Metric, SiteInfo};
 use std::collections::BTreeMap;
 
@@ -192,8 +193,8 @@ pub fn heatmap(
         to_ms,
         size,
     } = frame;
-    let from = from_ms.div_euclid(3_600_000) * 3_600_000;
-    let hours: Vec<i64> = (from..to_ms).step_by(3_600_000).collect();
+    let from = from_ms.div_euclid(HOUR) * HOUR;
+    let hours: Vec<i64> = (from..to_ms).step_by(HOUR as usize).collect();
     let mut values = Vec::with_capacity(sites.len());
     for s in sites {
         let series = reader.series(&s.id, metric, from, to_ms, 3600)?;
@@ -311,7 +312,7 @@ fn o3_8h_max(hours: &[(i64, f64)]) -> Vec<(i64, f64)> {
         let window: Vec<f64> = hours[..=j]
             .iter()
             .rev()
-            .take_while(|(u, _)| *u > t - 8 * 3_600_000)
+            .take_while(|(u, _)| *u > t - 8 * HOUR)
             .map(|(_, v)| *v)
             .collect();
         if window.len() >= 6 {
@@ -411,16 +412,12 @@ mod profile_limit_tests {
 
     #[test]
     fn o3_counts_by_8_hour_means_of_6_hours_or_more() {
-        let h = |i: i64, v: f64| (i * 3_600_000, v);
+        let h = |i: i64, v: f64| (i * HOUR, v);
         let hours: Vec<(i64, f64)> = (0..10).map(|i| h(i, 100.0 + i as f64 * 10.0)).collect();
         let means = o3_8h_max(&hours);
-        assert_eq!(
-            means.first().map(|m| m.0),
-            Some(5 * 3_600_000),
-            "6 hours first"
-        );
+        assert_eq!(means.first().map(|m| m.0), Some(5 * HOUR), "6 hours first");
         // Hours 2..=9: 120..190, mean 155.
-        assert_eq!(means.last(), Some(&(9 * 3_600_000, 155.0)));
+        assert_eq!(means.last(), Some(&(9 * HOUR, 155.0)));
         // A gap: hours 0-3 and 8-9 give windows of at most 4 and 2 hours.
         let gappy = [
             h(0, 1.0),

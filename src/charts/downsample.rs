@@ -99,11 +99,12 @@ pub fn segments(columns: &[Column], max_gap_ms: i64) -> Vec<&[Column]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dustwatch_protocol::time::{DAY, HOUR, MINUTE};
 
     fn minute_points(n: i64, t0: i64) -> Vec<SeriesPoint> {
         (0..n)
             .map(|i| SeriesPoint {
-                ts: t0 + i * 60_000,
+                ts: t0 + i * MINUTE,
                 mean: i as f64,
                 min: i as f64 - 1.0,
                 max: i as f64 + 1.0,
@@ -115,7 +116,7 @@ mod tests {
     #[test]
     fn never_more_columns_than_pixels() {
         let pts = minute_points(1440, 0);
-        let cols = by_column(&pts, 0, 86_400_000, 60_000, 700);
+        let cols = by_column(&pts, 0, DAY, MINUTE, 700);
         assert!(cols.len() <= 700, "{}", cols.len());
         assert!(cols.len() >= 690);
         // Extremes survive the folding.
@@ -130,7 +131,7 @@ mod tests {
     #[test]
     fn sparse_series_keeps_its_points() {
         let pts = minute_points(60, 0);
-        let cols = by_column(&pts, 0, 3_600_000, 60_000, 800);
+        let cols = by_column(&pts, 0, HOUR, MINUTE, 800);
         assert_eq!(cols.len(), 60);
         assert_eq!(
             segments(&cols, 120_000).len(),
@@ -142,8 +143,8 @@ mod tests {
     #[test]
     fn a_missing_hour_is_a_gap() {
         let mut pts = minute_points(60, 0);
-        pts.extend(minute_points(60, 2 * 3_600_000));
-        let cols = by_column(&pts, 0, 3 * 3_600_000, 60_000, 500);
+        pts.extend(minute_points(60, 2 * HOUR));
+        let cols = by_column(&pts, 0, 3 * HOUR, MINUTE, 500);
         let segs = segments(&cols, 180_000);
         assert_eq!(segs.len(), 2);
     }

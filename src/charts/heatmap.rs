@@ -140,13 +140,14 @@ impl Chart for Heatmap {
 mod tests {
     use super::*;
     use crate::charts::{render, Format};
+    use dustwatch_protocol::time::HOUR;
 
     fn svg(rows: Vec<String>) -> String {
         let n = rows.len();
         let chart = Heatmap {
             title: "PM10".into(),
             rows,
-            hours: (0..24).map(|h| h * 3_600_000).collect(),
+            hours: (0..24).map(|h| h * HOUR).collect(),
             values: vec![vec![Some(100.0); 24]; n],
             limit: 150.0,
             unit: "µg/m³".into(),

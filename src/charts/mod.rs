@@ -11,6 +11,7 @@ pub mod heatmap;
 pub mod ranking;
 pub mod site_series;
 
+use dustwatch_protocol::Severity;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use thiserror::Error;
@@ -165,12 +166,12 @@ pub fn level_colour(l: dustwatch_protocol::Level) -> Option<RGBColor> {
 }
 
 /// Shade colour of an alert severity.
-pub fn severity_colour(severity: &str) -> RGBColor {
+pub fn severity_colour(severity: Severity) -> RGBColor {
     match severity {
-        "info" => RGBColor(0x15, 0x65, 0xc0),
-        "warning" => RGBColor(0xf9, 0xa8, 0x25),
-        "critical" => RGBColor(0x6a, 0x1b, 0x9a),
-        _ => RGBColor(0xc6, 0x28, 0x28),
+        Severity::Info => RGBColor(0x15, 0x65, 0xc0),
+        Severity::Warning => RGBColor(0xf9, 0xa8, 0x25),
+        Severity::Critical => RGBColor(0x6a, 0x1b, 0x9a),
+        Severity::Violation => RGBColor(0xc6, 0x28, 0x28),
     }
 }
 

@@ -5,7 +5,8 @@
 use super::downsample::{by_column, segments};
 use super::{font, level_colour, metric_colour, severity_colour, time_label, Chart, ChartError};
 use crate::store::SeriesPoint;
-use dustwatch_protocol::{Level, Metric};
+use dustwatch_protocol::time::{DAY, HOUR};
+use dustwatch_protocol::{Level, Metric, Severity};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -23,7 +24,7 @@ pub struct AlertPeriod {
     pub from_ms: i64,
     pub to_ms: i64,
     /// `info`, `warning`, `violation` or `critical`.
-    pub severity: String,
+    pub severity: Severity,
 }
 
 /// A span of one city warning level.
@@ -56,9 +57,9 @@ pub struct SiteSeries {
 impl SiteSeries {
     fn time_format(&self) -> &'static str {
         let span = self.to_ms - self.from_ms;
-        if span <= 36 * 3_600_000 {
+        if span <= 36 * HOUR {
             "%H:%M"
-        } else if span <= 8 * 86_400_000 {
+        } else if span <= 8 * DAY {
             "%m-%d %H:%M"
         } else {
             "%Y-%m-%d"
@@ -137,7 +138,7 @@ impl Chart for SiteSeries {
             if a >= b {
                 continue;
             }
-            let c = severity_colour(&p.severity);
+            let c = severity_colour(p.severity);
             chart.draw_series([
                 Rectangle::new([(a, 0.0), (b, y_max)], c.mix(0.16).filled()),
                 Rectangle::new([(a, y_max * 0.97), (b, y_max)], c.mix(0.8).filled()),

@@ -118,7 +118,9 @@ impl Queue {
 
     /// Record that everything up to `to` is done, and delete what every target is done with.
     pub fn advance(&mut self, to: i64) -> Result<(), StoreError> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
             "UPDATE forward_cursor SET last_id = max(last_id, ?2) WHERE name = ?1",
             params![self.name, to],

@@ -4,6 +4,8 @@
 use super::NotifyError;
 use crate::web::i18n::Lang;
 use chrono::{NaiveTime, TimeZone, Timelike};
+use dustwatch_protocol::time::HOUR;
+use dustwatch_protocol::TimeOfDay;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -146,8 +148,8 @@ impl QuietHours {
         }
         let bad = || NotifyError::Config(format!("quiet hours `{s}`: write them as 22:00-07:00"));
         let (a, b) = s.split_once('-').ok_or_else(bad)?;
-        let from = NaiveTime::parse_from_str(a.trim(), "%H:%M").map_err(|_| bad())?;
-        let to = NaiveTime::parse_from_str(b.trim(), "%H:%M").map_err(|_| bad())?;
+        let from = TimeOfDay::parse(a).map_err(|_| bad())?.to_naive();
+        let to = TimeOfDay::parse(b).map_err(|_| bad())?.to_naive();
         if from == to {
             return Err(bad());
         }
@@ -181,7 +183,7 @@ impl QuietHours {
         match tz.from_local_datetime(&end).earliest() {
             Some(e) => e.timestamp_millis().max(at_ms),
             // A gap (daylight saving): an hour later is past it.
-            None => at_ms + 3_600_000,
+            None => at_ms + HOUR,
         }
     }
 }

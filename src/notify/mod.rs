@@ -18,6 +18,7 @@ use crate::metrics::Metrics;
 use crate::store::{StoreError, StoreReader};
 use config::SMTP_TARGET;
 use deliver::{now_ms, Sender, Target, Worker, FIRST_BACKOFF, POLL};
+use dustwatch_protocol::time::DAY;
 use send::{SmtpSender, WebhookSender};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -86,7 +87,7 @@ pub fn start(
         tz,
         metrics,
         retry_max: Duration::from_secs(config.retry_max_s.max(1)),
-        keep_ms: i64::from(config.keep_days) * 86_400_000,
+        keep_ms: i64::from(config.keep_days) * DAY,
         dashboard_url: config.dashboard_url.clone(),
     };
     let thread = std::thread::Builder::new()

@@ -10,9 +10,10 @@
 //! the office's clock names the day whose data the office acted on. Commands stored before
 //! that clock was recorded fall back to `sent_ms`.
 
-use super::{day_bounds, DailyReport};
+use super::DailyReport;
 use crate::store::commands::CommandState;
 use chrono_tz::Tz;
+use dustwatch_protocol::Zone;
 use serde::Serialize;
 
 /// One kind of command (`stop_work`, `sprinkle`, …) on the day.
@@ -41,8 +42,8 @@ pub fn add_commands<E>(
     tz: Tz,
     counts: impl FnOnce(i64, i64) -> Result<CommandCounts, E>,
 ) -> Result<(), E> {
-    let (from, to) = day_bounds(tz, report.date);
-    report.commands = Some(summarise(counts(from, to)?));
+    let (from, to) = Zone::from(tz).day_bounds(report.date);
+    report.commands = Some(summarise(counts(from.ms(), to.ms())?));
     Ok(())
 }
 

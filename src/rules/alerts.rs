@@ -3,125 +3,11 @@
 //! the same alert; repeated offences escalate its severity. Only state changes are published.
 
 use super::profile::Severity;
-use dustwatch_protocol::Level;
-use serde::Serialize;
+use dustwatch_protocol::{EventTime, Level};
 use std::collections::HashMap;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AlertState {
-    Active,
-    Cleared,
-    Closed,
-}
-
-impl AlertState {
-    pub fn name(self) -> &'static str {
-        match self {
-            AlertState::Active => "active",
-            AlertState::Cleared => "cleared",
-            AlertState::Closed => "closed",
-        }
-    }
-}
-
-/// Rule kinds (docs/rules.md; one file each under `rules/kinds/`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
-#[serde(rename_all = "snake_case")]
-pub enum RuleKind {
-    Window,
-    Restriction,
-    Sprinkling,
-    Noise,
-    Night,
-    Gap,
-    Fault,
-}
-
-impl RuleKind {
-    pub const ALL: [RuleKind; 7] = [
-        RuleKind::Window,
-        RuleKind::Restriction,
-        RuleKind::Sprinkling,
-        RuleKind::Noise,
-        RuleKind::Night,
-        RuleKind::Gap,
-        RuleKind::Fault,
-    ];
-    pub fn name(self) -> &'static str {
-        match self {
-            RuleKind::Window => "window",
-            RuleKind::Restriction => "restriction",
-            RuleKind::Sprinkling => "sprinkling",
-            RuleKind::Noise => "noise",
-            RuleKind::Night => "night",
-            RuleKind::Gap => "gap",
-            RuleKind::Fault => "fault",
-        }
-    }
-    pub fn parse(s: &str) -> Option<RuleKind> {
-        RuleKind::ALL.into_iter().find(|k| k.name() == s)
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Alert {
-    pub id: i64,
-    pub site: String,
-    pub rule: String,
-    pub kind: RuleKind,
-    pub severity: Severity,
-    pub state: AlertState,
-    pub acknowledged: bool,
-    pub ack_by: Option<String>,
-    pub ack_comment: Option<String>,
-    /// Event times, Unix ms.
-    pub opened_ts: i64,
-    pub updated_ts: i64,
-    pub cleared_ts: Option<i64>,
-    pub closed_ts: Option<i64>,
-    /// Start of the current re-check period: the clear, or the last window after it that was
-    /// not clean. Not stored on its own: after a restart it is the later of the clear and the
-    /// last update.
-    #[serde(skip)]
-    pub recheck_from: Option<i64>,
-    /// Times this alert's condition was raised (1 at open).
-    pub offences: u32,
-    /// City level when the alert opened.
-    pub level: Level,
-    /// What triggered it: readings, times, means, limits.
-    pub evidence: serde_json::Value,
-}
-
-/// What happened to an alert.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Change {
-    Opened,
-    Reactivated,
-    Cleared,
-    Closed,
-    Acknowledged,
-    /// New evidence on an active alert: stored, not published.
-    Updated,
-}
-
-impl Change {
-    /// State changes are published on MQTT; evidence updates are not.
-    pub fn is_state_change(self) -> bool {
-        self != Change::Updated
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            Change::Opened => "opened",
-            Change::Reactivated => "reactivated",
-            Change::Cleared => "cleared",
-            Change::Closed => "closed",
-            Change::Acknowledged => "acknowledged",
-            Change::Updated => "updated",
-        }
-    }
-}
+/// The alert record, its states, kinds and changes are shared with the store and the API.
+pub use dustwatch_protocol::{Alert, AlertState, Change, RuleKind};
 
 #[derive(Debug, Clone)]
 pub struct Transition {
@@ -133,6 +19,10 @@ pub struct Transition {
 #[derive(Debug, Default)]
 pub struct AlertBook {
     open: HashMap<(String, String), Alert>,
+    /// Start of each cleared alert's current re-check period, by alert id: the clear, or the
+    /// last window after it that was not clean. Not stored on its own: after a restart it is
+    /// the later of the clear and the last update.
+    recheck_from: HashMap<i64, EventTime>,
     /// Offences per (site, rule) over the alerts already closed.
     history: HashMap<(String, String), u32>,
     next_id: i64,
@@ -174,7 +64,14 @@ impl AlertBook {
     /// Forget the open alerts and offence history of the sites `owns` selects (another
     /// instance judges them now; they are restored from the store when they come back).
     pub fn forget_sites(&mut self, owns: &dyn Fn(&str) -> bool) {
-        self.open.retain(|(site, _), _| !owns(site));
+        let recheck = &mut self.recheck_from;
+        self.open.retain(|(site, _), a| {
+            let keep = !owns(site);
+            if !keep {
+                recheck.remove(&a.id);
+            }
+            keep
+        });
         self.history.retain(|(site, _), _| !owns(site));
     }
 
@@ -186,7 +83,11 @@ impl AlertBook {
 
     /// Restore open alerts and offence counts after a restart.
     pub fn restore(&mut self, open: Vec<Alert>, history: Vec<(String, String, u32)>, max_id: i64) {
-        for a in open {
+        for a in open.into_iter().filter(Alert::is_open) {
+            // The re-check restarts are stored as updates: the period runs from the later one.
+            if let Some(c) = a.cleared_ts {
+                self.recheck_from.insert(a.id, c.max(a.updated_ts));
+            }
             self.open.insert((a.site.clone(), a.rule.clone()), a);
         }
         for (site, rule, n) in history {
@@ -204,15 +105,16 @@ impl AlertBook {
     pub fn raise(&mut self, r: Raise<'_>) -> Option<Transition> {
         let key = (r.site.to_string(), r.rule.to_string());
         let past = self.history.get(&key).copied().unwrap_or(0);
+        let ts = EventTime(r.ts);
         if let Some(a) = self.open.get_mut(&key) {
-            a.updated_ts = a.updated_ts.max(r.ts);
+            a.updated_ts = a.updated_ts.max(ts);
             a.evidence = r.evidence;
             let change = match a.state {
                 AlertState::Active => Change::Updated,
                 _ => {
                     a.state = AlertState::Active;
                     a.cleared_ts = None;
-                    a.recheck_from = None;
+                    self.recheck_from.remove(&a.id);
                     a.offences += 1;
                     Change::Reactivated
                 }
@@ -239,11 +141,10 @@ impl AlertBook {
             acknowledged: false,
             ack_by: None,
             ack_comment: None,
-            opened_ts: r.ts,
-            updated_ts: r.ts,
+            opened_ts: ts,
+            updated_ts: ts,
             cleared_ts: None,
             closed_ts: None,
-            recheck_from: None,
             offences: 1,
             level: r.level,
             evidence: r.evidence,
@@ -262,9 +163,10 @@ impl AlertBook {
         if a.state != AlertState::Active {
             return None;
         }
+        let ts = EventTime(ts);
         a.state = AlertState::Cleared;
         a.cleared_ts = Some(ts);
-        a.recheck_from = Some(ts);
+        self.recheck_from.insert(a.id, ts);
         a.updated_ts = a.updated_ts.max(ts);
         Some(Transition {
             change: Change::Cleared,
@@ -280,7 +182,9 @@ impl AlertBook {
         if a.state != AlertState::Cleared {
             return None;
         }
-        a.recheck_from = Some(a.recheck_from.map_or(ts, |r| r.max(ts)));
+        let ts = EventTime(ts);
+        let from = self.recheck_from.entry(a.id).or_insert(ts);
+        *from = (*from).max(ts);
         a.updated_ts = a.updated_ts.max(ts);
         Some(Transition {
             change: Change::Updated,
@@ -317,6 +221,8 @@ impl AlertBook {
     fn close(&mut self, site: &str, rule: &str, ts: i64) -> Option<Transition> {
         let key = (site.to_string(), rule.to_string());
         let mut a = self.open.remove(&key)?;
+        let ts = EventTime(ts);
+        self.recheck_from.remove(&a.id);
         a.state = AlertState::Closed;
         a.closed_ts = Some(ts);
         a.updated_ts = a.updated_ts.max(ts);
@@ -335,9 +241,11 @@ impl AlertBook {
             .filter(|a| a.site == site && a.state == AlertState::Cleared)
             .filter(|a| !self.holds.is_held(a.id, ts))
             .filter(|a| {
-                a.recheck_from
+                self.recheck_from
+                    .get(&a.id)
+                    .copied()
                     .or(a.cleared_ts)
-                    .is_some_and(|c| ts - c >= self.recheck_ms)
+                    .is_some_and(|c| EventTime(ts) - c >= self.recheck_ms)
             })
             .map(|a| a.rule.clone())
             .collect();
@@ -371,6 +279,7 @@ impl AlertBook {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dustwatch_protocol::time::{HOUR, MINUTE};
 
     fn raise(book: &mut AlertBook, ts: i64) -> Option<Transition> {
         book.raise(Raise {
@@ -389,7 +298,7 @@ mod tests {
         let mut book = AlertBook::new(2, 3600);
         assert_eq!(raise(&mut book, 0).map(|t| t.change), Some(Change::Opened));
         assert_eq!(
-            raise(&mut book, 60_000).map(|t| t.change),
+            raise(&mut book, MINUTE).map(|t| t.change),
             Some(Change::Updated)
         );
         assert_eq!(
@@ -403,7 +312,7 @@ mod tests {
         assert_eq!(t.alert.id, 1);
         assert_eq!(t.alert.severity, Severity::Violation);
         book.clear("s1", "pm10-hourly", 300_000);
-        let closed = book.recheck("s1", 300_000 + 3_600_000);
+        let closed = book.recheck("s1", 300_000 + HOUR);
         assert_eq!(closed.len(), 1);
         assert_eq!(closed[0].change, Change::Closed);
         // A new offence after closing opens a new alert, escalated by history.

@@ -19,6 +19,7 @@ use super::window::WindowState;
 use crate::store::Record;
 use chrono::{NaiveDate, TimeZone};
 use chrono_tz::Tz;
+use dustwatch_protocol::time::{HOUR, MINUTE};
 use dustwatch_protocol::{EventKind, Level, Metric, Phase, Reading, SiteInfo, SiteKind};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -35,10 +36,10 @@ use judge::SiteRole;
 pub use takeover::{SiteHistory, Takeover};
 
 /// Minutes of per-site history kept for windows and as reference background.
-const HORIZON_MS: i64 = 3 * 3_600_000;
+const HORIZON_MS: i64 = 3 * HOUR;
 /// How far a site's clock may run ahead of the fleet's (a device with a fast clock cannot drag
 /// its site's judgement into the future).
-const AHEAD_SLACK_MS: i64 = 10 * 60_000;
+const AHEAD_SLACK_MS: i64 = 10 * MINUTE;
 
 /// What the engine produced.
 #[derive(Debug, Clone)]

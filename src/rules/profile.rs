@@ -55,32 +55,8 @@ pub struct Profile {
     pub fault: Option<FaultRule>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    Info,
-    Warning,
-    Violation,
-    Critical,
-}
-
-impl Severity {
-    pub fn name(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Violation => "violation",
-            Severity::Critical => "critical",
-        }
-    }
-    pub fn escalated(self) -> Severity {
-        match self {
-            Severity::Info => Severity::Warning,
-            Severity::Warning => Severity::Violation,
-            _ => Severity::Critical,
-        }
-    }
-}
+/// Shared with the store and the API.
+pub use dustwatch_protocol::Severity;
 
 /// Work activity inferred per minute: noise at or above `noise_dba` (or, when set, a PM10
 /// increment at or above `dust_pm10_increment`) is work; on a site in an earthwork phase, with a

@@ -3,8 +3,9 @@
 //! alerts and offence history, and the city level timeline.
 
 use super::engine::{Engine, SiteHistory, Takeover};
-use super::task::{day_stats, from_row};
+use super::task::day_stats;
 use crate::store::{AlertWriter, StoreError, StoreReader};
+use dustwatch_protocol::time::DAY;
 use std::collections::HashMap;
 
 /// Everything stored about the sites `owns` selects that a takeover restores.
@@ -52,15 +53,12 @@ pub fn load(
     }
     if let Some(oldest) = oldest {
         // A day or two before the oldest replayed minute covers every time zone's open day.
-        let from = chrono::DateTime::from_timestamp_millis(oldest - 2 * 86_400_000)
-            .map(|t| t.date_naive().to_string())
-            .unwrap_or_else(|| "0000-01-01".into());
+        let from = chrono::DateTime::from_timestamp_millis(oldest - 2 * DAY)
+            .map_or(chrono::NaiveDate::MIN, |t| t.date_naive());
         let mut days: HashMap<String, Vec<_>> = HashMap::new();
-        for d in reader.days(&from, "9999-12-31")? {
+        for d in reader.days(from, chrono::NaiveDate::MAX)? {
             if !d.closed && owns(&d.site) {
-                if let Some(stats) = day_stats(&d) {
-                    days.entry(d.site.clone()).or_default().push(stats);
-                }
+                days.entry(d.site.clone()).or_default().push(day_stats(&d));
             }
         }
         for h in &mut out.sites {
@@ -71,7 +69,6 @@ pub fn load(
     out.open = open
         .into_iter()
         .filter(|a| owns(&a.site))
-        .filter_map(from_row)
         .collect();
     out.history = history.into_iter().filter(|(s, _, _)| owns(s)).collect();
     out.levels = reader

@@ -5,7 +5,7 @@
 use super::alerts::{Alert, Change, Transition};
 use super::engine::{DayStats, Engine, Output};
 use crate::publish::Publisher;
-use crate::store::{AlertRow, AlertStore, AlertWriter, DayRow, Record, StoreError, StoreReader};
+use crate::store::{AlertStore, AlertWriter, DayRow, Record, StoreError, StoreReader};
 use serde_json::json;
 use std::path::Path;
 use thiserror::Error;
@@ -27,7 +27,7 @@ pub enum Input {
         id: i64,
         by: String,
         comment: String,
-        reply: oneshot::Sender<Result<AlertRow, RulesError>>,
+        reply: oneshot::Sender<Result<Alert, RulesError>>,
     },
     /// The figures of the open days and of the days closed recently, with what was not judged.
     Days {
@@ -73,7 +73,7 @@ pub struct RulesHandle {
 
 impl RulesHandle {
     /// Acknowledge an open alert.
-    pub async fn ack(&self, id: i64, by: String, comment: String) -> Result<AlertRow, RulesError> {
+    pub async fn ack(&self, id: i64, by: String, comment: String) -> Result<Alert, RulesError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Input::Ack {
@@ -130,61 +130,11 @@ impl RulesHandle {
     }
 }
 
-pub fn to_row(a: &Alert) -> AlertRow {
-    AlertRow {
-        id: a.id,
-        site: a.site.clone(),
-        rule: a.rule.clone(),
-        kind: a.kind.name().to_string(),
-        severity: a.severity.name().to_string(),
-        state: a.state.name().to_string(),
-        acknowledged: a.acknowledged,
-        ack_by: a.ack_by.clone(),
-        ack_comment: a.ack_comment.clone(),
-        opened_ts: a.opened_ts,
-        updated_ts: a.updated_ts,
-        cleared_ts: a.cleared_ts,
-        closed_ts: a.closed_ts,
-        offences: a.offences,
-        level: a.level.name().to_string(),
-        evidence: a.evidence.clone(),
-    }
-}
-
-pub(crate) fn from_row(r: AlertRow) -> Option<Alert> {
-    use super::alerts::{AlertState, RuleKind};
-    use super::profile::Severity;
-    Some(Alert {
-        id: r.id,
-        kind: RuleKind::parse(&r.kind)?,
-        severity: serde_json::from_value::<Severity>(json!(r.severity)).ok()?,
-        state: match r.state.as_str() {
-            "active" => AlertState::Active,
-            "cleared" => AlertState::Cleared,
-            _ => return None,
-        },
-        level: r.level.parse().ok()?,
-        site: r.site,
-        rule: r.rule,
-        acknowledged: r.acknowledged,
-        ack_by: r.ack_by,
-        ack_comment: r.ack_comment,
-        opened_ts: r.opened_ts,
-        updated_ts: r.updated_ts,
-        // The re-check restarts are stored as updates: the period runs from the later one.
-        recheck_from: r.cleared_ts.map(|c| c.max(r.updated_ts)),
-        cleared_ts: r.cleared_ts,
-        closed_ts: r.closed_ts,
-        offences: r.offences,
-        evidence: r.evidence,
-    })
-}
-
-/// A saved day row back into engine figures (None when the row is not readable).
-pub fn day_stats(r: &DayRow) -> Option<DayStats> {
-    Some(DayStats {
+/// A saved day row back into engine figures.
+pub fn day_stats(r: &DayRow) -> DayStats {
+    DayStats {
         site: r.site.clone(),
-        date: r.date.parse().ok()?,
+        date: r.date,
         exceedance_minutes: r.exceedance_minutes,
         data_minutes: r.data_minutes,
         activity_minutes: r.activity_minutes,
@@ -192,17 +142,17 @@ pub fn day_stats(r: &DayRow) -> Option<DayStats> {
         sprinkling_runs: r.sprinkling_runs,
         alerts_opened: r.alerts_opened,
         alerts_closed: r.alerts_closed,
-        level_max: r.level_max.parse().ok()?,
+        level_max: r.level_max,
         not_judged_minutes: r.not_judged_minutes,
         // A row from before schema 4 (or unreadable) has no list: the minutes still count.
         not_judged: serde_json::from_str(&r.not_judged).unwrap_or_default(),
-    })
+    }
 }
 
 pub fn day_row(d: &DayStats, closed: bool) -> DayRow {
     DayRow {
         site: d.site.clone(),
-        date: d.date.to_string(),
+        date: d.date,
         exceedance_minutes: d.exceedance_minutes,
         data_minutes: d.data_minutes,
         activity_minutes: d.activity_minutes,
@@ -210,7 +160,7 @@ pub fn day_row(d: &DayStats, closed: bool) -> DayRow {
         sprinkling_runs: d.sprinkling_runs,
         alerts_opened: d.alerts_opened,
         alerts_closed: d.alerts_closed,
-        level_max: d.level_max.name().to_string(),
+        level_max: d.level_max,
         closed,
         not_judged_minutes: d.not_judged_minutes,
         not_judged: serde_json::to_string(&d.not_judged).unwrap_or_else(|_| "[]".into()),
@@ -258,11 +208,7 @@ pub fn start_owning(
     queue: usize,
 ) -> Result<(RulesHandle, std::thread::JoinHandle<()>), RulesError> {
     let (open, history, max_id) = store.load()?;
-    engine.book_mut().restore(
-        open.into_iter().filter_map(from_row).collect(),
-        history,
-        max_id,
-    );
+    engine.book_mut().restore(open, history, max_id);
     let mut owned = super::owned::Owned::new(ownership);
     owned.start(&mut engine, store.as_ref())?;
     let (tx, mut rx) = mpsc::channel::<Input>(queue.max(1));
@@ -321,7 +267,7 @@ pub fn start_owning(
                     } => {
                         let result = match engine.book_mut().acknowledge(id, &by, &comment) {
                             Some(t) => {
-                                let row = to_row(&t.alert);
+                                let row = t.alert.clone();
                                 let outputs = vec![Output::Alert(t)];
                                 persist(
                                     store.as_mut(),
@@ -390,9 +336,9 @@ fn persist_with(
             _ => None,
         })
         .collect();
-    let rows: Vec<(String, AlertRow)> = transitions
+    let rows: Vec<(Change, Alert)> = transitions
         .iter()
-        .map(|t| (t.change.name().to_string(), to_row(&t.alert)))
+        .map(|t| (t.change, t.alert.clone()))
         .collect();
     if !rows.is_empty() || !progress.is_empty() {
         store.apply_with_progress(&rows, progress)?;
@@ -418,7 +364,7 @@ fn persist_with(
             let payload = if t.change == Change::Closed {
                 Vec::new()
             } else {
-                serde_json::to_vec(&json!({"change": t.change.name(), "alert": to_row(&t.alert)}))
+                serde_json::to_vec(&json!({"change": t.change, "alert": &t.alert}))
                     .unwrap_or_default()
             };
             p.publish(topic, payload, true);

@@ -9,11 +9,12 @@ use chrono_tz::Tz;
 pub struct TimeOfDay(u16);
 
 impl TimeOfDay {
-    /// `HH:MM` (00:00 to 23:59); `None` for anything else.
+    /// `HH:MM` (00:00 to 23:59); `None` for anything else. The one `HH:MM` parser is
+    /// protocol's, so the profile, quiet hours and scenarios accept the same text.
     pub fn parse(s: &str) -> Option<TimeOfDay> {
-        let (h, m) = s.split_once(':')?;
-        let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
-        (h < 24 && m < 60).then_some(TimeOfDay(h * 60 + m))
+        dustwatch_protocol::TimeOfDay::parse(s)
+            .ok()
+            .map(|t| TimeOfDay(t.minutes()))
     }
 
     /// The local time of day of an instant (Unix ms) in `tz`; midnight when the instant has no

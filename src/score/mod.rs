@@ -14,9 +14,11 @@ pub mod windows;
 mod tests;
 
 use crate::rules::{Profile, RuleKind};
-use crate::store::{AlertFilter, AlertRow, StoreError, StoreReader};
+use crate::store::{Alert, AlertFilter, StoreError, StoreReader};
 use chrono::{SecondsFormat, TimeZone, Utc};
 use chrono_tz::Tz;
+use dustwatch_protocol::time::MINUTE;
+use dustwatch_protocol::{Change, EventTime};
 use sensors_sim::{Truth, TruthRecord};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,24 +30,23 @@ use windows::WindowKey;
 pub enum ScoreError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("the truth file's timezone `{0}` is not an IANA name")]
-    Timezone(String),
+    #[error("the truth file's timezone: {0}")]
+    Timezone(#[from] dustwatch_protocol::ZoneError),
 }
 
 /// Which truth kinds each behaviour kind reports, and how late its judgement may come (ms): a
 /// window is judged at its end plus the allowed lateness, a day at its close.
 fn mapping(kind: RuleKind) -> (&'static [&'static str], i64) {
-    const MIN: i64 = 60_000;
     match kind {
         RuleKind::Restriction => (
             &["work_during_restriction", "earthwork_during_restriction"],
-            30 * MIN,
+            30 * MINUTE,
         ),
-        RuleKind::Night => (&["night_work"], 30 * MIN),
-        RuleKind::Noise => (&["noise_night"], 40 * MIN),
-        RuleKind::Sprinkling => (&["too_few_sprinkling_runs"], 60 * MIN),
-        RuleKind::Gap => (&["offline", "data_gap"], 30 * MIN),
-        RuleKind::Fault => (&["sensor_stuck", "flagged_readings"], 60 * MIN),
+        RuleKind::Night => (&["night_work"], 30 * MINUTE),
+        RuleKind::Noise => (&["noise_night"], 40 * MINUTE),
+        RuleKind::Sprinkling => (&["too_few_sprinkling_runs"], 60 * MINUTE),
+        RuleKind::Gap => (&["offline", "data_gap"], 30 * MINUTE),
+        RuleKind::Fault => (&["sensor_stuck", "flagged_readings"], 60 * MINUTE),
         RuleKind::Window => (&[], 0),
     }
 }
@@ -107,7 +108,7 @@ fn ratio(n: usize, d: usize) -> Option<f64> {
 
 /// Alerts the truth file can speak to: night noise from night work (day-limit noise
 /// exceedances are real GB 12523 findings it does not list), stuck sensors and flagged readings.
-fn scored(kind: RuleKind, a: &AlertRow) -> bool {
+fn scored(kind: RuleKind, a: &Alert) -> bool {
     match kind {
         RuleKind::Noise => a.evidence.get("period").and_then(|p| p.as_str()) == Some("night"),
         RuleKind::Fault => a.rule.starts_with("stuck-") || a.rule.starts_with("flag-"),
@@ -116,7 +117,7 @@ fn scored(kind: RuleKind, a: &AlertRow) -> bool {
 }
 
 /// Whether an alert may report a truth record (beyond the kind mapping).
-fn reports(kind: RuleKind, a: &AlertRow, r: &TruthRecord) -> bool {
+fn reports(kind: RuleKind, a: &Alert, r: &TruthRecord) -> bool {
     let device_ok = match &r.device {
         Some(d) if matches!(kind, RuleKind::Gap | RuleKind::Fault) => {
             a.evidence.get("device").and_then(|v| v.as_str()) == Some(d.as_str())
@@ -131,13 +132,14 @@ fn reports(kind: RuleKind, a: &AlertRow, r: &TruthRecord) -> bool {
     a.site == r.site && device_ok && rule_ok
 }
 
-fn overlaps(a: &AlertRow, r: &TruthRecord, slack: i64, end_of_data: i64) -> bool {
+fn overlaps(a: &Alert, r: &TruthRecord, slack: i64, end_of_data: i64) -> bool {
+    let opened = a.opened_ts.ms();
     let a_end = a
         .closed_ts
         .or(a.cleared_ts)
-        .unwrap_or(end_of_data)
-        .max(a.opened_ts);
-    a.opened_ts <= r.end_ms + slack && a_end >= r.start_ms
+        .map_or(end_of_data, EventTime::ms)
+        .max(opened);
+    opened <= r.end_ms + slack && a_end >= r.start_ms
 }
 
 pub fn score(
@@ -145,10 +147,7 @@ pub fn score(
     truth: &Truth,
     profile: &Profile,
 ) -> Result<ScoreReport, ScoreError> {
-    let tz: Tz = truth
-        .timezone
-        .parse()
-        .map_err(|_| ScoreError::Timezone(truth.timezone.clone()))?;
+    let tz: Tz = truth.timezone.parse::<dustwatch_protocol::Zone>()?.tz();
     let alerts = reader.alerts(&AlertFilter::default())?;
     let mut kinds = Vec::new();
     let mut misses = Vec::new();
@@ -170,13 +169,12 @@ pub fn score(
             .filter(|r| truth_kinds.contains(&r.kind.as_str()))
             .filter(|r| r.kind != "flagged_readings" || r.readings.unwrap_or(0) >= min_flagged)
             .collect();
-        let mine: Vec<&AlertRow> = alerts
+        let mine: Vec<&Alert> = alerts
             .iter()
-            .filter(|a| a.kind == kind.name() && scored(kind, a))
+            .filter(|a| a.kind == kind && scored(kind, a))
             .collect();
-        let hit = |a: &AlertRow, r: &TruthRecord| {
-            reports(kind, a, r) && overlaps(a, r, slack, truth.end_ms)
-        };
+        let hit =
+            |a: &Alert, r: &TruthRecord| reports(kind, a, r) && overlaps(a, r, slack, truth.end_ms);
         let mut found = 0;
         for r in &records {
             if mine.iter().any(|a| hit(a, r)) {
@@ -201,7 +199,7 @@ pub fn score(
                     kind: kind.name().to_string(),
                     site: a.site.clone(),
                     rule: a.rule.clone(),
-                    time: rfc3339(a.opened_ts),
+                    time: rfc3339(a.opened_ts.ms()),
                 });
             }
         }
@@ -262,7 +260,7 @@ fn score_windows(
         .windows
         .iter()
         .filter(|r| r.daily_budget > 0)
-        .map(|r| (r.id.as_str(), r.window_min * 60_000))
+        .map(|r| (r.id.as_str(), r.window_min * MINUTE))
         .collect();
     let unit_of = |k: &WindowKey| -> WindowKey {
         match per_day.get(k.1.as_str()) {
@@ -323,12 +321,12 @@ fn unscored_windows(
     let rules: BTreeSet<&str> = profile.windows.iter().map(|r| r.id.as_str()).collect();
     let mut n = 0;
     for a in reader.alerts(&AlertFilter::default())? {
-        if a.kind != "window" || !rules.contains(a.rule.as_str()) {
+        if a.kind != RuleKind::Window || !rules.contains(a.rule.as_str()) {
             continue;
         }
         for c in reader.alert_history(a.id)? {
             let start = c.evidence.get("window_start").and_then(|v| v.as_i64());
-            if matches!(c.change.as_str(), "opened" | "reactivated")
+            if matches!(c.change, Change::Opened | Change::Reactivated)
                 && start
                     .is_some_and(|s| !verdicts.contains_key(&(a.site.clone(), a.rule.clone(), s)))
             {

@@ -2,12 +2,12 @@
 
 use super::*;
 use crate::store::{AlertStore, AlertWriter, SqliteStore, StoreConfig, StoreWriter};
-use dustwatch_protocol::{Phase, SiteInfo, SiteKind};
+use dustwatch_protocol::time::HOUR as H;
+use dustwatch_protocol::{AlertState, Phase, SiteInfo, SiteKind};
 use sensors_sim::truth::PerfectSeries;
 
 // 2017-01-02T00:00:00+08:00
 const DAY1: i64 = 1_483_286_400_000;
-const H: i64 = 3_600_000;
 
 fn series(site: &str, kind: SiteKind, pm10: Vec<Option<f64>>) -> PerfectSeries {
     PerfectSeries {
@@ -22,23 +22,23 @@ fn series(site: &str, kind: SiteKind, pm10: Vec<Option<f64>>) -> PerfectSeries {
     }
 }
 
-fn row(state: &str, ts: i64, opened: i64, cleared: Option<i64>) -> AlertRow {
-    AlertRow {
+fn row(state: AlertState, ts: i64, opened: i64, cleared: Option<i64>) -> Alert {
+    Alert {
         id: 1,
         site: "s1".into(),
         rule: "pm10-hourly".into(),
-        kind: "window".into(),
-        severity: "violation".into(),
-        state: state.into(),
+        kind: RuleKind::Window,
+        severity: dustwatch_protocol::Severity::Violation,
+        state,
         acknowledged: false,
         ack_by: None,
         ack_comment: None,
-        opened_ts: opened,
-        updated_ts: ts,
-        cleared_ts: cleared,
+        opened_ts: EventTime(opened),
+        updated_ts: EventTime(ts),
+        cleared_ts: cleared.map(EventTime),
         closed_ts: None,
         offences: 1,
-        level: "none".into(),
+        level: dustwatch_protocol::Level::None,
         evidence: serde_json::json!({"window_start": DAY1, "window_end": DAY1 + H}),
     }
 }
@@ -80,13 +80,13 @@ fn window_verdicts_are_scored_window_by_window_and_misses_are_listed() {
     alerts
         .apply(&[
             (
-                "opened".into(),
-                row("active", DAY1 + H - 1, DAY1 + H - 1, None),
+                Change::Opened,
+                row(AlertState::Active, DAY1 + H - 1, DAY1 + H - 1, None),
             ),
             (
-                "cleared".into(),
+                Change::Cleared,
                 row(
-                    "cleared",
+                    AlertState::Cleared,
                     DAY1 + 2 * H - 1,
                     DAY1 + H - 1,
                     Some(DAY1 + 2 * H - 1),

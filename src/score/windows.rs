@@ -6,11 +6,10 @@ use crate::rules::profile::{Mode, Profile, WindowRule};
 use crate::store::{AlertFilter, StoreError, StoreReader};
 use chrono::TimeZone;
 use chrono_tz::Tz;
-use dustwatch_protocol::{Metric, SiteKind};
+use dustwatch_protocol::time::MINUTE;
+use dustwatch_protocol::{Change, Metric, RuleKind, SiteKind};
 use sensors_sim::truth::PerfectSeries;
 use std::collections::{BTreeMap, BTreeSet};
-
-const MINUTE: i64 = 60_000;
 
 /// One window of one rule at one site: (site, rule id, window start ms).
 pub type WindowKey = (String, String, i64);
@@ -153,14 +152,14 @@ pub fn alert_windows<'a>(
     // Per (site, rule): state changes in time order, true = active from then on.
     let mut changes: BTreeMap<(String, String), Vec<(i64, bool)>> = BTreeMap::new();
     for a in reader.alerts(&AlertFilter::default())? {
-        if a.kind != "window" || !lengths.contains_key(a.rule.as_str()) {
+        if a.kind != RuleKind::Window || !lengths.contains_key(a.rule.as_str()) {
             continue;
         }
         let list = changes.entry((a.site.clone(), a.rule.clone())).or_default();
         for c in reader.alert_history(a.id)? {
-            match c.change.as_str() {
-                "opened" | "reactivated" => list.push((c.ts, true)),
-                "cleared" | "closed" => list.push((c.ts, false)),
+            match c.change {
+                Change::Opened | Change::Reactivated => list.push((c.ts.ms(), true)),
+                Change::Cleared | Change::Closed => list.push((c.ts.ms(), false)),
                 _ => {}
             }
         }
@@ -188,11 +187,12 @@ pub fn alert_windows<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dustwatch_protocol::time::HOUR;
     use dustwatch_protocol::Phase;
 
     // 2017-01-02T00:00:00+08:00
     const DAY1: i64 = 1_483_286_400_000;
-    const H: i64 = 3_600_000;
+    const H: i64 = HOUR;
 
     fn series(site: &str, kind: SiteKind, start: i64, pm10: Vec<Option<f64>>) -> PerfectSeries {
         PerfectSeries {

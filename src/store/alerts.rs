@@ -1,67 +1,15 @@
 //! Alert and daily-figure persistence. The rules engine owns alert state and writes it here
 //! through its own connection (alert traffic is small; SQLite serialises the two writers); the
-//! web reads it through `StoreReader`. Rows carry plain strings: the store knows no rules.
+//! web reads it through `StoreReader`. The records are the shared typed ones of `protocol`; the
+//! columns hold their enums' names and event times as Unix ms.
 
 use super::config::Synchronous;
 use super::connection::open_writer;
 use super::StoreError;
+pub use dustwatch_protocol::{Alert, AlertChange, Change, DayRow, EventTime};
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
-use serde::Serialize;
 use std::path::Path;
-
-/// An alert as stored.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct AlertRow {
-    pub id: i64,
-    pub site: String,
-    pub rule: String,
-    pub kind: String,
-    pub severity: String,
-    pub state: String,
-    pub acknowledged: bool,
-    pub ack_by: Option<String>,
-    pub ack_comment: Option<String>,
-    pub opened_ts: i64,
-    pub updated_ts: i64,
-    pub cleared_ts: Option<i64>,
-    pub closed_ts: Option<i64>,
-    pub offences: u32,
-    pub level: String,
-    pub evidence: serde_json::Value,
-}
-
-/// One recorded change of an alert.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct AlertChange {
-    pub alert_id: i64,
-    pub change: String,
-    pub ts: i64,
-    pub state: String,
-    pub severity: String,
-    pub acknowledged: bool,
-    pub evidence: serde_json::Value,
-}
-
-/// One site's figures for one local day.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct DayRow {
-    pub site: String,
-    pub date: String,
-    pub exceedance_minutes: u32,
-    pub data_minutes: u32,
-    pub activity_minutes: u32,
-    pub night_activity_minutes: u32,
-    pub sprinkling_runs: u32,
-    pub alerts_opened: u32,
-    pub alerts_closed: u32,
-    pub level_max: String,
-    /// False while the day is still open in event time.
-    pub closed: bool,
-    /// Minutes of windows the rules could not judge.
-    pub not_judged_minutes: u32,
-    /// What could not be judged and why, as the rules recorded it (JSON, opaque to the store).
-    pub not_judged: String,
-}
+use std::str::FromStr;
 
 /// Which alerts to list.
 #[derive(Debug, Clone, Default)]
@@ -71,19 +19,19 @@ pub struct AlertFilter {
     pub site: Option<String>,
     pub kind: Option<String>,
     /// Only alerts open at some time in [from, to) (event time).
-    pub from_ts: Option<i64>,
-    pub to_ts: Option<i64>,
+    pub from_ts: Option<EventTime>,
+    pub to_ts: Option<EventTime>,
     pub limit: Option<u32>,
 }
 
 /// What the rules engine reads back at start: open alerts, offence totals of closed ones per
 /// (site, rule), and the highest alert id.
-pub type LoadedAlerts = (Vec<AlertRow>, Vec<(String, String, u32)>, i64);
+pub type LoadedAlerts = (Vec<Alert>, Vec<(String, String, u32)>, i64);
 
 /// The rules engine's side of the store: alerts with their history, and daily figures.
 pub trait AlertWriter: Send {
     /// Upsert alerts and append their changes (all but `updated`), in one transaction.
-    fn apply(&mut self, changes: &[(String, AlertRow)]) -> Result<(), StoreError>;
+    fn apply(&mut self, changes: &[(Change, Alert)]) -> Result<(), StoreError>;
     /// Insert or replace days' figures.
     fn save_days(&mut self, days: &[DayRow]) -> Result<(), StoreError>;
     /// What the engine restores at start.
@@ -96,7 +44,7 @@ pub trait AlertWriter: Send {
     /// store can (so a site taken over is neither judged twice nor skipped).
     fn apply_with_progress(
         &mut self,
-        changes: &[(String, AlertRow)],
+        changes: &[(Change, Alert)],
         progress: &[(String, i64)],
     ) -> Result<(), StoreError> {
         if !changes.is_empty() {
@@ -123,25 +71,27 @@ impl AlertStore {
 }
 
 impl AlertWriter for AlertStore {
-    fn apply(&mut self, changes: &[(String, AlertRow)]) -> Result<(), StoreError> {
+    fn apply(&mut self, changes: &[(Change, Alert)]) -> Result<(), StoreError> {
         // IMMEDIATE: a deferred transaction that reads first fails at once ("database is
         // locked", the busy timeout does not apply) when the ingest writer commits before its
         // first write; taking the write lock up front waits instead.
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = chrono::Utc::now().timestamp_millis();
         for (change, a) in changes {
             // Notifications: every change but a plain evidence update; an update that raised
             // the severity is an escalation.
-            let notify = if change == "updated" {
+            let notify = if *change == Change::Updated {
                 let before: Option<String> = tx
                     .prepare_cached("SELECT severity FROM alerts WHERE id = ?1")?
                     .query_row(params![a.id], |r| r.get(0))
                     .optional()?;
                 before
-                    .is_some_and(|b| b != a.severity)
+                    .is_some_and(|b| b != a.severity.name())
                     .then_some("escalated")
             } else {
-                Some(change.as_str())
+                Some(change.name())
             };
             let evidence = a.evidence.to_string();
             tx.prepare_cached(
@@ -158,34 +108,34 @@ impl AlertWriter for AlertStore {
                 a.id,
                 a.site,
                 a.rule,
-                a.kind,
-                a.severity,
-                a.state,
+                a.kind.name(),
+                a.severity.name(),
+                a.state.name(),
                 a.acknowledged,
                 a.ack_by,
                 a.ack_comment,
-                a.opened_ts,
-                a.updated_ts,
-                a.cleared_ts,
-                a.closed_ts,
+                a.opened_ts.ms(),
+                a.updated_ts.ms(),
+                a.cleared_ts.map(EventTime::ms),
+                a.closed_ts.map(EventTime::ms),
                 a.offences,
-                a.level,
+                a.level.name(),
                 evidence
             ])?;
             if let Some(what) = notify {
                 super::notify_outbox::push(&tx, what, a, now)?;
             }
-            if change != "updated" {
+            if *change != Change::Updated {
                 tx.prepare_cached(
                     "INSERT INTO alert_history (alert_id, change, ts, state, severity, acknowledged, \
                      evidence, recorded_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )?
                 .execute(params![
                     a.id,
-                    change,
-                    a.updated_ts,
-                    a.state,
-                    a.severity,
+                    change.name(),
+                    a.updated_ts.ms(),
+                    a.state.name(),
+                    a.severity.name(),
                     a.acknowledged,
                     evidence,
                     now
@@ -197,7 +147,9 @@ impl AlertWriter for AlertStore {
     }
 
     fn save_days(&mut self, days: &[DayRow]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         for d in days {
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO daily_stats (site, date, exceedance_minutes, data_minutes, \
@@ -207,7 +159,7 @@ impl AlertWriter for AlertStore {
             )?
             .execute(params![
                 d.site,
-                d.date,
+                d.date.to_string(),
                 d.exceedance_minutes,
                 d.data_minutes,
                 d.activity_minutes,
@@ -215,7 +167,7 @@ impl AlertWriter for AlertStore {
                 d.sprinkling_runs,
                 d.alerts_opened,
                 d.alerts_closed,
-                d.level_max,
+                d.level_max.name(),
                 d.closed,
                 d.not_judged_minutes,
                 d.not_judged
@@ -254,25 +206,44 @@ impl AlertWriter for AlertStore {
     }
 }
 
-fn alert_from_row(r: &Row<'_>) -> rusqlite::Result<AlertRow> {
+/// A column holding an enum's name (or a date), parsed; a name this build does not know is a
+/// conversion error naming the column, not a silently different value.
+fn named<T>(r: &Row<'_>, i: usize) -> rusqlite::Result<T>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    let text: String = r.get(i)?;
+    text.parse().map_err(|e: T::Err| {
+        let why = format!("`{text}`: {e}");
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, why.into())
+    })
+}
+
+/// Evidence is JSON the store does not interpret; text that is not JSON reads as null.
+fn evidence_of(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or(serde_json::Value::Null)
+}
+
+fn alert_from_row(r: &Row<'_>) -> rusqlite::Result<Alert> {
     let evidence: String = r.get(15)?;
-    Ok(AlertRow {
+    Ok(Alert {
         id: r.get(0)?,
         site: r.get(1)?,
         rule: r.get(2)?,
-        kind: r.get(3)?,
-        severity: r.get(4)?,
-        state: r.get(5)?,
+        kind: named(r, 3)?,
+        severity: named(r, 4)?,
+        state: named(r, 5)?,
         acknowledged: r.get(6)?,
         ack_by: r.get(7)?,
         ack_comment: r.get(8)?,
-        opened_ts: r.get(9)?,
-        updated_ts: r.get(10)?,
-        cleared_ts: r.get(11)?,
-        closed_ts: r.get(12)?,
+        opened_ts: EventTime(r.get(9)?),
+        updated_ts: EventTime(r.get(10)?),
+        cleared_ts: r.get::<_, Option<i64>>(11)?.map(EventTime),
+        closed_ts: r.get::<_, Option<i64>>(12)?.map(EventTime),
         offences: r.get(13)?,
-        level: r.get(14)?,
-        evidence: serde_json::from_str(&evidence).unwrap_or(serde_json::Value::Null),
+        level: named(r, 14)?,
+        evidence: evidence_of(&evidence),
     })
 }
 
@@ -280,7 +251,7 @@ const ALERT_COLS: &str =
     "id, site, rule, kind, severity, state, acknowledged, ack_by, ack_comment, \
      opened_ts, updated_ts, cleared_ts, closed_ts, offences, level, evidence";
 
-pub(super) fn query_alerts(c: &Connection, f: &AlertFilter) -> Result<Vec<AlertRow>, StoreError> {
+pub(super) fn query_alerts(c: &Connection, f: &AlertFilter) -> Result<Vec<Alert>, StoreError> {
     let (state_sql, state) = match f.state.as_deref() {
         None | Some("all") => ("1", None),
         Some("open") => ("state IN ('active', 'cleared')", None),
@@ -299,8 +270,8 @@ pub(super) fn query_alerts(c: &Connection, f: &AlertFilter) -> Result<Vec<AlertR
             state,
             f.site,
             f.kind,
-            f.from_ts,
-            f.to_ts,
+            f.from_ts.map(EventTime::ms),
+            f.to_ts.map(EventTime::ms),
             f.limit.map_or(-1, i64::from)
         ],
         alert_from_row,
@@ -317,28 +288,32 @@ pub(super) fn query_history(c: &Connection, id: i64) -> Result<Vec<AlertChange>,
         let evidence: String = r.get(6)?;
         Ok(AlertChange {
             alert_id: r.get(0)?,
-            change: r.get(1)?,
-            ts: r.get(2)?,
-            state: r.get(3)?,
-            severity: r.get(4)?,
+            change: named(r, 1)?,
+            ts: EventTime(r.get(2)?),
+            state: named(r, 3)?,
+            severity: named(r, 4)?,
             acknowledged: r.get(5)?,
-            evidence: serde_json::from_str(&evidence).unwrap_or(serde_json::Value::Null),
+            evidence: evidence_of(&evidence),
         })
     })?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
-pub(super) fn query_days(c: &Connection, from: &str, to: &str) -> Result<Vec<DayRow>, StoreError> {
+pub(super) fn query_days(
+    c: &Connection,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+) -> Result<Vec<DayRow>, StoreError> {
     let mut stmt = c.prepare(
         "SELECT site, date, exceedance_minutes, data_minutes, activity_minutes, \
          night_activity_minutes, sprinkling_runs, alerts_opened, alerts_closed, level_max, closed, \
          not_judged_minutes, not_judged \
          FROM daily_stats WHERE date >= ?1 AND date <= ?2 ORDER BY date, site",
     )?;
-    let rows = stmt.query_map(params![from, to], |r| {
+    let rows = stmt.query_map(params![from.to_string(), to.to_string()], |r| {
         Ok(DayRow {
             site: r.get(0)?,
-            date: r.get(1)?,
+            date: named(r, 1)?,
             exceedance_minutes: r.get(2)?,
             data_minutes: r.get(3)?,
             activity_minutes: r.get(4)?,
@@ -346,7 +321,7 @@ pub(super) fn query_days(c: &Connection, from: &str, to: &str) -> Result<Vec<Day
             sprinkling_runs: r.get(6)?,
             alerts_opened: r.get(7)?,
             alerts_closed: r.get(8)?,
-            level_max: r.get(9)?,
+            level_max: named(r, 9)?,
             closed: r.get(10)?,
             not_judged_minutes: r.get(11)?,
             not_judged: r.get(12)?,

@@ -40,9 +40,7 @@ use dustwatch_protocol::{
 use serde::Serialize;
 use thiserror::Error;
 
-pub use alerts::{
-    AlertChange, AlertFilter, AlertRow, AlertStore, AlertWriter, DayRow, LoadedAlerts,
-};
+pub use alerts::{Alert, AlertChange, AlertFilter, AlertStore, AlertWriter, DayRow, LoadedAlerts};
 pub use fence::Fence;
 pub use open::{open, open_acting, open_commands, open_notify_queue, OpenStore};
 pub use reader::SqliteReader;
@@ -353,11 +351,15 @@ pub trait StoreReader: Send + Sync {
     /// The city level timeline, oldest first.
     fn city_levels(&self) -> Result<Vec<CityLevel>, StoreError>;
     /// Alerts, newest first.
-    fn alerts(&self, filter: &AlertFilter) -> Result<Vec<AlertRow>, StoreError>;
+    fn alerts(&self, filter: &AlertFilter) -> Result<Vec<Alert>, StoreError>;
     /// Recorded changes of one alert, oldest first.
     fn alert_history(&self, id: i64) -> Result<Vec<AlertChange>, StoreError>;
     /// Daily figures for local dates in [from, to] (`YYYY-MM-DD`).
-    fn days(&self, from: &str, to: &str) -> Result<Vec<DayRow>, StoreError>;
+    fn days(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<DayRow>, StoreError>;
     /// HJ 212 frames kept as dead letters, newest first.
     fn raw_frames(
         &self,

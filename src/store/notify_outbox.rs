@@ -50,7 +50,7 @@ pub const MAX_ROWS: i64 = 100_000;
 pub fn push(
     tx: &Transaction,
     change: &str,
-    alert: &super::AlertRow,
+    alert: &super::Alert,
     recorded_ms: i64,
 ) -> Result<(), StoreError> {
     tx.prepare_cached(
@@ -62,7 +62,7 @@ pub fn push(
         change,
         alert.site,
         alert.rule,
-        alert.severity,
+        alert.severity.name(),
         serde_json::to_string(alert).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         recorded_ms
     ])?;
@@ -85,7 +85,7 @@ pub struct OutboxRow {
     pub site: String,
     pub rule: String,
     pub severity: String,
-    /// The alert as it stood after the change (JSON of `AlertRow`).
+    /// The alert as it stood after the change (JSON of `Alert`).
     pub alert: serde_json::Value,
     pub recorded_ms: i64,
 }
@@ -286,25 +286,26 @@ impl NotifyQueue for NotifyOutbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::alerts::{AlertRow, AlertStore, AlertWriter};
+    use crate::store::alerts::{Alert, AlertStore, AlertWriter, Change, EventTime};
+    use dustwatch_protocol::{AlertState, Level, RuleKind, Severity};
 
-    fn alert(id: i64) -> AlertRow {
-        AlertRow {
+    fn alert(id: i64) -> Alert {
+        Alert {
             id,
             site: "s1".into(),
             rule: "r".into(),
-            kind: "window".into(),
-            severity: "warning".into(),
-            state: "active".into(),
+            kind: RuleKind::Window,
+            severity: Severity::Warning,
+            state: AlertState::Active,
             acknowledged: false,
             ack_by: None,
             ack_comment: None,
-            opened_ts: 0,
-            updated_ts: 0,
+            opened_ts: EventTime(0),
+            updated_ts: EventTime(0),
             cleared_ts: None,
             closed_ts: None,
             offences: 1,
-            level: "none".into(),
+            level: Level::None,
             evidence: serde_json::json!({}),
         }
     }
@@ -314,7 +315,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut alerts = AlertStore::open(dir.path()).expect("alerts");
         alerts
-            .apply(&[("opened".into(), alert(1)), ("opened".into(), alert(2))])
+            .apply(&[(Change::Opened, alert(1)), (Change::Opened, alert(2))])
             .expect("two changes");
         let mut outbox = NotifyOutbox::open(dir.path()).expect("outbox");
         let rows = outbox.unrouted(10).expect("unrouted");

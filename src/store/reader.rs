@@ -1,7 +1,7 @@
 //! The read side of the SQLite store: a small pool of read-only connections beside the writer
 //! (WAL lets them read while it writes), and the hot state it shares.
 
-use super::alerts::{self, AlertChange, AlertFilter, AlertRow, DayRow};
+use super::alerts::{self, Alert, AlertChange, AlertFilter, DayRow};
 use super::connection::db_path;
 use super::hot::Hot;
 use super::rollup::{bucket, series_points, series_source, Agg};
@@ -9,7 +9,6 @@ use super::schema;
 use super::{Counts, DeviceRow, Latest, SeriesPoint, SiteRow, StoreError, StoreReader};
 use dustwatch_protocol::{CityLevel, Flag, Level, Metric, Phase, Reading, SiteInfo, SiteKind};
 use rusqlite::{params, Connection, OpenFlags};
-use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -98,8 +97,13 @@ impl SqliteReader {
     }
 }
 
-fn parse_enum<T: for<'de> Deserialize<'de>>(s: &str) -> Result<T, StoreError> {
-    serde_json::from_value(serde_json::Value::String(s.to_string()))
+/// A column holding an enum's name (strum's `FromStr`, the same words as serde's).
+fn parse_enum<T>(s: &str) -> Result<T, StoreError>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    s.parse()
         .map_err(|e| StoreError::Corrupt(format!("`{s}`: {e}")))
 }
 
@@ -115,7 +119,7 @@ impl StoreReader for SqliteReader {
         self.with(|c| super::raw_frames::query(c, q))
     }
 
-    fn alerts(&self, filter: &AlertFilter) -> Result<Vec<AlertRow>, StoreError> {
+    fn alerts(&self, filter: &AlertFilter) -> Result<Vec<Alert>, StoreError> {
         self.with(|c| alerts::query_alerts(c, filter))
     }
 
@@ -123,7 +127,11 @@ impl StoreReader for SqliteReader {
         self.with(|c| alerts::query_history(c, id))
     }
 
-    fn days(&self, from: &str, to: &str) -> Result<Vec<DayRow>, StoreError> {
+    fn days(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<DayRow>, StoreError> {
         self.with(|c| alerts::query_days(c, from, to))
     }
 

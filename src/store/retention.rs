@@ -5,16 +5,16 @@
 use super::config::StoreConfig;
 use super::schema::ROLLUPS;
 use super::{RetentionRefused, RetentionReport, StoreError};
+use dustwatch_protocol::time::DAY;
 use rusqlite::{params, Transaction};
 
-const DAY_MS: i64 = 86_400_000;
 /// Status changes kept in all: a flapping device cannot grow the history without bound.
 pub(super) const MAX_STATUS_HISTORY: i64 = 100_000;
 /// City level changes kept in all (older ones also go with the rollups' age).
 pub(super) const MAX_CITY_LEVELS: i64 = 10_000;
 /// An unregistered site without data is kept this long after its devices were last heard
 /// (wall clock), so a device that sent only its status is not forgotten at once.
-pub(super) const EMPTY_SITE_GRACE_MS: i64 = DAY_MS;
+pub(super) const EMPTY_SITE_GRACE_MS: i64 = DAY;
 
 /// A site as retention sees it.
 pub(super) struct SiteAge<'a> {
@@ -33,8 +33,8 @@ pub(super) struct Cuts {
 impl Cuts {
     pub(super) fn new(config: &StoreConfig, now_ms: i64) -> Cuts {
         Cuts {
-            raw: now_ms.saturating_sub(i64::from(config.raw_retention_days) * DAY_MS),
-            rollup: now_ms.saturating_sub(i64::from(config.rollup_retention_days) * DAY_MS),
+            raw: now_ms.saturating_sub(i64::from(config.raw_retention_days) * DAY),
+            rollup: now_ms.saturating_sub(i64::from(config.rollup_retention_days) * DAY),
         }
     }
 }
@@ -143,7 +143,7 @@ fn age_out_small_tables(tx: &Transaction, cut: i64) -> Result<u64, StoreError> {
         params![cut],
     )?;
     // A day before the cut's UTC date (a local day never starts more than 14 h away from it).
-    if let Some(date) = chrono::DateTime::from_timestamp_millis(cut - DAY_MS) {
+    if let Some(date) = chrono::DateTime::from_timestamp_millis(cut - DAY) {
         deleted += tx.execute(
             "DELETE FROM daily_stats WHERE date < ?1",
             params![date.date_naive().to_string()],
@@ -250,7 +250,7 @@ mod tests {
 
     #[test]
     fn share_of_the_span() {
-        let day = super::DAY_MS;
+        let day = super::DAY;
         // 30 days kept, 31 held: a thirty-first deleted.
         let s = share_deleted([0, 0].into_iter(), day, 31 * day);
         assert!((s - 1.0 / 31.0).abs() < 1e-9);

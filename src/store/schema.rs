@@ -8,6 +8,7 @@
 //! Rollups are wide (count, sum, min, max per metric) so one row per site and bucket carries
 //! every metric.
 
+use dustwatch_protocol::time::{HOUR, MINUTE};
 use dustwatch_protocol::Metric;
 
 /// Schema version stored in `PRAGMA user_version`.
@@ -257,7 +258,7 @@ fn add_columns(
 }
 
 /// Rollup tables and their bucket widths.
-pub const ROLLUPS: [(&str, i64); 2] = [("rollup_1m", 60_000), ("rollup_1h", 3_600_000)];
+pub const ROLLUPS: [(&str, i64); 2] = [("rollup_1m", MINUTE), ("rollup_1h", HOUR)];
 
 /// The full DDL, rollup tables included.
 pub fn ddl() -> String {

@@ -129,7 +129,9 @@ impl SqliteStore {
         let mut w = BatchWrite::new(received, self.outbox, self.forward);
         let known = &mut self.known;
         let result = (|| -> Result<(), StoreError> {
-            let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
             if let Some(fence) = fence {
                 check_fence(&tx, fence)?;
             }
@@ -192,7 +194,9 @@ impl StoreWriter for SqliteStore {
     }
 
     fn upsert_sites(&mut self, sites: &[SiteInfo]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         for s in sites {
             tx.execute(
                 "INSERT INTO sites (id, name, street, kind, phase, lat, lon, reference, registered) \
@@ -230,7 +234,9 @@ impl StoreWriter for SqliteStore {
                 newest_ts: self.known.latest.get(id).map(|l| l.reading.ts),
             })
             .collect();
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let (report, gone) = retention::apply(&tx, &self.config, &sites, fleet_ms, now_ms())?;
         tx.commit()?;
         if !gone.is_empty() {

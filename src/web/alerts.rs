@@ -5,9 +5,10 @@
 use super::i18n::Lang;
 use super::layout::{self, Nav, Script, Ui};
 use super::{blocking, AppState, WebError};
-use crate::store::{AlertFilter, AlertRow};
+use crate::store::{Alert, AlertFilter};
 use axum::extract::{Query, State};
 use axum::response::{Html, IntoResponse, Response};
+use dustwatch_protocol::EventTime;
 use maud::{html, Markup, PreEscaped};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -23,7 +24,7 @@ pub struct AlertsQuery {
 const STATES: [&str; 5] = ["open", "active", "cleared", "closed", "all"];
 
 /// Table rows; `names` maps site ids to their registered names.
-fn rows(alerts: &[AlertRow], names: &HashMap<&str, &str>, ui: Ui) -> Markup {
+fn rows(alerts: &[Alert], names: &HashMap<&str, &str>, ui: Ui) -> Markup {
     let t = ui.t();
     html! {
         @if alerts.is_empty() {
@@ -35,11 +36,11 @@ fn rows(alerts: &[AlertRow], names: &HashMap<&str, &str>, ui: Ui) -> Markup {
                 td data-label=(t.site) { a href={ "/sites/" (a.site) } { (names.get(a.site.as_str()).copied().unwrap_or(&a.site)) } }
                 td data-label=(t.rule) { (ui.lang.rule(&a.rule)) div.muted { (super::evidence::words(ui, &a.evidence)) } }
                 td class={ "sev-" (a.severity) } data-label=(t.severity) {
-                    (ui.lang.severity(&a.severity)) div.muted { (a.offences) " " (t.offences) }
+                    (ui.lang.severity(a.severity.name())) div.muted { (a.offences) " " (t.offences) }
                 }
-                td data-label=(t.state) { (ui.lang.alert_state(&a.state)) }
-                td data-label=(t.opened) { (ui.time(Some(a.opened_ts))) div.muted { (t.updated) " " (ui.time(Some(a.updated_ts))) } }
-                td.hide-s data-label=(t.cleared) { (ui.time(a.cleared_ts.or(a.closed_ts))) }
+                td data-label=(t.state) { (ui.lang.alert_state(a.state.name())) }
+                td data-label=(t.opened) { (ui.time(Some(a.opened_ts.ms()))) div.muted { (t.updated) " " (ui.time(Some(a.updated_ts.ms()))) } }
+                td.hide-s data-label=(t.cleared) { (ui.time(a.cleared_ts.or(a.closed_ts).map(EventTime::ms))) }
                 td data-label=(t.acknowledge) {
                     (acknowledgement(ui, a))
                     // Orders and re-inspections (acting/): rendered with maud there.
@@ -51,12 +52,12 @@ fn rows(alerts: &[AlertRow], names: &HashMap<&str, &str>, ui: Ui) -> Markup {
 }
 
 /// Who acknowledged an alert, or the form to do it while it is not closed.
-fn acknowledgement(ui: Ui, a: &AlertRow) -> Markup {
+fn acknowledgement(ui: Ui, a: &Alert) -> Markup {
     let t = ui.t();
     html! {
         @if a.acknowledged {
             span.acked { "✔ " (a.ack_by.as_deref().unwrap_or("")) " — " (a.ack_comment.as_deref().unwrap_or("")) }
-        } @else if a.state != "closed" {
+        } @else if a.is_open() {
             form.inline.ack data-id=(a.id) {
                 input name="by" placeholder=(t.your_name) required maxlength="100";
                 input name="comment" placeholder=(t.comment) maxlength="2000";

@@ -4,7 +4,7 @@
 use super::{blocking, AppState, WebError};
 use crate::auth::{Admin, Inspector, Via};
 use crate::rules::RulesError;
-use crate::store::{AlertChange, AlertFilter, AlertRow};
+use crate::store::{Alert, AlertChange, AlertFilter};
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use dustwatch_protocol::{CityLevel, Level};
@@ -21,7 +21,7 @@ pub struct ListQuery {
 pub async fn list(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Vec<AlertRow>>, WebError> {
+) -> Result<Json<Vec<Alert>>, WebError> {
     if let Some(s) = q.state.as_deref() {
         if !["active", "cleared", "closed", "open", "all"].contains(&s) {
             return Err(WebError::BadRequest(format!(
@@ -43,7 +43,7 @@ pub async fn list(
 #[derive(Debug, Serialize)]
 pub struct AlertDetail {
     #[serde(flatten)]
-    pub alert: AlertRow,
+    pub alert: Alert,
     pub history: Vec<AlertChange>,
 }
 
@@ -80,7 +80,7 @@ pub async fn ack(
     Inspector(user): Inspector,
     Path(id): Path<i64>,
     Json(body): Json<AckBody>,
-) -> Result<Json<AlertRow>, WebError> {
+) -> Result<Json<Alert>, WebError> {
     // A named user is who they are; the shared bootstrap token names someone in `by`.
     let by = match user.via {
         Via::Bootstrap => body.by.trim(),

@@ -1,11 +1,12 @@
 //! JSON API handlers.
 
-use super::query::{self, DAY_MS};
+use super::query;
 use super::sites::{site_views, SiteView};
 use super::{blocking, AppState, WebError};
 use crate::store::SeriesPoint;
 use axum::extract::{Path, Query, State};
 use axum::Json;
+use dustwatch_protocol::time::DAY;
 use dustwatch_protocol::Metric;
 use serde::{Deserialize, Serialize};
 
@@ -49,7 +50,7 @@ pub async fn series(
     let default_to = latest_ts
         .unwrap_or_else(|| chrono::Utc::now().timestamp_millis())
         .saturating_add(1);
-    let range = query::time_range(q.from.as_deref(), q.to.as_deref(), default_to, DAY_MS)?;
+    let range = query::time_range(q.from.as_deref(), q.to.as_deref(), default_to, DAY)?;
     let step = query::series_step(q.step.as_deref(), range)?;
     let (from, to) = (range.from, range.to);
     let reader = state.reader.clone();

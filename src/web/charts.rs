@@ -3,7 +3,7 @@
 //! async workers.
 
 use super::i18n::Lang;
-use super::query::{self, DAY_MS};
+use super::query;
 use super::sites::{find_site, fleet_now};
 use super::{blocking, AppState, WebError};
 use crate::charts::data::{self, Frame, Overlays};
@@ -13,7 +13,8 @@ use crate::store::AlertFilter;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use dustwatch_protocol::Metric;
+use dustwatch_protocol::time::DAY;
+use dustwatch_protocol::{EventTime, Metric};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -63,8 +64,8 @@ pub fn overlays(
 ) -> Result<Overlays, WebError> {
     let alerts = state.reader.alerts(&AlertFilter {
         site: Some(site.to_string()),
-        from_ts: Some(from),
-        to_ts: Some(to),
+        from_ts: Some(EventTime(from)),
+        to_ts: Some(EventTime(to)),
         limit: Some(500),
         ..Default::default()
     })?;
@@ -72,8 +73,8 @@ pub fn overlays(
         alerts: alerts
             .into_iter()
             .map(|a| AlertPeriod {
-                from_ms: a.opened_ts,
-                to_ms: a.cleared_ts.or(a.closed_ts).unwrap_or(to),
+                from_ms: a.opened_ts.ms(),
+                to_ms: a.cleared_ts.or(a.closed_ts).map_or(to, EventTime::ms),
                 severity: a.severity,
             })
             .collect(),
@@ -108,7 +109,7 @@ pub async fn site_chart(
         .latest(&id)
         .map_or_else(|| fleet_now(&state), |l| l.reading.ts)
         .saturating_add(1);
-    let range = query::time_range(q.from.as_deref(), q.to.as_deref(), default_to, DAY_MS)?;
+    let range = query::time_range(q.from.as_deref(), q.to.as_deref(), default_to, DAY)?;
     let (from, to) = (range.from, range.to);
     let size = size(&q, (900, 360));
     let bytes = blocking(move || {
@@ -159,7 +160,7 @@ pub async fn aqi_chart(
             &format!("{} — {}", lang.t().aqi_calendar_title, site.name),
             std::slice::from_ref(&site),
             Frame {
-                from_ms: to.saturating_sub(days * DAY_MS),
+                from_ms: to.saturating_sub(days * DAY),
                 to_ms: to,
                 size,
             },

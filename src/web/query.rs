@@ -4,12 +4,11 @@
 //! panic or a wrapped number that slips past a limit.
 
 use chrono::NaiveDate;
+use dustwatch_protocol::time::DAY;
 use thiserror::Error;
 
-/// One day in milliseconds.
-pub const DAY_MS: i64 = 86_400_000;
 /// Longest time range one request may cover.
-pub const MAX_SPAN_MS: i64 = 400 * DAY_MS;
+pub const MAX_SPAN_MS: i64 = 400 * DAY;
 /// Most points one series request may return; a client asks for a coarser step instead.
 pub const MAX_POINTS: i64 = 20_000;
 /// Times a query may name: 0001-01-01 to 9999-12-31 (what RFC 3339 can spell), in Unix ms.
@@ -130,7 +129,7 @@ mod tests {
 
     #[test]
     fn huge_step_is_a_clear_error_not_a_division_by_zero() {
-        let r = time_range(Some("0"), Some("86400000"), 0, DAY_MS).expect("range");
+        let r = time_range(Some("0"), Some("86400000"), 0, DAY).expect("range");
         assert_eq!(
             series_step(Some("2305843009213693952"), r),
             Err(QueryError::Step("2305843009213693952".into()))
@@ -148,13 +147,13 @@ mod tests {
     fn extreme_times_do_not_slip_past_the_span_limit() {
         let min = i64::MIN.to_string();
         let max = i64::MAX.to_string();
-        assert!(time_range(Some(&min), Some(&max), 0, DAY_MS).is_err());
-        assert!(time_range(Some("0"), Some(&max), 0, DAY_MS).is_err());
-        assert!(time_range(None, None, i64::MIN, DAY_MS).is_ok());
-        assert!(time_range(None, None, i64::MAX, DAY_MS).is_ok());
+        assert!(time_range(Some(&min), Some(&max), 0, DAY).is_err());
+        assert!(time_range(Some("0"), Some(&max), 0, DAY).is_err());
+        assert!(time_range(None, None, i64::MIN, DAY).is_ok());
+        assert!(time_range(None, None, i64::MAX, DAY).is_ok());
         let span = (MAX_SPAN_MS + 1).to_string();
         assert_eq!(
-            time_range(Some("0"), Some(&span), 0, DAY_MS),
+            time_range(Some("0"), Some(&span), 0, DAY),
             Err(QueryError::Range)
         );
         let ok = time_range(
@@ -260,7 +259,7 @@ mod tests {
             else {
                 return Ok(());
             };
-            if let Ok(r) = time_range(p.from.as_deref(), p.to.as_deref(), default_to, DAY_MS) {
+            if let Ok(r) = time_range(p.from.as_deref(), p.to.as_deref(), default_to, DAY) {
                 prop_assert!(r.from < r.to && r.span_ms() <= MAX_SPAN_MS);
                 prop_assert!(r.from >= MIN_TIME_MS - MAX_SPAN_MS && r.to <= MAX_TIME_MS);
                 if let Ok(step) = series_step(p.step.as_deref(), r) {

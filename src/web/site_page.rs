@@ -10,7 +10,8 @@ use super::{blocking, AppState, WebError};
 use crate::store::AlertFilter;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use dustwatch_protocol::SiteInfo;
+use dustwatch_protocol::time::{DAY, HOUR};
+use dustwatch_protocol::{EventTime, SiteInfo};
 use maud::{html, Markup};
 use serde::Deserialize;
 
@@ -21,10 +22,10 @@ pub struct SiteQuery {
 }
 
 const RANGES: [(&str, i64); 4] = [
-    ("6h", 6 * 3_600_000),
-    ("24h", 86_400_000),
-    ("7d", 7 * 86_400_000),
-    ("30d", 30 * 86_400_000),
+    ("6h", 6 * HOUR),
+    ("24h", DAY),
+    ("7d", 7 * DAY),
+    ("30d", 30 * DAY),
 ];
 
 /// The page's sections, top to bottom: a new section is one line in this list.
@@ -83,7 +84,7 @@ fn window(state: &AppState, id: &str, range: &str) -> (i64, i64) {
     let span = RANGES
         .iter()
         .find(|(n, _)| *n == range)
-        .map_or(86_400_000, |r| r.1);
+        .map_or(DAY, |r| r.1);
     let to = state
         .reader
         .hot()
@@ -190,11 +191,11 @@ fn alert_history(state: &AppState, ui: Ui, id: &str) -> Result<Markup, WebError>
                     tr {
                         td.n data-label="#" { (a.id) }
                         td data-label=(t.rule) { (ui.lang.rule(&a.rule)) }
-                        td class={ "sev-" (a.severity) } data-label=(t.severity) { (ui.lang.severity(&a.severity)) }
-                        td data-label=(t.state) { (ui.lang.alert_state(&a.state)) }
-                        td data-label=(t.opened) { (ui.time(Some(a.opened_ts))) }
-                        td.hide-s data-label=(t.cleared) { (ui.time(a.cleared_ts)) }
-                        td.hide-s data-label=(t.closed) { (ui.time(a.closed_ts)) }
+                        td class={ "sev-" (a.severity) } data-label=(t.severity) { (ui.lang.severity(a.severity.name())) }
+                        td data-label=(t.state) { (ui.lang.alert_state(a.state.name())) }
+                        td data-label=(t.opened) { (ui.time(Some(a.opened_ts.ms()))) }
+                        td.hide-s data-label=(t.cleared) { (ui.time(a.cleared_ts.map(EventTime::ms))) }
+                        td.hide-s data-label=(t.closed) { (ui.time(a.closed_ts.map(EventTime::ms))) }
                         td data-label=(t.acknowledged) {
                             @if a.acknowledged {
                                 (a.ack_by.as_deref().unwrap_or("")) " — " (a.ack_comment.as_deref().unwrap_or(""))

@@ -4,11 +4,12 @@
 use crate::aqi;
 use crate::store::{AlertFilter, Latest, SiteRow};
 use crate::web::{AppState, WebError};
-use dustwatch_protocol::SiteInfo;
+use dustwatch_protocol::{AlertState, Severity, SiteInfo};
 use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::Display, strum::VariantArray)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum SiteStatus {
     Ok,
     Warning,
@@ -53,9 +54,9 @@ pub fn site_views(state: &AppState) -> Result<Vec<SiteView>, WebError> {
             // A site ahead of the fleet clock is as fresh as can be, not of negative age.
             let age = l.as_ref().map(|l| (now - l.reading.ts).max(0) / 1000);
             let mine: Vec<_> = open.iter().filter(|a| a.site == row.info.id).collect();
-            let violation = mine.iter().any(|a| {
-                a.state == "active" && matches!(a.severity.as_str(), "violation" | "critical")
-            });
+            let violation = mine
+                .iter()
+                .any(|a| a.state == AlertState::Active && a.severity >= Severity::Violation);
             let status = if !row.registered {
                 SiteStatus::Unregistered
             } else if age.is_none_or(|a| a * 1000 > state.offline_after_ms) {
@@ -108,8 +109,19 @@ pub fn find_site(state: &AppState, id: &str) -> Result<SiteInfo, WebError> {
 
 /// The status word of a site (`ok`, `warning`, ...), as the API spells it.
 pub fn status_name(v: &SiteView) -> String {
-    serde_json::to_value(v.status)
-        .ok()
-        .and_then(|s| s.as_str().map(str::to_string))
-        .unwrap_or_default()
+    v.status.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SiteStatus;
+    use strum::VariantArray;
+
+    #[test]
+    fn status_words_are_the_api_words() {
+        for &s in SiteStatus::VARIANTS {
+            let json = serde_json::to_value(s).expect("a unit variant serialises");
+            assert_eq!(json, serde_json::Value::String(s.to_string()), "{s:?}");
+        }
+    }
 }

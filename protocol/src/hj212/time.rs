@@ -1,6 +1,7 @@
 //! `DataTime` and `QN` times: the device's local civil time, turned into Unix time with a fixed UTC
 //! offset (China is +08:00 all year, no daylight saving).
 
+use crate::time::MINUTE;
 use std::fmt;
 
 /// China Standard Time, +08:00, in minutes.
@@ -70,7 +71,7 @@ impl DataTime {
     /// The local time of Unix milliseconds `ms` (milliseconds dropped); `None` outside years
     /// 0000-9999.
     pub fn from_unix_ms(ms: i64, utc_offset_min: i32) -> Option<Self> {
-        let local_ms = ms.checked_add(i64::from(utc_offset_min).checked_mul(60_000)?)?;
+        let local_ms = ms.checked_add(i64::from(utc_offset_min).checked_mul(MINUTE)?)?;
         let local_s = local_ms.div_euclid(1_000);
         let days = local_s.div_euclid(86_400);
         let secs = local_s.rem_euclid(86_400);

@@ -8,6 +8,7 @@ use crate::physics::{
 };
 use crate::scenario::{DevicePlan, Plan};
 use crate::sensor::{gauss, round_to, LaserPm};
+use dustwatch_protocol::time::HOUR;
 use dustwatch_protocol::{EventKind, Flag, Level, Reading, SiteKind};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -175,7 +176,7 @@ impl Sampler {
             wind_deg = w.wind_deg;
         }
         // Forget runs whose effect has faded (6 h after they ended).
-        self.runs.retain(|r| r.end + 6 * 3_600_000 > end);
+        self.runs.retain(|r| r.end + 6 * HOUR > end);
         let n = len as f64;
         let mut r = Reading {
             ts: end,
@@ -205,7 +206,7 @@ impl Sampler {
         // Fog cannons linked to the monitor start on a PM10 threshold.
         if let Some(limit) = site.auto_sprinkle_pm10 {
             let active = self.runs.iter().any(|x| x.start <= end && end < x.end);
-            if r.pm10.unwrap_or(0.0) > limit && !active && end - self.last_auto > 3_600_000 {
+            if r.pm10.unwrap_or(0.0) > limit && !active && end - self.last_auto > HOUR {
                 self.last_auto = end;
                 self.runs.push(Run {
                     start: end,

@@ -5,6 +5,7 @@
 use crate::device::sample::Sampler;
 use crate::faults::FaultKind;
 use crate::scenario::Plan;
+use dustwatch_protocol::time::MINUTE;
 use dustwatch_protocol::{Phase, SiteKind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -52,8 +53,6 @@ fn alters_values(kind: FaultKind) -> bool {
             | FaultKind::ClockSkew
     )
 }
-
-const MINUTE: i64 = 60_000;
 
 /// The minute a reading counts in: its `ts` is the end of its interval (as the aggregator counts).
 fn minute_of(ts: i64) -> i64 {

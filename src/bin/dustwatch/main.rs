@@ -54,11 +54,7 @@ async fn main() -> Result<()> {
             store,
         } => {
             store.apply(&mut config);
-            let tz: chrono_tz::Tz = config
-                .time
-                .zone
-                .parse()
-                .map_err(|_| anyhow::anyhow!("unknown time zone `{}`", config.time.zone))?;
+            let tz = config.time.zone.tz();
             let reader = open_reader(&config)?;
             let files =
                 dustwatch::dashboard::render_from_store(reader.as_ref(), &dashboard, &out, tz)?;
@@ -118,11 +114,7 @@ async fn main() -> Result<()> {
             store,
         } => {
             store.apply(&mut config);
-            let tz: chrono_tz::Tz = config
-                .time
-                .zone
-                .parse()
-                .map_err(|_| anyhow::anyhow!("unknown time zone {}", config.time.zone))?;
+            let tz = config.time.zone.tz();
             let reader = open_reader(&config)?;
             let mut report = dustwatch::report::daily(reader.as_ref(), date, tz)?;
             let acting = dustwatch::store::open_acting(&config.store)?;

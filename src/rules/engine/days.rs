@@ -139,12 +139,8 @@ impl Engine {
 
 /// First and last-plus-one millisecond of a local day.
 pub(super) fn day_bounds(tz: Tz, date: NaiveDate) -> (i64, i64) {
-    let start = |d: NaiveDate| {
-        tz.from_local_datetime(&d.and_time(chrono::NaiveTime::MIN))
-            .earliest()
-            .map_or(0, |t| t.timestamp_millis())
-    };
-    (start(date), start(date.succ_opt().unwrap_or(date)))
+    let (start, end) = dustwatch_protocol::Zone::from(tz).day_bounds(date);
+    (start.ms(), end.ms())
 }
 
 fn bump(day: &mut DayStats, change: Change) {
@@ -160,8 +156,8 @@ fn bump(day: &mut DayStats, change: Change) {
 /// day's figures again when the change belongs to it.
 pub(super) fn tally(tz: Tz, s: &mut SiteState, t: &Transition) -> Option<DayStats> {
     let ts = match t.change {
-        Change::Opened => t.alert.opened_ts,
-        Change::Closed => t.alert.closed_ts.unwrap_or(t.alert.updated_ts),
+        Change::Opened => t.alert.opened_ts.ms(),
+        Change::Closed => t.alert.closed_ts.unwrap_or(t.alert.updated_ts).ms(),
         _ => return None,
     };
     let date = tz

@@ -46,8 +46,8 @@ impl Engine {
                 let Some(a) = self.book.open_alert(&id, name) else {
                     continue;
                 };
-                let w = act.window_min * 60_000;
-                let raised_window = (a.opened_ts + 1 - w).div_euclid(w) * w;
+                let w = act.window_min * MINUTE;
+                let raised_window = (a.opened_ts.ms() + 1 - w).div_euclid(w) * w;
                 if raised_window + w <= from {
                     continue;
                 }
@@ -82,5 +82,5 @@ impl Engine {
 /// A withdrawn alert closes at the instant it was last raised or updated: the verdict it was is
 /// taken back where it was made.
 fn closing_ts(a: &crate::rules::Alert) -> i64 {
-    a.updated_ts.max(a.opened_ts)
+    a.updated_ts.max(a.opened_ts).ms()
 }

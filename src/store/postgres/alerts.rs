@@ -2,9 +2,12 @@
 //! ([`PgAlertStore`], its own connection) and the queries the reader shares.
 
 use super::config::connect;
-use crate::store::alerts::{AlertChange, AlertFilter, AlertRow, AlertWriter, DayRow, LoadedAlerts};
+use crate::store::alerts::{
+    Alert, AlertChange, AlertFilter, AlertWriter, Change, DayRow, EventTime, LoadedAlerts,
+};
 use crate::store::StoreError;
 use postgres::{Client, GenericClient, Row};
+use std::str::FromStr;
 
 /// The rules engine's alert writer.
 pub struct PgAlertStore {
@@ -35,13 +38,13 @@ fn u32_of(v: i64) -> u32 {
 }
 
 impl AlertWriter for PgAlertStore {
-    fn apply(&mut self, changes: &[(String, AlertRow)]) -> Result<(), StoreError> {
+    fn apply(&mut self, changes: &[(Change, Alert)]) -> Result<(), StoreError> {
         self.apply_with_progress(changes, &[])
     }
 
     fn apply_with_progress(
         &mut self,
-        changes: &[(String, AlertRow)],
+        changes: &[(Change, Alert)],
         progress: &[(String, i64)],
     ) -> Result<(), StoreError> {
         let mut tx = self.client()?.transaction()?;
@@ -57,16 +60,27 @@ impl AlertWriter for PgAlertStore {
         for (change, a) in changes {
             // Notifications, as in the SQLite store: every change but a plain evidence update;
             // an update that raised the severity is an escalation.
-            let notify = if change == "updated" {
+            let notify = if *change == Change::Updated {
                 let before = tx.query_opt("SELECT severity FROM alerts WHERE id = $1", &[&a.id])?;
                 before
-                    .is_some_and(|b| b.get::<_, &str>(0) != a.severity)
+                    .is_some_and(|b| b.get::<_, &str>(0) != a.severity.name())
                     .then_some("escalated")
             } else {
-                Some(change.as_str())
+                Some(change.name())
             };
             let evidence = a.evidence.to_string();
             let offences = i64::from(a.offences);
+            let (kind, severity, state, level) = (
+                a.kind.name(),
+                a.severity.name(),
+                a.state.name(),
+                a.level.name(),
+            );
+            let (opened, updated) = (a.opened_ts.ms(), a.updated_ts.ms());
+            let (cleared, closed) = (
+                a.cleared_ts.map(EventTime::ms),
+                a.closed_ts.map(EventTime::ms),
+            );
             tx.execute(
                 "INSERT INTO alerts (id, site, rule, kind, severity, state, acknowledged, ack_by, \
                  ack_comment, opened_ts, updated_ts, cleared_ts, closed_ts, offences, level, evidence) \
@@ -77,24 +91,24 @@ impl AlertWriter for PgAlertStore {
                  cleared_ts = excluded.cleared_ts, closed_ts = excluded.closed_ts, \
                  offences = excluded.offences, evidence = excluded.evidence",
                 &[
-                    &a.id, &a.site, &a.rule, &a.kind, &a.severity, &a.state, &a.acknowledged,
-                    &a.ack_by, &a.ack_comment, &a.opened_ts, &a.updated_ts, &a.cleared_ts,
-                    &a.closed_ts, &offences, &a.level, &evidence,
+                    &a.id, &a.site, &a.rule, &kind, &severity, &state, &a.acknowledged,
+                    &a.ack_by, &a.ack_comment, &opened, &updated, &cleared,
+                    &closed, &offences, &level, &evidence,
                 ],
             )?;
             if let Some(what) = notify {
                 super::notify_outbox::push(&mut tx, what, a, now)?;
             }
-            if change != "updated" {
+            if *change != Change::Updated {
                 tx.execute(
                     "INSERT INTO alert_history (alert_id, change, ts, state, severity, \
                      acknowledged, evidence, recorded_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                     &[
                         &a.id,
-                        change,
-                        &a.updated_ts,
-                        &a.state,
-                        &a.severity,
+                        &change.name(),
+                        &updated,
+                        &state,
+                        &severity,
                         &a.acknowledged,
                         &evidence,
                         &now,
@@ -110,6 +124,7 @@ impl AlertWriter for PgAlertStore {
         let mut tx = self.client()?.transaction()?;
         for d in days {
             let n = |v: u32| i64::from(v);
+            let (date, level_max) = (d.date.to_string(), d.level_max.name());
             tx.execute(
                 "INSERT INTO daily_stats (site, date, exceedance_minutes, data_minutes, \
                  activity_minutes, night_activity_minutes, sprinkling_runs, alerts_opened, \
@@ -125,7 +140,7 @@ impl AlertWriter for PgAlertStore {
                  not_judged = excluded.not_judged",
                 &[
                     &d.site,
-                    &d.date,
+                    &date,
                     &n(d.exceedance_minutes),
                     &n(d.data_minutes),
                     &n(d.activity_minutes),
@@ -133,7 +148,7 @@ impl AlertWriter for PgAlertStore {
                     &n(d.sprinkling_runs),
                     &n(d.alerts_opened),
                     &n(d.alerts_closed),
-                    &d.level_max,
+                    &level_max,
                     &d.closed,
                     &n(d.not_judged_minutes),
                     &d.not_judged,
@@ -184,31 +199,43 @@ fn evidence_of(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or(serde_json::Value::Null)
 }
 
-fn alert_from_row(r: &Row) -> AlertRow {
-    AlertRow {
-        id: r.get(0),
-        site: r.get(1),
-        rule: r.get(2),
-        kind: r.get(3),
-        severity: r.get(4),
-        state: r.get(5),
-        acknowledged: r.get(6),
-        ack_by: r.get(7),
-        ack_comment: r.get(8),
-        opened_ts: r.get(9),
-        updated_ts: r.get(10),
-        cleared_ts: r.get(11),
-        closed_ts: r.get(12),
-        offences: u32_of(r.get(13)),
-        level: r.get(14),
-        evidence: evidence_of(r.get(15)),
-    }
+/// A column holding an enum's name (or a date), parsed; a name this build does not know is an
+/// error naming the column and the text.
+fn named<T>(r: &Row, i: usize) -> Result<T, StoreError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    let text: String = r.try_get(i)?;
+    text.parse()
+        .map_err(|e| StoreError::Corrupt(format!("column {i} `{text}`: {e}")))
+}
+
+fn alert_from_row(r: &Row) -> Result<Alert, StoreError> {
+    Ok(Alert {
+        id: r.try_get(0)?,
+        site: r.try_get(1)?,
+        rule: r.try_get(2)?,
+        kind: named(r, 3)?,
+        severity: named(r, 4)?,
+        state: named(r, 5)?,
+        acknowledged: r.try_get(6)?,
+        ack_by: r.try_get(7)?,
+        ack_comment: r.try_get(8)?,
+        opened_ts: EventTime(r.try_get(9)?),
+        updated_ts: EventTime(r.try_get(10)?),
+        cleared_ts: r.try_get::<_, Option<i64>>(11)?.map(EventTime),
+        closed_ts: r.try_get::<_, Option<i64>>(12)?.map(EventTime),
+        offences: u32_of(r.try_get(13)?),
+        level: named(r, 14)?,
+        evidence: evidence_of(r.try_get(15)?),
+    })
 }
 
 pub(super) fn query_alerts(
     c: &mut impl GenericClient,
     f: &AlertFilter,
-) -> Result<Vec<AlertRow>, StoreError> {
+) -> Result<Vec<Alert>, StoreError> {
     let (state_sql, state) = match f.state.as_deref() {
         None | Some("all") => ("true", None),
         Some("open") => ("state IN ('active', 'cleared')", None),
@@ -223,11 +250,9 @@ pub(super) fn query_alerts(
          ORDER BY opened_ts DESC, id DESC LIMIT $6"
     );
     let limit: Option<i64> = f.limit.map(i64::from);
-    let rows = c.query(
-        &sql,
-        &[&state, &f.site, &f.kind, &f.from_ts, &f.to_ts, &limit],
-    )?;
-    Ok(rows.iter().map(alert_from_row).collect())
+    let (from, to) = (f.from_ts.map(EventTime::ms), f.to_ts.map(EventTime::ms));
+    let rows = c.query(&sql, &[&state, &f.site, &f.kind, &from, &to, &limit])?;
+    rows.iter().map(alert_from_row).collect()
 }
 
 pub(super) fn query_history(
@@ -239,25 +264,27 @@ pub(super) fn query_history(
          WHERE alert_id = $1 ORDER BY id",
         &[&id],
     )?;
-    Ok(rows
-        .iter()
-        .map(|r| AlertChange {
-            alert_id: r.get(0),
-            change: r.get(1),
-            ts: r.get(2),
-            state: r.get(3),
-            severity: r.get(4),
-            acknowledged: r.get(5),
-            evidence: evidence_of(r.get(6)),
+    rows.iter()
+        .map(|r| {
+            Ok(AlertChange {
+                alert_id: r.try_get(0)?,
+                change: named(r, 1)?,
+                ts: EventTime(r.try_get(2)?),
+                state: named(r, 3)?,
+                severity: named(r, 4)?,
+                acknowledged: r.try_get(5)?,
+                evidence: evidence_of(r.try_get(6)?),
+            })
         })
-        .collect())
+        .collect()
 }
 
 pub(super) fn query_days(
     c: &mut impl GenericClient,
-    from: &str,
-    to: &str,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
 ) -> Result<Vec<DayRow>, StoreError> {
+    let (from, to) = (from.to_string(), to.to_string());
     let rows = c.query(
         "SELECT site, date, exceedance_minutes, data_minutes, activity_minutes, \
          night_activity_minutes, sprinkling_runs, alerts_opened, alerts_closed, level_max, closed, \
@@ -265,22 +292,23 @@ pub(super) fn query_days(
          FROM daily_stats WHERE date >= $1 AND date <= $2 ORDER BY date, site",
         &[&from, &to],
     )?;
-    Ok(rows
-        .iter()
-        .map(|r| DayRow {
-            site: r.get(0),
-            date: r.get(1),
-            exceedance_minutes: u32_of(r.get(2)),
-            data_minutes: u32_of(r.get(3)),
-            activity_minutes: u32_of(r.get(4)),
-            night_activity_minutes: u32_of(r.get(5)),
-            sprinkling_runs: u32_of(r.get(6)),
-            alerts_opened: u32_of(r.get(7)),
-            alerts_closed: u32_of(r.get(8)),
-            level_max: r.get(9),
-            closed: r.get(10),
-            not_judged_minutes: u32_of(r.get(11)),
-            not_judged: r.get(12),
+    rows.iter()
+        .map(|r| {
+            Ok(DayRow {
+                site: r.try_get(0)?,
+                date: named(r, 1)?,
+                exceedance_minutes: u32_of(r.try_get(2)?),
+                data_minutes: u32_of(r.try_get(3)?),
+                activity_minutes: u32_of(r.try_get(4)?),
+                night_activity_minutes: u32_of(r.try_get(5)?),
+                sprinkling_runs: u32_of(r.try_get(6)?),
+                alerts_opened: u32_of(r.try_get(7)?),
+                alerts_closed: u32_of(r.try_get(8)?),
+                level_max: named(r, 9)?,
+                closed: r.try_get(10)?,
+                not_judged_minutes: u32_of(r.try_get(11)?),
+                not_judged: r.try_get(12)?,
+            })
         })
-        .collect())
+        .collect()
 }

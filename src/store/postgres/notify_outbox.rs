@@ -10,7 +10,7 @@
 use super::pool::Pool;
 use super::schema;
 use crate::store::notify_outbox::{Due, NotifyQueue, OutboxRow, MAX_ROWS};
-use crate::store::{AlertRow, StoreError};
+use crate::store::{Alert, StoreError};
 use postgres::{GenericClient, Row};
 
 /// How long a claimed delivery is this notifier's: well past a send's timeout.
@@ -22,7 +22,7 @@ const ROUTER: &str = "router";
 pub(super) fn push(
     tx: &mut impl GenericClient,
     change: &str,
-    alert: &AlertRow,
+    alert: &Alert,
     recorded_ms: i64,
 ) -> Result<(), StoreError> {
     let json = serde_json::to_string(alert).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -35,7 +35,7 @@ pub(super) fn push(
                 &change,
                 &alert.site,
                 &alert.rule,
-                &alert.severity,
+                &alert.severity.name(),
                 &json,
                 &recorded_ms,
             ],

@@ -9,14 +9,14 @@ use crate::store::hot::{fleet_median, Hot};
 use crate::store::rollup::{bucket, series_points, series_source, Agg};
 use crate::store::schema::rollup_cols;
 use crate::store::{
-    AlertChange, AlertFilter, AlertRow, Counts, DayRow, DeviceRow, Latest, SeriesPoint, SiteRow,
+    Alert, AlertChange, AlertFilter, Counts, DayRow, DeviceRow, Latest, SeriesPoint, SiteRow,
     StoreError, StoreReader,
 };
 use dustwatch_protocol::{
     CityLevel, Event, Flag, Level, Metric, Phase, Reading, SiteInfo, SiteKind,
 };
 use postgres::GenericClient;
-use serde::Deserialize;
+
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::{Arc, Weak};
@@ -87,8 +87,13 @@ fn refresh(pool: Weak<Pool>, hot: Arc<Hot>, every: Duration) {
     }
 }
 
-fn parse_enum<T: for<'de> Deserialize<'de>>(s: &str) -> Result<T, StoreError> {
-    serde_json::from_value(serde_json::Value::String(s.to_string()))
+/// A column holding an enum's name (strum's `FromStr`, the same words as serde's).
+fn parse_enum<T>(s: &str) -> Result<T, StoreError>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    s.parse()
         .map_err(|e| StoreError::Corrupt(format!("`{s}`: {e}")))
 }
 
@@ -332,7 +337,7 @@ impl StoreReader for PgReader {
         })
     }
 
-    fn alerts(&self, filter: &AlertFilter) -> Result<Vec<AlertRow>, StoreError> {
+    fn alerts(&self, filter: &AlertFilter) -> Result<Vec<Alert>, StoreError> {
         let filter = filter.clone();
         self.pool.with(move |c| alerts::query_alerts(c, &filter))
     }
@@ -341,8 +346,11 @@ impl StoreReader for PgReader {
         self.pool.with(move |c| alerts::query_history(c, id))
     }
 
-    fn days(&self, from: &str, to: &str) -> Result<Vec<DayRow>, StoreError> {
-        let (from, to) = (from.to_string(), to.to_string());
-        self.pool.with(move |c| alerts::query_days(c, &from, &to))
+    fn days(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<DayRow>, StoreError> {
+        self.pool.with(move |c| alerts::query_days(c, from, to))
     }
 }

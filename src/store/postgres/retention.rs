@@ -10,9 +10,8 @@ use crate::store::retention::{
 };
 use crate::store::schema::ROLLUPS;
 use crate::store::{RetentionReport, StoreError};
+use dustwatch_protocol::time::DAY;
 use postgres::Transaction;
-
-const DAY_MS: i64 = 86_400_000;
 
 /// One pass in the caller's transaction: the report and the unregistered sites it deleted.
 pub(super) fn apply(
@@ -92,7 +91,7 @@ fn age_out_small_tables(tx: &mut Transaction, cut: i64) -> Result<u64, StoreErro
         &[&cut],
     )?;
     // A day before the cut's UTC date (a local day never starts more than 14 h away from it).
-    if let Some(date) = chrono::DateTime::from_timestamp_millis(cut - DAY_MS) {
+    if let Some(date) = chrono::DateTime::from_timestamp_millis(cut - DAY) {
         deleted += tx.execute(
             "DELETE FROM daily_stats WHERE date < $1",
             &[&date.date_naive().to_string()],

@@ -9,7 +9,7 @@ use crate::commands::Commands;
 use crate::store::acting::{NewOrder, NewReinspection};
 use crate::store::acting::{Order, OrderKind, ReinspectionResult};
 use crate::store::commands::CommandRow;
-use crate::store::{AlertFilter, AlertRow, StoreReader};
+use crate::store::{Alert, AlertFilter, StoreReader};
 use crate::web::{blocking, AppState, WebError};
 use axum::extract::{Path, State};
 use axum::http::header;
@@ -21,7 +21,7 @@ use std::sync::Arc;
 /// A re-inspection photo is at most this large.
 pub const PHOTO_MAX_BYTES: usize = 5 * 1024 * 1024;
 
-pub(super) async fn alert(state: &AppState, id: i64) -> Result<AlertRow, WebError> {
+pub(super) async fn alert(state: &AppState, id: i64) -> Result<Alert, WebError> {
     let reader = state.reader.clone();
     blocking(move || {
         reader
@@ -109,7 +109,7 @@ pub(super) async fn do_issue(
 ) -> Result<Order, WebError> {
     check_note(&body.note)?;
     let a = alert(state, alert_id).await?;
-    if a.state == "closed" {
+    if !a.is_open() {
         return Err(WebError::BadRequest(format!("alert {alert_id} is closed")));
     }
     let store = state.acting.store.clone();
@@ -206,7 +206,7 @@ pub(super) async fn do_reinspect(
             ts: body.ts.unwrap_or(office_ts),
             note: &body.note,
             photo: photo.as_ref().map(|(b, ext)| (b.as_slice(), *ext)),
-            severity: &a.severity,
+            severity: a.severity.name(),
         })?;
         if done.result == ReinspectionResult::Passed && order.kind == OrderKind::StopWork {
             let devices = site_devices(&reader, &order.site)?;

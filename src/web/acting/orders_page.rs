@@ -72,7 +72,7 @@ pub async fn page(
         h1 { (w.act_title) " — " (w.alert) " " (a.id) }
         p {
             a href={"/sites/" (a.site)} { (a.site) } " · " (lang.rule(&a.rule)) " · "
-            (lang.severity(&a.severity)) " · " (lang.alert_state(&a.state))
+            (lang.severity(a.severity.name())) " · " (lang.alert_state(a.state.name()))
             @if let Some(s) = escalated { " · " (w.escalated_to) " " strong.escalated { (lang.severity(s)) } }
         }
         h2 { (w.orders) }
@@ -116,7 +116,7 @@ pub async fn page(
                 }
             }
         }
-        @if can && a.state != "closed" {
+        @if can && a.is_open() {
             @if let Some(o) = open_order {
                 h2 { (w.response) }
                 form.response method="post" action={"/alerts/" (a.id) "/act/response"} {

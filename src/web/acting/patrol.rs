@@ -15,6 +15,7 @@ use axum::http::Uri;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Json};
 use chrono::{NaiveDate, Timelike};
+use dustwatch_protocol::RuleKind;
 use dustwatch_protocol::SiteKind;
 use maud::{html, Markup};
 use serde::Deserialize;
@@ -62,11 +63,10 @@ pub fn tonight(
     })?;
     let mut risky: HashSet<String> = open
         .into_iter()
-        .filter(|a| a.kind == "night" || a.kind == "noise")
+        .filter(|a| matches!(a.kind, RuleKind::Night | RuleKind::Noise))
         .map(|a| a.site)
         .collect();
-    let from = (night - chrono::Days::new(7)).to_string();
-    for d in reader.days(&from, &night.to_string())? {
+    for d in reader.days(night - chrono::Days::new(7), night)? {
         if d.night_activity_minutes > 0 {
             risky.insert(d.site);
         }
