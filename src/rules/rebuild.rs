@@ -66,10 +66,7 @@ pub fn load(
         }
     }
     let (open, history, _) = store.load()?;
-    out.open = open
-        .into_iter()
-        .filter(|a| owns(&a.site))
-        .collect();
+    out.open = open.into_iter().filter(|a| owns(&a.site)).collect();
     out.history = history.into_iter().filter(|(s, _, _)| owns(s)).collect();
     out.levels = reader
         .city_levels()?

@@ -15,7 +15,7 @@ pub const DDL: &str = "CREATE TABLE IF NOT EXISTS rule_progress (
 
 /// Save (site, judged-to minute) pairs; a site's progress never moves back.
 pub fn save(conn: &mut Connection, progress: &[(String, i64)]) -> Result<(), StoreError> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     {
         let mut stmt = tx.prepare_cached(
             "INSERT INTO rule_progress (site, judged_to) VALUES (?1, ?2) \
