@@ -30,8 +30,8 @@ mod judge;
 mod late_level;
 pub mod takeover;
 
-pub use days::DayStats;
 use days::{day_bounds, tally};
+pub use days::{day_row, day_stats, DayStats};
 use judge::SiteRole;
 pub use takeover::{SiteHistory, Takeover};
 

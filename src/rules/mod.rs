@@ -10,6 +10,7 @@ pub mod alert_ids;
 pub mod alerts;
 pub mod coverage;
 pub mod engine;
+pub mod error;
 pub mod kinds;
 pub mod minute;
 pub mod owned;

@@ -4,10 +4,27 @@
 //! engine, and saves how far each site was judged so the next owner continues from there.
 
 use super::engine::{Engine, Output};
-use super::task::{Ownership, RulesError, Sites};
-use crate::store::{AlertWriter, Record};
+use super::error::RulesError;
+use crate::store::{AlertWriter, Record, StoreReader};
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
+
+/// The partition a site's messages go to (the servers' subject mapping).
+pub type PartitionOf = std::sync::Arc<dyn Fn(&str) -> u32 + Send + Sync>;
+
+/// Which sites this engine judges, and where it rebuilds them from.
+pub struct Ownership {
+    pub reader: std::sync::Arc<dyn StoreReader>,
+    pub sites: Sites,
+}
+
+pub enum Sites {
+    /// Every site (one instance): all are rebuilt from the store at start.
+    All,
+    /// The sites of the partitions this instance holds (several instances over NATS): rebuilt
+    /// when a partition is adopted, dropped when it is released.
+    Partitioned(PartitionOf),
+}
 
 /// How often an instance that may not receive the city level itself reads it from the store.
 const LEVELS_EVERY: Duration = Duration::from_secs(2);

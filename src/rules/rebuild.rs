@@ -2,8 +2,7 @@
 //! `engine::takeover`): their saved progress, recent readings and events, open days, open
 //! alerts and offence history, and the city level timeline.
 
-use super::engine::{Engine, SiteHistory, Takeover};
-use super::task::day_stats;
+use super::engine::{day_stats, Engine, SiteHistory, Takeover};
 use crate::store::{AlertWriter, StoreError, StoreReader};
 use dustwatch_protocol::time::DAY;
 use std::collections::HashMap;

@@ -5,21 +5,14 @@
 use super::alerts::{Alert, Change, Transition};
 use super::engine::{DayStats, Engine, Output};
 use crate::publish::Publisher;
-use crate::store::{AlertStore, AlertWriter, DayRow, Record, StoreError, StoreReader};
+use crate::store::{AlertStore, AlertWriter, DayRow, Record, StoreError};
 use serde_json::json;
 use std::path::Path;
-use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 
-#[derive(Debug, Error)]
-pub enum RulesError {
-    #[error("no open alert with id {0}")]
-    NoSuchAlert(i64),
-    #[error("the rules engine has stopped")]
-    Stopped,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
+pub use super::engine::{day_row, day_stats};
+pub use super::error::RulesError;
+pub use super::owned::{Ownership, PartitionOf, Sites};
 
 pub enum Input {
     Batch(Vec<Record>),
@@ -43,23 +36,6 @@ pub enum Input {
         partition: u32,
         reply: oneshot::Sender<()>,
     },
-}
-
-/// The partition a site's messages go to (the servers' subject mapping).
-pub type PartitionOf = std::sync::Arc<dyn Fn(&str) -> u32 + Send + Sync>;
-
-/// Which sites this engine judges, and where it rebuilds them from.
-pub struct Ownership {
-    pub reader: std::sync::Arc<dyn StoreReader>,
-    pub sites: Sites,
-}
-
-pub enum Sites {
-    /// Every site (one instance): all are rebuilt from the store at start.
-    All,
-    /// The sites of the partitions this instance holds (several instances over NATS): rebuilt
-    /// when a partition is adopted, dropped when it is released.
-    Partitioned(PartitionOf),
 }
 
 /// Closed days kept for `RulesHandle::days` (what was not judged is not in the store's rows).
@@ -127,43 +103,6 @@ impl RulesHandle {
                 tracing::debug!("rules engine gone");
             }
         }
-    }
-}
-
-/// A saved day row back into engine figures.
-pub fn day_stats(r: &DayRow) -> DayStats {
-    DayStats {
-        site: r.site.clone(),
-        date: r.date,
-        exceedance_minutes: r.exceedance_minutes,
-        data_minutes: r.data_minutes,
-        activity_minutes: r.activity_minutes,
-        night_activity_minutes: r.night_activity_minutes,
-        sprinkling_runs: r.sprinkling_runs,
-        alerts_opened: r.alerts_opened,
-        alerts_closed: r.alerts_closed,
-        level_max: r.level_max,
-        not_judged_minutes: r.not_judged_minutes,
-        // A row from before schema 4 (or unreadable) has no list: the minutes still count.
-        not_judged: serde_json::from_str(&r.not_judged).unwrap_or_default(),
-    }
-}
-
-pub fn day_row(d: &DayStats, closed: bool) -> DayRow {
-    DayRow {
-        site: d.site.clone(),
-        date: d.date,
-        exceedance_minutes: d.exceedance_minutes,
-        data_minutes: d.data_minutes,
-        activity_minutes: d.activity_minutes,
-        night_activity_minutes: d.night_activity_minutes,
-        sprinkling_runs: d.sprinkling_runs,
-        alerts_opened: d.alerts_opened,
-        alerts_closed: d.alerts_closed,
-        level_max: d.level_max,
-        closed,
-        not_judged_minutes: d.not_judged_minutes,
-        not_judged: serde_json::to_string(&d.not_judged).unwrap_or_else(|_| "[]".into()),
     }
 }
 

@@ -10,25 +10,6 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use serde::Serialize;
 use std::path::Path;
 
-pub const DDL: &str = "
-CREATE TABLE IF NOT EXISTS commands (
-    id TEXT PRIMARY KEY,
-    site TEXT NOT NULL,
-    device TEXT NOT NULL,
-    command TEXT NOT NULL,
-    by TEXT NOT NULL,
-    sent_ms INTEGER NOT NULL,
-    deadline_ms INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    answered_ms INTEGER,
-    ok INTEGER,
-    detail TEXT,
-    office_ts INTEGER
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS commands_by_site ON commands (site, sent_ms);
-CREATE INDEX IF NOT EXISTS commands_by_state ON commands (state, deadline_ms);
-";
-
 /// Where a command stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -30,6 +30,7 @@ mod rollup;
 pub mod schema;
 pub mod sqlite;
 mod sqlite_batch;
+pub mod tables;
 #[cfg(test)]
 mod tests;
 

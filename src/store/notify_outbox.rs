@@ -13,35 +13,6 @@ use super::StoreError;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::path::Path;
 
-pub const DDL: &str = "
-CREATE TABLE IF NOT EXISTS notify_outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    alert_id INTEGER NOT NULL,
-    change TEXT NOT NULL,
-    site TEXT NOT NULL,
-    rule TEXT NOT NULL,
-    severity TEXT NOT NULL,
-    alert TEXT NOT NULL,
-    recorded_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS notify_delivery (
-    outbox_id INTEGER NOT NULL,
-    target TEXT NOT NULL,
-    due_ms INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT,
-    done_ms INTEGER,
-    PRIMARY KEY (outbox_id, target)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS notify_delivery_pending ON notify_delivery (target, state, outbox_id);
-CREATE INDEX IF NOT EXISTS notify_delivery_by_state ON notify_delivery (state);
-CREATE TABLE IF NOT EXISTS notify_cursor (
-    name TEXT PRIMARY KEY,
-    last_id INTEGER NOT NULL
-) WITHOUT ROWID;
-";
-
 /// Changes kept undelivered at most: beyond this the oldest go (bounded disk when nothing
 /// routes them, e.g. notifications are not configured).
 pub const MAX_ROWS: i64 = 100_000;

@@ -6,13 +6,6 @@ use super::StoreError;
 use rusqlite::{params, Connection};
 use std::collections::HashMap;
 
-/// Schema 10.
-pub const DDL: &str = "CREATE TABLE IF NOT EXISTS rule_progress (
-    site TEXT PRIMARY KEY,
-    judged_to INTEGER NOT NULL
-) WITHOUT ROWID;
-";
-
 /// Save (site, judged-to minute) pairs; a site's progress never moves back.
 pub fn save(conn: &mut Connection, progress: &[(String, i64)]) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;

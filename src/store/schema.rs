@@ -211,13 +211,13 @@ pub fn migrate(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
     }
     if version != 0 && version < 7 {
         // Schema 7: users, orders, re-inspections, notices, patrol check-ins. New tables only,
-        // created by `ddl` (`acting::DDL`); nothing to alter.
+        // created by `ddl` (`tables::ACTING`); nothing to alter.
     }
     if version != 0 && version < 8 {
         // Schema 8: device commands and the notification outbox; new tables only (`ddl` has
         // them too, so this is a no-op there).
-        conn.execute_batch(super::commands::DDL)?;
-        conn.execute_batch(super::notify_outbox::DDL)?;
+        conn.execute_batch(super::tables::COMMANDS)?;
+        conn.execute_batch(super::tables::NOTIFY_OUTBOX)?;
     }
     if version != 0 && version < 9 {
         // Schema 9: each command's time on the office's clock (the day of the daily report).
@@ -225,7 +225,7 @@ pub fn migrate(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
     }
     if version != 0 && version < 10 {
         // Schema 10: how far the rules judged each site (a new table; `ddl` has it too).
-        conn.execute_batch(super::progress::DDL)?;
+        conn.execute_batch(super::tables::RULE_PROGRESS)?;
     }
     conn.execute_batch(
         "CREATE INDEX IF NOT EXISTS dead_letters_by_source ON dead_letters (source, id);
@@ -263,12 +263,12 @@ pub const ROLLUPS: [(&str, i64); 2] = [("rollup_1m", MINUTE), ("rollup_1h", HOUR
 /// The full DDL, rollup tables included.
 pub fn ddl() -> String {
     let mut sql = BASE.to_string();
-    sql.push_str(super::acting::DDL);
+    sql.push_str(super::tables::ACTING);
     // Schema 8: device commands and the notification outbox (new tables only).
-    sql.push_str(super::commands::DDL);
-    sql.push_str(super::notify_outbox::DDL);
+    sql.push_str(super::tables::COMMANDS);
+    sql.push_str(super::tables::NOTIFY_OUTBOX);
     // Schema 10: the rules' progress per site.
-    sql.push_str(super::progress::DDL);
+    sql.push_str(super::tables::RULE_PROGRESS);
     for (table, _) in ROLLUPS {
         sql.push_str(&format!(
             "CREATE TABLE IF NOT EXISTS {table} (site TEXT NOT NULL, bucket INTEGER NOT NULL, {cols}, \

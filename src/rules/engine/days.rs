@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::rules::kinds::sprinkling::{self, DayVerdict, SprinklingDay};
+use crate::store::DayRow;
 
 /// One site's figures for one local day (the daily report's line).
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -185,4 +186,41 @@ pub(super) fn tally(tz: Tz, s: &mut SiteState, t: &Transition) -> Option<DayStat
         }
     }
     None
+}
+
+/// A saved day row back into engine figures.
+pub fn day_stats(r: &DayRow) -> DayStats {
+    DayStats {
+        site: r.site.clone(),
+        date: r.date,
+        exceedance_minutes: r.exceedance_minutes,
+        data_minutes: r.data_minutes,
+        activity_minutes: r.activity_minutes,
+        night_activity_minutes: r.night_activity_minutes,
+        sprinkling_runs: r.sprinkling_runs,
+        alerts_opened: r.alerts_opened,
+        alerts_closed: r.alerts_closed,
+        level_max: r.level_max,
+        not_judged_minutes: r.not_judged_minutes,
+        // A row from before schema 4 (or unreadable) has no list: the minutes still count.
+        not_judged: serde_json::from_str(&r.not_judged).unwrap_or_default(),
+    }
+}
+
+pub fn day_row(d: &DayStats, closed: bool) -> DayRow {
+    DayRow {
+        site: d.site.clone(),
+        date: d.date,
+        exceedance_minutes: d.exceedance_minutes,
+        data_minutes: d.data_minutes,
+        activity_minutes: d.activity_minutes,
+        night_activity_minutes: d.night_activity_minutes,
+        sprinkling_runs: d.sprinkling_runs,
+        alerts_opened: d.alerts_opened,
+        alerts_closed: d.alerts_closed,
+        level_max: d.level_max,
+        closed,
+        not_judged_minutes: d.not_judged_minutes,
+        not_judged: serde_json::to_string(&d.not_judged).unwrap_or_else(|_| "[]".into()),
+    }
 }
