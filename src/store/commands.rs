@@ -11,8 +11,19 @@ use serde::Serialize;
 use std::path::Path;
 
 /// Where a command stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum CommandState {
     /// Published; no answer yet.
     Sent,
@@ -26,22 +37,10 @@ pub enum CommandState {
 
 impl CommandState {
     pub fn name(self) -> &'static str {
-        match self {
-            CommandState::Sent => "sent",
-            CommandState::Answered => "answered",
-            CommandState::TimedOut => "timed_out",
-            CommandState::NotSent => "not_sent",
-        }
+        self.into()
     }
     fn parse(s: &str) -> Option<CommandState> {
-        [
-            CommandState::Sent,
-            CommandState::Answered,
-            CommandState::TimedOut,
-            CommandState::NotSent,
-        ]
-        .into_iter()
-        .find(|c| c.name() == s)
+        s.parse().ok()
     }
 }
 

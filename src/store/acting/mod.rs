@@ -159,3 +159,38 @@ impl ActingStore {
         })
     }
 }
+
+#[cfg(test)]
+mod text_tests {
+    use super::{OrderKind, OrderState, PatrolResult, ReceiptVia, ReinspectionResult};
+    use crate::store::commands::CommandState;
+    use serde::Serialize;
+
+    /// The stored text, the API's JSON and the parse back all agree (one derive each).
+    fn agrees<T: Serialize + Copy + PartialEq + std::fmt::Debug + std::str::FromStr>(all: &[T])
+    where
+        &'static str: From<T>,
+    {
+        for v in all {
+            let text: &'static str = (*v).into();
+            let json = serde_json::to_value(v).expect("serialises");
+            assert_eq!(json, serde_json::json!(text), "{v:?}");
+            assert!(text.parse::<T>().ok() == Some(*v), "{v:?} parses back");
+        }
+    }
+
+    #[test]
+    fn the_office_enums_say_in_text_what_they_say_in_json() {
+        agrees(&[OrderKind::StopWork, OrderKind::Rectify]);
+        agrees(&[OrderState::Open, OrderState::Passed]);
+        agrees(&[ReinspectionResult::Passed, ReinspectionResult::Failed]);
+        agrees(&PatrolResult::ALL);
+        agrees(&[ReceiptVia::Inspector, ReceiptVia::Device]);
+        agrees(&[
+            CommandState::Sent,
+            CommandState::Answered,
+            CommandState::TimedOut,
+            CommandState::NotSent,
+        ]);
+    }
+}

@@ -6,8 +6,20 @@ use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
 /// How a receipt came in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ReceiptVia {
     /// An inspector confirmed the site has it.
     Inspector,
@@ -17,10 +29,7 @@ pub enum ReceiptVia {
 
 impl ReceiptVia {
     pub fn name(self) -> &'static str {
-        match self {
-            ReceiptVia::Inspector => "inspector",
-            ReceiptVia::Device => "device",
-        }
+        self.into()
     }
 }
 
@@ -73,11 +82,7 @@ pub trait NoticeDb: Send + Sync {
 
 impl ReceiptVia {
     pub(crate) fn parse(s: &str) -> ReceiptVia {
-        if s == "device" {
-            ReceiptVia::Device
-        } else {
-            ReceiptVia::Inspector
-        }
+        s.parse().unwrap_or(ReceiptVia::Inspector)
     }
 }
 

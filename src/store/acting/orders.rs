@@ -6,8 +6,20 @@ use super::{ActingError, ActingStore, SqliteActing};
 use rusqlite::{params, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum OrderKind {
     StopWork,
     Rectify,
@@ -15,20 +27,27 @@ pub enum OrderKind {
 
 impl OrderKind {
     pub fn name(self) -> &'static str {
-        match self {
-            OrderKind::StopWork => "stop_work",
-            OrderKind::Rectify => "rectify",
-        }
+        self.into()
     }
     pub fn parse(s: &str) -> Option<OrderKind> {
-        [OrderKind::StopWork, OrderKind::Rectify]
-            .into_iter()
-            .find(|k| k.name() == s)
+        s.parse().ok()
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum OrderState {
     /// Waiting for a passed re-inspection.
     Open,
@@ -39,16 +58,24 @@ pub enum OrderState {
 impl OrderState {
     /// As stored; anything but `passed` reads as open (it keeps holding the alert).
     pub(crate) fn parse(s: &str) -> OrderState {
-        if s == "passed" {
-            OrderState::Passed
-        } else {
-            OrderState::Open
-        }
+        s.parse().unwrap_or(OrderState::Open)
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ReinspectionResult {
     Passed,
     Failed,
@@ -56,18 +83,11 @@ pub enum ReinspectionResult {
 
 impl ReinspectionResult {
     pub fn name(self) -> &'static str {
-        match self {
-            ReinspectionResult::Passed => "passed",
-            ReinspectionResult::Failed => "failed",
-        }
+        self.into()
     }
     /// As stored; anything but `passed` reads as failed.
     pub(crate) fn parse(s: &str) -> ReinspectionResult {
-        if s == "passed" {
-            ReinspectionResult::Passed
-        } else {
-            ReinspectionResult::Failed
-        }
+        s.parse().unwrap_or(ReinspectionResult::Failed)
     }
 }
 

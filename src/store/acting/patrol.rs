@@ -5,8 +5,20 @@ use super::{ActingError, ActingStore, SqliteActing};
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum PatrolResult {
     Working,
     NotWorking,
@@ -20,14 +32,10 @@ impl PatrolResult {
         PatrolResult::Rectified,
     ];
     pub fn name(self) -> &'static str {
-        match self {
-            PatrolResult::Working => "working",
-            PatrolResult::NotWorking => "not_working",
-            PatrolResult::Rectified => "rectified",
-        }
+        self.into()
     }
     pub fn parse(s: &str) -> Option<PatrolResult> {
-        PatrolResult::ALL.into_iter().find(|r| r.name() == s)
+        s.parse().ok()
     }
 }
 
