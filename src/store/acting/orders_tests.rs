@@ -1,4 +1,4 @@
-//! The order store's own tests: holds, re-inspections and escalation on SQLite.
+//! The order store's own tests: an order holds its alert across a restart, on SQLite and PostgreSQL.
 
 use super::*;
 
