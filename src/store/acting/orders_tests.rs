@@ -1,4 +1,4 @@
-//! The order store's own tests: an order holds its alert across a restart, on SQLite and PostgreSQL.
+//! The order store's own tests: an order holds its alert across a restart (SQLite, PostgreSQL).
 
 use super::*;
 
