@@ -7,7 +7,7 @@ use super::config::Synchronous;
 use super::connection::open_writer;
 use super::StoreError;
 pub use dustwatch_protocol::{Alert, AlertChange, Change, DayRow, EventTime};
-use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::path::Path;
 use std::str::FromStr;
 
@@ -72,12 +72,7 @@ impl AlertStore {
 
 impl AlertWriter for AlertStore {
     fn apply(&mut self, changes: &[(Change, Alert)]) -> Result<(), StoreError> {
-        // IMMEDIATE: a deferred transaction that reads first fails at once ("database is
-        // locked", the busy timeout does not apply) when the ingest writer commits before its
-        // first write; taking the write lock up front waits instead.
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.transaction()?;
         let now = chrono::Utc::now().timestamp_millis();
         for (change, a) in changes {
             // Notifications: every change but a plain evidence update; an update that raised
@@ -147,9 +142,7 @@ impl AlertWriter for AlertStore {
     }
 
     fn save_days(&mut self, days: &[DayRow]) -> Result<(), StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.transaction()?;
         for d in days {
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO daily_stats (site, date, exceedance_minutes, data_minutes, \

@@ -22,7 +22,11 @@ pub(crate) fn open_writer(dir: &Path, synchronous: Synchronous) -> Result<Connec
         path: dir.display().to_string(),
         source,
     })?;
-    let conn = Connection::open(db_path(dir))?;
+    let mut conn = Connection::open(db_path(dir))?;
+    // Every transaction takes the write lock when it begins: a deferred one that reads first
+    // fails at once ("database is locked", the busy timeout does not apply) when another writer
+    // commits before its first write, and the batch it carried would be lost.
+    conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
     conn.pragma_update(None, "journal_mode", "WAL")?;
     let sync = match synchronous {
         Synchronous::Normal => "NORMAL",

@@ -145,9 +145,7 @@ impl NotifyQueue for NotifyOutbox {
     }
 
     fn route(&mut self, up_to: i64, routes: &[(i64, &str, i64)]) -> Result<(), StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.conn.transaction()?;
         for (id, target, due) in routes {
             tx.prepare_cached(
                 "INSERT OR IGNORE INTO notify_delivery (outbox_id, target, due_ms, state) \
@@ -240,9 +238,7 @@ impl NotifyQueue for NotifyOutbox {
     }
 
     fn prune(&mut self, before_ms: i64) -> Result<u64, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.conn.transaction()?;
         let mut n = tx.execute(
             "DELETE FROM notify_delivery WHERE state != 'pending' AND done_ms < ?1",
             params![before_ms],

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 /// Save (site, judged-to minute) pairs; a site's progress never moves back.
 pub fn save(conn: &mut Connection, progress: &[(String, i64)]) -> Result<(), StoreError> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let tx = conn.transaction()?;
     {
         let mut stmt = tx.prepare_cached(
             "INSERT INTO rule_progress (site, judged_to) VALUES (?1, ?2) \

@@ -16,7 +16,7 @@ use super::retention;
 use super::sqlite_batch::{BatchWrite, INSERT_READING};
 use super::{BatchOutcome, Record, RetentionReport, StoreError, StoreWriter};
 use dustwatch_protocol::SiteInfo;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 use std::sync::Arc;
 
 /// Refuse a fence older than the partition's stored revision, else store its revision: a new
@@ -129,9 +129,7 @@ impl SqliteStore {
         let mut w = BatchWrite::new(received, self.outbox, self.forward);
         let known = &mut self.known;
         let result = (|| -> Result<(), StoreError> {
-            let tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = self.conn.transaction()?;
             if let Some(fence) = fence {
                 check_fence(&tx, fence)?;
             }
@@ -194,9 +192,7 @@ impl StoreWriter for SqliteStore {
     }
 
     fn upsert_sites(&mut self, sites: &[SiteInfo]) -> Result<(), StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.transaction()?;
         for s in sites {
             tx.execute(
                 "INSERT INTO sites (id, name, street, kind, phase, lat, lon, reference, registered) \
@@ -234,9 +230,7 @@ impl StoreWriter for SqliteStore {
                 newest_ts: self.known.latest.get(id).map(|l| l.reading.ts),
             })
             .collect();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.transaction()?;
         let (report, gone) = retention::apply(&tx, &self.config, &sites, fleet_ms, now_ms())?;
         tx.commit()?;
         if !gone.is_empty() {

@@ -158,7 +158,7 @@ impl NoticeDb for SqliteActing {
         sites: &[(String, &'static str)],
     ) -> Result<i64, ActingError> {
         let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = conn.transaction()?;
         tx.execute(
             "INSERT INTO notices (level, issued_by, issued_ts, note) VALUES (?1, ?2, ?3, ?4)",
             params![level, by, ts, note],

@@ -427,7 +427,7 @@ impl OrderDb for SqliteActing {
         escalated_to: Option<&str>,
     ) -> Result<Option<i64>, ActingError> {
         let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = conn.transaction()?;
         let changed = match n.result {
             ReinspectionResult::Passed => tx.execute(
                 "UPDATE orders SET state = 'passed' WHERE id = ?1 AND state = 'open'",

@@ -126,7 +126,7 @@ impl UserDb for SqliteActing {
 
     fn disable_user(&self, id: i64) -> Result<(), ActingError> {
         let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = conn.transaction()?;
         tx.execute("UPDATE users SET disabled = 1 WHERE id = ?1", [id])?;
         tx.execute("DELETE FROM sessions WHERE user_id = ?1", [id])?;
         tx.execute("DELETE FROM api_tokens WHERE user_id = ?1", [id])?;
