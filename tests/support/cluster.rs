@@ -110,6 +110,18 @@ impl Instance {
         partitions: u32,
         ttl_s: u64,
     ) -> Instance {
+        Instance::start_with(cluster, name, store, partitions, ttl_s, "")
+    }
+
+    /// As [`Instance::start`], with `extra` TOML sections appended to its config.
+    pub fn start_with(
+        cluster: &NatsCluster,
+        name: &str,
+        store: &SharedStore,
+        partitions: u32,
+        ttl_s: u64,
+        extra: &str,
+    ) -> Instance {
         let data = store.dir.path();
         let servers = cluster
             .client_urls()
@@ -124,7 +136,7 @@ impl Instance {
             format!(
                 "[ingest]\nsource = \"nats\"\n\n[nats]\nservers = [{servers}]\n\
                  partitions = {partitions}\nreplicas = {replicas}\nlease_ttl_s = {ttl_s}\n\
-                 instance = \"{name}\"\nfetch_max = 500\nack_wait_s = 10\nstream_max_bytes = 268435456\n\n{}",
+                 instance = \"{name}\"\nfetch_max = 500\nack_wait_s = 10\nstream_max_bytes = 268435456\n\n{}\n{extra}",
                 store.config_toml()
             ),
         )
@@ -299,6 +311,33 @@ pub fn publish_in_background(
             super::publish_all(port, &client_id, payloads).await
         });
     })
+}
+
+/// The partitions whose lease `owner` holds now (read from the lease bucket).
+pub fn partitions_of(cluster: &NatsCluster, owner: &str, partitions: u32) -> Vec<u32> {
+    let url = cluster.client_urls()[0].clone();
+    let owner = owner.to_string();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async move {
+            let client = async_nats::connect(url.as_str()).await.expect("connect");
+            let js = async_nats::jetstream::new(client);
+            let kv = js
+                .get_key_value(NatsConfig::default().lease_bucket)
+                .await
+                .expect("lease bucket");
+            let mut held = Vec::new();
+            for p in 0..partitions {
+                if let Ok(Some(entry)) = kv.entry(format!("partition.{p}")).await {
+                    if entry.value.as_ref() == owner.as_bytes() {
+                        held.push(p);
+                    }
+                }
+            }
+            held
+        })
 }
 
 /// Messages fetched and not yet acknowledged on the partitions whose lease `owner` holds (read

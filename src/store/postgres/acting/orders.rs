@@ -2,7 +2,7 @@
 //! `orders_one_open`, so two instances ordering the same alert at once cannot both succeed.
 
 use super::{u32_of, PgActing};
-use crate::store::acting::orders::ORDER_COLS;
+use crate::store::acting::orders::{HOLD_OF, ORDER_COLS};
 use crate::store::acting::{
     ActingError, NewOrder, NewReinspection, Order, OrderDb, OrderKind, OrderState, Reinspection,
     ReinspectionResult,
@@ -61,6 +61,13 @@ impl OrderDb for PgActing {
                 .iter()
                 .map(|r| (r.get(0), r.get::<_, Option<i64>>(1).unwrap_or(0)))
                 .collect())
+        })
+    }
+
+    fn hold_of(&self, alert_id: i64) -> Result<Option<i64>, ActingError> {
+        self.with(move |c| {
+            Ok(c.query_opt(HOLD_OF, &[&alert_id])?
+                .map(|r| r.get::<_, Option<i64>>(0).unwrap_or(0)))
         })
     }
 
@@ -210,8 +217,8 @@ mod tests {
     use std::sync::Arc;
 
     /// Two instances' stores on one database: an order given on one holds the alert on the
-    /// other once it reads the holds again, and so does the pass that lifts it; one open order
-    /// per alert across both.
+    /// other the moment it is stored (the shared holds read the rows when asked), and so does
+    /// the pass that lifts it; one open order per alert across both.
     #[test]
     fn orders_given_on_one_instance_hold_the_alert_on_the_other() {
         let Some(pg) = dustwatch_testkit::Postgres::start() else {
@@ -238,9 +245,19 @@ mod tests {
             a.issue_order(&order),
             Err(ActingError::Invalid(_))
         ));
-        assert!(!a.holds().is_held(7, 5_000), "not read yet");
-        a.refresh_holds().expect("refresh");
-        assert!(a.holds().is_held(7, i64::MAX - 1));
+        assert!(
+            !a.holds().is_held(7, 5_000),
+            "the local holds know only this instance's orders"
+        );
+        let shared = a.shared_holds();
+        assert!(
+            shared.is_held(7, i64::MAX - 1),
+            "b's order holds on a at once"
+        );
+        assert!(
+            !shared.is_held(8, 5_000),
+            "an alert without an order is not held"
+        );
         let check = |result, ts| NewReinspection {
             order_id: o.id,
             result,
@@ -260,8 +277,7 @@ mod tests {
             a.reinspect(&check(ReinspectionResult::Passed, 3_100)),
             Err(ActingError::Invalid(_))
         ));
-        a.refresh_holds().expect("refresh");
-        assert!(a.holds().is_held(7, 2_999) && !a.holds().is_held(7, 3_000));
+        assert!(shared.is_held(7, 2_999) && !shared.is_held(7, 3_000));
         let seen = a.order(o.id).expect("order");
         assert_eq!(
             (seen.state, seen.escalations, seen.reinspections.len()),
