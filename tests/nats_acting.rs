@@ -7,7 +7,7 @@
 
 mod support;
 
-use support::acting::{call, ok, users, Auth, BOOTSTRAP, T0};
+use support::acting::{call, ok, site_alerts, users, Auth, BOOTSTRAP, T0};
 use support::cluster::*;
 use support::eventually;
 
@@ -99,15 +99,7 @@ fn an_alert_judged_by_b_is_acknowledged_and_held_by_an_order_through_a() {
         .join()
         .expect("publisher");
     let id = eventually(60, "the site's noise alert cleared", || {
-        let (_, body) = call(
-            pa,
-            "GET",
-            &format!("/api/alerts?site={site}&state=all"),
-            &Auth::None,
-            "",
-        );
-        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-        v.as_array()?
+        site_alerts(pa, &site)
             .iter()
             .find(|a| a["rule"] == "noise" && a["state"] == "cleared")
             .and_then(|a| a["id"].as_i64())

@@ -200,6 +200,21 @@ pub fn ok(port: u16, method: &str, path: &str, auth: &Auth, body: &str) -> serde
     serde_json::from_str(&b).expect("json")
 }
 
+/// Every alert of `site` as `port` lists them (none while it does not answer).
+pub fn site_alerts(port: u16, site: &str) -> Vec<serde_json::Value> {
+    let (_, body) = call(
+        port,
+        "GET",
+        &format!("/api/alerts?site={site}&state=all"),
+        &Auth::None,
+        "",
+    );
+    match serde_json::from_str(&body) {
+        Ok(serde_json::Value::Array(alerts)) => alerts,
+        _ => Vec::new(),
+    }
+}
+
 /// A form post as a page sends it; (status, body).
 pub fn form(port: u16, path: &str, auth: &Auth, fields: &[(&str, &str)]) -> (u16, String) {
     let r = agent().post(&format!("http://127.0.0.1:{port}{path}"));
