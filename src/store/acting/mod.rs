@@ -73,12 +73,7 @@ impl Holds {
     pub fn is_held(&self, alert_id: i64, ts: i64) -> bool {
         let from = match &self.shared {
             Some(db) => match db.hold_of(alert_id) {
-                Ok(from) => {
-                    if let (Some(from), Ok(mut s)) = (from, self.known.write()) {
-                        s.insert(alert_id, from);
-                    }
-                    from
-                }
+                Ok(from) => from,
                 Err(e) => {
                     // Unknown is held: the alert closes on a later minute once the rows answer.
                     tracing::warn!(alert_id, error = %e, "could not read the alert's order; it stays open");
