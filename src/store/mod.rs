@@ -28,6 +28,7 @@ mod registry;
 pub mod retention;
 mod rollup;
 pub mod schema;
+mod sql;
 pub mod sqlite;
 mod sqlite_batch;
 pub mod tables;
