@@ -9,6 +9,7 @@ mod batch;
 #[cfg(test)]
 mod bounds_tests;
 pub mod checkpoint;
+mod command_statements;
 pub mod commands;
 pub mod config;
 mod connection;
