@@ -15,12 +15,7 @@ fn screenshots() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_inspector_logs_in_orders_and_reinspects_in_chromium() {
-    let Some(chromium) = chromium_binary() else {
-        assert!(
-            !browser_required(),
-            "DUSTWATCH_REQUIRE_BROWSER is set but no chromium was found (apt-get install chromium)"
-        );
-        eprintln!("SKIPPED: chromium not installed (apt-get install chromium); set DUSTWATCH_REQUIRE_BROWSER=1 to make this a failure");
+    let Some(chromium) = chromium_or_skip() else {
         return;
     };
     let office = Office::start().await;
@@ -44,11 +39,7 @@ async fn an_inspector_logs_in_orders_and_reinspects_in_chromium() {
         // In Chinese, as the office works (the switch is remembered by a cookie).
         b.goto(&url(&format!("/alerts/{id}/act?lang=zh-CN")));
         b.wait_for(10, "location.pathname === '/login'");
-        b.eval(
-            "document.querySelector('input[name=name]').value = 'li';
-             document.querySelector('input[name=password]').value = 'li-password';
-             document.querySelector('form.login button').click(); true",
-        );
+        b.log_in("li", "li-password");
         b.wait_for(
             20,
             &format!("location.pathname === '/alerts/{id}/act' && document.readyState === 'complete' && !!document.querySelector('form.order')"),

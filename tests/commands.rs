@@ -216,13 +216,8 @@ async fn commands_from_the_api_the_site_page_and_the_cli_are_answered_and_unansw
 /// Send a sprinkle command from the site page in headless Chromium and wait until the page shows
 /// it answered (skipped without Chromium unless DUSTWATCH_REQUIRE_BROWSER is set).
 async fn from_the_site_page(port: u16, site: &str) {
-    use support::browser::{browser_required, chromium_binary, Browser};
-    let Some(chromium) = chromium_binary() else {
-        assert!(
-            !browser_required(),
-            "DUSTWATCH_REQUIRE_BROWSER is set but no chromium was found (apt-get install chromium)"
-        );
-        eprintln!("SKIPPED (browser part): chromium not installed (apt-get install chromium)");
+    use support::browser::{chromium_or_skip, Browser};
+    let Some(chromium) = chromium_or_skip() else {
         return;
     };
     let url = format!("http://127.0.0.1:{port}/sites/{site}?lang=zh-CN");
