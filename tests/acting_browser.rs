@@ -22,14 +22,7 @@ async fn an_inspector_logs_in_orders_and_reinspects_in_chromium() {
     let port = office.port;
     publish_all(office.broker_port, "fleet-browser", readings(0, 130)).await;
     tokio::task::spawn_blocking(move || {
-        let id = eventually(60, "s1's alert", || {
-            let (_, body) = call(port, "GET", "/api/alerts?site=s1", &Auth::None, "");
-            let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-            v.as_array()?
-                .iter()
-                .find(|a| a["rule"] == "pm10-hourly")
-                .and_then(|a| a["id"].as_i64())
-        });
+        let id = eventually(60, "s1's alert", || pm10_alert(port, "s1", "")?["id"].as_i64());
         users(port);
         let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
         let mut b = Browser::launch(&chromium);
