@@ -25,6 +25,7 @@ pub mod postgres;
 pub mod progress;
 pub mod raw_frames;
 pub mod reader;
+mod reading_rows;
 mod registry;
 pub mod retention;
 mod rollup;
