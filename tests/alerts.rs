@@ -6,7 +6,7 @@ mod support;
 
 use dustwatch::app::Aggregator;
 use dustwatch::config::Config;
-use dustwatch_protocol::{Phase, Reading, SiteInfo, SiteKind, TopicRoot};
+use dustwatch_protocol::{Phase, SiteInfo, SiteKind, TopicRoot};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::time::Duration;
 use support::*;
@@ -65,6 +65,8 @@ async fn alerts_flow(broker_port: u16) {
 
     // Two hours: the first clean, the second at +200 over the reference; then 10 minutes more
     // so the second hour is past the allowed lateness.
+    let root = TopicRoot::default();
+    let t0 = support::acting::T0; // 2017-01-05 08:00 Asia/Shanghai
     let msgs = support::acting::readings_of(&["s1"], 0, 130);
     publish_all(broker_port, &format!("fleet-{broker_port}"), msgs).await;
 

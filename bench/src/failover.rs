@@ -13,7 +13,7 @@ use dustwatch_testkit::process::serve_command;
 use dustwatch_testkit::{free_port, wait_port, NatsCluster, Postgres};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
