@@ -8,9 +8,7 @@ use support::acting::*;
 use support::{eventually, publish_all};
 
 fn alert_of(port: u16, site: &str) -> Option<serde_json::Value> {
-    site_alerts(port, site)
-        .into_iter()
-        .find(|a| a["rule"] == "pm10-hourly")
+    pm10_alert(port, site, "&state=all")
 }
 
 async fn wait_alert(port: u16, site: &'static str, state: &'static str) -> serde_json::Value {

@@ -99,7 +99,7 @@ fn an_alert_judged_by_b_is_acknowledged_and_held_by_an_order_through_a() {
         .join()
         .expect("publisher");
     let id = eventually(60, "the site's noise alert cleared", || {
-        site_alerts(pa, &site)
+        site_alerts(pa, &site, "&state=all")
             .iter()
             .find(|a| a["rule"] == "noise" && a["state"] == "cleared")
             .and_then(|a| a["id"].as_i64())
