@@ -6,7 +6,7 @@ mod support;
 
 use dustwatch::app::Aggregator;
 use dustwatch::config::Config;
-use dustwatch_protocol::{Phase, Reading, SiteInfo, SiteKind, TopicRoot};
+use dustwatch_protocol::{EventTime, Phase, Reading, SiteInfo, SiteKind, TopicRoot};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::time::Duration;
 use support::*;
@@ -77,7 +77,7 @@ async fn alerts_flow(broker_port: u16) {
         };
         for (s, v) in [("s1", pm10), ("ref", 100.0 + (i % 2) as f64)] {
             let r = Reading {
-                ts,
+                ts: EventTime(ts),
                 seq: i as u64,
                 boot: 1,
                 interval_s: 60,

@@ -7,7 +7,9 @@ use super::hot::Hot;
 use super::rollup::{bucket, series_points, series_source, Agg};
 use super::schema;
 use super::{Counts, DeviceRow, Latest, SeriesPoint, SiteRow, StoreError, StoreReader};
-use dustwatch_protocol::{CityLevel, Flag, Level, Metric, Phase, Reading, SiteInfo, SiteKind};
+use dustwatch_protocol::{
+    CityLevel, EventTime, Flag, Level, Metric, Phase, Reading, SiteInfo, SiteKind,
+};
 use rusqlite::{params, Connection, OpenFlags};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -271,7 +273,7 @@ impl StoreReader for SqliteReader {
             while let Some(r) = rows.next()? {
                 let flags: Option<String> = r.get(14)?;
                 let reading = Reading {
-                    ts: r.get(1)?,
+                    ts: EventTime(r.get(1)?),
                     boot: r.get(2)?,
                     seq: r.get(3)?,
                     interval_s: r.get(4)?,
@@ -333,7 +335,7 @@ impl StoreReader for SqliteReader {
                 out.push((
                     r.get(0)?,
                     dustwatch_protocol::Event {
-                        ts: r.get(1)?,
+                        ts: EventTime(r.get(1)?),
                         seq: r.get(2)?,
                         boot: r.get(3)?,
                         kind: parse_enum(&kind)?,
@@ -352,7 +354,10 @@ impl StoreReader for SqliteReader {
             for row in rows {
                 let (ts, level) = row?;
                 let level = Level::from_str(&level).map_err(StoreError::Corrupt)?;
-                out.push(CityLevel { level, ts });
+                out.push(CityLevel {
+                    level,
+                    ts: EventTime(ts),
+                });
             }
             Ok(out)
         })

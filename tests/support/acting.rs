@@ -5,7 +5,7 @@
 use super::embedded_broker;
 use dustwatch::app::Aggregator;
 use dustwatch::config::Config;
-use dustwatch_protocol::{Phase, Reading, SiteInfo, SiteKind, TopicRoot};
+use dustwatch_protocol::{EventTime, Phase, Reading, SiteInfo, SiteKind, TopicRoot};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -113,7 +113,7 @@ pub fn readings(from: i64, to: i64) -> Vec<(String, Vec<u8>)> {
         };
         for (s, v) in [("s1", pm10), ("s2", pm10), ("ref", 100.0 + (i % 2) as f64)] {
             let r = Reading {
-                ts,
+                ts: EventTime(ts),
                 seq: i as u64,
                 boot: 1,
                 interval_s: 60,

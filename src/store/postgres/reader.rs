@@ -13,7 +13,7 @@ use crate::store::{
     StoreError, StoreReader,
 };
 use dustwatch_protocol::{
-    CityLevel, Event, Flag, Level, Metric, Phase, Reading, SiteInfo, SiteKind,
+    CityLevel, Event, EventTime, Flag, Level, Metric, Phase, Reading, SiteInfo, SiteKind,
 };
 use postgres::GenericClient;
 
@@ -69,7 +69,7 @@ fn refresh(pool: Weak<Pool>, hot: Arc<Hot>, every: Duration) {
         let Some(pool) = pool.upgrade() else { return };
         match pool.with(read_latest) {
             Ok(latest) => {
-                let newest: Vec<i64> = latest.iter().map(|(_, l)| l.reading.ts).collect();
+                let newest: Vec<i64> = latest.iter().map(|(_, l)| l.reading.ts.ms()).collect();
                 let fresher: Vec<(String, Latest)> = latest
                     .into_iter()
                     .filter(|(site, l)| {
@@ -258,7 +258,7 @@ impl StoreReader for PgReader {
             let mut out = Vec::with_capacity(rows.len());
             for r in rows {
                 let mut reading = Reading {
-                    ts: r.get(1),
+                    ts: EventTime(r.get(1)),
                     boot: u32_opt(r.get(2)).unwrap_or(0),
                     seq: u64::try_from(r.get::<_, i64>(3)).unwrap_or(0),
                     interval_s: u32_opt(r.get(4)).unwrap_or(0),
@@ -311,7 +311,7 @@ impl StoreReader for PgReader {
                     Ok((
                         r.get(0),
                         Event {
-                            ts: r.get(1),
+                            ts: EventTime(r.get(1)),
                             seq: u64::try_from(r.get::<_, i64>(2)).unwrap_or(0),
                             boot: u32_opt(r.get(3)).unwrap_or(0),
                             kind: parse_enum(r.get(4))?,
@@ -330,7 +330,7 @@ impl StoreReader for PgReader {
                     let level = Level::from_str(r.get(1)).map_err(StoreError::Corrupt)?;
                     Ok(CityLevel {
                         level,
-                        ts: r.get(0),
+                        ts: EventTime(r.get(0)),
                     })
                 })
                 .collect()
