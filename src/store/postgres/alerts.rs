@@ -7,6 +7,7 @@ use crate::store::alerts::{
     RuleKind, StateFilter,
 };
 use crate::store::notify_outbox::NotifyChange;
+use crate::store::sql::u32_of;
 use crate::store::StoreError;
 use postgres::{Client, GenericClient, Row};
 use std::str::FromStr;
@@ -33,10 +34,6 @@ impl PgAlertStore {
         }
         Ok(self.client.get_mut())
     }
-}
-
-fn u32_of(v: i64) -> u32 {
-    u32::try_from(v.max(0)).unwrap_or(u32::MAX)
 }
 
 impl AlertWriter for PgAlertStore {
