@@ -12,6 +12,7 @@ use crate::store::config::Backend;
 use crate::store::{self, OpenStore, StoreError, StoreReader};
 use crate::web;
 use chrono::NaiveDate;
+use dustwatch_protocol::time::SECOND;
 use dustwatch_protocol::{Registry, SiteInfo};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -251,7 +252,7 @@ impl Aggregator {
             );
             engine.set_sites(sites.into_iter().filter(|s| s.registered).map(|s| s.info));
             for l in levels {
-                engine.set_level(l.ts, l.level);
+                engine.set_level(l.ts.ms(), l.level);
             }
         }
         let report_reader = reader.clone();
@@ -388,7 +389,7 @@ impl Aggregator {
         let state = web::AppState {
             reader: reader.clone(),
             metrics: metrics.clone(),
-            offline_after_ms: config.time.offline_after_s * 1000,
+            offline_after_ms: config.time.offline_after_s * SECOND,
             write_token: write_token.clone(),
             rules: rules_handle.clone(),
             alert_actions,

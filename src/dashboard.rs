@@ -362,7 +362,7 @@ pub fn render_from_store(
     let now = reader
         .latest()?
         .iter()
-        .map(|(_, l)| l.reading.ts)
+        .map(|(_, l)| l.reading.ts.ms())
         .max()
         .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
     let overlays = Overlays {

@@ -94,6 +94,33 @@ async fn alerts_flow(broker_port: u16) {
     assert_eq!(alert["evidence"]["value"], 199.5);
     let id = alert["id"].as_i64().expect("id");
 
+    // The filters parse into the store's enums: a known kind filters, an unknown state or kind
+    // is a 400 that names what is allowed.
+    let (by_kind, wrong_kind, wrong_state) = tokio::task::spawn_blocking(move || {
+        (
+            http_get(port, "/api/alerts?state=open&kind=window"),
+            http_get(port, "/api/alerts?kind=pm10"),
+            http_get(port, "/api/alerts?state=opened"),
+        )
+    })
+    .await
+    .expect("get");
+    let windows: serde_json::Value = serde_json::from_str(&by_kind.1).expect("json");
+    assert!(
+        windows.as_array().is_some_and(
+            |a| a.iter().any(|a| a["id"] == id) && a.iter().all(|a| a["kind"] == "window")
+        ),
+        "{windows}"
+    );
+    assert_eq!(wrong_kind.0, 400, "{}", wrong_kind.1);
+    assert!(
+        wrong_kind.1.contains("window, restriction"),
+        "{}",
+        wrong_kind.1
+    );
+    assert_eq!(wrong_state.0, 400, "{}", wrong_state.1);
+    assert!(wrong_state.1.contains("open, active"), "{}", wrong_state.1);
+
     // Site status follows the open alert.
     let (_, body) = tokio::task::spawn_blocking(move || http_get(port, "/api/sites"))
         .await

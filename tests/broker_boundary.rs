@@ -11,7 +11,7 @@ use dustwatch::broker_config::{self, Identities};
 use dustwatch::config::Config;
 use dustwatch_mqtt::Credentials;
 use dustwatch_protocol::registry::{DeviceInfo, Registry};
-use dustwatch_protocol::{CityLevel, Level, TopicRoot};
+use dustwatch_protocol::{CityLevel, EventTime, Level, TopicRoot};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -187,7 +187,7 @@ async fn devices_publish_only_as_themselves_and_the_aggregator_stores_all_they_s
             root.city_level(),
             serde_json::to_vec(&CityLevel {
                 level: Level::Red,
-                ts: t,
+                ts: EventTime(t),
             })
             .expect("encode"),
         ),
@@ -238,7 +238,7 @@ async fn devices_publish_only_as_themselves_and_the_aggregator_stores_all_they_s
             root.city_level(),
             serde_json::to_vec(&CityLevel {
                 level: Level::Yellow,
-                ts: t,
+                ts: EventTime(t),
             })
             .expect("encode"),
         )],

@@ -10,7 +10,7 @@ use dustwatch::config::Config;
 use dustwatch::ingest::session::{Session, SessionError, SessionOptions};
 use dustwatch::publish::Publisher;
 use dustwatch_mqtt::{ConnectError, TlsSettings};
-use dustwatch_protocol::{CityLevel, Level, TopicRoot};
+use dustwatch_protocol::{CityLevel, EventTime, Level, TopicRoot};
 use dustwatch_testkit::TestPki;
 use std::time::Duration;
 use support::*;
@@ -67,7 +67,7 @@ async fn readings_published_over_tls_are_stored() {
         Publisher::start(&config.mqtt, shutdown.clone()).expect("publisher starts");
     let level = CityLevel {
         level: Level::Orange,
-        ts: 1_483_286_400_000,
+        ts: EventTime(1_483_286_400_000),
     };
     let payload = serde_json::to_vec(&level).expect("encode");
     assert!(publisher.publish(TopicRoot::default().city_level(), payload, true));

@@ -6,7 +6,7 @@ use dustwatch::export::{run, LineSink, Pacing, PgOutboxSource, SinkError, CURSOR
 use dustwatch::metrics::Metrics;
 use dustwatch::store::config::Backend;
 use dustwatch::store::{self, Alert, Record, StoreConfig};
-use dustwatch_protocol::{CityLevel, Event, EventKind, Level, Reading};
+use dustwatch_protocol::{CityLevel, Event, EventKind, EventTime, Level, Reading};
 use dustwatch_testkit::Postgres;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -101,7 +101,7 @@ async fn the_outbox_is_exported_once_from_postgres() {
             site: "s1".into(),
             device: "d1".into(),
             reading: Reading {
-                ts: T0 + seq as i64 * 60_000,
+                ts: EventTime(T0 + seq as i64 * 60_000),
                 seq,
                 boot: 1,
                 interval_s: 60,
@@ -114,7 +114,7 @@ async fn the_outbox_is_exported_once_from_postgres() {
         site: "s1".into(),
         device: "d1".into(),
         event: Event {
-            ts: T0,
+            ts: EventTime(T0),
             seq: 99,
             boot: 1,
             kind: EventKind::SprinklerOn,
@@ -123,7 +123,7 @@ async fn the_outbox_is_exported_once_from_postgres() {
     batch.push(Record::CityLevel {
         level: CityLevel {
             level: Level::Yellow,
-            ts: T0,
+            ts: EventTime(T0),
         },
         source: "test".into(),
     });
@@ -175,7 +175,7 @@ async fn the_outbox_is_exported_once_from_postgres() {
             site: "s1".into(),
             device: "d1".into(),
             reading: Reading {
-                ts: T0 + 3_600_000,
+                ts: EventTime(T0 + 3_600_000),
                 seq: 100,
                 boot: 1,
                 interval_s: 60,

@@ -3,7 +3,7 @@
 //! line protocol, and the Grafana dashboard must work both imported and file-provisioned.
 
 use dustwatch::export::line::{self, AlertChange, SiteTags};
-use dustwatch_protocol::{Level, Reading};
+use dustwatch_protocol::{AlertState, Change, EventTime, Level, Reading, Severity};
 use std::collections::{BTreeMap, BTreeSet};
 
 const GRAFANA: &str = include_str!("../dashboards/grafana/dustwatch-office.json");
@@ -16,7 +16,7 @@ fn exported() -> BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> {
         kind: "construction".into(),
     };
     let reading = Reading {
-        ts: 1_483_228_800_000,
+        ts: EventTime(1_483_228_800_000),
         seq: 1,
         boot: 1,
         interval_s: 60,
@@ -33,17 +33,26 @@ fn exported() -> BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> {
     };
     let mut out = String::new();
     line::reading(&mut out, "s1", "d1", &tags, &reading);
-    line::event(&mut out, "s1", "d1", &tags, "sprinkler_on", 1, 1, 1);
-    line::city_level(&mut out, Level::Red, 1);
+    line::event(
+        &mut out,
+        "s1",
+        "d1",
+        &tags,
+        "sprinkler_on",
+        1,
+        1,
+        EventTime(1),
+    );
+    line::city_level(&mut out, Level::Red, EventTime(1));
     let change = AlertChange {
         alert_id: 1,
         site: "s1".into(),
         rule: "pm10-hourly".into(),
-        change: "opened".into(),
-        state: "active".into(),
-        severity: "violation".into(),
+        change: Change::Opened,
+        state: AlertState::Active,
+        severity: Severity::Violation,
         acknowledged: false,
-        ts: 1,
+        ts: EventTime(1),
     };
     let alert_tags = SiteTags {
         street: "x".into(),

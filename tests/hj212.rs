@@ -7,7 +7,7 @@ mod support;
 use dustwatch::app::Aggregator;
 use dustwatch::config::Config;
 use dustwatch_protocol::hj212::{self, Cn, DeviceProfile, Frame, FLAG_REPLY};
-use dustwatch_protocol::{Reading, TopicRoot};
+use dustwatch_protocol::{EventTime, Reading, TopicRoot};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -176,7 +176,7 @@ async fn tcp_frames_become_readings_and_replies_follow_the_commit() {
     // A frame split into packets (PNUM/PNO) is reassembled, stored once and replied to.
     let mut long = hj212::from_reading(
         &Reading {
-            ts: T15 + 600_000,
+            ts: EventTime(T15 + 600_000),
             interval_s: 60,
             pm10: Some(77.0),
             ..Reading::default()
@@ -479,11 +479,14 @@ async fn mqtt_frames_are_ingested_and_redelivery_stores_nothing_twice() {
     let got = r.readings(0, i64::MAX).await;
     assert_eq!(got.len(), 2, "{got:?}");
     assert!(got.iter().all(|(d, _)| d == "d7"));
-    let rt = got.iter().find(|(_, x)| x.ts == T15).expect("2011 reading");
+    let rt = got
+        .iter()
+        .find(|(_, x)| x.ts.ms() == T15)
+        .expect("2011 reading");
     assert_eq!(rt.1.pm25, Some(245.0));
     let min = got
         .iter()
-        .find(|(_, x)| x.ts == T15 + 60_000)
+        .find(|(_, x)| x.ts.ms() == T15 + 60_000)
         .expect("2051 reading");
     assert_eq!((min.1.pm10, min.1.interval_s), (Some(70.0), 60));
     assert_eq!(r.agg.metrics.hj212.rejected("bad_crc"), 1);
@@ -807,7 +810,7 @@ async fn hj212_tcp_listener_down_then_up_leaves_no_gap() {
     assert!(summary.reconnects >= 1, "{summary:?}");
 
     let stored = site_readings(&agg, "hj-tcp", 60).await;
-    let ts: Vec<i64> = stored.iter().map(|(_, r)| r.ts).collect();
+    let ts: Vec<i64> = stored.iter().map(|(_, r)| r.ts.ms()).collect();
     let expected: Vec<i64> = (1..=60).map(|i| plan.start_ms + i * 60_000).collect();
     assert_eq!(ts, expected, "every minute once, no gap");
     second.cancel();

@@ -82,10 +82,10 @@ async fn dust_monitor_with_zero_channels_is_stored_over_tcp_and_mqtt() {
     let got = l.readings(0, i64::MAX).await;
     assert_eq!(got.len(), 2, "{got:?}");
     let tcp_reading = got.iter().find(|(d, _)| d == "d1").expect("TCP reading");
-    assert_eq!(tcp_reading.1.ts, T15);
+    assert_eq!(tcp_reading.1.ts.ms(), T15);
     assert_dust_values(&tcp_reading.1);
     let mqtt_reading = got.iter().find(|(d, _)| d == "d9").expect("MQTT reading");
-    assert_eq!(mqtt_reading.1.ts, T15 + 60_000);
+    assert_eq!(mqtt_reading.1.ts.ms(), T15 + 60_000);
     assert_dust_values(&mqtt_reading.1);
 
     // Each frame's pressure counted once, each raw frame kept.
@@ -138,7 +138,11 @@ async fn air_station_minute_frame_fills_the_site_page_the_series_and_the_aqi() {
     let got = l.readings(0, i64::MAX).await;
     assert_eq!(got.len(), 1, "{got:?}");
     let r = &got[0].1;
-    assert_eq!(r.ts, T15 + 60_000, "minute data is stamped with its start");
+    assert_eq!(
+        r.ts.ms(),
+        T15 + 60_000,
+        "minute data is stamped with its start"
+    );
     assert_eq!(r.interval_s, 60);
     assert_eq!((r.pm25, r.pm10), (Some(25.0), Some(48.0)), "the Avg values");
     assert_eq!(

@@ -361,7 +361,7 @@ async fn the_running_aggregator_notifies_a_rule_alert_and_its_acknowledgement() 
         let pm10 = if (60..120).contains(&i) { 300.0 } else { 110.0 };
         for (s, v) in [("s1", pm10), ("ref", 100.0)] {
             let r = Reading {
-                ts,
+                ts: EventTime(ts),
                 seq: i as u64,
                 boot: 1,
                 interval_s: 60,

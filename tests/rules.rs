@@ -6,7 +6,7 @@ mod rules_sim;
 
 use dustwatch::rules::{Change, Engine, Output, Profile, RuleKind};
 use dustwatch::store::Record;
-use dustwatch_protocol::{Event, EventKind, Flag, Level, Phase, Reading, SiteKind};
+use dustwatch_protocol::{Event, EventKind, EventTime, Flag, Level, Phase, Reading, SiteKind};
 use rules_sim::{site, t0, Sim, MIN, QUIET};
 
 #[test]
@@ -229,7 +229,7 @@ fn sprinkling_is_judged_at_the_local_day_boundary() {
         site: "s1".into(),
         device: "d1".into(),
         event: Event {
-            ts: t0() + 30 * MIN,
+            ts: EventTime(t0() + 30 * MIN),
             seq: 999_999,
             boot: 1,
             kind: EventKind::SprinklerOn,
@@ -298,7 +298,7 @@ fn stuck_sensor_and_bad_flags_are_faults() {
     for i in 0..5 {
         s.seq += 1;
         let mut r = Reading {
-            ts: t0() + (i + 1) * MIN,
+            ts: EventTime(t0() + (i + 1) * MIN),
             seq: s.seq,
             boot: 1,
             interval_s: 60,
@@ -346,7 +346,7 @@ fn restart_mid_day_keeps_the_day_figures() {
         site: "s1".into(),
         device: "d1".into(),
         event: Event {
-            ts,
+            ts: EventTime(ts),
             seq,
             boot: 1,
             kind: EventKind::SprinklerOn,

@@ -5,8 +5,10 @@
 //! what another wrote.
 
 use dustwatch::store::config::Backend;
+use dustwatch::store::notify_outbox::NotifyChange;
 use dustwatch::store::{
-    self, Alert, AlertFilter, DayRow, Fence, OpenStore, Record, StoreConfig, StoreError,
+    self, Alert, AlertFilter, DayRow, Fence, OpenStore, Record, StateFilter, StoreConfig,
+    StoreError,
 };
 use dustwatch_protocol::{
     AlertState, Change, CityLevel, Event, EventKind, EventTime, Flag, Level, Metric, Reading,
@@ -88,7 +90,7 @@ fn reading(site: &str, device: &str, minute: i64, seq: u64, pm25: f64) -> Record
         site: site.into(),
         device: device.into(),
         reading: Reading {
-            ts: T0 + minute * MIN,
+            ts: EventTime(T0 + minute * MIN),
             seq,
             boot: 1,
             interval_s: 60,
@@ -195,7 +197,7 @@ fn series_come_from_rollups_and_raw_readings_alike() {
         st.writer.write_batch(&all[70..]).expect("batch 2");
         // A value flagged as an instrument fault does not count.
         let mut bad = Reading {
-            ts: T0 + 30 * MIN + 1,
+            ts: EventTime(T0 + 30 * MIN + 1),
             seq: 999,
             boot: 1,
             interval_s: 60,
@@ -260,7 +262,7 @@ fn events_statuses_and_city_levels() {
             site: "s1".into(),
             device: "d1".into(),
             event: Event {
-                ts: T0 + MIN,
+                ts: EventTime(T0 + MIN),
                 seq: 5,
                 boot: 1,
                 kind: EventKind::SprinklerOn,
@@ -280,7 +282,7 @@ fn events_statuses_and_city_levels() {
         let level = Record::CityLevel {
             level: CityLevel {
                 level: Level::Orange,
-                ts: T0,
+                ts: EventTime(T0),
             },
             source: "test".into(),
         };
@@ -302,7 +304,7 @@ fn events_statuses_and_city_levels() {
             levels,
             vec![CityLevel {
                 level: Level::Orange,
-                ts: T0
+                ts: EventTime(T0)
             }],
             "{}",
             s.name
@@ -400,7 +402,7 @@ fn alerts_their_history_and_days() {
         let closed = st
             .reader
             .alerts(&AlertFilter {
-                state: Some("closed".into()),
+                state: Some(StateFilter::Closed),
                 site: Some("s1".into()),
                 ..Default::default()
             })
@@ -443,7 +445,7 @@ fn the_outbox_has_each_fresh_record_once() {
                 site: "s1".into(),
                 device: "d1".into(),
                 event: Event {
-                    ts: T0,
+                    ts: EventTime(T0),
                     seq: 3,
                     boot: 1,
                     kind: EventKind::CoverOn,
@@ -452,7 +454,7 @@ fn the_outbox_has_each_fresh_record_once() {
             Record::CityLevel {
                 level: CityLevel {
                     level: Level::Red,
-                    ts: T0,
+                    ts: EventTime(T0),
                 },
                 source: "test".into(),
             },
@@ -751,7 +753,10 @@ fn retention_deletes_old_readings_and_refuses_to_empty_a_table() {
             "{}",
             s.name
         );
-        let oldest = st.reader.readings("s1", T0, now).expect("readings")[0].1.ts;
+        let oldest = st.reader.readings("s1", T0, now).expect("readings")[0]
+            .1
+            .ts
+            .ms();
         assert!(oldest >= now - 30 * DAY, "{}", s.name);
     }
 }
@@ -836,12 +841,17 @@ fn each_alert_change_enters_the_notification_outbox_once() {
                 (Change::Updated, evidence),
             ])
             .expect("apply");
-        let changes: Vec<String> = queue
+        let changes: Vec<NotifyChange> = queue
             .unrouted(10)
             .expect("unrouted")
             .into_iter()
             .map(|r| r.change)
             .collect();
-        assert_eq!(changes, ["opened", "escalated"], "{}", s.name);
+        assert_eq!(
+            changes,
+            [NotifyChange::Opened, NotifyChange::Escalated],
+            "{}",
+            s.name
+        );
     }
 }

@@ -9,7 +9,8 @@ use dustwatch::charts::{self, data::default_limits};
 use dustwatch::config::Config;
 use dustwatch::store::SeriesPoint;
 use dustwatch_broker::EmbeddedBroker;
-use dustwatch_protocol::{Level, Metric, Reading, SiteInfo, TopicRoot};
+use dustwatch_protocol::time::{DAY, HOUR, MINUTE};
+use dustwatch_protocol::{EventTime, Level, Metric, Reading, SiteInfo, TopicRoot};
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -63,7 +64,7 @@ pub fn day_chart() -> SiteSeries {
             .map(|i| {
                 let v = scale * (1.0 + 0.5 * ((i as f64) / 90.0).sin()) + (i % 7) as f64;
                 SeriesPoint {
-                    ts: t0 + i * 60_000,
+                    ts: t0 + i * MINUTE,
                     mean: v,
                     min: v - 5.0,
                     max: v + 5.0,
@@ -75,8 +76,8 @@ pub fn day_chart() -> SiteSeries {
     SiteSeries {
         title: "Bench site (bench-1)".into(),
         from_ms: t0,
-        to_ms: t0 + 86_400_000,
-        step_ms: 60_000,
+        to_ms: t0 + DAY,
+        step_ms: MINUTE,
         tz: chrono_tz::Asia::Shanghai,
         lines: vec![
             (Metric::Pm25, line(80.0)),
@@ -85,16 +86,16 @@ pub fn day_chart() -> SiteSeries {
         ],
         limits: default_limits(),
         alerts: vec![AlertPeriod {
-            from_ms: t0 + 8 * 3_600_000,
-            to_ms: t0 + 11 * 3_600_000,
+            from_ms: t0 + 8 * HOUR,
+            to_ms: t0 + 11 * HOUR,
             severity: dustwatch_protocol::Severity::Violation,
         }],
         city: vec![LevelPeriod {
             from_ms: t0,
-            to_ms: t0 + 12 * 3_600_000,
+            to_ms: t0 + 12 * HOUR,
             level: Level::Red,
         }],
-        sprinkles: (0..6).map(|i| t0 + i * 4 * 3_600_000).collect(),
+        sprinkles: (0..6).map(|i| t0 + i * 4 * HOUR).collect(),
         size: (900, 360),
         english: false,
     }
@@ -151,7 +152,7 @@ fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, f64)> {
 
 fn reading(ts: i64, seq: u64, i: usize) -> Vec<u8> {
     Reading {
-        ts,
+        ts: EventTime(ts),
         seq,
         boot: 1,
         interval_s: 60,
@@ -207,7 +208,7 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<Vec<Figure>> {
                     topic,
                     QoS::AtLeastOnce,
                     false,
-                    reading(t0 + m as i64 * 60_000, m, i),
+                    reading(t0 + m as i64 * MINUTE, m, i),
                 )
                 .await?;
         }
@@ -219,7 +220,7 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<Vec<Figure>> {
             .hot()
             .all()
             .values()
-            .any(|l| l.reading.ts < t0 + 59 * 60_000)
+            .any(|l| l.reading.ts < EventTime(t0) + 59 * MINUTE)
     {
         if Instant::now() > deadline {
             anyhow::bail!("the aggregator did not store the bench readings within 60 s");
@@ -296,7 +297,7 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<Vec<Figure>> {
                     topic,
                     QoS::AtLeastOnce,
                     false,
-                    reading(t0 + m as i64 * 60_000, m, i),
+                    reading(t0 + m as i64 * MINUTE, m, i),
                 )
                 .await;
         }

@@ -8,7 +8,8 @@
 use anyhow::{bail, Context};
 use async_nats::jetstream;
 use dustwatch::ingest::nats::NatsConfig;
-use dustwatch_protocol::{Reading, TopicRoot};
+use dustwatch_protocol::time::MINUTE;
+use dustwatch_protocol::{EventTime, Reading, TopicRoot};
 use dustwatch_testkit::process::serve_command;
 use dustwatch_testkit::{free_port, wait_port, NatsCluster, Postgres};
 use std::collections::BTreeMap;
@@ -163,7 +164,7 @@ async fn publish(js: &jetstream::Context, sites: u32, first: u64, n: u64) -> any
         let site = (i % u64::from(sites)) as u32;
         let seq = first + i / u64::from(sites);
         let reading = Reading {
-            ts: t0 + seq as i64 * 60_000,
+            ts: EventTime(t0) + seq as i64 * MINUTE,
             seq,
             boot: 1,
             interval_s: 60,

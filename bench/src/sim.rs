@@ -79,7 +79,7 @@ fn sim_options(o: &BenchOptions, prefix: &str) -> SimOptions {
 /// A reading as the `steady` devices send it (every field measured), for the plain loop.
 fn reading_payload() -> Vec<u8> {
     Reading {
-        ts: 1_483_286_460_000,
+        ts: dustwatch_protocol::EventTime(1_483_286_460_000),
         seq: 12_345,
         boot: 1,
         interval_s: 1,

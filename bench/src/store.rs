@@ -6,7 +6,8 @@
 
 use dustwatch::store::config::Backend;
 use dustwatch::store::{self, Record, StoreConfig};
-use dustwatch_protocol::Reading;
+use dustwatch_protocol::time::MINUTE;
+use dustwatch_protocol::{EventTime, Reading};
 use dustwatch_testkit::Postgres;
 use std::path::Path;
 use std::time::Instant;
@@ -22,7 +23,7 @@ fn readings() -> Vec<Record> {
             site: format!("s{}", k % SITES),
             device: "d1".into(),
             reading: Reading {
-                ts: t0 + (k / SITES) as i64 * 60_000,
+                ts: EventTime(t0) + (k / SITES) as i64 * MINUTE,
                 seq: k,
                 boot: 1,
                 interval_s: 60,

@@ -5,6 +5,7 @@
 //! A command without `id` (older consoles) is still obeyed and never answered.
 
 use crate::payload::Command;
+use crate::time::EventTime;
 use crate::validate::{RejectReason, Rejected, MAX_PAYLOAD_BYTES};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -90,9 +91,9 @@ pub struct CommandReply {
     /// What the device did, or why not.
     #[serde(default)]
     pub detail: String,
-    /// The device's time of the answer, Unix ms, when it knows it.
+    /// The device's time of the answer (Unix ms on the wire), when it knows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ts: Option<i64>,
+    pub ts: Option<EventTime>,
 }
 
 impl CommandReply {

@@ -1,13 +1,14 @@
 //! JSON payloads of contract v1.
 
+use crate::time::EventTime;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// One averaging interval of a monitor: values are means over the interval, absent = not measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Reading {
-    /// End of the interval, Unix milliseconds UTC (event time).
-    pub ts: i64,
+    /// End of the interval (event time; Unix milliseconds UTC on the wire).
+    pub ts: EventTime,
     /// Rises by one per message within a boot.
     pub seq: u64,
     /// Rises at each device restart.
@@ -271,7 +272,7 @@ impl Flag {
 /// Something that happened on a site, reported by its device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
-    pub ts: i64,
+    pub ts: EventTime,
     pub seq: u64,
     pub boot: u32,
     pub kind: EventKind,
@@ -320,7 +321,7 @@ pub struct Status {
     pub interval_s: Option<u32>,
     /// Event time of the status when the device knows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ts: Option<i64>,
+    pub ts: Option<EventTime>,
 }
 
 #[derive(
@@ -429,6 +430,6 @@ fn unknown_level(s: &str) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CityLevel {
     pub level: Level,
-    /// Event time from which the level is in force, Unix ms.
-    pub ts: i64,
+    /// Event time from which the level is in force (Unix ms on the wire).
+    pub ts: EventTime,
 }

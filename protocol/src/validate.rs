@@ -2,6 +2,7 @@
 //! detail a person can act on.
 
 use crate::payload::{CityLevel, Command, Event, Metric, Reading, Status, MAX_STOP_WORK_S};
+use crate::time::{EventTime, SECOND};
 use serde::de::DeserializeOwned;
 use std::fmt;
 use thiserror::Error;
@@ -129,13 +130,16 @@ fn has_non_finite_token(payload: &[u8]) -> bool {
     text.contains("nan") || text.contains("inf")
 }
 
-fn check_ts(ts: i64) -> Result<(), Rejected> {
-    if (MIN_TS_MS..MAX_TS_MS).contains(&ts) {
+fn check_ts(ts: EventTime) -> Result<(), Rejected> {
+    if (MIN_TS_MS..MAX_TS_MS).contains(&ts.ms()) {
         Ok(())
     } else {
         Err(Rejected::new(
             RejectReason::BadTimestamp,
-            format!("ts {ts} is not a Unix millisecond time between 2000 and 2100"),
+            format!(
+                "ts {} is not a Unix millisecond time between 2000 and 2100",
+                ts.ms()
+            ),
         ))
     }
 }
@@ -151,19 +155,25 @@ fn check_seq(seq: u64) -> Result<(), Rejected> {
     }
 }
 
-/// Check an event time against the wall clock: more than `max_future_ms` ahead of `wall_ms` is
-/// a device clock that is wrong (or a hostile one), never data to act on.
-pub fn check_not_future(ts: i64, wall_ms: i64, max_future_ms: i64) -> Result<(), Rejected> {
-    let ahead = ts.saturating_sub(wall_ms);
+/// Check an event time against the wall clock (read on the same Unix-millisecond scale): more
+/// than `max_future_ms` ahead of `wall` is a device clock that is wrong (or a hostile one), never
+/// data to act on.
+pub fn check_not_future(
+    ts: EventTime,
+    wall: EventTime,
+    max_future_ms: i64,
+) -> Result<(), Rejected> {
+    let ahead = ts - wall;
     if ahead <= max_future_ms {
         Ok(())
     } else {
         Err(Rejected::new(
             RejectReason::FutureTimestamp,
             format!(
-                "ts {ts} is {} s ahead of the wall clock (limit {} s)",
-                ahead / 1000,
-                max_future_ms / 1000
+                "ts {} is {} s ahead of the wall clock (limit {} s)",
+                ts.ms(),
+                ahead / SECOND,
+                max_future_ms / SECOND
             ),
         ))
     }
@@ -366,12 +376,12 @@ mod tests {
 
     #[test]
     fn future_is_bounded_by_the_wall_clock() {
-        let wall = 1_700_000_000_000;
+        let wall = EventTime(1_700_000_000_000);
         assert!(check_not_future(wall + 300_000, wall, 300_000).is_ok());
         assert!(check_not_future(wall - 10 * 365 * DAY, wall, 300_000).is_ok());
-        let e = check_not_future(4_102_444_000_000, wall, 300_000).expect_err("2099");
+        let e = check_not_future(EventTime(4_102_444_000_000), wall, 300_000).expect_err("2099");
         assert_eq!(e.reason, RejectReason::FutureTimestamp);
-        assert!(check_not_future(i64::MAX, i64::MIN, 0).is_err());
+        assert!(check_not_future(EventTime(i64::MAX), EventTime(i64::MIN), 0).is_err());
     }
 
     #[test]

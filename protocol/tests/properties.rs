@@ -4,7 +4,7 @@
 
 use dustwatch_protocol::topic::{Topic, TopicRoot};
 use dustwatch_protocol::{
-    CityLevel, Command, Event, Flag, Level, Metric, Reading, Status, MAX_STOP_WORK_S,
+    CityLevel, Command, Event, EventTime, Flag, Level, Metric, Reading, Status, MAX_STOP_WORK_S,
 };
 use proptest::prelude::*;
 use serde_json::{Map, Value};
@@ -112,7 +112,7 @@ fn reading() -> impl Strategy<Value = Reading> {
     )
         .prop_map(|(ts, seq, boot, interval_s, values, flags)| {
             let mut r = Reading {
-                ts,
+                ts: EventTime(ts),
                 seq,
                 boot,
                 interval_s,
@@ -227,7 +227,7 @@ proptest! {
         level in prop::sample::select(vec![Level::None, Level::Blue, Level::Yellow, Level::Orange, Level::Red]),
         ts in 946_684_800_000i64..4_102_444_800_000,
     ) {
-        let l = CityLevel { level, ts };
+        let l = CityLevel { level, ts: EventTime(ts) };
         let bytes = serde_json::to_vec(&l).expect("plain fields");
         prop_assert_eq!(CityLevel::decode(&bytes).expect("valid level"), l);
     }

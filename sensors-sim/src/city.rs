@@ -3,7 +3,7 @@
 
 use crate::net::{Connection, NetEvent};
 use crate::Shared;
-use dustwatch_protocol::{CityLevel, Level};
+use dustwatch_protocol::{CityLevel, EventTime, Level};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,17 +15,23 @@ pub fn timeline(levels: &[(i64, Level)], start: i64, end: Option<i64>) -> Vec<Ci
         .iter()
         .rev()
         .find(|(t, _)| *t <= start)
-        .map(|(t, l)| CityLevel { level: *l, ts: *t })
+        .map(|(t, l)| CityLevel {
+            level: *l,
+            ts: EventTime(*t),
+        })
         .unwrap_or(CityLevel {
             level: Level::None,
-            ts: start,
+            ts: EventTime(start),
         });
     let mut out = vec![first];
     out.extend(
         levels
             .iter()
             .filter(|(t, _)| *t > start && end.is_none_or(|e| *t < e))
-            .map(|(t, l)| CityLevel { level: *l, ts: *t }),
+            .map(|(t, l)| CityLevel {
+                level: *l,
+                ts: EventTime(*t),
+            }),
     );
     out
 }
@@ -47,15 +53,15 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
         // produced its readings before it (the feed is a participant of the lockstep: no device
         // goes past the change until it is out).
         if shared.clock.is_max() {
-            shared.lockstep.announce(me, item.ts);
+            shared.lockstep.announce(me, item.ts.ms());
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = shared.lockstep.wait(me, item.ts) => {}
+                _ = shared.lockstep.wait(me, item.ts.ms()) => {}
             }
         } else {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = shared.clock.sleep_until(item.ts) => {}
+                _ = shared.clock.sleep_until(item.ts.ms()) => {}
             }
         }
         let payload = serde_json::to_vec(&item).unwrap_or_default();
@@ -97,7 +103,7 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
         let _ = tokio::time::timeout(Duration::from_secs(2), conn.recv()).await;
         backoff = shared.backoff_min;
         shared.stats.city_levels.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(level = %item.level, ts = item.ts, "city level published");
+        tracing::info!(level = %item.level, ts = item.ts.ms(), "city level published");
         next += 1;
     }
 }

@@ -2,7 +2,7 @@
 //! it on the `reply` topic, once, as firmware that knows ids does. A command without an id is
 //! obeyed and not answered.
 
-use dustwatch_protocol::{Command, CommandReply, Envelope, Rejected};
+use dustwatch_protocol::{Command, CommandReply, Envelope, EventTime, Rejected};
 
 /// The office's command as received.
 pub(crate) fn decode(payload: &[u8]) -> Result<Envelope, Rejected> {
@@ -37,7 +37,7 @@ pub(crate) fn answer(envelope: &Envelope, now_ms: i64) -> Option<Vec<u8>> {
             id,
             ok: true,
             detail,
-            ts: Some(now_ms),
+            ts: Some(EventTime(now_ms)),
         }
         .encode(),
     )
@@ -64,6 +64,6 @@ mod tests {
         let r = CommandReply::decode(&answer(&env, 5).expect("answered")).expect("valid reply");
         assert!(r.ok);
         assert_eq!(r.detail, "work stopped until resumed (order-7)");
-        assert_eq!(r.ts, Some(5));
+        assert_eq!(r.ts, Some(EventTime(5)));
     }
 }

@@ -24,7 +24,7 @@ use crate::physics::Run;
 use crate::scenario::DevicePlan;
 use crate::transport::Link;
 use crate::{Shared, Stats};
-use dustwatch_protocol::time::MINUTE;
+use dustwatch_protocol::time::{MINUTE, SECOND};
 use dustwatch_protocol::{Command, StatusState};
 use link::recv;
 use outbox::{InFlight, Kind, Msg};
@@ -95,7 +95,7 @@ impl Device {
             root.reply(s, d),
         ];
         let interval_s = p.interval_s;
-        let i_ms = i64::from(interval_s) * 1000;
+        let i_ms = i64::from(interval_s) * SECOND;
         let first_end = align_up(p.begin_ms, i_ms) + i_ms;
         Device {
             client_id: format!("{}-{}-{}", shared.client_prefix, s, d),
@@ -140,7 +140,9 @@ impl Device {
 
     /// Simulated time this device has reached.
     fn now_ms(&self) -> i64 {
-        let done = self.next_end.saturating_sub(i64::from(self.cur_len) * 1000);
+        let done = self
+            .next_end
+            .saturating_sub(i64::from(self.cur_len) * SECOND);
         if self.shared.clock.is_max() {
             done
         } else {
@@ -272,17 +274,19 @@ impl Device {
                 self.push_status(status);
             }
             Command::Sprinkle { duration_s } => {
-                let from = self.next_end.saturating_sub(i64::from(self.cur_len) * 1000);
+                let from = self
+                    .next_end
+                    .saturating_sub(i64::from(self.cur_len) * SECOND);
                 let start = align_up(now.max(from), 1000);
                 self.sampler.runs.push(Run {
                     start,
-                    end: start + i64::from(duration_s) * 1000,
+                    end: start + i64::from(duration_s) * SECOND,
                 });
             }
             Command::StopWork { duration_s, .. } => {
                 // From the next whole second; the samples already taken keep what they saw.
                 let start = align_up(now, 1000);
-                let end = duration_s.map_or(i64::MAX, |d| start + i64::from(d) * 1000);
+                let end = duration_s.map_or(i64::MAX, |d| start + i64::from(d) * SECOND);
                 self.sampler.stopped = Some(Run { start, end });
             }
             Command::ResumeWork { .. } => {

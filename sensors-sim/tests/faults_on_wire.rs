@@ -71,7 +71,7 @@ async fn every_fault_kind_shows_on_the_wire_and_in_the_truth() {
         let back = decoded(&readings(&cap, "flt-backfill"));
         let window: Vec<i64> = back
             .iter()
-            .map(|r| r.ts)
+            .map(|r| r.ts.ms())
             .filter(|ts| (START + H + MIN..=START + 90 * MIN).contains(ts))
             .collect();
         assert!(
@@ -83,10 +83,10 @@ async fn every_fault_kind_shows_on_the_wire_and_in_the_truth() {
         let power = decoded(&readings(&cap, "flt-power"));
         assert!(power
             .iter()
-            .all(|r| !(START + 2 * H + MIN..=START + 2 * H + 20 * MIN).contains(&r.ts)));
+            .all(|r| !(START + 2 * H + MIN..=START + 2 * H + 20 * MIN).contains(&r.ts.ms())));
         let boot2: Vec<_> = power.iter().filter(|r| r.boot == 2).collect();
         assert_eq!(
-            boot2.first().map(|r| (r.seq, r.ts)),
+            boot2.first().map(|r| (r.seq, r.ts.ms())),
             Some((0, START + 2 * H + 21 * MIN))
         );
         assert!(cap
@@ -100,7 +100,7 @@ async fn every_fault_kind_shows_on_the_wire_and_in_the_truth() {
         // stuck: identical PM values through the window.
         let stuck: BTreeSet<String> = decoded(&readings(&cap, "flt-stuck"))
             .iter()
-            .filter(|r| r.ts > START + H + MIN && r.ts <= START + 3 * H)
+            .filter(|r| r.ts.ms() > START + H + MIN && r.ts.ms() <= START + 3 * H)
             .map(|r| format!("{:?}/{:?}", r.pm25, r.pm10))
             .collect();
         assert_eq!(stuck.len(), 1, "{name}: stuck values {stuck:?}");
@@ -109,7 +109,7 @@ async fn every_fault_kind_shows_on_the_wire_and_in_the_truth() {
         let mean = |site: &str, from: i64, to: i64| {
             let v: Vec<f64> = decoded(&readings(&cap, site))
                 .iter()
-                .filter(|r| r.ts > from && r.ts <= to)
+                .filter(|r| r.ts.ms() > from && r.ts.ms() <= to)
                 .filter_map(|r| r.pm25)
                 .collect();
             v.iter().sum::<f64>() / v.len().max(1) as f64
@@ -123,7 +123,7 @@ async fn every_fault_kind_shows_on_the_wire_and_in_the_truth() {
         let sp = decoded(&readings(&cap, "flt-spikes"));
         let at = |ts: i64| {
             sp.iter()
-                .find(|r| r.ts == ts)
+                .find(|r| r.ts.ms() == ts)
                 .and_then(|r| r.pm10)
                 .unwrap_or(0.0)
         };
@@ -158,14 +158,14 @@ async fn every_fault_kind_shows_on_the_wire_and_in_the_truth() {
         let dup = decoded(&dup_msgs);
         let in_dup: Vec<_> = dup
             .iter()
-            .filter(|r| r.ts > START + H && r.ts <= START + 90 * MIN)
+            .filter(|r| r.ts.ms() > START + H && r.ts.ms() <= START + 90 * MIN)
             .collect();
         assert_eq!(in_dup.len(), 60, "{name}: 30 readings, each twice");
         let skewed: Vec<_> = dup.iter().filter(|r| (120..180).contains(&r.seq)).collect();
         assert!(
             skewed
                 .iter()
-                .all(|r| r.ts == START + (r.seq as i64 + 1) * MIN - 7 * MIN),
+                .all(|r| r.ts.ms() == START + (r.seq as i64 + 1) * MIN - 7 * MIN),
             "{name}"
         );
 

@@ -49,7 +49,7 @@ async fn broker_restart_loses_nothing_and_keeps_seq() {
             .iter()
             .filter(|m| m.topic.contains(dev))
             .filter_map(|m| Reading::decode(&m.payload).ok())
-            .map(|r| (r.seq, r.ts))
+            .map(|r| (r.seq, r.ts.ms()))
             .collect();
         // QoS 1 may redeliver; order must hold, duplicates are allowed.
         seqs.dedup();

@@ -12,6 +12,7 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
+use dustwatch_protocol::time::SECOND;
 use maud::html;
 use serde::Deserialize;
 
@@ -110,7 +111,7 @@ pub async fn login(
         return Ok(page);
     };
     let secure = secure(&state, &headers);
-    let age = SESSION_TTL_MS / 1000;
+    let age = SESSION_TTL_MS / SECOND;
     Ok(with_cookies(
         Redirect::to(&next).into_response(),
         [

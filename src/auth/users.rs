@@ -6,6 +6,7 @@ use super::{AuthError, Role};
 use crate::store::acting::{ActingStore, StoredUser};
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};
 use argon2::{Argon2, PasswordVerifier};
+use dustwatch_protocol::time::HOUR;
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use std::sync::Arc;
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
 /// A browser session lasts this long after login.
-pub const SESSION_TTL_MS: i64 = 12 * 3_600_000;
+pub const SESSION_TTL_MS: i64 = 12 * HOUR;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct UserInfo {

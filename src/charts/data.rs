@@ -8,7 +8,7 @@ use super::site_series::{AlertPeriod, LevelPeriod, LimitLine, SiteSeries};
 use crate::aqi::{self, Pollutant};
 use crate::store::{StoreError, StoreReader};
 use chrono::NaiveDate;
-use dustwatch_protocol::time::HOUR;
+use dustwatch_protocol::time::{HOUR, SECOND};
 use dustwatch_protocol::{EventKind, Metric, SiteInfo};
 use std::collections::BTreeMap;
 
@@ -102,7 +102,7 @@ pub fn limit_of(limits: &[LimitLine], metric: Metric) -> f64 {
 
 /// Store step (seconds, a whole number of minutes or hours) giving at most ~4 points per pixel.
 pub fn step_for(from_ms: i64, to_ms: i64, width: u32) -> i64 {
-    let raw = ((to_ms - from_ms) / 1000) / (i64::from(width.max(1)) * 4);
+    let raw = ((to_ms - from_ms) / SECOND) / (i64::from(width.max(1)) * 4);
     if raw <= 60 {
         60
     } else if raw < 3600 {
@@ -134,15 +134,15 @@ pub fn site_series(
         .events(&site.id, from_ms, to_ms)?
         .into_iter()
         .filter(|(_, e)| e.kind == EventKind::SprinklerOn)
-        .map(|(_, e)| e.ts)
+        .map(|(_, e)| e.ts.ms())
         .collect();
     let levels = reader.city_levels()?;
     let mut city = Vec::new();
     for (i, l) in levels.iter().enumerate() {
-        let end = levels.get(i + 1).map_or(to_ms, |n| n.ts);
-        if end > from_ms && l.ts < to_ms {
+        let end = levels.get(i + 1).map_or(to_ms, |n| n.ts.ms());
+        if end > from_ms && l.ts.ms() < to_ms {
             city.push(LevelPeriod {
-                from_ms: l.ts,
+                from_ms: l.ts.ms(),
                 to_ms: end,
                 level: l.level,
             });
@@ -152,7 +152,7 @@ pub fn site_series(
         title: format!("{} ({})", site.name, site.id),
         from_ms,
         to_ms,
-        step_ms: step * 1000,
+        step_ms: step * SECOND,
         tz: overlays.tz,
         lines,
         limits: if overlays.english {

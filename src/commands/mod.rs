@@ -12,6 +12,7 @@ use crate::metrics::Metrics;
 use crate::publish::Publisher;
 use crate::store::commands::{CommandLog, CommandRow, NewCommand};
 use crate::store::StoreError;
+use dustwatch_protocol::time::DAY;
 use dustwatch_protocol::{Command, CommandId, Envelope};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
@@ -58,7 +59,7 @@ impl Commands {
             timeout_ms: i64::try_from(config.timeout_s.saturating_mul(1000)).unwrap_or(i64::MAX),
             receipts: Arc::new(OnceLock::new()),
         };
-        let keep_ms = i64::from(config.keep_days) * 86_400_000;
+        let keep_ms = i64::from(config.keep_days) * DAY;
         let sweeper = commands.clone();
         let task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));

@@ -10,7 +10,7 @@
 //! `kind` is the site kind (construction, road, reference). Strings are tags only (VictoriaMetrics
 //! stores string fields as 0). Empty tags are left out (line protocol forbids them).
 
-use dustwatch_protocol::{Level, Metric, Reading};
+use dustwatch_protocol::{AlertState, Change, EventTime, Level, Metric, Reading, Severity};
 use std::fmt::Write;
 
 /// A site's tags as the registry knows them.
@@ -91,7 +91,7 @@ pub fn reading(out: &mut String, site: &str, device: &str, tags: &SiteTags, r: &
     f.int("interval_s", i64::from(r.interval_s));
     f.int("boot", i64::from(r.boot));
     f.int("seq", r.seq as i64);
-    let _ = writeln!(out, " {}", r.ts);
+    let _ = writeln!(out, " {}", r.ts.ms());
 }
 
 /// One `event` line.
@@ -104,7 +104,7 @@ pub fn event(
     kind: &str,
     boot: i64,
     seq: i64,
-    ts: i64,
+    ts: EventTime,
 ) {
     out.push_str("event");
     tag(out, "device", device);
@@ -115,7 +115,7 @@ pub fn event(
     let mut f = Fields { out, first: true };
     f.int("boot", boot);
     f.int("seq", seq);
-    let _ = writeln!(out, " {ts}");
+    let _ = writeln!(out, " {}", ts.ms());
 }
 
 /// Numeric code of a city level, for graphs.
@@ -130,54 +130,53 @@ pub fn level_code(level: Level) -> i64 {
 }
 
 /// One `city_level` line.
-pub fn city_level(out: &mut String, level: Level, ts: i64) {
+pub fn city_level(out: &mut String, level: Level, ts: EventTime) {
     out.push_str("city_level");
     tag(out, "level", level.name());
     let mut f = Fields { out, first: true };
     f.int("code", level_code(level));
-    let _ = writeln!(out, " {ts}");
+    let _ = writeln!(out, " {}", ts.ms());
 }
 
 /// One alert transition (a row of the rules engine's `alert_history`).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AlertChange {
     pub alert_id: i64,
     pub site: String,
     pub rule: String,
-    /// opened, reactivated, cleared, closed, acknowledged
-    pub change: String,
-    pub state: String,
-    pub severity: String,
+    pub change: Change,
+    pub state: AlertState,
+    pub severity: Severity,
     pub acknowledged: bool,
-    pub ts: i64,
+    pub ts: EventTime,
 }
 
 /// Numeric severity, for graphs: info 0, warning 1, violation 2, critical 3.
-fn severity_code(s: &str) -> i64 {
+fn severity_code(s: Severity) -> i64 {
     match s {
-        "warning" => 1,
-        "violation" => 2,
-        "critical" => 3,
-        _ => 0,
+        Severity::Info => 0,
+        Severity::Warning => 1,
+        Severity::Violation => 2,
+        Severity::Critical => 3,
     }
 }
 
 /// One `alert` line: a transition of an alert.
 pub fn alert(out: &mut String, tags: &SiteTags, a: &AlertChange) {
     out.push_str("alert");
-    tag(out, "change", &a.change);
+    tag(out, "change", a.change.name());
     tag(out, "kind", &tags.kind);
     tag(out, "rule", &a.rule);
-    tag(out, "severity", &a.severity);
+    tag(out, "severity", a.severity.name());
     tag(out, "site", &a.site);
-    tag(out, "state", &a.state);
+    tag(out, "state", a.state.name());
     tag(out, "street", &tags.street);
     let mut f = Fields { out, first: true };
     f.int("alert_id", a.alert_id);
-    f.int("active", i64::from(a.state == "active"));
-    f.int("severity_code", severity_code(&a.severity));
+    f.int("active", i64::from(a.state == AlertState::Active));
+    f.int("severity_code", severity_code(a.severity));
     f.int("acknowledged", i64::from(a.acknowledged));
-    let _ = writeln!(out, " {}", a.ts);
+    let _ = writeln!(out, " {}", a.ts.ms());
 }
 
 #[cfg(test)]
@@ -188,7 +187,7 @@ mod tests {
     #[test]
     fn reading_line_has_sorted_tags_valid_fields_and_ms_time() {
         let mut r = Reading {
-            ts: 1_483_516_800_000,
+            ts: EventTime(1_483_516_800_000),
             seq: 42,
             boot: 3,
             interval_s: 60,
@@ -221,14 +220,14 @@ mod tests {
             "sprinkler_on",
             1,
             7,
-            1000,
+            EventTime(1000),
         );
         assert_eq!(
             out,
             "event,device=d1,event=sprinkler_on,site=s1 boot=1i,seq=7i 1000\n"
         );
         out.clear();
-        city_level(&mut out, Level::Red, 5);
+        city_level(&mut out, Level::Red, EventTime(5));
         assert_eq!(out, "city_level,level=red code=4i 5\n");
     }
 }

@@ -5,11 +5,11 @@
 //! passes a row committed later.
 
 use super::line::{self, SiteTags};
-use super::source::{Batch, Cursor, ExportSource};
+use super::source::{named, Batch, Cursor, ExportSource};
 use crate::store::outbox::OutboxKind;
 use crate::store::postgres::pool::Pool;
 use crate::store::StoreError;
-use dustwatch_protocol::{Level, Metric, Reading};
+use dustwatch_protocol::{EventTime, Level, Metric, Reading};
 use postgres::Client;
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -81,7 +81,7 @@ fn outbox_rows(
     for row in c.query(&batch_sql(), &[&after, &limit])? {
         batch.rows += 1;
         batch.last_id = row.get(0);
-        let ts: i64 = row.get(6);
+        let ts = EventTime(row.get(6));
         let site: String = row.get::<_, Option<String>>(2).unwrap_or_default();
         let device: String = row.get::<_, Option<String>>(3).unwrap_or_default();
         let tags = SiteTags {
@@ -147,10 +147,10 @@ fn alert_rows(c: &mut Client, batch: &mut Batch, after: i64, limit: i64) -> Resu
         };
         let t = line::AlertChange {
             alert_id: row.get(1),
-            change: row.get(2),
-            ts: row.get(3),
-            state: row.get(4),
-            severity: row.get(5),
+            change: named("change", row.get(2))?,
+            ts: EventTime(row.get(3)),
+            state: named("state", row.get(4))?,
+            severity: named("severity", row.get(5))?,
             acknowledged: row.get(6),
             site: row.get::<_, Option<String>>(7).unwrap_or_default(),
             rule: row.get::<_, Option<String>>(8).unwrap_or_default(),

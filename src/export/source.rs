@@ -6,7 +6,7 @@ use super::line::{self, SiteTags};
 use crate::store::outbox::OutboxKind;
 use crate::store::sqlite::db_path;
 use crate::store::StoreError;
-use dustwatch_protocol::{Level, Reading};
+use dustwatch_protocol::{EventTime, Level, Reading};
 use rusqlite::{params, Connection, TransactionBehavior};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -145,10 +145,10 @@ impl OutboxSource {
             };
             let t = line::AlertChange {
                 alert_id: row.get(1)?,
-                change: row.get(2)?,
-                ts: row.get(3)?,
-                state: row.get(4)?,
-                severity: row.get(5)?,
+                change: named("change", row.get(2)?)?,
+                ts: EventTime(row.get(3)?),
+                state: named("state", row.get(4)?)?,
+                severity: named("severity", row.get(5)?)?,
                 acknowledged: row.get(6)?,
                 site: row.get::<_, Option<String>>(7)?.unwrap_or_default(),
                 rule: row.get::<_, Option<String>>(8)?.unwrap_or_default(),
@@ -168,7 +168,7 @@ impl OutboxSource {
             let kind = OutboxKind::from_i64(row.get(1)?);
             let site: Option<String> = row.get(2)?;
             let device: Option<String> = row.get(3)?;
-            let ts: i64 = row.get(6)?;
+            let ts = EventTime(row.get(6)?);
             let tags = SiteTags {
                 street: row.get::<_, Option<String>>(7)?.unwrap_or_default(),
                 kind: row.get::<_, Option<String>>(8)?.unwrap_or_default(),
@@ -240,6 +240,17 @@ impl OutboxSource {
         }
         Ok(())
     }
+}
+
+/// A column holding an enum's name, parsed; a name this build does not know is a corrupt row
+/// (the exporter stops and says so rather than export a different value).
+pub(super) fn named<T>(column: &str, text: String) -> Result<T, StoreError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    text.parse()
+        .map_err(|e| StoreError::Corrupt(format!("alert_history.{column} `{text}`: {e}")))
 }
 
 impl ExportSource for OutboxSource {

@@ -3,7 +3,8 @@
 use super::*;
 use crate::store::sqlite::StoreConfig;
 use crate::store::{Record, SqliteStore, StoreWriter};
-use dustwatch_protocol::{CityLevel, Event, EventKind, Level, Reading};
+use dustwatch_protocol::time::MINUTE;
+use dustwatch_protocol::{CityLevel, Event, EventKind, EventTime, Level, Reading};
 use std::sync::atomic::AtomicUsize;
 
 /// Records every accepted body; fails the first `fail_first` writes.
@@ -55,7 +56,7 @@ fn readings(from: u64, to: u64) -> Vec<Record> {
             site: "s1".into(),
             device: "d1".into(),
             reading: Reading {
-                ts: 1_000_000 + seq as i64 * 60_000,
+                ts: EventTime(1_000_000) + seq as i64 * MINUTE,
                 seq,
                 boot: 1,
                 interval_s: 60,
@@ -116,7 +117,7 @@ async fn every_record_is_exported_once_in_order_across_failures_and_restarts() {
         site: "s1".into(),
         device: "d1".into(),
         event: Event {
-            ts: 1_000_001,
+            ts: EventTime(1_000_001),
             seq: 1,
             boot: 1,
             kind: EventKind::SprinklerOn,
@@ -125,7 +126,7 @@ async fn every_record_is_exported_once_in_order_across_failures_and_restarts() {
     batch.push(Record::CityLevel {
         level: CityLevel {
             level: Level::Orange,
-            ts: 1_000_002,
+            ts: EventTime(1_000_002),
         },
         source: "test".into(),
     });

@@ -318,6 +318,7 @@ async fn pause(d: Duration, shutdown: &CancellationToken) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dustwatch_protocol::EventTime;
 
     #[test]
     fn cn_follows_the_interval_and_the_hj212_key() {
@@ -359,7 +360,7 @@ mod tests {
             site: site.into(),
             device: device.into(),
             reading: Some(Reading {
-                ts: 1_483_340_400_000,
+                ts: EventTime(1_483_340_400_000),
                 interval_s,
                 boot: 1,
                 seq: 1,

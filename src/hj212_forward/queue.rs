@@ -4,7 +4,7 @@
 use crate::store::forward_queue;
 use crate::store::sqlite::db_path;
 use crate::store::StoreError;
-use dustwatch_protocol::{Metric, Reading};
+use dustwatch_protocol::{EventTime, Metric, Reading};
 use rusqlite::{params, Connection, TransactionBehavior};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -89,7 +89,7 @@ impl Queue {
                 Some(interval_s) => {
                     let flags: Option<String> = row.get(7)?;
                     let mut r = Reading {
-                        ts: row.get(3)?,
+                        ts: EventTime(row.get(3)?),
                         boot: row.get(4)?,
                         seq: row.get(5)?,
                         interval_s,

@@ -384,7 +384,7 @@ impl MqttFrames {
 mod tests {
     use super::*;
     use dustwatch_protocol::hj212::{from_reading, wrap_segment};
-    use dustwatch_protocol::Reading;
+    use dustwatch_protocol::{EventTime, Reading};
 
     const SEG: &str = "QN=20170102150000000;ST=39;CN=2011;PW=123456;MN=410108HJ0000000000000001;Flag=4;CP=&&DataTime=20170102150000;a34004-Rtd=245.0,a34004-Flag=N;a34002-Rtd=312.0,a34002-Flag=N&&";
 
@@ -458,7 +458,7 @@ mod tests {
                     assert_eq!(reading.pm25, Some(245.0));
                     assert_eq!(reading.pm10, Some(312.0));
                     // 2017-01-02 15:00:00 +08:00
-                    assert_eq!(reading.ts, 1_483_340_400_000);
+                    assert_eq!(reading.ts, EventTime(1_483_340_400_000));
                     assert_eq!((reading.boot, reading.seq), (0, 201_701_021_500_001));
                 }
                 other => panic!("expected a reading, got {other:?}"),
@@ -526,7 +526,7 @@ mod tests {
     #[test]
     fn split_frames_over_mqtt_are_reassembled() {
         let mut r = Reading {
-            ts: 1_483_340_400_000,
+            ts: EventTime(1_483_340_400_000),
             interval_s: 60,
             pm25: Some(1.0),
             ..Reading::default()

@@ -8,7 +8,7 @@
 
 use crate::metrics::Metrics;
 use crate::store::{BatchOutcome, Fence, Record, StoreError, StoreWriter};
-use dustwatch_protocol::{check_not_future, RejectReason, Rejected, TopicRoot};
+use dustwatch_protocol::{check_not_future, EventTime, RejectReason, Rejected, TopicRoot};
 use std::ops::Range;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -131,10 +131,10 @@ pub fn run(
         let mut newest = metrics.newest_event_ms.load(Relaxed);
         for (record, fresh) in records.iter().zip(&outcome.fresh) {
             if let (Record::Reading { reading, .. }, true) = (record, fresh) {
-                newest = newest.max(reading.ts);
+                newest = newest.max(reading.ts.ms());
                 metrics
                     .event_to_commit_seconds
-                    .observe((now_ms - reading.ts) as f64 / 1000.0);
+                    .observe((now_ms - reading.ts.ms()) as f64 / 1000.0);
             }
         }
         metrics.newest_event_ms.store(newest, Relaxed);
@@ -175,7 +175,7 @@ pub fn run(
 /// device's clock must never move the store's or the rules' idea of "now".
 pub(crate) fn bound_event_time(record: Record, wall_ms: i64, options: &WriterOptions) -> Record {
     match record.event_time() {
-        Some(ts) => match check_not_future(ts, wall_ms, options.max_future_ms) {
+        Some(ts) => match check_not_future(ts, EventTime(wall_ms), options.max_future_ms) {
             Ok(()) => record,
             Err(rejected) => record.into_dead_letter(&options.root, rejected),
         },

@@ -4,7 +4,8 @@ use super::writer::{run, Ack, Item, WriterOptions};
 use crate::metrics::Metrics;
 use crate::store::sqlite::StoreConfig;
 use crate::store::{Record, SqliteStore, StoreReader, StoreWriter};
-use dustwatch_protocol::{Reading, RejectReason, TopicRoot};
+use dustwatch_protocol::time::MINUTE;
+use dustwatch_protocol::{EventTime, Reading, RejectReason, TopicRoot};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,7 +19,7 @@ fn reading(device: usize, seq: u64) -> Record {
         site: "s1".into(),
         device: format!("d{device}"),
         reading: Reading {
-            ts: T0 + (seq % 1_000_000) as i64 * 60_000,
+            ts: EventTime(T0) + (seq % 1_000_000) as i64 * MINUTE,
             seq,
             boot: 1,
             interval_s: 60,
@@ -149,7 +150,7 @@ fn event_time_ahead_of_the_wall_clock_is_a_dead_letter() {
     let mut r = start(config(dir.path()));
     let mut future = reading(1, 1);
     if let Record::Reading { reading, .. } = &mut future {
-        reading.ts = 4_102_358_400_000; // 2099-12-31
+        reading.ts = EventTime(4_102_358_400_000); // 2099-12-31
     }
     r.items.blocking_send(item(future, 1)).expect("send");
     r.items.blocking_send(item(reading(2, 1), 2)).expect("send");

@@ -9,6 +9,7 @@ use super::NotifyError;
 use crate::metrics::Metrics;
 use crate::store::notify_outbox::{NotifyQueue, OutboxRow};
 use crate::store::StoreReader;
+use dustwatch_protocol::Severity;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -89,11 +90,11 @@ impl Worker {
             for r in &rows {
                 let (_, street) = self.site(&r.site);
                 for t in &self.targets {
-                    if !t.route.matches(&r.rule, &r.severity, &street) {
+                    if !t.route.matches(&r.rule, r.severity.name(), &street) {
                         continue;
                     }
-                    let due = match (&t.quiet, r.severity.as_str()) {
-                        (_, "critical") | (None, _) => r.recorded_ms,
+                    let due = match (&t.quiet, r.severity) {
+                        (_, Severity::Critical) | (None, _) => r.recorded_ms,
                         (Some(q), _) => q.release_at(r.recorded_ms, self.tz),
                     };
                     routes.push((r.id, t.name.clone(), due));

@@ -2,9 +2,10 @@
 //! messages (with DingTalk's signature), and the email's subject and text.
 
 use super::i18n;
-use crate::store::notify_outbox::OutboxRow;
+use crate::store::notify_outbox::{NotifyChange, OutboxRow};
 use crate::web::i18n::Lang;
 use base64::Engine;
+use dustwatch_protocol::Severity;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde_json::json;
 
@@ -24,8 +25,8 @@ impl Message<'_> {
     pub fn title(&self) -> String {
         format!(
             "【{}】{} · {}",
-            i18n::severity(self.lang, &self.row.severity),
-            i18n::change(self.lang, &self.row.change),
+            i18n::severity(self.lang, self.row.severity),
+            i18n::change(self.lang, self.row.change),
             self.site_name
         )
     }
@@ -47,13 +48,16 @@ impl Message<'_> {
             (t.site, format!("{} ({})", self.site_name, self.row.site)),
             (t.street, self.street.to_string()),
             (t.rule, self.row.rule.clone()),
-            (t.severity, i18n::severity(self.lang, &self.row.severity)),
+            (
+                t.severity,
+                i18n::severity(self.lang, self.row.severity).to_string(),
+            ),
             (t.state, a["state"].as_str().unwrap_or("").to_string()),
             (t.opened_at, time(a["opened_ts"].as_i64())),
         ];
         if let Some(by) = a["ack_by"]
             .as_str()
-            .filter(|_| self.row.change == "acknowledged")
+            .filter(|_| self.row.change == NotifyChange::Acknowledged)
         {
             out.push((t.acknowledged_by, by.to_string()));
         }
@@ -84,14 +88,15 @@ impl Message<'_> {
     }
 
     fn markdown(&self, wecom: bool) -> String {
-        let title = if wecom && matches!(self.row.severity.as_str(), "violation" | "critical") {
-            format!(
-                "<font color=\"warning\">{}</font>",
+        let title =
+            if wecom && matches!(self.row.severity, Severity::Violation | Severity::Critical) {
+                format!(
+                    "<font color=\"warning\">{}</font>",
+                    md_escape(&self.title())
+                )
+            } else {
                 md_escape(&self.title())
-            )
-        } else {
-            md_escape(&self.title())
-        };
+            };
         let mut s = format!("#### {title}\n");
         for (k, v) in self.facts() {
             s.push_str(&format!("> {k}: {}\n\n", md_escape(&v)));

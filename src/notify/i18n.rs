@@ -1,6 +1,8 @@
 //! The words of notification messages, in Simplified Chinese and English.
 
+use crate::store::notify_outbox::NotifyChange;
 use crate::web::i18n::Lang;
+use dustwatch_protocol::Severity;
 
 pub struct Texts {
     pub alert: &'static str,
@@ -46,31 +48,29 @@ pub fn texts(lang: Lang) -> &'static Texts {
 }
 
 /// What happened to the alert, as a person reads it.
-pub fn change(lang: Lang, change: &str) -> &'static str {
+pub fn change(lang: Lang, change: NotifyChange) -> &'static str {
     match (lang, change) {
-        (Lang::Zh, "opened") => "新告警",
-        (Lang::Zh, "reactivated") => "告警再次触发",
-        (Lang::Zh, "escalated") => "告警升级",
-        (Lang::Zh, "cleared") => "告警已消除(待复核)",
-        (Lang::Zh, "closed") => "告警已关闭",
-        (Lang::Zh, "acknowledged") => "告警已确认",
-        (Lang::Zh, _) => "告警变更",
-        (Lang::En, "opened") => "Alert opened",
-        (Lang::En, "reactivated") => "Alert active again",
-        (Lang::En, "escalated") => "Alert escalated",
-        (Lang::En, "cleared") => "Alert cleared (re-check running)",
-        (Lang::En, "closed") => "Alert closed",
-        (Lang::En, "acknowledged") => "Alert acknowledged",
-        (Lang::En, _) => "Alert changed",
+        (Lang::Zh, NotifyChange::Opened) => "新告警",
+        (Lang::Zh, NotifyChange::Reactivated) => "告警再次触发",
+        (Lang::Zh, NotifyChange::Escalated) => "告警升级",
+        (Lang::Zh, NotifyChange::Cleared) => "告警已消除(待复核)",
+        (Lang::Zh, NotifyChange::Closed) => "告警已关闭",
+        (Lang::Zh, NotifyChange::Acknowledged) => "告警已确认",
+        (Lang::En, NotifyChange::Opened) => "Alert opened",
+        (Lang::En, NotifyChange::Reactivated) => "Alert active again",
+        (Lang::En, NotifyChange::Escalated) => "Alert escalated",
+        (Lang::En, NotifyChange::Cleared) => "Alert cleared (re-check running)",
+        (Lang::En, NotifyChange::Closed) => "Alert closed",
+        (Lang::En, NotifyChange::Acknowledged) => "Alert acknowledged",
     }
 }
 
-pub fn severity(lang: Lang, s: &str) -> String {
+pub fn severity(lang: Lang, s: Severity) -> &'static str {
     match (lang, s) {
-        (Lang::Zh, "info") => "提示".into(),
-        (Lang::Zh, "warning") => "警告".into(),
-        (Lang::Zh, "violation") => "违规".into(),
-        (Lang::Zh, "critical") => "严重".into(),
-        _ => s.to_string(),
+        (Lang::Zh, Severity::Info) => "提示",
+        (Lang::Zh, Severity::Warning) => "警告",
+        (Lang::Zh, Severity::Violation) => "违规",
+        (Lang::Zh, Severity::Critical) => "严重",
+        (Lang::En, s) => s.name(),
     }
 }

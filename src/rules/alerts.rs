@@ -3,6 +3,7 @@
 //! the same alert; repeated offences escalate its severity. Only state changes are published.
 
 use super::profile::Severity;
+use dustwatch_protocol::time::SECOND;
 use dustwatch_protocol::{EventTime, Level};
 use std::collections::HashMap;
 
@@ -51,7 +52,7 @@ impl AlertBook {
         AlertBook {
             next_id: 1,
             escalate_after: escalate_after.max(1),
-            recheck_ms: recheck_s * 1000,
+            recheck_ms: recheck_s * SECOND,
             ..Default::default()
         }
     }

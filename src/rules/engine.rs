@@ -19,7 +19,7 @@ use super::window::WindowState;
 use crate::store::Record;
 use chrono::{NaiveDate, TimeZone};
 use chrono_tz::Tz;
-use dustwatch_protocol::time::{HOUR, MINUTE};
+use dustwatch_protocol::time::{DAY, HOUR, MINUTE, SECOND};
 use dustwatch_protocol::{EventKind, Level, Metric, Phase, Reading, SiteInfo, SiteKind};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -204,7 +204,7 @@ impl Engine {
         self.profile
             .sprinkling
             .as_ref()
-            .map_or(0, |r| r.min_run_s * 1000)
+            .map_or(0, |r| r.min_run_s * SECOND)
     }
 
     /// Feed committed records; returns what changed.
@@ -228,12 +228,12 @@ impl Engine {
                         _ => continue,
                     };
                     let min_run = self.min_run_ms();
-                    let date = self.local_date(event.ts);
+                    let date = self.local_date(event.ts.ms());
                     let horizon = self
                         .fleet_now
-                        .saturating_sub(self.profile.max_backfill_s * 1000);
+                        .saturating_sub(self.profile.max_backfill_s * SECOND);
                     let s = self.sites.entry(site.clone()).or_default();
-                    s.sprinklers.add(event.ts, device, on);
+                    s.sprinklers.add(event.ts.ms(), device, on);
                     let mut closed_day = None;
                     if let Some(day) = s.day.as_mut() {
                         let (from, to) = day_bounds(self.tz, day.date);
@@ -243,14 +243,14 @@ impl Engine {
                     }
                     // An event of a day already closed, within the backfill horizon: that day
                     // is judged again.
-                    if let Some(date) = closed_day.filter(|_| event.ts >= horizon) {
+                    if let Some(date) = closed_day.filter(|_| event.ts.ms() >= horizon) {
                         self.rejudge_sprinkling(site, date, &mut out);
                     }
                 }
                 Record::CityLevel { level, .. } => {
                     let before = self.levels.clone();
-                    if self.levels.set(level.ts, level.level) {
-                        self.rejudge_levels(&before, level.ts, &mut out);
+                    if self.levels.set(level.ts.ms(), level.level) {
+                        self.rejudge_levels(&before, level.ts.ms(), &mut out);
                     }
                 }
                 Record::Status { .. } | Record::CommandReply { .. } | Record::DeadLetter(_) => {}
@@ -275,7 +275,7 @@ impl Engine {
 
     /// Move every site's judgement forward to its event-time clock.
     fn advance(&mut self, out: &mut Vec<Output>) {
-        let lateness = self.profile.allowed_lateness_s * 1000;
+        let lateness = self.profile.allowed_lateness_s * SECOND;
         // The fleet clock is the median of device clocks: robust to a few devices whose clocks
         // are skewed or that backfill old data.
         // Recomputed once an eighth of the fleet reported.
@@ -305,11 +305,11 @@ impl Engine {
             self.gap_now = self.gap_now.max(*slow - lateness);
         }
         let fleet_now = self.fleet_now;
-        let backfill = self.profile.max_backfill_s * 1000;
+        let backfill = self.profile.max_backfill_s * SECOND;
 
         // Sites with new data are judged now; every site (silent ones too) once the fleet clock
         // moved on by a minute.
-        let sweep = self.last_sweep == i64::MIN || fleet_now >= self.last_sweep + 60_000;
+        let sweep = self.last_sweep == i64::MIN || fleet_now >= self.last_sweep + MINUTE;
         let ids: Vec<String> = if sweep {
             self.touched.clear();
             let mut all: Vec<String> = self.sites.keys().cloned().collect();
@@ -327,7 +327,7 @@ impl Engine {
                 .max(fleet_now - backfill);
             let target_minute = minute_of(target + 1);
             self.judge_site(id, target_minute, out);
-            let transitions = if max_ts - lateness >= target - 60_000 {
+            let transitions = if max_ts - lateness >= target - MINUTE {
                 self.book.recheck(id, target)
             } else {
                 Vec::new()
@@ -349,7 +349,7 @@ impl Engine {
             self.reported_to = today.pred_opt();
             return;
         };
-        let backfill = self.profile.max_backfill_s * 1000;
+        let backfill = self.profile.max_backfill_s * SECOND;
         let mut day = last.succ_opt().unwrap_or(last);
         while day < today {
             let (_, end) = self.day_bounds(day);
@@ -386,12 +386,12 @@ impl Engine {
             s.windows = vec![WindowState::default(); self.profile.windows.len()];
         }
         // Never walk further back than the horizon (a restart after a long pause).
-        from = from.max(to - HORIZON_MS - 60_000 * 60 * 24);
+        from = from.max(to - HORIZON_MS - DAY);
         let mut transitions = Vec::new();
         let mut m = from;
         while m < to {
             self.judge_minute(&role, &mut s, m, &mut transitions, out);
-            m += 60_000;
+            m += MINUTE;
         }
         if to > from {
             s.judged_to = Some(to);
@@ -408,7 +408,7 @@ impl Engine {
         while s
             .exceeded_minutes
             .first()
-            .is_some_and(|k| *k < keep_from - 86_400_000)
+            .is_some_and(|k| *k < keep_from - DAY)
         {
             s.exceeded_minutes.pop_first();
         }

@@ -1,6 +1,7 @@
 //! Per-site minute buckets: the valid values of one minute, averaged across the site's devices.
 //! Every windowed rule is built from these, so late readings simply land in their minute.
 
+use dustwatch_protocol::time::MINUTE;
 use dustwatch_protocol::{Metric, Reading};
 
 #[derive(Debug, Clone, Default)]
@@ -53,5 +54,5 @@ impl Minute {
 
 /// Minute start (ms) of a reading: its `ts` is the END of its interval.
 pub fn minute_of(ts: i64) -> i64 {
-    (ts - 1).div_euclid(60_000) * 60_000
+    (ts - 1).div_euclid(MINUTE) * MINUTE
 }

@@ -162,7 +162,7 @@ impl Owned {
         };
         let new: Vec<Record> = levels
             .into_iter()
-            .filter(|l| engine.levels().at(l.ts) != l.level)
+            .filter(|l| engine.levels().at(l.ts.ms()) != l.level)
             .map(|level| Record::CityLevel {
                 level,
                 source: "store".into(),

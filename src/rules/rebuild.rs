@@ -18,7 +18,7 @@ pub fn load(
     let newest: HashMap<String, i64> = reader
         .latest()?
         .into_iter()
-        .map(|(site, l)| (site, l.reading.ts))
+        .map(|(site, l)| (site, l.reading.ts.ms()))
         .collect();
     let mut sites: Vec<String> = reader
         .sites()?
@@ -70,7 +70,7 @@ pub fn load(
     out.levels = reader
         .city_levels()?
         .into_iter()
-        .map(|l| (l.ts, l.level))
+        .map(|l| (l.ts.ms(), l.level))
         .collect();
     Ok(out)
 }

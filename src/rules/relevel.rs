@@ -10,6 +10,7 @@
 use super::kinds::restriction::{EARTHWORK, WORK};
 use super::profile::RestrictionRule;
 use super::timeline::LevelTimeline;
+use dustwatch_protocol::time::MINUTE;
 use std::collections::VecDeque;
 
 /// One judged minute of a construction site.
@@ -62,7 +63,7 @@ impl ActivityLog {
         if first.start > from {
             return None;
         }
-        let w = window_min * 60_000;
+        let w = window_min * MINUTE;
         let earth = rule_name == EARTHWORK;
         let mut counts: std::collections::BTreeMap<i64, i64> = Default::default();
         for m in self.minutes.iter().filter(|m| m.start >= from) {
@@ -90,13 +91,13 @@ impl ActivityLog {
         window_min: i64,
         min_active: i64,
     ) -> Vec<LateBreach> {
-        let w = window_min * 60_000;
+        let w = window_min * MINUTE;
         let mut out = Vec::new();
         let Some(last) = self.minutes.back() else {
             return out;
         };
         let mut start = from.div_euclid(w) * w;
-        while start + w <= last.start + 60_000 {
+        while start + w <= last.start + MINUTE {
             let count = |t: &LevelTimeline, earth: bool| {
                 self.minutes
                     .iter()

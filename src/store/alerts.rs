@@ -5,19 +5,61 @@
 
 use super::config::Synchronous;
 use super::connection::open_writer;
+use super::notify_outbox::NotifyChange;
 use super::StoreError;
-pub use dustwatch_protocol::{Alert, AlertChange, Change, DayRow, EventTime};
+pub use dustwatch_protocol::{Alert, AlertChange, AlertState, Change, DayRow, EventTime, RuleKind};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::path::Path;
 use std::str::FromStr;
 
+/// Alerts in one state, or the open ones (active or cleared): what a list may ask for.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::AsRefStr,
+    strum::VariantArray,
+)]
+#[strum(
+    serialize_all = "snake_case",
+    parse_err_ty = String,
+    parse_err_fn = unknown_state
+)]
+pub enum StateFilter {
+    Active,
+    Cleared,
+    Closed,
+    Open,
+}
+
+fn unknown_state(s: &str) -> String {
+    format!("unknown alert state `{s}` (active, cleared, closed, open)")
+}
+
+impl StateFilter {
+    /// The one stored state asked for; `None` for open, which is two.
+    pub fn single(self) -> Option<AlertState> {
+        match self {
+            StateFilter::Active => Some(AlertState::Active),
+            StateFilter::Cleared => Some(AlertState::Cleared),
+            StateFilter::Closed => Some(AlertState::Closed),
+            StateFilter::Open => None,
+        }
+    }
+}
+
 /// Which alerts to list.
 #[derive(Debug, Clone, Default)]
 pub struct AlertFilter {
-    /// `active`, `cleared`, `closed`, `open` (active or cleared) or none for all.
-    pub state: Option<String>,
+    /// One state, or open (active or cleared); none for all.
+    pub state: Option<StateFilter>,
     pub site: Option<String>,
-    pub kind: Option<String>,
+    pub kind: Option<RuleKind>,
     /// Only alerts open at some time in [from, to) (event time).
     pub from_ts: Option<EventTime>,
     pub to_ts: Option<EventTime>,
@@ -84,9 +126,9 @@ impl AlertWriter for AlertStore {
                     .optional()?;
                 before
                     .is_some_and(|b| b != a.severity.name())
-                    .then_some("escalated")
+                    .then_some(NotifyChange::Escalated)
             } else {
-                Some(change.name())
+                NotifyChange::of(*change)
             };
             let evidence = a.evidence.to_string();
             tx.prepare_cached(
@@ -174,7 +216,7 @@ impl AlertWriter for AlertStore {
         let open = query_alerts(
             &self.conn,
             &AlertFilter {
-                state: Some("open".into()),
+                state: Some(StateFilter::Open),
                 ..Default::default()
             },
         )?;
@@ -201,7 +243,7 @@ impl AlertWriter for AlertStore {
 
 /// A column holding an enum's name (or a date), parsed; a name this build does not know is a
 /// conversion error naming the column, not a silently different value.
-fn named<T>(r: &Row<'_>, i: usize) -> rusqlite::Result<T>
+pub(super) fn named<T>(r: &Row<'_>, i: usize) -> rusqlite::Result<T>
 where
     T: FromStr,
     T::Err: std::fmt::Display,
@@ -245,10 +287,10 @@ const ALERT_COLS: &str =
      opened_ts, updated_ts, cleared_ts, closed_ts, offences, level, evidence";
 
 pub(super) fn query_alerts(c: &Connection, f: &AlertFilter) -> Result<Vec<Alert>, StoreError> {
-    let (state_sql, state) = match f.state.as_deref() {
-        None | Some("all") => ("1", None),
-        Some("open") => ("state IN ('active', 'cleared')", None),
-        Some(s) => ("state = ?1", Some(s.to_string())),
+    let (state_sql, state) = match f.state.map(|s| (s, s.single())) {
+        None => ("1", None),
+        Some((_, None)) => ("state IN ('active', 'cleared')", None),
+        Some((_, Some(s))) => ("state = ?1", Some(s.name())),
     };
     let sql = format!(
         "SELECT {ALERT_COLS} FROM alerts WHERE {state_sql} \
@@ -262,7 +304,7 @@ pub(super) fn query_alerts(c: &Connection, f: &AlertFilter) -> Result<Vec<Alert>
         params![
             state,
             f.site,
-            f.kind,
+            f.kind.map(RuleKind::name),
             f.from_ts.map(EventTime::ms),
             f.to_ts.map(EventTime::ms),
             f.limit.map_or(-1, i64::from)

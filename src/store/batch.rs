@@ -83,7 +83,7 @@ impl<'a> BatchTally<'a> {
         self.fresh(i);
         for (k, (_, width)) in ROLLUPS.iter().enumerate() {
             let aggs = self.deltas[k]
-                .entry((site, bucket(r.ts, *width)))
+                .entry((site, bucket(r.ts.ms(), *width)))
                 .or_default();
             for (j, m) in Metric::ALL.into_iter().enumerate() {
                 if let Some(v) = r.valid(m) {
@@ -92,10 +92,10 @@ impl<'a> BatchTally<'a> {
             }
         }
         let newest_ts = match self.newest.get(site) {
-            Some((_, l)) => Some(l.ts),
+            Some((_, l)) => Some(l.ts.ms()),
             None => known.newest_ts(site),
         };
-        if newest_ts.is_none_or(|ts| ts <= r.ts) {
+        if newest_ts.is_none_or(|ts| ts <= r.ts.ms()) {
             self.newest.insert(site, (device, r));
         }
         self.seen(site, device);

@@ -3,7 +3,7 @@
 
 use super::sqlite::StoreConfig;
 use super::{AlertWriter, DeadLetter, Record, SqliteStore, StoreReader, StoreWriter};
-use dustwatch_protocol::{Reading, RejectReason, SiteInfo};
+use dustwatch_protocol::{EventTime, Reading, RejectReason, SiteInfo};
 
 const T0: i64 = 1_483_228_800_000; // 2017-01-01
 const DAY: i64 = 86_400_000;
@@ -20,7 +20,7 @@ fn reading(site: &str, device: &str, ts: i64) -> Record {
         site: site.into(),
         device: device.into(),
         reading: Reading {
-            ts,
+            ts: EventTime(ts),
             seq: (ts / 60_000) as u64,
             boot: 1,
             interval_s: 60,

@@ -38,13 +38,15 @@ pub mod tables;
 mod tests;
 
 use dustwatch_protocol::{
-    CityLevel, CommandReply, Event, Metric, Reading, RejectReason, Rejected, SiteInfo, Status,
-    TopicRoot,
+    CityLevel, CommandReply, Event, EventTime, Metric, Reading, RejectReason, Rejected, SiteInfo,
+    Status, TopicRoot,
 };
 use serde::Serialize;
 use thiserror::Error;
 
-pub use alerts::{Alert, AlertChange, AlertFilter, AlertStore, AlertWriter, DayRow, LoadedAlerts};
+pub use alerts::{
+    Alert, AlertChange, AlertFilter, AlertStore, AlertWriter, DayRow, LoadedAlerts, StateFilter,
+};
 pub use fence::Fence;
 pub use open::{open, open_acting, open_commands, open_notify_queue, OpenStore};
 pub use reader::SqliteReader;
@@ -84,7 +86,7 @@ pub enum Record {
 
 impl Record {
     /// The event time the record carries, if any (a status may have none).
-    pub fn event_time(&self) -> Option<i64> {
+    pub fn event_time(&self) -> Option<EventTime> {
         match self {
             Record::Reading { reading, .. } => Some(reading.ts),
             Record::Event { event, .. } => Some(event.ts),

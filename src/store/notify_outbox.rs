@@ -7,11 +7,60 @@
 //! Ids come from `AUTOINCREMENT` and there is one alert writer, so ids rise in commit order and
 //! the router's cursor never skips a row.
 
+use super::alerts::named;
 use super::config::Synchronous;
 use super::connection::open_writer;
 use super::StoreError;
+use dustwatch_protocol::{Change, Severity};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use serde::Serialize;
 use std::path::Path;
+
+/// What a notification reports about an alert: the changes its history records, and an
+/// escalation (an evidence update that raised the severity), which only notifications carry.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::AsRefStr,
+    strum::VariantArray,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum NotifyChange {
+    Opened,
+    Reactivated,
+    Escalated,
+    Cleared,
+    Closed,
+    Acknowledged,
+}
+
+impl NotifyChange {
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+
+    /// The notification of a recorded change; a plain evidence update sends none (an escalation
+    /// is decided where the severity before the update is known).
+    pub fn of(change: Change) -> Option<NotifyChange> {
+        match change {
+            Change::Opened => Some(NotifyChange::Opened),
+            Change::Reactivated => Some(NotifyChange::Reactivated),
+            Change::Cleared => Some(NotifyChange::Cleared),
+            Change::Closed => Some(NotifyChange::Closed),
+            Change::Acknowledged => Some(NotifyChange::Acknowledged),
+            Change::Updated => None,
+        }
+    }
+}
 
 /// Changes kept undelivered at most: beyond this the oldest go (bounded disk when nothing
 /// routes them, e.g. notifications are not configured).
@@ -20,7 +69,7 @@ pub const MAX_ROWS: i64 = 100_000;
 /// Append one alert change inside the alert writer's transaction.
 pub fn push(
     tx: &Transaction,
-    change: &str,
+    change: NotifyChange,
     alert: &super::Alert,
     recorded_ms: i64,
 ) -> Result<(), StoreError> {
@@ -30,7 +79,7 @@ pub fn push(
     )?
     .execute(params![
         alert.id,
-        change,
+        change.name(),
         alert.site,
         alert.rule,
         alert.severity.name(),
@@ -52,10 +101,10 @@ pub fn push(
 pub struct OutboxRow {
     pub id: i64,
     pub alert_id: i64,
-    pub change: String,
+    pub change: NotifyChange,
     pub site: String,
     pub rule: String,
-    pub severity: String,
+    pub severity: Severity,
     /// The alert as it stood after the change (JSON of `Alert`).
     pub alert: serde_json::Value,
     pub recorded_ms: i64,
@@ -133,10 +182,10 @@ impl NotifyQueue for NotifyOutbox {
             Ok(OutboxRow {
                 id: r.get(0)?,
                 alert_id: r.get(1)?,
-                change: r.get(2)?,
+                change: named(r, 2)?,
                 site: r.get(3)?,
                 rule: r.get(4)?,
-                severity: r.get(5)?,
+                severity: named(r, 5)?,
                 alert: serde_json::from_str(&alert).unwrap_or(serde_json::Value::Null),
                 recorded_ms: r.get(7)?,
             })
@@ -178,10 +227,10 @@ impl NotifyQueue for NotifyOutbox {
                     row: OutboxRow {
                         id: r.get(0)?,
                         alert_id: r.get(1)?,
-                        change: r.get(2)?,
+                        change: named(r, 2)?,
                         site: r.get(3)?,
                         rule: r.get(4)?,
-                        severity: r.get(5)?,
+                        severity: named(r, 5)?,
                         alert: serde_json::from_str(&alert).unwrap_or(serde_json::Value::Null),
                         recorded_ms: r.get(7)?,
                     },
@@ -316,5 +365,47 @@ mod tests {
             left, 1,
             "the change still pending stays, the finished one went"
         );
+    }
+
+    #[test]
+    fn notify_change_text_json_and_parse_agree() {
+        use strum::VariantArray;
+        for &c in NotifyChange::VARIANTS {
+            let json = serde_json::to_value(c).expect("a unit variant serialises");
+            assert_eq!(json, serde_json::Value::String(c.to_string()));
+            assert_eq!(c.name().parse::<NotifyChange>().ok(), Some(c));
+        }
+        assert_eq!(NotifyChange::of(Change::Updated), None);
+        assert_eq!(
+            NotifyChange::of(Change::Acknowledged),
+            Some(NotifyChange::Acknowledged)
+        );
+    }
+
+    #[test]
+    fn rows_carry_typed_changes_and_a_word_this_build_does_not_know_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut alerts = AlertStore::open(dir.path()).expect("alerts");
+        let mut worse = alert(1);
+        worse.severity = Severity::Critical;
+        alerts
+            .apply(&[(Change::Opened, alert(1)), (Change::Updated, worse)])
+            .expect("opened, then escalated");
+        let outbox = NotifyOutbox::open(dir.path()).expect("outbox");
+        let rows = outbox.unrouted(10).expect("unrouted");
+        let seen: Vec<_> = rows.iter().map(|r| (r.change, r.severity)).collect();
+        assert_eq!(
+            seen,
+            [
+                (NotifyChange::Opened, Severity::Warning),
+                (NotifyChange::Escalated, Severity::Critical)
+            ]
+        );
+        outbox
+            .conn
+            .execute("UPDATE notify_outbox SET change = 'exploded'", [])
+            .expect("corrupt the rows");
+        let e = outbox.unrouted(10).expect_err("unknown change");
+        assert!(e.to_string().contains("exploded"), "{e}");
     }
 }

@@ -9,7 +9,9 @@ use super::rollup::{bucket, series_points, series_source, Agg};
 use super::schema;
 use super::sql::sqlite;
 use super::{Counts, DeviceRow, Latest, SeriesPoint, SiteRow, StoreError, StoreReader};
-use dustwatch_protocol::{CityLevel, Flag, Level, Metric, Phase, Reading, SiteInfo, SiteKind};
+use dustwatch_protocol::{
+    CityLevel, EventTime, Flag, Level, Metric, Phase, Reading, SiteInfo, SiteKind,
+};
 use rusqlite::{params, Connection, OpenFlags};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -304,7 +306,10 @@ impl StoreReader for SqliteReader {
             for row in rows {
                 let (ts, level) = row?;
                 let level = Level::from_str(&level).map_err(StoreError::Corrupt)?;
-                out.push(CityLevel { level, ts });
+                out.push(CityLevel {
+                    level,
+                    ts: EventTime(ts),
+                });
             }
             Ok(out)
         })

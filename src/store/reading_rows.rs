@@ -3,7 +3,7 @@
 
 use super::sql::AnyRow;
 use super::StoreError;
-use dustwatch_protocol::{Event, Flag, Metric, Reading};
+use dustwatch_protocol::{Event, EventTime, Flag, Metric, Reading};
 use std::collections::BTreeMap;
 
 /// A site's readings in [$2, $3), oldest first: device, header columns, flags, then one column
@@ -28,7 +28,7 @@ where
 {
     let flags: Option<String> = r.col(5)?;
     let mut reading = Reading {
-        ts: r.col(1)?,
+        ts: EventTime(r.col(1)?),
         boot: u32_or_0(r.col(2)?),
         seq: u64_or_0(r.col(3)?),
         interval_s: u32_or_0(r.col(4)?),
@@ -48,7 +48,7 @@ where
 {
     let kind: String = r.col(4)?;
     let event = Event {
-        ts: r.col(1)?,
+        ts: EventTime(r.col(1)?),
         seq: u64_or_0(r.col(2)?),
         boot: u32_or_0(r.col(3)?),
         kind: parse_enum(&kind)?,

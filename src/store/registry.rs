@@ -156,7 +156,7 @@ impl Registry {
 
     /// The newest event time known for a site.
     pub(crate) fn newest_ts(&self, site: &str) -> Option<i64> {
-        self.latest.get(site).map(|l| l.reading.ts)
+        self.latest.get(site).map(|l| l.reading.ts.ms())
     }
 
     /// The fleet clock from the sites' newest readings: registered sites when any reports.
@@ -165,7 +165,7 @@ impl Registry {
             self.latest
                 .iter()
                 .filter(|(site, _)| !registered || self.sites.get(*site) == Some(&true))
-                .map(|(_, l)| l.reading.ts)
+                .map(|(_, l)| l.reading.ts.ms())
                 .collect()
         };
         let registered = newest(true);

@@ -1,6 +1,7 @@
 //! Rollup arithmetic shared by the writer (partial aggregates per batch) and the reader (series
 //! at any step): which bucket a reading falls in, and a running count, sum, min and max.
 
+use dustwatch_protocol::time::SECOND;
 /// Partial aggregate of one metric in one bucket.
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Agg {
@@ -35,7 +36,7 @@ pub(super) fn series_source(step_s: i64) -> Result<(i64, Option<RollupTable>), s
     if !(1..=31 * 86_400).contains(&step_s) {
         return Err(super::StoreError::BadStep(step_s));
     }
-    let step_ms = step_s * 1000;
+    let step_ms = step_s * SECOND;
     let source = super::schema::ROLLUPS
         .iter()
         .rev()

@@ -227,7 +227,7 @@ impl StoreWriter for SqliteStore {
             .map(|(id, registered)| retention::SiteAge {
                 id,
                 registered: *registered,
-                newest_ts: self.known.latest.get(id).map(|l| l.reading.ts),
+                newest_ts: self.known.latest.get(id).map(|l| l.reading.ts.ms()),
             })
             .collect();
         let tx = self.conn.transaction()?;

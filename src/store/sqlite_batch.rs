@@ -8,7 +8,7 @@ use super::outbox::{self, OutboxKind};
 use super::registry::device_state;
 use super::schema::{self, ROLLUPS};
 use super::{DeadLetter, StoreError};
-use dustwatch_protocol::{CityLevel, Event, Reading, Status};
+use dustwatch_protocol::{CityLevel, Event, EventTime, Reading, Status};
 use rusqlite::{params, Transaction};
 use std::ops::{Deref, DerefMut};
 
@@ -73,7 +73,7 @@ impl<'a> BatchWrite<'a> {
         }
         let n = insert.execute(params![
             site,
-            r.ts,
+            r.ts.ms(),
             device,
             r.boot,
             r.seq,
@@ -106,11 +106,11 @@ impl<'a> BatchWrite<'a> {
                 Some(device),
                 Some(r.boot),
                 Some(r.seq),
-                r.ts,
+                r.ts.ms(),
             )?;
         }
         if self.forward {
-            super::forward_queue::push(tx, site, device, r.boot, r.seq, r.ts)?;
+            super::forward_queue::push(tx, site, device, r.boot, r.seq, r.ts.ms())?;
         }
         let last = self.out.fresh.len().saturating_sub(1);
         self.tally.stored_reading(known, last, site, device, r);
@@ -154,7 +154,7 @@ impl<'a> BatchWrite<'a> {
                 device,
                 event.boot,
                 event.seq,
-                event.ts,
+                event.ts.ms(),
                 event.kind.name(),
                 received
             ])?;
@@ -171,7 +171,7 @@ impl<'a> BatchWrite<'a> {
                     Some(device),
                     Some(event.boot),
                     Some(event.seq),
-                    event.ts,
+                    event.ts.ms(),
                 )?;
             }
         }
@@ -203,7 +203,7 @@ impl<'a> BatchWrite<'a> {
                 site,
                 device,
                 received,
-                status.ts,
+                status.ts.map(EventTime::ms),
                 new.state,
                 new.fw,
                 new.boot,
@@ -236,11 +236,19 @@ impl<'a> BatchWrite<'a> {
         tx.prepare_cached(
             "INSERT OR REPLACE INTO city_levels (ts, level, source) VALUES (?1, ?2, ?3)",
         )?
-        .execute(params![level.ts, level.level.name(), source])?;
+        .execute(params![level.ts.ms(), level.level.name(), source])?;
         self.out.other += 1;
         self.fresh_last();
         if self.outbox {
-            outbox::push(tx, OutboxKind::CityLevel, None, None, None, None, level.ts)?;
+            outbox::push(
+                tx,
+                OutboxKind::CityLevel,
+                None,
+                None,
+                None,
+                None,
+                level.ts.ms(),
+            )?;
         }
         Ok(())
     }

@@ -3,7 +3,8 @@
 
 use super::sqlite::{db_path, StoreConfig};
 use super::{Record, SqliteStore, StoreReader, StoreWriter};
-use dustwatch_protocol::Reading;
+use dustwatch_protocol::time::MINUTE;
+use dustwatch_protocol::{EventTime, Reading};
 use std::time::{Duration, Instant};
 
 fn config(dir: &std::path::Path) -> StoreConfig {
@@ -18,7 +19,7 @@ fn reading(device: usize, seq: u64) -> Record {
         site: format!("s{}", device % 5),
         device: format!("d{device}"),
         reading: Reading {
-            ts: 1_483_228_800_000 + seq as i64 * 60_000,
+            ts: EventTime(1_483_228_800_000) + seq as i64 * MINUTE,
             seq,
             boot: 1,
             interval_s: 60,

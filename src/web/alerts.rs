@@ -4,7 +4,7 @@
 
 use super::i18n::Lang;
 use super::layout::{self, Nav, Script, Ui};
-use super::{blocking, AppState, WebError};
+use super::{blocking, query, AppState, WebError};
 use crate::store::{Alert, AlertFilter};
 use axum::extract::{Query, State};
 use axum::response::{Html, IntoResponse, Response};
@@ -78,18 +78,13 @@ pub async fn page(
     let ui = Ui::new(lang, &state);
     let t = ui.t();
     let filter_state = q.state.clone().unwrap_or_else(|| "open".into());
-    if !STATES.contains(&filter_state.as_str()) {
-        return Err(WebError::BadRequest(format!(
-            "state `{filter_state}`: use open, active, cleared, closed or all"
-        )));
-    }
+    let states = query::alert_states(&filter_state)?;
     let site = q.site.clone().filter(|s| !s.is_empty());
     let (alerts, sites) = {
-        let st = filter_state.clone();
         let site = site.clone();
         blocking(move || {
             let alerts = state.reader.alerts(&AlertFilter {
-                state: (st != "all").then_some(st),
+                state: states,
                 site,
                 limit: Some(500),
                 ..Default::default()

@@ -1,13 +1,13 @@
 //! Alerts and the city level over HTTP. Acknowledging needs an inspector, setting the level the
 //! office (admin); the user is recorded.
 
-use super::{blocking, AppState, WebError};
+use super::{blocking, query, AppState, WebError};
 use crate::auth::{Admin, Inspector, Via};
 use crate::rules::acks::AckError;
 use crate::store::{Alert, AlertChange, AlertFilter};
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use dustwatch_protocol::{CityLevel, Level};
+use dustwatch_protocol::{CityLevel, EventTime, Level};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Deserialize)]
@@ -22,17 +22,15 @@ pub async fn list(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<Alert>>, WebError> {
-    if let Some(s) = q.state.as_deref() {
-        if !["active", "cleared", "closed", "open", "all"].contains(&s) {
-            return Err(WebError::BadRequest(format!(
-                "state `{s}`: use active, cleared, closed, open or all"
-            )));
-        }
-    }
     let filter = AlertFilter {
-        state: q.state,
+        state: q
+            .state
+            .as_deref()
+            .map(query::alert_states)
+            .transpose()?
+            .flatten(),
         site: q.site,
-        kind: q.kind,
+        kind: q.kind.as_deref().map(query::rule_kind).transpose()?,
         limit: Some(q.limit.unwrap_or(1000).min(10_000)),
         ..Default::default()
     };
@@ -109,7 +107,7 @@ pub async fn get_level(State(state): State<AppState>) -> Result<Json<CityLevel>,
     let levels = blocking(move || Ok(reader.city_levels()?)).await?;
     Ok(Json(levels.last().copied().unwrap_or(CityLevel {
         level: Level::None,
-        ts: 0,
+        ts: EventTime(0),
     })))
 }
 
@@ -117,7 +115,7 @@ pub async fn get_level(State(state): State<AppState>) -> Result<Json<CityLevel>,
 pub struct LevelBody {
     pub level: Level,
     /// Event time from which the level is in force (Unix ms); default now.
-    pub ts: Option<i64>,
+    pub ts: Option<EventTime>,
 }
 
 /// The level to publish, checked the way ingest will check it (contract limits, and at most
@@ -125,16 +123,16 @@ pub struct LevelBody {
 /// instead of a 200 followed by a dead letter.
 pub fn checked_level(
     body: &LevelBody,
-    now_ms: i64,
+    now: EventTime,
     max_future_ms: i64,
 ) -> Result<(CityLevel, Vec<u8>), WebError> {
     let level = CityLevel {
         level: body.level,
-        ts: body.ts.unwrap_or(now_ms),
+        ts: body.ts.unwrap_or(now),
     };
     let payload = serde_json::to_vec(&level).map_err(|e| WebError::Internal(e.to_string()))?;
     CityLevel::decode(&payload)
-        .and_then(|_| dustwatch_protocol::check_not_future(level.ts, now_ms, max_future_ms))
+        .and_then(|_| dustwatch_protocol::check_not_future(level.ts, now, max_future_ms))
         .map_err(|r| WebError::BadRequest(format!("`ts`: {}", r.detail)))?;
     Ok((level, payload))
 }
@@ -148,7 +146,7 @@ pub async fn put_level(
     Json(body): Json<LevelBody>,
 ) -> Result<Json<CityLevel>, WebError> {
     tracing::info!(by = %user.name, level = body.level.name(), "city level set over HTTP");
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = EventTime(chrono::Utc::now().timestamp_millis());
     let (level, payload) = checked_level(&body, now, state.max_future_ms)?;
     if !state
         .publisher

@@ -46,7 +46,7 @@ pub async fn series(
         .unwrap_or("pm10")
         .parse()
         .map_err(WebError::BadRequest)?;
-    let latest_ts = state.reader.hot().latest(&site).map(|l| l.reading.ts);
+    let latest_ts = state.reader.hot().latest(&site).map(|l| l.reading.ts.ms());
     let default_to = latest_ts
         .unwrap_or_else(|| chrono::Utc::now().timestamp_millis())
         .saturating_add(1);

@@ -13,7 +13,7 @@ use crate::store::AlertFilter;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use dustwatch_protocol::time::DAY;
+use dustwatch_protocol::time::{DAY, SECOND};
 use dustwatch_protocol::{EventTime, Metric};
 use serde::Deserialize;
 
@@ -107,7 +107,7 @@ pub async fn site_chart(
         .reader
         .hot()
         .latest(&id)
-        .map_or_else(|| fleet_now(&state), |l| l.reading.ts)
+        .map_or_else(|| fleet_now(&state), |l| l.reading.ts.ms())
         .saturating_add(1);
     let range = query::time_range(q.from.as_deref(), q.to.as_deref(), default_to, DAY)?;
     let (from, to) = (range.from, range.to);
@@ -130,7 +130,7 @@ pub async fn site_chart(
                 // A metric beside the PM chart's three (noise, weather, gases): its own line.
                 let points = state
                     .reader
-                    .series(&id, m, from, to, chart.step_ms / 1000)?;
+                    .series(&id, m, from, to, chart.step_ms / SECOND)?;
                 chart.lines.push((m, points));
             }
             chart.lines.retain(|(lm, _)| *lm == m);

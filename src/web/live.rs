@@ -14,7 +14,7 @@ use super::overview::{aqi_badge, open_alerts};
 use super::sites::site_views;
 use super::sites::status_name;
 use super::{AppState, WebError};
-use crate::store::AlertFilter;
+use crate::store::{AlertFilter, StateFilter};
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
@@ -82,11 +82,11 @@ pub struct Snapshot {
 fn changes(state: &AppState, seen: &mut Seen) -> Result<Changes, WebError> {
     let mut out = Changes::default();
     let hot = state.reader.hot().all();
-    let mut keys: Vec<(&String, i64)> = hot.iter().map(|(k, l)| (k, l.reading.ts)).collect();
+    let mut keys: Vec<(&String, i64)> = hot.iter().map(|(k, l)| (k, l.reading.ts.ms())).collect();
     keys.sort_unstable();
     let sites_sig = hash_of(&keys);
     let open = state.reader.alerts(&AlertFilter {
-        state: Some("open".into()),
+        state: Some(StateFilter::Open),
         ..Default::default()
     })?;
     let alerts_sig = hash_of(
@@ -132,7 +132,7 @@ fn changes(state: &AppState, seen: &mut Seen) -> Result<Changes, WebError> {
     // "<level> <since, Unix ms>": the pages show both, and a new level always has a new since.
     let level = state.reader.city_levels()?.last().map_or_else(
         || "none".to_string(),
-        |l| format!("{} {}", l.level.name(), l.ts),
+        |l| format!("{} {}", l.level.name(), l.ts.ms()),
     );
     if seen.level.as_deref() != Some(level.as_str()) {
         out.level = Some(level.clone());

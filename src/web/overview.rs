@@ -8,7 +8,7 @@ use super::i18n::Lang;
 use super::layout::{self, Nav, Script, Ui};
 use super::sites::{fleet_now, site_views, status_name, SiteStatus, SiteView};
 use super::{blocking, AppState, WebError};
-use crate::store::AlertFilter;
+use crate::store::{AlertFilter, StateFilter};
 use axum::extract::State;
 use axum::response::Response;
 use dustwatch_protocol::SiteKind;
@@ -18,7 +18,7 @@ use std::collections::HashMap;
 /// Open alerts per site.
 pub fn open_alerts(state: &AppState) -> Result<HashMap<String, usize>, WebError> {
     let open = state.reader.alerts(&AlertFilter {
-        state: Some("open".into()),
+        state: Some(StateFilter::Open),
         ..Default::default()
     })?;
     let mut by_site = HashMap::new();
@@ -215,7 +215,7 @@ pub fn render(state: &AppState, ui: Ui) -> Result<Markup, WebError> {
     let in_force = levels
         .iter()
         .rev()
-        .find(|l| now.is_none_or(|n| l.ts <= n))
+        .find(|l| now.is_none_or(|n| l.ts.ms() <= n))
         .copied();
     let level = in_force.map_or(dustwatch_protocol::Level::None, |l| l.level);
     // The wall's side column, one section each: a new section is one line here.
@@ -232,7 +232,7 @@ pub fn render(state: &AppState, ui: Ui) -> Result<Markup, WebError> {
             // Live updates rewrite the time when the level changes.
             " " span.muted {
                 (t.level_since) " "
-                span #level-since { (in_force.map_or_else(|| "—".to_string(), |l| ui.time(Some(l.ts)))) }
+                span #level-since { (in_force.map_or_else(|| "—".to_string(), |l| ui.time(Some(l.ts.ms())))) }
             }
         }
         (counts(ui, &views))

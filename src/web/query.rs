@@ -3,8 +3,10 @@
 //! them. All arithmetic is checked; anything out of range is a `QueryError` (a 400), never a
 //! panic or a wrapped number that slips past a limit.
 
+use crate::store::StateFilter;
 use chrono::NaiveDate;
-use dustwatch_protocol::time::DAY;
+use dustwatch_protocol::time::{DAY, SECOND};
+use dustwatch_protocol::RuleKind;
 use thiserror::Error;
 
 /// Longest time range one request may cover.
@@ -31,6 +33,10 @@ pub enum QueryError {
     Step(String),
     #[error("step {step} s gives more than {MAX_POINTS} points over this range")]
     TooManyPoints { step: i64 },
+    #[error("state `{0}`: use open, active, cleared, closed or all")]
+    AlertState(String),
+    #[error("kind `{0}`: use window, restriction, sprinkling, noise, night, gap or fault")]
+    RuleKind(String),
 }
 
 /// Shorten what is echoed back in an error.
@@ -97,11 +103,11 @@ pub fn series_step(step: Option<&str>, range: TimeRange) -> Result<i64, QueryErr
         Some(s) => s
             .parse::<i64>()
             .ok()
-            .filter(|s| (1..=MAX_SPAN_MS / 1000).contains(s))
+            .filter(|s| (1..=MAX_SPAN_MS / SECOND).contains(s))
             .ok_or_else(|| QueryError::Step(echo(s)))?,
     };
     // step * 1000 <= MAX_SPAN_MS: no overflow, never zero.
-    if range.span_ms() / (step * 1000) > MAX_POINTS {
+    if range.span_ms() / (step * SECOND) > MAX_POINTS {
         return Err(QueryError::TooManyPoints { step });
     }
     Ok(step)
@@ -122,10 +128,39 @@ pub fn date_range(from: &str, to: &str) -> Result<(NaiveDate, NaiveDate), QueryE
     Ok((from, to))
 }
 
+/// An alert-state filter: one state, `open` (active or cleared), or `all` (no filter).
+pub fn alert_states(s: &str) -> Result<Option<StateFilter>, QueryError> {
+    if s == "all" {
+        return Ok(None);
+    }
+    s.parse()
+        .map(Some)
+        .map_err(|_: String| QueryError::AlertState(echo(s)))
+}
+
+/// A rule kind (`window`, `noise`, ...).
+pub fn rule_kind(s: &str) -> Result<RuleKind, QueryError> {
+    s.parse().map_err(|_| QueryError::RuleKind(echo(s)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn alert_filters_parse_into_their_enums_or_say_what_is_allowed() {
+        assert_eq!(alert_states("all"), Ok(None));
+        assert_eq!(alert_states("open"), Ok(Some(StateFilter::Open)));
+        assert_eq!(alert_states("cleared"), Ok(Some(StateFilter::Cleared)));
+        let e = alert_states("Active").expect_err("names are lower case");
+        assert_eq!(
+            e.to_string(),
+            "state `Active`: use open, active, cleared, closed or all"
+        );
+        assert_eq!(rule_kind("noise"), Ok(RuleKind::Noise));
+        assert!(matches!(rule_kind("pm10"), Err(QueryError::RuleKind(_))));
+    }
 
     #[test]
     fn huge_step_is_a_clear_error_not_a_division_by_zero() {

@@ -73,7 +73,7 @@ fn latest(ui: Ui, id: &str, view: Option<&SiteView>) -> Markup {
             span.sub {
                 (t.status) " " span class={ "st " (status) } data-f="status" { (ui.lang.status(&status)) }
                 " · " (t.age) " " span data-f="age" { (age(v)) }
-                " · " (t.newest_reading) " " (ui.time(l.map(|r| r.ts)))
+                " · " (t.newest_reading) " " (ui.time(l.map(|r| r.ts.ms())))
             }
         }
     }
@@ -89,7 +89,7 @@ fn window(state: &AppState, id: &str, range: &str) -> (i64, i64) {
         .reader
         .hot()
         .latest(id)
-        .map_or_else(|| fleet_now(state), |l| l.reading.ts)
+        .map_or_else(|| fleet_now(state), |l| l.reading.ts.ms())
         + 1;
     (to - span, to)
 }

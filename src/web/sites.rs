@@ -2,8 +2,9 @@
 //! data age, all in event time.
 
 use crate::aqi;
-use crate::store::{AlertFilter, Latest, SiteRow};
+use crate::store::{AlertFilter, Latest, SiteRow, StateFilter};
 use crate::web::{AppState, WebError};
+use dustwatch_protocol::time::SECOND;
 use dustwatch_protocol::{AlertState, Severity, SiteInfo};
 use serde::Serialize;
 
@@ -39,7 +40,7 @@ pub struct SiteView {
 pub fn site_views(state: &AppState) -> Result<Vec<SiteView>, WebError> {
     let rows: Vec<SiteRow> = state.reader.sites()?;
     let open = state.reader.alerts(&AlertFilter {
-        state: Some("open".into()),
+        state: Some(StateFilter::Open),
         ..Default::default()
     })?;
     let latest = state.reader.hot().all();
@@ -52,14 +53,16 @@ pub fn site_views(state: &AppState) -> Result<Vec<SiteView>, WebError> {
         .map(|row| {
             let l = latest.get(&row.info.id).cloned();
             // A site ahead of the fleet clock is as fresh as can be, not of negative age.
-            let age = l.as_ref().map(|l| (now - l.reading.ts).max(0) / 1000);
+            let age = l
+                .as_ref()
+                .map(|l| (now - l.reading.ts.ms()).max(0) / SECOND);
             let mine: Vec<_> = open.iter().filter(|a| a.site == row.info.id).collect();
             let violation = mine
                 .iter()
                 .any(|a| a.state == AlertState::Active && a.severity >= Severity::Violation);
             let status = if !row.registered {
                 SiteStatus::Unregistered
-            } else if age.is_none_or(|a| a * 1000 > state.offline_after_ms) {
+            } else if age.is_none_or(|a| a * SECOND > state.offline_after_ms) {
                 SiteStatus::Offline
             } else if violation {
                 SiteStatus::Violation

@@ -5,7 +5,7 @@
 use super::embedded_broker;
 use dustwatch::app::Aggregator;
 use dustwatch::config::Config;
-use dustwatch_protocol::{Phase, Reading, SiteInfo, SiteKind, TopicRoot};
+use dustwatch_protocol::{EventTime, Phase, Reading, SiteInfo, SiteKind, TopicRoot};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -120,7 +120,7 @@ pub fn readings_of(sites: &[&str], from: i64, to: i64) -> Vec<(String, Vec<u8>)>
         let on_sites = sites.iter().map(|s| (*s, pm10));
         for (s, v) in on_sites.chain([reference]) {
             let r = Reading {
-                ts,
+                ts: EventTime(ts),
                 seq: i as u64,
                 boot: 1,
                 interval_s: 60,

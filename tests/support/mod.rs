@@ -4,7 +4,7 @@
 
 pub use dustwatch_testkit::{embedded_broker, free_port, wait_port, Mosquitto};
 
-use dustwatch_protocol::{Reading, TopicRoot};
+use dustwatch_protocol::{EventTime, Reading, TopicRoot};
 use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -145,7 +145,7 @@ impl Drop for AggregatorProcess {
 /// A reading with values derived from its sequence number, so content can be checked.
 pub fn reading(ts: i64, seq: u64, boot: u32) -> Reading {
     Reading {
-        ts,
+        ts: EventTime(ts),
         seq,
         boot,
         interval_s: 60,

@@ -5,7 +5,9 @@
 use chrono::{TimeZone, Utc};
 use dustwatch::rules::{Alert, Change, DayStats, Engine, Output, Profile};
 use dustwatch::store::Record;
-use dustwatch_protocol::{CityLevel, Event, EventKind, Level, Phase, Reading, SiteInfo, SiteKind};
+use dustwatch_protocol::{
+    CityLevel, Event, EventKind, EventTime, Level, Phase, Reading, SiteInfo, SiteKind,
+};
 
 pub const MIN: i64 = 60_000;
 pub const HOUR: i64 = 60 * MIN;
@@ -74,7 +76,7 @@ impl Sim {
             site: site.into(),
             device: "d1".into(),
             reading: Reading {
-                ts,
+                ts: EventTime(ts),
                 seq: self.seq,
                 boot: 1,
                 interval_s: 60,
@@ -109,7 +111,10 @@ impl Sim {
 
     pub fn level(&mut self, ts: i64, level: Level) {
         self.feed(&[Record::CityLevel {
-            level: CityLevel { level, ts },
+            level: CityLevel {
+                level,
+                ts: EventTime(ts),
+            },
             source: "test".into(),
         }]);
     }
@@ -121,7 +126,7 @@ impl Sim {
             site: "s1".into(),
             device: device.into(),
             event: Event {
-                ts,
+                ts: EventTime(ts),
                 seq,
                 boot: 1,
                 kind,

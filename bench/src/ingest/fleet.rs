@@ -2,7 +2,7 @@
 //! each reading's payload, and QoS 1 publishing as fast as the broker takes it or paced.
 
 use super::Options;
-use dustwatch_protocol::{Reading, SiteInfo, TopicRoot};
+use dustwatch_protocol::{EventTime, Reading, SiteInfo, TopicRoot};
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -35,7 +35,7 @@ fn now_ms() -> i64 {
 fn payload(k: u64, devices: u64) -> Vec<u8> {
     let i = k % devices;
     Reading {
-        ts: now_ms(),
+        ts: EventTime(now_ms()),
         seq: k / devices,
         boot: 1,
         interval_s: 60,

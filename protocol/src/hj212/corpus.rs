@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::payload::{Flag, Metric, Reading};
+use crate::time::{EventTime, SECOND};
 
 const HEAD: &str =
     "QN=20170102150000000;ST=39;CN=2011;PW=123456;MN=410108HJ0000000000000001;Flag=4";
@@ -48,7 +49,7 @@ fn separators_flags_and_missing_header_flag() {
         for head in [HEAD, &HEAD.replace(";Flag=4", "")] {
             let r = reading(framed(&format!("{head};CP=&&{cp}&&")));
             assert_eq!((r.pm25, r.pm10), (Some(30.5), Some(60.0)), "{cp}");
-            assert_eq!(r.ts, 1_483_340_400_000);
+            assert_eq!(r.ts, EventTime(1_483_340_400_000));
         }
     }
 }
@@ -63,7 +64,10 @@ fn minute_hour_and_day_data_with_min_avg_max() {
         let r = reading(framed(&seg));
         assert_eq!((r.pm25, r.wind_ms), (Some(20.0), Some(1.5)), "{cn}");
         assert_eq!(r.interval_s, interval);
-        assert_eq!(r.ts, 1_483_286_400_000 + i64::from(interval) * 1_000);
+        assert_eq!(
+            r.ts,
+            EventTime(1_483_286_400_000) + i64::from(interval) * SECOND
+        );
     }
 }
 

@@ -15,6 +15,7 @@ use super::num::Num;
 use super::segment::{Frame, FLAG_V2017};
 use super::time::{qn_from_unix_ms, DataTime, CHINA_UTC_OFFSET_MIN};
 use crate::payload::{Metric, Reading};
+use crate::time::SECOND;
 use serde::{Deserialize, Serialize};
 
 /// Unit of a device's particulate values (PM2.5, PM10, TSP, PM1.0).
@@ -72,14 +73,14 @@ pub fn from_reading(
     let start_or_end = if cn == Cn::RealTime {
         reading.ts
     } else {
-        reading.ts.saturating_sub(i64::from(interval_s) * 1_000)
+        reading.ts - i64::from(interval_s) * SECOND
     };
     let bad_time = || Hj212Error::BadDataTime {
-        value: format!("ts {} ms", reading.ts),
+        value: format!("ts {} ms", reading.ts.ms()),
     };
     let data_time =
-        DataTime::from_unix_ms(start_or_end, device.utc_offset_min).ok_or_else(bad_time)?;
-    let qn = qn_from_unix_ms(reading.ts, device.utc_offset_min).ok_or_else(bad_time)?;
+        DataTime::from_unix_ms(start_or_end.ms(), device.utc_offset_min).ok_or_else(bad_time)?;
+    let qn = qn_from_unix_ms(reading.ts.ms(), device.utc_offset_min).ok_or_else(bad_time)?;
     let mut cp = Cp {
         data_time: Some(data_time),
         ..Cp::default()
@@ -124,6 +125,7 @@ mod tests {
     use super::super::values::read_values;
     use super::*;
     use crate::payload::Flag;
+    use crate::time::EventTime;
 
     /// The reading the ingest path makes of a frame.
     fn ingested(f: &Frame, d: &DeviceProfile, seq: u64, boot: u32) -> Result<Reading, Hj212Error> {
@@ -139,7 +141,7 @@ mod tests {
 
     fn sample() -> Reading {
         let mut r = Reading {
-            ts: 1_714_530_600_000, // 2024-05-01T02:30:00Z = 10:30 +08:00
+            ts: EventTime(1_714_530_600_000), // 2024-05-01T02:30:00Z = 10:30 +08:00
             seq: 7,
             boot: 2,
             interval_s: 60,
@@ -271,7 +273,7 @@ mod tests {
             "not_data"
         );
         let mut r = sample();
-        r.ts = i64::MAX;
+        r.ts = EventTime(i64::MAX);
         assert_eq!(
             from_reading(&r, Cn::RealTime, "MN1", "pw", 39, &d)
                 .unwrap_err()

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::payload::{Flag, Metric, Reading};
+use crate::time::{EventTime, SECOND};
 use proptest::prelude::*;
 use std::collections::BTreeSet;
 
@@ -46,7 +47,11 @@ fn domain_vector_decodes_to_its_values_and_reencodes_byte_identical() {
     let r = read_values(&f, &DeviceProfile::default(), 1, 1)
         .unwrap()
         .reading;
-    assert_eq!(r.ts, 1_483_340_400_000, "15:00 at +08:00 is 07:00 UTC");
+    assert_eq!(
+        r.ts,
+        EventTime(1_483_340_400_000),
+        "15:00 at +08:00 is 07:00 UTC"
+    );
     assert_eq!(r.interval_s, 60);
     let values: Vec<f64> = Metric::ALL.iter().filter_map(|&m| r.get(m)).collect();
     assert_eq!(
@@ -78,7 +83,7 @@ fn every_rejection_reason_has_a_label_and_a_message() {
     let mut r = Reassembler::new(2);
     r.push(split.clone()).unwrap();
     let nan = Reading {
-        ts: 1_483_340_400_000,
+        ts: EventTime(1_483_340_400_000),
         interval_s: 60,
         pm25: Some(f64::NAN),
         ..Reading::default()
@@ -158,7 +163,7 @@ prop_compose! {
         values in Metric::ALL.map(metric_value),
         flags in proptest::collection::vec(flag(), Metric::ALL.len()),
     ) -> Reading {
-        let mut r = Reading { ts: secs * 1_000, ..Reading::default() };
+        let mut r = Reading { ts: EventTime(secs * SECOND), ..Reading::default() };
         for ((m, v), f) in Metric::ALL.into_iter().zip(values).zip(flags) {
             r.set(m, v);
             if v.is_some() && f != Flag::N {

@@ -1,7 +1,7 @@
 //! `DataTime` and `QN` times: the device's local civil time, turned into Unix time with a fixed UTC
 //! offset (China is +08:00 all year, no daylight saving).
 
-use crate::time::MINUTE;
+use crate::time::{MINUTE, SECOND};
 use std::fmt;
 
 /// China Standard Time, +08:00, in minutes.
@@ -65,7 +65,7 @@ impl DataTime {
             + i64::from(self.hour) * 3_600
             + i64::from(self.minute) * 60
             + i64::from(self.second);
-        (local_s - i64::from(utc_offset_min) * 60) * 1_000
+        (local_s - i64::from(utc_offset_min) * 60) * SECOND
     }
 
     /// The local time of Unix milliseconds `ms` (milliseconds dropped); `None` outside years

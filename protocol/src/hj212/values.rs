@@ -10,6 +10,7 @@ use super::num::Num;
 use super::reading::{DeviceProfile, PmUnit};
 use super::segment::Frame;
 use crate::payload::{Flag, Metric, Reading};
+use crate::time::{EventTime, SECOND};
 
 /// Why one factor of a frame was not stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -184,11 +185,11 @@ fn empty_reading(
         .cp
         .data_time
         .ok_or(Hj212Error::MissingField { field: "DataTime" })?;
-    let start_or_end = data_time.to_unix_ms(device.utc_offset_min);
+    let start_or_end = EventTime(data_time.to_unix_ms(device.utc_offset_min));
     let ts = if frame.cn == Cn::RealTime {
         start_or_end
     } else {
-        start_or_end + i64::from(interval_s) * 1_000
+        start_or_end + i64::from(interval_s) * SECOND
     };
     Ok(Reading {
         ts,

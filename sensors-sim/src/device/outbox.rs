@@ -3,7 +3,7 @@
 
 use super::{Device, FW};
 use crate::scenario::Transport;
-use dustwatch_protocol::{Event, EventKind, Status, StatusState};
+use dustwatch_protocol::{Event, EventKind, EventTime, Status, StatusState};
 use std::sync::atomic::Ordering;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +34,7 @@ impl Device {
             fw: Some(FW.to_string()),
             boot: Some(self.boot),
             interval_s: Some(self.interval_s),
-            ts: Some(self.now_ms()),
+            ts: Some(EventTime(self.now_ms())),
         };
         Msg {
             kind: Kind::Status,
@@ -78,7 +78,7 @@ impl Device {
 
     pub(super) fn push_event(&mut self, ts: i64, kind: EventKind) {
         let e = Event {
-            ts,
+            ts: EventTime(ts),
             seq: self.event_seq,
             boot: self.boot,
             kind,

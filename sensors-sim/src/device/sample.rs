@@ -8,8 +8,8 @@ use crate::physics::{
 };
 use crate::scenario::{DevicePlan, Plan};
 use crate::sensor::{gauss, round_to, LaserPm};
-use dustwatch_protocol::time::HOUR;
-use dustwatch_protocol::{EventKind, Flag, Level, Reading, SiteKind};
+use dustwatch_protocol::time::{HOUR, SECOND};
+use dustwatch_protocol::{EventKind, EventTime, Flag, Level, Reading, SiteKind};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -77,7 +77,7 @@ impl Sampler {
     pub fn interval(&mut self, plan: &Plan, device: &DevicePlan, end: i64, len_s: u32) -> Sampled {
         let site = &device.site;
         let len = i64::from(len_s);
-        let start = end - len * 1000;
+        let start = end - len * SECOND;
         let offset_s = plan.utc_offset_s(start);
         let src = SiteSource {
             kind: site.info.kind,
@@ -92,7 +92,7 @@ impl Sampler {
         let mut wind_deg = 0.0;
         let mut level_idx = plan.levels.partition_point(|(from, _)| *from <= start);
         for k in 0..len {
-            let t = start + k * 1000;
+            let t = start + k * SECOND;
             while level_idx < plan.levels.len() && plan.levels[level_idx].0 <= t {
                 level_idx += 1;
             }
@@ -106,7 +106,7 @@ impl Sampler {
             if site.sprinkle.contains(&sod) && site.info.kind != SiteKind::Reference {
                 self.runs.push(Run {
                     start: t,
-                    end: t + i64::from(site.sprinkle_s) * 1000,
+                    end: t + i64::from(site.sprinkle_s) * SECOND,
                 });
             }
             for r in &self.runs {
@@ -122,7 +122,7 @@ impl Sampler {
             let working = !stopped && site.working(&plan.rules, level, sod);
             let act = Activity {
                 working,
-                truck: working && site.truck(plan.seed, t / 1000),
+                truck: working && site.truck(plan.seed, t / SECOND),
             };
             let reduction = if self.runs.is_empty() {
                 0.0
@@ -179,7 +179,7 @@ impl Sampler {
         self.runs.retain(|r| r.end + 6 * HOUR > end);
         let n = len as f64;
         let mut r = Reading {
-            ts: end,
+            ts: EventTime(end),
             seq: 0,
             boot: 0,
             interval_s: len_s,
@@ -210,7 +210,7 @@ impl Sampler {
                 self.last_auto = end;
                 self.runs.push(Run {
                     start: end,
-                    end: end + i64::from(site.sprinkle_s) * 1000,
+                    end: end + i64::from(site.sprinkle_s) * SECOND,
                 });
             }
         }

@@ -5,6 +5,7 @@ use super::frame::encode;
 use super::outbox::{Kind, Msg};
 use super::Device;
 use crate::faults::{MessageFaults, Transition};
+use dustwatch_protocol::time::SECOND;
 use dustwatch_protocol::EventKind;
 use std::sync::atomic::Ordering;
 use tokio::time::Instant;
@@ -32,9 +33,9 @@ impl Device {
             _ => {
                 let end = self.next_end;
                 self.interval(end);
-                let i_ms = i64::from(self.interval_s) * 1000;
+                let i_ms = i64::from(self.interval_s) * SECOND;
                 let next = align_up(end + 1, i_ms);
-                self.cur_len = ((next - end) / 1000) as u32;
+                self.cur_len = ((next - end) / SECOND) as u32;
                 self.next_end = next;
             }
         }
@@ -77,7 +78,7 @@ impl Device {
         self.boot += 1;
         self.seq = 0;
         self.event_seq = 0;
-        let i_ms = i64::from(self.interval_s) * 1000;
+        let i_ms = i64::from(self.interval_s) * SECOND;
         let start = align_up(t, i_ms);
         self.next_end = start + i_ms;
         self.cur_len = self.interval_s;
@@ -102,7 +103,7 @@ impl Device {
         self.seq += 1;
         self.stats.generated.fetch_add(1, Ordering::Relaxed);
         self.shared.progress[self.plan.index].store(end, Ordering::Relaxed);
-        let start = end - i64::from(self.cur_len) * 1000;
+        let start = end - i64::from(self.cur_len) * SECOND;
         let mf = MessageFaults::at(&self.plan.faults, start);
         let payload = encode(&mut r, &self.plan, &mf);
         let copies = if mf.duplicate { 2 } else { 1 };

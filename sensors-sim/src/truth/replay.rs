@@ -5,7 +5,7 @@
 use crate::device::sample::Sampler;
 use crate::faults::FaultKind;
 use crate::scenario::Plan;
-use dustwatch_protocol::time::MINUTE;
+use dustwatch_protocol::time::{MINUTE, SECOND};
 use dustwatch_protocol::{Phase, SiteKind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -61,7 +61,7 @@ fn minute_of(ts: i64) -> i64 {
 
 /// Replay `[plan.begin_ms, end_ms)`.
 pub fn replay(plan: &Plan, end_ms: i64) -> (Vec<PerfectSeries>, Vec<FlagRun>) {
-    let i_ms = i64::from(plan.interval_s.max(1)) * 1000;
+    let i_ms = i64::from(plan.interval_s.max(1)) * SECOND;
     let first_end = crate::device::align_up(plan.begin_ms, i_ms) + i_ms;
     let first_minute = minute_of(first_end);
     let minutes = usize::try_from((end_ms - first_minute).max(0) / MINUTE).unwrap_or(0);

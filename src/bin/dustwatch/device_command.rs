@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
+use dustwatch_protocol::time::MINUTE;
 use dustwatch_protocol::Command;
 use std::time::{Duration, Instant};
 
@@ -120,8 +121,8 @@ pub fn run(args: CommandArgs) -> Result<()> {
     // The aggregator times the command out itself: wait until it says how it ended.
     let started = Instant::now();
     let deadline = row["deadline_ms"].as_i64().unwrap_or(0) - row["sent_ms"].as_i64().unwrap_or(0);
-    let limit =
-        Duration::from_millis(u64::try_from(deadline).unwrap_or(60_000)) + Duration::from_secs(10);
+    let limit = Duration::from_millis(u64::try_from(deadline).unwrap_or(MINUTE.unsigned_abs()))
+        + Duration::from_secs(10);
     loop {
         std::thread::sleep(Duration::from_millis(500));
         let text = agent

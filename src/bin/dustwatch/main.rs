@@ -99,7 +99,10 @@ async fn main() -> Result<()> {
                 &url,
                 &config.mqtt,
                 &dustwatch_protocol::TopicRoot::new(&config.mqtt.topic_root).city_level(),
-                serde_json::to_vec(&dustwatch_protocol::CityLevel { level, ts })?,
+                serde_json::to_vec(&dustwatch_protocol::CityLevel {
+                    level,
+                    ts: dustwatch_protocol::EventTime(ts),
+                })?,
             )
             .await?;
             println!("city level {level} published on {url} (in force from {ts})");
@@ -178,11 +181,16 @@ async fn main() -> Result<()> {
                 );
             }
             println!(
-                "{} device logins, the aggregator's and the office's:\n  \
-                 {}  password file (hashed)\n  \
-                 {}  ACL\n  \
-                 {}  for mosquitto.conf\n  \
-                 {}  every password (mode 0600): devices, `sensors-sim --credentials`\n  \
+                "{} device logins, the aggregator's and the office's:
+  \
+                 {}  password file (hashed)
+  \
+                 {}  ACL
+  \
+                 {}  for mosquitto.conf
+  \
+                 {}  every password (mode 0600): devices, `sensors-sim --credentials`
+  \
                  {}  the aggregator's [mqtt] login",
                 w.credentials.devices.len(),
                 w.password_file.display(),
@@ -195,7 +203,9 @@ async fn main() -> Result<()> {
         Command::NatsMappings => {
             config.nats.validate()?;
             println!(
-                "mappings {{\n{}\n}}",
+                "mappings {{
+{}
+}}",
                 config.nats.server_mappings(&config.mqtt.topic_root)
             );
         }

@@ -63,7 +63,7 @@ pub fn run(
             let mut newest = metrics.newest_event_ms.load(Relaxed);
             for (record, fresh) in records.iter().zip(&outcome.fresh) {
                 if let (Record::Reading { reading, .. }, true) = (record, fresh) {
-                    newest = newest.max(reading.ts);
+                    newest = newest.max(reading.ts.ms());
                 }
             }
             metrics.newest_event_ms.store(newest, Relaxed);
@@ -101,7 +101,7 @@ pub fn run(
 mod tests {
     use super::*;
     use crate::store::{SqliteStore, StoreConfig};
-    use dustwatch_protocol::Reading;
+    use dustwatch_protocol::{EventTime, Reading};
     use std::sync::Mutex;
 
     fn reading(seq: u64) -> Record {
@@ -109,7 +109,7 @@ mod tests {
             site: "s1".into(),
             device: "d1".into(),
             reading: Reading {
-                ts: 1_483_228_800_000 + seq as i64 * 60_000,
+                ts: EventTime(1_483_228_800_000 + seq as i64 * 60_000),
                 seq,
                 boot: 1,
                 interval_s: 60,

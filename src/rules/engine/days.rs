@@ -4,6 +4,7 @@
 use super::*;
 use crate::rules::kinds::sprinkling::{self, DayVerdict, SprinklingDay};
 use crate::store::DayRow;
+use dustwatch_protocol::time::SECOND;
 
 /// One site's figures for one local day (the daily report's line).
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -60,7 +61,7 @@ impl Engine {
         // Events older than the backfill horizon are final; those of the day just closed are
         // kept, so a late one judges it again.
         s.sprinklers
-            .forget_before(start.min(end - self.profile.max_backfill_s * 1000));
+            .forget_before(start.min(end - self.profile.max_backfill_s * SECOND));
         let mut judged = Vec::new();
         if let (Some(rule), SiteKind::Construction) = (&self.profile.sprinkling, kind) {
             let figures = SprinklingDay {

@@ -24,34 +24,34 @@ impl Engine {
         let Some(s) = self.sites.get_mut(site) else {
             return;
         };
-        let m = minute_of(r.ts);
+        let m = minute_of(r.ts.ms());
         // Readings older than the judged horizon are stored but cannot change a judged minute.
         if s.judged_to.is_none_or(|j| m >= j - HORIZON_MS) {
             s.minutes.entry(m).or_default().add(r);
         }
-        s.max_ts = s.max_ts.max(r.ts);
+        s.max_ts = s.max_ts.max(r.ts.ms());
         if !s.devices.contains_key(device) {
             self.devices += 1;
             let mut track = DeviceTrack::default();
-            track.clock.first_ts = r.ts;
+            track.clock.first_ts = r.ts.ms();
             s.devices.insert(device.to_string(), track);
         }
         let Some(track) = s.devices.get_mut(device) else {
             return;
         };
         let d = &mut track.clock;
-        d.first_ts = d.first_ts.min(r.ts);
-        d.last_ts = d.last_ts.max(r.ts);
+        d.first_ts = d.first_ts.min(r.ts.ms());
+        d.last_ts = d.last_ts.max(r.ts.ms());
         d.fleet_at_arrival = if fleet_now == i64::MIN {
-            r.ts
+            r.ts.ms()
         } else {
             fleet_now.max(d.fleet_at_arrival)
         };
         // A metric gap is a metric not reported at all; flagged values are the fault rule's.
         for metric in Metric::ALL {
             if r.get(metric).is_some() {
-                let e = d.last_metric_ts.entry(metric).or_insert(r.ts);
-                *e = (*e).max(r.ts);
+                let e = d.last_metric_ts.entry(metric).or_insert(r.ts.ms());
+                *e = (*e).max(r.ts.ms());
             }
         }
         let mut decisions = Vec::new();
@@ -61,7 +61,7 @@ impl Engine {
                 &track.clock,
                 &mut track.gaps,
                 device,
-                r.ts,
+                r.ts.ms(),
             ));
         }
         if let Some(rule) = &self.profile.fault {

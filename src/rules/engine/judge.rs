@@ -5,6 +5,7 @@
 use super::*;
 use crate::rules::activity;
 use crate::rules::kinds::{night_work, noise, pm_window, restriction, Decision, MinuteContext};
+use dustwatch_protocol::time::SECOND;
 
 /// Who a site is, for judging its minutes.
 pub(super) struct SiteRole<'a> {
@@ -158,7 +159,7 @@ fn judge_work<'p>(
             work: work.work,
             earthwork: work.earthwork,
         },
-        p.max_backfill_s * 1000,
+        p.max_backfill_s * SECOND,
     );
     if work.work {
         s.activity.add(&work, m, end);

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::rules::kinds::restriction;
+use dustwatch_protocol::time::SECOND;
 
 impl Engine {
     /// A level change stamped before minutes already judged: judge the restriction windows it
@@ -18,7 +19,7 @@ impl Engine {
         let act = self.profile.activity.clone();
         let from = from.max(
             self.fleet_now
-                .saturating_sub(self.profile.max_backfill_s * 1000),
+                .saturating_sub(self.profile.max_backfill_s * SECOND),
         );
         let mut ids: Vec<String> = self
             .sites

@@ -10,6 +10,7 @@
 use super::*;
 use crate::rules::alerts::Alert;
 use crate::rules::kinds::data_gap::{device_rule, metric_rule};
+use dustwatch_protocol::time::{MINUTE, SECOND};
 
 /// One site's stored recent history, as read back for a takeover.
 #[derive(Debug, Default)]
@@ -48,10 +49,10 @@ impl Engine {
             .profile
             .windows
             .iter()
-            .map(|w| w.window_min * 60_000)
+            .map(|w| w.window_min * MINUTE)
             .max()
             .unwrap_or(0);
-        let span = longest.max(HORIZON_MS) + self.profile.allowed_lateness_s * 1000;
+        let span = longest.max(HORIZON_MS) + self.profile.allowed_lateness_s * SECOND;
         let (day_start, _) = self.day_bounds(self.local_date(anchor));
         day_start.min(anchor.saturating_sub(span))
     }
@@ -149,7 +150,7 @@ impl Engine {
             .entry(site.to_string())
             .or_default()
             .sprinklers
-            .add(event.ts, device, on);
+            .add(event.ts.ms(), device, on);
     }
 
     /// The saved figures of the site's open days replace the replay's partial ones; the

@@ -5,6 +5,7 @@
 use super::Decision;
 use crate::rules::alerts::RuleKind;
 use crate::rules::profile::GapRule;
+use dustwatch_protocol::time::SECOND;
 use dustwatch_protocol::{Level, Metric};
 use serde_json::json;
 use std::collections::HashMap;
@@ -52,7 +53,7 @@ pub fn on_arrival(
     device: &str,
     ts: i64,
 ) -> Vec<Decision<'static>> {
-    let after = rule.after_s * 1000;
+    let after = rule.after_s * SECOND;
     let mut out = Vec::new();
     if std::mem::take(&mut open.device) {
         out.push(Decision::Resolve {
@@ -84,7 +85,7 @@ pub fn openings(
     device: &str,
     now: i64,
 ) -> Vec<Opening> {
-    let after = rule.after_s * 1000;
+    let after = rule.after_s * SECOND;
     let d = clock;
     if now - d.last_ts > after && now - d.fleet_at_arrival > after {
         if open.device {
@@ -93,7 +94,7 @@ pub fn openings(
         return vec![Opening {
             metric: None,
             rule: device_rule(device),
-            evidence: json!({"device": device, "last_ts": d.last_ts, "silent_s": (now - d.last_ts) / 1000}),
+            evidence: json!({"device": device, "last_ts": d.last_ts, "silent_s": (now - d.last_ts) / SECOND}),
         }];
     }
     if now - d.last_ts > after {

@@ -74,14 +74,14 @@ pub fn on_reading(
             rule: stuck_rule(device).into(),
             kind: RuleKind::Fault,
             severity: rule.severity,
-            ts: r.ts,
-            level: levels.at(r.ts),
+            ts: r.ts.ms(),
+            level: levels.at(r.ts.ms()),
             evidence: json!({"fault": "stuck", "device": device,
                 "metric": metric.name(), "value": v, "readings": n}),
         }),
         None if stuck_was_open => out.push(Decision::Clear {
             rule: stuck_rule(device).into(),
-            ts: r.ts,
+            ts: r.ts.ms(),
         }),
         _ => {}
     }
@@ -95,15 +95,15 @@ pub fn on_reading(
             rule: flag_rule(device).into(),
             kind: RuleKind::Fault,
             severity: rule.severity,
-            ts: r.ts,
-            level: levels.at(r.ts),
+            ts: r.ts.ms(),
+            level: levels.at(r.ts.ms()),
             evidence: json!({"fault": "flag", "device": device, "flags": flags,
                 "readings": flagged_run}),
         });
     } else if !flag_now_open && flag_was_open {
         out.push(Decision::Clear {
             rule: flag_rule(device).into(),
-            ts: r.ts,
+            ts: r.ts.ms(),
         });
     }
     out
@@ -122,7 +122,7 @@ mod tests {
 
     fn reading(ts: i64, pm10: f64, flag: Option<Flag>) -> Reading {
         let mut r = Reading {
-            ts,
+            ts: dustwatch_protocol::EventTime(ts),
             pm10: Some(pm10),
             ..Default::default()
         };

@@ -15,6 +15,7 @@ use super::minute::Minute;
 use super::profile::Severity;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
+use dustwatch_protocol::time::MINUTE;
 use dustwatch_protocol::{Level, Phase};
 use std::borrow::Cow;
 
@@ -38,12 +39,12 @@ pub struct MinuteContext<'a> {
 impl MinuteContext<'_> {
     /// End of the minute (exclusive), Unix ms.
     pub fn end(&self) -> i64 {
-        self.start + 60_000
+        self.start + MINUTE
     }
 
     /// True when this minute is the last of a tumbling window of `window_min` minutes.
     pub fn closes_window(&self, window_min: i64) -> bool {
-        self.end() % (window_min * 60_000) == 0
+        self.end() % (window_min * MINUTE) == 0
     }
 
     /// The local day of an instant.
@@ -190,7 +191,7 @@ pub(crate) mod test_support {
     //! A minute to judge, built the way the engine builds it.
 
     use super::*;
-    use dustwatch_protocol::{Metric, Reading};
+    use dustwatch_protocol::{EventTime, Metric, Reading};
 
     /// 2024-03-01T00:00:00Z (08:00 in Shanghai).
     pub const T0: i64 = 1_709_251_200_000;
@@ -198,7 +199,7 @@ pub(crate) mod test_support {
     /// A minute holding one reading with these values.
     pub fn minute(values: &[(Metric, f64)]) -> Minute {
         let mut r = Reading {
-            ts: T0 + 60_000,
+            ts: EventTime(T0 + MINUTE),
             ..Default::default()
         };
         for (m, v) in values {

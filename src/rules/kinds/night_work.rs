@@ -6,6 +6,7 @@ use crate::rules::activity::ActivityWindow;
 use crate::rules::alerts::RuleKind;
 use crate::rules::profile::{Activity, NightRule};
 use crate::rules::time_of_day::TimeOfDay;
+use dustwatch_protocol::time::MINUTE;
 
 /// The alert rule this kind raises.
 pub const RULE: &str = "night-activity";
@@ -32,7 +33,7 @@ pub fn judge_window(
             severity: rule.severity,
             ts: end - 1,
             level: ctx.level,
-            evidence: window.evidence("night work", ctx.level, end - act.window_min * 60_000, end),
+            evidence: window.evidence("night work", ctx.level, end - act.window_min * MINUTE, end),
         }
     })
 }

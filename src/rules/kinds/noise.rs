@@ -7,6 +7,7 @@ use crate::rules::alerts::RuleKind;
 use crate::rules::coverage::Reason;
 use crate::rules::profile::NoiseRule;
 use crate::rules::time_of_day::TimeOfDay;
+use dustwatch_protocol::time::MINUTE;
 use serde_json::json;
 
 /// The alert rule this kind raises.
@@ -47,7 +48,7 @@ pub fn judge_minute(rule: &NoiseRule, acc: &mut NoiseAcc, ctx: &MinuteContext<'_
     }
     let end = ctx.end();
     let leq = 10.0 * (acc.energy / acc.minutes as f64).log10();
-    let start = end - rule.window_min * 60_000;
+    let start = end - rule.window_min * MINUTE;
     let is_day = rule.daytime.contains(TimeOfDay::of_instant(ctx.tz, start));
     let limit = if is_day {
         rule.day_limit_dba

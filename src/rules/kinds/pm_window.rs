@@ -9,6 +9,7 @@ use crate::rules::coverage;
 use crate::rules::engine::DayStats;
 use crate::rules::profile::WindowRule;
 use crate::rules::window::{Verdict, WindowState};
+use dustwatch_protocol::time::MINUTE;
 use serde_json::json;
 use std::collections::BTreeSet;
 
@@ -27,7 +28,7 @@ pub fn judge_minute<'a>(
         return None;
     }
     let end = ctx.end();
-    let window_start = end - rule.window_min * 60_000;
+    let window_start = end - rule.window_min * MINUTE;
     // Windows are aligned to the epoch, not to local midnight: the allowance is kept per local
     // day of the window's last instant.
     let date = ctx.local_date(end - 1);
@@ -58,7 +59,7 @@ pub fn judge_minute<'a>(
         } => {
             if over {
                 for k in 0..rule.window_min {
-                    exceeded.insert(window_start + k * 60_000);
+                    exceeded.insert(window_start + k * MINUTE);
                 }
             }
             let rule_id = rule.id.as_str().into();

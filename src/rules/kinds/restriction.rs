@@ -8,6 +8,7 @@ use crate::rules::activity::{ActivityWindow, WorkMinute};
 use crate::rules::alerts::RuleKind;
 use crate::rules::profile::{Activity, RestrictionRule};
 use crate::rules::relevel::LateBreach;
+use dustwatch_protocol::time::MINUTE;
 use dustwatch_protocol::Level;
 use serde_json::json;
 
@@ -43,7 +44,7 @@ pub fn judge_window(
     ctx: &MinuteContext<'_>,
 ) -> [Decision<'static>; 2] {
     let end = ctx.end();
-    let start = end - act.window_min * 60_000;
+    let start = end - act.window_min * MINUTE;
     let one = |name: &'static str, count: i64, what: &str| {
         by_count(count, act.min_active_minutes, name, end - 1, || {
             Decision::Raise {

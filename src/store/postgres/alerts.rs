@@ -4,7 +4,9 @@
 use super::config::connect;
 use crate::store::alerts::{
     Alert, AlertChange, AlertFilter, AlertWriter, Change, DayRow, EventTime, LoadedAlerts,
+    RuleKind, StateFilter,
 };
+use crate::store::notify_outbox::NotifyChange;
 use crate::store::sql::u32_of;
 use crate::store::StoreError;
 use postgres::{Client, GenericClient, Row};
@@ -61,9 +63,9 @@ impl AlertWriter for PgAlertStore {
                 let before = tx.query_opt("SELECT severity FROM alerts WHERE id = $1", &[&a.id])?;
                 before
                     .is_some_and(|b| b.get::<_, &str>(0) != a.severity.name())
-                    .then_some("escalated")
+                    .then_some(NotifyChange::Escalated)
             } else {
-                Some(change.name())
+                NotifyChange::of(*change)
             };
             let evidence = a.evidence.to_string();
             let offences = i64::from(a.offences);
@@ -161,7 +163,7 @@ impl AlertWriter for PgAlertStore {
         let open = query_alerts(
             &mut *client,
             &AlertFilter {
-                state: Some("open".into()),
+                state: Some(StateFilter::Open),
                 ..Default::default()
             },
         )?;
@@ -198,7 +200,7 @@ fn evidence_of(text: &str) -> serde_json::Value {
 
 /// A column holding an enum's name (or a date), parsed; a name this build does not know is an
 /// error naming the column and the text.
-fn named<T>(r: &Row, i: usize) -> Result<T, StoreError>
+pub(super) fn named<T>(r: &Row, i: usize) -> Result<T, StoreError>
 where
     T: FromStr,
     T::Err: std::fmt::Display,
@@ -233,10 +235,10 @@ pub(super) fn query_alerts(
     c: &mut impl GenericClient,
     f: &AlertFilter,
 ) -> Result<Vec<Alert>, StoreError> {
-    let (state_sql, state) = match f.state.as_deref() {
-        None | Some("all") => ("true", None),
-        Some("open") => ("state IN ('active', 'cleared')", None),
-        Some(s) => ("state = $1", Some(s.to_string())),
+    let (state_sql, state) = match f.state.map(|s| (s, s.single())) {
+        None => ("true", None),
+        Some((_, None)) => ("state IN ('active', 'cleared')", None),
+        Some((_, Some(s))) => ("state = $1", Some(s.name())),
     };
     // `$1` is always bound (NULL when unused) so the parameter numbers stay fixed.
     let sql = format!(
@@ -248,7 +250,8 @@ pub(super) fn query_alerts(
     );
     let limit: Option<i64> = f.limit.map(i64::from);
     let (from, to) = (f.from_ts.map(EventTime::ms), f.to_ts.map(EventTime::ms));
-    let rows = c.query(&sql, &[&state, &f.site, &f.kind, &from, &to, &limit])?;
+    let kind = f.kind.map(RuleKind::name);
+    let rows = c.query(&sql, &[&state, &f.site, &kind, &from, &to, &limit])?;
     rows.iter().map(alert_from_row).collect()
 }
 

@@ -10,7 +10,7 @@ use crate::store::outbox::OutboxKind;
 use crate::store::registry::{device_state, Registry};
 use crate::store::schema::ROLLUPS;
 use crate::store::{Record, StoreError};
-use dustwatch_protocol::{CityLevel, Event, Metric, Reading, Status};
+use dustwatch_protocol::{CityLevel, Event, EventTime, Metric, Reading, Status};
 use postgres::types::ToSql;
 use postgres::Transaction;
 use std::collections::HashSet;
@@ -140,7 +140,7 @@ impl<'a> PgBatch<'a> {
             let (_, site, device, r) = p;
             if first.insert((
                 site.to_string(),
-                r.ts,
+                r.ts.ms(),
                 device.to_string(),
                 i64::from(r.boot),
                 seq_i64(r.seq)?,
@@ -151,7 +151,7 @@ impl<'a> PgBatch<'a> {
             }
         }
         let sites: Vec<&str> = unique.iter().map(|p| p.1).collect();
-        let ts: Vec<i64> = unique.iter().map(|p| p.3.ts).collect();
+        let ts: Vec<i64> = unique.iter().map(|p| p.3.ts.ms()).collect();
         let devices: Vec<&str> = unique.iter().map(|p| p.2).collect();
         let boots: Vec<i64> = unique.iter().map(|p| i64::from(p.3.boot)).collect();
         let seqs: Vec<i64> = unique
@@ -180,7 +180,7 @@ impl<'a> PgBatch<'a> {
             let (i, site, device, r) = *p;
             let key = (
                 site.to_string(),
-                r.ts,
+                r.ts.ms(),
                 device.to_string(),
                 i64::from(r.boot),
                 seq_i64(r.seq)?,
@@ -200,7 +200,7 @@ impl<'a> PgBatch<'a> {
                 .iter()
                 .map(|p| seq_i64(p.3.seq))
                 .collect::<Result<_, _>>()?;
-            let ts: Vec<i64> = fresh.iter().map(|p| p.3.ts).collect();
+            let ts: Vec<i64> = fresh.iter().map(|p| p.3.ts.ms()).collect();
             tx.execute(
                 "INSERT INTO outbox (kind, site, device, boot, seq, ts) \
                  SELECT $1, * FROM unnest($2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[])",
@@ -254,7 +254,7 @@ impl<'a> PgBatch<'a> {
                 &device,
                 &boot,
                 &seq,
-                &event.ts,
+                &event.ts.ms(),
                 &event.kind.name(),
                 &received,
             ],
@@ -268,7 +268,7 @@ impl<'a> PgBatch<'a> {
                 tx,
                 OutboxKind::Event,
                 Some((site, device, boot, seq)),
-                event.ts,
+                event.ts.ms(),
             )?;
         }
         self.tally.seen(site, device);
@@ -303,7 +303,14 @@ impl<'a> PgBatch<'a> {
                 "INSERT INTO status_history (site, device, received_ms, ts, state, fw, boot, \
                  interval_s) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 &[
-                    &site, &device, &received, &status.ts, &new.state, &new.fw, &boot, &interval,
+                    &site,
+                    &device,
+                    &received,
+                    &status.ts.map(EventTime::ms),
+                    &new.state,
+                    &new.fw,
+                    &boot,
+                    &interval,
                 ],
             )?;
             tx.execute(
@@ -327,11 +334,11 @@ impl<'a> PgBatch<'a> {
         tx.execute(
             "INSERT INTO city_levels (ts, level, source) VALUES ($1, $2, $3) \
              ON CONFLICT (ts) DO UPDATE SET level = excluded.level, source = excluded.source",
-            &[&level.ts, &level.level.name(), &source],
+            &[&level.ts.ms(), &level.level.name(), &source],
         )?;
         self.tally.out.other += 1;
         self.tally.fresh(i);
-        self.push_outbox(tx, OutboxKind::CityLevel, None, level.ts)
+        self.push_outbox(tx, OutboxKind::CityLevel, None, level.ts.ms())
     }
 
     /// Merge the batch's rollups, newest readings and last-seen times into their tables.
@@ -358,7 +365,7 @@ impl<'a> PgBatch<'a> {
         if !newest.is_empty() {
             let sites: Vec<&str> = newest.keys().copied().collect();
             let devices: Vec<&str> = newest.values().map(|(d, _)| *d).collect();
-            let ts: Vec<i64> = newest.values().map(|(_, r)| r.ts).collect();
+            let ts: Vec<i64> = newest.values().map(|(_, r)| r.ts.ms()).collect();
             let json: Vec<String> = newest
                 .values()
                 .map(|(_, r)| serde_json::to_string(r))

@@ -7,21 +7,23 @@
 //! later ones back, so they still arrive in order. A notifier that dies mid-send leaves a lease
 //! that runs out, and the row goes again (at least once beats never).
 
+use super::alerts::named;
 use super::pool::Pool;
 use super::schema;
-use crate::store::notify_outbox::{Due, NotifyQueue, OutboxRow, MAX_ROWS};
+use crate::store::notify_outbox::{Due, NotifyChange, NotifyQueue, OutboxRow, MAX_ROWS};
 use crate::store::{Alert, StoreError};
+use dustwatch_protocol::time::MINUTE;
 use postgres::{GenericClient, Row};
 
 /// How long a claimed delivery is this notifier's: well past a send's timeout.
-const LEASE_MS: i64 = 5 * 60_000;
+const LEASE_MS: i64 = 5 * MINUTE;
 
 const ROUTER: &str = "router";
 
 /// Append one alert change inside the alert writer's transaction.
 pub(super) fn push(
     tx: &mut impl GenericClient,
-    change: &str,
+    change: NotifyChange,
     alert: &Alert,
     recorded_ms: i64,
 ) -> Result<(), StoreError> {
@@ -32,7 +34,7 @@ pub(super) fn push(
              recorded_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
             &[
                 &alert.id,
-                &change,
+                &change.name(),
                 &alert.site,
                 &alert.rule,
                 &alert.severity.name(),
@@ -53,17 +55,17 @@ pub(super) fn push(
 const ROW_COLS: &str = "o.id, o.alert_id, o.change, o.site, o.rule, o.severity, o.alert, \
     o.recorded_ms";
 
-fn row_of(r: &Row) -> OutboxRow {
-    OutboxRow {
-        id: r.get(0),
-        alert_id: r.get(1),
-        change: r.get(2),
-        site: r.get(3),
-        rule: r.get(4),
-        severity: r.get(5),
-        alert: serde_json::from_str(r.get(6)).unwrap_or(serde_json::Value::Null),
-        recorded_ms: r.get(7),
-    }
+fn row_of(r: &Row) -> Result<OutboxRow, StoreError> {
+    Ok(OutboxRow {
+        id: r.try_get(0)?,
+        alert_id: r.try_get(1)?,
+        change: named(r, 2)?,
+        site: r.try_get(3)?,
+        rule: r.try_get(4)?,
+        severity: named(r, 5)?,
+        alert: serde_json::from_str(r.try_get(6)?).unwrap_or(serde_json::Value::Null),
+        recorded_ms: r.try_get(7)?,
+    })
 }
 
 /// One notifier's side of the shared outbox.
@@ -108,7 +110,7 @@ impl NotifyQueue for PgNotifyOutbox {
                 ),
                 &[&last, &limit],
             )?;
-            Ok(rows.iter().map(row_of).collect())
+            rows.iter().map(row_of).collect()
         })
     }
 
@@ -168,10 +170,13 @@ impl NotifyQueue for PgNotifyOutbox {
                 &[&id],
             )?;
             tx.commit()?;
-            Ok(row.map(|r| Due {
-                row: row_of(&r),
-                attempts: u32::try_from(attempts.max(0)).unwrap_or(u32::MAX),
-            }))
+            row.map(|r| {
+                Ok(Due {
+                    row: row_of(&r)?,
+                    attempts: u32::try_from(attempts.max(0)).unwrap_or(u32::MAX),
+                })
+            })
+            .transpose()
         })
     }
 

@@ -13,7 +13,9 @@ use crate::store::{
     Alert, AlertChange, AlertFilter, Counts, DayRow, DeviceRow, Latest, SeriesPoint, SiteRow,
     StoreError, StoreReader,
 };
-use dustwatch_protocol::{CityLevel, Event, Level, Metric, Phase, Reading, SiteInfo, SiteKind};
+use dustwatch_protocol::{
+    CityLevel, Event, EventTime, Level, Metric, Phase, Reading, SiteInfo, SiteKind,
+};
 use postgres::GenericClient;
 
 use std::collections::BTreeMap;
@@ -68,7 +70,7 @@ fn refresh(pool: Weak<Pool>, hot: Arc<Hot>, every: Duration) {
         let Some(pool) = pool.upgrade() else { return };
         match pool.with(read_latest) {
             Ok(latest) => {
-                let newest: Vec<i64> = latest.iter().map(|(_, l)| l.reading.ts).collect();
+                let newest: Vec<i64> = latest.iter().map(|(_, l)| l.reading.ts.ms()).collect();
                 let fresher: Vec<(String, Latest)> = latest
                     .into_iter()
                     .filter(|(site, l)| {
@@ -277,7 +279,7 @@ impl StoreReader for PgReader {
                     let level = Level::from_str(r.get(1)).map_err(StoreError::Corrupt)?;
                     Ok(CityLevel {
                         level,
-                        ts: r.get(0),
+                        ts: EventTime(r.get(0)),
                     })
                 })
                 .collect()

@@ -6,7 +6,7 @@ use super::i18n::words;
 use super::{now_ms, to_login};
 use crate::auth::{pages::whoami, Inspector, Role, User};
 use crate::store::acting::{ActingStore, Checkin, PatrolResult};
-use crate::store::{AlertFilter, StoreReader};
+use crate::store::{AlertFilter, StateFilter, StoreReader};
 use crate::web::i18n::Lang;
 use crate::web::layout::{self, Nav, Script, Ui};
 use crate::web::{blocking, AppState, WebError};
@@ -58,7 +58,7 @@ pub fn tonight(
     night: NaiveDate,
 ) -> Result<Vec<PatrolSite>, WebError> {
     let open = reader.alerts(&AlertFilter {
-        state: Some("open".into()),
+        state: Some(StateFilter::Open),
         ..Default::default()
     })?;
     let mut risky: HashSet<String> = open
