@@ -36,6 +36,9 @@ pub struct Takeover {
     pub history: Vec<(String, String, u32)>,
     /// The city level timeline (all of it; setting a known change again is a no-op).
     pub levels: Vec<(i64, Level)>,
+    /// Reference stations of the sites that another instance judges: the minute from which
+    /// their stored readings were read, and those readings (device, reading), oldest first.
+    pub background: Vec<(String, i64, Vec<(String, Reading)>)>,
 }
 
 impl Engine {
@@ -89,6 +92,10 @@ impl Engine {
         let scratch = AlertBook::new(self.profile.escalate_after, self.profile.recheck_s);
         let mut real = std::mem::replace(&mut self.book, scratch);
         let mut ignored = Vec::new();
+        // Foreign reference stations before the replay, whose windows look their minutes up.
+        for (reference, from, readings) in &t.background {
+            self.put_background(reference, *from, readings);
+        }
         // Every site's records first: a site's minutes are judged against its reference
         // station's, which may be one of the sites taken over.
         for h in &t.sites {
