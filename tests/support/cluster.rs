@@ -110,6 +110,18 @@ impl Instance {
         partitions: u32,
         ttl_s: u64,
     ) -> Instance {
+        Instance::start_with(cluster, name, store, partitions, ttl_s, "")
+    }
+
+    /// As [`Instance::start`], with `extra` appended to its configuration file.
+    pub fn start_with(
+        cluster: &NatsCluster,
+        name: &str,
+        store: &SharedStore,
+        partitions: u32,
+        ttl_s: u64,
+        extra: &str,
+    ) -> Instance {
         let data = store.dir.path();
         let servers = cluster
             .client_urls()
@@ -124,7 +136,7 @@ impl Instance {
             format!(
                 "[ingest]\nsource = \"nats\"\n\n[nats]\nservers = [{servers}]\n\
                  partitions = {partitions}\nreplicas = {replicas}\nlease_ttl_s = {ttl_s}\n\
-                 instance = \"{name}\"\nfetch_max = 500\nack_wait_s = 10\nstream_max_bytes = 268435456\n\n{}",
+                 instance = \"{name}\"\nfetch_max = 500\nack_wait_s = 10\nstream_max_bytes = 268435456\n\n{}\n{extra}",
                 store.config_toml()
             ),
         )
