@@ -131,7 +131,10 @@ fn registry(dir: &std::path::Path) -> String {
     let path = dir.join("registry.toml");
     let text = toml::to_string(&scenario.registry()).expect("registry as TOML");
     std::fs::write(&path, text).expect("write registry");
-    format!("[registry]\nfile = {:?}\n", path.to_str().expect("utf-8 path"))
+    format!(
+        "[registry]\nfile = {:?}\n",
+        path.to_str().expect("utf-8 path")
+    )
 }
 
 /// The readings the scenario sends, and its run in the background (simulated minutes at
@@ -252,14 +255,7 @@ fn a_killed_instance_s_sites_are_judged_on_to_the_same_alerts_as_one_instance() 
         return;
     };
     let registry = registry(dir.path());
-    let mut solo = Instance::start_with(
-        &cluster,
-        "solo",
-        &solo_data,
-        PARTITIONS,
-        TTL_S,
-        &registry,
-    );
+    let mut solo = Instance::start_with(&cluster, "solo", &solo_data, PARTITIONS, TTL_S, &registry);
     solo.wait_owned(PARTITIONS, 60);
     let stats = simulate(dir.path(), cluster.ports(0).mqtt, "one", 600.0)
         .join()

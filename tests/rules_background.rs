@@ -6,7 +6,8 @@
 #[path = "support/rules_sim.rs"]
 mod rules_sim;
 
-use dustwatch::rules::{Change, Engine, Output, Profile, Reason};
+use dustwatch::rules::engine::StationHistory;
+use dustwatch::rules::{Change, Engine, Output, Profile, Reason, SiteHistory, Takeover};
 use dustwatch::store::Record;
 use dustwatch_protocol::Reading;
 use rules_sim::{t0, Sim, MIN};
@@ -147,7 +148,11 @@ fn a_site_is_held_at_its_foreign_reference_s_clock() {
         e.process(&of("s1", batch));
     }
     assert_eq!(poll(&mut e, &[]).len(), 0);
-    assert_eq!(judged_to(&e, "s1"), None, "nothing judged without the reference");
+    assert_eq!(
+        judged_to(&e, "s1"),
+        None,
+        "nothing judged without the reference"
+    );
 
     // The reference reached minute 40: the site is judged to 40 minus the allowed lateness.
     poll(&mut e, &stored(&all[..40]));
@@ -176,11 +181,73 @@ fn a_silent_foreign_reference_holds_the_site_no_longer_than_the_backfill_horizon
     let judged = judged_to(&e, "s1").expect("the site is judged");
     assert!(judged >= floor - MIN, "judged to {judged}, floor {floor}");
     let said = e.open_days().iter().any(|d| {
-        d.site == "s1"
-            && d.not_judged.iter().any(|n| {
-                n.rule == "pm10-hourly"
-                    && matches!(&n.reason, Reason::ReferenceMissing { reference } if reference == "ref")
-            })
+        d.site == "s1" && d.not_judged.iter().any(|n| {
+            n.rule == "pm10-hourly"
+                && matches!(&n.reason, Reason::ReferenceMissing { reference } if reference == "ref")
+        })
     });
-    assert!(said, "the day says the reference is missing: {:?}", e.open_days());
+    assert!(
+        said,
+        "the day says the reference is missing: {:?}",
+        e.open_days()
+    );
+}
+
+#[test]
+fn a_site_taken_over_gets_its_foreign_reference_s_history_too() {
+    let mut sim = Sim::new();
+    let all = records(&mut sim, 300);
+    let mut one = Sim::new().e;
+    let mut expected = Vec::new();
+    for batch in &all {
+        expected.extend(one.process(batch));
+    }
+    let expected = changes(&expected);
+
+    // Stopped inside the breach; the new engine holds `s1` only, like the old one.
+    let stop = 70;
+    let mut old = split_engine(Profile::default_profile());
+    let mut got = Vec::new();
+    for batch in &all[..stop] {
+        got.extend(old.process(&of("s1", batch)));
+        got.extend(poll(&mut old, &stored(&all[..stop])));
+    }
+    let mut new = Sim::new().e;
+    let judged = judged_to(&old, "s1").expect("judged half-way");
+    let from = new.replay_from(judged);
+    let history = SiteHistory {
+        site: "s1".into(),
+        readings: all[..stop]
+            .iter()
+            .flat_map(|b| of("s1", b))
+            .filter_map(|r| match r {
+                Record::Reading {
+                    device, reading, ..
+                } if reading.ts >= from => Some((device, reading)),
+                _ => None,
+            })
+            .collect(),
+        judged_to: Some(judged),
+        ..Default::default()
+    };
+    let station = (from - 1).div_euclid(MIN) * MIN;
+    new.adopt_sites(Takeover {
+        sites: vec![history],
+        open: old.book().open_alerts().cloned().collect(),
+        background: vec![StationHistory {
+            station: "ref".into(),
+            from: station,
+            readings: stored(&all[..stop])
+                .into_iter()
+                .filter(|(_, r)| r.ts > station)
+                .collect(),
+        }],
+        ..Default::default()
+    });
+    new.set_foreign_references(&|s: &str| s != "ref");
+    for (i, batch) in all.iter().enumerate().skip(stop) {
+        got.extend(new.process(&of("s1", batch)));
+        got.extend(poll(&mut new, &stored(&all[..=i])));
+    }
+    assert_eq!(changes(&got), expected);
 }

@@ -34,7 +34,7 @@ pub mod takeover;
 use days::{day_bounds, tally};
 pub use days::{day_row, day_stats, DayStats};
 use judge::SiteRole;
-pub use takeover::{SiteHistory, Takeover};
+pub use takeover::{SiteHistory, StationHistory, Takeover};
 
 /// Minutes of per-site history kept for windows and as reference background.
 const HORIZON_MS: i64 = 3 * HOUR;

@@ -64,13 +64,8 @@ impl Owned {
         };
         match &o.sites {
             Sites::All => {
-                let t = super::rebuild::load(
-                    engine,
-                    store,
-                    o.reader.as_ref(),
-                    &|_| true,
-                    &|_| true,
-                )?;
+                let t =
+                    super::rebuild::load(engine, store, o.reader.as_ref(), &|_| true, &|_| true)?;
                 remember(&mut self.saved, &t);
                 tracing::info!(sites = t.sites.len(), "rules rebuilt from the store");
                 engine.adopt_sites(t);
@@ -79,7 +74,6 @@ impl Owned {
         }
         Ok(())
     }
-
 
     /// Take over a partition's sites.
     pub fn adopt(

@@ -2,10 +2,10 @@
 //! `engine::takeover`): their saved progress, recent readings and events, open days, open
 //! alerts and offence history, and the city level timeline.
 
-use super::engine::{day_stats, Engine, SiteHistory, Takeover};
+use super::engine::{day_stats, Engine, SiteHistory, StationHistory, Takeover};
+use super::minute::minute_of;
 use crate::store::{AlertWriter, StoreError, StoreReader};
 use dustwatch_protocol::time::DAY;
-use super::minute::minute_of;
 use std::collections::{BTreeSet, HashMap};
 
 /// Everything stored about the sites `owns` selects that a takeover restores, with the minutes
@@ -63,8 +63,11 @@ pub fn load(
             .collect();
         let from = minute_of(oldest);
         for reference in foreign {
-            let readings = reader.readings(&reference, from + 1, i64::MAX)?;
-            out.background.push((reference, from, readings));
+            out.background.push(StationHistory {
+                readings: reader.readings(&reference, from + 1, i64::MAX)?,
+                station: reference,
+                from,
+            });
         }
         // A day or two before the oldest replayed minute covers every time zone's open day.
         let from = chrono::DateTime::from_timestamp_millis(oldest - 2 * DAY)
