@@ -529,8 +529,10 @@ async fn an_order_holds_the_alert_open_until_a_reinspection_passes() {
     .expect("passed");
     publish_all(office.broker_port, "fleet-order-3", readings(330, 345)).await;
     let closed = wait_alert(port, "s1", "closed").await;
+    // Closed on data from the passed re-inspection on: at its minute at the earliest (which
+    // minute depends on where the batches happen to end).
     assert!(
-        closed["closed_ts"].as_i64().expect("closed") > min(330),
+        closed["closed_ts"].as_i64().expect("closed") >= min(330),
         "{closed}"
     );
 

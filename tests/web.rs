@@ -100,3 +100,55 @@ async fn markup_from_devices_and_registry_is_escaped_in_html_and_svg() {
     shutdown.cancel();
     let _ = agg.wait().await;
 }
+
+/// The office's "today" follows the fleet's clock, not the one device whose clock runs days
+/// ahead: three sites report on 2017-01-01, one on 2017-01-03.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn today_is_the_fleet_s_day_not_the_fastest_device_s() {
+    let broker = embedded_broker();
+    let port = broker.addr().port();
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut c = Config::default();
+    c.mqtt.url = format!("mqtt://127.0.0.1:{port}");
+    c.mqtt.client_id = format!("web-today-{port}");
+    c.http.listen = "127.0.0.1:0".parse().expect("literal");
+    c.store.data_dir = data.path().to_path_buf();
+    let shutdown = CancellationToken::new();
+    let agg = Aggregator::start(&c, vec![], shutdown.clone())
+        .await
+        .expect("aggregator starts");
+    wait_subscribed(&agg).await;
+    let root = TopicRoot::default();
+    // 2017-01-01 02:00 UTC is 10:00 in Shanghai; the fast device is two days ahead.
+    let t0 = 1_483_236_000_000i64;
+    let mut msgs = Vec::new();
+    for (site, start) in [
+        ("s-a", t0),
+        ("s-b", t0),
+        ("s-c", t0),
+        ("s-fast", t0 + 2 * 86_400_000),
+    ] {
+        for seq in 0..5u64 {
+            msgs.push((
+                root.reading(site, "dev-1"),
+                reading(start + seq as i64 * 60_000, seq, 1).encode(),
+            ));
+        }
+    }
+    publish_all(port, "web-today-pub", msgs).await;
+    let http = agg.http_addr.port();
+    tokio::task::spawn_blocking(move || {
+        eventually(30, "all four sites stored", || {
+            let (_, body) = http_get(http, "/api/sites");
+            (body.matches("\"seq\":4").count() == 4).then_some(())
+        });
+        let (code, report) = http_get(http, "/reports/daily/today.json");
+        assert_eq!(code, 200, "{report}");
+        assert!(report.contains("\"2017-01-01\""), "{report}");
+        assert!(!report.contains("\"2017-01-03\""), "{report}");
+    })
+    .await
+    .expect("checks");
+    shutdown.cancel();
+    let _ = agg.wait().await;
+}

@@ -7,15 +7,21 @@
 //! - [`tls`]: the rustls client configuration built from a CA file and an optional client
 //!   certificate;
 //! - [`transport`]: the byte stream under MQTT, plain TCP or TLS;
-//! - [`credentials`]: the broker credentials file written by `dustwatch broker-config`.
+//! - [`credentials`]: the broker credentials file written by `dustwatch broker-config`;
+//! - [`packets`]: the packets both clients write (CONNECT, SUBSCRIBE, PUBLISH, PUBACK, PINGREQ,
+//!   DISCONNECT) and the fixed header's length;
+//! - [`keep_alive`]: when to ping and when to give the broker up, without I/O.
 
 pub mod credentials;
+pub mod keep_alive;
 pub mod options;
+pub mod packets;
 pub mod tls;
 pub mod transport;
 pub mod url;
 
 pub use credentials::{Credentials, CredentialsError, DeviceLogin, Login};
+pub use keep_alive::{KeepAlive, Tick};
 pub use options::ConnectOptions;
 pub use options::OptionsError;
 pub use tls::{TlsError, TlsSettings};

@@ -4,8 +4,8 @@
 //! connection and no channel hop per packet. rumqttc's `EventLoop` costs ~40 KB of touched memory
 //! per connection whatever its options (fixed 10 KB read and write buffers, a 100-event queue, a
 //! 64 Ki-entry QoS 2 table), 400 MB for 10,000 devices; this connection keeps buffers sized to
-//! what a monitor sends (readings < 1 KB). Packets other than PUBLISH are encoded and decoded by
-//! rumqttc's `mqttbytes` codec.
+//! what a monitor sends (readings < 1 KB). Packets are written by `dustwatch_mqtt::packets` and
+//! read by rumqttc's `mqttbytes` codec; when to ping is `dustwatch_mqtt::KeepAlive`'s decision.
 //!
 //! [`Connection::recv`] is cancel-safe (it may sit in a `select!` next to the device's timers):
 //! its state, including a connect in progress and a half-written buffer, lives in the
@@ -13,9 +13,10 @@
 //! closes the socket without a DISCONNECT, exactly like a firmware crash or a pulled cable, so the
 //! broker sends the last will.
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{Buf, BytesMut};
+use dustwatch_mqtt::packets::{self, Will};
 use dustwatch_mqtt::tls::TlsClientConfig;
-use dustwatch_mqtt::{Credentials, Login, MqttStream};
+use dustwatch_mqtt::{Credentials, KeepAlive, Login, MqttStream, Tick};
 use rumqttc::mqttbytes::{self, v4};
 use rumqttc::{ConnectReturnCode, QoS};
 use std::future::Future;
@@ -147,8 +148,7 @@ pub struct Connection {
     timer: Pin<Box<Sleep>>,
     /// A packet went out since the last keep-alive tick.
     sent_since_tick: bool,
-    /// PINGREQ sent at the last tick and not answered yet.
-    ping_pending: bool,
+    pinger: KeepAlive,
     /// DISCONNECT queued: report `Lost` once it is on the wire.
     closing: bool,
     /// Bytes written to the stream since its last flush (TLS buffers them).
@@ -173,17 +173,10 @@ impl Connection {
         login: Option<Login>,
         will: Option<(String, Vec<u8>)>,
     ) -> Connection {
-        let mut connect = v4::Connect::new(client_id);
-        connect.keep_alive = u16::try_from(endpoint.keep_alive.as_secs()).unwrap_or(u16::MAX);
         // A persistent session keeps `cmd` messages queued while the device is away; the device
         // keeps its own store-and-forward buffer, so it never relies on the session for readings.
-        connect.clean_session = false;
-        if let Some(login) = login {
-            connect.set_login(login.username, login.password);
-        }
-        if let Some((topic, payload)) = will {
-            connect.last_will = Some(v4::LastWill::new(topic, payload, QoS::AtLeastOnce, true));
-        }
+        let will = will.map(|(topic, payload)| Will { topic, payload });
+        let connect = packets::connect(client_id, endpoint.keep_alive, login.as_ref(), will);
         let (host, port) = (endpoint.host.clone(), endpoint.port);
         let tls = endpoint.tls.clone();
         let limit = endpoint.connect_limit.clone();
@@ -212,7 +205,8 @@ impl Connection {
             // Armed when the CONNECT is written (waiting for a permit is not part of it).
             timer: Box::pin(tokio::time::sleep(Duration::from_secs(86_400 * 365))),
             sent_since_tick: false,
-            ping_pending: false,
+            // A device gives up at the first tick after an unanswered PINGREQ.
+            pinger: KeepAlive::new(1),
             closing: false,
             unflushed: false,
         }
@@ -231,7 +225,7 @@ impl Connection {
         }
         self.next_pkid = self.next_pkid.checked_add(1).unwrap_or(1);
         let pkid = self.next_pkid;
-        encode_publish(&mut self.write, topic, retain, pkid, payload);
+        packets::publish_qos1(&mut self.write, topic, retain, pkid, payload);
         self.sent_since_tick = true;
         Some(pkid)
     }
@@ -242,9 +236,7 @@ impl Connection {
             return;
         }
         self.next_pkid = self.next_pkid.checked_add(1).unwrap_or(1);
-        let mut sub = v4::Subscribe::new(topic, QoS::AtLeastOnce);
-        sub.pkid = self.next_pkid;
-        if sub.write(&mut self.write).is_ok() {
+        if packets::subscribe(&mut self.write, topic, self.next_pkid).is_ok() {
             self.sent_since_tick = true;
         }
     }
@@ -256,7 +248,7 @@ impl Connection {
             self.closing = true;
             return;
         }
-        let _ = v4::Disconnect.write(&mut self.write);
+        packets::disconnect(&mut self.write);
         self.closing = true;
     }
 
@@ -346,15 +338,16 @@ impl Connection {
                 self.connect_timeout
             )));
         }
-        if self.ping_pending {
-            self.state = State::Closed;
-            return Some(NetEvent::Lost("keep-alive timeout: no PINGRESP".into()));
+        // Keep-alive 0 means no keep-alive: the timer then fires once a year and pings nothing.
+        let sent = std::mem::take(&mut self.sent_since_tick) || self.keep_alive.is_zero();
+        match self.pinger.tick(sent) {
+            Tick::TimedOut => {
+                self.state = State::Closed;
+                return Some(NetEvent::Lost("keep-alive timeout: no PINGRESP".into()));
+            }
+            Tick::Ping => packets::pingreq(&mut self.write),
+            Tick::Idle => {}
         }
-        if !self.sent_since_tick && !self.keep_alive.is_zero() {
-            self.write.put_slice(&[0xC0, 0x00]);
-            self.ping_pending = true;
-        }
-        self.sent_since_tick = false;
         self.arm_keep_alive();
         None
     }
@@ -445,6 +438,7 @@ impl Connection {
                 }
                 Err(e) => return Err(format!("bad packet from the broker: {e}")),
             };
+            self.pinger.heard();
             match packet {
                 v4::Packet::ConnAck(ack) => {
                     if ack.code != ConnectReturnCode::Success {
@@ -462,66 +456,14 @@ impl Connection {
                 v4::Packet::Publish(p) => {
                     if p.qos != QoS::AtMostOnce {
                         // Subscribed at QoS 1: the broker never sends QoS 2 here.
-                        let _ = v4::PubAck::new(p.pkid).write(&mut self.write);
+                        packets::puback(&mut self.write, p.pkid);
                         self.sent_since_tick = true;
                     }
                     return Ok(Some(NetEvent::Message(p.payload.to_vec())));
                 }
-                v4::Packet::PingResp => self.ping_pending = false,
+                v4::Packet::PingResp => {}
                 _ => {}
             }
         }
-    }
-}
-
-/// A QoS 1 PUBLISH, written by hand: no topic `String` or payload copy per message.
-fn encode_publish(buf: &mut BytesMut, topic: &str, retain: bool, pkid: u16, payload: &[u8]) {
-    let remaining = 2 + topic.len() + 2 + payload.len();
-    buf.reserve(5 + remaining);
-    buf.put_u8(0x30 | (1 << 1) | u8::from(retain));
-    put_remaining_length(buf, remaining);
-    // Topics are at most ~150 bytes (root + two 64-byte ids).
-    buf.put_u16(topic.len() as u16);
-    buf.put_slice(topic.as_bytes());
-    buf.put_u16(pkid);
-    buf.put_slice(payload);
-}
-
-/// MQTT variable-length "remaining length".
-fn put_remaining_length(buf: &mut BytesMut, mut len: usize) {
-    loop {
-        let mut byte = (len % 128) as u8;
-        len /= 128;
-        if len > 0 {
-            byte |= 0x80;
-        }
-        buf.put_u8(byte);
-        if len == 0 {
-            break;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn publish_encoding_matches_the_codec() {
-        let payload = vec![b'x'; 300];
-        let topic = "dust/v1/s/d/reading";
-        let mut buf = BytesMut::new();
-        encode_publish(&mut buf, topic, true, 7, &payload);
-        match v4::read(&mut buf, MAX_INCOMING) {
-            Ok(v4::Packet::Publish(p)) => {
-                assert_eq!(p.topic, topic);
-                assert_eq!(p.pkid, 7);
-                assert!(p.retain);
-                assert_eq!(p.qos, QoS::AtLeastOnce);
-                assert_eq!(p.payload.len(), 300);
-            }
-            other => panic!("not a publish: {other:?}"),
-        }
-        assert!(buf.is_empty());
     }
 }

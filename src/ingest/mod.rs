@@ -15,6 +15,7 @@ mod writer_tests;
 
 use crate::metrics::Metrics;
 use crate::store::StoreWriter;
+use dustwatch_mqtt::Tick;
 use dustwatch_protocol::TopicRoot;
 use rumqttc::QoS;
 use serde::{Deserialize, Serialize};
@@ -220,11 +221,12 @@ async fn mqtt_loop(
                     }
                 }
                 _ = tick.tick() => {
-                    // Two keep-alives of silence after our pings: the broker is gone.
-                    if s.reader.silent_for() > options.connect.keep_alive * 2 {
-                        break SessionError::KeepAlive(s.reader.silent_for());
+                    let sent = s.writer.take_wrote();
+                    match s.reader.keep_alive_tick(sent) {
+                        Tick::TimedOut => break SessionError::KeepAlive(s.reader.silent_for()),
+                        Tick::Ping => s.writer.ping(),
+                        Tick::Idle => {}
                     }
-                    s.writer.tick();
                 }
                 incoming = s.reader.next() => {
                     let (record, ack) = match incoming {

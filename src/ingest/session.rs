@@ -11,7 +11,8 @@
 //! sits in a `select!` beside the acknowledgements): every byte read stays in its buffer.
 
 use bytes::{Buf, Bytes, BytesMut};
-use dustwatch_mqtt::{ConnectError, ConnectOptions, ReadHalf, WriteHalf};
+use dustwatch_mqtt::packets::{self, fixed_header};
+use dustwatch_mqtt::{ConnectError, ConnectOptions, KeepAlive, ReadHalf, Tick, WriteHalf};
 use rumqttc::mqttbytes::{self, v4};
 use rumqttc::{ConnectReturnCode, QoS};
 use std::time::Duration;
@@ -104,12 +105,7 @@ impl Session {
                 wrote: false,
                 unflushed: false,
             };
-            let mut connect = v4::Connect::new(c.client_id.as_str());
-            connect.keep_alive = u16::try_from(c.keep_alive.as_secs()).unwrap_or(u16::MAX);
-            connect.clean_session = false;
-            if let Some(login) = &c.login {
-                connect.set_login(login.username.clone(), login.password.clone());
-            }
+            let connect = packets::connect(&c.client_id, c.keep_alive, c.login.as_ref(), None);
             writer.encode(|b| connect.write(b))?;
             writer.flush().await?;
             let mut reader = Reader {
@@ -118,6 +114,8 @@ impl Session {
                 skip: 0,
                 filter: filter.to_string(),
                 heard: tokio::time::Instant::now(),
+                // Busy draining a backlog, the broker may be slow to answer: two keep-alives.
+                keep_alive: KeepAlive::new(4),
             };
             let ack = loop {
                 match reader.packet().await? {
@@ -133,9 +131,7 @@ impl Session {
             if ack.code != ConnectReturnCode::Success {
                 return Err(SessionError::Refused(ack.code));
             }
-            let mut subscribe = v4::Subscribe::new(filter, QoS::AtLeastOnce);
-            subscribe.pkid = 1;
-            writer.encode(|b| subscribe.write(b))?;
+            writer.encode(|b| packets::subscribe(b, filter, 1))?;
             writer.flush().await?;
             Ok(Session {
                 reader,
@@ -158,6 +154,7 @@ pub struct Reader {
     filter: String,
     /// When the broker last sent anything.
     heard: tokio::time::Instant,
+    keep_alive: KeepAlive,
 }
 
 impl Reader {
@@ -196,6 +193,12 @@ impl Reader {
         }
     }
 
+    /// A keep-alive tick (every half keep-alive); `sent` says whether anything went out since
+    /// the last one.
+    pub fn keep_alive_tick(&mut self, sent: bool) -> Tick {
+        self.keep_alive.tick(sent)
+    }
+
     /// Time since the broker last sent anything.
     pub fn silent_for(&self) -> Duration {
         self.heard.elapsed()
@@ -230,6 +233,7 @@ impl Reader {
             return Err(SessionError::Closed);
         }
         self.heard = tokio::time::Instant::now();
+        self.keep_alive.heard();
         Ok(())
     }
 
@@ -285,20 +289,6 @@ impl Reader {
     }
 }
 
-/// Length of a fixed header and the remaining length it announces, once all of it is in `buf`.
-/// (mqttbytes keeps its parsed header private and reports only the remaining length of a packet
-/// over the limit, not where the topic starts.)
-fn fixed_header(buf: &[u8]) -> Option<(usize, usize)> {
-    let mut remaining = 0usize;
-    for (i, byte) in buf.iter().skip(1).take(4).enumerate() {
-        remaining |= usize::from(byte & 0x7F) << (7 * i);
-        if byte & 0x80 == 0 {
-            return Some((i + 2, remaining));
-        }
-    }
-    None
-}
-
 /// The sending half: acknowledgements, keep-alive and DISCONNECT, queued then flushed.
 pub struct Writer {
     half: WriteHalf,
@@ -328,23 +318,22 @@ impl Writer {
 
     /// Queue the acknowledgement of a QoS 1 message.
     fn ack(&mut self, pkid: u16) {
-        // A PUBACK is four bytes: type, remaining length 2, packet id.
-        self.out.extend_from_slice(&[0x40, 0x02]);
-        self.out.extend_from_slice(&pkid.to_be_bytes());
+        packets::puback(&mut self.out, pkid);
     }
 
-    /// A keep-alive tick (every half keep-alive): a PINGREQ unless something went out since the
-    /// last tick, so the broker hears from us at least once per keep-alive.
-    pub fn tick(&mut self) {
-        if !self.wrote {
-            self.out.extend_from_slice(&[0xC0, 0x00]);
-        }
-        self.wrote = false;
+    /// Whether anything went out since the last call (for the keep-alive tick).
+    pub fn take_wrote(&mut self) -> bool {
+        std::mem::take(&mut self.wrote)
+    }
+
+    /// Queue a PINGREQ.
+    pub fn ping(&mut self) {
+        packets::pingreq(&mut self.out);
     }
 
     /// Queue DISCONNECT (a clean close: the broker keeps the session and sends no will).
     pub fn disconnect(&mut self) {
-        self.out.extend_from_slice(&[0xE0, 0x00]);
+        packets::disconnect(&mut self.out);
     }
 
     pub fn has_output(&self) -> bool {
@@ -366,25 +355,5 @@ impl Writer {
         }
         self.out.clear();
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::fixed_header;
-
-    #[test]
-    fn fixed_header_lengths() {
-        assert_eq!(fixed_header(&[0x30, 0x00]), Some((2, 0)));
-        assert_eq!(fixed_header(&[0x32, 0x7F]), Some((2, 127)));
-        assert_eq!(fixed_header(&[0x32, 0x80, 0x01]), Some((3, 128)));
-        // 268,435,455: the largest an MQTT packet can announce.
-        assert_eq!(
-            fixed_header(&[0x32, 0xFF, 0xFF, 0xFF, 0x7F]),
-            Some((5, 268_435_455))
-        );
-        // Incomplete: the continuation bit says another length byte follows.
-        assert_eq!(fixed_header(&[0x32, 0x80]), None);
-        assert_eq!(fixed_header(&[0x32]), None);
     }
 }

@@ -85,15 +85,14 @@ pub fn site_views(state: &AppState) -> Result<Vec<SiteView>, WebError> {
         .collect())
 }
 
-/// The fleet's event-time "now" (newest reading anywhere), or the wall clock before any data.
+/// The fleet's event-time "now", or the wall clock before any data. The same clock ingest,
+/// retention and "offline" follow (the median of the sites' newest readings), so one device with
+/// a clock running ahead does not move the office's "today".
 pub fn fleet_now(state: &AppState) -> i64 {
     state
         .reader
         .hot()
-        .all()
-        .values()
-        .map(|l| l.reading.ts)
-        .max()
+        .fleet_clock()
         .unwrap_or_else(|| chrono::Utc::now().timestamp_millis())
 }
 
