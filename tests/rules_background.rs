@@ -10,39 +10,7 @@ use dustwatch::rules::engine::StationHistory;
 use dustwatch::rules::{Change, Engine, Output, Profile, Reason, SiteHistory, Takeover};
 use dustwatch::store::Record;
 use dustwatch_protocol::Reading;
-use rules_sim::{t0, Sim, MIN};
-
-/// Alert state changes, as (site, rule, change, opened, severity).
-fn changes(out: &[Output]) -> Vec<(String, String, Change, i64, String)> {
-    out.iter()
-        .filter_map(|o| match o {
-            Output::Alert(t) if t.change.is_state_change() => Some((
-                t.alert.site.clone(),
-                t.alert.rule.clone(),
-                t.change,
-                t.alert.opened_ts.ms(),
-                t.alert.severity.name().to_string(),
-            )),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Minute records of `s1` and its reference: a breach from minute 30 to 110, quiet after.
-fn records(sim: &mut Sim, minutes: i64) -> Vec<Vec<Record>> {
-    (1..=minutes)
-        .map(|i| {
-            let ts = t0() + i * MIN;
-            // Never the same value twice in a row (that is a stuck sensor).
-            let wobble = (i % 7) as f64;
-            let pm10 = if (30..110).contains(&i) { 420.0 } else { 110.0 } + wobble;
-            vec![
-                sim.reading("s1", ts, pm10, 45.0 + wobble),
-                sim.reading("ref", ts, 100.0 + (i % 5) as f64, 45.0),
-            ]
-        })
-        .collect()
-}
+use rules_sim::{changes, decided_by_one, records, t0, Sim, MIN};
 
 /// The records of `site` only.
 fn of(site: &str, batch: &[Record]) -> Vec<Record> {
@@ -97,12 +65,7 @@ fn judged_to(e: &Engine, site: &str) -> Option<i64> {
 fn a_site_waits_for_its_foreign_reference_and_decides_what_one_engine_decides() {
     let mut sim = Sim::new();
     let all = records(&mut sim, 300);
-    let mut one = Sim::new().e;
-    let mut expected = Vec::new();
-    for batch in &all {
-        expected.extend(one.process(batch));
-    }
-    let expected = changes(&expected);
+    let expected = decided_by_one(&all);
     assert!(
         expected
             .iter()
@@ -197,12 +160,7 @@ fn a_silent_foreign_reference_holds_the_site_no_longer_than_the_backfill_horizon
 fn a_site_taken_over_gets_its_foreign_reference_s_history_too() {
     let mut sim = Sim::new();
     let all = records(&mut sim, 300);
-    let mut one = Sim::new().e;
-    let mut expected = Vec::new();
-    for batch in &all {
-        expected.extend(one.process(batch));
-    }
-    let expected = changes(&expected);
+    let expected = decided_by_one(&all);
 
     // Stopped inside the breach's first hourly window, which the new engine closes from what
     // the replay accumulated (the reference's minutes too); it holds `s1` only, like the old.

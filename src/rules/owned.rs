@@ -149,17 +149,9 @@ impl Owned {
     /// background minutes every fraction of a second (wall clock), from the oldest minute a site
     /// judged here still needs.
     pub fn refresh_background(&mut self, engine: &mut Engine) -> Vec<Output> {
-        let Some(Ownership {
-            reader,
-            sites: Sites::Partitioned(_),
-        }) = &self.ownership
-        else {
+        let Some(reader) = self.due(|o| &mut o.background_read, BACKGROUND_EVERY) else {
             return Vec::new();
         };
-        if self.background_read.elapsed() < BACKGROUND_EVERY {
-            return Vec::new();
-        }
-        self.background_read = Instant::now();
         let mut out = Vec::new();
         for (reference, from) in engine.background_wanted() {
             let Some(from) = from else {
@@ -175,20 +167,35 @@ impl Owned {
         out
     }
 
-    /// The city level reaches only the instance holding its partition: the others read new
-    /// level changes from the store every few seconds and judge them as late levels.
-    pub fn refresh_levels(&mut self, engine: &mut Engine) -> Vec<Output> {
+    /// The store to read what other instances stored from, when this instance holds partitions
+    /// and the read timed by `last` is `every` old: it is then timed from now.
+    fn due(
+        &mut self,
+        last: impl Fn(&mut Owned) -> &mut Instant,
+        every: Duration,
+    ) -> Option<std::sync::Arc<dyn StoreReader>> {
         let Some(Ownership {
             reader,
             sites: Sites::Partitioned(_),
         }) = &self.ownership
         else {
+            return None;
+        };
+        let reader = reader.clone();
+        let at = last(self);
+        if at.elapsed() < every {
+            return None;
+        }
+        *at = Instant::now();
+        Some(reader)
+    }
+
+    /// The city level reaches only the instance holding its partition: the others read new
+    /// level changes from the store every few seconds and judge them as late levels.
+    pub fn refresh_levels(&mut self, engine: &mut Engine) -> Vec<Output> {
+        let Some(reader) = self.due(|o| &mut o.levels_read, LEVELS_EVERY) else {
             return Vec::new();
         };
-        if self.levels_read.elapsed() < LEVELS_EVERY {
-            return Vec::new();
-        }
-        self.levels_read = Instant::now();
         let levels = match reader.city_levels() {
             Ok(l) => l,
             Err(e) => {
