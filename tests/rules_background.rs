@@ -210,3 +210,34 @@ fn a_site_taken_over_gets_its_foreign_reference_s_history_too() {
     }
     assert_eq!(changes(&got), expected);
 }
+
+#[test]
+fn a_foreign_reference_with_a_fast_clock_keeps_its_minutes() {
+    let mut sim = Sim::new();
+    let all = records(&mut sim, 90);
+    // From minute 45 on the store holds a reading of the station stamped ten hours ahead (a
+    // device clock gone wrong).
+    let Record::Reading { reading: fast, .. } = sim.reading("ref", t0() + 600 * MIN, 100.0, 45.0)
+    else {
+        unreachable!("a reading")
+    };
+    let mut e = split_engine(Profile::default_profile());
+    let mut store = Vec::new();
+    for (i, batch) in all.iter().enumerate() {
+        e.process(&of("s1", batch));
+        store = stored(&all[..=i]);
+        if i >= 45 {
+            store.push(("d1".to_string(), fast.clone()));
+        }
+        poll(&mut e, &store);
+    }
+    poll(&mut e, &store);
+    let lateness = Profile::default_profile().allowed_lateness_s * 1000;
+    assert_eq!(judged_to(&e, "s1"), Some(t0() + 90 * MIN - lateness));
+    let reference_missing = e.open_days().iter().any(|d| {
+        d.not_judged
+            .iter()
+            .any(|n| matches!(n.reason, Reason::ReferenceMissing { .. }))
+    });
+    assert!(!reference_missing, "{:?}", e.open_days());
+}

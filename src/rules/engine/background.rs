@@ -109,11 +109,14 @@ impl Engine {
         from: i64,
         readings: &[(String, Reading)],
     ) {
+        // A station's clock runs no further ahead of the fleet's than a site's may: a device
+        // with a fast clock neither releases the sites early nor pushes the kept minutes out.
+        let ahead = (self.fleet_now != i64::MIN).then(|| self.fleet_now + AHEAD_SLACK_MS);
         let b = self.background.entry(reference.to_string()).or_default();
         b.minutes.split_off(&from);
         for (_, r) in readings.iter().filter(|(_, r)| minute_of(r.ts) >= from) {
             b.minutes.entry(minute_of(r.ts)).or_default().add(r);
-            b.max_ts = b.max_ts.max(r.ts);
+            b.max_ts = b.max_ts.max(ahead.map_or(r.ts, |a| r.ts.min(a)));
         }
     }
 
