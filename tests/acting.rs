@@ -8,18 +8,7 @@ use support::acting::*;
 use support::{eventually, publish_all};
 
 fn alert_of(port: u16, site: &str) -> Option<serde_json::Value> {
-    let (_, body) = call(
-        port,
-        "GET",
-        &format!("/api/alerts?site={site}&state=all"),
-        &Auth::None,
-        "",
-    );
-    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-    v.as_array()?
-        .iter()
-        .find(|a| a["rule"] == "pm10-hourly")
-        .cloned()
+    pm10_alert(port, site, "&state=all")
 }
 
 async fn wait_alert(port: u16, site: &'static str, state: &'static str) -> serde_json::Value {

@@ -139,12 +139,7 @@ fn orders(port: u16, alert_id: i64) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_reaches_the_device_and_the_alert_closes_with_one_message_per_change() {
-    let Some(chromium) = chromium_binary() else {
-        assert!(
-            !browser_required(),
-            "DUSTWATCH_REQUIRE_BROWSER is set but no chromium was found (apt-get install chromium)"
-        );
-        eprintln!("SKIPPED: chromium not installed (apt-get install chromium); set DUSTWATCH_REQUIRE_BROWSER=1 to make this a failure");
+    let Some(chromium) = chromium_or_skip() else {
         return;
     };
     let mut receiver = WebhookReceiver::start("unused-secret").await;
@@ -190,11 +185,7 @@ async fn an_order_reaches_the_device_and_the_alert_closes_with_one_message_per_c
             let mut b = Browser::launch(&chromium);
             b.goto(&url(&format!("/alerts/{id}/act?lang=en")));
             b.wait_for(20, "location.pathname === '/login'");
-            b.eval(
-                "document.querySelector('input[name=name]').value = 'li';
-                 document.querySelector('input[name=password]').value = 'li-password';
-                 document.querySelector('form.login button').click(); true",
-            );
+            b.log_in("li", "li-password");
             b.wait_for(
                 30,
                 &format!("location.pathname === '/alerts/{id}/act' && document.readyState === 'complete' && !!document.querySelector('form.order')"),

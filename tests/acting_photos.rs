@@ -10,18 +10,7 @@ use support::{eventually, publish_all};
 async fn wait_alert(port: u16, site: &'static str) -> serde_json::Value {
     tokio::task::spawn_blocking(move || {
         eventually(60, &format!("{site}'s alert"), || {
-            let (_, body) = call(
-                port,
-                "GET",
-                &format!("/api/alerts?site={site}"),
-                &Auth::None,
-                "",
-            );
-            let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-            v.as_array()?
-                .iter()
-                .find(|a| a["rule"] == "pm10-hourly")
-                .cloned()
+            pm10_alert(port, site, "")
         })
     })
     .await

@@ -6,7 +6,7 @@ mod support;
 
 use dustwatch::app::Aggregator;
 use dustwatch::config::Config;
-use dustwatch_protocol::{Phase, Reading, SiteInfo, SiteKind, TopicRoot};
+use dustwatch_protocol::{Phase, SiteInfo, SiteKind, TopicRoot};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::time::Duration;
 use support::*;
@@ -66,29 +66,8 @@ async fn alerts_flow(broker_port: u16) {
     // Two hours: the first clean, the second at +200 over the reference; then 10 minutes more
     // so the second hour is past the allowed lateness.
     let root = TopicRoot::default();
-    let t0 = 1_483_574_400_000i64; // 2017-01-05 08:00 Asia/Shanghai
-    let mut msgs = Vec::new();
-    for i in 0..130i64 {
-        let ts = t0 + (i + 1) * 60_000;
-        let pm10 = if (60..120).contains(&i) {
-            300.0
-        } else {
-            110.0 + (i % 3) as f64
-        };
-        for (s, v) in [("s1", pm10), ("ref", 100.0 + (i % 2) as f64)] {
-            let r = Reading {
-                ts,
-                seq: i as u64,
-                boot: 1,
-                interval_s: 60,
-                pm10: Some(v),
-                pm25: Some(v / 2.0),
-                noise_dba: Some(50.0 + (i % 4) as f64),
-                ..Default::default()
-            };
-            msgs.push((root.reading(s, "d1"), r.encode()));
-        }
-    }
+    let t0 = support::acting::T0; // 2017-01-05 08:00 Asia/Shanghai
+    let msgs = support::acting::readings_of(&["s1"], 0, 130);
     publish_all(broker_port, &format!("fleet-{broker_port}"), msgs).await;
 
     let port = agg.http_addr.port();

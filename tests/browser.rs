@@ -10,7 +10,7 @@ mod support;
 
 use serde_json::Value;
 use std::path::PathBuf;
-use support::browser::{browser_required, chromium_binary, Browser};
+use support::browser::{chromium_or_skip, Browser};
 use support::*;
 
 fn screenshots() -> PathBuf {
@@ -71,12 +71,7 @@ fn assert_contrast(b: &mut Browser, page: &str) {
 
 #[test]
 fn dashboard_renders_updates_live_and_acknowledges_in_chromium() {
-    let Some(chromium) = chromium_binary() else {
-        assert!(
-            !browser_required(),
-            "DUSTWATCH_REQUIRE_BROWSER is set but no chromium was found (apt-get install chromium)"
-        );
-        eprintln!("SKIPPED: chromium not installed (apt-get install chromium); set DUSTWATCH_REQUIRE_BROWSER=1 to make this a failure");
+    let Some(chromium) = chromium_or_skip() else {
         return;
     };
     let demo = DemoProcess::start(600.0);

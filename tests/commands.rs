@@ -30,17 +30,7 @@ async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 async fn commands_from_the_api_the_site_page_and_the_cli_are_answered_and_unanswered_ones_time_out()
 {
     let scenario = sensors_sim::Scenario::load("steady").expect("shipped scenario");
-    let options = |port: u16| sensors_sim::SimOptions {
-        port,
-        devices: Some(1),
-        duration: Some(Duration::from_secs(7 * 86_400)),
-        speed: sensors_sim::Speed::Factor(10.0),
-        client_prefix: "cmd-sim".into(),
-        backoff_min: Duration::from_millis(50),
-        backoff_max: Duration::from_millis(500),
-        connect_spread: Duration::ZERO,
-        ..Default::default()
-    };
+    let options = |port: u16| support::fleet::answering_devices(port, "cmd-sim", 1);
     let plan = sensors_sim::Sim::new(scenario.clone(), options(1))
         .plan()
         .expect("plan");
@@ -216,13 +206,8 @@ async fn commands_from_the_api_the_site_page_and_the_cli_are_answered_and_unansw
 /// Send a sprinkle command from the site page in headless Chromium and wait until the page shows
 /// it answered (skipped without Chromium unless DUSTWATCH_REQUIRE_BROWSER is set).
 async fn from_the_site_page(port: u16, site: &str) {
-    use support::browser::{browser_required, chromium_binary, Browser};
-    let Some(chromium) = chromium_binary() else {
-        assert!(
-            !browser_required(),
-            "DUSTWATCH_REQUIRE_BROWSER is set but no chromium was found (apt-get install chromium)"
-        );
-        eprintln!("SKIPPED (browser part): chromium not installed (apt-get install chromium)");
+    use support::browser::{chromium_or_skip, Browser};
+    let Some(chromium) = chromium_or_skip() else {
         return;
     };
     let url = format!("http://127.0.0.1:{port}/sites/{site}?lang=zh-CN");

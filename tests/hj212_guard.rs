@@ -108,7 +108,6 @@ async fn repeated_wrong_passwords_are_slowed_and_locked_out_and_the_device_gets_
     // Three guesses: each refusal waits longer (200, 400, 400 ms at least), the third locks the
     // MN and the guessing address out.
     let mut a = l.connect_from(ATTACKER).await;
-    let started = Instant::now();
     for (i, pw) in ["000000", "111111", "222222"].iter().enumerate() {
         let r = ask(
             &mut a,
@@ -117,11 +116,9 @@ async fn repeated_wrong_passwords_are_slowed_and_locked_out_and_the_device_gets_
         .await;
         assert_eq!((r.cn, r.cp.param("QnRtn")), (Cn::RequestReply, Some("3")));
     }
-    assert!(
-        started.elapsed() >= std::time::Duration::from_millis(1_000),
-        "refusals are slowed: {:?}",
-        started.elapsed()
-    );
+    // Each refusal was held back (how long grows is the guard's unit test; no clock is read
+    // here).
+    assert_eq!(l.agg.metrics.hj212.auth_delayed.load(Relaxed), 3);
     assert_eq!(l.agg.metrics.hj212.lockouts.load(Relaxed), 1);
 
     // Locked out: even the right password from the guessing address gets the same refusal.

@@ -32,17 +32,7 @@ fn json(port: u16, method: &str, path: &str, body: &str) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notice_stops_the_sites_devices_and_their_answers_are_its_receipts() {
     let scenario = sensors_sim::Scenario::load("steady").expect("shipped scenario");
-    let options = |port: u16| sensors_sim::SimOptions {
-        port,
-        devices: Some(2),
-        duration: Some(Duration::from_secs(7 * 86_400)),
-        speed: sensors_sim::Speed::Factor(10.0),
-        client_prefix: "notice-sim".into(),
-        backoff_min: Duration::from_millis(50),
-        backoff_max: Duration::from_millis(500),
-        connect_spread: Duration::ZERO,
-        ..Default::default()
-    };
+    let options = |port: u16| support::fleet::answering_devices(port, "notice-sim", 2);
     let plan = sensors_sim::Sim::new(scenario.clone(), options(1))
         .plan()
         .expect("plan");

@@ -46,6 +46,24 @@ struct Setup {
     notifier: notify::Notifier,
 }
 
+impl Setup {
+    /// Open one alert of `severity` (id `id`).
+    fn open(&mut self, id: i64, severity: Severity) {
+        self.alerts
+            .apply(&[(Change::Opened, alert(id, AlertState::Active, severity))])
+            .expect("opened");
+    }
+
+    /// Stop the notifier and wait for its thread to end cleanly.
+    async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::task::spawn_blocking(move || self.notifier.thread.join())
+            .await
+            .expect("join")
+            .expect("notifier ends cleanly");
+    }
+}
+
 /// A store with site `s1` on 金水街道, and a notifier with `config`.
 fn setup(config: &NotifyConfig) -> Setup {
     let data = tempfile::tempdir().expect("temp dir");
@@ -263,11 +281,7 @@ async fn every_alert_change_arrives_once_per_target_in_order_across_an_outage() 
     }
     assert_eq!(s.metrics.acting.notify_delivered.load(Relaxed), 20);
 
-    s.shutdown.cancel();
-    tokio::task::spawn_blocking(move || s.notifier.thread.join())
-        .await
-        .expect("join")
-        .expect("notifier ends cleanly");
+    s.stop().await;
     receiver.stop().await;
     sink.stop().await;
 }
@@ -290,18 +304,8 @@ async fn quiet_hours_hold_all_but_critical_messages() {
     ))
     .expect("config parses");
     let mut s = setup(&config);
-    s.alerts
-        .apply(&[(
-            Change::Opened,
-            alert(1, AlertState::Active, Severity::Warning),
-        )])
-        .expect("warning");
-    s.alerts
-        .apply(&[(
-            Change::Opened,
-            alert(2, AlertState::Active, Severity::Critical),
-        )])
-        .expect("critical");
+    s.open(1, Severity::Warning);
+    s.open(2, Severity::Critical);
     let m = s.metrics.clone();
     wait("the critical message", || {
         !receiver.got("/generic").is_empty()
@@ -315,11 +319,7 @@ async fn quiet_hours_hold_all_but_critical_messages() {
         changes(&receiver.got("/generic")),
         vec![(2, "opened".to_string())]
     );
-    s.shutdown.cancel();
-    tokio::task::spawn_blocking(move || s.notifier.thread.join())
-        .await
-        .expect("join")
-        .expect("notifier ends cleanly");
+    s.stop().await;
     receiver.stop().await;
 }
 
@@ -460,14 +460,8 @@ async fn webhooks_over_https_trust_the_configured_ca_only() {
         ca = pki.ca.display()
     ))
     .expect("config parses");
-    let s = setup(&config);
-    let mut alerts = s.alerts;
-    alerts
-        .apply(&[(
-            Change::Opened,
-            alert(1, AlertState::Active, Severity::Violation),
-        )])
-        .expect("opened");
+    let mut s = setup(&config);
+    s.open(1, Severity::Violation);
     wait("the message over HTTPS", || {
         !receiver.got("/generic").is_empty()
     })
@@ -485,11 +479,7 @@ async fn webhooks_over_https_trust_the_configured_ca_only() {
         receiver.got("/wecom").is_empty(),
         "an untrusted certificate gets nothing"
     );
-    s.shutdown.cancel();
-    tokio::task::spawn_blocking(move || s.notifier.thread.join())
-        .await
-        .expect("join")
-        .expect("notifier ends cleanly");
+    s.stop().await;
 }
 
 /// Email over STARTTLS to a server with the office's own CA: the sink takes no mail in the
@@ -514,21 +504,11 @@ async fn email_goes_over_starttls_to_a_server_of_the_configured_ca() {
         ca = pki.ca.display()
     ))
     .expect("config parses");
-    let s = setup(&config);
-    let mut alerts = s.alerts;
-    alerts
-        .apply(&[(
-            Change::Opened,
-            alert(1, AlertState::Active, Severity::Violation),
-        )])
-        .expect("opened");
+    let mut s = setup(&config);
+    s.open(1, Severity::Violation);
     wait("the email", || !sink.mails().is_empty()).await;
     let mails = sink.mails();
     assert_eq!(mails.len(), 1);
     assert!(mails[0].contains("Alert opened"), "{}", mails[0]);
-    s.shutdown.cancel();
-    tokio::task::spawn_blocking(move || s.notifier.thread.join())
-        .await
-        .expect("join")
-        .expect("notifier ends cleanly");
+    s.stop().await;
 }

@@ -9,10 +9,11 @@ use anyhow::{bail, Context};
 use async_nats::jetstream;
 use dustwatch::ingest::nats::NatsConfig;
 use dustwatch_protocol::{Reading, TopicRoot};
+use dustwatch_testkit::process::serve_command;
 use dustwatch_testkit::{free_port, wait_port, NatsCluster, Postgres};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
@@ -77,12 +78,7 @@ impl Instance {
         dir: &Path,
         name: &str,
     ) -> anyhow::Result<Instance> {
-        let servers = cluster
-            .client_urls()
-            .iter()
-            .map(|u| format!("\"{u}\""))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let servers = cluster.servers_toml();
         let config = dir.join(format!("{name}.toml"));
         std::fs::write(
             &config,
@@ -95,23 +91,9 @@ impl Instance {
         )?;
         let http = free_port();
         let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
-        let child = Command::new(&o.dustwatch)
-            .arg("--config")
-            .arg(&config)
-            .args([
-                "serve",
-                "--broker",
-                &format!("mqtt://127.0.0.1:{}", cluster.ports(0).mqtt),
-                "--http",
-                &format!("127.0.0.1:{http}"),
-                "--client-id",
-                &format!("bench-{name}"),
-                "--data",
-            ])
-            .arg(dir)
+        let child = serve_command(&o.dustwatch, &config, cluster.ports(0).mqtt, http, dir)
+            .args(["--client-id", &format!("bench-{name}")])
             .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .with_context(|| format!("start {}", o.dustwatch.display()))?;

@@ -15,6 +15,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::rustls::ClientConfig;
 use tokio_rustls::TlsConnector;
+use tokio_util::either::Either;
 
 #[derive(Debug, Error)]
 pub enum ConnectError {
@@ -83,69 +84,23 @@ impl MqttStream {
         match self {
             MqttStream::Plain(s) => {
                 let (r, w) = s.into_split();
-                (ReadHalf::Plain(r), WriteHalf::Plain(w))
+                (Either::Left(r), Either::Left(w))
             }
             MqttStream::Tls(s) => {
                 let (r, w) = tokio::io::split(*s);
-                (ReadHalf::Tls(r), WriteHalf::Tls(w))
+                (Either::Right(r), Either::Right(w))
             }
         }
     }
 }
 
-/// The receiving half of an [`MqttStream`].
-#[derive(Debug)]
-pub enum ReadHalf {
-    Plain(tokio::net::tcp::OwnedReadHalf),
-    Tls(tokio::io::ReadHalf<TlsStream<TcpStream>>),
-}
+/// The receiving half of an [`MqttStream`] (plain or TLS; tokio-util's `Either` reads either).
+pub type ReadHalf =
+    Either<tokio::net::tcp::OwnedReadHalf, tokio::io::ReadHalf<TlsStream<TcpStream>>>;
 
 /// The sending half of an [`MqttStream`].
-#[derive(Debug)]
-pub enum WriteHalf {
-    Plain(tokio::net::tcp::OwnedWriteHalf),
-    Tls(tokio::io::WriteHalf<TlsStream<TcpStream>>),
-}
-
-impl AsyncRead for ReadHalf {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ReadHalf::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            ReadHalf::Tls(s) => Pin::new(s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for WriteHalf {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            WriteHalf::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            WriteHalf::Tls(s) => Pin::new(s).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            WriteHalf::Plain(s) => Pin::new(s).poll_flush(cx),
-            WriteHalf::Tls(s) => Pin::new(s).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            WriteHalf::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            WriteHalf::Tls(s) => Pin::new(s).poll_shutdown(cx),
-        }
-    }
-}
+pub type WriteHalf =
+    Either<tokio::net::tcp::OwnedWriteHalf, tokio::io::WriteHalf<TlsStream<TcpStream>>>;
 
 impl AsyncRead for MqttStream {
     fn poll_read(

@@ -3,7 +3,6 @@
 mod support;
 
 use dustwatch_protocol::{Reading, TopicRoot};
-use rumqttc::QoS;
 use sensors_sim::{Scenario, Sim, Speed};
 use support::{brokers, options, Capture};
 use tokio_util::sync::CancellationToken;
@@ -35,15 +34,8 @@ async fn each_command_is_obeyed() {
 
         cap.until("first reading", |m| !readings(m).is_empty())
             .await;
-        cap.client
-            .publish(
-                &cmd,
-                QoS::AtLeastOnce,
-                false,
-                r#"{"cmd":"set_interval","interval_s":300}"#,
-            )
-            .await
-            .expect("publish");
+        cap.send(&cmd, r#"{"cmd":"set_interval","interval_s":300}"#)
+            .await;
         cap.until("a 300 s reading", |m| {
             readings(m).iter().any(|r| r.interval_s == 300)
         })
@@ -55,15 +47,8 @@ async fn each_command_is_obeyed() {
         })
         .await;
 
-        cap.client
-            .publish(
-                &cmd,
-                QoS::AtLeastOnce,
-                false,
-                r#"{"cmd":"sprinkle","duration_s":600}"#,
-            )
-            .await
-            .expect("publish");
+        cap.send(&cmd, r#"{"cmd":"sprinkle","duration_s":600}"#)
+            .await;
         cap.until("sprinkler on and off", |m| {
             let ev: Vec<_> = m
                 .iter()
@@ -83,15 +68,8 @@ async fn each_command_is_obeyed() {
         .await;
 
         // Stop work for an order, with an id: answered once on the reply topic.
-        cap.client
-            .publish(
-                &cmd,
-                QoS::AtLeastOnce,
-                false,
-                r#"{"id":"stop-1","cmd":"stop_work","ref":"order-1"}"#,
-            )
-            .await
-            .expect("publish");
+        cap.send(&cmd, r#"{"id":"stop-1","cmd":"stop_work","ref":"order-1"}"#)
+            .await;
         cap.until("the answer to stop_work", |m| {
             m.iter().any(|m| {
                 m.topic.ends_with("/reply")
@@ -104,10 +82,7 @@ async fn each_command_is_obeyed() {
         })
         .await;
 
-        cap.client
-            .publish(&cmd, QoS::AtLeastOnce, false, r#"{"cmd":"reboot"}"#)
-            .await
-            .expect("publish");
+        cap.send(&cmd, r#"{"cmd":"reboot"}"#).await;
         cap.until("boot 2 from seq 0", |m| {
             readings(m).iter().any(|r| r.boot == 2 && r.seq == 0)
         })

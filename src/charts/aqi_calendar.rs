@@ -1,7 +1,7 @@
 //! AQI calendar: one cell per local day, weeks as columns and weekdays as rows, coloured in the
 //! official HJ 633 category colours (docs/domain.md, AQI).
 
-use super::{font, hex, Chart, ChartError};
+use super::{hex, page, text, Chart, ChartError};
 use crate::aqi;
 use chrono::{Datelike, NaiveDate};
 use plotters::coord::Shift;
@@ -37,12 +37,9 @@ impl Chart for AqiCalendar {
     where
         DB::ErrorType: 'static,
     {
-        root.fill(&WHITE)?;
-        let (w, h) = (self.size.0 as i32, self.size.1 as i32);
-        let text = |size: u32, c: &RGBColor| (font::FAMILY, size).into_font().color(c);
-        root.draw(&Text::new(self.title.clone(), (8, 6), text(15, &BLACK)))?;
+        let (w, h) = page(root, self.size, &self.title)?;
         let Some(first) = self.days.first().map(|d| d.0) else {
-            root.draw(&Text::new("—", (LEFT, TOP), text(13, &BLACK)))?;
+            root.draw(&Text::new("—", (LEFT, TOP), text(13)))?;
             return Ok(());
         };
         let offset = first.weekday().num_days_from_monday() as i64;
@@ -58,7 +55,7 @@ impl Chart for AqiCalendar {
                 root.draw(&Text::new(
                     *name,
                     (4, TOP + i as i32 * cell + cell / 2 - 6),
-                    text(10, &BLACK),
+                    text(10),
                 ))?;
             }
         }
@@ -87,7 +84,7 @@ impl Chart for AqiCalendar {
                 root.draw(&Text::new(
                     a.to_string(),
                     (x0 + 3, y0 + cell / 2 - 6),
-                    text(10, &c),
+                    text(10).color(&c),
                 ))?;
             }
         }
@@ -95,7 +92,7 @@ impl Chart for AqiCalendar {
         let mut next_x = i32::MAX;
         for (x, name) in months.iter().rev() {
             if x + MONTH_W <= next_x {
-                root.draw(&Text::new(name.clone(), (*x, TOP - 14), text(10, &BLACK)))?;
+                root.draw(&Text::new(name.clone(), (*x, TOP - 14), text(10)))?;
                 next_x = *x;
             }
         }
@@ -113,7 +110,7 @@ impl Chart for AqiCalendar {
                 [(x, y), (x + 10, y + 10)],
                 day_colour(Some(aqi_value)).filled(),
             ))?;
-            root.draw(&Text::new(name, (x + 13, y), text(10, &BLACK)))?;
+            root.draw(&Text::new(name, (x + 13, y), text(10)))?;
             x += if self.english { 80 } else { 70 };
         }
         Ok(())

@@ -1,7 +1,7 @@
 //! Street heatmap: one row per site, one cell per hour, coloured by the hourly mean relative to
 //! the limit (the AQI colour steps, so green is far below and maroon far above).
 
-use super::{font, hex, time_label, Chart, ChartError};
+use super::{hex, page, text, time_label, Chart, ChartError};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -50,14 +50,8 @@ impl Chart for Heatmap {
     where
         DB::ErrorType: 'static,
     {
-        root.fill(&WHITE)?;
-        let (w, h) = (self.size.0 as i32, self.size.1 as i32);
-        let text = |size: u32| (font::FAMILY, size).into_font().color(&BLACK);
-        root.draw(&Text::new(
-            format!("{} ({}; 100 % = {:.0})", self.title, self.unit, self.limit),
-            (8, 6),
-            text(15),
-        ))?;
+        let title = format!("{} ({}; 100 % = {:.0})", self.title, self.unit, self.limit);
+        let (w, h) = page(root, self.size, &title)?;
         let n_cols = self.hours.len().max(1) as i32;
         // The label column is as wide as the longest label needs, up to 40 % of the chart;
         // a longer label is shortened with an ellipsis to what fits (measured, not counted).

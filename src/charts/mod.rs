@@ -69,6 +69,26 @@ pub trait Chart {
         DB::ErrorType: 'static;
 }
 
+/// Text in the chart font, `size` px, black (`.color(..)` for another colour).
+pub fn text(size: u32) -> TextStyle<'static> {
+    (font::FAMILY, size).into_font().color(&BLACK)
+}
+
+/// How the drawn charts begin: a white page with the title top left. The page's width and
+/// height in pixels.
+fn page<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    (w, h): (u32, u32),
+    title: &str,
+) -> Result<(i32, i32), ChartError>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    root.draw(&Text::new(title, (8, 6), text(15)))?;
+    Ok((w as i32, h as i32))
+}
+
 fn check_size((w, h): (u32, u32)) -> Result<(), ChartError> {
     if !(100..=4000).contains(&w) || !(60..=4000).contains(&h) {
         return Err(ChartError::Size(w, h));

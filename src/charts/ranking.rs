@@ -1,6 +1,6 @@
 //! Ranking bar chart: sites (or streets) by a score, worst first, one horizontal bar each.
 
-use super::{clip, font, Chart, ChartError};
+use super::{clip, page, text, Chart, ChartError};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -26,14 +26,7 @@ impl Chart for Ranking {
     where
         DB::ErrorType: 'static,
     {
-        root.fill(&WHITE)?;
-        let (w, h) = (self.size.0 as i32, self.size.1 as i32);
-        let text = |size: u32| (font::FAMILY, size).into_font().color(&BLACK);
-        root.draw(&Text::new(
-            format!("{} ({})", self.title, self.unit),
-            (8, 6),
-            text(15),
-        ))?;
+        let (w, h) = page(root, self.size, &format!("{} ({})", self.title, self.unit))?;
         let max_rows = ((h - TOP - 6) / 12).max(1) as usize;
         let entries = &self.entries[..self.entries.len().min(max_rows)];
         if entries.is_empty() {

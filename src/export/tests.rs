@@ -90,6 +90,17 @@ async fn export_until(dir: &Path, sink: Recorder, want: usize) -> Arc<Metrics> {
     metrics
 }
 
+/// A fresh SQLite store in a temporary directory (the directory lives as long as the guard).
+fn open_store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = StoreConfig {
+        data_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    let store = SqliteStore::open(config, false).expect("store");
+    (dir, store)
+}
+
 fn outbox_rows(dir: &Path) -> i64 {
     let c = rusqlite::Connection::open(crate::store::sqlite::db_path(dir)).expect("db");
     c.query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))
@@ -98,12 +109,7 @@ fn outbox_rows(dir: &Path) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_record_is_exported_once_in_order_across_failures_and_restarts() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = StoreConfig {
-        data_dir: dir.path().to_path_buf(),
-        ..Default::default()
-    };
-    let mut store = SqliteStore::open(config, false).expect("store");
+    let (dir, mut store) = open_store();
     store.set_outbox(true);
     let mut batch = readings(0, 20);
     batch.push(Record::Event {
@@ -158,24 +164,14 @@ async fn every_record_is_exported_once_in_order_across_failures_and_restarts() {
 
 #[tokio::test]
 async fn outbox_stays_empty_when_export_is_off() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = StoreConfig {
-        data_dir: dir.path().to_path_buf(),
-        ..Default::default()
-    };
-    let mut store = SqliteStore::open(config, false).expect("store");
+    let (dir, mut store) = open_store();
     store.write_batch(&readings(0, 10)).expect("write");
     assert_eq!(outbox_rows(dir.path()), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alert_transitions_are_exported_after_their_own_cursor() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = StoreConfig {
-        data_dir: dir.path().to_path_buf(),
-        ..Default::default()
-    };
-    let mut store = SqliteStore::open(config, false).expect("store");
+    let (dir, mut store) = open_store();
     store.set_outbox(true);
     store.write_batch(&readings(0, 3)).expect("write");
     let c = rusqlite::Connection::open(crate::store::sqlite::db_path(dir.path())).expect("db");

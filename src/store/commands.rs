@@ -3,10 +3,12 @@
 //! `store::postgres::commands`); device replies are recorded by the ingest writer in its batch
 //! transaction through [`record_reply`] (SQLite) or its PostgreSQL twin.
 
+use super::command_statements as sql;
 use super::config::Synchronous;
 use super::connection::open_writer;
+use super::sql::sqlite;
 use super::StoreError;
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 use std::path::Path;
 
@@ -101,10 +103,7 @@ pub fn record_reply(
     received_ms: i64,
 ) -> Result<ReplyOutcome, StoreError> {
     let n = tx
-        .prepare_cached(
-            "UPDATE commands SET state = 'answered', answered_ms = ?4, ok = ?5, detail = ?6 \
-             WHERE id = ?1 AND site = ?2 AND device = ?3 AND state IN ('sent', 'timed_out')",
-        )?
+        .prepare_cached(&sqlite(sql::RECORD_REPLY))?
         .execute(params![
             reply.id.as_str(),
             site,
@@ -117,7 +116,7 @@ pub fn record_reply(
         return Ok(ReplyOutcome::Recorded);
     }
     let known: Option<String> = tx
-        .prepare_cached("SELECT state FROM commands WHERE id = ?1 AND site = ?2 AND device = ?3")?
+        .prepare_cached(&sqlite(sql::KNOWN_COMMAND))?
         .query_row(params![reply.id.as_str(), site, device], |r| r.get(0))
         .optional()?;
     Ok(match known {
@@ -208,25 +207,6 @@ pub struct CommandStore {
 const COLS: &str = "id, site, device, command, by, sent_ms, deadline_ms, state, answered_ms, ok, \
     detail, office_ts";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<CommandRow> {
-    let command: String = r.get(3)?;
-    let state: String = r.get(7)?;
-    Ok(CommandRow {
-        id: r.get(0)?,
-        site: r.get(1)?,
-        device: r.get(2)?,
-        command: serde_json::from_str(&command).unwrap_or(serde_json::Value::Null),
-        by: r.get(4)?,
-        sent_ms: r.get(5)?,
-        deadline_ms: r.get(6)?,
-        state: CommandState::read(&state),
-        answered_ms: r.get(8)?,
-        ok: r.get(9)?,
-        detail: r.get(10)?,
-        office_ts: r.get(11)?,
-    })
-}
-
 impl CommandStore {
     pub fn open(dir: &Path) -> Result<CommandStore, StoreError> {
         Ok(CommandStore {
@@ -260,26 +240,20 @@ impl CommandLog for CommandStore {
     }
 
     fn not_sent(&self, id: &str, why: &str) -> Result<(), StoreError> {
-        self.conn().execute(
-            "UPDATE commands SET state = 'not_sent', detail = ?2 WHERE id = ?1",
-            params![id, why],
-        )?;
+        self.conn()
+            .execute(&sqlite(sql::NOT_SENT), params![id, why])?;
         Ok(())
     }
 
     fn expire(&self, now_ms: i64) -> Result<u64, StoreError> {
-        let n = self.conn().execute(
-            "UPDATE commands SET state = 'timed_out' WHERE state = 'sent' AND deadline_ms <= ?1",
-            params![now_ms],
-        )?;
+        let n = self.conn().execute(&sqlite(sql::EXPIRE), params![now_ms])?;
         Ok(n as u64)
     }
 
     fn prune(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let n = self.conn().execute(
-            "DELETE FROM commands WHERE sent_ms < ?1",
-            params![before_ms],
-        )?;
+        let n = self
+            .conn()
+            .execute(&sqlite(sql::PRUNE), params![before_ms])?;
         Ok(n as u64)
     }
 
@@ -289,7 +263,7 @@ impl CommandLog for CommandStore {
             .query_row(
                 &format!("SELECT {COLS} FROM commands WHERE id = ?1"),
                 params![id],
-                from_row,
+                |r| sql::command_of(r),
             )
             .optional()?)
     }
@@ -299,7 +273,7 @@ impl CommandLog for CommandStore {
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {COLS} FROM commands WHERE site = ?1 ORDER BY sent_ms DESC, id LIMIT ?2"
         ))?;
-        let rows = stmt.query_map(params![site, limit], from_row)?;
+        let rows = stmt.query_map(params![site, limit], |r| sql::command_of(r))?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
@@ -309,7 +283,7 @@ impl CommandLog for CommandStore {
             "SELECT {COLS} FROM commands WHERE json_extract(command, '$.ref') = ?1 \
              ORDER BY sent_ms, id"
         ))?;
-        let rows = stmt.query_map(params![reference], from_row)?;
+        let rows = stmt.query_map(params![reference], |r| sql::command_of(r))?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
@@ -324,7 +298,7 @@ impl CommandLog for CommandStore {
              AND answered_ms >= ?2 AND substr(json_extract(command, '$.ref'), 1, length(?1)) = ?1 \
              ORDER BY answered_ms, id"
         ))?;
-        let rows = stmt.query_map(params![prefix, since_ms], from_row)?;
+        let rows = stmt.query_map(params![prefix, since_ms], |r| sql::command_of(r))?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
@@ -336,15 +310,7 @@ impl CommandLog for CommandStore {
              WHERE coalesce(office_ts, sent_ms) >= ?1 AND coalesce(office_ts, sent_ms) < ?2 \
              GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
         )?;
-        let rows = stmt.query_map(params![from, to], |r| {
-            let state: String = r.get(1)?;
-            Ok((
-                r.get::<_, String>(0)?,
-                CommandState::parse(&state).unwrap_or(CommandState::TimedOut),
-                r.get::<_, bool>(2)?,
-                u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
-            ))
-        })?;
+        let rows = stmt.query_map(params![from, to], |r| sql::count_of(r))?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 }

@@ -4,8 +4,10 @@
 use super::alerts::{self, Alert, AlertChange, AlertFilter, DayRow};
 use super::connection::db_path;
 use super::hot::Hot;
+use super::reading_rows::{self, parse_enum};
 use super::rollup::{bucket, series_points, series_source, Agg};
 use super::schema;
+use super::sql::sqlite;
 use super::{Counts, DeviceRow, Latest, SeriesPoint, SiteRow, StoreError, StoreReader};
 use dustwatch_protocol::{CityLevel, Flag, Level, Metric, Phase, Reading, SiteInfo, SiteKind};
 use rusqlite::{params, Connection, OpenFlags};
@@ -98,15 +100,6 @@ impl SqliteReader {
 }
 
 /// A column holding an enum's name (strum's `FromStr`, the same words as serde's).
-fn parse_enum<T>(s: &str) -> Result<T, StoreError>
-where
-    T: std::str::FromStr,
-    T::Err: std::fmt::Display,
-{
-    s.parse()
-        .map_err(|e| StoreError::Corrupt(format!("`{s}`: {e}")))
-}
-
 impl StoreReader for SqliteReader {
     fn hot(&self) -> &Arc<Hot> {
         &self.hot
@@ -261,40 +254,11 @@ impl StoreReader for SqliteReader {
         to_ms: i64,
     ) -> Result<Vec<(String, Reading)>, StoreError> {
         self.with(|c| {
-            let mut stmt = c.prepare(
-                "SELECT device, ts, boot, seq, interval_s, pm25, pm10, tsp, noise_dba, temp_c, \
-                 rh_pct, pressure_kpa, wind_ms, wind_deg, flags, no2, so2, o3, co FROM readings \
-                 WHERE site = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts",
-            )?;
+            let mut stmt = c.prepare_cached(&sqlite(&reading_rows::readings_between()))?;
             let mut rows = stmt.query(params![site, from_ms, to_ms])?;
             let mut out = Vec::new();
             while let Some(r) = rows.next()? {
-                let flags: Option<String> = r.get(14)?;
-                let reading = Reading {
-                    ts: r.get(1)?,
-                    boot: r.get(2)?,
-                    seq: r.get(3)?,
-                    interval_s: r.get(4)?,
-                    pm25: r.get(5)?,
-                    pm10: r.get(6)?,
-                    tsp: r.get(7)?,
-                    noise_dba: r.get(8)?,
-                    temp_c: r.get(9)?,
-                    rh_pct: r.get(10)?,
-                    pressure_kpa: r.get(11)?,
-                    wind_ms: r.get(12)?,
-                    wind_deg: r.get(13)?,
-                    no2: r.get(15)?,
-                    so2: r.get(16)?,
-                    o3: r.get(17)?,
-                    co: r.get(18)?,
-                    flags: match flags {
-                        Some(f) => serde_json::from_str(&f)
-                            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                        None => BTreeMap::new(),
-                    },
-                };
-                out.push((r.get(0)?, reading));
+                out.push(reading_rows::reading_of(r)?);
             }
             Ok(out)
         })
@@ -322,23 +286,11 @@ impl StoreReader for SqliteReader {
         to_ms: i64,
     ) -> Result<Vec<(String, dustwatch_protocol::Event)>, StoreError> {
         self.with(|c| {
-            let mut stmt = c.prepare(
-                "SELECT device, ts, seq, boot, kind FROM events \
-                 WHERE site = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts",
-            )?;
+            let mut stmt = c.prepare_cached(&sqlite(reading_rows::EVENTS_BETWEEN))?;
             let mut rows = stmt.query(params![site, from_ms, to_ms])?;
             let mut out = Vec::new();
             while let Some(r) = rows.next()? {
-                let kind: String = r.get(4)?;
-                out.push((
-                    r.get(0)?,
-                    dustwatch_protocol::Event {
-                        ts: r.get(1)?,
-                        seq: r.get(2)?,
-                        boot: r.get(3)?,
-                        kind: parse_enum(&kind)?,
-                    },
-                ));
+                out.push(reading_rows::event_of(r)?);
             }
             Ok(out)
         })

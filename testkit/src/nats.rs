@@ -102,6 +102,16 @@ impl NatsCluster {
             .collect()
     }
 
+    /// The client URLs as a TOML array's items, for `[nats] servers = [..]`.
+    pub fn servers_toml(&self) -> String {
+        let quoted: Vec<String> = self
+            .client_urls()
+            .iter()
+            .map(|u| format!("\"{u}\""))
+            .collect();
+        quoted.join(", ")
+    }
+
     /// Whether a node's process runs.
     pub fn is_running(&self, node: usize) -> bool {
         self.nodes[node].child.is_some()

@@ -1,7 +1,8 @@
 //! The external programs tests run as child processes: whether CI demands them, skipping (or
 //! failing) when one is missing, and stopping one the way its own shutdown wants.
 
-use std::process::Child;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// True when the environment variable `var` (e.g. `DUSTWATCH_REQUIRE_MOSQUITTO`) demands the
@@ -53,4 +54,32 @@ pub fn kill(child: Option<Child>) {
         let _ = c.kill();
         let _ = c.wait();
     }
+}
+
+/// `dustwatch serve` (the binary at `dustwatch`) with the config file `config`, on the MQTT
+/// broker at `broker_port`, HTTP on `http_port` and its data in `data`; no input and no output
+/// but its log on stderr. The caller adds what differs (client id, `RUST_LOG`, where stderr
+/// goes), then spawns it.
+pub fn serve_command(
+    dustwatch: &Path,
+    config: &Path,
+    broker_port: u16,
+    http_port: u16,
+    data: &Path,
+) -> Command {
+    let mut c = Command::new(dustwatch);
+    c.arg("--config")
+        .arg(config)
+        .args([
+            "serve",
+            "--broker",
+            &format!("mqtt://127.0.0.1:{broker_port}"),
+            "--http",
+            &format!("127.0.0.1:{http_port}"),
+            "--data",
+        ])
+        .arg(data)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    c
 }

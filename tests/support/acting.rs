@@ -102,6 +102,11 @@ pub fn on_postgres(c: &mut Config, url: &str) {
 /// Minutes `from..to` after T0 for s1, s2 and the reference: PM10 300 on the sites in minutes
 /// 60..120 (an hourly increment of about 200 over the reference), clean otherwise.
 pub fn readings(from: i64, to: i64) -> Vec<(String, Vec<u8>)> {
+    readings_of(&["s1", "s2"], from, to)
+}
+
+/// [`readings`] for the given sites (device `d1` each) and the reference.
+pub fn readings_of(sites: &[&str], from: i64, to: i64) -> Vec<(String, Vec<u8>)> {
     let root = TopicRoot::default();
     let mut msgs = Vec::new();
     for i in from..to {
@@ -111,7 +116,9 @@ pub fn readings(from: i64, to: i64) -> Vec<(String, Vec<u8>)> {
         } else {
             110.0 + (i % 3) as f64
         };
-        for (s, v) in [("s1", pm10), ("s2", pm10), ("ref", 100.0 + (i % 2) as f64)] {
+        let reference = ("ref", 100.0 + (i % 2) as f64);
+        let on_sites = sites.iter().map(|s| (*s, pm10));
+        for (s, v) in on_sites.chain([reference]) {
             let r = Reading {
                 ts,
                 seq: i as u64,
@@ -180,6 +187,18 @@ fn with_auth(mut r: ureq::Request, auth: &Auth) -> ureq::Request {
 }
 
 /// A JSON call; (status, body).
+/// The site's first `pm10-hourly` alert as the API lists it (`filter` adds to the query, e.g.
+/// `&state=all`); `None` while there is none or the API does not answer.
+pub fn pm10_alert(port: u16, site: &str, filter: &str) -> Option<serde_json::Value> {
+    let path = format!("/api/alerts?site={site}{filter}");
+    let (_, body) = call(port, "GET", &path, &Auth::None, "");
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    v.as_array()?
+        .iter()
+        .find(|a| a["rule"] == "pm10-hourly")
+        .cloned()
+}
+
 pub fn call(port: u16, method: &str, path: &str, auth: &Auth, body: &str) -> (u16, String) {
     let r = agent()
         .request(method, &format!("http://127.0.0.1:{port}{path}"))

@@ -32,6 +32,20 @@ pub fn browser_required() -> bool {
     std::env::var_os("DUSTWATCH_REQUIRE_BROWSER").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
+/// The Chromium binary, or `None` when it is missing and not required (the skip is said on
+/// stderr); when `DUSTWATCH_REQUIRE_BROWSER` is set, a missing one fails the test.
+pub fn chromium_or_skip() -> Option<PathBuf> {
+    let found = chromium_binary();
+    if found.is_none() {
+        assert!(
+            !browser_required(),
+            "DUSTWATCH_REQUIRE_BROWSER is set but no chromium was found (apt-get install chromium)"
+        );
+        eprintln!("SKIPPED: chromium not installed (apt-get install chromium); set DUSTWATCH_REQUIRE_BROWSER=1 to make this a failure");
+    }
+    found
+}
+
 pub struct Browser {
     child: Child,
     ws: WebSocket<TcpStream>,
@@ -210,6 +224,17 @@ impl Browser {
     }
 
     /// Open `url` and wait for the load to complete.
+    /// Fill the login form on the page and send it.
+    pub fn log_in(&mut self, name: &str, password: &str) {
+        self.eval(&format!(
+            "document.querySelector('input[name=name]').value = {};
+             document.querySelector('input[name=password]').value = {};
+             document.querySelector('form.login button').click(); true",
+            json!(name),
+            json!(password)
+        ));
+    }
+
     pub fn goto(&mut self, url: &str) {
         self.call("Page.navigate", json!({"url": url}));
         self.wait_for(30, "document.readyState === 'complete'");

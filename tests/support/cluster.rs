@@ -5,6 +5,7 @@
 
 use super::{free_port, metric, wait_port};
 use dustwatch::ingest::nats::NatsConfig;
+use dustwatch_testkit::process::serve_command;
 pub use dustwatch_testkit::NatsCluster;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -123,12 +124,7 @@ impl Instance {
         extra: &str,
     ) -> Instance {
         let data = store.dir.path();
-        let servers = cluster
-            .client_urls()
-            .iter()
-            .map(|u| format!("\"{u}\""))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let servers = cluster.servers_toml();
         let replicas = cluster.len().min(3);
         let config = data.join(format!("{name}.toml"));
         std::fs::write(
@@ -143,25 +139,12 @@ impl Instance {
         .expect("write config");
         let http_port = free_port();
         let log = std::fs::File::create(data.join(format!("{name}.log"))).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_dustwatch"))
-            .arg("--config")
-            .arg(&config)
-            .args([
-                "serve",
-                "--broker",
-                &format!("mqtt://127.0.0.1:{}", cluster.ports(0).mqtt),
-                "--http",
-                &format!("127.0.0.1:{http_port}"),
-                // MQTT client ids are unique: a second session with the same id takes the
-                // first one over.
-                "--client-id",
-                &format!("dustwatch-{name}"),
-                "--data",
-            ])
-            .arg(data)
+        let dustwatch = Path::new(env!("CARGO_BIN_EXE_dustwatch"));
+        let child = serve_command(dustwatch, &config, cluster.ports(0).mqtt, http_port, data)
+            // MQTT client ids are unique: a second session with the same id takes the first
+            // one over.
+            .args(["--client-id", &format!("dustwatch-{name}")])
             .env("RUST_LOG", "info,async_nats=warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("spawn dustwatch serve");

@@ -28,6 +28,17 @@ pub fn three_steady_devices(port: u16, prefix: &str) -> sensors_sim::SimOptions 
     }
 }
 
+/// `devices` devices of the `steady` scenario for a week of event time at ten times real time,
+/// so that commands sent during the run reach them and are answered.
+pub fn answering_devices(port: u16, prefix: &str, devices: u32) -> sensors_sim::SimOptions {
+    sensors_sim::SimOptions {
+        devices: Some(devices),
+        duration: Some(Duration::from_secs(7 * 86_400)),
+        speed: sensors_sim::Speed::Factor(10.0),
+        ..sim_options(port, prefix)
+    }
+}
+
 /// Wait until the aggregator's store holds the city level `level` (`what` names it in the
 /// failure).
 pub async fn wait_city_level(agg: &Aggregator, level: Level, what: &str) {

@@ -85,24 +85,18 @@ impl AggregatorProcess {
         let config = data.join("test-config.toml");
         std::fs::write(&config, config_toml).expect("write config");
         let http_port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_dustwatch"))
-            .arg("--config")
-            .arg(&config)
-            .args([
-                "serve",
-                "--broker",
-                &format!("mqtt://127.0.0.1:{broker_port}"),
-                "--http",
-                &format!("127.0.0.1:{http_port}"),
-                "--data",
-            ])
-            .arg(data)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn dustwatch serve");
+        let dustwatch = Path::new(env!("CARGO_BIN_EXE_dustwatch"));
+        let child = dustwatch_testkit::process::serve_command(
+            dustwatch,
+            &config,
+            broker_port,
+            http_port,
+            data,
+        )
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn dustwatch serve");
         let p = AggregatorProcess { child, http_port };
         p.wait_subscribed();
         p

@@ -118,6 +118,14 @@ impl Capture {
         }
     }
 
+    /// Publish `payload` on `topic` (QoS 1), as the office does a command.
+    pub async fn send(&self, topic: &str, payload: &str) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .expect("publish");
+    }
+
     pub fn of_kind(&self, kind: &str) -> Vec<&Msg> {
         self.msgs
             .iter()

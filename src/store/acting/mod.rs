@@ -5,8 +5,9 @@
 //! writer) or PostgreSQL (`store::postgres::acting`), so instances sharing a database share them.
 
 mod notices;
-pub(crate) mod orders;
+mod orders;
 mod patrol;
+pub(crate) mod statements;
 mod users;
 
 pub use notices::NoticeDb;

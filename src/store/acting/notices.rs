@@ -1,7 +1,9 @@
 //! Stop-work notices: one per level rise, sent to every site the level stops, and each site's
 //! receipt (an inspector's confirmation, or a device's reply to the notice command).
 
+use super::statements as sql;
 use super::{ActingError, ActingStore, SqliteActing};
+use crate::store::sql::sqlite;
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
@@ -159,11 +161,11 @@ impl NoticeDb for SqliteActing {
     ) -> Result<i64, ActingError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        tx.execute(
-            "INSERT INTO notices (level, issued_by, issued_ts, note) VALUES (?1, ?2, ?3, ?4)",
+        let id: i64 = tx.query_row(
+            &sqlite(sql::INSERT_NOTICE),
             params![level, by, ts, note],
+            |r| r.get(0),
         )?;
-        let id = tx.last_insert_rowid();
         for (site, work) in sites {
             tx.execute(
                 "INSERT INTO notice_receipts (notice_id, site, work) VALUES (?1, ?2, ?3)",
@@ -183,26 +185,22 @@ impl NoticeDb for SqliteActing {
         ts: i64,
     ) -> Result<bool, ActingError> {
         let n = self.conn().execute(
-            "UPDATE notice_receipts SET via = coalesce(via, ?3), by_user = coalesce(by_user, ?4), \
-             received_ts = coalesce(received_ts, ?5) WHERE notice_id = ?1 AND site = ?2",
+            &sqlite(sql::SET_RECEIPT),
             params![notice_id, site, via.name(), by, ts],
         )?;
         Ok(n > 0)
     }
 
     fn notice(&self, id: i64) -> Result<Option<Notice>, ActingError> {
-        Ok(self.notices_where("id = ?1", params![id])?.pop())
+        Ok(self.notices_where(sql::NOTICE_BY_ID, params![id])?.pop())
     }
 
     fn notices_between(&self, from: i64, to: i64) -> Result<Vec<Notice>, ActingError> {
-        self.notices_where("issued_ts >= ?1 AND issued_ts < ?2", params![from, to])
+        self.notices_where(sql::NOTICES_BETWEEN, params![from, to])
     }
 
     fn newest_notices(&self, n: u32) -> Result<Vec<Notice>, ActingError> {
-        self.notices_where(
-            "id IN (SELECT id FROM notices ORDER BY id DESC LIMIT ?1)",
-            params![n],
-        )
+        self.notices_where(sql::NEWEST_NOTICES, params![n])
     }
 }
 
@@ -213,38 +211,18 @@ impl SqliteActing {
         args: impl rusqlite::Params,
     ) -> Result<Vec<Notice>, ActingError> {
         let conn = self.conn();
-        let mut st = conn.prepare(&format!(
-            "SELECT id, level, issued_by, issued_ts, note FROM notices WHERE {clause} \
-             ORDER BY id LIMIT 1000"
-        ))?;
+        let mut st = conn.prepare(&sqlite(&sql::notices_where(clause)))?;
         let mut notices = st
-            .query_map(args, |r| {
-                Ok(Notice {
-                    id: r.get(0)?,
-                    level: r.get(1)?,
-                    issued_by: r.get(2)?,
-                    issued_ts: r.get(3)?,
-                    note: r.get(4)?,
-                    receipts: Vec::new(),
-                })
-            })?
+            .query_map(args, |r| sql::notice_of(r))?
             .collect::<Result<Vec<_>, _>>()?;
-        let mut st = conn.prepare_cached(
-            "SELECT site, work, via, by_user, received_ts FROM notice_receipts \
-             WHERE notice_id = ?1 ORDER BY site",
-        )?;
+        // SQLite's default collation is byte-wise already.
+        let mut st = conn.prepare_cached(&sqlite(&format!(
+            "{} ORDER BY site",
+            sql::RECEIPTS_OF_NOTICE
+        )))?;
         for n in &mut notices {
             n.receipts = st
-                .query_map([n.id], |r| {
-                    let via: Option<String> = r.get(2)?;
-                    Ok(NoticeReceipt {
-                        site: r.get(0)?,
-                        work: r.get(1)?,
-                        via: via.as_deref().map(ReceiptVia::parse),
-                        by: r.get(3)?,
-                        received_ts: r.get(4)?,
-                    })
-                })?
+                .query_map([n.id], |r| sql::receipt_of(r))?
                 .collect::<Result<Vec<_>, _>>()?;
         }
         Ok(notices)

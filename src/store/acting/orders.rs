@@ -2,8 +2,10 @@
 //! re-inspections. An alert with an open order stays open ([`super::Holds`]) until a re-inspection
 //! passes; a failed one raises the order's severity a step.
 
+use super::statements as sql;
 use super::{ActingError, ActingStore, SqliteActing};
-use rusqlite::{params, OptionalExtension, Row};
+use crate::store::sql::sqlite;
+use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 #[derive(
@@ -155,45 +157,6 @@ const SEVERITIES: [&str; 4] = ["info", "warning", "violation", "critical"];
 pub fn escalated(severity: &str, steps: u32) -> String {
     let at = SEVERITIES.iter().position(|s| *s == severity).unwrap_or(0);
     SEVERITIES[(at + steps as usize).min(SEVERITIES.len() - 1)].to_string()
-}
-
-pub(crate) const ORDER_COLS: &str =
-    "id, alert_id, site, kind, deadline_ts, note, issued_by, issued_ts, \
-    state, escalations, response, response_by, response_ts";
-
-fn order_of(r: &Row<'_>) -> rusqlite::Result<Order> {
-    let kind: String = r.get(3)?;
-    let state: String = r.get(8)?;
-    Ok(Order {
-        id: r.get(0)?,
-        alert_id: r.get(1)?,
-        site: r.get(2)?,
-        kind: OrderKind::parse(&kind).unwrap_or(OrderKind::Rectify),
-        deadline_ts: r.get(4)?,
-        note: r.get(5)?,
-        issued_by: r.get(6)?,
-        issued_ts: r.get(7)?,
-        state: OrderState::parse(&state),
-        escalations: r.get(9)?,
-        response: r.get(10)?,
-        response_by: r.get(11)?,
-        response_ts: r.get(12)?,
-        reinspections: Vec::new(),
-    })
-}
-
-fn reinspection_of(r: &Row<'_>) -> rusqlite::Result<Reinspection> {
-    let result: String = r.get(2)?;
-    Ok(Reinspection {
-        id: r.get(0)?,
-        order_id: r.get(1)?,
-        result: ReinspectionResult::parse(&result),
-        by: r.get(3)?,
-        ts: r.get(4)?,
-        note: r.get(5)?,
-        photo: r.get(6)?,
-        escalated_to: r.get(7)?,
-    })
 }
 
 /// The rows of orders and re-inspections.
@@ -363,13 +326,7 @@ impl ActingStore {
 impl OrderDb for SqliteActing {
     fn held_alerts(&self) -> Result<Vec<(i64, i64)>, ActingError> {
         let conn = self.conn();
-        let mut st = conn.prepare(
-            "SELECT o.alert_id, CASE WHEN o.state = 'open' THEN 9223372036854775807 ELSE \
-             (SELECT max(r.ts) FROM reinspections r \
-              WHERE r.order_id = o.id AND r.result = 'passed') END \
-             FROM orders o LEFT JOIN alerts a ON a.id = o.alert_id \
-             WHERE a.state IS NULL OR a.state != 'closed' ORDER BY o.id",
-        )?;
+        let mut st = conn.prepare_cached(sql::HELD_ALERTS)?;
         let ids = st
             .query_map([], |r| {
                 Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0)))
@@ -381,18 +338,15 @@ impl OrderDb for SqliteActing {
     fn insert_order(&self, o: &NewOrder<'_>) -> Result<Result<i64, i64>, ActingError> {
         let conn = self.conn();
         let open: Option<i64> = conn
-            .query_row(
-                "SELECT id FROM orders WHERE alert_id = ?1 AND state = 'open'",
-                [o.alert_id],
-                |r| r.get(0),
-            )
+            .query_row(&sqlite(sql::OPEN_ORDER_OF_ALERT), [o.alert_id], |r| {
+                r.get(0)
+            })
             .optional()?;
         if let Some(existing) = open {
             return Ok(Err(existing));
         }
-        conn.execute(
-            "INSERT INTO orders (alert_id, site, kind, deadline_ts, note, issued_by, issued_ts, \
-             state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'open')",
+        let id = conn.query_row(
+            &sqlite(sql::INSERT_ORDER),
             params![
                 o.alert_id,
                 o.site,
@@ -402,8 +356,9 @@ impl OrderDb for SqliteActing {
                 o.by,
                 o.ts
             ],
+            |r| r.get(0),
         )?;
-        Ok(Ok(conn.last_insert_rowid()))
+        Ok(Ok(id))
     }
 
     fn set_response(
@@ -414,7 +369,7 @@ impl OrderDb for SqliteActing {
         ts: i64,
     ) -> Result<bool, ActingError> {
         let n = self.conn().execute(
-            "UPDATE orders SET response = ?2, response_by = ?3, response_ts = ?4 WHERE id = ?1",
+            &sqlite(sql::SET_RESPONSE),
             params![order_id, response, by, ts],
         )?;
         Ok(n > 0)
@@ -428,22 +383,15 @@ impl OrderDb for SqliteActing {
     ) -> Result<Option<i64>, ActingError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let changed = match n.result {
-            ReinspectionResult::Passed => tx.execute(
-                "UPDATE orders SET state = 'passed' WHERE id = ?1 AND state = 'open'",
-                [n.order_id],
-            )?,
-            ReinspectionResult::Failed => tx.execute(
-                "UPDATE orders SET escalations = escalations + 1 WHERE id = ?1 AND state = 'open'",
-                [n.order_id],
-            )?,
+        let change = match n.result {
+            ReinspectionResult::Passed => sql::PASS_ORDER,
+            ReinspectionResult::Failed => sql::FAIL_ORDER,
         };
-        if changed == 0 {
+        if tx.execute(&sqlite(change), [n.order_id])? == 0 {
             return Ok(None);
         }
-        tx.execute(
-            "INSERT INTO reinspections (order_id, result, by_user, ts, note, photo, escalated_to) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        let id = tx.query_row(
+            &sqlite(sql::INSERT_REINSPECTION),
             params![
                 n.order_id,
                 n.result.name(),
@@ -453,26 +401,22 @@ impl OrderDb for SqliteActing {
                 photo,
                 escalated_to
             ],
+            |r| r.get(0),
         )?;
-        let id = tx.last_insert_rowid();
         tx.commit()?;
         Ok(Some(id))
     }
 
     fn order(&self, id: i64) -> Result<Option<Order>, ActingError> {
-        Ok(self.orders_where("id = ?1", params![id])?.pop())
+        Ok(self.orders_where(sql::ORDER_BY_ID, params![id])?.pop())
     }
 
     fn orders_of_alert(&self, alert_id: i64) -> Result<Vec<Order>, ActingError> {
-        self.orders_where("alert_id = ?1", params![alert_id])
+        self.orders_where(sql::ORDERS_OF_ALERT, params![alert_id])
     }
 
     fn orders_between(&self, from: i64, to: i64) -> Result<Vec<Order>, ActingError> {
-        self.orders_where(
-            "(issued_ts >= ?1 AND issued_ts < ?2) OR id IN (SELECT order_id FROM reinspections \
-             WHERE ts >= ?1 AND ts < ?2)",
-            params![from, to],
-        )
+        self.orders_where(sql::ORDERS_BETWEEN, params![from, to])
     }
 }
 
@@ -483,31 +427,18 @@ impl SqliteActing {
         args: impl rusqlite::Params,
     ) -> Result<Vec<Order>, ActingError> {
         let conn = self.conn();
-        let mut st = conn.prepare(&format!(
-            "SELECT {ORDER_COLS} FROM orders WHERE {clause} ORDER BY id LIMIT 10000"
-        ))?;
+        let mut st = conn.prepare(&sqlite(&sql::orders_where(clause)))?;
         let mut orders = st
-            .query_map(args, order_of)?
+            .query_map(args, |r| sql::order_of(r))?
             .collect::<Result<Vec<_>, _>>()?;
+        let mut checks = conn.prepare_cached(&sqlite(sql::REINSPECTIONS_OF_ORDER))?;
         for o in &mut orders {
-            o.reinspections = reinspections(&conn, o.id)?;
+            o.reinspections = checks
+                .query_map([o.id], |r| sql::reinspection_of(r))?
+                .collect::<Result<Vec<_>, _>>()?;
         }
         Ok(orders)
     }
-}
-
-fn reinspections(
-    conn: &rusqlite::Connection,
-    order_id: i64,
-) -> Result<Vec<Reinspection>, ActingError> {
-    let mut st = conn.prepare_cached(
-        "SELECT id, order_id, result, by_user, ts, note, photo, escalated_to FROM reinspections \
-         WHERE order_id = ?1 ORDER BY id",
-    )?;
-    let rows = st
-        .query_map([order_id], reinspection_of)?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! Night-patrol check-ins: per night (the local date the night starts on) and site, what the
 //! inspector found, when and who.
 
+use super::statements as sql;
 use super::{ActingError, ActingStore, SqliteActing};
+use crate::store::sql::sqlite;
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
@@ -105,34 +107,19 @@ impl PatrolDb for SqliteActing {
         ts: i64,
         note: &str,
     ) -> Result<i64, ActingError> {
-        let conn = self.conn();
-        conn.execute(
-            "INSERT INTO patrol_checkins (night, site, result, by_user, ts, note) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        let id = self.conn().query_row(
+            &sqlite(sql::INSERT_CHECKIN),
             params![night, site, result.name(), by, ts, note],
+            |r| r.get(0),
         )?;
-        Ok(conn.last_insert_rowid())
+        Ok(id)
     }
 
     fn checkins(&self, night: &str) -> Result<Vec<Checkin>, ActingError> {
         let conn = self.conn();
-        let mut st = conn.prepare(
-            "SELECT id, night, site, result, by_user, ts, note FROM patrol_checkins \
-             WHERE night = ?1 ORDER BY id LIMIT 10000",
-        )?;
+        let mut st = conn.prepare_cached(&sqlite(sql::CHECKINS_OF_NIGHT))?;
         let rows = st
-            .query_map([night], |r| {
-                let result: String = r.get(3)?;
-                Ok(Checkin {
-                    id: r.get(0)?,
-                    night: r.get(1)?,
-                    site: r.get(2)?,
-                    result: PatrolResult::parse(&result).unwrap_or(PatrolResult::Working),
-                    by: r.get(4)?,
-                    ts: r.get(5)?,
-                    note: r.get(6)?,
-                })
-            })?
+            .query_map([night], |r| sql::checkin_of(r))?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }

@@ -1,7 +1,9 @@
 //! The rows of users, browser sessions and API tokens (`crate::auth` owns their logic: hashing,
 //! checks, roles). Secrets arrive here already hashed.
 
+use super::statements as sql;
 use super::{ActingError, SqliteActing};
+use crate::store::sql::sqlite;
 use rusqlite::{params, OptionalExtension};
 
 /// A user as stored; the role is its name (`crate::auth::Role` reads it).
@@ -61,18 +63,6 @@ pub trait UserDb: Send + Sync {
     fn delete_session(&self, hash: &str) -> Result<(), ActingError>;
 }
 
-fn user_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredUser> {
-    Ok(StoredUser {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        role: r.get(2)?,
-        disabled: r.get(3)?,
-        created_ms: r.get(4)?,
-    })
-}
-
-const USER_COLS: &str = "id, name, role, disabled, created_ms";
-
 impl UserDb for SqliteActing {
     fn insert_user(
         &self,
@@ -82,8 +72,7 @@ impl UserDb for SqliteActing {
         created_ms: i64,
     ) -> Result<bool, ActingError> {
         let n = self.conn().execute(
-            "INSERT INTO users (name, role, password, created_ms) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (name) DO NOTHING",
+            &sqlite(sql::INSERT_USER),
             params![name, role, phc, created_ms],
         )?;
         Ok(n > 0)
@@ -91,45 +80,36 @@ impl UserDb for SqliteActing {
 
     fn users(&self) -> Result<Vec<StoredUser>, ActingError> {
         let conn = self.conn();
-        let mut st = conn.prepare(&format!("SELECT {USER_COLS} FROM users ORDER BY name"))?;
-        let users = st.query_map([], user_of)?.collect::<Result<Vec<_>, _>>()?;
+        // SQLite's default collation is byte-wise already.
+        let mut st = conn.prepare(&format!("{} ORDER BY name", sql::USERS))?;
+        let users = st
+            .query_map([], |r| sql::user_of(r))?
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(users)
     }
 
     fn user_by_name(&self, name: &str) -> Result<Option<StoredUser>, ActingError> {
         Ok(self
             .conn()
-            .query_row(
-                &format!("SELECT {USER_COLS} FROM users WHERE name = ?1"),
-                [name],
-                user_of,
-            )
+            .query_row(&sqlite(sql::USER_BY_NAME), [name], |r| sql::user_of(r))
             .optional()?)
     }
 
     fn credentials(&self, name: &str) -> Result<Option<Credentials>, ActingError> {
         Ok(self
             .conn()
-            .query_row(
-                "SELECT id, password, disabled FROM users WHERE name = ?1",
-                [name],
-                |r| {
-                    Ok(Credentials {
-                        id: r.get(0)?,
-                        phc: r.get(1)?,
-                        disabled: r.get(2)?,
-                    })
-                },
-            )
+            .query_row(&sqlite(sql::CREDENTIALS), [name], |r| {
+                sql::credentials_of(r)
+            })
             .optional()?)
     }
 
     fn disable_user(&self, id: i64) -> Result<(), ActingError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        tx.execute("UPDATE users SET disabled = 1 WHERE id = ?1", [id])?;
-        tx.execute("DELETE FROM sessions WHERE user_id = ?1", [id])?;
-        tx.execute("DELETE FROM api_tokens WHERE user_id = ?1", [id])?;
+        for statement in sql::DISABLE_USER {
+            tx.execute(&sqlite(statement), [id])?;
+        }
         tx.commit()?;
         Ok(())
     }
@@ -142,7 +122,7 @@ impl UserDb for SqliteActing {
         created_ms: i64,
     ) -> Result<(), ActingError> {
         self.conn().execute(
-            "INSERT INTO api_tokens (hash, user_id, label, created_ms) VALUES (?1, ?2, ?3, ?4)",
+            &sqlite(sql::INSERT_TOKEN),
             params![hash, user_id, label, created_ms],
         )?;
         Ok(())
@@ -151,12 +131,7 @@ impl UserDb for SqliteActing {
     fn user_by_token(&self, hash: &str) -> Result<Option<StoredUser>, ActingError> {
         Ok(self
             .conn()
-            .query_row(
-                "SELECT u.id, u.name, u.role, u.disabled, u.created_ms FROM api_tokens t \
-                 JOIN users u ON u.id = t.user_id WHERE t.hash = ?1 AND u.disabled = 0",
-                [hash],
-                user_of,
-            )
+            .query_row(&sqlite(sql::USER_BY_TOKEN), [hash], |r| sql::user_of(r))
             .optional()?)
     }
 
@@ -169,10 +144,9 @@ impl UserDb for SqliteActing {
         expires_ms: i64,
     ) -> Result<(), ActingError> {
         let conn = self.conn();
-        conn.execute("DELETE FROM sessions WHERE expires_ms < ?1", [created_ms])?;
+        conn.execute(&sqlite(sql::DROP_EXPIRED_SESSIONS), [created_ms])?;
         conn.execute(
-            "INSERT INTO sessions (id_hash, user_id, csrf, created_ms, expires_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            &sqlite(sql::INSERT_SESSION),
             params![hash, user_id, csrf, created_ms, expires_ms],
         )?;
         Ok(())
@@ -185,19 +159,14 @@ impl UserDb for SqliteActing {
     ) -> Result<Option<(StoredUser, String)>, ActingError> {
         Ok(self
             .conn()
-            .query_row(
-                "SELECT u.id, u.name, u.role, u.disabled, u.created_ms, s.csrf FROM sessions s \
-                 JOIN users u ON u.id = s.user_id \
-                 WHERE s.id_hash = ?1 AND s.expires_ms > ?2 AND u.disabled = 0",
-                params![hash, now_ms],
-                |r| Ok((user_of(r)?, r.get::<_, String>(5)?)),
-            )
+            .query_row(&sqlite(sql::SESSION), params![hash, now_ms], |r| {
+                Ok((sql::user_of(r)?, r.get::<_, String>(5)?))
+            })
             .optional()?)
     }
 
     fn delete_session(&self, hash: &str) -> Result<(), ActingError> {
-        self.conn()
-            .execute("DELETE FROM sessions WHERE id_hash = ?1", [hash])?;
+        self.conn().execute(&sqlite(sql::DELETE_SESSION), [hash])?;
         Ok(())
     }
 }

@@ -5,6 +5,7 @@ use super::config::connect;
 use crate::store::alerts::{
     Alert, AlertChange, AlertFilter, AlertWriter, Change, DayRow, EventTime, LoadedAlerts,
 };
+use crate::store::sql::u32_of;
 use crate::store::StoreError;
 use postgres::{Client, GenericClient, Row};
 use std::str::FromStr;
@@ -31,10 +32,6 @@ impl PgAlertStore {
         }
         Ok(self.client.get_mut())
     }
-}
-
-fn u32_of(v: i64) -> u32 {
-    u32::try_from(v.max(0)).unwrap_or(u32::MAX)
 }
 
 impl AlertWriter for PgAlertStore {

@@ -4,11 +4,10 @@
 
 use super::pool::Pool;
 use super::schema;
-use crate::store::commands::{
-    CommandCount, CommandLog, CommandRow, CommandState, NewCommand, ReplyOutcome,
-};
+use crate::store::command_statements as sql;
+use crate::store::commands::{CommandCount, CommandLog, CommandRow, NewCommand, ReplyOutcome};
 use crate::store::StoreError;
-use postgres::{GenericClient, Row};
+use postgres::GenericClient;
 
 /// Record a device's reply; a late answer (after the timeout) is still recorded.
 pub(super) fn record_reply(
@@ -19,8 +18,7 @@ pub(super) fn record_reply(
     received_ms: i64,
 ) -> Result<ReplyOutcome, StoreError> {
     let n = tx.execute(
-        "UPDATE commands SET state = 'answered', answered_ms = $4, ok = $5, detail = $6 \
-         WHERE id = $1 AND site = $2 AND device = $3 AND state IN ('sent', 'timed_out')",
+        sql::RECORD_REPLY,
         &[
             &reply.id.as_str(),
             &site,
@@ -33,10 +31,7 @@ pub(super) fn record_reply(
     if n > 0 {
         return Ok(ReplyOutcome::Recorded);
     }
-    let known = tx.query_opt(
-        "SELECT state FROM commands WHERE id = $1 AND site = $2 AND device = $3",
-        &[&reply.id.as_str(), &site, &device],
-    )?;
+    let known = tx.query_opt(sql::KNOWN_COMMAND, &[&reply.id.as_str(), &site, &device])?;
     Ok(match known {
         Some(_) => ReplyOutcome::Duplicate,
         None => ReplyOutcome::Unknown,
@@ -45,23 +40,6 @@ pub(super) fn record_reply(
 
 const COLS: &str = "id, site, device, command, by_user, sent_ms, deadline_ms, state, \
     answered_ms, ok, detail, office_ts";
-
-fn from_row(r: &Row) -> CommandRow {
-    CommandRow {
-        id: r.get(0),
-        site: r.get(1),
-        device: r.get(2),
-        command: serde_json::from_str(r.get(3)).unwrap_or(serde_json::Value::Null),
-        by: r.get(4),
-        sent_ms: r.get(5),
-        deadline_ms: r.get(6),
-        state: CommandState::read(r.get(7)),
-        answered_ms: r.get(8),
-        ok: r.get(9),
-        detail: r.get(10),
-        office_ts: r.get(11),
-    }
-}
 
 /// The command log on PostgreSQL.
 pub struct PgCommands {
@@ -102,27 +80,19 @@ impl CommandLog for PgCommands {
     fn not_sent(&self, id: &str, why: &str) -> Result<(), StoreError> {
         let (id, why) = (id.to_string(), why.to_string());
         self.pool.with(move |c| {
-            c.execute(
-                "UPDATE commands SET state = 'not_sent', detail = $2 WHERE id = $1",
-                &[&id, &why],
-            )?;
+            c.execute(sql::NOT_SENT, &[&id, &why])?;
             Ok(())
         })
     }
 
     fn expire(&self, now_ms: i64) -> Result<u64, StoreError> {
-        self.pool.with(move |c| {
-            Ok(c.execute(
-                "UPDATE commands SET state = 'timed_out' WHERE state = 'sent' \
-                 AND deadline_ms <= $1",
-                &[&now_ms],
-            )?)
-        })
+        self.pool
+            .with(move |c| Ok(c.execute(sql::EXPIRE, &[&now_ms])?))
     }
 
     fn prune(&self, before_ms: i64) -> Result<u64, StoreError> {
         self.pool
-            .with(move |c| Ok(c.execute("DELETE FROM commands WHERE sent_ms < $1", &[&before_ms])?))
+            .with(move |c| Ok(c.execute(sql::PRUNE, &[&before_ms])?))
     }
 
     fn get(&self, id: &str) -> Result<Option<CommandRow>, StoreError> {
@@ -132,7 +102,7 @@ impl CommandLog for PgCommands {
                 &format!("SELECT {COLS} FROM commands WHERE id = $1"),
                 &[&id],
             )?;
-            Ok(row.as_ref().map(from_row))
+            Ok(row.as_ref().map(sql::command_of).transpose()?)
         })
     }
 
@@ -146,7 +116,7 @@ impl CommandLog for PgCommands {
                 ),
                 &[&site, &limit],
             )?;
-            Ok(rows.iter().map(from_row).collect())
+            Ok(rows.iter().map(sql::command_of).collect::<Result<_, _>>()?)
         })
     }
 
@@ -160,7 +130,7 @@ impl CommandLog for PgCommands {
                 ),
                 &[&reference],
             )?;
-            Ok(rows.iter().map(from_row).collect())
+            Ok(rows.iter().map(sql::command_of).collect::<Result<_, _>>()?)
         })
     }
 
@@ -179,7 +149,7 @@ impl CommandLog for PgCommands {
                 ),
                 &[&prefix, &since_ms],
             )?;
-            Ok(rows.iter().map(from_row).collect())
+            Ok(rows.iter().map(sql::command_of).collect::<Result<_, _>>()?)
         })
     }
 
@@ -194,17 +164,7 @@ impl CommandLog for PgCommands {
                  state COLLATE \"C\", 3",
                 &[&from, &to],
             )?;
-            Ok(rows
-                .iter()
-                .map(|r| {
-                    (
-                        r.get::<_, String>(0),
-                        CommandState::read(r.get(1)),
-                        r.get::<_, bool>(2),
-                        u64::try_from(r.get::<_, i64>(3)).unwrap_or(0),
-                    )
-                })
-                .collect())
+            Ok(rows.iter().map(sql::count_of).collect::<Result<_, _>>()?)
         })
     }
 }

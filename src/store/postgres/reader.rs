@@ -6,15 +6,14 @@ use super::alerts;
 use super::config::PostgresConfig;
 use super::pool::Pool;
 use crate::store::hot::{fleet_median, Hot};
+use crate::store::reading_rows::{self, flags_of, parse_enum};
 use crate::store::rollup::{bucket, series_points, series_source, Agg};
 use crate::store::schema::rollup_cols;
 use crate::store::{
     Alert, AlertChange, AlertFilter, Counts, DayRow, DeviceRow, Latest, SeriesPoint, SiteRow,
     StoreError, StoreReader,
 };
-use dustwatch_protocol::{
-    CityLevel, Event, Flag, Level, Metric, Phase, Reading, SiteInfo, SiteKind,
-};
+use dustwatch_protocol::{CityLevel, Event, Level, Metric, Phase, Reading, SiteInfo, SiteKind};
 use postgres::GenericClient;
 
 use std::collections::BTreeMap;
@@ -88,24 +87,8 @@ fn refresh(pool: Weak<Pool>, hot: Arc<Hot>, every: Duration) {
 }
 
 /// A column holding an enum's name (strum's `FromStr`, the same words as serde's).
-fn parse_enum<T>(s: &str) -> Result<T, StoreError>
-where
-    T: std::str::FromStr,
-    T::Err: std::fmt::Display,
-{
-    s.parse()
-        .map_err(|e| StoreError::Corrupt(format!("`{s}`: {e}")))
-}
-
 fn u32_opt(v: Option<i64>) -> Option<u32> {
     v.and_then(|v| u32::try_from(v).ok())
-}
-
-fn flags_of(text: Option<&str>) -> Result<BTreeMap<String, Flag>, StoreError> {
-    match text {
-        Some(f) => serde_json::from_str(f).map_err(|e| StoreError::Corrupt(e.to_string())),
-        None => Ok(BTreeMap::new()),
-    }
 }
 
 impl StoreReader for PgReader {
@@ -246,31 +229,11 @@ impl StoreReader for PgReader {
     ) -> Result<Vec<(String, Reading)>, StoreError> {
         let site = site.to_string();
         self.pool.with(move |c| {
-            let metrics: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
             let rows = c.query(
-                &format!(
-                    "SELECT device, ts, boot, seq, interval_s, flags, {} FROM readings \
-                     WHERE site = $1 AND ts >= $2 AND ts < $3 ORDER BY ts",
-                    metrics.join(", ")
-                ),
+                &reading_rows::readings_between(),
                 &[&site, &from_ms, &to_ms],
             )?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in rows {
-                let mut reading = Reading {
-                    ts: r.get(1),
-                    boot: u32_opt(r.get(2)).unwrap_or(0),
-                    seq: u64::try_from(r.get::<_, i64>(3)).unwrap_or(0),
-                    interval_s: u32_opt(r.get(4)).unwrap_or(0),
-                    flags: flags_of(r.get(5))?,
-                    ..Default::default()
-                };
-                for (i, m) in Metric::ALL.into_iter().enumerate() {
-                    reading.set(m, r.get(6 + i));
-                }
-                out.push((r.get(0), reading));
-            }
-            Ok(out)
+            rows.iter().map(reading_rows::reading_of).collect()
         })
     }
 
@@ -301,24 +264,8 @@ impl StoreReader for PgReader {
     ) -> Result<Vec<(String, Event)>, StoreError> {
         let site = site.to_string();
         self.pool.with(move |c| {
-            let rows = c.query(
-                "SELECT device, ts, seq, boot, kind FROM events \
-                 WHERE site = $1 AND ts >= $2 AND ts < $3 ORDER BY ts",
-                &[&site, &from_ms, &to_ms],
-            )?;
-            rows.iter()
-                .map(|r| {
-                    Ok((
-                        r.get(0),
-                        Event {
-                            ts: r.get(1),
-                            seq: u64::try_from(r.get::<_, i64>(2)).unwrap_or(0),
-                            boot: u32_opt(r.get(3)).unwrap_or(0),
-                            kind: parse_enum(r.get(4))?,
-                        },
-                    ))
-                })
-                .collect()
+            let rows = c.query(reading_rows::EVENTS_BETWEEN, &[&site, &from_ms, &to_ms])?;
+            rows.iter().map(reading_rows::event_of).collect()
         })
     }
 

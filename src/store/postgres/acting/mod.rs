@@ -36,7 +36,3 @@ impl PgActing {
         Ok(self.pool.with(f)?)
     }
 }
-
-fn u32_of(v: i64) -> u32 {
-    u32::try_from(v.max(0)).unwrap_or(u32::MAX)
-}

@@ -1,7 +1,8 @@
 //! Stop-work notices and their receipts in PostgreSQL.
 
 use super::PgActing;
-use crate::store::acting::{ActingError, Notice, NoticeDb, NoticeReceipt, ReceiptVia};
+use crate::store::acting::statements as sql;
+use crate::store::acting::{ActingError, Notice, NoticeDb, ReceiptVia};
 use crate::store::StoreError;
 use postgres::types::ToSql;
 use postgres::Client;
@@ -23,12 +24,8 @@ impl NoticeDb for PgActing {
         self.with(move |c| {
             let mut tx = c.transaction()?;
             let id: i64 = tx
-                .query_one(
-                    "INSERT INTO notices (level, issued_by, issued_ts, note) \
-                     VALUES ($1, $2, $3, $4) RETURNING id",
-                    &[&level, &by, &ts, &note],
-                )?
-                .get(0);
+                .query_one(sql::INSERT_NOTICE, &[&level, &by, &ts, &note])?
+                .try_get(0)?;
             tx.execute(
                 "INSERT INTO notice_receipts (notice_id, site, work) \
                  SELECT $1, * FROM unnest($2::text[], $3::text[])",
@@ -50,9 +47,7 @@ impl NoticeDb for PgActing {
         let (site, by) = (site.to_string(), by.to_string());
         self.with(move |c| {
             let n = c.execute(
-                "UPDATE notice_receipts SET via = coalesce(via, $3), \
-                 by_user = coalesce(by_user, $4), received_ts = coalesce(received_ts, $5) \
-                 WHERE notice_id = $1 AND site = $2",
+                sql::SET_RECEIPT,
                 &[&notice_id, &site, &via.name(), &by, &ts],
             )?;
             Ok(n > 0)
@@ -60,22 +55,16 @@ impl NoticeDb for PgActing {
     }
 
     fn notice(&self, id: i64) -> Result<Option<Notice>, ActingError> {
-        self.with(move |c| Ok(notices_where(c, "id = $1", &[&id])?.pop()))
+        self.with(move |c| Ok(notices_where(c, sql::NOTICE_BY_ID, &[&id])?.pop()))
     }
 
     fn notices_between(&self, from: i64, to: i64) -> Result<Vec<Notice>, ActingError> {
-        self.with(move |c| notices_where(c, "issued_ts >= $1 AND issued_ts < $2", &[&from, &to]))
+        self.with(move |c| notices_where(c, sql::NOTICES_BETWEEN, &[&from, &to]))
     }
 
     fn newest_notices(&self, n: u32) -> Result<Vec<Notice>, ActingError> {
         let n = i64::from(n);
-        self.with(move |c| {
-            notices_where(
-                c,
-                "id IN (SELECT id FROM notices ORDER BY id DESC LIMIT $1)",
-                &[&n],
-            )
-        })
+        self.with(move |c| notices_where(c, sql::NEWEST_NOTICES, &[&n]))
     }
 }
 
@@ -84,40 +73,22 @@ fn notices_where(
     clause: &str,
     args: &[&(dyn ToSql + Sync)],
 ) -> Result<Vec<Notice>, StoreError> {
-    let mut notices: Vec<Notice> = c
-        .query(
-            &format!(
-                "SELECT id, level, issued_by, issued_ts, note FROM notices WHERE {clause} \
-                 ORDER BY id LIMIT 1000"
-            ),
-            args,
-        )?
+    let mut notices = c
+        .query(&sql::notices_where(clause), args)?
         .iter()
-        .map(|r| Notice {
-            id: r.get(0),
-            level: r.get(1),
-            issued_by: r.get(2),
-            issued_ts: r.get(3),
-            note: r.get(4),
-            receipts: Vec::new(),
-        })
-        .collect();
-    let receipts = c.prepare(
-        "SELECT site, work, via, by_user, received_ts FROM notice_receipts \
-         WHERE notice_id = $1 ORDER BY site COLLATE \"C\"",
-    )?;
+        .map(sql::notice_of)
+        .collect::<Result<Vec<_>, _>>()?;
+    // Byte-wise, as SQLite orders them, whatever the database's locale.
+    let receipts = c.prepare(&format!(
+        "{} ORDER BY site COLLATE \"C\"",
+        sql::RECEIPTS_OF_NOTICE
+    ))?;
     for n in &mut notices {
         n.receipts = c
             .query(&receipts, &[&n.id])?
             .iter()
-            .map(|r| NoticeReceipt {
-                site: r.get(0),
-                work: r.get(1),
-                via: r.get::<_, Option<&str>>(2).map(ReceiptVia::parse),
-                by: r.get(3),
-                received_ts: r.get(4),
-            })
-            .collect();
+            .map(sql::receipt_of)
+            .collect::<Result<Vec<_>, _>>()?;
     }
     Ok(notices)
 }

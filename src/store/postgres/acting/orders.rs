@@ -1,47 +1,14 @@
 //! Orders and re-inspections in PostgreSQL. One open order per alert is the unique index
 //! `orders_one_open`, so two instances ordering the same alert at once cannot both succeed.
 
-use super::{u32_of, PgActing};
-use crate::store::acting::orders::ORDER_COLS;
+use super::PgActing;
+use crate::store::acting::statements as sql;
 use crate::store::acting::{
-    ActingError, NewOrder, NewReinspection, Order, OrderDb, OrderKind, OrderState, Reinspection,
-    ReinspectionResult,
+    ActingError, NewOrder, NewReinspection, Order, OrderDb, ReinspectionResult,
 };
 use crate::store::StoreError;
 use postgres::types::ToSql;
-use postgres::{Client, Row};
-
-fn order_of(r: &Row) -> Order {
-    Order {
-        id: r.get(0),
-        alert_id: r.get(1),
-        site: r.get(2),
-        kind: OrderKind::parse(r.get(3)).unwrap_or(OrderKind::Rectify),
-        deadline_ts: r.get(4),
-        note: r.get(5),
-        issued_by: r.get(6),
-        issued_ts: r.get(7),
-        state: OrderState::parse(r.get(8)),
-        escalations: u32_of(r.get(9)),
-        response: r.get(10),
-        response_by: r.get(11),
-        response_ts: r.get(12),
-        reinspections: Vec::new(),
-    }
-}
-
-fn reinspection_of(r: &Row) -> Reinspection {
-    Reinspection {
-        id: r.get(0),
-        order_id: r.get(1),
-        result: ReinspectionResult::parse(r.get(2)),
-        by: r.get(3),
-        ts: r.get(4),
-        note: r.get(5),
-        photo: r.get(6),
-        escalated_to: r.get(7),
-    }
-}
+use postgres::Client;
 
 /// SQLSTATE of a unique violation.
 const UNIQUE_VIOLATION: &str = "23505";
@@ -49,18 +16,12 @@ const UNIQUE_VIOLATION: &str = "23505";
 impl OrderDb for PgActing {
     fn held_alerts(&self) -> Result<Vec<(i64, i64)>, ActingError> {
         self.with(|c| {
-            let rows = c.query(
-                "SELECT o.alert_id, CASE WHEN o.state = 'open' THEN 9223372036854775807 ELSE \
-                 (SELECT max(r.ts) FROM reinspections r \
-                  WHERE r.order_id = o.id AND r.result = 'passed') END \
-                 FROM orders o LEFT JOIN alerts a ON a.id = o.alert_id \
-                 WHERE a.state IS NULL OR a.state != 'closed' ORDER BY o.id",
-                &[],
-            )?;
-            Ok(rows
+            let rows = c.query(sql::HELD_ALERTS, &[])?;
+            let held = rows
                 .iter()
-                .map(|r| (r.get(0), r.get::<_, Option<i64>>(1).unwrap_or(0)))
-                .collect())
+                .map(|r| Ok((r.try_get(0)?, r.try_get::<_, Option<i64>>(1)?.unwrap_or(0))))
+                .collect::<Result<Vec<_>, postgres::Error>>()?;
+            Ok(held)
         })
     }
 
@@ -73,19 +34,16 @@ impl OrderDb for PgActing {
             o.by.to_string(),
         );
         self.with(move |c| {
+            // The unique index, not a look first: two instances may order the alert at once.
             let inserted = c.query_one(
-                "INSERT INTO orders (alert_id, site, kind, deadline_ts, note, issued_by, \
-                 issued_ts, state) VALUES ($1, $2, $3, $4, $5, $6, $7, 'open') RETURNING id",
+                sql::INSERT_ORDER,
                 &[&alert_id, &site, &kind, &deadline, &note, &by, &ts],
             );
             match inserted {
-                Ok(row) => Ok(Ok(row.get(0))),
+                Ok(row) => Ok(Ok(row.try_get(0)?)),
                 Err(e) if e.code().is_some_and(|s| s.code() == UNIQUE_VIOLATION) => {
-                    let existing = c.query_opt(
-                        "SELECT id FROM orders WHERE alert_id = $1 AND state = 'open'",
-                        &[&alert_id],
-                    )?;
-                    Ok(Err(existing.map_or(0, |r| r.get(0))))
+                    let existing = c.query_opt(sql::OPEN_ORDER_OF_ALERT, &[&alert_id])?;
+                    Ok(Err(existing.map_or(Ok(0), |r| r.try_get(0))?))
                 }
                 Err(e) => Err(e.into()),
             }
@@ -101,11 +59,7 @@ impl OrderDb for PgActing {
     ) -> Result<bool, ActingError> {
         let (response, by) = (response.to_string(), by.to_string());
         self.with(move |c| {
-            let n = c.execute(
-                "UPDATE orders SET response = $2, response_by = $3, response_ts = $4 \
-                 WHERE id = $1",
-                &[&order_id, &response, &by, &ts],
-            )?;
+            let n = c.execute(sql::SET_RESPONSE, &[&order_id, &response, &by, &ts])?;
             Ok(n > 0)
         })
     }
@@ -122,24 +76,16 @@ impl OrderDb for PgActing {
         let escalated_to = escalated_to.map(str::to_string);
         self.with(move |c| {
             let mut tx = c.transaction()?;
-            let changed = match result {
-                ReinspectionResult::Passed => tx.execute(
-                    "UPDATE orders SET state = 'passed' WHERE id = $1 AND state = 'open'",
-                    &[&order_id],
-                )?,
-                ReinspectionResult::Failed => tx.execute(
-                    "UPDATE orders SET escalations = escalations + 1 \
-                     WHERE id = $1 AND state = 'open'",
-                    &[&order_id],
-                )?,
+            let change = match result {
+                ReinspectionResult::Passed => sql::PASS_ORDER,
+                ReinspectionResult::Failed => sql::FAIL_ORDER,
             };
-            if changed == 0 {
+            if tx.execute(change, &[&order_id])? == 0 {
                 return Ok(None);
             }
             let id: i64 = tx
                 .query_one(
-                    "INSERT INTO reinspections (order_id, result, by_user, ts, note, photo, \
-                     escalated_to) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                    sql::INSERT_REINSPECTION,
                     &[
                         &order_id,
                         &result.name(),
@@ -150,29 +96,22 @@ impl OrderDb for PgActing {
                         &escalated_to,
                     ],
                 )?
-                .get(0);
+                .try_get(0)?;
             tx.commit()?;
             Ok(Some(id))
         })
     }
 
     fn order(&self, id: i64) -> Result<Option<Order>, ActingError> {
-        self.with(move |c| Ok(orders_where(c, "id = $1", &[&id])?.pop()))
+        self.with(move |c| Ok(orders_where(c, sql::ORDER_BY_ID, &[&id])?.pop()))
     }
 
     fn orders_of_alert(&self, alert_id: i64) -> Result<Vec<Order>, ActingError> {
-        self.with(move |c| orders_where(c, "alert_id = $1", &[&alert_id]))
+        self.with(move |c| orders_where(c, sql::ORDERS_OF_ALERT, &[&alert_id]))
     }
 
     fn orders_between(&self, from: i64, to: i64) -> Result<Vec<Order>, ActingError> {
-        self.with(move |c| {
-            orders_where(
-                c,
-                "(issued_ts >= $1 AND issued_ts < $2) OR id IN (SELECT order_id FROM \
-                 reinspections WHERE ts >= $1 AND ts < $2)",
-                &[&from, &to],
-            )
-        })
+        self.with(move |c| orders_where(c, sql::ORDERS_BETWEEN, &[&from, &to]))
     }
 }
 
@@ -181,24 +120,18 @@ fn orders_where(
     clause: &str,
     args: &[&(dyn ToSql + Sync)],
 ) -> Result<Vec<Order>, StoreError> {
-    let mut orders: Vec<Order> = c
-        .query(
-            &format!("SELECT {ORDER_COLS} FROM orders WHERE {clause} ORDER BY id LIMIT 10000"),
-            args,
-        )?
+    let mut orders = c
+        .query(&sql::orders_where(clause), args)?
         .iter()
-        .map(order_of)
-        .collect();
-    let checks = c.prepare(
-        "SELECT id, order_id, result, by_user, ts, note, photo, escalated_to FROM reinspections \
-         WHERE order_id = $1 ORDER BY id",
-    )?;
+        .map(sql::order_of)
+        .collect::<Result<Vec<_>, _>>()?;
+    let checks = c.prepare(sql::REINSPECTIONS_OF_ORDER)?;
     for o in &mut orders {
         o.reinspections = c
             .query(&checks, &[&o.id])?
             .iter()
-            .map(reinspection_of)
-            .collect();
+            .map(sql::reinspection_of)
+            .collect::<Result<Vec<_>, _>>()?;
     }
     Ok(orders)
 }
@@ -206,7 +139,7 @@ fn orders_where(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::acting::ActingStore;
+    use crate::store::acting::{ActingStore, OrderKind, OrderState};
     use std::sync::Arc;
 
     /// Two instances' stores on one database: an order given on one holds the alert on the

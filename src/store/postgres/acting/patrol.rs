@@ -1,6 +1,7 @@
 //! Night-patrol check-ins in PostgreSQL.
 
 use super::PgActing;
+use crate::store::acting::statements as sql;
 use crate::store::acting::{ActingError, Checkin, PatrolDb, PatrolResult};
 
 impl PatrolDb for PgActing {
@@ -21,34 +22,22 @@ impl PatrolDb for PgActing {
         );
         self.with(move |c| {
             let row = c.query_one(
-                "INSERT INTO patrol_checkins (night, site, result, by_user, ts, note) \
-                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                sql::INSERT_CHECKIN,
                 &[&night, &site, &result.name(), &by, &ts, &note],
             )?;
-            Ok(row.get(0))
+            Ok(row.try_get(0)?)
         })
     }
 
     fn checkins(&self, night: &str) -> Result<Vec<Checkin>, ActingError> {
         let night = night.to_string();
         self.with(move |c| {
-            let rows = c.query(
-                "SELECT id, night, site, result, by_user, ts, note FROM patrol_checkins \
-                 WHERE night = $1 ORDER BY id LIMIT 10000",
-                &[&night],
-            )?;
-            Ok(rows
+            let rows = c.query(sql::CHECKINS_OF_NIGHT, &[&night])?;
+            let checkins = rows
                 .iter()
-                .map(|r| Checkin {
-                    id: r.get(0),
-                    night: r.get(1),
-                    site: r.get(2),
-                    result: PatrolResult::parse(r.get(3)).unwrap_or(PatrolResult::Working),
-                    by: r.get(4),
-                    ts: r.get(5),
-                    note: r.get(6),
-                })
-                .collect())
+                .map(sql::checkin_of)
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(checkins)
         })
     }
 }
