@@ -37,6 +37,8 @@ pub enum AppError {
     Profile(#[from] ProfileError),
     #[error(transparent)]
     Rules(#[from] RulesError),
+    #[error(transparent)]
+    Ack(#[from] rules::acks::AckError),
     #[error("cannot listen on {addr}: {source}; pass --http to pick another address")]
     HttpBind {
         addr: SocketAddr,
@@ -213,10 +215,6 @@ impl Aggregator {
         };
         let acting =
             web::acting::Acting::new(Arc::new(acting_store), &profile, config.http.secure_cookies);
-        if config.store.backend == Backend::Postgres {
-            // Orders given on another instance hold alerts this instance's rules judge.
-            refresh_holds(acting.store.clone(), shutdown.clone());
-        }
         {
             // A device's answer to a notice's stop-work command is the site's receipt.
             let reader = reader.clone();
@@ -226,8 +224,12 @@ impl Aggregator {
             );
         }
         let mut engine = Engine::new(profile, tz);
-        // An alert carrying an open order stays open until a re-inspection passes.
-        engine.book_mut().set_holds(acting.store.holds());
+        // An alert carrying an open order stays open until a re-inspection passes. On
+        // PostgreSQL another instance may have given the order: the engine reads it when closing.
+        engine.book_mut().set_holds(match config.store.backend {
+            Backend::Sqlite => acting.store.holds(),
+            Backend::Postgres => acting.store.shared_holds(),
+        });
         {
             let reader = reader.clone();
             let (sites, levels, days) = tokio::task::spawn_blocking(move || {
@@ -332,6 +334,7 @@ impl Aggregator {
             .rules
             .enabled
             .then(|| Box::new(rules_handle.batch_sink()) as _);
+        let mut alert_actions = rules::acks::AlertActions::local(rules_handle.clone());
         let ingest = match config.ingest.source {
             ingest::nats::Source::Mqtt => ingest::start(
                 &config.mqtt,
@@ -343,7 +346,7 @@ impl Aggregator {
                 hj212,
             )?,
             ingest::nats::Source::Nats => {
-                let (task, hj212) = ingest::nats::start(
+                let started = ingest::nats::start(
                     &config.nats,
                     &config.ingest,
                     ingest::nats::Setup {
@@ -359,7 +362,17 @@ impl Aggregator {
                 )
                 .await
                 .map_err(IngestError::from)?;
-                ingest::Ingest { task, hj212 }
+                // Alerts of sites another instance judges are acknowledged there.
+                alert_actions = rules::acks::AlertActions::clustered(
+                    rules_handle.clone(),
+                    started.client.clone(),
+                    reader.clone(),
+                );
+                rules::acks::answer(started.client, rules_handle.clone(), shutdown.clone()).await?;
+                ingest::Ingest {
+                    task: started.task,
+                    hj212: started.hj212,
+                }
             }
         };
         let hj212_addr = ingest.hj212.as_ref().map(|l| l.addr);
@@ -378,6 +391,7 @@ impl Aggregator {
             offline_after_ms: config.time.offline_after_s * 1000,
             write_token: write_token.clone(),
             rules: rules_handle.clone(),
+            alert_actions,
             publisher,
             commands,
             tz,
@@ -453,25 +467,4 @@ impl Aggregator {
             Err(e) => Err(AppError::Join(e.to_string())),
         }
     }
-}
-
-/// Read the order holds again every few seconds until `shutdown` (PostgreSQL: another instance
-/// may have ordered or re-inspected).
-fn refresh_holds(store: Arc<crate::store::acting::ActingStore>, shutdown: CancellationToken) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tick.tick() => {}
-            }
-            let s = store.clone();
-            match tokio::task::spawn_blocking(move || s.refresh_holds()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "could not read the order holds"),
-                Err(e) => tracing::error!(error = %e, "order holds refresh failed"),
-            }
-        }
-    });
 }

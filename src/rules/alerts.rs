@@ -239,7 +239,6 @@ impl AlertBook {
             .open
             .values()
             .filter(|a| a.site == site && a.state == AlertState::Cleared)
-            .filter(|a| !self.holds.is_held(a.id, ts))
             .filter(|a| {
                 self.recheck_from
                     .get(&a.id)
@@ -247,6 +246,8 @@ impl AlertBook {
                     .or(a.cleared_ts)
                     .is_some_and(|c| EventTime(ts) - c >= self.recheck_ms)
             })
+            // Last: with shared holds this reads the store, so only for alerts about to close.
+            .filter(|a| !self.holds.is_held(a.id, ts))
             .map(|a| a.rule.clone())
             .collect();
         due.iter()

@@ -3,8 +3,10 @@
 //! (`engine.rs`, with minute buckets in `minute.rs`, window arithmetic in `window.rs`, work
 //! inferred in `activity.rs`, sprinkling runs in `sprinkling.rs`), the alert lifecycle
 //! (`alerts.rs`), the city level timeline (`timeline.rs`) and levels entered late (`relevel.rs`),
-//! and the task that feeds the engine and persists/publishes (`task.rs`).
+//! the task that feeds the engine and persists/publishes (`task.rs`), and acknowledging an
+//! alert on whichever instance judges it (`acks.rs`).
 
+pub mod acks;
 pub mod activity;
 pub mod alert_ids;
 pub mod alerts;

@@ -3,7 +3,7 @@
 
 use super::{blocking, AppState, WebError};
 use crate::auth::{Admin, Inspector, Via};
-use crate::rules::RulesError;
+use crate::rules::acks::AckError;
 use crate::store::{Alert, AlertChange, AlertFilter};
 use axum::extract::{Path, Query, State};
 use axum::Json;
@@ -92,9 +92,14 @@ pub async fn ack(
                 .into(),
         ));
     }
-    match state.rules.ack(id, by.to_string(), body.comment).await {
+    match state
+        .alert_actions
+        .ack(id, by.to_string(), body.comment)
+        .await
+    {
         Ok(row) => Ok(Json(row)),
-        Err(RulesError::NoSuchAlert(id)) => Err(WebError::NotFound(format!("open alert {id}"))),
+        Err(AckError::NoSuchAlert(id)) => Err(WebError::NotFound(format!("open alert {id}"))),
+        Err(e @ AckError::OwnerUnreachable(_)) => Err(WebError::Unavailable(e.to_string())),
         Err(e) => Err(WebError::Internal(e.to_string())),
     }
 }

@@ -45,6 +45,8 @@ pub struct AppState {
     pub offline_after_ms: i64,
     pub write_token: Arc<String>,
     pub rules: crate::rules::RulesHandle,
+    /// Acknowledging alerts, here or on the instance that judges them.
+    pub alert_actions: crate::rules::acks::AlertActions,
     pub publisher: crate::publish::Publisher,
     /// Commands to devices and their answers.
     pub commands: crate::commands::Commands,

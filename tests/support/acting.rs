@@ -186,19 +186,26 @@ fn with_auth(mut r: ureq::Request, auth: &Auth) -> ureq::Request {
     r
 }
 
-/// A JSON call; (status, body).
-/// The site's first `pm10-hourly` alert as the API lists it (`filter` adds to the query, e.g.
-/// `&state=all`); `None` while there is none or the API does not answer.
-pub fn pm10_alert(port: u16, site: &str, filter: &str) -> Option<serde_json::Value> {
+/// The site's alerts as the API lists them (`filter` adds to the query, e.g. `&state=all`);
+/// none while the API does not answer.
+pub fn site_alerts(port: u16, site: &str, filter: &str) -> Vec<serde_json::Value> {
     let path = format!("/api/alerts?site={site}{filter}");
     let (_, body) = call(port, "GET", &path, &Auth::None, "");
-    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-    v.as_array()?
-        .iter()
-        .find(|a| a["rule"] == "pm10-hourly")
-        .cloned()
+    match serde_json::from_str(&body) {
+        Ok(serde_json::Value::Array(alerts)) => alerts,
+        _ => Vec::new(),
+    }
 }
 
+/// The site's first `pm10-hourly` alert as the API lists it (`filter` as [`site_alerts`]);
+/// `None` while there is none or the API does not answer.
+pub fn pm10_alert(port: u16, site: &str, filter: &str) -> Option<serde_json::Value> {
+    site_alerts(port, site, filter)
+        .into_iter()
+        .find(|a| a["rule"] == "pm10-hourly")
+}
+
+/// A JSON call; (status, body).
 pub fn call(port: u16, method: &str, path: &str, auth: &Auth, body: &str) -> (u16, String) {
     let r = agent()
         .request(method, &format!("http://127.0.0.1:{port}{path}"))

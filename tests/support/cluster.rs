@@ -114,7 +114,7 @@ impl Instance {
         Instance::start_with(cluster, name, store, partitions, ttl_s, "")
     }
 
-    /// As [`Instance::start`], with `extra` appended to its configuration file.
+    /// As [`Instance::start`], with `extra` TOML sections appended to its config.
     pub fn start_with(
         cluster: &NatsCluster,
         name: &str,
@@ -296,37 +296,55 @@ pub fn publish_in_background(
     })
 }
 
-/// Messages fetched and not yet acknowledged on the partitions whose lease `owner` holds (read
-/// from the lease bucket and the consumers' state on the cluster).
-pub fn ack_pending_of(cluster: &NatsCluster, owner: &str) -> usize {
+/// Run `f` with a JetStream context on node 0, on a runtime of its own.
+fn with_jetstream<T, F: std::future::Future<Output = T>>(
+    cluster: &NatsCluster,
+    f: impl FnOnce(async_nats::jetstream::Context) -> F,
+) -> T {
     let url = cluster.client_urls()[0].clone();
-    let owner = owner.to_string();
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime")
         .block_on(async move {
             let client = async_nats::connect(url.as_str()).await.expect("connect");
-            let js = async_nats::jetstream::new(client);
-            let config = NatsConfig::default();
-            let kv = js
-                .get_key_value(config.lease_bucket.clone())
-                .await
-                .expect("lease bucket");
-            let stream = js.get_stream(config.stream.clone()).await.expect("stream");
-            let mut pending = 0;
-            for p in 0..64u32 {
-                let Ok(Some(entry)) = kv.entry(format!("partition.{p}")).await else {
-                    continue;
-                };
-                if entry.value.as_ref() != owner.as_bytes() {
-                    continue;
-                }
-                let name = dustwatch::ingest::nats::consumer::consumer_name(&config, p);
-                if let Ok(info) = stream.consumer_info(name).await {
-                    pending += info.num_ack_pending;
+            f(async_nats::jetstream::new(client)).await
+        })
+}
+
+/// The partitions whose lease `owner` holds now (read from the lease bucket).
+pub fn partitions_of(cluster: &NatsCluster, owner: &str, partitions: u32) -> Vec<u32> {
+    with_jetstream(cluster, |js| async move {
+        let kv = js
+            .get_key_value(NatsConfig::default().lease_bucket)
+            .await
+            .expect("lease bucket");
+        let mut held = Vec::new();
+        for p in 0..partitions {
+            if let Ok(Some(entry)) = kv.entry(format!("partition.{p}")).await {
+                if entry.value.as_ref() == owner.as_bytes() {
+                    held.push(p);
                 }
             }
-            pending
-        })
+        }
+        held
+    })
+}
+
+/// Messages fetched and not yet acknowledged on the partitions whose lease `owner` holds (read
+/// from the lease bucket and the consumers' state on the cluster).
+pub fn ack_pending_of(cluster: &NatsCluster, owner: &str) -> usize {
+    let held = partitions_of(cluster, owner, 64);
+    with_jetstream(cluster, |js| async move {
+        let config = NatsConfig::default();
+        let stream = js.get_stream(config.stream.clone()).await.expect("stream");
+        let mut pending = 0;
+        for p in held {
+            let name = dustwatch::ingest::nats::consumer::consumer_name(&config, p);
+            if let Ok(info) = stream.consumer_info(name).await {
+                pending += info.num_ack_pending;
+            }
+        }
+        pending
+    })
 }

@@ -75,6 +75,15 @@ pub struct Setup {
     )>,
 }
 
+/// NATS ingest, running.
+pub struct Started {
+    /// Ends after the shutdown, once leases are given back and the writer committed what it held.
+    pub task: tokio::task::JoinHandle<()>,
+    pub hj212: Option<crate::ingest::hj212_tcp::Hj212Listener>,
+    /// The connection to the cluster, for what else the instances say to each other.
+    pub client: async_nats::Client,
+}
+
 /// This instance's default name: host name and process id, as a bucket key allows.
 fn default_instance() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
@@ -94,20 +103,13 @@ fn default_instance() -> String {
 }
 
 /// Connect, make sure the stream and the lease bucket exist, start the store writer thread, the
-/// lease driver and the HJ 212 listener if there is one. The returned task ends after
-/// `shutdown`, once leases are given back and the writer committed what it held.
+/// lease driver and the HJ 212 listener if there is one.
 pub async fn start(
     config: &NatsConfig,
     ingest: &IngestConfig,
     setup: Setup,
     shutdown: CancellationToken,
-) -> Result<
-    (
-        tokio::task::JoinHandle<()>,
-        Option<crate::ingest::hj212_tcp::Hj212Listener>,
-    ),
-    NatsError,
-> {
+) -> Result<Started, NatsError> {
     config.validate()?;
     let config = Arc::new(config.clone());
     let addrs = config
@@ -144,7 +146,7 @@ pub async fn start(
             servers: config.servers.clone(),
             detail: e.to_string(),
         })?;
-    let js = jetstream::new(client);
+    let js = jetstream::new(client.clone());
 
     let (jobs_tx, jobs_rx) = mpsc::channel(4);
     let writer_options = WriterOptions {
@@ -224,7 +226,11 @@ pub async fn start(
             tracing::error!("store writer panicked");
         }
     });
-    Ok((task, hj212_listener))
+    Ok(Started {
+        task,
+        hj212: hj212_listener,
+        client,
+    })
 }
 
 /// Make sure the stream and the lease bucket exist, retrying until the cluster answers (it may

@@ -49,20 +49,50 @@ pub enum ActingError {
 /// Alerts the rules engine must not close yet, in event time: an alert with an order waits for
 /// a passed re-inspection, and then for data from the re-inspection's time on. Shared by the
 /// store (which changes it with every order) and the rules thread (which asks before closing).
-#[derive(Debug, Clone, Default)]
-pub struct Holds(Arc<RwLock<HashMap<i64, i64>>>);
+///
+/// With rows shared by several instances ([`ActingStore::shared_holds`]) the answer is read from
+/// the rows at the moment of asking: an order or re-inspection recorded on another instance a
+/// moment ago counts, however fast event time runs. The engine asks only when an alert is about
+/// to close, which is rare.
+#[derive(Clone, Default)]
+pub struct Holds {
+    known: Arc<RwLock<HashMap<i64, i64>>>,
+    shared: Option<Arc<dyn ActingDb>>,
+}
+
+impl std::fmt::Debug for Holds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Holds")
+            .field("known", &self.known)
+            .field("shared", &self.shared.is_some())
+            .finish()
+    }
+}
 
 impl Holds {
     /// May the alert not close on data up to event time `ts`?
     pub fn is_held(&self, alert_id: i64, ts: i64) -> bool {
-        // A poisoned lock means a writer panicked mid-update; holding is the safe answer.
-        self.0
-            .read()
-            .map_or(true, |s| s.get(&alert_id).is_some_and(|from| ts < *from))
+        let from = match &self.shared {
+            Some(db) => match db.hold_of(alert_id) {
+                Ok(from) => from,
+                Err(e) => {
+                    // Unknown is held: the alert closes on a later minute once the rows answer.
+                    tracing::warn!(alert_id, error = %e, "could not read the alert's order; it stays open");
+                    return true;
+                }
+            },
+            // A poisoned lock means a writer panicked mid-update; holding is the safe answer.
+            None => match self.known.read() {
+                Ok(s) => s.get(&alert_id).copied(),
+                Err(_) => return true,
+            },
+        };
+        from.is_some_and(|from| ts < from)
     }
+
     /// Hold the alert until event time `from` (`i64::MAX`: until a re-inspection passes).
     fn hold_until(&self, alert_id: i64, from: i64) {
-        if let Ok(mut s) = self.0.write() {
+        if let Ok(mut s) = self.known.write() {
             s.insert(alert_id, from);
         }
     }
@@ -123,11 +153,19 @@ impl ActingStore {
         self.holds.clone()
     }
 
-    /// Read the holds again from the rows: another instance sharing them may have ordered or
-    /// re-inspected since.
-    pub fn refresh_holds(&self) -> Result<(), ActingError> {
+    /// The holds as [`ActingStore::holds`], read from the rows each time the engine asks: for
+    /// rows other instances write too (PostgreSQL).
+    pub fn shared_holds(&self) -> Holds {
+        Holds {
+            shared: Some(self.db.clone()),
+            ..self.holds.clone()
+        }
+    }
+
+    /// Read the holds from the rows (at open).
+    fn refresh_holds(&self) -> Result<(), ActingError> {
         let held: HashMap<i64, i64> = self.db.held_alerts()?.into_iter().collect();
-        if let Ok(mut s) = self.holds.0.write() {
+        if let Ok(mut s) = self.holds.known.write() {
             *s = held;
         }
         Ok(())

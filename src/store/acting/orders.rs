@@ -164,6 +164,9 @@ pub trait OrderDb: Send + Sync {
     /// Alerts of orders whose alert is not closed, and the event time from which each may close
     /// (`i64::MAX` while no re-inspection passed).
     fn held_alerts(&self) -> Result<Vec<(i64, i64)>, ActingError>;
+    /// One alert's hold as [`OrderDb::held_alerts`] says it (its latest order decides); `None`
+    /// when it never had an order.
+    fn hold_of(&self, alert_id: i64) -> Result<Option<i64>, ActingError>;
     /// Store an open order: `Err(existing)` when the alert has an open order already.
     fn insert_order(&self, o: &NewOrder<'_>) -> Result<Result<i64, i64>, ActingError>;
     /// Record the site's response; false when there is no such order.
@@ -333,6 +336,16 @@ impl OrderDb for SqliteActing {
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(ids)
+    }
+
+    fn hold_of(&self, alert_id: i64) -> Result<Option<i64>, ActingError> {
+        let conn = self.conn();
+        let held = conn
+            .query_row(&sqlite(sql::HOLD_OF), [alert_id], |r| {
+                Ok(r.get::<_, Option<i64>>(0)?.unwrap_or(0))
+            })
+            .optional()?;
+        Ok(held)
     }
 
     fn insert_order(&self, o: &NewOrder<'_>) -> Result<Result<i64, i64>, ActingError> {

@@ -47,7 +47,11 @@ fn an_order_holds_its_alert_across_a_restart_on_postgres() {
 /// `open` opens the store again on the same rows (a restart).
 fn holds_across_restarts(open: impl Fn() -> ActingStore) {
     let store = open();
+    // Another store on the same rows (another instance) reads them when asked.
+    let elsewhere = open().shared_holds();
+    assert!(!elsewhere.is_held(7, 0), "no order yet");
     let o = store.issue_order(&order(7, 1_000)).expect("order");
+    assert!(elsewhere.is_held(7, i64::MAX - 1), "held at once elsewhere");
     assert!(matches!(
         store.issue_order(&order(7, 1_001)),
         Err(ActingError::Invalid(_))
@@ -78,6 +82,8 @@ fn holds_across_restarts(open: impl Fn() -> ActingStore) {
         .reinspect(&check(o.id, ReinspectionResult::Passed, 3_000))
         .expect("passed");
     assert!(holds.is_held(7, 2_999) && !holds.is_held(7, 3_000));
+    assert!(elsewhere.is_held(7, 2_999) && !elsewhere.is_held(7, 3_000));
+    assert!(!elsewhere.is_held(8, 0), "no order, no hold");
     assert!(matches!(
         store.reinspect(&check(o.id, ReinspectionResult::Passed, 3_100)),
         Err(ActingError::Invalid(_))

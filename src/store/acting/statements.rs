@@ -19,6 +19,11 @@ pub(crate) const HELD_ALERTS: &str =
       WHERE r.order_id = o.id AND r.result = 'passed') END \
      FROM orders o LEFT JOIN alerts a ON a.id = o.alert_id \
      WHERE a.state IS NULL OR a.state != 'closed' ORDER BY o.id";
+/// One alert's hold: its latest order's (open: `i64::MAX`, until a re-inspection passes; passed:
+/// from the passed re-inspection's time). No row: the alert never had an order.
+pub(crate) const HOLD_OF: &str = "SELECT CASE WHEN o.state = 'open' THEN 9223372036854775807 ELSE \
+     (SELECT max(r.ts) FROM reinspections r WHERE r.order_id = o.id AND r.result = 'passed') \
+     END FROM orders o WHERE o.alert_id = $1 ORDER BY o.id DESC LIMIT 1";
 pub(crate) const OPEN_ORDER_OF_ALERT: &str =
     "SELECT id FROM orders WHERE alert_id = $1 AND state = 'open'";
 pub(crate) const INSERT_ORDER: &str =

@@ -25,6 +25,13 @@ impl OrderDb for PgActing {
         })
     }
 
+    fn hold_of(&self, alert_id: i64) -> Result<Option<i64>, ActingError> {
+        self.with(move |c| {
+            Ok(c.query_opt(sql::HOLD_OF, &[&alert_id])?
+                .map(|r| r.get::<_, Option<i64>>(0).unwrap_or(0)))
+        })
+    }
+
     fn insert_order(&self, o: &NewOrder<'_>) -> Result<Result<i64, i64>, ActingError> {
         let (alert_id, deadline, ts) = (o.alert_id, o.deadline_ts, o.ts);
         let (site, kind, note, by) = (
@@ -143,8 +150,8 @@ mod tests {
     use std::sync::Arc;
 
     /// Two instances' stores on one database: an order given on one holds the alert on the
-    /// other once it reads the holds again, and so does the pass that lifts it; one open order
-    /// per alert across both.
+    /// other the moment it is stored (the shared holds read the rows when asked), and so does
+    /// the pass that lifts it; one open order per alert across both.
     #[test]
     fn orders_given_on_one_instance_hold_the_alert_on_the_other() {
         let Some(pg) = dustwatch_testkit::Postgres::start() else {
@@ -171,9 +178,19 @@ mod tests {
             a.issue_order(&order),
             Err(ActingError::Invalid(_))
         ));
-        assert!(!a.holds().is_held(7, 5_000), "not read yet");
-        a.refresh_holds().expect("refresh");
-        assert!(a.holds().is_held(7, i64::MAX - 1));
+        assert!(
+            !a.holds().is_held(7, 5_000),
+            "the local holds know only this instance's orders"
+        );
+        let shared = a.shared_holds();
+        assert!(
+            shared.is_held(7, i64::MAX - 1),
+            "b's order holds on a at once"
+        );
+        assert!(
+            !shared.is_held(8, 5_000),
+            "an alert without an order is not held"
+        );
         let check = |result, ts| NewReinspection {
             order_id: o.id,
             result,
@@ -193,8 +210,7 @@ mod tests {
             a.reinspect(&check(ReinspectionResult::Passed, 3_100)),
             Err(ActingError::Invalid(_))
         ));
-        a.refresh_holds().expect("refresh");
-        assert!(a.holds().is_held(7, 2_999) && !a.holds().is_held(7, 3_000));
+        assert!(shared.is_held(7, 2_999) && !shared.is_held(7, 3_000));
         let seen = a.order(o.id).expect("order");
         assert_eq!(
             (seen.state, seen.escalations, seen.reinspections.len()),
