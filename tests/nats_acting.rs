@@ -38,7 +38,7 @@ fn minutes(site: &str, from: i64, to: i64) -> Vec<(String, Vec<u8>)> {
     (from..to)
         .map(|i| {
             let r = dustwatch_protocol::Reading {
-                ts: T0 + i * MINUTE,
+                ts: dustwatch_protocol::EventTime(T0 + i * MINUTE),
                 seq: i as u64,
                 boot: 1,
                 interval_s: 60,

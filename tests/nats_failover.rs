@@ -1,8 +1,9 @@
-//! A failover decides the same alerts as one instance: the simulator (fixed seed, a scenario
-//! whose alerts come from each site's own data) runs through a 3-node NATS cluster once into one
+//! A failover decides the same alerts as one instance: the simulator (fixed seed, construction
+//! sites judged against one reference station) runs through a 3-node NATS cluster once into one
 //! instance, then into two instances sharing a PostgreSQL database, one of which is killed with
-//! `kill -9` half-way. Every reading is stored exactly once and the alerts (site, rule, opened
-//! time, state, severity) are the same in both databases.
+//! `kill -9` half-way. Every reading is stored exactly once, the alerts (site, rule, opened
+//! time, state, severity) are the same in both databases, increment alerts among them, and no
+//! day says its reference was missing.
 
 mod support;
 
@@ -13,9 +14,10 @@ const PARTITIONS: u32 = 4;
 const TTL_S: u64 = 3;
 const SEED: u64 = 7;
 
-/// Construction sites without a reference station (an instance judges a site against its
-/// reference only when it holds the reference's partition too; see docs/scale-out.md), with
-/// faults and uncovered earthwork that raise alerts from the site's own readings.
+/// Construction sites judged against the reference station `fo-ref`, with faults and uncovered
+/// earthwork that raise alerts. With 4 partitions `fo-ref` is in partition 2 and the uncovered
+/// sites in 2 (fo-01), 3 (fo-02, fo-06), 0 (fo-10) and 1 (fo-13): however the two instances
+/// share the partitions, the one without `fo-ref` judges some of them against it.
 const SCENARIO: &str = r#"
 name = "failover"
 description = "Alerts from each site's own data"
@@ -33,6 +35,13 @@ sprinkle = ["08:00", "14:00"]
 sprinkle_minutes = 30
 covered = true
 devices = 1
+
+[[site]]
+id = "fo-ref"
+name = "District monitoring station"
+street = "Xincheng"
+kind = "reference"
+phase = "idle"
 
 [[site]]
 id = "fo-01"
@@ -99,7 +108,34 @@ id = "fo-08"
 name = "Quiet fit-out"
 street = "Changxing Road"
 phase = "fitout"
+
+[[site]]
+id = "fo-10"
+name = "Uncovered earthwork, west"
+street = "Yingbin Road"
+phase = "earthwork"
+covered = false
+
+[[site]]
+id = "fo-13"
+name = "Uncovered earthwork, east"
+street = "Liuzhai"
+phase = "earthwork"
+covered = false
 "#;
+
+/// The scenario's sites as the aggregators' registry (kinds, phases, the reference station),
+/// and the configuration lines that load it.
+fn registry(dir: &std::path::Path) -> String {
+    let scenario = sensors_sim::Scenario::parse(SCENARIO, "failover").expect("scenario parses");
+    let path = dir.join("registry.toml");
+    let text = toml::to_string(&scenario.registry()).expect("registry as TOML");
+    std::fs::write(&path, text).expect("write registry");
+    format!(
+        "[registry]\nfile = {:?}\n",
+        path.to_str().expect("utf-8 path")
+    )
+}
 
 /// The readings the scenario sends, and its run in the background (simulated minutes at
 /// `speed` per real second) against one node's MQTT listener.
@@ -153,6 +189,30 @@ fn alerts(url: &str) -> Vec<AlertKey> {
     .collect()
 }
 
+/// (site, reasons) of the stored days whose figures say a rule was not judged because the
+/// reference station's data was missing.
+fn reference_missing(url: &str) -> Vec<(String, String)> {
+    let mut c = postgres::Client::connect(url, postgres::NoTls).expect("connect");
+    c.query(
+        "SELECT site, not_judged FROM daily_stats WHERE not_judged LIKE '%reference_missing%' \
+         ORDER BY site",
+        &[],
+    )
+    .expect("days")
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
+}
+
+/// Sites with stored day figures.
+fn day_sites(url: &str) -> usize {
+    let mut c = postgres::Client::connect(url, postgres::NoTls).expect("connect");
+    let r = c
+        .query_one("SELECT count(DISTINCT site) FROM daily_stats", &[])
+        .expect("count");
+    r.get::<_, i64>(0) as usize
+}
+
 fn alert_ids_unique(url: &str) -> (i64, i64) {
     let mut c = postgres::Client::connect(url, postgres::NoTls).expect("connect");
     let r = c
@@ -194,7 +254,8 @@ fn a_killed_instance_s_sites_are_judged_on_to_the_same_alerts_as_one_instance() 
         eprintln!("skipped: alert ids are shared through PostgreSQL, which is not installed");
         return;
     };
-    let mut solo = Instance::start(&cluster, "solo", &solo_data, PARTITIONS, TTL_S);
+    let registry = registry(dir.path());
+    let mut solo = Instance::start_with(&cluster, "solo", &solo_data, PARTITIONS, TTL_S, &registry);
     solo.wait_owned(PARTITIONS, 60);
     let stats = simulate(dir.path(), cluster.ports(0).mqtt, "one", 600.0)
         .join()
@@ -203,12 +264,21 @@ fn a_killed_instance_s_sites_are_judged_on_to_the_same_alerts_as_one_instance() 
     assert!(expected > 1000, "the scenario sent {expected} readings");
     let one = settle(&solo_data, &solo_url, expected);
     assert_eq!(solo_data.stored(), (expected, expected), "{}", solo.log());
+    let sites = sites_in(SCENARIO);
+    eventually(30, "every site's day saved", || {
+        (day_sites(&solo_url) >= sites).then_some(())
+    });
     solo.kill9();
     assert!(
         one.len() >= 3,
         "the scenario raises alerts: {one:?}\n{}",
         solo.log()
     );
+    assert!(
+        one.iter().any(|a| a.1 == "pm10-hourly"),
+        "increment alerts (PM10 over the reference station): {one:?}"
+    );
+    assert_eq!(reference_missing(&solo_url), vec![]);
     eprintln!("one instance: {} alerts", one.len());
     for a in &one {
         eprintln!("  {a:?}");
@@ -219,8 +289,8 @@ fn a_killed_instance_s_sites_are_judged_on_to_the_same_alerts_as_one_instance() 
     let url = data.postgres_url().expect("PostgreSQL").to_string();
     // Solo's leases lapse first (it could not give them back).
     std::thread::sleep(std::time::Duration::from_secs(TTL_S + 1));
-    let mut a = Instance::start(&cluster, "a", &data, PARTITIONS, TTL_S);
-    let b = Instance::start(&cluster, "b", &data, PARTITIONS, TTL_S);
+    let mut a = Instance::start_with(&cluster, "a", &data, PARTITIONS, TTL_S, &registry);
+    let b = Instance::start_with(&cluster, "b", &data, PARTITIONS, TTL_S, &registry);
     eventually(60, "the partitions spread over both instances", || {
         (a.owned() == PARTITIONS / 2 && b.owned() == PARTITIONS / 2).then_some(())
     });
@@ -255,7 +325,19 @@ fn a_killed_instance_s_sites_are_judged_on_to_the_same_alerts_as_one_instance() 
     assert_eq!(
         two,
         one,
-        "the same alerts as one instance; B's log:\n{}",
+        "the same alerts as one instance; A's log:\n{}\nB's log:\n{}",
+        a.log(),
         b.log()
     );
+    // Every site's open day was saved (every few seconds), and none was judged without its
+    // reference station.
+    eventually(30, "every site's day saved", || {
+        (day_sites(&url) >= sites).then_some(())
+    });
+    assert_eq!(reference_missing(&url), vec![]);
+}
+
+/// How many sites a scenario has.
+fn sites_in(scenario: &str) -> usize {
+    scenario.matches("[[site]]").count()
 }

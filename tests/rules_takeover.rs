@@ -5,41 +5,9 @@
 #[path = "support/rules_sim.rs"]
 mod rules_sim;
 
-use dustwatch::rules::{Change, Engine, Output, SiteHistory, Takeover};
+use dustwatch::rules::{Change, Engine, SiteHistory, Takeover};
 use dustwatch::store::Record;
-use rules_sim::{t0, Sim, MIN};
-
-/// Alert state changes, as (site, rule, change, opened, severity).
-fn changes(out: &[Output]) -> Vec<(String, String, Change, i64, String)> {
-    out.iter()
-        .filter_map(|o| match o {
-            Output::Alert(t) if t.change.is_state_change() => Some((
-                t.alert.site.clone(),
-                t.alert.rule.clone(),
-                t.change,
-                t.alert.opened_ts.ms(),
-                t.alert.severity.name().to_string(),
-            )),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Minute records of `s1` and its reference: a breach from minute 30 to 110, quiet after.
-fn records(sim: &mut Sim, minutes: i64) -> Vec<Vec<Record>> {
-    (1..=minutes)
-        .map(|i| {
-            let ts = t0() + i * MIN;
-            // Never the same value twice in a row (that is a stuck sensor).
-            let wobble = (i % 7) as f64;
-            let pm10 = if (30..110).contains(&i) { 420.0 } else { 110.0 } + wobble;
-            vec![
-                sim.reading("s1", ts, pm10, 45.0 + wobble),
-                sim.reading("ref", ts, 100.0 + (i % 5) as f64, 45.0),
-            ]
-        })
-        .collect()
-}
+use rules_sim::{changes, decided_by_one, records, Sim};
 
 /// What the store holds of the sites after `old` stopped: every record it was fed, its open
 /// alerts and how far it judged each site.
@@ -78,12 +46,7 @@ fn a_new_engine_takes_over_half_way_and_decides_what_one_engine_decides() {
     let mut sim = Sim::new();
     let all = records(&mut sim, 300);
 
-    let mut one = Sim::new().e;
-    let mut expected = Vec::new();
-    for batch in &all {
-        expected.extend(one.process(batch));
-    }
-    let expected = changes(&expected);
+    let expected = decided_by_one(&all);
     assert!(
         expected.iter().any(|c| c.2 == Change::Opened)
             && expected.iter().any(|c| c.2 == Change::Cleared),

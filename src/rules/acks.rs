@@ -7,6 +7,7 @@
 
 use super::alerts::Alert;
 use super::task::{RulesError, RulesHandle};
+use crate::store::alerts::StateFilter;
 use crate::store::{AlertFilter, StoreError, StoreReader};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -148,7 +149,7 @@ impl Remote {
         let reader = self.reader.clone();
         let open = tokio::task::spawn_blocking(move || {
             reader.alerts(&AlertFilter {
-                state: Some("open".into()),
+                state: Some(StateFilter::Open),
                 ..Default::default()
             })
         })

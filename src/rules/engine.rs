@@ -24,6 +24,7 @@ use dustwatch_protocol::{EventKind, Level, Metric, Phase, Reading, SiteInfo, Sit
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+mod background;
 mod days;
 mod devices;
 mod judge;
@@ -33,7 +34,7 @@ pub mod takeover;
 use days::{day_bounds, tally};
 pub use days::{day_row, day_stats, DayStats};
 use judge::SiteRole;
-pub use takeover::{SiteHistory, Takeover};
+pub use takeover::{SiteHistory, StationHistory, Takeover};
 
 /// Minutes of per-site history kept for windows and as reference background.
 const HORIZON_MS: i64 = 3 * HOUR;
@@ -109,6 +110,8 @@ pub struct Engine {
     gap_now: i64,
     /// Figures of days that were still open at the last stop, by (site, date).
     seeds: HashMap<(String, NaiveDate), DayStats>,
+    /// Reference stations judged by another instance, kept for window lookups only.
+    background: HashMap<String, background::Background>,
 }
 
 impl Engine {
@@ -130,6 +133,7 @@ impl Engine {
             devices: 0,
             gap_now: i64::MIN,
             seeds: HashMap::new(),
+            background: HashMap::new(),
         }
     }
 
@@ -322,9 +326,14 @@ impl Engine {
             let Some(max_ts) = self.sites.get(id).map(|s| s.max_ts) else {
                 continue;
             };
-            let target = (max_ts - lateness)
+            let floor = fleet_now - backfill;
+            let mut target = (max_ts - lateness)
                 .min(fleet_now + AHEAD_SLACK_MS)
-                .max(fleet_now - backfill);
+                .max(floor);
+            // A reference judged elsewhere: not past what its data has reached (bounded).
+            if let Some(hold) = self.reference_hold(id, floor) {
+                target = target.min(hold);
+            }
             let target_minute = minute_of(target + 1);
             self.judge_site(id, target_minute, out);
             let transitions = if max_ts - lateness >= target - MINUTE {

@@ -28,6 +28,9 @@ pub enum Sites {
 
 /// How often an instance that may not receive the city level itself reads it from the store.
 const LEVELS_EVERY: Duration = Duration::from_secs(2);
+/// How often the readings of reference stations judged elsewhere are read from the store (the
+/// sites judged against them wait for them).
+pub const BACKGROUND_EVERY: Duration = Duration::from_millis(500);
 
 pub struct Owned {
     ownership: Option<Ownership>,
@@ -36,6 +39,7 @@ pub struct Owned {
     /// Progress as last saved, per site.
     saved: HashMap<String, i64>,
     levels_read: Instant,
+    background_read: Instant,
 }
 
 impl Owned {
@@ -45,6 +49,7 @@ impl Owned {
             held: BTreeSet::new(),
             saved: HashMap::new(),
             levels_read: Instant::now(),
+            background_read: Instant::now(),
         }
     }
 
@@ -59,22 +64,15 @@ impl Owned {
         };
         match &o.sites {
             Sites::All => {
-                let t = super::rebuild::load(engine, store, o.reader.as_ref(), &|_| true)?;
-                self.remember(&t);
+                let t =
+                    super::rebuild::load(engine, store, o.reader.as_ref(), &|_| true, &|_| true)?;
+                remember(&mut self.saved, &t);
                 tracing::info!(sites = t.sites.len(), "rules rebuilt from the store");
                 engine.adopt_sites(t);
             }
             Sites::Partitioned(_) => engine.release_sites(&|_| true),
         }
         Ok(())
-    }
-
-    fn remember(&mut self, t: &super::engine::Takeover) {
-        for h in &t.sites {
-            if let Some(j) = h.judged_to {
-                self.saved.insert(h.site.clone(), j);
-            }
-        }
     }
 
     /// Take over a partition's sites.
@@ -92,12 +90,16 @@ impl Owned {
             return Ok(0);
         };
         let owns = |s: &str| partition_of(s) == partition;
-        let t = super::rebuild::load(engine, store, reader.as_ref(), &owns)?;
+        let mut held_after = self.held.clone();
+        held_after.insert(partition);
+        let held = |s: &str| held_after.contains(&partition_of(s));
+        let t = super::rebuild::load(engine, store, reader.as_ref(), &owns, &held)?;
         let n = t.sites.len();
         self.saved.retain(|s, _| !owns(s));
-        self.remember(&t);
+        remember(&mut self.saved, &t);
         engine.adopt_sites(t);
-        self.held.insert(partition);
+        engine.set_foreign_references(&held);
+        self.held = held_after;
         tracing::info!(
             partition,
             sites = n,
@@ -118,6 +120,10 @@ impl Owned {
         engine.release_sites(&owns);
         self.saved.retain(|s, _| !owns(s));
         self.held.remove(&partition);
+        // A reference station of this partition is judged elsewhere now: background from the
+        // store for the sites still held here.
+        let held = &self.held;
+        engine.set_foreign_references(&|s: &str| held.contains(&partition_of(s)));
         tracing::info!(partition, "partition's sites released");
     }
 
@@ -139,20 +145,57 @@ impl Owned {
         });
     }
 
-    /// The city level reaches only the instance holding its partition: the others read new
-    /// level changes from the store every few seconds and judge them as late levels.
-    pub fn refresh_levels(&mut self, engine: &mut Engine) -> Vec<Output> {
+    /// Reference stations judged by another instance: their new stored readings become
+    /// background minutes every fraction of a second (wall clock), from the oldest minute a site
+    /// judged here still needs.
+    pub fn refresh_background(&mut self, engine: &mut Engine) -> Vec<Output> {
+        let Some(reader) = self.due(|o| &mut o.background_read, BACKGROUND_EVERY) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (reference, from) in engine.background_wanted() {
+            let Some(from) = from else {
+                continue;
+            };
+            match reader.readings(&reference, from + 1, i64::MAX) {
+                Ok(readings) => out.extend(engine.set_background(&reference, from, &readings)),
+                Err(e) => {
+                    tracing::warn!(error = %e, %reference, "could not read a reference station's readings");
+                }
+            }
+        }
+        out
+    }
+
+    /// The store to read what other instances stored from, when this instance holds partitions
+    /// and the read timed by `last` is `every` old: it is then timed from now.
+    fn due(
+        &mut self,
+        last: impl Fn(&mut Owned) -> &mut Instant,
+        every: Duration,
+    ) -> Option<std::sync::Arc<dyn StoreReader>> {
         let Some(Ownership {
             reader,
             sites: Sites::Partitioned(_),
         }) = &self.ownership
         else {
+            return None;
+        };
+        let reader = reader.clone();
+        let at = last(self);
+        if at.elapsed() < every {
+            return None;
+        }
+        *at = Instant::now();
+        Some(reader)
+    }
+
+    /// The city level reaches only the instance holding its partition: the others read new
+    /// level changes from the store every few seconds and judge them as late levels.
+    pub fn refresh_levels(&mut self, engine: &mut Engine) -> Vec<Output> {
+        let Some(reader) = self.due(|o| &mut o.levels_read, LEVELS_EVERY) else {
             return Vec::new();
         };
-        if self.levels_read.elapsed() < LEVELS_EVERY {
-            return Vec::new();
-        }
-        self.levels_read = Instant::now();
         let levels = match reader.city_levels() {
             Ok(l) => l,
             Err(e) => {
@@ -191,5 +234,14 @@ impl Owned {
     /// What [`Owned::progress_changes`] gave is in the store now.
     pub fn progress_saved(&mut self, saved: Vec<(String, i64)>) {
         self.saved.extend(saved);
+    }
+}
+
+/// The progress the takeover found saved, as saved.
+fn remember(saved: &mut HashMap<String, i64>, t: &super::engine::Takeover) {
+    for h in &t.sites {
+        if let Some(j) = h.judged_to {
+            saved.insert(h.site.clone(), j);
+        }
     }
 }

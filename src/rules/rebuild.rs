@@ -2,17 +2,21 @@
 //! `engine::takeover`): their saved progress, recent readings and events, open days, open
 //! alerts and offence history, and the city level timeline.
 
-use super::engine::{day_stats, Engine, SiteHistory, Takeover};
+use super::engine::{day_stats, Engine, SiteHistory, StationHistory, Takeover};
+use super::minute::minute_of;
 use crate::store::{AlertWriter, StoreError, StoreReader};
 use dustwatch_protocol::time::DAY;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
-/// Everything stored about the sites `owns` selects that a takeover restores.
+/// Everything stored about the sites `owns` selects that a takeover restores, with the minutes
+/// of their reference stations that `held` (the sites judged here once they are taken over)
+/// leaves to another instance.
 pub fn load(
     engine: &Engine,
     store: &dyn AlertWriter,
     reader: &dyn StoreReader,
     owns: &dyn Fn(&str) -> bool,
+    held: &dyn Fn(&str) -> bool,
 ) -> Result<Takeover, StoreError> {
     let progress = store.progress()?;
     let newest: HashMap<String, i64> = reader
@@ -51,6 +55,20 @@ pub fn load(
         });
     }
     if let Some(oldest) = oldest {
+        let foreign: BTreeSet<String> = out
+            .sites
+            .iter()
+            .filter_map(|h| engine.reference_of(&h.site))
+            .filter(|r| !held(r))
+            .collect();
+        let from = minute_of(oldest);
+        for reference in foreign {
+            out.background.push(StationHistory {
+                readings: reader.readings(&reference, from + 1, i64::MAX)?,
+                station: reference,
+                from,
+            });
+        }
         // A day or two before the oldest replayed minute covers every time zone's open day.
         let from = chrono::DateTime::from_timestamp_millis(oldest - 2 * DAY)
             .map_or(chrono::NaiveDate::MIN, |t| t.date_naive());

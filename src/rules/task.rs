@@ -16,6 +16,8 @@ pub use super::owned::{Ownership, PartitionOf, Sites};
 
 pub enum Input {
     Batch(Vec<Record>),
+    /// Time passed: what other instances stored (reference stations, city levels) is read.
+    Tick,
     Ack {
         id: i64,
         by: String,
@@ -148,9 +150,19 @@ pub fn start_owning(
 ) -> Result<(RulesHandle, std::thread::JoinHandle<()>), RulesError> {
     let (open, history, max_id) = store.load()?;
     engine.book_mut().restore(open, history, max_id);
+    let partitioned = matches!(
+        ownership,
+        Some(Ownership {
+            sites: Sites::Partitioned(_),
+            ..
+        })
+    );
     let mut owned = super::owned::Owned::new(ownership);
     owned.start(&mut engine, store.as_ref())?;
     let (tx, mut rx) = mpsc::channel::<Input>(queue.max(1));
+    if partitioned {
+        tick(&tx)?;
+    }
     let thread = std::thread::Builder::new()
         .name("rules".into())
         .spawn(move || {
@@ -159,9 +171,14 @@ pub fn start_owning(
                 Default::default();
             while let Some(input) = rx.blocking_recv() {
                 match input {
-                    Input::Batch(mut records) => {
+                    input @ (Input::Batch(_) | Input::Tick) => {
+                        let mut records = match input {
+                            Input::Batch(records) => records,
+                            _ => Vec::new(),
+                        };
                         owned.keep_owned(&mut records);
                         let mut outputs = engine.process(&records);
+                        outputs.extend(owned.refresh_background(&mut engine));
                         outputs.extend(owned.refresh_levels(&mut engine));
                         // Open days are saved every few seconds, not per batch: they are
                         // progress figures, and closed days are always saved at once.
@@ -247,6 +264,26 @@ pub fn start_owning(
         })
         .map_err(|e| RulesError::Store(StoreError::Corrupt(format!("rules thread: {e}"))))?;
     Ok((RulesHandle { tx }, thread))
+}
+
+/// Wake the engine thread now and then, so that what other instances store reaches it while
+/// no batch of its own arrives. Ends with the engine (it holds only a weak sender).
+fn tick(tx: &mpsc::Sender<Input>) -> Result<(), RulesError> {
+    let weak = tx.downgrade();
+    std::thread::Builder::new()
+        .name("rules-tick".into())
+        .spawn(move || loop {
+            std::thread::sleep(super::owned::BACKGROUND_EVERY);
+            let Some(tx) = weak.upgrade() else {
+                return;
+            };
+            // A full queue has work in it already: this tick is not needed.
+            if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(Input::Tick) {
+                return;
+            }
+        })
+        .map_err(|e| RulesError::Store(StoreError::Corrupt(format!("rules tick thread: {e}"))))?;
+    Ok(())
 }
 
 fn persist(

@@ -179,3 +179,45 @@ impl Sim {
 }
 
 pub const QUIET: (f64, f64) = (110.0, 45.0);
+
+/// Alert state changes, as (site, rule, change, opened, severity).
+pub fn changes(out: &[Output]) -> Vec<(String, String, Change, i64, String)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Alert(t) if t.change.is_state_change() => Some((
+                t.alert.site.clone(),
+                t.alert.rule.clone(),
+                t.change,
+                t.alert.opened_ts.ms(),
+                t.alert.severity.name().to_string(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Minute records of `s1` and its reference: a breach from minute 30 to 110, quiet after.
+pub fn records(sim: &mut Sim, minutes: i64) -> Vec<Vec<Record>> {
+    (1..=minutes)
+        .map(|i| {
+            let ts = t0() + i * MIN;
+            // Never the same value twice in a row (that is a stuck sensor).
+            let wobble = (i % 7) as f64;
+            let pm10 = if (30..110).contains(&i) { 420.0 } else { 110.0 } + wobble;
+            vec![
+                sim.reading("s1", ts, pm10, 45.0 + wobble),
+                sim.reading("ref", ts, 100.0 + (i % 5) as f64, 45.0),
+            ]
+        })
+        .collect()
+}
+
+/// What one engine fed every batch decides, as [`changes`].
+pub fn decided_by_one(all: &[Vec<Record>]) -> Vec<(String, String, Change, i64, String)> {
+    let mut one = Sim::new().e;
+    let mut out = Vec::new();
+    for batch in all {
+        out.extend(one.process(batch));
+    }
+    changes(&out)
+}

@@ -76,10 +76,7 @@ impl Engine {
         let reference = site.reference.filter(|r| *r != site.id);
         let empty = Minute::default();
         let minute = s.minutes.get(&m).unwrap_or(&empty).clone();
-        let ref_minute = reference
-            .and_then(|r| self.sites.get(r))
-            .and_then(|r| r.minutes.get(&m))
-            .cloned();
+        let ref_minute = reference.and_then(|r| self.reference_minute(r, m));
         let ctx = MinuteContext {
             site: site.id,
             phase: site.phase,

@@ -37,6 +37,18 @@ pub struct Takeover {
     pub history: Vec<(String, String, u32)>,
     /// The city level timeline (all of it; setting a known change again is a no-op).
     pub levels: Vec<(i64, Level)>,
+    /// Reference stations of the sites that another instance judges.
+    pub background: Vec<StationHistory>,
+}
+
+/// A reference station's stored readings, as read back for the sites judged against it.
+#[derive(Debug, Default)]
+pub struct StationHistory {
+    pub station: String,
+    /// The minute (ms) from which its readings were read.
+    pub from: i64,
+    /// (device, reading), oldest first.
+    pub readings: Vec<(String, Reading)>,
 }
 
 impl Engine {
@@ -90,6 +102,10 @@ impl Engine {
         let scratch = AlertBook::new(self.profile.escalate_after, self.profile.recheck_s);
         let mut real = std::mem::replace(&mut self.book, scratch);
         let mut ignored = Vec::new();
+        // Foreign reference stations before the replay, whose windows look their minutes up.
+        for b in &t.background {
+            self.put_background(&b.station, b.from, &b.readings);
+        }
         // Every site's records first: a site's minutes are judged against its reference
         // station's, which may be one of the sites taken over.
         for h in &t.sites {
