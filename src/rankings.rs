@@ -194,7 +194,7 @@ mod tests {
             level_max: dustwatch_protocol::Level::None,
             closed: true,
             not_judged_minutes: 0,
-            not_judged: "[]".into(),
+            not_judged: Vec::new(),
         }
     }
 

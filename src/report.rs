@@ -108,12 +108,7 @@ pub fn daily(reader: &dyn StoreReader, date: NaiveDate, tz: Tz) -> Result<DailyR
             night_activity_minutes: day.map_or(0, |d| d.night_activity_minutes),
             level_max: day.map_or(Level::None, |d| d.level_max).name().to_string(),
             not_judged_minutes: day.map_or(0, |d| d.not_judged_minutes),
-            not_judged: day.map_or_else(Vec::new, |d| {
-                not_judged_lines(
-                    &serde_json::from_str::<Vec<crate::rules::NotJudged>>(&d.not_judged)
-                        .unwrap_or_default(),
-                )
-            }),
+            not_judged: day.map_or_else(Vec::new, |d| not_judged_lines(&d.not_judged)),
             // A day whose figures count an alert is never a zero line, even if the alert's row
             // was not found (one source of truth would be better; both are checked).
             // Nor is a day the rules could not wholly judge: silence is not compliance.
@@ -289,7 +284,7 @@ mod tests {
             level_max: dustwatch_protocol::Level::None,
             closed: true,
             not_judged_minutes: 0,
-            not_judged: "[]".into(),
+            not_judged: Vec::new(),
         };
         days.save_days(&[row("2017-01-01", 0), row("2017-01-02", 30)])
             .expect("days");

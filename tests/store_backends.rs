@@ -351,7 +351,7 @@ fn day(closed: bool, minutes: u32) -> DayRow {
         level_max: Level::Orange,
         closed,
         not_judged_minutes: 0,
-        not_judged: "[]".into(),
+        not_judged: Vec::new(),
     }
 }
 

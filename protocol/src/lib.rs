@@ -19,7 +19,7 @@ pub mod validate;
 
 pub use alert::{Alert, AlertChange, AlertState, Change, RuleKind, Severity};
 pub use command::{CommandId, CommandReply, Envelope};
-pub use day::DayRow;
+pub use day::{DayRow, NotJudged, Reason};
 pub use hj212::{Hj212Error, PmUnit};
 pub use payload::{
     CityLevel, Command, Event, EventKind, Flag, Level, Metric, Reading, Status, StatusState,

@@ -7,6 +7,7 @@ use super::config::Synchronous;
 use super::connection::open_writer;
 use super::notify_outbox::NotifyChange;
 use super::StoreError;
+use dustwatch_protocol::NotJudged;
 pub use dustwatch_protocol::{Alert, AlertChange, AlertState, Change, DayRow, EventTime, RuleKind};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::path::Path;
@@ -205,7 +206,7 @@ impl AlertWriter for AlertStore {
                 d.level_max.name(),
                 d.closed,
                 d.not_judged_minutes,
-                d.not_judged
+                not_judged_text(&d.not_judged)
             ])?;
         }
         tx.commit()?;
@@ -250,6 +251,20 @@ where
 {
     let text: String = r.get(i)?;
     text.parse().map_err(|e: T::Err| {
+        let why = format!("`{text}`: {e}");
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, why.into())
+    })
+}
+
+/// What a day could not judge, as the column keeps it (JSON text).
+pub(super) fn not_judged_text(list: &[NotJudged]) -> String {
+    serde_json::to_string(list).expect("plain structs and enums always serialize")
+}
+
+/// The column read back; text that is not such a list is an error naming it, never an empty list.
+fn not_judged_of(r: &Row<'_>, i: usize) -> rusqlite::Result<Vec<NotJudged>> {
+    let text: String = r.get(i)?;
+    serde_json::from_str(&text).map_err(|e| {
         let why = format!("`{text}`: {e}");
         rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, why.into())
     })
@@ -359,7 +374,7 @@ pub(super) fn query_days(
             level_max: named(r, 9)?,
             closed: r.get(10)?,
             not_judged_minutes: r.get(11)?,
-            not_judged: r.get(12)?,
+            not_judged: not_judged_of(r, 12)?,
         })
     })?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)

@@ -286,4 +286,10 @@ fn what_was_not_judged_survives_in_the_day_row_and_reaches_the_report() {
         !line.no_incident,
         "a day not wholly judged is not a zero line"
     );
+    // A list the store cannot read is an error naming it, never a day that seems wholly judged.
+    let raw = rusqlite::Connection::open(dir.path().join("dustwatch.db")).expect("raw");
+    raw.execute("UPDATE daily_stats SET not_judged = 'garbled'", [])
+        .expect("garble");
+    let err = reader.days(date, date).expect_err("unreadable list");
+    assert!(err.to_string().contains("garbled"), "{err}");
 }

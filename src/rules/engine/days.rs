@@ -203,8 +203,7 @@ pub fn day_stats(r: &DayRow) -> DayStats {
         alerts_closed: r.alerts_closed,
         level_max: r.level_max,
         not_judged_minutes: r.not_judged_minutes,
-        // A row from before schema 4 (or unreadable) has no list: the minutes still count.
-        not_judged: serde_json::from_str(&r.not_judged).unwrap_or_default(),
+        not_judged: r.not_judged.clone(),
     }
 }
 
@@ -222,6 +221,6 @@ pub fn day_row(d: &DayStats, closed: bool) -> DayRow {
         level_max: d.level_max,
         closed,
         not_judged_minutes: d.not_judged_minutes,
-        not_judged: serde_json::to_string(&d.not_judged).unwrap_or_else(|_| "[]".into()),
+        not_judged: d.not_judged.clone(),
     }
 }

@@ -2,6 +2,7 @@
 //! ([`PgAlertStore`], its own connection) and the queries the reader shares.
 
 use super::config::connect;
+use crate::store::alerts::not_judged_text;
 use crate::store::alerts::{
     Alert, AlertChange, AlertFilter, AlertWriter, Change, DayRow, EventTime, LoadedAlerts,
     RuleKind, StateFilter,
@@ -9,6 +10,7 @@ use crate::store::alerts::{
 use crate::store::notify_outbox::NotifyChange;
 use crate::store::sql::u32_of;
 use crate::store::StoreError;
+use dustwatch_protocol::NotJudged;
 use postgres::{Client, GenericClient, Row};
 use std::str::FromStr;
 
@@ -150,7 +152,7 @@ impl AlertWriter for PgAlertStore {
                     &level_max,
                     &d.closed,
                     &n(d.not_judged_minutes),
-                    &d.not_judged,
+                    &not_judged_text(&d.not_judged),
                 ],
             )?;
         }
@@ -207,6 +209,13 @@ where
 {
     let text: String = r.try_get(i)?;
     text.parse()
+        .map_err(|e| StoreError::Corrupt(format!("column {i} `{text}`: {e}")))
+}
+
+/// What a day could not judge, read back from its JSON text (an error naming it when it is not).
+fn not_judged_of(r: &Row, i: usize) -> Result<Vec<NotJudged>, StoreError> {
+    let text: String = r.try_get(i)?;
+    serde_json::from_str(&text)
         .map_err(|e| StoreError::Corrupt(format!("column {i} `{text}`: {e}")))
 }
 
@@ -307,7 +316,7 @@ pub(super) fn query_days(
                 level_max: named(r, 9)?,
                 closed: r.try_get(10)?,
                 not_judged_minutes: u32_of(r.try_get(11)?),
-                not_judged: r.try_get(12)?,
+                not_judged: not_judged_of(r, 12)?,
             })
         })
         .collect()
