@@ -14,14 +14,6 @@ const EVIL: &str = "<script>alert('x')</script>\"><img src=x onerror=alert(1)>";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn markup_from_devices_and_registry_is_escaped_in_html_and_svg() {
-    let broker = embedded_broker();
-    let port = broker.addr().port();
-    let data = tempfile::tempdir().expect("temp dir");
-    let mut c = Config::default();
-    c.mqtt.url = format!("mqtt://127.0.0.1:{port}");
-    c.mqtt.client_id = format!("web-test-{port}");
-    c.http.listen = "127.0.0.1:0".parse().expect("literal");
-    c.store.data_dir = data.path().to_path_buf();
     let site = SiteInfo {
         id: "evil-1".into(),
         name: EVIL.into(),
@@ -32,11 +24,9 @@ async fn markup_from_devices_and_registry_is_escaped_in_html_and_svg() {
         lon: None,
         reference: None,
     };
-    let shutdown = CancellationToken::new();
-    let agg = Aggregator::start(&c, vec![site], shutdown.clone())
-        .await
-        .expect("aggregator starts");
-    wait_subscribed(&agg).await;
+    // Held whole: its broker and data directory live as long as it.
+    let running = start("web-test", vec![site]).await;
+    let (port, agg, shutdown) = (running.port, &running.agg, running.shutdown.clone());
     let root = TopicRoot::default();
     let status = serde_json::json!({"state": "online", "fw": EVIL, "boot": 1, "interval_s": 60});
     let t0 = 1_483_228_800_000i64;
@@ -98,26 +88,15 @@ async fn markup_from_devices_and_registry_is_escaped_in_html_and_svg() {
     .await
     .expect("checks");
     shutdown.cancel();
-    let _ = agg.wait().await;
+    let _ = running.agg.wait().await;
 }
 
 /// The office's "today" follows the fleet's clock, not the one device whose clock runs days
 /// ahead: three sites report on 2017-01-01, one on 2017-01-03.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn today_is_the_fleet_s_day_not_the_fastest_device_s() {
-    let broker = embedded_broker();
-    let port = broker.addr().port();
-    let data = tempfile::tempdir().expect("temp dir");
-    let mut c = Config::default();
-    c.mqtt.url = format!("mqtt://127.0.0.1:{port}");
-    c.mqtt.client_id = format!("web-today-{port}");
-    c.http.listen = "127.0.0.1:0".parse().expect("literal");
-    c.store.data_dir = data.path().to_path_buf();
-    let shutdown = CancellationToken::new();
-    let agg = Aggregator::start(&c, vec![], shutdown.clone())
-        .await
-        .expect("aggregator starts");
-    wait_subscribed(&agg).await;
+    let running = start("web-today", vec![]).await;
+    let (port, agg, shutdown) = (running.port, &running.agg, running.shutdown.clone());
     let root = TopicRoot::default();
     // 2017-01-01 02:00 UTC is 10:00 in Shanghai; the fast device is two days ahead.
     let t0 = 1_483_236_000_000i64;
@@ -150,5 +129,38 @@ async fn today_is_the_fleet_s_day_not_the_fastest_device_s() {
     .await
     .expect("checks");
     shutdown.cancel();
-    let _ = agg.wait().await;
+    let _ = running.agg.wait().await;
+}
+
+/// An aggregator on its own embedded broker and temporary data directory, subscribed.
+struct Running {
+    _broker: dustwatch_broker::EmbeddedBroker,
+    _data: tempfile::TempDir,
+    agg: Aggregator,
+    shutdown: CancellationToken,
+    /// The broker's port.
+    port: u16,
+}
+
+async fn start(name: &str, sites: Vec<SiteInfo>) -> Running {
+    let broker = embedded_broker();
+    let port = broker.addr().port();
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut c = Config::default();
+    c.mqtt.url = format!("mqtt://127.0.0.1:{port}");
+    c.mqtt.client_id = format!("{name}-{port}");
+    c.http.listen = "127.0.0.1:0".parse().expect("literal");
+    c.store.data_dir = data.path().to_path_buf();
+    let shutdown = CancellationToken::new();
+    let agg = Aggregator::start(&c, sites, shutdown.clone())
+        .await
+        .expect("aggregator starts");
+    wait_subscribed(&agg).await;
+    Running {
+        _broker: broker,
+        _data: data,
+        agg,
+        shutdown,
+        port,
+    }
 }
