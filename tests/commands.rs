@@ -5,7 +5,6 @@
 mod support;
 
 use dustwatch_protocol::TopicRoot;
-use std::time::Duration;
 use support::http::{request, Web, TOKEN};
 use tokio_util::sync::CancellationToken;
 
@@ -13,17 +12,6 @@ fn state_of(port: u16, id: &str) -> serde_json::Value {
     let r = request(port, "GET", &format!("/api/commands/{id}"), None, "");
     assert_eq!(r.status, 200, "{}", r.body);
     serde_json::from_str(&r.body).expect("command JSON")
-}
-
-async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !f() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -48,7 +36,7 @@ async fn commands_from_the_api_the_site_page_and_the_cli_are_answered_and_unansw
         tokio::spawn(sensors_sim::Sim::new(scenario, options(broker_port)).run(fleet_stop.clone()));
     let reader = web.agg.reader.clone();
     let (s, d) = (site.clone(), dev.clone());
-    wait_for("the simulated device reports", || {
+    support::until_async(60, "the simulated device reports", || {
         reader
             .devices(Some(&s))
             .is_ok_and(|ds| ds.iter().any(|x| x.device == d))
@@ -93,7 +81,7 @@ async fn commands_from_the_api_the_site_page_and_the_cli_are_answered_and_unansw
     let id = sent["id"].as_str().expect("an id").to_string();
     assert_eq!(sent["state"], "sent");
     assert_eq!(sent["by"], "王工");
-    wait_for("the device's answer", || {
+    support::until_async(60, "the device's answer", || {
         state_of(port, &id)["state"] == "answered"
     })
     .await;
@@ -150,7 +138,7 @@ async fn commands_from_the_api_the_site_page_and_the_cli_are_answered_and_unansw
         .as_str()
         .expect("an id")
         .to_string();
-    wait_for("the timeout", || {
+    support::until_async(60, "the timeout", || {
         state_of(port, &id2)["state"] == "timed_out"
     })
     .await;
@@ -167,7 +155,7 @@ async fn commands_from_the_api_the_site_page_and_the_cli_are_answered_and_unansw
         )],
     )
     .await;
-    wait_for("the stray reply's dead letter", || {
+    support::until_async(60, "the stray reply's dead letter", || {
         reader.counts().is_ok_and(|c| c.dead_letters > before)
     })
     .await;

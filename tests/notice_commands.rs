@@ -5,23 +5,8 @@
 
 mod support;
 
-use std::time::Duration;
 use support::http::{request, Web, TOKEN};
 use tokio_util::sync::CancellationToken;
-
-async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 fn json(port: u16, method: &str, path: &str, body: &str) -> serde_json::Value {
     let r = request(port, method, path, Some(TOKEN), body);
@@ -47,7 +32,7 @@ async fn a_notice_stops_the_sites_devices_and_their_answers_are_its_receipts() {
         sensors_sim::Sim::new(scenario, options(web.broker_port())).run(fleet_stop.clone()),
     );
     let reader = web.agg.reader.clone();
-    wait_for("every simulated device reports", || {
+    support::eventually_async(90, "every simulated device reports", || {
         ids.iter()
             .all(|s| reader.devices(Some(s)).is_ok_and(|d| !d.is_empty()))
             .then_some(())
@@ -85,7 +70,7 @@ async fn a_notice_stops_the_sites_devices_and_their_answers_are_its_receipts() {
         assert_eq!(c["command"]["ref"], format!("notice-{nid}"), "{c}");
         assert_eq!(c["command"]["duration_s"], 86_400, "{c}");
     }
-    let receipts = wait_for("a receipt from every device", || {
+    let receipts = support::eventually_async(90, "a receipt from every device", || {
         let n = json(port, "GET", "/api/notices", "");
         let n = n.as_array()?.iter().find(|n| n["id"] == nid)?.clone();
         n["receipts"]

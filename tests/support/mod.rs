@@ -68,6 +68,25 @@ pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) ->
     }
 }
 
+/// [`eventually`] for async tests: the runtime's timer waits, not the thread.
+pub async fn eventually_async<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {secs} s waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// [`eventually_async`] of a condition.
+pub async fn until_async(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    eventually_async(secs, what, || f().then_some(())).await
+}
+
 /// The real `dustwatch serve` binary as a child process.
 pub struct AggregatorProcess {
     child: Child,
